@@ -1,0 +1,45 @@
+//! The `witness` command line.
+
+pub mod abi;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "witness",
+    version,
+    about = "Conformance suite and differential fuzzer for the Component Model's Canonical ABI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask the reference Canonical ABI: layouts, the bytes of a value, lifting, core signatures.
+    Abi {
+        #[command(subcommand)]
+        command: abi::AbiCommand,
+    },
+}
+
+/// Run the CLI: errors print as `error: ...` with their causes, and exit with status 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Abi { command } => abi::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Encoding a WIT world as a plain core wasm module (the "simple component" of
+//! BuildTargets.md): which core import/export names such a module uses, so a
+//! core-only host and `wit-component` both know how to bind it.
+
+pub mod names;
+pub mod signature;

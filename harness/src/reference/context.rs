@@ -1,0 +1,141 @@
+//! Runtime state the synchronous ABI needs (CanonicalABI.md "Runtime State" / "Options"):
+//! the component instance with its handle table and `may_leave` flag, the task and subtask
+//! that scope borrows, and `LiftLowerContext`.
+
+use std::collections::BTreeMap;
+
+use super::handles::Table;
+use super::memory::Memory;
+use super::trap::{Result, TrapKind, trap_if};
+use super::types::{InstanceId, StringEncoding};
+
+/// `ComponentInstance`, reduced to the synchronous ABI: one handle table for every resource
+/// type, `may_leave`, `may_enter`, and the tasks currently running in it.
+#[derive(Debug)]
+pub struct ComponentInstance {
+    pub id: InstanceId,
+    pub handles: Table,
+    pub may_leave: bool,
+    pub may_enter: bool,
+    pub tasks: BTreeMap<TaskId, Task>,
+    next_task: u32,
+}
+
+impl ComponentInstance {
+    pub fn new(id: InstanceId) -> ComponentInstance {
+        ComponentInstance {
+            id,
+            handles: Table::default(),
+            may_leave: true,
+            may_enter: true,
+            tasks: BTreeMap::new(),
+            next_task: 0,
+        }
+    }
+
+    /// Start a `Task` for a call into this instance (the borrow scope of `lower_borrow`).
+    pub fn start_task(&mut self) -> TaskId {
+        let id = TaskId(self.next_task);
+        self.next_task += 1;
+        self.tasks.insert(id, Task::default());
+        id
+    }
+
+    /// `Task.return_`: a task may not return while it still holds borrowed handles.
+    pub fn task_return(&mut self, task: TaskId) -> Result<()> {
+        let num_borrows = self.tasks.get(&task).map_or(0, |t| t.num_borrows);
+        trap_if(num_borrows != 0, TrapKind::BorrowNotDropped, || {
+            format!(
+                "Task.return_: {num_borrows} borrowed handle(s) not dropped before the call returned"
+            )
+        })
+    }
+
+    /// `Task.exit`: the task is over.
+    pub fn task_exit(&mut self, task: TaskId) {
+        self.tasks.remove(&task);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub u32);
+
+/// `Task`: the callee side of a call; counts the borrow handles it received.
+#[derive(Clone, Debug, Default)]
+pub struct Task {
+    pub num_borrows: u32,
+}
+
+/// `Subtask`: the caller side of a call; remembers the handles lent for `borrow` arguments so
+/// their `num_lends` can be decremented when the call resolves.
+#[derive(Clone, Debug, Default)]
+pub struct Subtask {
+    pub lenders: Vec<u32>,
+}
+
+impl Subtask {
+    /// `Subtask.deliver_resolve`: the call is over, the lent handles are free again.
+    pub fn deliver_resolve(&mut self, inst: &mut ComponentInstance) {
+        for i in self.lenders.drain(..) {
+            if let Some(h) = inst.handles.resource_mut(i) {
+                h.num_lends = h.num_lends.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// `LiftLowerContext.borrow_scope`: a `Task` when lowering into the callee, a `Subtask` when
+/// lifting a caller's arguments, nothing where no handles can appear.
+#[derive(Debug)]
+pub enum BorrowScope<'a> {
+    None,
+    Task(TaskId),
+    Subtask(&'a mut Subtask),
+}
+
+/// `LiftLowerOptions`: the string encoding, and the memory with its realloc.
+pub struct LiftLowerOptions<'a> {
+    pub string_encoding: StringEncoding,
+    pub memory: &'a mut dyn Memory,
+}
+
+/// `LiftLowerContext(opts, inst, borrow_scope)`.
+pub struct LiftLowerContext<'a> {
+    pub opts: LiftLowerOptions<'a>,
+    pub inst: &'a mut ComponentInstance,
+    pub borrow_scope: BorrowScope<'a>,
+}
+
+impl<'a> LiftLowerContext<'a> {
+    pub fn new(
+        string_encoding: StringEncoding,
+        memory: &'a mut dyn Memory,
+        inst: &'a mut ComponentInstance,
+        borrow_scope: BorrowScope<'a>,
+    ) -> LiftLowerContext<'a> {
+        LiftLowerContext {
+            opts: LiftLowerOptions {
+                string_encoding,
+                memory,
+            },
+            inst,
+            borrow_scope,
+        }
+    }
+
+    /// `cx.opts.realloc(...)`: realloc runs with the instance's `may_leave` cleared, so it
+    /// cannot call imports or built-ins.
+    pub fn realloc(
+        &mut self,
+        old_ptr: u64,
+        old_size: u64,
+        align: u64,
+        new_size: u64,
+    ) -> Result<u64> {
+        let may_leave = self.inst.may_leave;
+        self.inst.may_leave = false;
+        let r = self.opts.memory.realloc(old_ptr, old_size, align, new_size);
+        self.inst.may_leave = may_leave;
+        r
+    }
+}

@@ -1,0 +1,260 @@
+//! The handle table and resource handles (CanonicalABI.md "Table State" / "Resource State"),
+//! handle lifting and lowering (`lift_own`, `lift_borrow`, `lower_own`, `lower_borrow`) and the
+//! resource built-ins `canon_resource_new`, `canon_resource_rep`, `canon_resource_drop`.
+
+use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, TaskId};
+use super::trap::{Result, Trap, TrapKind, trap_if};
+use super::types::{ResourceType, ValType};
+
+/// `ResourceHandle(rt, rep, own, borrow_scope)` with its `num_lends` counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceHandle {
+    pub rt: ResourceType,
+    pub rep: u32,
+    pub own: bool,
+    pub borrow_scope: Option<TaskId>,
+    pub num_lends: u32,
+}
+
+impl ResourceHandle {
+    pub fn new(
+        rt: ResourceType,
+        rep: u32,
+        own: bool,
+        borrow_scope: Option<TaskId>,
+    ) -> ResourceHandle {
+        ResourceHandle {
+            rt,
+            rep,
+            own,
+            borrow_scope,
+            num_lends: 0,
+        }
+    }
+}
+
+/// `Table`: index 0 is reserved, freed indices are reused most-recent first, and the table
+/// never grows past `MAX_LENGTH`. In the synchronous ABI every element is a resource handle
+/// (waitables, sets and error contexts live here too once async is mirrored).
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub array: Vec<Option<ResourceHandle>>,
+    pub free: Vec<u32>,
+}
+
+impl Default for Table {
+    fn default() -> Table {
+        Table {
+            array: vec![None],
+            free: vec![],
+        }
+    }
+}
+
+impl Table {
+    pub const MAX_LENGTH: u64 = (1 << 28) - 1;
+
+    /// `Table.get(i)`: traps on an index past the end or an empty slot (so 0 always traps).
+    pub fn get(&self, i: u32) -> Result<&ResourceHandle> {
+        trap_if(
+            i as usize >= self.array.len(),
+            TrapKind::UnknownHandle,
+            || {
+                format!(
+                    "Table.get: index {i} is past the end of the table (length {})",
+                    self.array.len()
+                )
+            },
+        )?;
+        self.array[i as usize].as_ref().ok_or_else(|| {
+            Trap::new(
+                TrapKind::UnknownHandle,
+                format!("Table.get: index {i} is empty"),
+            )
+        })
+    }
+
+    /// `Table.add(e)`: reuse the most recently freed index, else append.
+    pub fn add(&mut self, e: ResourceHandle) -> Result<u32> {
+        if let Some(i) = self.free.pop() {
+            self.array[i as usize] = Some(e);
+            return Ok(i);
+        }
+        let i = self.array.len() as u64;
+        trap_if(i > Table::MAX_LENGTH, TrapKind::TableFull, || {
+            format!("Table.add: index {i} would exceed Table.MAX_LENGTH")
+        })?;
+        self.array.push(Some(e));
+        Ok(i as u32)
+    }
+
+    /// `Table.remove(i)`.
+    pub fn remove(&mut self, i: u32) -> Result<ResourceHandle> {
+        self.get(i)?;
+        let e = self.array[i as usize].take().expect("checked by get");
+        self.free.push(i);
+        Ok(e)
+    }
+
+    /// Mutable access for counters (`num_lends`); `None` where `get` would trap.
+    pub fn resource_mut(&mut self, i: u32) -> Option<&mut ResourceHandle> {
+        self.array.get_mut(i as usize).and_then(Option::as_mut)
+    }
+
+    /// The occupied indices with their handles, in index order (for reports and snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &ResourceHandle)> {
+        self.array
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|h| (i as u32, h)))
+    }
+}
+
+fn resource_type(t: &ValType) -> Result<&ResourceType> {
+    match t {
+        ValType::Own(rt) | ValType::Borrow(rt) => Ok(rt),
+        _ => Err(Trap::new(
+            TrapKind::Assertion,
+            "handle operation on a non-handle type",
+        )),
+    }
+}
+
+fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
+    trap_if(h.rt != *rt, TrapKind::HandleTypeMismatch, || {
+        format!(
+            "{what}: handle is a `{}`, expected a `{}`",
+            h.rt.name, rt.name
+        )
+    })
+}
+
+/// `lift_own(cx, i, t)`: ownership moves out of the table; traps on a lent or borrowed handle.
+pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
+    let rt = resource_type(t)?;
+    let h = cx.inst.handles.remove(i)?;
+    check_type(&h, rt, "lift_own")?;
+    trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
+        format!(
+            "lift_own: handle {i} is lent out ({} borrow(s))",
+            h.num_lends
+        )
+    })?;
+    trap_if(!h.own, TrapKind::NotOwned, || {
+        format!("lift_own: handle {i} is a borrow, not an own")
+    })?;
+    Ok(h.rep)
+}
+
+/// `lift_borrow(cx, i, t)`: the handle stays; it is lent for the duration of the call.
+pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
+    let rt = resource_type(t)?;
+    let h = cx.inst.handles.get(i)?;
+    check_type(h, rt, "lift_borrow")?;
+    let rep = h.rep;
+    match &mut cx.borrow_scope {
+        BorrowScope::Subtask(subtask) => {
+            // `Subtask.add_lender`
+            if let Some(h) = cx.inst.handles.resource_mut(i) {
+                h.num_lends += 1;
+            }
+            subtask.lenders.push(i);
+            Ok(rep)
+        }
+        _ => Err(Trap::new(
+            TrapKind::Assertion,
+            "lift_borrow needs a Subtask borrow scope",
+        )),
+    }
+}
+
+/// `lower_own(cx, rep, t)`: a new owning handle in the receiving instance's table.
+pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
+    let rt = resource_type(t)?.clone();
+    cx.inst
+        .handles
+        .add(ResourceHandle::new(rt, rep, true, None))
+}
+
+/// `lower_borrow(cx, rep, t)`: the resource's own implementation receives the bare rep;
+/// anyone else receives a borrow handle counted against the current task.
+pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
+    let rt = resource_type(t)?.clone();
+    let BorrowScope::Task(task) = cx.borrow_scope else {
+        return Err(Trap::new(
+            TrapKind::Assertion,
+            "lower_borrow needs a Task borrow scope",
+        ));
+    };
+    if cx.inst.id == rt.impl_instance {
+        return Ok(rep);
+    }
+    cx.inst.tasks.entry(task).or_default().num_borrows += 1;
+    cx.inst
+        .handles
+        .add(ResourceHandle::new(rt, rep, false, Some(task)))
+}
+
+/// `canon_resource_new(rt, rep)`.
+pub fn canon_resource_new(
+    inst: &mut ComponentInstance,
+    rt: &ResourceType,
+    rep: u32,
+) -> Result<u32> {
+    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || {
+        "resource.new while may_leave is false".into()
+    })?;
+    inst.handles
+        .add(ResourceHandle::new(rt.clone(), rep, true, None))
+}
+
+/// `canon_resource_rep(rt, i)`: works on own and borrow handles, no `may_leave` check.
+pub fn canon_resource_rep(inst: &ComponentInstance, rt: &ResourceType, i: u32) -> Result<u32> {
+    let h = inst.handles.get(i)?;
+    check_type(h, rt, "resource.rep")?;
+    Ok(h.rep)
+}
+
+/// What `canon_resource_drop` leaves to its caller: dropping an own handle runs the resource's
+/// destructor with the rep (directly when `inst` implements the resource, else through a
+/// synchronous call into the implementing instance).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DropEffect {
+    None,
+    Destructor {
+        rt: ResourceType,
+        rep: u32,
+        local: bool,
+    },
+}
+
+/// `canon_resource_drop(rt, i)`.
+pub fn canon_resource_drop(
+    inst: &mut ComponentInstance,
+    rt: &ResourceType,
+    i: u32,
+) -> Result<DropEffect> {
+    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || {
+        "resource.drop while may_leave is false".into()
+    })?;
+    let h = inst.handles.remove(i)?;
+    check_type(&h, rt, "resource.drop")?;
+    trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
+        format!(
+            "resource.drop: handle {i} is lent out ({} borrow(s))",
+            h.num_lends
+        )
+    })?;
+    if h.own {
+        let local = inst.id == rt.impl_instance;
+        return Ok(DropEffect::Destructor {
+            rt: rt.clone(),
+            rep: h.rep,
+            local,
+        });
+    }
+    if let Some(task) = h.borrow_scope.and_then(|t| inst.tasks.get_mut(&t)) {
+        task.num_borrows = task.num_borrows.saturating_sub(1);
+    }
+    Ok(DropEffect::None)
+}

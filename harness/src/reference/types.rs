@@ -1,0 +1,259 @@
+//! The value types of definitions.py (`BoolType` ... `BorrowType`), `despecialize`, and the
+//! small enums the ABI is parameterised by (pointer type, core types, string encodings).
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The address type of a memory (`ptr_type` in definitions.py): i32 now, i64 with memory64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PtrType {
+    #[default]
+    I32,
+    I64,
+}
+
+impl PtrType {
+    /// `ptr_size(ptr_type)`.
+    pub fn ptr_size(self) -> u64 {
+        match self {
+            PtrType::I32 => 4,
+            PtrType::I64 => 8,
+        }
+    }
+
+    /// The core type of a pointer-sized flat value.
+    pub fn core_type(self) -> CoreType {
+        match self {
+            PtrType::I32 => CoreType::I32,
+            PtrType::I64 => CoreType::I64,
+        }
+    }
+}
+
+/// A core wasm value type, as flattening produces them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoreType {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl CoreType {
+    pub fn name(self) -> &'static str {
+        match self {
+            CoreType::I32 => "i32",
+            CoreType::I64 => "i64",
+            CoreType::F32 => "f32",
+            CoreType::F64 => "f64",
+        }
+    }
+}
+
+impl fmt::Display for CoreType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The `string-encoding` canonopt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum StringEncoding {
+    #[default]
+    Utf8,
+    Utf16,
+    Latin1Utf16,
+}
+
+impl StringEncoding {
+    pub const ALL: [StringEncoding; 3] = [
+        StringEncoding::Utf8,
+        StringEncoding::Utf16,
+        StringEncoding::Latin1Utf16,
+    ];
+
+    /// The spelling of the canonopt (`utf8`, `utf16`, `latin1+utf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StringEncoding::Utf8 => "utf8",
+            StringEncoding::Utf16 => "utf16",
+            StringEncoding::Latin1Utf16 => "latin1+utf16",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StringEncoding> {
+        StringEncoding::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
+impl fmt::Display for StringEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identity of a component instance (the spec compares instances by object identity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub u32);
+
+/// `ResourceType`: identity is by object in the spec, by `id` here. `impl_instance` is the
+/// instance that defines the resource (`rt.impl`); the destructor is reported, not called, by
+/// the reference (see `handles::canon_resource_drop`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceType {
+    pub id: u32,
+    pub name: String,
+    pub impl_instance: InstanceId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FieldType {
+    pub label: String,
+    pub t: ValType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CaseType {
+    pub label: String,
+    pub t: Option<ValType>,
+}
+
+/// The value types of the synchronous Canonical ABI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ValType {
+    Bool,
+    S8,
+    U8,
+    S16,
+    U16,
+    S32,
+    U32,
+    S64,
+    U64,
+    F32,
+    F64,
+    Char,
+    String,
+    /// `ListType(t, l)`: `l` is the length of a fixed-length list (🔧), `None` for `list<T>`.
+    List(Box<ValType>, Option<u32>),
+    Record(Vec<FieldType>),
+    Tuple(Vec<ValType>),
+    Variant(Vec<CaseType>),
+    Enum(Vec<String>),
+    Option(Box<ValType>),
+    Result(Option<Box<ValType>>, Option<Box<ValType>>),
+    Flags(Vec<String>),
+    Own(ResourceType),
+    Borrow(ResourceType),
+}
+
+impl ValType {
+    pub fn list(t: ValType) -> ValType {
+        ValType::List(Box::new(t), None)
+    }
+
+    pub fn option(t: ValType) -> ValType {
+        ValType::Option(Box::new(t))
+    }
+
+    pub fn result(ok: Option<ValType>, err: Option<ValType>) -> ValType {
+        ValType::Result(ok.map(Box::new), err.map(Box::new))
+    }
+
+    pub fn record<'a>(fields: impl IntoIterator<Item = (&'a str, ValType)>) -> ValType {
+        ValType::Record(
+            fields
+                .into_iter()
+                .map(|(l, t)| FieldType {
+                    label: l.to_string(),
+                    t,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn variant<'a>(cases: impl IntoIterator<Item = (&'a str, Option<ValType>)>) -> ValType {
+        ValType::Variant(
+            cases
+                .into_iter()
+                .map(|(l, t)| CaseType {
+                    label: l.to_string(),
+                    t,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn flags<'a>(labels: impl IntoIterator<Item = &'a str>) -> ValType {
+        ValType::Flags(labels.into_iter().map(str::to_string).collect())
+    }
+
+    pub fn enum_<'a>(labels: impl IntoIterator<Item = &'a str>) -> ValType {
+        ValType::Enum(labels.into_iter().map(str::to_string).collect())
+    }
+}
+
+/// `despecialize(t)`: tuples become records with fields "0", "1", ...; enums, options and
+/// results become variants. `string` and `flags` keep their own representations.
+pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
+    match t {
+        ValType::Tuple(ts) => Cow::Owned(ValType::Record(
+            ts.iter()
+                .enumerate()
+                .map(|(i, t)| FieldType {
+                    label: i.to_string(),
+                    t: t.clone(),
+                })
+                .collect(),
+        )),
+        ValType::Enum(labels) => Cow::Owned(ValType::Variant(
+            labels
+                .iter()
+                .map(|l| CaseType {
+                    label: l.clone(),
+                    t: None,
+                })
+                .collect(),
+        )),
+        ValType::Option(t) => Cow::Owned(ValType::Variant(vec![
+            CaseType {
+                label: "none".into(),
+                t: None,
+            },
+            CaseType {
+                label: "some".into(),
+                t: Some((**t).clone()),
+            },
+        ])),
+        ValType::Result(ok, err) => Cow::Owned(ValType::Variant(vec![
+            CaseType {
+                label: "ok".into(),
+                t: ok.as_deref().cloned(),
+            },
+            CaseType {
+                label: "error".into(),
+                t: err.as_deref().cloned(),
+            },
+        ])),
+        _ => Cow::Borrowed(t),
+    }
+}
+
+/// A component-level function type: named params and at most one result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FuncType {
+    pub params: Vec<(String, ValType)>,
+    pub result: Option<ValType>,
+}
+
+impl FuncType {
+    pub fn param_types(&self) -> Vec<ValType> {
+        self.params.iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// `ft.result_type()`: zero or one types.
+    pub fn result_type(&self) -> Vec<ValType> {
+        self.result.iter().cloned().collect()
+    }
+}

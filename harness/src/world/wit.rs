@@ -1,0 +1,230 @@
+//! Loading WIT and converting wit-parser types into `reference::ValType`.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use wit_parser::{Handle, PackageId, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldId};
+
+use crate::reference::types::{CaseType, FieldType, FuncType, InstanceId, ResourceType, ValType};
+
+/// The instance that implements resources a guest imports (the host), as seen by the reference.
+pub const HOST_INSTANCE: InstanceId = InstanceId(0);
+/// The guest instance under test.
+pub const GUEST_INSTANCE: InstanceId = InstanceId(1);
+
+/// A loaded WIT package and the `Resolve` that holds it and its dependencies.
+pub struct Wit {
+    pub resolve: Resolve,
+    pub package: PackageId,
+}
+
+impl Wit {
+    /// Load a WIT file, a WIT directory (with `deps/`), or a wasm-encoded WIT package.
+    /// wit-parser's errors carry the file and line of the problem.
+    pub fn load(path: &Path) -> Result<Wit> {
+        let mut resolve = Resolve::default();
+        let (package, _) = resolve
+            .push_path(path)
+            .with_context(|| format!("cannot load WIT from {}", path.display()))?;
+        Ok(Wit { resolve, package })
+    }
+
+    /// Parse WIT source text (`name` is used in error messages).
+    pub fn parse(name: &str, text: &str) -> Result<Wit> {
+        let mut resolve = Resolve::default();
+        let package = resolve.push_str(name, text)?;
+        Ok(Wit { resolve, package })
+    }
+
+    /// The world named `name`, or the package's only world.
+    pub fn world(&self, name: Option<&str>) -> Result<WorldId> {
+        Ok(self.resolve.select_world(&[self.package], name)?)
+    }
+
+    /// Every named type of the package, as (qualified name, id): `iface.name` for interface
+    /// types, `world.name` for world types.
+    pub fn named_types(&self) -> Vec<(String, TypeId)> {
+        let mut out = vec![];
+        for (id, def) in self.resolve.types.iter() {
+            let Some(name) = &def.name else { continue };
+            let owner = match def.owner {
+                TypeOwner::Interface(i) => {
+                    let iface = &self.resolve.interfaces[i];
+                    if iface.package != Some(self.package) && iface.name.is_some() {
+                        continue;
+                    }
+                    iface.name.clone().unwrap_or_default()
+                }
+                TypeOwner::World(w) => self.resolve.worlds[w].name.clone(),
+                TypeOwner::None => String::new(),
+            };
+            out.push((format!("{owner}.{name}"), id));
+        }
+        out
+    }
+
+    /// Find a named type by `name` or `owner.name`; an ambiguous name is an error that lists
+    /// the candidates.
+    pub fn find_type(&self, name: &str) -> Result<TypeId> {
+        let all = self.named_types();
+        let hits: Vec<&(String, TypeId)> = all
+            .iter()
+            .filter(|(q, _)| q == name || q.rsplit_once('.').is_some_and(|(_, n)| n == name))
+            .collect();
+        match hits.as_slice() {
+            [(_, id)] => Ok(*id),
+            [] => {
+                let known: Vec<&str> = all.iter().map(|(q, _)| q.as_str()).collect();
+                bail!(
+                    "no type named `{name}` in the WIT package (known: {})",
+                    known.join(", ")
+                )
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|(q, _)| q.as_str()).collect();
+                bail!(
+                    "type name `{name}` is ambiguous: {}; write it as owner.name",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Converts wit-parser types to reference types. Resources get their wit-parser type index as
+/// identity; `impl_instance` says which instance implements them.
+pub struct Converter<'a> {
+    pub resolve: &'a Resolve,
+    pub impl_instance: &'a dyn Fn(TypeId) -> InstanceId,
+}
+
+impl<'a> Converter<'a> {
+    /// A converter for which every resource is implemented by the host.
+    pub fn host_resources(resolve: &'a Resolve) -> Converter<'a> {
+        Converter {
+            resolve,
+            impl_instance: &|_| HOST_INSTANCE,
+        }
+    }
+
+    pub fn val_type(&self, ty: &Type) -> Result<ValType> {
+        Ok(match ty {
+            Type::Bool => ValType::Bool,
+            Type::U8 => ValType::U8,
+            Type::U16 => ValType::U16,
+            Type::U32 => ValType::U32,
+            Type::U64 => ValType::U64,
+            Type::S8 => ValType::S8,
+            Type::S16 => ValType::S16,
+            Type::S32 => ValType::S32,
+            Type::S64 => ValType::S64,
+            Type::F32 => ValType::F32,
+            Type::F64 => ValType::F64,
+            Type::Char => ValType::Char,
+            Type::String => ValType::String,
+            Type::ErrorContext => {
+                bail!("error-context is an async type; witness covers the synchronous ABI")
+            }
+            Type::Id(id) => self.type_id(*id)?,
+        })
+    }
+
+    pub fn type_id(&self, id: TypeId) -> Result<ValType> {
+        let def = &self.resolve.types[id];
+        let opt = |t: &Option<Type>| -> Result<Option<Box<ValType>>> {
+            t.as_ref()
+                .map(|t| self.val_type(t).map(Box::new))
+                .transpose()
+        };
+        Ok(match &def.kind {
+            TypeDefKind::Type(t) => self.val_type(t)?,
+            TypeDefKind::Record(r) => ValType::Record(
+                r.fields
+                    .iter()
+                    .map(|f| {
+                        Ok(FieldType {
+                            label: f.name.clone(),
+                            t: self.val_type(&f.ty)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            TypeDefKind::Tuple(t) => ValType::Tuple(
+                t.types
+                    .iter()
+                    .map(|t| self.val_type(t))
+                    .collect::<Result<_>>()?,
+            ),
+            TypeDefKind::Variant(v) => ValType::Variant(
+                v.cases
+                    .iter()
+                    .map(|c| {
+                        Ok(CaseType {
+                            label: c.name.clone(),
+                            t: c.ty.as_ref().map(|t| self.val_type(t)).transpose()?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            TypeDefKind::Enum(e) => ValType::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
+            TypeDefKind::Flags(f) => {
+                ValType::Flags(f.flags.iter().map(|f| f.name.clone()).collect())
+            }
+            TypeDefKind::Option(t) => ValType::Option(Box::new(self.val_type(t)?)),
+            TypeDefKind::Result(r) => ValType::Result(opt(&r.ok)?, opt(&r.err)?),
+            TypeDefKind::List(t) => ValType::List(Box::new(self.val_type(t)?), None),
+            TypeDefKind::FixedLengthList(t, n) => {
+                ValType::List(Box::new(self.val_type(t)?), Some(*n))
+            }
+            TypeDefKind::Handle(Handle::Own(r)) => ValType::Own(self.resource(*r)),
+            TypeDefKind::Handle(Handle::Borrow(r)) => ValType::Borrow(self.resource(*r)),
+            TypeDefKind::Resource => bail!(
+                "`{}` is a resource, not a value type: write own<{0}> or borrow<{0}>",
+                def.name.as_deref().unwrap_or("resource")
+            ),
+            TypeDefKind::Map(..) => {
+                bail!("map<K, V> is not mirrored yet (witness covers the synchronous MVP ABI)")
+            }
+            TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
+                bail!("future and stream are async types; witness covers the synchronous ABI")
+            }
+            TypeDefKind::Unknown => bail!("unresolved type"),
+        })
+    }
+
+    /// The `ResourceType` of a resource type id (aliases followed to the defining resource).
+    pub fn resource(&self, id: TypeId) -> ResourceType {
+        let id = resource_root(self.resolve, id);
+        let name = self.resolve.types[id].name.clone().unwrap_or_default();
+        ResourceType {
+            id: id.index() as u32,
+            name,
+            impl_instance: (self.impl_instance)(id),
+        }
+    }
+
+    /// The component-level type of a WIT function.
+    pub fn func_type(&self, f: &wit_parser::Function) -> Result<FuncType> {
+        let params = f
+            .params
+            .iter()
+            .map(|p| Ok((p.name.clone(), self.val_type(&p.ty)?)))
+            .collect::<Result<_>>()
+            .with_context(|| format!("in function `{}`", f.name))?;
+        let result = f
+            .result
+            .as_ref()
+            .map(|t| self.val_type(t))
+            .transpose()
+            .with_context(|| format!("in function `{}`", f.name))?;
+        Ok(FuncType { params, result })
+    }
+}
+
+/// Follow `type a = b` aliases to the type that defines `id` (for resources: the resource).
+pub fn resource_root(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
+}
