@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod encode;
 pub mod reference;
+pub mod suite;
 pub mod world;

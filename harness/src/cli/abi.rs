@@ -402,13 +402,13 @@ pub struct Lifted {
     pub trap: Option<TrapJson>,
 }
 
-/// Lift `flats` (with `heap` as the guest's memory, a Subtask borrow scope).
-pub fn lift(
+/// Lift `flats` with `heap` as the guest's memory (a Subtask borrow scope, an empty table).
+pub fn lift_value(
     t: &ValType,
     flats: Vec<Flat>,
     encoding: StringEncoding,
     heap: &mut BumpHeap,
-) -> Lifted {
+) -> Result<crate::reference::Value, Trap> {
     let mut inst = ComponentInstance::new(GUEST_INSTANCE);
     let mut subtask = Subtask::default();
     let mut cx = LiftLowerContext::new(
@@ -417,8 +417,17 @@ pub fn lift(
         &mut inst,
         BorrowScope::Subtask(&mut subtask),
     );
-    let mut vi = CoreValueIter::new(flats);
-    match lift_flat(&mut cx, &mut vi, t) {
+    lift_flat(&mut cx, &mut CoreValueIter::new(flats), t)
+}
+
+/// `lift_value`, with the value printed in WAVE.
+pub fn lift(
+    t: &ValType,
+    flats: Vec<Flat>,
+    encoding: StringEncoding,
+    heap: &mut BumpHeap,
+) -> Lifted {
+    match lift_value(t, flats, encoding, heap) {
         Ok(v) => match print_value(t, &v) {
             Ok(text) => Lifted {
                 value: Some(text),
@@ -497,7 +506,7 @@ fn parse_memory_hex(spec: &str) -> Result<(u64, Vec<u8>)> {
         .parse()
         .with_context(|| format!("--memory-hex `{spec}`: bad address"))?;
     let hexs: String = hexs.chars().filter(|c| !c.is_whitespace()).collect();
-    if hexs.len() % 2 != 0 {
+    if !hexs.len().is_multiple_of(2) {
         bail!("--memory-hex `{spec}`: odd number of hex digits");
     }
     let bytes = (0..hexs.len())

@@ -1,6 +1,7 @@
 //! The `witness` command line.
 
 pub mod abi;
+pub mod selfcheck;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
         #[command(subcommand)]
         command: abi::AbiCommand,
     },
+    /// Check the reference against the spec's worked values (suites/reference/*.txt).
+    Selfcheck(selfcheck::SelfcheckArgs),
 }
 
 /// Run the CLI: errors print as `error: ...` with their causes, and exit with status 2.
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Abi { command } => abi::run(command),
+        Command::Selfcheck(args) => selfcheck::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use super::types::{InstanceId, StringEncoding};
 
 /// `ComponentInstance`, reduced to the synchronous ABI: one handle table for every resource
 /// type, `may_leave`, `may_enter`, and the tasks currently running in it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ComponentInstance {
     pub id: InstanceId,
     pub handles: Table,

@@ -65,9 +65,11 @@ pub fn load_string_from_range(
         TrapKind::StringTooLong,
         || format!("load_string_from_range: {byte_length} bytes > MAX_STRING_BYTE_LENGTH"),
     )?;
-    trap_if(ptr % alignment != 0, TrapKind::MisalignedPointer, || {
-        format!("load_string_from_range: string pointer {ptr} is not {alignment}-aligned")
-    })?;
+    trap_if(
+        !ptr.is_multiple_of(alignment),
+        TrapKind::MisalignedPointer,
+        || format!("load_string_from_range: string pointer {ptr} is not {alignment}-aligned"),
+    )?;
     let mem_len = cx.opts.memory.len();
     trap_if(
         exceeds(ptr, byte_length.into(), mem_len),
@@ -194,9 +196,11 @@ fn utf16le(src: &str) -> Vec<u8> {
 
 /// `trap_if(ptr != align_to(ptr, alignment))` on a realloc result.
 fn check_realloc_aligned(ptr: u64, alignment: u64, what: &str) -> Result<()> {
-    trap_if(ptr % alignment != 0, TrapKind::ReallocMisaligned, || {
-        format!("{what}: realloc returned {ptr}, not {alignment}-aligned")
-    })
+    trap_if(
+        !ptr.is_multiple_of(alignment),
+        TrapKind::ReallocMisaligned,
+        || format!("{what}: realloc returned {ptr}, not {alignment}-aligned"),
+    )
 }
 
 /// `trap_if(ptr + size > len(cx.opts.memory))` on a realloc result.

@@ -38,7 +38,7 @@ impl Wit {
 
     /// The world named `name`, or the package's only world.
     pub fn world(&self, name: Option<&str>) -> Result<WorldId> {
-        Ok(self.resolve.select_world(&[self.package], name)?)
+        self.resolve.select_world(&[self.package], name)
     }
 
     /// Every named type of the package, as (qualified name, id): `iface.name` for interface

@@ -1,0 +1,3 @@
+//! Suites: files of cases with expectations, and their runners.
+
+pub mod vectors;
