@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use wit_parser::{Handle, PackageId, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldId};
 
 use crate::reference::types::{CaseType, FieldType, FuncType, InstanceId, ResourceType, ValType};
@@ -25,6 +25,7 @@ impl Wit {
         let mut resolve = Resolve::default();
         let (package, _) = resolve
             .push_path(path)
+            .map_err(|e| anyhow!("{}", render_error(&resolve, path, &e)))
             .with_context(|| format!("cannot load WIT from {}", path.display()))?;
         Ok(Wit { resolve, package })
     }
@@ -32,7 +33,9 @@ impl Wit {
     /// Parse WIT source text (`name` is used in error messages).
     pub fn parse(name: &str, text: &str) -> Result<Wit> {
         let mut resolve = Resolve::default();
-        let package = resolve.push_str(name, text)?;
+        let package = resolve
+            .push_str(name, text)
+            .map_err(|e| anyhow!("{}", resolve.render_error(&e)))?;
         Ok(Wit { resolve, package })
     }
 
@@ -227,4 +230,18 @@ pub fn resource_root(resolve: &Resolve, mut id: TypeId) -> TypeId {
         id = next;
     }
     id
+}
+
+/// wit-parser's error with its file, line and a snippet. The spans of a single-file package
+/// refer to that file alone (a fresh `Resolve` starts its source map at offset 0), so a
+/// source map holding just the file renders them; otherwise fall back to the resolve's map.
+fn render_error(resolve: &Resolve, path: &Path, e: &anyhow::Error) -> String {
+    if path.is_file()
+        && let Ok(text) = std::fs::read_to_string(path)
+    {
+        let mut map = wit_parser::SourceMap::default();
+        map.push_str(&path.display().to_string(), text);
+        return wit_parser::render_anyhow_error(e, &map);
+    }
+    resolve.render_error(e)
 }
