@@ -101,22 +101,26 @@ fn check(seed: u64, t: &ValType) {
             .map(|(o, _)| (o.size_wasm32() as u64, o.size_wasm64() as u64))
             .collect()
     };
+    let ours = |fields: &[witness::reference::types::FieldType]| -> Vec<(u64, u64)> {
+        field_offsets(fields, PtrType::I32)
+            .into_iter()
+            .zip(field_offsets(fields, PtrType::I64))
+            .collect()
+    };
     match (despecialize(t).as_ref(), def) {
         (ValType::Record(fields), TypeDefKind::Record(r)) => {
-            let theirs = offsets(r.fields.iter().map(|f| &f.ty).collect());
-            let ours: Vec<(u64, u64)> = field_offsets(fields, PtrType::I32)
-                .into_iter()
-                .zip(field_offsets(fields, PtrType::I64))
-                .collect();
-            assert_eq!(ours, theirs, "seed {seed}: field offsets\n{text}");
+            assert_eq!(
+                ours(fields),
+                offsets(r.fields.iter().map(|f| &f.ty).collect()),
+                "seed {seed}: field offsets\n{text}"
+            );
         }
         (ValType::Record(fields), TypeDefKind::Tuple(tu)) => {
-            let theirs = offsets(tu.types.iter().collect());
-            let ours: Vec<(u64, u64)> = field_offsets(fields, PtrType::I32)
-                .into_iter()
-                .zip(field_offsets(fields, PtrType::I64))
-                .collect();
-            assert_eq!(ours, theirs, "seed {seed}: tuple offsets\n{text}");
+            assert_eq!(
+                ours(fields),
+                offsets(tu.types.iter().collect()),
+                "seed {seed}: tuple offsets\n{text}"
+            );
         }
         (ValType::Variant(cases), TypeDefKind::Variant(v)) => {
             let theirs = sa.payload_offset(v.tag(), v.cases.iter().map(|c| c.ty.as_ref()));

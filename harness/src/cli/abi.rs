@@ -455,11 +455,14 @@ fn print_lifted(l: &Lifted) {
 
 fn print_signature(s: &crate::encode::signature::CoreSignature) {
     let sig = |ty: &crate::reference::flatten::CoreFuncType| {
-        let p: Vec<&str> = ty.params.iter().map(|t| t.name()).collect();
-        let r: Vec<&str> = ty.results.iter().map(|t| t.name()).collect();
-        format!("(func (param {}) (result {}))", p.join(" "), r.join(" "))
-            .replace(" (param )", "")
-            .replace(" (result )", "")
+        let mut out = "(func".to_string();
+        for (word, types) in [("param", &ty.params), ("result", &ty.results)] {
+            if !types.is_empty() {
+                let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
+                out.push_str(&format!(" ({word} {})", names.join(" ")));
+            }
+        }
+        out + ")"
     };
     println!("world {} ({} names)", s.world, s.names);
     println!("imports:");
