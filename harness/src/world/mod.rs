@@ -3,6 +3,7 @@
 //! arbitrary types and values, and values in WAVE.
 
 pub mod arbitrary;
+pub mod generate;
 pub mod print;
 pub mod typexpr;
 pub mod wave;

@@ -1,0 +1,199 @@
+//! Scripts for the scripted guest (what it does when called) and its log (what it saw), in the
+//! byte format of `protocol`.
+
+use anyhow::{Result, bail};
+
+use super::protocol::{self, answer, log, op};
+
+/// What the guest's realloc answers to one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReallocAnswer {
+    /// The documented bump allocation.
+    Bump,
+    /// This pointer, whatever was asked (misaligned or out of bounds on purpose).
+    Value(u32),
+    /// Trap inside realloc.
+    Trap,
+}
+
+/// A script: realloc answers, then frames of instructions, one per guest entry that runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Script {
+    pub realloc: Vec<ReallocAnswer>,
+    code: Vec<u8>,
+}
+
+impl Script {
+    fn insn(&mut self, tag: u32, a: u32, b: u64) -> &mut Self {
+        self.code.extend_from_slice(&tag.to_le_bytes());
+        self.code.extend_from_slice(&a.to_le_bytes());
+        self.code.extend_from_slice(&b.to_le_bytes());
+        self
+    }
+
+    /// Begin the frame that entry `entry` runs (see `protocol::export_entry` etc.).
+    pub fn frame(&mut self, entry: u32) -> &mut Self {
+        self.insn(op::FRAME, entry, 0)
+    }
+
+    /// Write `bytes` at `addr`.
+    pub fn write(&mut self, addr: u32, bytes: &[u8]) -> &mut Self {
+        self.insn(op::WRITE, addr, bytes.len() as u64);
+        self.code.extend_from_slice(bytes);
+        self.code.resize(self.code.len().next_multiple_of(16), 0);
+        self
+    }
+
+    pub fn arg(&mut self, raw: u64) -> &mut Self {
+        self.insn(op::ARG, 0, raw)
+    }
+
+    /// Call import thunk `thunk` with the arguments pushed so far.
+    pub fn call(&mut self, thunk: u32) -> &mut Self {
+        self.insn(op::CALL, thunk, 0)
+    }
+
+    pub fn log_memory(&mut self, addr: u32, len: u32) -> &mut Self {
+        self.insn(op::LOG_MEMORY, addr, len.into())
+    }
+
+    /// Log memory from `from` up to the heap's `next`.
+    pub fn log_heap(&mut self, from: u32) -> &mut Self {
+        self.insn(op::LOG_HEAP, from, 0)
+    }
+
+    pub fn trap(&mut self) -> &mut Self {
+        self.insn(op::TRAP, 0, 0)
+    }
+
+    pub fn result(&mut self, raw: u64) -> &mut Self {
+        self.insn(op::RESULT, 0, raw)
+    }
+
+    pub fn ret(&mut self) -> &mut Self {
+        self.insn(op::RETURN, 0, 0)
+    }
+
+    /// The bytes of the control region (`protocol::CONTROL` .. `protocol::LOG`): the realloc
+    /// answers (END-terminated) then the instructions (END-terminated).
+    pub fn control_image(&self) -> Result<Vec<u8>> {
+        if self.realloc.len() as u64 >= protocol::MAX_REALLOC_ANSWERS {
+            bail!(
+                "script has {} realloc answers; at most {}",
+                self.realloc.len(),
+                protocol::MAX_REALLOC_ANSWERS - 1
+            );
+        }
+        let mut out = vec![0u8; (protocol::SCRIPT - protocol::CONTROL) as usize];
+        for (i, a) in self.realloc.iter().enumerate() {
+            let (kind, value) = match a {
+                ReallocAnswer::Bump => (answer::BUMP, 0),
+                ReallocAnswer::Value(v) => (answer::VALUE, *v),
+                ReallocAnswer::Trap => (answer::TRAP, 0),
+            };
+            out[8 * i..8 * i + 4].copy_from_slice(&kind.to_le_bytes());
+            out[8 * i + 4..8 * i + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(&self.code);
+        out.extend_from_slice(&[0u8; 16]); // op::END
+        let room = (protocol::LOG - protocol::CONTROL) as usize;
+        if out.len() > room {
+            bail!(
+                "script needs {} bytes; the guest has room for {room}",
+                out.len()
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// One event of the guest's log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// An entry ran with these flat params (raw bits).
+    Enter { entry: u32, params: Vec<u64> },
+    /// realloc was called; `returned` is `None` when it trapped.
+    Realloc {
+        old_ptr: u32,
+        old_size: u32,
+        align: u32,
+        new_size: u32,
+        returned: Option<u32>,
+    },
+    /// An import thunk returned these flat results (raw bits).
+    Import { thunk: u32, results: Vec<u64> },
+    /// Memory contents the script asked for.
+    Memory { addr: u32, bytes: Vec<u8> },
+}
+
+/// Parse the guest's log. A malformed log (a guest or encoder bug) is an error.
+pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
+    let rec = |i: usize| -> Option<(u32, u32, u64)> {
+        let r = bytes.get(i..i + 16)?;
+        Some((
+            u32::from_le_bytes(r[0..4].try_into().ok()?),
+            u32::from_le_bytes(r[4..8].try_into().ok()?),
+            u64::from_le_bytes(r[8..16].try_into().ok()?),
+        ))
+    };
+    let mut events = vec![];
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some((tag, a, b)) = rec(i) else {
+            bail!("log ends inside a record at byte {i}")
+        };
+        i += 16;
+        match tag {
+            log::ENTER => events.push(Event::Enter {
+                entry: a,
+                params: vec![],
+            }),
+            log::PARAM => match events.last_mut() {
+                Some(Event::Enter { params, .. }) => params.push(b),
+                _ => bail!("PARAM record at byte {} outside an ENTER", i - 16),
+            },
+            log::REALLOC => {
+                let Some((log::REALLOC_ARGS, align, new_size)) = rec(i) else {
+                    bail!("REALLOC without REALLOC_ARGS at byte {i}")
+                };
+                i += 16;
+                let returned = match rec(i) {
+                    Some((log::REALLOC_RET, ret, _)) => {
+                        i += 16;
+                        Some(ret)
+                    }
+                    _ => None,
+                };
+                events.push(Event::Realloc {
+                    old_ptr: a,
+                    old_size: b as u32,
+                    align,
+                    new_size: new_size as u32,
+                    returned,
+                });
+            }
+            log::IMPORT_DONE => events.push(Event::Import {
+                thunk: a,
+                results: vec![],
+            }),
+            log::IMPORT_RESULT => match events.last_mut() {
+                Some(Event::Import { results, .. }) => results.push(b),
+                _ => bail!("IMPORT_RESULT record at byte {} outside an import", i - 16),
+            },
+            log::MEMORY => {
+                let len = b as usize;
+                let Some(data) = bytes.get(i..i + len) else {
+                    bail!("MEMORY record at byte {} runs past the log", i - 16)
+                };
+                events.push(Event::Memory {
+                    addr: a,
+                    bytes: data.to_vec(),
+                });
+                i += len.next_multiple_of(16);
+            }
+            other => bail!("unknown log tag {other} at byte {}", i - 16),
+        }
+    }
+    Ok(events)
+}
