@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod encode;
+pub mod engine;
 pub mod reference;
 pub mod suite;
 pub mod world;

@@ -9,10 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use arbitrary::Unstructured;
+use wit_parser::abi::AbiVariant;
 use wit_parser::{
-    AbiVariant, Function, FunctionKind, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve,
-    ResourceIntrinsic, TypeDefKind, TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId,
-    WorldItem, WorldKey,
+    Function, FunctionKind, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic,
+    TypeDefKind, TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
 };
 use witness::encode::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use witness::encode::signature::core_signature;
@@ -142,7 +142,10 @@ fn depth(t: &ValType) -> u32 {
 }
 
 /// Which type kinds to tally, with their predicates.
-const TYPE_FEATURES: &[(&str, fn(&ValType) -> bool)] = &[
+/// A type kind's name and whether a type is of that kind.
+type TypeFeature = (&'static str, fn(&ValType) -> bool);
+
+const TYPE_FEATURES: &[TypeFeature] = &[
     ("type bool", |t| matches!(t, ValType::Bool)),
     ("type s8/u8/s16/u16", |t| {
         matches!(t, ValType::S8 | ValType::U8 | ValType::S16 | ValType::U16)
@@ -386,21 +389,28 @@ fn core_signatures_and_names_agree_with_wit_parser() {
                         .collect();
                     assert_eq!(ours, [theirs], "{what}: import {}\n{}", f.func.name, g.wit);
                 } else {
-                    for kind in [WasmExportKind::Normal, WasmExportKind::PostReturn] {
+                    for post_return in [false, true] {
+                        let kind = || {
+                            if post_return {
+                                WasmExportKind::PostReturn
+                            } else {
+                                WasmExportKind::Normal
+                            }
+                        };
                         let theirs = resolve.wasm_export_name(
                             mangling,
                             WasmExport::Func {
                                 interface: f.key,
                                 func: f.func,
-                                kind,
+                                kind: kind(),
                             },
                         );
-                        let item = match kind {
-                            WasmExportKind::Normal => ExportItem::Func {
+                        let item = match post_return {
+                            false => ExportItem::Func {
                                 interface: f.interface,
                                 func: f.func.name.clone(),
                             },
-                            _ => ExportItem::PostReturn {
+                            true => ExportItem::PostReturn {
                                 interface: f.interface,
                                 func: f.func.name.clone(),
                             },
@@ -413,7 +423,7 @@ fn core_signatures_and_names_agree_with_wit_parser() {
                         assert_eq!(
                             ours,
                             [theirs],
-                            "{what}: export {} {kind:?}\n{}",
+                            "{what}: export {} (post-return: {post_return})\n{}",
                             f.func.name,
                             g.wit
                         );
@@ -427,16 +437,16 @@ fn core_signatures_and_names_agree_with_wit_parser() {
                         if !matches!(resolve.types[id].kind, TypeDefKind::Resource) {
                             continue;
                         }
-                        let intrinsics: &[ResourceIntrinsic] = if import {
-                            &[ResourceIntrinsic::ImportedDrop]
+                        let intrinsics = if import {
+                            vec![ResourceIntrinsic::ImportedDrop]
                         } else {
-                            &[
+                            vec![
                                 ResourceIntrinsic::ExportedDrop,
                                 ResourceIntrinsic::ExportedNew,
                                 ResourceIntrinsic::ExportedRep,
                             ]
                         };
-                        for &intrinsic in intrinsics {
+                        for intrinsic in intrinsics {
                             resolve.wasm_import_name(
                                 mangling,
                                 WasmImport::ResourceIntrinsic {
@@ -512,16 +522,19 @@ fn knobs_are_respected() {
             assert!(ft.params.is_empty(), "seed {seed}: {name}");
         }
     }
-    // Nothing allowed: still one function.
+    // Nothing allowed: still one function, a world-level import.
     let empty = WorldConfig {
         max_interfaces: 0,
         max_world_funcs: 0,
+        resources: false,
         ..WorldConfig::default()
     };
     for seed in 0..20 {
         let g = generate(seed, &empty);
         let (resolve, world) = load(&format!("empty seed {seed}"), &g.wit);
-        assert_eq!(functions(&resolve, world).len(), 1, "{}", g.wit);
+        let funcs = functions(&resolve, world);
+        assert_eq!(funcs.len(), 1, "{}", g.wit);
+        assert!(funcs[0].import && funcs[0].interface.is_none(), "{}", g.wit);
     }
     // Shallow types: max_depth 0 gives only scalars, strings and handles (spills add
     // depth-1 records and tuples, results a depth-1 wrapper).

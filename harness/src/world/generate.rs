@@ -14,8 +14,8 @@
 //!   `borrow<T>` which is not supported");
 //! * every type definition is named and lives in the interface (or world) whose functions
 //!   use it; resources are referred to only inside the interface (or world) declaring them;
-//! * the world has at least one function (one `import f<n>: func();` is added if the input
-//!   chose none).
+//! * the world has at least one function (a world-level import is added if the input chose
+//!   none).
 //!
 //! Running out of input is not an error: like `arbitrary`, missing bytes read as zeros, which
 //! pick the smallest choices, so every input yields a world.
@@ -38,7 +38,8 @@ pub struct WorldConfig {
     pub max_world_funcs: usize,
     /// Most plain functions per interface (resource members come on top).
     pub max_funcs_per_interface: usize,
-    /// Most params of a function, unless it is forced to spill its params.
+    /// Most params of a function drawn from `type_config`; a function may get one more
+    /// (an `own`/`borrow` of a resource in scope), and spilling ones get more.
     pub max_params: usize,
     /// Ratio of functions forced to have more than `MAX_FLAT_PARAMS` flat params
     /// (`(0, _)` never forces).
@@ -94,11 +95,11 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
     let mut world_body = String::new();
     let mut funcs = 0usize;
 
-    let n_interfaces = u.int_in_range(0..=cfg.max_interfaces)?;
+    let n_interfaces = mostly_some(u, cfg.max_interfaces)?;
     for i in 0..n_interfaces {
         let name = format!("i{i}");
         let mut scope = Scope::new(u, cfg, true)?;
-        let n = u.int_in_range(0..=cfg.max_funcs_per_interface)?;
+        let n = mostly_some(u, cfg.max_funcs_per_interface)?;
         for f in 0..n {
             scope.plain_func(u, &format!("f{f}"), "")?;
         }
@@ -118,7 +119,7 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
     }
 
     // World-level resources are rarer than interface ones; they are always imported.
-    let world_resources = cfg.resources && ratio(u, (1, 6))?;
+    let world_resources = cfg.resources && ratio(u, (1, 5))?;
     let mut scope = Scope::new(u, cfg, world_resources)?;
     let n_imports = u.int_in_range(0..=cfg.max_world_funcs)?;
     for f in 0..n_imports {
@@ -129,11 +130,19 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
         scope.plain_func(u, &format!("g{g}"), "export ")?;
     }
     if funcs + scope.funcs == 0 {
-        let _ = writeln!(scope.items, "  import f{n_imports}: func();");
-        scope.funcs += 1;
+        scope.plain_func(u, &format!("f{n_imports}"), "import ")?;
     }
     let _ = write!(wit, "\nworld w {{\n{world_body}{}}}\n", scope.body());
     Ok(GeneratedWorld { wit })
+}
+
+/// A count in `0..=max`, rarely 0 (one time in eight).
+fn mostly_some(u: &mut Unstructured<'_>, max: usize) -> Result<usize> {
+    if max == 0 || ratio(u, (1, 8))? {
+        Ok(0)
+    } else {
+        u.int_in_range(1..=max)
+    }
 }
 
 /// `u.ratio` that accepts any pair: `(0, _)` and `(_, 0)` are never, `n >= d` always.

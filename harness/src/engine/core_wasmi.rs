@@ -1,0 +1,295 @@
+//! `core`: the guest as a plain core module (cm32p2 or legacy names) on wasmi, a core-only
+//! engine; the host side of the Canonical ABI is the reference host. This is the core-module
+//! build target, working.
+
+use std::fmt;
+
+use anyhow::{Context as _, Result, anyhow};
+use wasmi::{
+    AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module, Store, Val, ValType,
+};
+
+use super::host::{CoreGuest, HostState, serve_import};
+use super::sim::run_core_case;
+use super::{Case, Engine, Outcome, Prepared};
+use crate::reference::memory::{Memory, exceeds};
+use crate::reference::types::CoreType;
+use crate::reference::value::Flat;
+use crate::reference::{Trap, TrapKind};
+
+/// Fuel per case: a guest that loops costs one case, not the run.
+pub const FUEL: u64 = 10_000_000;
+
+/// A trap raised by the reference host inside an import, carried through wasmi.
+#[derive(Debug)]
+struct HostTrap(Trap);
+
+impl fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl wasmi::errors::HostError for HostTrap {}
+
+fn val_type(t: CoreType) -> ValType {
+    match t {
+        CoreType::I32 => ValType::I32,
+        CoreType::I64 => ValType::I64,
+        CoreType::F32 => ValType::F32,
+        CoreType::F64 => ValType::F64,
+    }
+}
+
+fn to_val(f: Flat) -> Val {
+    match f {
+        Flat::I32(v) => Val::I32(v as i32),
+        Flat::I64(v) => Val::I64(v as i64),
+        Flat::F32(v) => Val::F32(wasmi::F32::from_bits(v.to_bits())),
+        Flat::F64(v) => Val::F64(wasmi::F64::from_bits(v.to_bits())),
+    }
+}
+
+fn from_val(v: &Val) -> Result<Flat, Trap> {
+    Ok(match v {
+        Val::I32(v) => Flat::I32(*v as u32),
+        Val::I64(v) => Flat::I64(*v as u64),
+        Val::F32(v) => Flat::F32(f32::from_bits(v.to_bits())),
+        Val::F64(v) => Flat::F64(f64::from_bits(v.to_bits())),
+        other => {
+            return Err(Trap::new(
+                TrapKind::Assertion,
+                format!("unexpected value {other:?}"),
+            ));
+        }
+    })
+}
+
+fn zero(t: &ValType) -> Val {
+    match t {
+        ValType::I64 => Val::I64(0),
+        ValType::F32 => Val::F32(wasmi::F32::from_bits(0)),
+        ValType::F64 => Val::F64(wasmi::F64::from_bits(0)),
+        _ => Val::I32(0),
+    }
+}
+
+/// A wasmi error as a trap: our own host traps come back as they were raised; everything else
+/// is core wasm trapping by itself.
+fn trap_of(e: wasmi::Error) -> Trap {
+    if let Some(HostTrap(t)) = e.downcast_ref::<HostTrap>() {
+        return t.clone();
+    }
+    Trap::new(TrapKind::GuestTrap, format!("wasmi: {e}"))
+}
+
+struct Ctx {
+    host: HostState,
+}
+
+/// Guest memory and realloc seen through any wasmi context (the store, or a caller inside a
+/// host function).
+struct WasmiMem<C> {
+    ctx: C,
+    memory: wasmi::Memory,
+    realloc: Func,
+}
+
+impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
+    fn len(&self) -> u64 {
+        self.memory.data(self.ctx.as_context()).len() as u64
+    }
+
+    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
+        let data = self.memory.data(self.ctx.as_context());
+        if exceeds(ptr, out.len() as u128, data.len() as u64) {
+            return Err(Trap::new(
+                TrapKind::Assertion,
+                format!("read of {} bytes at {ptr} out of bounds", out.len()),
+            ));
+        }
+        out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
+        Ok(())
+    }
+
+    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
+        let data = self.memory.data_mut(self.ctx.as_context_mut());
+        if exceeds(ptr, bytes.len() as u128, data.len() as u64) {
+            return Err(Trap::new(
+                TrapKind::Assertion,
+                format!("write of {} bytes at {ptr} out of bounds", bytes.len()),
+            ));
+        }
+        data[ptr as usize..ptr as usize + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn realloc(
+        &mut self,
+        old_ptr: u64,
+        old_size: u64,
+        align: u64,
+        new_size: u64,
+    ) -> Result<u64, Trap> {
+        let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
+        let mut out = [Val::I32(0)];
+        self.realloc
+            .call(self.ctx.as_context_mut(), &args, &mut out)
+            .map_err(trap_of)?;
+        Ok(u64::from(from_val(&out[0])?.bits() as u32))
+    }
+}
+
+/// The guest instance outside host calls: its memory through the store, and its exports.
+struct WasmiGuest<'s> {
+    mem: WasmiMem<&'s mut Store<Ctx>>,
+    instance: wasmi::Instance,
+}
+
+impl Memory for WasmiGuest<'_> {
+    fn len(&self) -> u64 {
+        self.mem.len()
+    }
+    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
+        self.mem.read(ptr, out)
+    }
+    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
+        self.mem.write(ptr, bytes)
+    }
+    fn realloc(
+        &mut self,
+        old_ptr: u64,
+        old_size: u64,
+        align: u64,
+        new_size: u64,
+    ) -> Result<u64, Trap> {
+        self.mem.realloc(old_ptr, old_size, align, new_size)
+    }
+}
+
+impl CoreGuest for WasmiGuest<'_> {
+    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
+        let store = &mut *self.mem.ctx;
+        let func = self
+            .instance
+            .get_func(&*store, name)
+            .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
+        let mut results: Vec<Val> = func.ty(&*store).results().iter().map(zero).collect();
+        let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
+        // The host state lives in the store while guest code runs, so imports can reach it.
+        std::mem::swap(&mut store.data_mut().host, host);
+        let r = func.call(&mut *store, &vals, &mut results);
+        std::mem::swap(&mut store.data_mut().host, host);
+        r.map_err(trap_of)?;
+        results.iter().map(from_val).collect()
+    }
+}
+
+pub struct WasmiEngine<'p> {
+    prepared: &'p Prepared,
+    engine: wasmi::Engine,
+    module: Module,
+    linker: Linker<Ctx>,
+}
+
+impl<'p> WasmiEngine<'p> {
+    pub fn new(prepared: &'p Prepared) -> Result<WasmiEngine<'p>> {
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = wasmi::Engine::new(&config);
+        let module = Module::new(&engine, &prepared.core[..])
+            .map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
+        let mut linker = Linker::<Ctx>::new(&engine);
+        let memory_name = prepared.spec.memory.clone();
+        let realloc_name = prepared.spec.realloc.clone();
+        for (k, imp) in prepared.spec.imports.iter().enumerate() {
+            let ty = FuncType::new(
+                imp.sig.params.iter().map(|&t| val_type(t)),
+                imp.sig.results.iter().map(|&t| val_type(t)),
+            );
+            let (memory_name, realloc_name) = (memory_name.clone(), realloc_name.clone());
+            linker
+                .func_new(
+                    &imp.module,
+                    &imp.name,
+                    ty,
+                    move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
+                        let flats = params
+                            .iter()
+                            .map(from_val)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|t| wasmi::Error::host(HostTrap(t)))?;
+                        let memory = caller
+                            .get_export(&memory_name)
+                            .and_then(Extern::into_memory);
+                        let realloc = caller.get_export(&realloc_name).and_then(Extern::into_func);
+                        let (Some(memory), Some(realloc)) = (memory, realloc) else {
+                            return Err(wasmi::Error::host(HostTrap(Trap::new(
+                                TrapKind::Assertion,
+                                "guest lacks memory or realloc",
+                            ))));
+                        };
+                        let mut host = std::mem::take(&mut caller.data_mut().host);
+                        let r = {
+                            let mut mem = WasmiMem {
+                                ctx: &mut caller,
+                                memory,
+                                realloc,
+                            };
+                            serve_import(&mut host, &mut mem, k as u32, flats)
+                        };
+                        caller.data_mut().host = host;
+                        let out = r.map_err(|t| wasmi::Error::host(HostTrap(t)))?;
+                        for (slot, f) in results.iter_mut().zip(out) {
+                            *slot = to_val(f);
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
+        }
+        Ok(WasmiEngine {
+            prepared,
+            engine,
+            module,
+            linker,
+        })
+    }
+}
+
+impl Engine for WasmiEngine<'_> {
+    fn name(&self) -> &'static str {
+        "core"
+    }
+
+    fn run(&mut self, case: &Case) -> Result<Outcome> {
+        let mut store = Store::new(
+            &self.engine,
+            Ctx {
+                host: HostState::new(self.prepared),
+            },
+        );
+        store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
+        let instance = self
+            .linker
+            .instantiate_and_start(&mut store, &self.module)
+            .map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
+        let memory = instance
+            .get_memory(&store, &self.prepared.spec.memory)
+            .context("guest memory")?;
+        let realloc = instance
+            .get_func(&store, &self.prepared.spec.realloc)
+            .context("guest realloc")?;
+        let mut host = std::mem::take(&mut store.data_mut().host);
+        host.present = true;
+        let mut guest = WasmiGuest {
+            mem: WasmiMem {
+                ctx: &mut store,
+                memory,
+                realloc,
+            },
+            instance,
+        };
+        Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
+    }
+}

@@ -1,0 +1,85 @@
+//! Engines: each runs a prepared world's scripted guest and reports an `Outcome` for a `Case`.
+//! One trait, one file per engine. The `reference` engine is the prediction: the guest model
+//! (`sim`) with the reference host (`host`).
+
+pub mod core_wasmi;
+pub mod host;
+pub mod prepared;
+pub mod sim;
+pub mod wasmtime_component;
+pub mod wasmtime_core;
+
+use anyhow::Result;
+
+use crate::encode::script::{Event, Script};
+use crate::reference::value::Value;
+use crate::reference::{Trap, TrapKind};
+
+pub use prepared::Prepared;
+
+/// One call the host makes: world export `export` (its index among the guest's function
+/// exports) with these arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportCall {
+    pub export: u32,
+    pub args: Vec<Value>,
+}
+
+/// What a case does: the guest's script, the host's calls, and what the host's imports return
+/// (one entry per import call, in order; `None` for functions without a result).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Case {
+    pub script: Script,
+    pub calls: Vec<ExportCall>,
+    pub import_results: Vec<Option<Value>>,
+}
+
+/// What the host saw.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostEvent {
+    /// The guest called host import thunk `thunk`; the host received these arguments.
+    Import { thunk: u32, args: Vec<Value> },
+    /// Export `export` returned this result.
+    Returned { export: u32, result: Option<Value> },
+    /// The host's destructor of a host resource ran with this rep.
+    Dtor { rep: u32 },
+}
+
+/// Everything observable about one run of a case on one engine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub events: Vec<HostEvent>,
+    /// The class and message of the trap that ended the case, if any.
+    pub trap: Option<Trap>,
+    /// The guest's log, read after the case (absent after a trap: a trapped component
+    /// instance cannot be entered again).
+    pub log: Option<Vec<Event>>,
+}
+
+impl Outcome {
+    pub fn trap_kind(&self) -> Option<TrapKind> {
+        self.trap.as_ref().map(|t| t.kind)
+    }
+}
+
+/// An engine that runs cases of one prepared world.
+pub trait Engine {
+    fn name(&self) -> &'static str;
+    /// Run one case. `Err` is a failure of the harness or engine setup, never a guest trap.
+    fn run(&mut self, case: &Case) -> Result<Outcome>;
+}
+
+/// The embedded engines, by name.
+pub const ENGINES: &[&str] = &["core"];
+
+/// Instantiate engine `name` for `prepared`.
+pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
+    Ok(match name {
+        "reference" => Box::new(sim::SimEngine::new(prepared)),
+        "core" => Box::new(core_wasmi::WasmiEngine::new(prepared)?),
+        other => anyhow::bail!(
+            "unknown engine `{other}` (known: reference, {})",
+            ENGINES.join(", ")
+        ),
+    })
+}

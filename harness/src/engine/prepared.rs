@@ -1,0 +1,167 @@
+//! A world made ready for the engines: the scripted guest's core module and component under
+//! one name scheme and string encoding, and the reference types of its imports and exports.
+
+use std::collections::HashSet;
+
+use anyhow::{Context as _, Result, anyhow};
+use wit_parser::{TypeDefKind, TypeId, WorldId, WorldItem};
+
+use crate::encode::component::componentize;
+use crate::encode::guest::{EntryKind, GuestSpec, ImportKind, add_control, encode_guest};
+use crate::encode::names::NameScheme;
+use crate::reference::types::{FuncType, InstanceId, ResourceType, StringEncoding};
+use crate::world::wit::{Converter, GUEST_INSTANCE, HOST_INSTANCE, Wit};
+
+/// What a guest import is, in reference terms.
+#[derive(Clone, Debug)]
+pub enum ImportType {
+    Func { name: String, ft: FuncType },
+    ResourceNew(ResourceType),
+    ResourceRep(ResourceType),
+    ResourceDrop(ResourceType),
+}
+
+pub struct Prepared {
+    pub wit: Wit,
+    pub world: WorldId,
+    pub scheme: NameScheme,
+    pub encoding: StringEncoding,
+    pub spec: GuestSpec,
+    pub core: Vec<u8>,
+    pub component: Vec<u8>,
+    /// Function exports by index k (entry `export_entry(k)`): (name in the world, type).
+    pub exports: Vec<(String, FuncType)>,
+    /// Imports by thunk index.
+    pub imports: Vec<ImportType>,
+}
+
+/// Resources defined by interfaces the world exports: the guest implements them.
+fn guest_resources(wit: &Wit, world: WorldId) -> HashSet<TypeId> {
+    let resolve = &wit.resolve;
+    let mut out = HashSet::new();
+    for item in resolve.worlds[world].exports.values() {
+        if let WorldItem::Interface { id, .. } = item {
+            for &t in resolve.interfaces[*id].types.values() {
+                if matches!(resolve.types[t].kind, TypeDefKind::Resource) {
+                    out.insert(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The WIT-level name of a function (`iface.func` or `func`).
+fn func_name(wit: &Wit, interface: Option<wit_parser::InterfaceId>, func: &str) -> String {
+    match interface.and_then(|i| wit.resolve.interfaces[i].name.clone()) {
+        Some(i) => format!("{i}.{func}"),
+        None => func.to_string(),
+    }
+}
+
+impl Prepared {
+    pub fn new(
+        mut wit: Wit,
+        world: WorldId,
+        scheme: NameScheme,
+        encoding: StringEncoding,
+    ) -> Result<Prepared> {
+        add_control(&mut wit.resolve, world)?;
+        let spec = GuestSpec::new(&wit.resolve, world, scheme)?;
+        let core = encode_guest(&spec)?;
+        let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
+        let guest_owned = guest_resources(&wit, world);
+        let impl_of = |t: TypeId| -> InstanceId {
+            if guest_owned.contains(&t) {
+                GUEST_INSTANCE
+            } else {
+                HOST_INSTANCE
+            }
+        };
+        let conv = Converter {
+            resolve: &wit.resolve,
+            impl_instance: &impl_of,
+        };
+        let find = |interface: Option<wit_parser::InterfaceId>,
+                    name: &str,
+                    import: bool|
+         -> Result<FuncType> {
+            let f = match interface {
+                Some(i) => wit.resolve.interfaces[i].functions.get(name),
+                None => {
+                    let w = &wit.resolve.worlds[world];
+                    let items = if import { &w.imports } else { &w.exports };
+                    items.values().find_map(|it| match it {
+                        WorldItem::Function(f) if f.name == name => Some(f),
+                        _ => None,
+                    })
+                }
+            };
+            conv.func_type(f.ok_or_else(|| anyhow!("function `{name}` not found"))?)
+        };
+        let mut exports = vec![];
+        for e in &spec.exports {
+            if let EntryKind::Func { interface, func } = &e.kind {
+                exports.push((
+                    func_name(&wit, *interface, func),
+                    find(*interface, func, false).with_context(|| e.name.clone())?,
+                ));
+            }
+        }
+        let mut imports = vec![];
+        for i in &spec.imports {
+            imports.push(match &i.kind {
+                ImportKind::Func { interface, func } => ImportType::Func {
+                    name: func_name(&wit, *interface, func),
+                    ft: find(*interface, func, true).with_context(|| i.name.clone())?,
+                },
+                ImportKind::ResourceNew { resource } => {
+                    ImportType::ResourceNew(conv.resource(*resource))
+                }
+                ImportKind::ResourceRep { resource } => {
+                    ImportType::ResourceRep(conv.resource(*resource))
+                }
+                ImportKind::ResourceDrop { resource, .. } => {
+                    ImportType::ResourceDrop(conv.resource(*resource))
+                }
+            });
+        }
+        Ok(Prepared {
+            wit,
+            world,
+            scheme,
+            encoding,
+            spec,
+            core,
+            component,
+            exports,
+            imports,
+        })
+    }
+
+    /// Parse WIT text and prepare its world `world` (or its only world).
+    pub fn from_wit(
+        text: &str,
+        world: Option<&str>,
+        scheme: NameScheme,
+        encoding: StringEncoding,
+    ) -> Result<Prepared> {
+        let wit = Wit::parse("world.wit", text)?;
+        let w = wit.world(world)?;
+        Prepared::new(wit, w, scheme, encoding)
+    }
+
+    /// The core export name of function export k.
+    pub fn export_name(&self, k: u32) -> Option<&str> {
+        self.spec
+            .export_of(crate::encode::protocol::export_entry(k))
+            .map(|e| e.name.as_str())
+    }
+
+    /// The core export name of the post-return of function export k.
+    pub fn post_return_name(&self, k: u32) -> Option<&str> {
+        self.spec
+            .export_of(crate::encode::protocol::post_return_entry(k))
+            .map(|e| e.name.as_str())
+    }
+}
