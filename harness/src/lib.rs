@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod encode;
 pub mod engine;
+pub mod oracle;
+pub mod plan;
 pub mod reference;
 pub mod suite;
 pub mod world;

@@ -1,0 +1,346 @@
+//! Plans: what a case does. A plan says which export the host calls with which arguments, what
+//! the guest does in it (call imports with which values, return which value), and how the
+//! guest's realloc answers; `build_case` turns it into a `Case` (a script plus host
+//! behaviour), using the reference to lay out the values the guest hands over.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use arbitrary::Unstructured;
+
+use crate::encode::protocol as p;
+use crate::encode::script::{ReallocAnswer, Script};
+use crate::engine::prepared::ImportType;
+use crate::engine::{Case, ExportCall, Prepared};
+use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
+use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype};
+use crate::reference::layout::{alignment, elem_size};
+use crate::reference::lower_flat::{SpillTo, lower_flat_values};
+use crate::reference::memory::BumpHeap;
+use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
+use crate::reference::value::{Flat, Value};
+use crate::world::arbitrary::arbitrary_value;
+use crate::world::wit::GUEST_INSTANCE;
+
+/// A corruption of the bytes or flat values the guest hands over (invalid data to lift).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Corruption {
+    /// Replace flat value `index` with these raw bits.
+    Flat { index: usize, bits: u64 },
+    /// XOR one byte of the written data (`index` counts bytes across all writes).
+    Byte { index: usize, xor: u8 },
+}
+
+/// Values the guest hands to the engine: laid out by the reference, then maybe corrupted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuestValues {
+    pub values: Vec<Value>,
+    pub corruption: Option<Corruption>,
+}
+
+/// An import call the guest makes while running an export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportPlan {
+    pub thunk: u32,
+    pub args: GuestValues,
+    /// What the host's implementation returns.
+    pub result: Option<Value>,
+}
+
+/// One export call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallPlan {
+    pub export: u32,
+    pub args: Vec<Value>,
+    pub imports: Vec<ImportPlan>,
+    pub result: GuestValues,
+    pub realloc: Vec<ReallocAnswer>,
+}
+
+/// Lower `values` of `types` the way the guest would (in its encoding, into its scratch area),
+/// returning the flat values and the bytes to write.
+fn lay_out(
+    encoding: StringEncoding,
+    values: &[Value],
+    types: &[ValType],
+    max_flat: usize,
+    scratch: &mut BumpHeap,
+) -> Result<Vec<Flat>> {
+    let mut inst = ComponentInstance::new(GUEST_INSTANCE);
+    let task = inst.start_task();
+    let mut cx = LiftLowerContext::new(encoding, scratch, &mut inst, BorrowScope::Task(task));
+    lower_flat_values(&mut cx, max_flat, values, types, SpillTo::Realloc)
+        .map_err(|t| anyhow!("laying out guest values: {t}"))
+}
+
+fn apply(corruption: &Option<Corruption>, flats: &mut [Flat], writes: &mut [(u64, Vec<u8>)]) {
+    match corruption {
+        None => {}
+        Some(Corruption::Flat { index, bits }) => {
+            if let Some(f) = flats.get_mut(*index) {
+                *f = match f {
+                    Flat::I32(_) => Flat::I32(*bits as u32),
+                    Flat::I64(_) => Flat::I64(*bits),
+                    Flat::F32(_) => Flat::F32(f32::from_bits(*bits as u32)),
+                    Flat::F64(_) => Flat::F64(f64::from_bits(*bits)),
+                };
+            }
+        }
+        Some(Corruption::Byte { index, xor }) => {
+            let mut i = *index;
+            for (_, bytes) in writes.iter_mut() {
+                if i < bytes.len() {
+                    bytes[i] ^= xor;
+                    return;
+                }
+                i -= bytes.len();
+            }
+        }
+    }
+}
+
+/// Script the writes and return the flat values as raw bits.
+fn emit(script: &mut Script, heap: &BumpHeap, gv: &GuestValues, flats: Vec<Flat>) -> Vec<u64> {
+    let mut flats = flats;
+    let mut writes = heap.written_ranges();
+    apply(&gv.corruption, &mut flats, &mut writes);
+    for (addr, bytes) in writes {
+        script.write(addr as u32, &bytes);
+    }
+    flats.iter().map(|f| f.bits()).collect()
+}
+
+/// Turn call plans into a case.
+pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
+    let mut case = Case::default();
+    let enc = prepared.encoding;
+    for call in calls {
+        let (_, ft) = prepared
+            .exports
+            .get(call.export as usize)
+            .ok_or_else(|| anyhow!("no export {}", call.export))?;
+        case.script.realloc.extend(call.realloc.iter().copied());
+        case.script.frame(p::export_entry(call.export));
+        // What the engine wrote while lowering the arguments.
+        case.script.log_heap(p::HEAP as u32);
+        let mut scratch = BumpHeap::new(p::HEAP, p::SCRATCH);
+        for imp in &call.imports {
+            let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize)
+            else {
+                bail!("import {} is not a function", imp.thunk);
+            };
+            let core = flatten_functype(PtrType::I32, ift, Context::Lower);
+            let mark = scratch.writes.len();
+            let flats = lay_out(
+                enc,
+                &imp.args.values,
+                &ift.param_types(),
+                MAX_FLAT_PARAMS,
+                &mut scratch,
+            )?;
+            let mut part = scratch.clone();
+            part.writes.drain(..mark);
+            for raw in emit(&mut case.script, &part, &imp.args, flats) {
+                case.script.arg(raw);
+            }
+            // A spilled result goes to a return area the guest provides.
+            let ret_area = if core.params.len() > flats_len(ift) {
+                let tuple = ValType::Tuple(ift.result_type());
+                let size = elem_size(&tuple, PtrType::I32);
+                let ptr = crate::reference::memory::Memory::realloc(
+                    &mut scratch,
+                    0,
+                    0,
+                    alignment(&tuple, PtrType::I32),
+                    size,
+                )
+                .map_err(|t| anyhow!("return area: {t}"))?;
+                case.script.arg(ptr);
+                Some((ptr, size))
+            } else {
+                None
+            };
+            case.script.call(imp.thunk);
+            if let Some((ptr, size)) = ret_area {
+                case.script.log_memory(ptr as u32, size as u32);
+            }
+            case.import_results.push(imp.result.clone());
+        }
+        let mark = scratch.writes.len();
+        let flats = lay_out(
+            enc,
+            &call.result.values,
+            &ft.result_type(),
+            MAX_FLAT_RESULTS,
+            &mut scratch,
+        )
+        .context("the planned result")?;
+        let mut part = scratch.clone();
+        part.writes.drain(..mark);
+        let raws = emit(&mut case.script, &part, &call.result, flats);
+        // Everything the engine wrote into the guest during the call (import results too).
+        case.script.log_heap(p::HEAP as u32);
+        for raw in raws {
+            case.script.result(raw);
+        }
+        case.script.ret();
+        case.calls.push(ExportCall {
+            export: call.export,
+            args: call.args.clone(),
+        });
+    }
+    Ok(case)
+}
+
+fn flats_len(ft: &FuncType) -> usize {
+    let n = crate::reference::flatten::flatten_types(&ft.param_types(), PtrType::I32).len();
+    if n > MAX_FLAT_PARAMS { 1 } else { n }
+}
+
+fn has_handles(t: &ValType) -> bool {
+    use crate::reference::types::despecialize;
+    match despecialize(t).as_ref() {
+        ValType::Own(_) | ValType::Borrow(_) => true,
+        ValType::List(e, _) => has_handles(e),
+        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
+        _ => false,
+    }
+}
+
+/// Whether plans can drive a function (resources come with resource plans).
+pub fn plannable(ft: &FuncType) -> bool {
+    !ft.params.iter().any(|(_, t)| has_handles(t)) && !ft.result.as_ref().is_some_and(has_handles)
+}
+
+/// NaNs the host passes are canonical: engines may keep a NaN's payload where the reference
+/// (deterministic profile) stores the canonical NaN, and both are right.
+pub fn canonical_nans(v: Value) -> Value {
+    match v {
+        Value::F32(f) if f.is_nan() => Value::F32(f32::from_bits(0x7fc0_0000)),
+        Value::F64(f) if f.is_nan() => Value::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
+        Value::List(vs) => Value::List(vs.into_iter().map(canonical_nans).collect()),
+        Value::Record(fs) => Value::Record(
+            fs.into_iter()
+                .map(|(l, v)| (l, canonical_nans(v)))
+                .collect(),
+        ),
+        Value::Variant(l, p) => Value::Variant(l, p.map(|b| Box::new(canonical_nans(*b)))),
+        other => other,
+    }
+}
+
+/// Knobs of arbitrary plans.
+#[derive(Clone, Debug)]
+pub struct PlanConfig {
+    /// 1 in N plans corrupts the data the guest hands over.
+    pub corrupt_one_in: u32,
+    /// 1 in N plans scripts an adversarial realloc answer.
+    pub adversarial_realloc_one_in: u32,
+}
+
+impl Default for PlanConfig {
+    fn default() -> PlanConfig {
+        PlanConfig {
+            corrupt_one_in: 4,
+            adversarial_realloc_one_in: 6,
+        }
+    }
+}
+
+fn arbitrary_values(
+    u: &mut Unstructured<'_>,
+    types: &[ValType],
+    enc: StringEncoding,
+) -> arbitrary::Result<Vec<Value>> {
+    types
+        .iter()
+        .map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans))
+        .collect()
+}
+
+fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Option<Corruption>> {
+    if !u.ratio(1, cfg.corrupt_one_in.max(1))? {
+        return Ok(None);
+    }
+    Ok(Some(if u.arbitrary()? {
+        let bits = match u.int_in_range(0..=3)? {
+            0 => u64::from(u.int_in_range(0u32..=8)?),
+            1 => 0xd800,
+            2 => u64::MAX,
+            _ => u.arbitrary()?,
+        };
+        Corruption::Flat {
+            index: u.int_in_range(0..=4)?,
+            bits,
+        }
+    } else {
+        Corruption::Byte {
+            index: u.int_in_range(0..=64)?,
+            xor: u.int_in_range(1..=255)?,
+        }
+    }))
+}
+
+/// An arbitrary call plan for one of the plannable exports, or `None` if there is none.
+pub fn arbitrary_call(
+    u: &mut Unstructured<'_>,
+    prepared: &Prepared,
+    cfg: &PlanConfig,
+) -> arbitrary::Result<Option<CallPlan>> {
+    let exports: Vec<u32> = (0..prepared.exports.len() as u32)
+        .filter(|&k| plannable(&prepared.exports[k as usize].1))
+        .collect();
+    let Ok(&export) = u.choose(&exports) else {
+        return Ok(None);
+    };
+    let ft = &prepared.exports[export as usize].1;
+    let host_enc = StringEncoding::Utf8;
+    let args = arbitrary_values(u, &ft.param_types(), host_enc)?;
+    let mut imports = vec![];
+    let thunks: Vec<u32> = (0..prepared.imports.len() as u32)
+        .filter(|&t| matches!(&prepared.imports[t as usize], ImportType::Func { ft, .. } if plannable(ft)))
+        .collect();
+    for _ in 0..u.int_in_range(0..=2)? {
+        let Ok(&thunk) = u.choose(&thunks) else { break };
+        let ImportType::Func { ft: ift, .. } = &prepared.imports[thunk as usize] else {
+            continue;
+        };
+        let values = arbitrary_values(u, &ift.param_types(), prepared.encoding)?;
+        let result = ift
+            .result
+            .as_ref()
+            .map(|t| arbitrary_value(u, t, host_enc, &[]).map(canonical_nans))
+            .transpose()?;
+        imports.push(ImportPlan {
+            thunk,
+            args: GuestValues {
+                values,
+                corruption: corruption(u, cfg)?,
+            },
+            result,
+        });
+    }
+    let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
+    let result = GuestValues {
+        values,
+        corruption: corruption(u, cfg)?,
+    };
+    let mut realloc = vec![];
+    if u.ratio(1, cfg.adversarial_realloc_one_in.max(1))? {
+        for _ in 0..u.int_in_range(0..=3)? {
+            realloc.push(ReallocAnswer::Bump);
+        }
+        realloc.push(match u.int_in_range(0..=3)? {
+            0 => ReallocAnswer::Trap,
+            1 => ReallocAnswer::Value(p::HEAP as u32 + 1),
+            2 => ReallocAnswer::Value(p::MEMORY_SIZE as u32 - u.int_in_range(0..=8)?),
+            _ => ReallocAnswer::Value(u.arbitrary()?),
+        });
+    }
+    Ok(Some(CallPlan {
+        export,
+        args,
+        imports,
+        result,
+        realloc,
+    }))
+}
