@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod encode;
+pub mod diff;
 pub mod engine;
 pub mod oracle;
 pub mod plan;

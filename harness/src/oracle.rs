@@ -3,7 +3,6 @@
 //! (realloc calls, flat params, import results, bytes written) exactly, except float bits that
 //! are NaN on both sides.
 
-use crate::encode::protocol as p;
 use crate::encode::script::Event;
 use crate::engine::{HostEvent, Outcome, Prepared};
 use crate::reference::types::CoreType;
@@ -11,16 +10,16 @@ use crate::reference::types::CoreType;
 /// One difference between the prediction and an engine.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Difference {
-    /// The rule area: trap, value, realloc, params, import-result, memory, events.
+    /// The rule area: trap, value, import-args, realloc, params, import-result, memory, events.
     pub area: &'static str,
     pub detail: String,
+    /// For `trap`: the trap classes expected and seen (`none` for no trap).
+    pub trap_classes: Option<(String, String)>,
 }
 
 fn nan_bits_equal(t: CoreType, a: u64, b: u64) -> bool {
     match t {
-        CoreType::F32 => {
-            a == b || (f32::from_bits(a as u32).is_nan() && f32::from_bits(b as u32).is_nan())
-        }
+        CoreType::F32 => a == b || (f32::from_bits(a as u32).is_nan() && f32::from_bits(b as u32).is_nan()),
         CoreType::F64 => a == b || (f64::from_bits(a).is_nan() && f64::from_bits(b).is_nan()),
         _ => a == b,
     }
@@ -28,13 +27,10 @@ fn nan_bits_equal(t: CoreType, a: u64, b: u64) -> bool {
 
 fn raws_equal(types: Option<&[CoreType]>, a: &[u64], b: &[u64]) -> bool {
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .enumerate()
-            .all(|(i, (x, y))| match types.and_then(|ts| ts.get(i)) {
-                Some(&t) => nan_bits_equal(t, *x, *y),
-                None => x == y,
-            })
+        && a.iter().zip(b).enumerate().all(|(i, (x, y))| match types.and_then(|ts| ts.get(i)) {
+            Some(&t) => nan_bits_equal(t, *x, *y),
+            None => x == y,
+        })
 }
 
 fn event_area(e: &Event) -> &'static str {
@@ -48,37 +44,12 @@ fn event_area(e: &Event) -> &'static str {
 
 fn events_equal(prepared: &Prepared, a: &Event, b: &Event) -> bool {
     match (a, b) {
-        (
-            Event::Enter {
-                entry: ea,
-                params: pa,
-            },
-            Event::Enter {
-                entry: eb,
-                params: pb,
-            },
-        ) => {
-            let types = prepared
-                .spec
-                .export_of(*ea)
-                .map(|e| e.sig.params.as_slice());
+        (Event::Enter { entry: ea, params: pa }, Event::Enter { entry: eb, params: pb }) => {
+            let types = prepared.spec.export_of(*ea).map(|e| e.sig.params.as_slice());
             ea == eb && raws_equal(types, pa, pb)
         }
-        (
-            Event::Import {
-                thunk: ta,
-                results: ra,
-            },
-            Event::Import {
-                thunk: tb,
-                results: rb,
-            },
-        ) => {
-            let types = prepared
-                .spec
-                .imports
-                .get(*ta as usize)
-                .map(|i| i.sig.results.as_slice());
+        (Event::Import { thunk: ta, results: ra }, Event::Import { thunk: tb, results: rb }) => {
+            let types = prepared.spec.imports.get(*ta as usize).map(|i| i.sig.results.as_slice());
             ta == tb && raws_equal(types, ra, rb)
         }
         _ => a == b,
@@ -96,26 +67,10 @@ fn describe(e: &Event) -> String {
 
 fn host_event_equal(a: &HostEvent, b: &HostEvent) -> bool {
     match (a, b) {
-        (
-            HostEvent::Import {
-                thunk: ta,
-                args: aa,
-            },
-            HostEvent::Import {
-                thunk: tb,
-                args: ab,
-            },
-        ) => ta == tb && aa.len() == ab.len() && aa.iter().zip(ab).all(|(x, y)| x.matches(y)),
-        (
-            HostEvent::Returned {
-                export: ea,
-                result: ra,
-            },
-            HostEvent::Returned {
-                export: eb,
-                result: rb,
-            },
-        ) => {
+        (HostEvent::Import { thunk: ta, args: aa }, HostEvent::Import { thunk: tb, args: ab }) => {
+            ta == tb && aa.len() == ab.len() && aa.iter().zip(ab).all(|(x, y)| x.matches(y))
+        }
+        (HostEvent::Returned { export: ea, result: ra }, HostEvent::Returned { export: eb, result: rb }) => {
             ea == eb
                 && match (ra, rb) {
                     (Some(x), Some(y)) => x.matches(y),
@@ -131,14 +86,12 @@ fn host_event_equal(a: &HostEvent, b: &HostEvent) -> bool {
 pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec<Difference> {
     let mut out = vec![];
     if expected.trap_kind() != actual.trap_kind() {
-        let show = |o: &Outcome| {
-            o.trap
-                .as_ref()
-                .map_or("no trap".to_string(), |t| t.to_string())
-        };
+        let show = |o: &Outcome| o.trap.as_ref().map_or("no trap".to_string(), |t| t.to_string());
+        let class = |o: &Outcome| o.trap_kind().map_or("none".to_string(), |k| k.name().to_string());
         out.push(Difference {
             area: "trap",
             detail: format!("expected {}, engine: {}", show(expected), show(actual)),
+            trap_classes: Some((class(expected), class(actual))),
         });
     }
     let n = expected.events.len().max(actual.events.len());
@@ -154,6 +107,7 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
                 out.push(Difference {
                     area,
                     detail: format!("host event {i}: expected {a:?}, engine {b:?}"),
+                    trap_classes: None,
                 });
                 break;
             }
@@ -171,7 +125,7 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
                         a.map_or("nothing".into(), describe),
                         b.map_or("nothing".into(), describe)
                     );
-                    out.push(Difference { area, detail });
+                    out.push(Difference { area, detail, trap_classes: None });
                     break;
                 }
             }
@@ -179,6 +133,3 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
     }
     out
 }
-
-/// The heap region the guest's bump allocator serves (for reports).
-pub const HEAP_BASE: u64 = p::HEAP;

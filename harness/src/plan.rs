@@ -113,29 +113,19 @@ pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
     let mut case = Case::default();
     let enc = prepared.encoding;
     for call in calls {
-        let (_, ft) = prepared
-            .exports
-            .get(call.export as usize)
-            .ok_or_else(|| anyhow!("no export {}", call.export))?;
+        let (_, ft) = prepared.exports.get(call.export as usize).ok_or_else(|| anyhow!("no export {}", call.export))?;
         case.script.realloc.extend(call.realloc.iter().copied());
         case.script.frame(p::export_entry(call.export));
         // What the engine wrote while lowering the arguments.
         case.script.log_heap(p::HEAP as u32);
         let mut scratch = BumpHeap::new(p::HEAP, p::SCRATCH);
         for imp in &call.imports {
-            let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize)
-            else {
+            let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
                 bail!("import {} is not a function", imp.thunk);
             };
             let core = flatten_functype(PtrType::I32, ift, Context::Lower);
             let mark = scratch.writes.len();
-            let flats = lay_out(
-                enc,
-                &imp.args.values,
-                &ift.param_types(),
-                MAX_FLAT_PARAMS,
-                &mut scratch,
-            )?;
+            let flats = lay_out(enc, &imp.args.values, &ift.param_types(), MAX_FLAT_PARAMS, &mut scratch)?;
             let mut part = scratch.clone();
             part.writes.drain(..mark);
             for raw in emit(&mut case.script, &part, &imp.args, flats) {
@@ -165,14 +155,8 @@ pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
             case.import_results.push(imp.result.clone());
         }
         let mark = scratch.writes.len();
-        let flats = lay_out(
-            enc,
-            &call.result.values,
-            &ft.result_type(),
-            MAX_FLAT_RESULTS,
-            &mut scratch,
-        )
-        .context("the planned result")?;
+        let flats = lay_out(enc, &call.result.values, &ft.result_type(), MAX_FLAT_RESULTS, &mut scratch)
+            .context("the planned result")?;
         let mut part = scratch.clone();
         part.writes.drain(..mark);
         let raws = emit(&mut case.script, &part, &call.result, flats);
@@ -182,10 +166,7 @@ pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
             case.script.result(raw);
         }
         case.script.ret();
-        case.calls.push(ExportCall {
-            export: call.export,
-            args: call.args.clone(),
-        });
+        case.calls.push(ExportCall { export: call.export, args: call.args.clone() });
     }
     Ok(case)
 }
@@ -218,11 +199,7 @@ pub fn canonical_nans(v: Value) -> Value {
         Value::F32(f) if f.is_nan() => Value::F32(f32::from_bits(0x7fc0_0000)),
         Value::F64(f) if f.is_nan() => Value::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
         Value::List(vs) => Value::List(vs.into_iter().map(canonical_nans).collect()),
-        Value::Record(fs) => Value::Record(
-            fs.into_iter()
-                .map(|(l, v)| (l, canonical_nans(v)))
-                .collect(),
-        ),
+        Value::Record(fs) => Value::Record(fs.into_iter().map(|(l, v)| (l, canonical_nans(v))).collect()),
         Value::Variant(l, p) => Value::Variant(l, p.map(|b| Box::new(canonical_nans(*b)))),
         other => other,
     }
@@ -239,22 +216,12 @@ pub struct PlanConfig {
 
 impl Default for PlanConfig {
     fn default() -> PlanConfig {
-        PlanConfig {
-            corrupt_one_in: 4,
-            adversarial_realloc_one_in: 6,
-        }
+        PlanConfig { corrupt_one_in: 4, adversarial_realloc_one_in: 6 }
     }
 }
 
-fn arbitrary_values(
-    u: &mut Unstructured<'_>,
-    types: &[ValType],
-    enc: StringEncoding,
-) -> arbitrary::Result<Vec<Value>> {
-    types
-        .iter()
-        .map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans))
-        .collect()
+fn arbitrary_values(u: &mut Unstructured<'_>, types: &[ValType], enc: StringEncoding) -> arbitrary::Result<Vec<Value>> {
+    types.iter().map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans)).collect()
 }
 
 fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Option<Corruption>> {
@@ -268,15 +235,9 @@ fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<O
             2 => u64::MAX,
             _ => u.arbitrary()?,
         };
-        Corruption::Flat {
-            index: u.int_in_range(0..=4)?,
-            bits,
-        }
+        Corruption::Flat { index: u.int_in_range(0..=4)?, bits }
     } else {
-        Corruption::Byte {
-            index: u.int_in_range(0..=64)?,
-            xor: u.int_in_range(1..=255)?,
-        }
+        Corruption::Byte { index: u.int_in_range(0..=64)?, xor: u.int_in_range(1..=255)? }
     }))
 }
 
@@ -286,9 +247,8 @@ pub fn arbitrary_call(
     prepared: &Prepared,
     cfg: &PlanConfig,
 ) -> arbitrary::Result<Option<CallPlan>> {
-    let exports: Vec<u32> = (0..prepared.exports.len() as u32)
-        .filter(|&k| plannable(&prepared.exports[k as usize].1))
-        .collect();
+    let exports: Vec<u32> =
+        (0..prepared.exports.len() as u32).filter(|&k| plannable(&prepared.exports[k as usize].1)).collect();
     let Ok(&export) = u.choose(&exports) else {
         return Ok(None);
     };
@@ -305,25 +265,12 @@ pub fn arbitrary_call(
             continue;
         };
         let values = arbitrary_values(u, &ift.param_types(), prepared.encoding)?;
-        let result = ift
-            .result
-            .as_ref()
-            .map(|t| arbitrary_value(u, t, host_enc, &[]).map(canonical_nans))
-            .transpose()?;
-        imports.push(ImportPlan {
-            thunk,
-            args: GuestValues {
-                values,
-                corruption: corruption(u, cfg)?,
-            },
-            result,
-        });
+        let result =
+            ift.result.as_ref().map(|t| arbitrary_value(u, t, host_enc, &[]).map(canonical_nans)).transpose()?;
+        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption: corruption(u, cfg)? }, result });
     }
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
-    let result = GuestValues {
-        values,
-        corruption: corruption(u, cfg)?,
-    };
+    let result = GuestValues { values, corruption: corruption(u, cfg)? };
     let mut realloc = vec![];
     if u.ratio(1, cfg.adversarial_realloc_one_in.max(1))? {
         for _ in 0..u.int_in_range(0..=3)? {
@@ -336,11 +283,5 @@ pub fn arbitrary_call(
             _ => ReallocAnswer::Value(u.arbitrary()?),
         });
     }
-    Ok(Some(CallPlan {
-        export,
-        args,
-        imports,
-        result,
-        realloc,
-    }))
+    Ok(Some(CallPlan { export, args, imports, result, realloc }))
 }

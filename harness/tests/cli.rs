@@ -4,10 +4,7 @@
 use std::process::Command;
 
 fn witness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_witness"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_witness")).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -33,10 +30,7 @@ fn layout_json_of_a_worked_example() {
     // tuple<u8, u16, u8>: fields at 0, 2, 4; size 6, align 2.
     let v = json(&["abi", "layout", "tuple<u8, u16, u8>", "--json"]);
     assert_eq!(v["fields"], serde_json::json!([0, 2, 4]));
-    assert_eq!(
-        (v["size"].as_u64(), v["align"].as_u64()),
-        (Some(6), Some(2))
-    );
+    assert_eq!((v["size"].as_u64(), v["align"].as_u64()), (Some(6), Some(2)));
 }
 
 #[test]
@@ -45,27 +39,11 @@ fn lower_strings_into_a_latin1_utf16_guest() {
     // via store_string_to_latin1_or_utf16: realloc(0,0,2,1) -> 32, all Latin-1, no shrink.
     // "héllo" (utf8, 6 bytes): realloc(0,0,2,6) -> align_to(33,2) = 34; 5 Latin-1 bytes < 6,
     // so realloc(34,6,2,5) -> 34 (shrinks in place).
-    let v = json(&[
-        "abi",
-        "lower",
-        "list<string>",
-        r#"["a", "héllo"]"#,
-        "--encoding",
-        "latin1+utf16",
-        "--json",
-    ]);
-    assert_eq!(
-        v["flat"],
-        serde_json::json!([{"type": "i32", "value": 16}, {"type": "i32", "value": 2}])
-    );
+    let v = json(&["abi", "lower", "list<string>", r#"["a", "héllo"]"#, "--encoding", "latin1+utf16", "--json"]);
+    assert_eq!(v["flat"], serde_json::json!([{"type": "i32", "value": 16}, {"type": "i32", "value": 2}]));
     assert_eq!(
         v["realloc"],
-        serde_json::json!([
-            [0, 0, 4, 16, 16],
-            [0, 0, 2, 1, 32],
-            [0, 0, 2, 6, 34],
-            [34, 6, 2, 5, 34]
-        ])
+        serde_json::json!([[0, 0, 4, 16, 16], [0, 0, 2, 1, 32], [0, 0, 2, 6, 34], [34, 6, 2, 5, 34]])
     );
     assert_eq!(
         v["memory"],
@@ -80,43 +58,20 @@ fn lower_strings_into_a_latin1_utf16_guest() {
 #[test]
 fn lower_reports_a_realloc_that_runs_out_of_memory() {
     // list<u64> of 2 needs 16 bytes at align 8: align_to(16, 8) = 16, 16 + 16 > 24 bytes.
-    let v = json(&[
-        "abi",
-        "lower",
-        "list<u64>",
-        "[1, 2]",
-        "--memory-size",
-        "24",
-        "--json",
-    ]);
+    let v = json(&["abi", "lower", "list<u64>", "[1, 2]", "--memory-size", "24", "--json"]);
     assert_eq!(v["trap"]["kind"], "guest-trap");
     assert_eq!(v["realloc"], serde_json::json!([[0, 0, 8, 16, null]]));
 }
 
 #[test]
 fn lift_values_and_traps() {
-    let (code, out, _) = witness(&[
-        "abi",
-        "lift",
-        "string",
-        "--flat",
-        "i32:16,i32:3",
-        "--memory-hex",
-        "16:616263",
-    ]);
+    let (code, out, _) = witness(&["abi", "lift", "string", "--flat", "i32:16,i32:3", "--memory-hex", "16:616263"]);
     assert_eq!((code, out.trim()), (0, "\"abc\""));
     // convert_i32_to_char: surrogates trap.
     let v = json(&["abi", "lift", "char", "--flat", "i32:0xd800", "--json"]);
     assert_eq!(v["trap"]["kind"], "invalid-char");
     // load_list_from_range: a list<u16> pointer must be 2-aligned.
-    let v = json(&[
-        "abi",
-        "lift",
-        "list<u16>",
-        "--flat",
-        "i32:17,i32:1",
-        "--json",
-    ]);
+    let v = json(&["abi", "lift", "list<u16>", "--flat", "i32:17,i32:1", "--json"]);
     assert_eq!(v["trap"]["kind"], "misaligned-pointer");
 }
 
@@ -133,19 +88,11 @@ fn signature_of_a_world_with_standard_and_legacy_names() {
     assert_eq!(imports.len(), 1);
     assert_eq!(imports[0]["module"], "cm32p2|local:demo/api@1");
     assert_eq!(imports[0]["name"], "echo");
-    assert_eq!(
-        imports[0]["params"],
-        serde_json::json!(["i32", "i32", "i32"])
-    );
+    assert_eq!(imports[0]["params"], serde_json::json!(["i32", "i32", "i32"]));
     assert_eq!(imports[0]["results"], serde_json::json!([]));
     // Exports "cm32p2|<cin>|<fn>" with flatten_functype(ft, 'lift') = (i32 i32) -> (i32),
     // its "_post" taking the results, and memory + realloc required by the string.
-    let names: Vec<&str> = v["exports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = v["exports"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
@@ -158,28 +105,12 @@ fn signature_of_a_world_with_standard_and_legacy_names() {
     );
     assert_eq!(v["exports"][0]["results"], serde_json::json!(["i32"]));
     assert_eq!(v["exports"][1]["params"], serde_json::json!(["i32"]));
-    assert_eq!(
-        (
-            v["memory_required"].as_bool(),
-            v["realloc_required"].as_bool()
-        ),
-        (Some(true), Some(true))
-    );
+    assert_eq!((v["memory_required"].as_bool(), v["realloc_required"].as_bool()), (Some(true), Some(true)));
     // Legacy: the interface name with its full version, `#` for exports, cabi_post_ prefix.
-    let v = json(&[
-        "abi",
-        "signature",
-        wit.to_str().unwrap(),
-        "--names",
-        "legacy",
-        "--json",
-    ]);
+    let v = json(&["abi", "signature", wit.to_str().unwrap(), "--names", "legacy", "--json"]);
     assert_eq!(v["imports"][0]["module"], "local:demo/api@1.2.3");
     assert_eq!(v["exports"][0]["name"], "local:demo/api@1.2.3#echo");
-    assert_eq!(
-        v["exports"][1]["name"],
-        "cabi_post_local:demo/api@1.2.3#echo"
-    );
+    assert_eq!(v["exports"][1]["name"], "cabi_post_local:demo/api@1.2.3#echo");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -188,17 +119,10 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
     let dir = std::env::temp_dir().join(format!("witness-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wit = dir.join("bad.wit");
-    std::fs::write(
-        &wit,
-        "package a:b;\ninterface i {\n  f: func(x: u32) -> strin;\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&wit, "package a:b;\ninterface i {\n  f: func(x: u32) -> strin;\n}\n").unwrap();
     let (code, _, err) = witness(&["abi", "signature", wit.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains("bad.wit:3:22") && err.contains("strin"),
-        "{err}"
-    );
+    assert!(err.contains("bad.wit:3:22") && err.contains("strin"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
     for args in [
         &["abi", "layout", "tuple<u8,"][..],
@@ -207,21 +131,10 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
         &["abi", "lower", "u8", "300"],
         &["abi", "lift", "u8", "--flat", "i64:1"],
         &["abi", "lift", "u8", "--flat", "i32:x"],
-        &[
-            "abi",
-            "lift",
-            "string",
-            "--flat",
-            "i32:0,i32:0",
-            "--memory-hex",
-            "99999999:00",
-        ],
+        &["abi", "lift", "string", "--flat", "i32:0,i32:0", "--memory-hex", "99999999:00"],
     ] {
         let (code, out, err) = witness(args);
         assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(
-            err.starts_with("error: ") && !err.contains("panicked"),
-            "{args:?}: {err}"
-        );
+        assert!(err.starts_with("error: ") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }

@@ -10,19 +10,13 @@ use wit_parser::abi::{AbiVariant, WasmType};
 use wit_parser::{SizeAlign, Type, TypeDefKind};
 use witness::reference::flatten::{Context, flatten_functype};
 use witness::reference::layout::{alignment, elem_size, field_offsets, payload_offset};
-use witness::reference::types::{
-    CoreType, FuncType, InstanceId, PtrType, ResourceType, ValType, despecialize,
-};
+use witness::reference::types::{CoreType, FuncType, InstanceId, PtrType, ResourceType, ValType, despecialize};
 use witness::world::arbitrary::{TypeConfig, arbitrary_type};
 use witness::world::print::WitPrinter;
 use witness::world::wit::{Converter, Wit};
 
 fn resource_r() -> ResourceType {
-    ResourceType {
-        id: 0,
-        name: "r".into(),
-        impl_instance: InstanceId(0),
-    }
+    ResourceType { id: 0, name: "r".into(), impl_instance: InstanceId(0) }
 }
 
 /// A WIT package with `root` as a type alias and functions over it.
@@ -48,8 +42,7 @@ fn core(t: &WasmType) -> CoreType {
 
 fn check(seed: u64, t: &ValType) {
     let text = package(t);
-    let wit = Wit::parse("gen.wit", &text)
-        .unwrap_or_else(|e| panic!("seed {seed}: wit-parser rejects\n{text}\n{e:?}"));
+    let wit = Wit::parse("gen.wit", &text).unwrap_or_else(|e| panic!("seed {seed}: wit-parser rejects\n{text}\n{e:?}"));
     let resolve = &wit.resolve;
     let root = wit.find_type("root").unwrap();
     let mut sa = SizeAlign::default();
@@ -60,34 +53,14 @@ fn check(seed: u64, t: &ValType) {
     let conv = Converter::host_resources(resolve);
     let back = conv.type_id(root).unwrap();
     let r_id = conv.resource(wit.find_type("r").unwrap());
-    assert_eq!(
-        strip_resource_ids(&back, &r_id),
-        *t,
-        "seed {seed}: conversion\n{text}"
-    );
+    assert_eq!(strip_resource_ids(&back, &r_id), *t, "seed {seed}: conversion\n{text}");
 
     for (pt, size, align) in [
-        (
-            PtrType::I32,
-            sa.size(&ty).size_wasm32() as u64,
-            sa.align(&ty).align_wasm32() as u64,
-        ),
-        (
-            PtrType::I64,
-            sa.size(&ty).size_wasm64() as u64,
-            sa.align(&ty).align_wasm64() as u64,
-        ),
+        (PtrType::I32, sa.size(&ty).size_wasm32() as u64, sa.align(&ty).align_wasm32() as u64),
+        (PtrType::I64, sa.size(&ty).size_wasm64() as u64, sa.align(&ty).align_wasm64() as u64),
     ] {
-        assert_eq!(
-            elem_size(t, pt),
-            size,
-            "seed {seed}: elem_size {pt:?}\n{text}"
-        );
-        assert_eq!(
-            alignment(t, pt),
-            align,
-            "seed {seed}: alignment {pt:?}\n{text}"
-        );
+        assert_eq!(elem_size(t, pt), size, "seed {seed}: elem_size {pt:?}\n{text}");
+        assert_eq!(alignment(t, pt), align, "seed {seed}: alignment {pt:?}\n{text}");
     }
 
     // Field offsets of records/tuples and the payload offset of variants.
@@ -96,16 +69,10 @@ fn check(seed: u64, t: &ValType) {
         def = &resolve.types[*id].kind;
     }
     let offsets = |types: Vec<&Type>| -> Vec<(u64, u64)> {
-        sa.field_offsets(types)
-            .into_iter()
-            .map(|(o, _)| (o.size_wasm32() as u64, o.size_wasm64() as u64))
-            .collect()
+        sa.field_offsets(types).into_iter().map(|(o, _)| (o.size_wasm32() as u64, o.size_wasm64() as u64)).collect()
     };
     let ours = |fields: &[witness::reference::types::FieldType]| -> Vec<(u64, u64)> {
-        field_offsets(fields, PtrType::I32)
-            .into_iter()
-            .zip(field_offsets(fields, PtrType::I64))
-            .collect()
+        field_offsets(fields, PtrType::I32).into_iter().zip(field_offsets(fields, PtrType::I64)).collect()
     };
     match (despecialize(t).as_ref(), def) {
         (ValType::Record(fields), TypeDefKind::Record(r)) => {
@@ -116,11 +83,7 @@ fn check(seed: u64, t: &ValType) {
             );
         }
         (ValType::Record(fields), TypeDefKind::Tuple(tu)) => {
-            assert_eq!(
-                ours(fields),
-                offsets(tu.types.iter().collect()),
-                "seed {seed}: tuple offsets\n{text}"
-            );
+            assert_eq!(ours(fields), offsets(tu.types.iter().collect()), "seed {seed}: tuple offsets\n{text}");
         }
         (ValType::Variant(cases), TypeDefKind::Variant(v)) => {
             let theirs = sa.payload_offset(v.tag(), v.cases.iter().map(|c| c.ty.as_ref()));
@@ -139,28 +102,17 @@ fn check(seed: u64, t: &ValType) {
     }
 
     // Core signatures: 'lower' is a guest import, 'lift' a guest export.
-    let iface = resolve
-        .interfaces
-        .iter()
-        .find(|(_, i)| i.name.as_deref() == Some("i"))
-        .unwrap()
-        .1;
+    let iface = resolve.interfaces.iter().find(|(_, i)| i.name.as_deref() == Some("i")).unwrap().1;
     for name in ["one", "many"] {
         let f = &iface.functions[name];
         let ft: FuncType = conv.func_type(f).unwrap();
-        for (variant, context) in [
-            (AbiVariant::GuestImport, Context::Lower),
-            (AbiVariant::GuestExport, Context::Lift),
-        ] {
+        for (variant, context) in [(AbiVariant::GuestImport, Context::Lower), (AbiVariant::GuestExport, Context::Lift)]
+        {
             let theirs = resolve.wasm_signature(variant, f);
             let ours = flatten_functype(PtrType::I32, &ft, context);
             let tp: Vec<CoreType> = theirs.params.iter().map(core).collect();
             let tr: Vec<CoreType> = theirs.results.iter().map(core).collect();
-            assert_eq!(
-                (ours.params, ours.results),
-                (tp, tr),
-                "seed {seed}: {name} {context:?}\n{text}"
-            );
+            assert_eq!((ours.params, ours.results), (tp, tr), "seed {seed}: {name} {context:?}\n{text}");
         }
     }
 }
@@ -168,11 +120,7 @@ fn check(seed: u64, t: &ValType) {
 /// Resource identities differ between the generator and wit-parser; compare the rest.
 fn strip_resource_ids(t: &ValType, parsed_r: &ResourceType) -> ValType {
     let fix = |rt: &ResourceType| {
-        if rt == parsed_r {
-            resource_r()
-        } else {
-            rt.clone()
-        }
+        if rt == parsed_r { resource_r() } else { rt.clone() }
     };
     match t {
         ValType::Own(rt) => ValType::Own(fix(rt)),
@@ -186,9 +134,7 @@ fn strip_resource_ids(t: &ValType, parsed_r: &ResourceType) -> ValType {
                 })
                 .collect(),
         ),
-        ValType::Tuple(ts) => {
-            ValType::Tuple(ts.iter().map(|t| strip_resource_ids(t, parsed_r)).collect())
-        }
+        ValType::Tuple(ts) => ValType::Tuple(ts.iter().map(|t| strip_resource_ids(t, parsed_r)).collect()),
         ValType::Variant(cs) => ValType::Variant(
             cs.iter()
                 .map(|c| witness::reference::types::CaseType {
@@ -208,10 +154,7 @@ fn strip_resource_ids(t: &ValType, parsed_r: &ResourceType) -> ValType {
 
 #[test]
 fn layout_and_flattening_match_wit_parser_on_arbitrary_types() {
-    let cfg = TypeConfig {
-        resources: vec![resource_r()],
-        ..TypeConfig::default()
-    };
+    let cfg = TypeConfig { resources: vec![resource_r()], ..TypeConfig::default() };
     let n = common::cases(400);
     let mut checked = 0;
     for seed in 0..n {
@@ -223,10 +166,7 @@ fn layout_and_flattening_match_wit_parser_on_arbitrary_types() {
         check(seed, &t);
         checked += 1;
     }
-    assert!(
-        checked as u64 > n * 9 / 10,
-        "only {checked} of {n} seeds produced a type"
-    );
+    assert!(checked as u64 > n * 9 / 10, "only {checked} of {n} seeds produced a type");
 }
 
 #[test]
@@ -243,17 +183,9 @@ fn layout_matches_wit_parser_on_hand_picked_edges() {
         flags(16),
         flags(17),
         flags(32),
-        ValType::Tuple(vec![
-            ValType::U8,
-            ValType::option(ValType::U64),
-            ValType::U16,
-        ]),
+        ValType::Tuple(vec![ValType::U8, ValType::option(ValType::U64), ValType::U16]),
         ValType::result(Some(ValType::F32), Some(ValType::String)),
-        ValType::variant([
-            ("a", Some(ValType::F32)),
-            ("b", Some(ValType::U64)),
-            ("c", None),
-        ]),
+        ValType::variant([("a", Some(ValType::F32)), ("b", Some(ValType::U64)), ("c", None)]),
         ValType::list(ValType::Tuple(vec![ValType::U8, ValType::U32])),
     ];
     for (i, t) in cases.iter().enumerate() {

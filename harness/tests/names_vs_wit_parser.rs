@@ -19,21 +19,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use wit_parser::{
-    Function, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic, TypeDefKind,
-    TypeId, TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
+    Function, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic, TypeDefKind, TypeId, TypeOwner,
+    WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
 };
 use witness::encode::names::{
-    CoreExport, CoreImport, ExportItem, ImportItem, NameScheme, STANDARD_PREFIX,
-    canonicalized_interface_name, world_exports, world_imports,
+    CoreExport, CoreImport, ExportItem, ImportItem, NameScheme, STANDARD_PREFIX, canonicalized_interface_name,
+    world_exports, world_imports,
 };
 
 /// Our schemes with the wit-parser mangling each must reproduce.
 const SCHEMES: [(NameScheme, ManglingAndAbi); 2] = [
     (NameScheme::Standard, ManglingAndAbi::Standard32),
-    (
-        NameScheme::Legacy,
-        ManglingAndAbi::Legacy(LiftLowerAbi::Sync),
-    ),
+    (NameScheme::Legacy, ManglingAndAbi::Legacy(LiftLowerAbi::Sync)),
 ];
 
 /// Parses `sources` in order (dependencies first) and selects world `w` of
@@ -48,9 +45,7 @@ fn load(sources: &[&str]) -> (Resolve, WorldId) {
         }
     }
     let pkg = last.expect("at least one WIT source");
-    let world = resolve
-        .select_world(&[pkg], Some("w"))
-        .expect("world `w` exists");
+    let world = resolve.select_world(&[pkg], Some("w")).expect("world `w` exists");
     (resolve, world)
 }
 
@@ -64,9 +59,7 @@ fn owned_resources(resolve: &Resolve, iface: InterfaceId) -> Vec<TypeId> {
     resolve
         .types
         .iter()
-        .filter(|(_, ty)| {
-            ty.owner == TypeOwner::Interface(iface) && matches!(ty.kind, TypeDefKind::Resource)
-        })
+        .filter(|(_, ty)| ty.owner == TypeOwner::Interface(iface) && matches!(ty.kind, TypeDefKind::Resource))
         .map(|(id, _)| id)
         .collect()
 }
@@ -76,34 +69,12 @@ fn owned_resources(resolve: &Resolve, iface: InterfaceId) -> Vec<TypeId> {
 /// intrinsics of exported interfaces' resources.
 fn oracle_imports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -> Vec<CoreImport> {
     let func = |key: Option<&WorldKey>, interface: Option<InterfaceId>, func: &Function| {
-        let (module, name) = resolve.wasm_import_name(
-            mangling,
-            WasmImport::Func {
-                interface: key,
-                func,
-            },
-        );
-        CoreImport {
-            module,
-            name,
-            item: ImportItem::Func {
-                interface,
-                func: func.name.clone(),
-            },
-        }
+        let (module, name) = resolve.wasm_import_name(mangling, WasmImport::Func { interface: key, func });
+        CoreImport { module, name, item: ImportItem::Func { interface, func: func.name.clone() } }
     };
-    let intrinsic = |key: Option<&WorldKey>,
-                     resource: TypeId,
-                     intrinsic: ResourceIntrinsic,
-                     item: ImportItem| {
-        let (module, name) = resolve.wasm_import_name(
-            mangling,
-            WasmImport::ResourceIntrinsic {
-                interface: key,
-                resource,
-                intrinsic,
-            },
-        );
+    let intrinsic = |key: Option<&WorldKey>, resource: TypeId, intrinsic: ResourceIntrinsic, item: ImportItem| {
+        let (module, name) =
+            resolve.wasm_import_name(mangling, WasmImport::ResourceIntrinsic { interface: key, resource, intrinsic });
         CoreImport { module, name, item }
     };
     let drop = |resource, exported| ImportItem::ResourceDrop { resource, exported };
@@ -117,12 +88,7 @@ fn oracle_imports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
             // `cm32p2` / `$root`).
             WorldItem::Type { id, .. } => {
                 if matches!(resolve.types[*id].kind, TypeDefKind::Resource) {
-                    out.push(intrinsic(
-                        None,
-                        *id,
-                        ResourceIntrinsic::ImportedDrop,
-                        drop(*id, false),
-                    ));
+                    out.push(intrinsic(None, *id, ResourceIntrinsic::ImportedDrop, drop(*id, false)));
                 }
             }
             WorldItem::Interface { id, .. } => {
@@ -130,12 +96,7 @@ fn oracle_imports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
                     out.push(func(Some(key), Some(*id), f));
                 }
                 for r in owned_resources(resolve, *id) {
-                    out.push(intrinsic(
-                        Some(key),
-                        r,
-                        ResourceIntrinsic::ImportedDrop,
-                        drop(r, false),
-                    ));
+                    out.push(intrinsic(Some(key), r, ResourceIntrinsic::ImportedDrop, drop(r, false)));
                 }
             }
         }
@@ -143,12 +104,7 @@ fn oracle_imports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
     for (key, item) in &w.exports {
         if let WorldItem::Interface { id, .. } = item {
             for r in owned_resources(resolve, *id) {
-                out.push(intrinsic(
-                    Some(key),
-                    r,
-                    ResourceIntrinsic::ExportedDrop,
-                    drop(r, true),
-                ));
+                out.push(intrinsic(Some(key), r, ResourceIntrinsic::ExportedDrop, drop(r, true)));
                 out.push(intrinsic(
                     Some(key),
                     r,
@@ -170,33 +126,16 @@ fn oracle_imports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
 /// Expected exports: world exports (each function followed by its
 /// post-return, interface dtors after the functions), then the ABI exports.
 fn oracle_exports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -> Vec<CoreExport> {
-    let func = |out: &mut Vec<CoreExport>,
-                key: Option<&WorldKey>,
-                interface: Option<InterfaceId>,
-                func: &Function| {
-        let name = |kind: WasmExportKind| {
-            resolve.wasm_export_name(
-                mangling,
-                WasmExport::Func {
-                    interface: key,
-                    func,
-                    kind,
-                },
-            )
-        };
+    let func = |out: &mut Vec<CoreExport>, key: Option<&WorldKey>, interface: Option<InterfaceId>, func: &Function| {
+        let name =
+            |kind: WasmExportKind| resolve.wasm_export_name(mangling, WasmExport::Func { interface: key, func, kind });
         out.push(CoreExport {
             name: name(WasmExportKind::Normal),
-            item: ExportItem::Func {
-                interface,
-                func: func.name.clone(),
-            },
+            item: ExportItem::Func { interface, func: func.name.clone() },
         });
         out.push(CoreExport {
             name: name(WasmExportKind::PostReturn),
-            item: ExportItem::PostReturn {
-                interface,
-                func: func.name.clone(),
-            },
+            item: ExportItem::PostReturn { interface, func: func.name.clone() },
         });
     };
     let w = &resolve.worlds[world];
@@ -210,13 +149,8 @@ fn oracle_exports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
                 }
                 for r in owned_resources(resolve, *id) {
                     out.push(CoreExport {
-                        name: resolve.wasm_export_name(
-                            mangling,
-                            WasmExport::ResourceDtor {
-                                interface: key,
-                                resource: r,
-                            },
-                        ),
+                        name: resolve
+                            .wasm_export_name(mangling, WasmExport::ResourceDtor { interface: key, resource: r }),
                         item: ExportItem::Dtor { resource: r },
                     });
                 }
@@ -229,10 +163,7 @@ fn oracle_exports(resolve: &Resolve, world: WorldId, mangling: ManglingAndAbi) -
         (WasmExport::Realloc, ExportItem::Realloc),
         (WasmExport::Initialize, ExportItem::Initialize),
     ] {
-        out.push(CoreExport {
-            name: resolve.wasm_export_name(mangling, export),
-            item,
-        });
+        out.push(CoreExport { name: resolve.wasm_export_name(mangling, export), item });
     }
     out
 }
@@ -254,10 +185,7 @@ fn assert_same<T: Debug + PartialEq>(context: &str, ours: &[T], oracle: &[T]) {
 }
 
 fn import_pairs(imports: &[CoreImport]) -> Vec<(String, String)> {
-    imports
-        .iter()
-        .map(|i| (i.module.clone(), i.name.clone()))
-        .collect()
+    imports.iter().map(|i| (i.module.clone(), i.name.clone())).collect()
 }
 
 fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
@@ -281,49 +209,26 @@ fn check_world(
         let imports = world_imports(resolve, world, scheme);
         let exports = world_exports(resolve, world, scheme);
         let ctx = format!("{context} [{scheme:?}]");
-        assert_same(
-            &format!("{ctx} imports"),
-            &imports,
-            &oracle_imports(resolve, world, mangling),
-        );
-        assert_same(
-            &format!("{ctx} exports"),
-            &exports,
-            &oracle_exports(resolve, world, mangling),
-        );
+        assert_same(&format!("{ctx} imports"), &imports, &oracle_imports(resolve, world, mangling));
+        assert_same(&format!("{ctx} exports"), &exports, &oracle_exports(resolve, world, mangling));
 
         // BuildTargets.md "Imports and Exports": every standard name starts
         // with the prefix, so a runtime can tell build-target names apart;
         // legacy names must not, or wit-component would classify them as
         // standard (SPEC-NOTES §6.2).
         for module in imports.iter().map(|i| &i.module) {
-            assert_eq!(
-                module.starts_with(STANDARD_PREFIX),
-                scheme == NameScheme::Standard,
-                "{ctx}: module {module}"
-            );
+            assert_eq!(module.starts_with(STANDARD_PREFIX), scheme == NameScheme::Standard, "{ctx}: module {module}");
         }
         for name in exports.iter().map(|e| &e.name) {
-            assert_eq!(
-                name.starts_with(STANDARD_PREFIX),
-                scheme == NameScheme::Standard,
-                "{ctx}: export {name}"
-            );
+            assert_eq!(name.starts_with(STANDARD_PREFIX), scheme == NameScheme::Standard, "{ctx}: export {name}");
         }
         results.push((scheme, imports, exports));
     }
     // The schemes name the same items in the same order; only strings differ.
     let items = |r: &(NameScheme, Vec<CoreImport>, Vec<CoreExport>)| {
-        (
-            r.1.iter().map(|i| i.item.clone()).collect::<Vec<_>>(),
-            r.2.iter().map(|e| e.item.clone()).collect::<Vec<_>>(),
-        )
+        (r.1.iter().map(|i| i.item.clone()).collect::<Vec<_>>(), r.2.iter().map(|e| e.item.clone()).collect::<Vec<_>>())
     };
-    assert_eq!(
-        items(&results[0]),
-        items(&results[1]),
-        "{context}: schemes list different items"
-    );
+    assert_eq!(items(&results[0]), items(&results[1]), "{context}: schemes list different items");
 
     // Interfaces keyed by id are named by their cin (BuildTargets.md
     // "Interface Name Canonicalization"), which wit-parser also exposes.
@@ -346,18 +251,10 @@ fn check_world(
 fn assert_unique(context: &str, imports: &[CoreImport], exports: &[CoreExport]) {
     let pairs = import_pairs(imports);
     let set: BTreeSet<_> = pairs.iter().collect();
-    assert_eq!(
-        set.len(),
-        pairs.len(),
-        "{context}: duplicate import in {pairs:#?}"
-    );
+    assert_eq!(set.len(), pairs.len(), "{context}: duplicate import in {pairs:#?}");
     let names = export_names(exports);
     let set: BTreeSet<_> = names.iter().collect();
-    assert_eq!(
-        set.len(),
-        names.len(),
-        "{context}: duplicate export in {names:#?}"
-    );
+    assert_eq!(set.len(), names.len(), "{context}: duplicate export in {names:#?}");
 }
 
 fn check_unique_world(resolve: &Resolve, world: WorldId, context: &str) {
@@ -458,9 +355,7 @@ fn build_targets_example_exports_match_spec_text() {
     ];
     let mut expected: BTreeSet<String> = example.iter().map(|s| s.to_string()).collect();
     for name in example {
-        let interface_func = name.starts_with("cm32p2|")
-            && !name.starts_with("cm32p2||")
-            && !name.ends_with("_dtor");
+        let interface_func = name.starts_with("cm32p2|") && !name.starts_with("cm32p2||") && !name.ends_with("_dtor");
         if interface_func {
             expected.insert(format!("{name}_post"));
         }
@@ -538,23 +433,10 @@ fn canonicalized_interface_names_match_spec_table() {
     ];
     for (version, expected) in cases {
         let mut resolve = Resolve::default();
-        let pkg = resolve
-            .push_str(
-                "c.wit",
-                &format!("package a:b{version};\ninterface c {{}}\n"),
-            )
-            .expect("valid WIT");
+        let pkg = resolve.push_str("c.wit", &format!("package a:b{version};\ninterface c {{}}\n")).expect("valid WIT");
         let iface = resolve.packages[pkg].interfaces["c"];
-        assert_eq!(
-            canonicalized_interface_name(&resolve, iface),
-            expected,
-            "version {version:?}"
-        );
-        assert_eq!(
-            resolve.canonicalized_id_of(iface).as_deref(),
-            Some(expected),
-            "wit-parser, version {version:?}"
-        );
+        assert_eq!(canonicalized_interface_name(&resolve, iface), expected, "version {version:?}");
+        assert_eq!(resolve.canonicalized_id_of(iface).as_deref(), Some(expected), "wit-parser, version {version:?}");
     }
 }
 
@@ -582,17 +464,11 @@ fn canonicalized_name_of_unnamed_interface_is_its_plain_name() {
 /// resource with constructor, method and static function, plus a free
 /// function.
 fn versioned_packages() -> Vec<String> {
-    [
-        ("v:one", "@1.2.3"),
-        ("v:two", "@0.2.1"),
-        ("v:three", "@0.0.1"),
-        ("v:four", "@1.2.3-rc.1+build"),
-        ("v:five", ""),
-    ]
-    .iter()
-    .map(|(pkg, ver)| {
-        format!(
-            "package {pkg}{ver};\n\
+    [("v:one", "@1.2.3"), ("v:two", "@0.2.1"), ("v:three", "@0.0.1"), ("v:four", "@1.2.3-rc.1+build"), ("v:five", "")]
+        .iter()
+        .map(|(pkg, ver)| {
+            format!(
+                "package {pkg}{ver};\n\
              interface api {{\n\
                resource file {{\n\
                  constructor(path: string);\n\
@@ -602,9 +478,9 @@ fn versioned_packages() -> Vec<String> {
                resource dir;\n\
                stat: func(f: borrow<file>) -> u64;\n\
              }}\n"
-        )
-    })
-    .collect()
+            )
+        })
+        .collect()
 }
 
 /// Rules: BuildTargets.md imports/exports of interfaces with
@@ -643,19 +519,14 @@ fn versioned_interfaces_vs_wit_parser() {
     ]
     .into();
     assert_eq!(modules, expected);
-    assert!(
-        ours.iter()
-            .any(|i| i.module == "cm32p2|v:two/api@0.2" && i.name == "[static]file.open")
-    );
+    assert!(ours.iter().any(|i| i.module == "cm32p2|v:two/api@0.2" && i.name == "[static]file.open"));
     let exports = export_names(&world_exports(&resolve, world, NameScheme::Standard));
     assert!(exports.contains(&"cm32p2|v:three/api@0.0.1|[method]file.read_post".to_string()));
     assert!(exports.contains(&"cm32p2|v:four/api@1.2.3-rc.1|dir_dtor".to_string()));
 
     // Legacy keeps the full version, build metadata included (SPEC-NOTES §6.3).
     let legacy = world_imports(&resolve, world, NameScheme::Legacy);
-    assert!(legacy.iter().any(
-        |i| i.module == "[export]v:four/api@1.2.3-rc.1+build" && i.name == "[resource-new]file"
-    ));
+    assert!(legacy.iter().any(|i| i.module == "[export]v:four/api@1.2.3-rc.1+build" && i.name == "[resource-new]file"));
 }
 
 /// Rules: BuildTargets.md world-level function imports (`cm32p2` / `<fn>`)
@@ -694,11 +565,7 @@ fn world_level_items_and_unnamed_interfaces_vs_wit_parser() {
     let imports = world_imports(&resolve, world, NameScheme::Standard);
     let pairs = import_pairs(&imports);
     let has = |m: &str, n: &str| pairs.contains(&(m.to_string(), n.to_string()));
-    assert!(
-        has("cm32p2", "log")
-            && has("cm32p2", "[constructor]handle")
-            && has("cm32p2", "[static]handle.make")
-    );
+    assert!(has("cm32p2", "log") && has("cm32p2", "[constructor]handle") && has("cm32p2", "[static]handle.make"));
     assert!(has("cm32p2|host", "connect") && has("cm32p2|host", "quiet_drop"));
     for op in ["drop", "new", "rep"] {
         assert!(has("cm32p2|_ex_guest", &format!("bare_{op}")), "bare_{op}");
@@ -709,13 +576,9 @@ fn world_level_items_and_unnamed_interfaces_vs_wit_parser() {
     assert!(!pairs.iter().any(|(m, _)| m == "cm32p2|_ex_plain"));
 
     let exports = export_names(&world_exports(&resolve, world, NameScheme::Standard));
-    for name in [
-        "cm32p2||run",
-        "cm32p2||run_post",
-        "cm32p2||nothing_post",
-        "cm32p2|guest|obj_dtor",
-        "cm32p2|plain|ping_post",
-    ] {
+    for name in
+        ["cm32p2||run", "cm32p2||run_post", "cm32p2||nothing_post", "cm32p2|guest|obj_dtor", "cm32p2|plain|ping_post"]
+    {
         assert!(exports.contains(&name.to_string()), "{name}");
     }
 }
@@ -739,19 +602,13 @@ fn used_and_aliased_resources_are_not_original() {
     let (resolve, world) = load(&[src]);
     check_unique_world(&resolve, world, "alias");
     let imports = world_imports(&resolve, world, NameScheme::Standard);
-    let drops: Vec<_> = imports
-        .iter()
-        .filter(|i| i.name.ends_with("_drop"))
-        .map(|i| (i.module.as_str(), i.name.as_str()))
-        .collect();
+    let drops: Vec<_> =
+        imports.iter().filter(|i| i.name.ends_with("_drop")).map(|i| (i.module.as_str(), i.name.as_str())).collect();
     // `defs` is imported by elaboration; `users` defines no resource, so the
     // exported `users` has no `_ex_` intrinsics.
     assert_eq!(drops, [("cm32p2|t:alias/defs@2", "r_drop")]);
     let exports = export_names(&world_exports(&resolve, world, NameScheme::Standard));
-    assert!(
-        !exports.iter().any(|e| e.ends_with("_dtor")),
-        "{exports:#?}"
-    );
+    assert!(!exports.iter().any(|e| e.ends_with("_dtor")), "{exports:#?}");
     assert!(exports.contains(&"cm32p2|t:alias/users@2|take".to_string()));
 }
 
@@ -801,10 +658,7 @@ fn semver_compatible_duplicates_collide_in_standard_scheme() {
         let distinct: BTreeSet<_> = pairs.iter().collect();
         match scheme {
             NameScheme::Standard => {
-                assert_eq!(
-                    pairs,
-                    vec![("cm32p2|a:b/i@1".to_string(), "f".to_string()); 2]
-                )
+                assert_eq!(pairs, vec![("cm32p2|a:b/i@1".to_string(), "f".to_string()); 2])
             }
             NameScheme::Legacy => assert_eq!(distinct.len(), 2),
         }
@@ -821,12 +675,7 @@ fn foreign_ids_yield_nothing() {
         assert!(world_imports(&b, world_a, scheme).is_empty());
         assert!(world_exports(&b, world_a, scheme).is_empty());
     }
-    let iface = a
-        .interfaces
-        .iter()
-        .next()
-        .map(|(id, _)| id)
-        .expect("an interface");
+    let iface = a.interfaces.iter().next().map(|(id, _)| id).expect("an interface");
     assert_eq!(canonicalized_interface_name(&b, iface), "");
 }
 
@@ -948,10 +797,7 @@ fn gen_world(seed: u64) -> String {
             // only exported (an import may not depend on an export) or uses
             // another one itself (wit-parser rejects some transitive mixes
             // of imported and exported dependencies).
-            let uses = prev_has_resource
-                && !prev_uses
-                && dispositions[k - 1] != Disposition::Export
-                && rng.chance(60);
+            let uses = prev_has_resource && !prev_uses && dispositions[k - 1] != Disposition::Export && rng.chance(60);
             if uses {
                 packages.push_str(&format!("use i{}.{{i{}res0 as used}};\n", k - 1, k - 1));
                 packages.push_str("type alias = used;\ntake-used: func(x: alias) -> used;\n");
@@ -975,11 +821,7 @@ fn gen_world(seed: u64) -> String {
         packages.push_str("}\n");
     }
     for n in 0..rng.below(3) {
-        let (dir, name) = if rng.chance(50) {
-            ("import", "inl-imp")
-        } else {
-            ("export", "inl-exp")
-        };
+        let (dir, name) = if rng.chance(50) { ("import", "inl-imp") } else { ("export", "inl-exp") };
         let (items, _) = gen_items(&mut rng, "", true);
         world.push_str(&format!("{dir} {name}{n}: interface {{\n{items}}}\n"));
     }
@@ -1007,22 +849,14 @@ fn generated_worlds_agree_with_wit_parser() {
         let (resolve, world) = load(&[src.as_str()]);
         let results = check_world(&resolve, world, &format!("seed {seed}:\n{src}"));
         for (scheme, imports, exports) in &results {
-            assert_unique(
-                &format!("seed {seed} [{scheme:?}]:\n{src}"),
-                imports,
-                exports,
-            );
+            assert_unique(&format!("seed {seed} [{scheme:?}]:\n{src}"), imports, exports);
         }
         let (_, imports, exports) = &results[0];
         for i in imports {
             let kind = match &i.item {
-                ImportItem::Func {
-                    interface: None, ..
-                } => "world func",
+                ImportItem::Func { interface: None, .. } => "world func",
                 ImportItem::Func { .. } => "interface func",
-                ImportItem::ResourceDrop {
-                    exported: false, ..
-                } => "drop",
+                ImportItem::ResourceDrop { exported: false, .. } => "drop",
                 ImportItem::ResourceDrop { exported: true, .. } => "exported drop",
                 ImportItem::ResourceNew { .. } => "new",
                 ImportItem::ResourceRep { .. } => "rep",
@@ -1031,9 +865,7 @@ fn generated_worlds_agree_with_wit_parser() {
         }
         for e in exports {
             let kind = match &e.item {
-                ExportItem::Func {
-                    interface: None, ..
-                } => "world func",
+                ExportItem::Func { interface: None, .. } => "world func",
                 ExportItem::Func { .. } => "interface func",
                 ExportItem::PostReturn { .. } => "post-return",
                 ExportItem::Dtor { .. } => "dtor",
@@ -1042,23 +874,10 @@ fn generated_worlds_agree_with_wit_parser() {
             *exports_seen.entry(kind).or_default() += 1;
         }
     }
-    for kind in [
-        "world func",
-        "interface func",
-        "drop",
-        "exported drop",
-        "new",
-        "rep",
-    ] {
-        assert!(
-            imports_seen.get(kind).copied().unwrap_or(0) > 20,
-            "import kind {kind}: {imports_seen:?}"
-        );
+    for kind in ["world func", "interface func", "drop", "exported drop", "new", "rep"] {
+        assert!(imports_seen.get(kind).copied().unwrap_or(0) > 20, "import kind {kind}: {imports_seen:?}");
     }
     for kind in ["world func", "interface func", "post-return", "dtor", "abi"] {
-        assert!(
-            exports_seen.get(kind).copied().unwrap_or(0) > 20,
-            "export kind {kind}: {exports_seen:?}"
-        );
+        assert!(exports_seen.get(kind).copied().unwrap_or(0) > 20, "export kind {kind}: {exports_seen:?}");
     }
 }

@@ -10,9 +10,7 @@ use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerConte
 use witness::reference::flatten::{MAX_FLAT_PARAMS, flatten_type};
 use witness::reference::lift_flat::{CoreValueIter, lift_flat, lift_flat_values};
 use witness::reference::lower_flat::{SpillTo, lower_flat, lower_flat_values};
-use witness::reference::types::{
-    CoreType, InstanceId, PtrType, ResourceType, StringEncoding, ValType,
-};
+use witness::reference::types::{CoreType, InstanceId, PtrType, ResourceType, StringEncoding, ValType};
 use witness::reference::validate::validate_type;
 use witness::reference::{BumpHeap, Flat, TrapKind, Value};
 use witness::world::arbitrary::{TypeConfig, arbitrary_type, arbitrary_value};
@@ -21,16 +19,8 @@ const GUEST: InstanceId = InstanceId(1);
 
 fn resources() -> Vec<ResourceType> {
     vec![
-        ResourceType {
-            id: 1,
-            name: "a".into(),
-            impl_instance: InstanceId(0),
-        },
-        ResourceType {
-            id: 2,
-            name: "b".into(),
-            impl_instance: InstanceId(0),
-        },
+        ResourceType { id: 1, name: "a".into(), impl_instance: InstanceId(0) },
+        ResourceType { id: 2, name: "b".into(), impl_instance: InstanceId(0) },
     ]
 }
 
@@ -57,12 +47,7 @@ fn roundtrip(
         }
     };
     let mut subtask = Subtask::default();
-    let mut cx = LiftLowerContext::new(
-        dst,
-        &mut heap,
-        &mut inst,
-        BorrowScope::Subtask(&mut subtask),
-    );
+    let mut cx = LiftLowerContext::new(dst, &mut heap, &mut inst, BorrowScope::Subtask(&mut subtask));
     let mut vi = CoreValueIter::new(flat);
     let max_flat = if spill { 0 } else { usize::MAX };
     let out = lift_flat_values(&mut cx, max_flat, &mut vi, ts)?;
@@ -72,11 +57,7 @@ fn roundtrip(
 
 #[test]
 fn lower_then_lift_returns_the_value_in_all_encoding_pairs() {
-    let cfg = TypeConfig {
-        resources: resources(),
-        borrows: true,
-        ..TypeConfig::default()
-    };
+    let cfg = TypeConfig { resources: resources(), borrows: true, ..TypeConfig::default() };
     let n = common::cases(300);
     let mut checked = 0;
     for seed in 0..n {
@@ -85,28 +66,16 @@ fn lower_then_lift_returns_the_value_in_all_encoding_pairs() {
         let Ok(t) = arbitrary_type(&mut u, &cfg) else {
             continue;
         };
-        validate_type(&t)
-            .unwrap_or_else(|e| panic!("seed {seed}: generator made an invalid type: {e}"));
+        validate_type(&t).unwrap_or_else(|e| panic!("seed {seed}: generator made an invalid type: {e}"));
         for src in StringEncoding::ALL {
             let Ok(v) = arbitrary_value(&mut u, &t, src, &[7, 8, 9]) else {
                 continue;
             };
             for dst in StringEncoding::ALL {
                 for spill in [false, true] {
-                    let back = roundtrip(
-                        std::slice::from_ref(&t),
-                        std::slice::from_ref(&v),
-                        dst,
-                        spill,
-                    )
-                    .unwrap_or_else(|trap| {
-                        panic!("seed {seed} {src}->{dst} spill={spill}: {trap}\n{t:?}\n{v:?}")
-                    });
-                    assert!(
-                        back[0].matches(&v),
-                        "seed {seed} {src}->{dst} spill={spill}\n{t:?}\n{v:?}\n{:?}",
-                        back[0]
-                    );
+                    let back = roundtrip(std::slice::from_ref(&t), std::slice::from_ref(&v), dst, spill)
+                        .unwrap_or_else(|trap| panic!("seed {seed} {src}->{dst} spill={spill}: {trap}\n{t:?}\n{v:?}"));
+                    assert!(back[0].matches(&v), "seed {seed} {src}->{dst} spill={spill}\n{t:?}\n{v:?}\n{:?}", back[0]);
                     checked += 1;
                 }
             }
@@ -122,12 +91,9 @@ fn lowering_then_lifting_keeps_tagged_lengths_consistent() {
     // asserts the hint matches the text).
     for text in witness::world::arbitrary::TRICKY_STRINGS {
         let mut v = Value::string(text);
-        for dst in [
-            StringEncoding::Utf16,
-            StringEncoding::Latin1Utf16,
-            StringEncoding::Utf8,
-            StringEncoding::Latin1Utf16,
-        ] {
+        for dst in
+            [StringEncoding::Utf16, StringEncoding::Latin1Utf16, StringEncoding::Utf8, StringEncoding::Latin1Utf16]
+        {
             let back = roundtrip(&[ValType::String], std::slice::from_ref(&v), dst, false).unwrap();
             let Value::String(s) = &back[0] else { panic!() };
             assert_eq!(s.text, *text);
@@ -141,16 +107,8 @@ fn arbitrary_flat(u: &mut Unstructured<'_>, t: CoreType, mem_len: u32) -> arbitr
     // Small numbers often, so pointers land inside memory and discriminants in range.
     let small = u.ratio(3, 4)?;
     Ok(match t {
-        CoreType::I32 => Flat::I32(if small {
-            u.int_in_range(0..=mem_len + 8)?
-        } else {
-            u.arbitrary()?
-        }),
-        CoreType::I64 => Flat::I64(if small {
-            u.int_in_range(0..=u64::from(mem_len))?
-        } else {
-            u.arbitrary()?
-        }),
+        CoreType::I32 => Flat::I32(if small { u.int_in_range(0..=mem_len + 8)? } else { u.arbitrary()? }),
+        CoreType::I64 => Flat::I64(if small { u.int_in_range(0..=u64::from(mem_len))? } else { u.arbitrary()? }),
         CoreType::F32 => Flat::F32(f32::from_bits(u.arbitrary()?)),
         CoreType::F64 => Flat::F64(f64::from_bits(u.arbitrary()?)),
     })
@@ -158,11 +116,7 @@ fn arbitrary_flat(u: &mut Unstructured<'_>, t: CoreType, mem_len: u32) -> arbitr
 
 #[test]
 fn lifting_arbitrary_flat_values_and_bytes_never_panics() {
-    let cfg = TypeConfig {
-        resources: resources(),
-        borrows: true,
-        ..TypeConfig::default()
-    };
+    let cfg = TypeConfig { resources: resources(), borrows: true, ..TypeConfig::default() };
     let n = common::cases(2000);
     let mut traps = std::collections::BTreeMap::<TrapKind, u32>::new();
     let mut values = 0;
@@ -190,20 +144,11 @@ fn lifting_arbitrary_flat_values_and_bytes_never_panics() {
             witness::reference::handles::canon_resource_new(&mut inst, rt, 100 + i as u32).unwrap();
         }
         let mut subtask = Subtask::default();
-        let mut cx = LiftLowerContext::new(
-            enc,
-            &mut heap,
-            &mut inst,
-            BorrowScope::Subtask(&mut subtask),
-        );
+        let mut cx = LiftLowerContext::new(enc, &mut heap, &mut inst, BorrowScope::Subtask(&mut subtask));
         match lift_flat(&mut cx, &mut CoreValueIter::new(flat), &t) {
             Ok(_) => values += 1,
             Err(trap) => {
-                assert_ne!(
-                    trap.kind,
-                    TrapKind::Assertion,
-                    "seed {seed}: guest data broke an assertion: {trap}"
-                );
+                assert_ne!(trap.kind, TrapKind::Assertion, "seed {seed}: guest data broke an assertion: {trap}");
                 *traps.entry(trap.kind).or_default() += 1;
             }
         }

@@ -51,12 +51,7 @@ fn tricky_layouts() {
         "tuple<char, option<f64>, bool>",
     ];
     let mut out = String::new();
-    writeln!(
-        out,
-        "{:<34} {:>4} {:>5}  {:<22} offsets",
-        "type", "size", "align", "flat"
-    )
-    .unwrap();
+    writeln!(out, "{:<34} {:>4} {:>5}  {:<22} offsets", "type", "size", "align", "flat").unwrap();
     for text in types {
         let t = parse_type(text, None).unwrap();
         let l = layout(&t);
@@ -65,14 +60,8 @@ fn tricky_layouts() {
             Some(p) => format!("payload {p}"),
             None => format!("{:?}", l.fields),
         };
-        writeln!(
-            out,
-            "{text:<34} {:>4} {:>5}  {:<22} {offs}",
-            l.size,
-            l.align,
-            format!("({})", flat.join(" "))
-        )
-        .unwrap();
+        writeln!(out, "{text:<34} {:>4} {:>5}  {:<22} {offs}", l.size, l.align, format!("({})", flat.join(" ")))
+            .unwrap();
     }
     snapshot!("layouts", out);
 }
@@ -99,17 +88,12 @@ fn string_realloc_traces_for_every_encoding_pair() {
                     Ok(flat) => {
                         let ptr = flat[0].bits();
                         let len = flat[1].bits();
-                        let tag = if len & (1 << 31) != 0 {
-                            format!("utf16 {}", len ^ (1 << 31))
-                        } else {
-                            len.to_string()
-                        };
+                        let tag =
+                            if len & (1 << 31) != 0 { format!("utf16 {}", len ^ (1 << 31)) } else { len.to_string() };
                         let bytes_len = match dst {
                             StringEncoding::Utf8 => len,
                             StringEncoding::Utf16 => 2 * len,
-                            StringEncoding::Latin1Utf16 if len & (1 << 31) != 0 => {
-                                2 * (len ^ (1 << 31))
-                            }
+                            StringEncoding::Latin1Utf16 if len & (1 << 31) != 0 => 2 * (len ^ (1 << 31)),
                             StringEncoding::Latin1Utf16 => len,
                         };
                         let bytes = &heap.bytes[ptr as usize..(ptr + bytes_len) as usize];
@@ -117,14 +101,7 @@ fn string_realloc_traces_for_every_encoding_pair() {
                     }
                     Err(trap) => format!("trap {trap}"),
                 };
-                writeln!(
-                    out,
-                    "{:>12} -> {:<12} realloc {} => {res}",
-                    src.name(),
-                    dst.name(),
-                    calls.join(" ")
-                )
-                .unwrap();
+                writeln!(out, "{:>12} -> {:<12} realloc {} => {res}", src.name(), dst.name(), calls.join(" ")).unwrap();
             }
         }
     }
@@ -151,21 +128,9 @@ fn index(r: Result<u32, witness::reference::Trap>) -> String {
 /// sequence goes on with the instance as it was before.
 #[test]
 fn handle_table_sequence() {
-    let r = ResourceType {
-        id: 1,
-        name: "r".into(),
-        impl_instance: InstanceId(1),
-    };
-    let s = ResourceType {
-        id: 2,
-        name: "s".into(),
-        impl_instance: InstanceId(1),
-    };
-    let host = ResourceType {
-        id: 3,
-        name: "host".into(),
-        impl_instance: InstanceId(0),
-    };
+    let r = ResourceType { id: 1, name: "r".into(), impl_instance: InstanceId(1) };
+    let s = ResourceType { id: 2, name: "s".into(), impl_instance: InstanceId(1) };
+    let host = ResourceType { id: 3, name: "host".into(), impl_instance: InstanceId(0) };
     let own_r = ValType::Own(r.clone());
     let borrow_r = ValType::Borrow(r.clone());
     let mut inst = ComponentInstance::new(InstanceId(1));
@@ -173,147 +138,64 @@ fn handle_table_sequence() {
     let mut out = String::new();
     let mut log = |what: &str, result: String| writeln!(out, "{what:<44} {result}").unwrap();
     for rep in [10, 20, 30] {
-        log(
-            &format!("resource.new r rep={rep}"),
-            index(canon_resource_new(&mut inst, &r, rep)),
-        );
+        log(&format!("resource.new r rep={rep}"), index(canon_resource_new(&mut inst, &r, rep)));
     }
-    log(
-        "resource.drop r 2",
-        drop_result(canon_resource_drop(&mut inst, &r, 2)),
-    );
-    log(
-        "resource.new r rep=40 (reuses 2)",
-        index(canon_resource_new(&mut inst, &r, 40)),
-    );
+    log("resource.drop r 2", drop_result(canon_resource_drop(&mut inst, &r, 2)));
+    log("resource.new r rep=40 (reuses 2)", index(canon_resource_new(&mut inst, &r, 40)));
     log("resource.rep r 2", index(canon_resource_rep(&inst, &r, 2)));
-    log(
-        "resource.rep s 1 (type confusion)",
-        index(canon_resource_rep(&inst, &s, 1)),
-    );
+    log("resource.rep s 1 (type confusion)", index(canon_resource_rep(&inst, &s, 1)));
     log("resource.rep r 0", index(canon_resource_rep(&inst, &r, 0)));
-    log(
-        "resource.rep r 9 (never allocated)",
-        index(canon_resource_rep(&inst, &r, 9)),
-    );
-    log(
-        "resource.rep r 0xffffffff",
-        index(canon_resource_rep(&inst, &r, u32::MAX)),
-    );
+    log("resource.rep r 9 (never allocated)", index(canon_resource_rep(&inst, &r, 9)));
+    log("resource.rep r 0xffffffff", index(canon_resource_rep(&inst, &r, u32::MAX)));
     for i in [1, 2, 3] {
-        log(
-            &format!("resource.drop r {i}"),
-            drop_result(canon_resource_drop(&mut inst, &r, i)),
-        );
+        log(&format!("resource.drop r {i}"), drop_result(canon_resource_drop(&mut inst, &r, i)));
     }
-    log(
-        "resource.drop r 3 (twice)",
-        drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)),
-    );
+    log("resource.drop r 3 (twice)", drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)));
     for rep in [50, 60, 70, 80] {
-        log(
-            &format!("resource.new r rep={rep}"),
-            index(canon_resource_new(&mut inst, &r, rep)),
-        );
+        log(&format!("resource.new r rep={rep}"), index(canon_resource_new(&mut inst, &r, rep)));
     }
     let mut subtask = Subtask::default();
     {
-        let mut cx = LiftLowerContext::new(
-            StringEncoding::Utf8,
-            &mut heap,
-            &mut inst,
-            BorrowScope::Subtask(&mut subtask),
-        );
-        log(
-            "lift_borrow 3 (lent to a call)",
-            index(lift_borrow(&mut cx, 3, &borrow_r)),
-        );
+        let mut cx =
+            LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut inst, BorrowScope::Subtask(&mut subtask));
+        log("lift_borrow 3 (lent to a call)", index(lift_borrow(&mut cx, 3, &borrow_r)));
     }
     {
         let mut probe = inst.clone();
-        let mut cx = LiftLowerContext::new(
-            StringEncoding::Utf8,
-            &mut heap,
-            &mut probe,
-            BorrowScope::None,
-        );
+        let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut probe, BorrowScope::None);
         log("lift_own 3 while lent", index(lift_own(&mut cx, 3, &own_r)));
     }
-    log(
-        "resource.drop r 3 while lent",
-        drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)),
-    );
+    log("resource.drop r 3 while lent", drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)));
     subtask.deliver_resolve(&mut inst);
     {
-        let mut cx = LiftLowerContext::new(
-            StringEncoding::Utf8,
-            &mut heap,
-            &mut inst,
-            BorrowScope::None,
-        );
-        log(
-            "lift_own 3 after the call resolved",
-            index(lift_own(&mut cx, 3, &own_r)),
-        );
+        let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut inst, BorrowScope::None);
+        log("lift_own 3 after the call resolved", index(lift_own(&mut cx, 3, &own_r)));
     }
     let task = inst.start_task();
     {
-        let mut cx = LiftLowerContext::new(
-            StringEncoding::Utf8,
-            &mut heap,
-            &mut inst,
-            BorrowScope::Task(task),
-        );
+        let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut inst, BorrowScope::Task(task));
         let borrow_host = ValType::Borrow(host.clone());
-        let lowered = |r: Result<Vec<witness::reference::Flat>, witness::reference::Trap>| {
-            index(r.map(|f| f[0].bits() as u32))
-        };
+        let lowered =
+            |r: Result<Vec<witness::reference::Flat>, witness::reference::Trap>| index(r.map(|f| f[0].bits() as u32));
         log(
             "lower_borrow host rep=5 (new borrow handle)",
             lowered(lower_flat(&mut cx, &Value::Handle(5), &borrow_host)),
         );
-        log(
-            "lower_borrow r rep=6 (implementer: the rep)",
-            lowered(lower_flat(&mut cx, &Value::Handle(6), &borrow_r)),
-        );
+        log("lower_borrow r rep=6 (implementer: the rep)", lowered(lower_flat(&mut cx, &Value::Handle(6), &borrow_r)));
     }
     log("lift_own 3 of a borrow handle", {
         let mut probe = inst.clone();
-        let mut cx = LiftLowerContext::new(
-            StringEncoding::Utf8,
-            &mut heap,
-            &mut probe,
-            BorrowScope::None,
-        );
+        let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut probe, BorrowScope::None);
         index(lift_own(&mut cx, 3, &ValType::Own(host.clone())))
     });
-    log(
-        "task.return with the borrow held",
-        format!("{:?}", inst.clone().task_return(task).map_err(|t| t.kind)),
-    );
-    log(
-        "resource.drop r 3 (wrong type)",
-        drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)),
-    );
-    log(
-        "resource.drop host 3 (ends the borrow)",
-        drop_result(canon_resource_drop(&mut inst, &host, 3)),
-    );
-    log(
-        "task.return",
-        format!("{:?}", inst.task_return(task).map_err(|t| t.kind)),
-    );
+    log("task.return with the borrow held", format!("{:?}", inst.clone().task_return(task).map_err(|t| t.kind)));
+    log("resource.drop r 3 (wrong type)", drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)));
+    log("resource.drop host 3 (ends the borrow)", drop_result(canon_resource_drop(&mut inst, &host, 3)));
+    log("task.return", format!("{:?}", inst.task_return(task).map_err(|t| t.kind)));
     let entries: Vec<String> = inst
         .handles
         .entries()
-        .map(|(i, h)| {
-            format!(
-                "{i}:{} {}={}",
-                if h.own { "own" } else { "borrow" },
-                h.rt.name,
-                h.rep
-            )
-        })
+        .map(|(i, h)| format!("{i}:{} {}={}", if h.own { "own" } else { "borrow" }, h.rt.name, h.rep))
         .collect();
     log("table", entries.join(", "));
     snapshot!("handle_table_sequence", out);

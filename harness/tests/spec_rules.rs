@@ -24,27 +24,21 @@ use witness::reference::flatten::{
     Context, CoreFuncType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type, join,
 };
 use witness::reference::handles::{
-    DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep, lift_borrow, lift_own,
-    lower_borrow, lower_own,
+    DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep, lift_borrow, lift_own, lower_borrow,
+    lower_own,
 };
-use witness::reference::layout::{
-    alignment, discriminant_type, elem_size, field_offsets, payload_offset,
-};
+use witness::reference::layout::{alignment, discriminant_type, elem_size, field_offsets, payload_offset};
 use witness::reference::lift_flat::{CoreValueIter, lift_flat, lift_flat_values};
-use witness::reference::load::{
-    CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN, MAX_LIST_BYTE_LENGTH, load,
-};
+use witness::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN, MAX_LIST_BYTE_LENGTH, load};
 use witness::reference::lower_flat::{SpillTo, lower_flat, lower_flat_values};
 use witness::reference::memory::{BumpHeap, Memory, ReallocCall};
 use witness::reference::store::store_list_into_range;
 use witness::reference::strings::{
-    MAX_STRING_BYTE_LENGTH, UTF16_TAG_I32, load_string_from_range, store_string_into_range,
-    utf16_tag,
+    MAX_STRING_BYTE_LENGTH, UTF16_TAG_I32, load_string_from_range, store_string_into_range, utf16_tag,
 };
 use witness::reference::trap::{Result, Trap, TrapKind};
 use witness::reference::types::{
-    CaseType, CoreType, FieldType, FuncType, InstanceId, PtrType, ResourceType, StringEncoding,
-    ValType, despecialize,
+    CaseType, CoreType, FieldType, FuncType, InstanceId, PtrType, ResourceType, StringEncoding, ValType, despecialize,
 };
 use witness::reference::value::{Flat, HostString, Value};
 
@@ -68,11 +62,7 @@ struct Scripted {
 
 impl Scripted {
     fn new(size: usize, replies: &[u64]) -> Scripted {
-        Scripted {
-            bytes: vec![0; size],
-            replies: replies.iter().copied().collect(),
-            calls: vec![],
-        }
+        Scripted { bytes: vec![0; size], replies: replies.iter().copied().collect(), calls: vec![] }
     }
 }
 
@@ -83,10 +73,7 @@ impl Memory for Scripted {
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<()> {
         let p = ptr as usize;
         if p + out.len() > self.bytes.len() {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                "Scripted: read out of range",
-            ));
+            return Err(Trap::new(TrapKind::Assertion, "Scripted: read out of range"));
         }
         out.copy_from_slice(&self.bytes[p..p + out.len()]);
         Ok(())
@@ -94,20 +81,14 @@ impl Memory for Scripted {
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<()> {
         let p = ptr as usize;
         if p + bytes.len() > self.bytes.len() {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                "Scripted: write out of range",
-            ));
+            return Err(Trap::new(TrapKind::Assertion, "Scripted: write out of range"));
         }
         self.bytes[p..p + bytes.len()].copy_from_slice(bytes);
         Ok(())
     }
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
         self.calls.push((old_ptr, old_size, align, new_size));
-        Ok(self
-            .replies
-            .pop_front()
-            .expect("Scripted: realloc called more often than scripted"))
+        Ok(self.replies.pop_front().expect("Scripted: realloc called more often than scripted"))
     }
 }
 
@@ -132,11 +113,7 @@ impl Memory for Mem64 {
     }
 }
 
-fn with_cx<R>(
-    mem: &mut dyn Memory,
-    enc: StringEncoding,
-    f: impl FnOnce(&mut LiftLowerContext<'_>) -> R,
-) -> R {
+fn with_cx<R>(mem: &mut dyn Memory, enc: StringEncoding, f: impl FnOnce(&mut LiftLowerContext<'_>) -> R) -> R {
     let mut inst = ComponentInstance::new(InstanceId(0));
     let mut cx = LiftLowerContext::new(enc, mem, &mut inst, BorrowScope::None);
     f(&mut cx)
@@ -151,12 +128,7 @@ fn heap_with(bytes: &[u8]) -> BumpHeap {
 
 /// `lift_flat` over `flat`; on success every flat value must have been consumed
 /// (run_tests.py: `assert(vi.i == len(vi.values))`).
-fn lift_in(
-    mem: &mut dyn Memory,
-    enc: StringEncoding,
-    t: &ValType,
-    flat: Vec<Flat>,
-) -> Result<Value> {
+fn lift_in(mem: &mut dyn Memory, enc: StringEncoding, t: &ValType, flat: Vec<Flat>) -> Result<Value> {
     with_cx(mem, enc, |cx| {
         let mut vi = CoreValueIter::new(flat);
         let r = lift_flat(cx, &mut vi, t);
@@ -176,9 +148,7 @@ fn lift_heap(t: &ValType, flat: Vec<Flat>, bytes: &[u8]) -> Result<Value> {
 }
 
 fn lower(t: &ValType, v: &Value) -> Result<Vec<Flat>> {
-    with_cx(&mut BumpHeap::new(65536, 16), Utf8, |cx| {
-        lower_flat(cx, v, t)
-    })
+    with_cx(&mut BumpHeap::new(65536, 16), Utf8, |cx| lower_flat(cx, v, t))
 }
 
 fn kind<T: Debug>(r: Result<T>) -> TrapKind {
@@ -193,13 +163,7 @@ fn i32s(vs: &[u32]) -> Vec<Flat> {
 }
 
 fn call(old_ptr: u64, old_size: u64, align: u64, new_size: u64, returned: u64) -> ReallocCall {
-    ReallocCall {
-        old_ptr,
-        old_size,
-        align,
-        new_size,
-        returned: Some(returned),
-    }
+    ReallocCall { old_ptr, old_size, align, new_size, returned: Some(returned) }
 }
 
 fn size_align(t: &ValType) -> (u64, u64) {
@@ -212,15 +176,7 @@ fn tuple(ts: impl IntoIterator<Item = ValType>) -> ValType {
 
 /// run_tests.py's `Union([...])` is a variant with cases "0", "1", ...
 fn union(ts: impl IntoIterator<Item = ValType>) -> ValType {
-    ValType::Variant(
-        ts.into_iter()
-            .enumerate()
-            .map(|(i, t)| CaseType {
-                label: i.to_string(),
-                t: Some(t),
-            })
-            .collect(),
-    )
+    ValType::Variant(ts.into_iter().enumerate().map(|(i, t)| CaseType { label: i.to_string(), t: Some(t) }).collect())
 }
 
 fn labels(n: usize) -> Vec<String> {
@@ -258,21 +214,11 @@ fn flags(set: &[&str]) -> Value {
 }
 
 fn func(params: Vec<ValType>, result: Option<ValType>) -> FuncType {
-    FuncType {
-        params: params
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (format!("p{i}"), t))
-            .collect(),
-        result,
-    }
+    FuncType { params: params.into_iter().enumerate().map(|(i, t)| (format!("p{i}"), t)).collect(), result }
 }
 
 fn core(params: &[CoreType], results: &[CoreType]) -> CoreFuncType {
-    CoreFuncType {
-        params: params.to_vec(),
-        results: results.to_vec(),
-    }
+    CoreFuncType { params: params.to_vec(), results: results.to_vec() }
 }
 
 fn utf16le(s: &str) -> Vec<u8> {
@@ -284,38 +230,22 @@ fn latin1(s: &str) -> Option<Vec<u8>> {
 }
 
 fn src_utf8(s: &str) -> HostString {
-    HostString {
-        text: s.into(),
-        encoding: Utf8,
-        tagged_code_units: s.len() as u64,
-    }
+    HostString { text: s.into(), encoding: Utf8, tagged_code_units: s.len() as u64 }
 }
 
 fn src_utf16(s: &str) -> HostString {
-    HostString {
-        text: s.into(),
-        encoding: Utf16,
-        tagged_code_units: s.encode_utf16().count() as u64,
-    }
+    HostString { text: s.into(), encoding: Utf16, tagged_code_units: s.encode_utf16().count() as u64 }
 }
 
 /// latin1+utf16, untagged (every char < 256).
 fn src_latin1(s: &str) -> HostString {
     assert!(latin1(s).is_some());
-    HostString {
-        text: s.into(),
-        encoding: Latin1Utf16,
-        tagged_code_units: s.chars().count() as u64,
-    }
+    HostString { text: s.into(), encoding: Latin1Utf16, tagged_code_units: s.chars().count() as u64 }
 }
 
 /// latin1+utf16, tagged UTF-16 (the producer chose UTF-16).
 fn src_tagged(s: &str) -> HostString {
-    HostString {
-        text: s.into(),
-        encoding: Latin1Utf16,
-        tagged_code_units: s.encode_utf16().count() as u64 | TAG,
-    }
+    HostString { text: s.into(), encoding: Latin1Utf16, tagged_code_units: s.encode_utf16().count() as u64 | TAG }
 }
 
 /// `store_string_into_range` into a fresh 64 KiB `BumpHeap` whose bump pointer starts at `base`.
@@ -360,20 +290,13 @@ fn elem_size_record_worked_values() {
     // tuple<u8,u16,u8>: 1 -> 2, +2 = 4, +1 = 5 -> align_to(5,2) = 6
     assert_eq!(size_align(&tuple([U8, U16, U8])), (6, 2));
     // record{u64,u8}: 8 + 1 = 9 -> align_to(9,8) = 16
-    assert_eq!(
-        size_align(&ValType::record([("a", U64), ("b", U8)])),
-        (16, 8)
-    );
+    assert_eq!(size_align(&ValType::record([("a", U64), ("b", U8)])), (16, 8));
     // list<string,2> (🔧 fixed-length): 2 * 8 = 16, align(string) = 4
     assert_eq!(size_align(&List(Box::new(String), Some(2))), (16, 4));
     // list<T>: (ptr, len) = 8 / 4 whatever T is
     assert_eq!(size_align(&ValType::list(U64)), (8, 4));
     // own/borrow: an i32 index
-    let rt = ResourceType {
-        id: 1,
-        name: "r".into(),
-        impl_instance: InstanceId(0),
-    };
+    let rt = ResourceType { id: 1, name: "r".into(), impl_instance: InstanceId(0) };
     assert_eq!(size_align(&Own(rt.clone())), (4, 4));
     assert_eq!(size_align(&Borrow(rt)), (4, 4));
 }
@@ -404,10 +327,7 @@ fn elem_size_record_test_heap_layouts() {
     assert_eq!(size_align(&u), (6, 2));
     assert_eq!(size_align(&tuple([u, U8])), (8, 2));
     // result<u8,u64>: payload offset = align_to(1, 8) = 8
-    assert_eq!(
-        payload_offset(&cases_of(&ValType::result(Some(U8), Some(U64))), I32P),
-        8
-    );
+    assert_eq!(payload_offset(&cases_of(&ValType::result(Some(U8), Some(U64))), I32P), 8);
 }
 
 #[test]
@@ -442,26 +362,13 @@ fn alignment_and_elem_size_i64_memory() {
     let p = PtrType::I64;
     // alignment(String, 'i64') = ptr_size = 8; elem_size = 2 * ptr_size = 16
     assert_eq!((elem_size(&String, p), alignment(&String, p)), (16, 8));
-    assert_eq!(
-        (
-            elem_size(&ValType::list(U8), p),
-            alignment(&ValType::list(U8), p)
-        ),
-        (16, 8)
-    );
+    assert_eq!((elem_size(&ValType::list(U8), p), alignment(&ValType::list(U8), p)), (16, 8));
     // option<string>: 1 -> 8, + 16 = 24, align 8
     let o = ValType::option(String);
     assert_eq!((elem_size(&o, p), alignment(&o, p)), (24, 8));
     // handles stay 4/4 with a 64-bit memory
-    let rt = ResourceType {
-        id: 1,
-        name: "r".into(),
-        impl_instance: InstanceId(0),
-    };
-    assert_eq!(
-        (elem_size(&Own(rt.clone()), p), alignment(&Own(rt), p)),
-        (4, 4)
-    );
+    let rt = ResourceType { id: 1, name: "r".into(), impl_instance: InstanceId(0) };
+    assert_eq!((elem_size(&Own(rt.clone()), p), alignment(&Own(rt), p)), (4, 4));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -507,12 +414,7 @@ fn flatten_variant_examples() {
 #[test]
 fn flatten_functype_examples() {
     use ValType::*;
-    let both = |ft: &FuncType| {
-        (
-            flatten_functype(I32P, ft, Context::Lift),
-            flatten_functype(I32P, ft, Context::Lower),
-        )
-    };
+    let both = |ft: &FuncType| (flatten_functype(I32P, ft, Context::Lift), flatten_functype(I32P, ft, Context::Lower));
     // func(s: string) -> string: lift (i32 i32) -> (i32); lower (i32 i32 i32) -> ()
     let (l, w) = both(&func(vec![String], Some(String)));
     assert_eq!(l, core(&[CI32, CI32], &[CI32]));
@@ -540,12 +442,7 @@ fn flatten_functype_run_tests_vectors() {
     use ValType::*;
     // run_tests.py test_flatten
     let p = [U8, F32, F64].to_vec();
-    let both = |ft: &FuncType| {
-        (
-            flatten_functype(I32P, ft, Context::Lift),
-            flatten_functype(I32P, ft, Context::Lower),
-        )
-    };
+    let both = |ft: &FuncType| (flatten_functype(I32P, ft, Context::Lift), flatten_functype(I32P, ft, Context::Lower));
     let (l, w) = both(&func(p.clone(), None));
     assert_eq!(l, core(&[CI32, CF32, CF64], &[]));
     assert_eq!(w, l);
@@ -571,14 +468,8 @@ fn flatten_functype_i64_memory_uses_i64_pointers() {
     // flatten_functype: spilled params/results use opts.memory.ptr_type()
     let p = PtrType::I64;
     let ft = func(vec![String], Some(String));
-    assert_eq!(
-        flatten_functype(p, &ft, Context::Lift),
-        core(&[CI64, CI64], &[CI64])
-    );
-    assert_eq!(
-        flatten_functype(p, &ft, Context::Lower),
-        core(&[CI64, CI64, CI64], &[])
-    );
+    assert_eq!(flatten_functype(p, &ft, Context::Lift), core(&[CI64, CI64], &[CI64]));
+    assert_eq!(flatten_functype(p, &ft, Context::Lower), core(&[CI64, CI64, CI64], &[]));
     let ft = func(vec![U8; 17], None);
     assert_eq!(flatten_functype(p, &ft, Context::Lift), core(&[CI64], &[]));
 }
@@ -591,26 +482,14 @@ fn lift_flat_unsigned_and_signed_truncate() {
     use ValType::*;
     let l = |t: &ValType, v: u32| lift(t, i32s(&[v])).unwrap();
     // run_tests.py test_pairs(U8(), ...)
-    for (arg, want) in [
-        (127, 127),
-        (128, 128),
-        (255, 255),
-        (256, 0),
-        (4294967295, 255),
-        (4294967168, 128),
-        (4294967167, 127),
-    ] {
+    for (arg, want) in
+        [(127, 127), (128, 128), (255, 255), (256, 0), (4294967295, 255), (4294967168, 128), (4294967167, 127)]
+    {
         assert_eq!(l(&U8, arg), Value::U8(want), "u8 from {arg}");
     }
-    for (arg, want) in [
-        (127, 127),
-        (128, -128),
-        (255, -1),
-        (256, 0),
-        (4294967295, -1),
-        (4294967168, -128),
-        (4294967167, 127),
-    ] {
+    for (arg, want) in
+        [(127, 127), (128, -128), (255, -1), (256, 0), (4294967295, -1), (4294967168, -128), (4294967167, 127)]
+    {
         assert_eq!(l(&S8, arg), Value::S8(want), "s8 from {arg}");
     }
     for (arg, want) in [
@@ -635,32 +514,16 @@ fn lift_flat_unsigned_and_signed_truncate() {
     ] {
         assert_eq!(l(&S16, arg), Value::S16(want), "s16 from {arg}");
     }
-    for (arg, want) in [
-        ((1 << 31) - 1, (1 << 31) - 1),
-        (1 << 31, 1 << 31),
-        (u32::MAX, u32::MAX),
-    ] {
+    for (arg, want) in [((1 << 31) - 1, (1 << 31) - 1), (1 << 31, 1 << 31), (u32::MAX, u32::MAX)] {
         assert_eq!(l(&U32, arg), Value::U32(want));
     }
-    for (arg, want) in [
-        ((1u32 << 31) - 1, i32::MAX),
-        (1 << 31, i32::MIN),
-        (u32::MAX, -1),
-    ] {
+    for (arg, want) in [((1u32 << 31) - 1, i32::MAX), (1 << 31, i32::MIN), (u32::MAX, -1)] {
         assert_eq!(l(&S32, arg), Value::S32(want));
     }
-    for (arg, want) in [
-        ((1u64 << 63) - 1, (1u64 << 63) - 1),
-        (1 << 63, 1 << 63),
-        (u64::MAX, u64::MAX),
-    ] {
+    for (arg, want) in [((1u64 << 63) - 1, (1u64 << 63) - 1), (1 << 63, 1 << 63), (u64::MAX, u64::MAX)] {
         assert_eq!(lift(&U64, vec![Flat::I64(arg)]).unwrap(), Value::U64(want));
     }
-    for (arg, want) in [
-        ((1u64 << 63) - 1, i64::MAX),
-        (1 << 63, i64::MIN),
-        (u64::MAX, -1),
-    ] {
+    for (arg, want) in [((1u64 << 63) - 1, i64::MAX), (1 << 63, i64::MIN), (u64::MAX, -1)] {
         assert_eq!(lift(&S64, vec![Flat::I64(arg)]).unwrap(), Value::S64(want));
     }
     // values/numerics.wast: i-to-u8 0xf01 -> 1; i-to-s8 0xffffffff -> -1; 0xff00 as u8 -> 0
@@ -675,24 +538,14 @@ fn lift_flat_unsigned_and_signed_truncate() {
 fn convert_int_to_bool_any_nonzero_is_true() {
     // run_tests.py test_pairs(Bool(), [(0,False),(1,True),(2,True),(4294967295,True)])
     for (arg, want) in [(0, false), (1, true), (2, true), (u32::MAX, true)] {
-        assert_eq!(
-            lift(&ValType::Bool, i32s(&[arg])).unwrap(),
-            Value::Bool(want)
-        );
+        assert_eq!(lift(&ValType::Bool, i32s(&[arg])).unwrap(), Value::Bool(want));
     }
     // values/numerics.wast: a nonzero bool reaches the callee as exactly 1 (lower_flat: int(v))
     let v = lift(&ValType::Bool, i32s(&[2])).unwrap();
     assert_eq!(lower(&ValType::Bool, &v).unwrap(), i32s(&[1]));
     // memory: load of a bool byte 2 is true (run_tests.py test_heap List(Bool()) [1,0,2])
     let r = lift_heap(&ValType::list(ValType::Bool), i32s(&[0, 3]), &[1, 0, 2]);
-    assert_eq!(
-        r.unwrap(),
-        Value::List(vec![
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Bool(true)
-        ])
-    );
+    assert_eq!(r.unwrap(), Value::List(vec![Value::Bool(true), Value::Bool(false), Value::Bool(true)]));
 }
 
 #[test]
@@ -705,23 +558,14 @@ fn convert_i32_to_char_boundaries() {
     assert_eq!(kind(lift(&c, i32s(&[0xD800]))), TrapKind::InvalidChar);
     assert_eq!(kind(lift(&c, i32s(&[0xDFFF]))), TrapKind::InvalidChar);
     assert_eq!(lift(&c, i32s(&[0xE000])).unwrap(), Value::Char('\u{E000}'));
-    assert_eq!(
-        lift(&c, i32s(&[0x10FFFF])).unwrap(),
-        Value::Char('\u{10FFFF}')
-    );
+    assert_eq!(lift(&c, i32s(&[0x10FFFF])).unwrap(), Value::Char('\u{10FFFF}'));
     assert_eq!(kind(lift(&c, i32s(&[0x110000]))), TrapKind::InvalidChar);
     assert_eq!(kind(lift(&c, i32s(&[0xFFFF_FFFF]))), TrapKind::InvalidChar);
     // load: the same rule on a value read from memory (0xD800 little-endian)
     let mut h = heap_with(&[0x00, 0xD8, 0, 0]);
-    assert_eq!(
-        kind(with_cx(&mut h, Utf8, |cx| load(cx, 0, &c))),
-        TrapKind::InvalidChar
-    );
+    assert_eq!(kind(with_cx(&mut h, Utf8, |cx| load(cx, 0, &c))), TrapKind::InvalidChar);
     let mut h = heap_with(&[0xFF, 0xFF, 0x10, 0]);
-    assert_eq!(
-        with_cx(&mut h, Utf8, |cx| load(cx, 0, &c)).unwrap(),
-        Value::Char('\u{10FFFF}')
-    );
+    assert_eq!(with_cx(&mut h, Utf8, |cx| load(cx, 0, &c)).unwrap(), Value::Char('\u{10FFFF}'));
 }
 
 #[test]
@@ -736,15 +580,10 @@ fn canonicalize_nan32_on_lift_and_load() {
         (0x7f800000, 0x7f800000),
         (0x3fc00000, 0x3fc00000),
     ] {
-        let Value::F32(f) = lift(&ValType::F32, vec![Flat::F32(f32::from_bits(inbits))]).unwrap()
-        else {
-            panic!()
-        };
+        let Value::F32(f) = lift(&ValType::F32, vec![Flat::F32(f32::from_bits(inbits))]).unwrap() else { panic!() };
         assert_eq!(f.to_bits(), outbits, "lift_flat f32 {inbits:#x}");
         let mut h = heap_with(&inbits.to_le_bytes());
-        let Value::F32(f) = with_cx(&mut h, Utf8, |cx| load(cx, 0, &ValType::F32)).unwrap() else {
-            panic!()
-        };
+        let Value::F32(f) = with_cx(&mut h, Utf8, |cx| load(cx, 0, &ValType::F32)).unwrap() else { panic!() };
         assert_eq!(f.to_bits(), outbits, "load f32 {inbits:#x}");
     }
     assert_eq!(CANONICAL_FLOAT32_NAN, 0x7fc00000);
@@ -762,15 +601,10 @@ fn canonicalize_nan64_on_lift_and_load() {
         (0x7ff0000000000000, 0x7ff0000000000000),
         (0x3ff0000000000000, 0x3ff0000000000000),
     ] {
-        let Value::F64(f) = lift(&ValType::F64, vec![Flat::F64(f64::from_bits(inbits))]).unwrap()
-        else {
-            panic!()
-        };
+        let Value::F64(f) = lift(&ValType::F64, vec![Flat::F64(f64::from_bits(inbits))]).unwrap() else { panic!() };
         assert_eq!(f.to_bits(), outbits, "lift_flat f64 {inbits:#x}");
         let mut h = heap_with(&inbits.to_le_bytes());
-        let Value::F64(f) = with_cx(&mut h, Utf8, |cx| load(cx, 0, &ValType::F64)).unwrap() else {
-            panic!()
-        };
+        let Value::F64(f) = with_cx(&mut h, Utf8, |cx| load(cx, 0, &ValType::F64)).unwrap() else { panic!() };
         assert_eq!(f.to_bits(), outbits, "load f64 {inbits:#x}");
     }
     assert_eq!(CANONICAL_FLOAT64_NAN, 0x7ff8000000000000);
@@ -780,19 +614,9 @@ fn canonicalize_nan64_on_lift_and_load() {
 fn maybe_scramble_nan_on_lower_keeps_nan() {
     // lower_flat / maybe_scramble_nan32: any NaN may come out, but it must be a NaN
     let out = lower(&ValType::F32, &Value::F32(f32::from_bits(0x7fc00001))).unwrap();
-    assert!(
-        matches!(out.as_slice(), [Flat::F32(f)] if f.is_nan()),
-        "{out:?}"
-    );
-    let out = lower(
-        &ValType::F64,
-        &Value::F64(f64::from_bits(0x7ff8000000000001)),
-    )
-    .unwrap();
-    assert!(
-        matches!(out.as_slice(), [Flat::F64(f)] if f.is_nan()),
-        "{out:?}"
-    );
+    assert!(matches!(out.as_slice(), [Flat::F32(f)] if f.is_nan()), "{out:?}");
+    let out = lower(&ValType::F64, &Value::F64(f64::from_bits(0x7ff8000000000001))).unwrap();
+    assert!(matches!(out.as_slice(), [Flat::F64(f)] if f.is_nan()), "{out:?}");
 }
 
 #[test]
@@ -805,10 +629,7 @@ fn unpack_flags_from_int_ignores_high_bits() {
     assert_eq!(lift(&t, i32s(&[4])).unwrap(), flags(&[]));
     // values/numerics.wast "junk-to-f9": 0xffffff11 as flags f1..f9 -> f1, f5, f9
     let f9 = ValType::flags(["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"]);
-    assert_eq!(
-        lift(&f9, i32s(&[0xffffff11])).unwrap(),
-        flags(&["f1", "f5", "f9"])
-    );
+    assert_eq!(lift(&f9, i32s(&[0xffffff11])).unwrap(), flags(&["f1", "f5", "f9"]));
 }
 
 #[test]
@@ -827,11 +648,7 @@ fn lift_then_lower_flags_masks_undefined_bits() {
     ] {
         let t = flags_n(n);
         let v = lift(&t, i32s(&[input])).unwrap();
-        assert_eq!(
-            lower(&t, &v).unwrap(),
-            i32s(&[want]),
-            "flags with {n} labels"
-        );
+        assert_eq!(lower(&t, &v).unwrap(), i32s(&[want]), "flags with {n} labels");
     }
 }
 
@@ -841,21 +658,12 @@ fn load_flags_ignores_high_bits_in_memory() {
     let t = ValType::list(flags_n(9));
     let all9: Vec<String> = labels(9);
     let want = Value::List(vec![Value::Flags(all9), flags(&[])]);
-    assert_eq!(
-        lift_heap(&t, i32s(&[0, 2]), &[0xff, 0x1, 0, 0]).unwrap(),
-        want
-    );
-    assert_eq!(
-        lift_heap(&t, i32s(&[0, 2]), &[0xff, 0x3, 0, 0]).unwrap(),
-        want
-    );
+    assert_eq!(lift_heap(&t, i32s(&[0, 2]), &[0xff, 0x1, 0, 0]).unwrap(), want);
+    assert_eq!(lift_heap(&t, i32s(&[0, 2]), &[0xff, 0x3, 0, 0]).unwrap(), want);
     // List(Flags 17 labels) [0xff,0xff,0x3,0, 0,0,0,0]
     let t = ValType::list(flags_n(17));
     let want = Value::List(vec![Value::Flags(labels(17)), flags(&[])]);
-    assert_eq!(
-        lift_heap(&t, i32s(&[0, 2]), &[0xff, 0xff, 0x3, 0, 0, 0, 0, 0]).unwrap(),
-        want
-    );
+    assert_eq!(lift_heap(&t, i32s(&[0, 2]), &[0xff, 0xff, 0x3, 0, 0, 0, 0, 0]).unwrap(), want);
     // List(Flags(['a','b'])) [0,2,4] -> {}, {b}, {}
     let t = ValType::list(ValType::flags(["a", "b"]));
     assert_eq!(
@@ -874,29 +682,14 @@ fn lift_flat_variant_discriminant_out_of_range_traps() {
     let e = ValType::enum_(["a", "b"]);
     assert_eq!(lift(&e, i32s(&[1])).unwrap(), Value::case("b", None));
     assert_eq!(kind(lift(&e, i32s(&[2]))), TrapKind::InvalidDiscriminant);
-    assert_eq!(
-        kind(lift(&union([U8]), i32s(&[1, 256]))),
-        TrapKind::InvalidDiscriminant
-    );
+    assert_eq!(kind(lift(&union([U8]), i32s(&[1, 256]))), TrapKind::InvalidDiscriminant);
     // lift_flat_variant compares the whole i32: 0x100 is not case 0 of a 2-case option
-    assert_eq!(
-        kind(lift(&ValType::option(U8), i32s(&[0x100, 0]))),
-        TrapKind::InvalidDiscriminant
-    );
-    assert_eq!(
-        kind(lift(&e, i32s(&[u32::MAX]))),
-        TrapKind::InvalidDiscriminant
-    );
+    assert_eq!(kind(lift(&ValType::option(U8), i32s(&[0x100, 0]))), TrapKind::InvalidDiscriminant);
+    assert_eq!(kind(lift(&e, i32s(&[u32::MAX]))), TrapKind::InvalidDiscriminant);
     // 257 cases: indices 0..=256 valid
     let e257 = enum_n(257);
-    assert_eq!(
-        lift(&e257, i32s(&[256])).unwrap(),
-        Value::case("c256", None)
-    );
-    assert_eq!(
-        kind(lift(&e257, i32s(&[257]))),
-        TrapKind::InvalidDiscriminant
-    );
+    assert_eq!(lift(&e257, i32s(&[256])).unwrap(), Value::case("c256", None));
+    assert_eq!(kind(lift(&e257, i32s(&[257]))), TrapKind::InvalidDiscriminant);
 }
 
 #[test]
@@ -907,29 +700,14 @@ fn load_variant_discriminant_out_of_range_traps() {
         with_cx(&mut h, Utf8, |cx| load(cx, 0, t))
     };
     // load_variant: disc u8 = 2 >= 2 cases
-    assert_eq!(
-        kind(ld(&ValType::option(U8), &[2, 0])),
-        TrapKind::InvalidDiscriminant
-    );
-    assert_eq!(
-        ld(&ValType::option(U8), &[1, 7]).unwrap(),
-        some(Value::U8(7))
-    );
+    assert_eq!(kind(ld(&ValType::option(U8), &[2, 0])), TrapKind::InvalidDiscriminant);
+    assert_eq!(ld(&ValType::option(U8), &[1, 7]).unwrap(), some(Value::U8(7)));
     // 257 cases: u16 little-endian discriminant; 0x0100 = 256 ok, 0x0101 = 257 traps
-    assert_eq!(
-        ld(&enum_n(257), &[0x00, 0x01]).unwrap(),
-        Value::case("c256", None)
-    );
-    assert_eq!(
-        kind(ld(&enum_n(257), &[0x01, 0x01])),
-        TrapKind::InvalidDiscriminant
-    );
+    assert_eq!(ld(&enum_n(257), &[0x00, 0x01]).unwrap(), Value::case("c256", None));
+    assert_eq!(kind(ld(&enum_n(257), &[0x01, 0x01])), TrapKind::InvalidDiscriminant);
     // result<u8,u32>: payload at offset 4; [1, pad, pad, pad, 1000 LE] -> error(1000)
     let r = ValType::result(Some(U8), Some(U32));
-    assert_eq!(
-        ld(&r, &[1, 0xff, 0xff, 0xff, 0xe8, 0x03, 0, 0]).unwrap(),
-        Value::case("error", Some(Value::U32(1000)))
-    );
+    assert_eq!(ld(&r, &[1, 0xff, 0xff, 0xff, 0xe8, 0x03, 0, 0]).unwrap(), Value::case("error", Some(Value::U32(1000))));
 }
 
 #[test]
@@ -937,44 +715,23 @@ fn lift_flat_variant_run_tests_vectors() {
     use ValType::*;
     // run_tests.py: Variant([Case('x',U8()),Case('y',F32()),Case('z',None)]): flat [i32, i32]
     let t = ValType::variant([("x", Some(U8)), ("y", Some(F32)), ("z", None)]);
-    assert_eq!(
-        lift(&t, i32s(&[0, 42])).unwrap(),
-        Value::case("x", Some(Value::U8(42)))
-    );
-    assert_eq!(
-        lift(&t, i32s(&[0, 256])).unwrap(),
-        Value::case("x", Some(Value::U8(0)))
-    );
+    assert_eq!(lift(&t, i32s(&[0, 42])).unwrap(), Value::case("x", Some(Value::U8(42))));
+    assert_eq!(lift(&t, i32s(&[0, 256])).unwrap(), Value::case("x", Some(Value::U8(0))));
     // i32 slot wanted as f32: reinterpret (0x4048f5c3 = 3.140000104904175f32)
     assert_eq!(
         lift(&t, i32s(&[1, 0x4048f5c3])).unwrap(),
         Value::case("y", Some(Value::F32(f32::from_bits(0x4048f5c3))))
     );
     // unused slot consumed and ignored
-    assert_eq!(
-        lift(&t, i32s(&[2, 0xffffffff])).unwrap(),
-        Value::case("z", None)
-    );
+    assert_eq!(lift(&t, i32s(&[2, 0xffffffff])).unwrap(), Value::case("z", None));
     // Option(F32()): run_tests.py lifts [0, 3.14] -> none (the f32 slot is consumed); 2.5 here
     let o = ValType::option(F32);
-    assert_eq!(
-        lift(&o, vec![Flat::I32(0), Flat::F32(2.5)]).unwrap(),
-        Value::case("none", None)
-    );
-    assert_eq!(
-        lift(&o, vec![Flat::I32(1), Flat::F32(2.5)]).unwrap(),
-        some(Value::F32(2.5))
-    );
+    assert_eq!(lift(&o, vec![Flat::I32(0), Flat::F32(2.5)]).unwrap(), Value::case("none", None));
+    assert_eq!(lift(&o, vec![Flat::I32(1), Flat::F32(2.5)]).unwrap(), some(Value::F32(2.5)));
     // Result(U8(),U32()): [1, 1000] -> error(1000)
     let r = ValType::result(Some(U8), Some(U32));
-    assert_eq!(
-        lift(&r, i32s(&[0, 42])).unwrap(),
-        Value::case("ok", Some(Value::U8(42)))
-    );
-    assert_eq!(
-        lift(&r, i32s(&[1, 1000])).unwrap(),
-        Value::case("error", Some(Value::U32(1000)))
-    );
+    assert_eq!(lift(&r, i32s(&[0, 42])).unwrap(), Value::case("ok", Some(Value::U8(42))));
+    assert_eq!(lift(&r, i32s(&[1, 1000])).unwrap(), Value::case("error", Some(Value::U32(1000))));
 }
 
 #[test]
@@ -984,49 +741,20 @@ fn lift_flat_variant_i64_slot_coercions() {
     // run_tests.py (older versions, Union == variant "0","1"):
     // Union([U32(),U64()]): [0, 1<<35] -> {'0': 0} (wrap_i64_to_i32 keeps the low 32 bits)
     let t = union([U32, U64]);
-    assert_eq!(
-        f(&t, 0, 42).unwrap(),
-        Value::case("0", Some(Value::U32(42)))
-    );
-    assert_eq!(
-        f(&t, 0, 1 << 35).unwrap(),
-        Value::case("0", Some(Value::U32(0)))
-    );
-    assert_eq!(
-        f(&t, 0, 0x1_2345_6789).unwrap(),
-        Value::case("0", Some(Value::U32(0x2345_6789)))
-    );
-    assert_eq!(
-        f(&t, 1, 1 << 35).unwrap(),
-        Value::case("1", Some(Value::U64(1 << 35)))
-    );
+    assert_eq!(f(&t, 0, 42).unwrap(), Value::case("0", Some(Value::U32(42))));
+    assert_eq!(f(&t, 0, 1 << 35).unwrap(), Value::case("0", Some(Value::U32(0))));
+    assert_eq!(f(&t, 0, 0x1_2345_6789).unwrap(), Value::case("0", Some(Value::U32(0x2345_6789))));
+    assert_eq!(f(&t, 1, 1 << 35).unwrap(), Value::case("1", Some(Value::U64(1 << 35))));
     // Union([F32(), U64()]): ('i64','f32') = decode_i32_as_float(wrap_i64_to_i32(x))
     let t = union([F32, U64]);
-    assert_eq!(
-        f(&t, 0, 0x4048f5c3).unwrap(),
-        Value::case("0", Some(Value::F32(f32::from_bits(0x4048f5c3))))
-    );
-    assert_eq!(
-        f(&t, 0, 1 << 35).unwrap(),
-        Value::case("0", Some(Value::F32(0.0)))
-    );
-    assert_eq!(
-        f(&t, 1, 1 << 35).unwrap(),
-        Value::case("1", Some(Value::U64(1 << 35)))
-    );
+    assert_eq!(f(&t, 0, 0x4048f5c3).unwrap(), Value::case("0", Some(Value::F32(f32::from_bits(0x4048f5c3)))));
+    assert_eq!(f(&t, 0, 1 << 35).unwrap(), Value::case("0", Some(Value::F32(0.0))));
+    assert_eq!(f(&t, 1, 1 << 35).unwrap(), Value::case("1", Some(Value::U64(1 << 35))));
     // Union([F64(), U64()]): ('i64','f64') = reinterpret; [0, 1<<35] -> 1.69759663277e-313
     let t = union([F64, U64]);
-    assert_eq!(
-        f(&t, 0, 0x4004_0000_0000_0000).unwrap(),
-        Value::case("0", Some(Value::F64(2.5)))
-    );
-    let Value::Variant(_, Some(p)) = f(&t, 0, 1 << 35).unwrap() else {
-        panic!()
-    };
-    assert!(
-        matches!(*p, Value::F64(x) if x.to_bits() == 1 << 35),
-        "{p:?}"
-    );
+    assert_eq!(f(&t, 0, 0x4004_0000_0000_0000).unwrap(), Value::case("0", Some(Value::F64(2.5))));
+    let Value::Variant(_, Some(p)) = f(&t, 0, 1 << 35).unwrap() else { panic!() };
+    assert!(matches!(*p, Value::F64(x) if x.to_bits() == 1 << 35), "{p:?}");
     // Union([Tuple([U8(),F32()]), U64()]): run_tests.py [0,42,3.14] -> (42, 3.14) (2.5 here); [1,1<<35,0] -> 1<<35
     let t = union([tuple([U8, F32]), U64]);
     assert_eq!(
@@ -1044,24 +772,14 @@ fn lift_flat_variant_i32_slot_as_f32_canonicalizes_nan() {
     use ValType::*;
     // lift_flat_variant CoerceValueIter ('i32','f32') = decode_i32_as_float -> canonical NaN
     let t = ValType::variant([("i", Some(U32)), ("f", Some(F32))]);
-    let Value::Variant(_, Some(p)) = lift(&t, i32s(&[1, 0x7fc00001])).unwrap() else {
-        panic!()
-    };
-    assert!(
-        matches!(*p, Value::F32(x) if x.to_bits() == 0x7fc00000),
-        "{p:?}"
-    );
+    let Value::Variant(_, Some(p)) = lift(&t, i32s(&[1, 0x7fc00001])).unwrap() else { panic!() };
+    assert!(matches!(*p, Value::F32(x) if x.to_bits() == 0x7fc00000), "{p:?}");
     // ('i64','f64') = decode_i64_as_float -> canonical NaN
     let t = ValType::variant([("i", Some(U64)), ("f", Some(F64))]);
-    let Value::Variant(_, Some(p)) =
-        lift(&t, vec![Flat::I32(1), Flat::I64(0x7ff8000000000001)]).unwrap()
-    else {
+    let Value::Variant(_, Some(p)) = lift(&t, vec![Flat::I32(1), Flat::I64(0x7ff8000000000001)]).unwrap() else {
         panic!()
     };
-    assert!(
-        matches!(*p, Value::F64(x) if x.to_bits() == 0x7ff8000000000000),
-        "{p:?}"
-    );
+    assert!(matches!(*p, Value::F64(x) if x.to_bits() == 0x7ff8000000000000), "{p:?}");
 }
 
 #[test]
@@ -1069,14 +787,8 @@ fn lower_flat_variant_slot_coercions() {
     use ValType::*;
     // lower_flat_variant: ('f32','i32') -> encode_float_as_i32 (bits)
     let t = ValType::result(Some(F32), Some(U32));
-    assert_eq!(
-        lower(&t, &Value::case("ok", Some(Value::F32(1.5)))).unwrap(),
-        i32s(&[0, 0x3fc00000])
-    );
-    assert_eq!(
-        lower(&t, &Value::case("error", Some(Value::U32(7)))).unwrap(),
-        i32s(&[1, 7])
-    );
+    assert_eq!(lower(&t, &Value::case("ok", Some(Value::F32(1.5)))).unwrap(), i32s(&[0, 0x3fc00000]));
+    assert_eq!(lower(&t, &Value::case("error", Some(Value::U32(7)))).unwrap(), i32s(&[1, 7]));
     // variant{u32|f32|u64} -> [i32, i64]: ('i32','i64') zero-extends, ('f32','i64') = f32 bits
     // zero-extended (-1.0f32 = 0xbf800000 stays 0x00000000_bf800000)
     let t = ValType::variant([("a", Some(U32)), ("b", Some(F32)), ("c", Some(U64))]);
@@ -1094,10 +806,7 @@ fn lower_flat_variant_slot_coercions() {
     );
     // s32 -1 lowers to the unsigned 0xffffffff (lower_flat_signed), then zero-extends
     let t = ValType::variant([("a", Some(S32)), ("c", Some(S64))]);
-    assert_eq!(
-        lower(&t, &Value::case("a", Some(Value::S32(-1)))).unwrap(),
-        vec![Flat::I32(0), Flat::I64(0xffff_ffff)]
-    );
+    assert_eq!(lower(&t, &Value::case("a", Some(Value::S32(-1)))).unwrap(), vec![Flat::I32(0), Flat::I64(0xffff_ffff)]);
     // result<f32,f64> -> [i32, i64]: ('f64','i64') = bits, ('f32','i64') = bits zero-extended
     let t = ValType::result(Some(F32), Some(F64));
     assert_eq!(
@@ -1116,11 +825,7 @@ fn lower_flat_variant_pads_unused_slots_with_zero() {
     // variant{tuple<f32,f32> | u64} -> [i32, i64, f32]
     let t = ValType::variant([("a", Some(tuple([F32, F32]))), ("b", Some(U64))]);
     assert_eq!(
-        lower(
-            &t,
-            &Value::case("a", Some(Value::tuple([Value::F32(1.0), Value::F32(2.0)])))
-        )
-        .unwrap(),
+        lower(&t, &Value::case("a", Some(Value::tuple([Value::F32(1.0), Value::F32(2.0)])))).unwrap(),
         vec![Flat::I32(0), Flat::I64(0x3f80_0000), Flat::F32(2.0)]
     );
     assert_eq!(
@@ -1128,10 +833,7 @@ fn lower_flat_variant_pads_unused_slots_with_zero() {
         vec![Flat::I32(1), Flat::I64(5), Flat::F32(0.0)]
     );
     // option<u64> none -> [0, 0]
-    assert_eq!(
-        lower(&ValType::option(U64), &Value::case("none", None)).unwrap(),
-        vec![Flat::I32(0), Flat::I64(0)]
-    );
+    assert_eq!(lower(&ValType::option(U64), &Value::case("none", None)).unwrap(), vec![Flat::I32(0), Flat::I64(0)]);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1153,23 +855,13 @@ fn load_string_strings_wast_vectors() {
     mem[20..22].copy_from_slice(&0x84_83u16.to_le_bytes());
     let mut h = heap_with(&mem);
     let v = with_cx(&mut h, Utf8, |cx| load(cx, 0, &ValType::String)).unwrap();
-    assert_eq!(
-        v,
-        Value::String(HostString {
-            text: "☃☺\u{fe0f}öツ".into(),
-            encoding: Utf8,
-            tagged_code_units: 14
-        })
-    );
+    assert_eq!(v, Value::String(HostString { text: "☃☺\u{fe0f}öツ".into(), encoding: Utf8, tagged_code_units: 14 }));
     // empty string, ptr 0 / ptr 100, len 0
     let page = vec![0u8; 65536];
     assert_eq!(lift_str(&page, Utf8, 0, 0).unwrap().text, "");
     assert_eq!(lift_str(&page, Utf8, 100, 0).unwrap().text, "");
     // out-of-bounds pointer traps even with len 0
-    assert_eq!(
-        kind(lift_str(&page, Utf8, 0xdeadbeef, 0)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&page, Utf8, 0xdeadbeef, 0)), TrapKind::OutOfBounds);
     // invalid UTF-8: 0xFF; truncated 0xC3
     let mut m = page.clone();
     m[8] = 0xff;
@@ -1190,39 +882,21 @@ fn load_string_from_range_end_of_memory() {
     assert_eq!(lift_str(&page, Utf8, 65536, 0).unwrap().text, "");
     assert_eq!(kind(lift_str(&page, Utf8, 65537, 0)), TrapKind::OutOfBounds);
     // values/alignment.wast StringOOB: ptr 0x80000000 len 1
-    assert_eq!(
-        kind(lift_str(&page, Utf8, 0x8000_0000, 1)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&page, Utf8, 0x8000_0000, 1)), TrapKind::OutOfBounds);
     // utf16: 1 code unit = 2 bytes at 65534 fits, at 65536 does not
     assert_eq!(lift_str(&page, Utf16, 65534, 1).unwrap().text, "\u{6b6f}");
-    assert_eq!(
-        kind(lift_str(&page, Utf16, 65536, 1)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&page, Utf16, 65536, 1)), TrapKind::OutOfBounds);
 }
 
 #[test]
 fn load_string_from_range_alignment_even_at_length_zero() {
     let page = vec![0u8; 64];
     // values/alignment.wast Utf16Src: utf16 (ptr 1, len 0) traps
-    assert_eq!(
-        kind(lift_str(&page, Utf16, 1, 0)),
-        TrapKind::MisalignedPointer
-    );
+    assert_eq!(kind(lift_str(&page, Utf16, 1, 0)), TrapKind::MisalignedPointer);
     // Latin1Utf16Src: both untagged (latin1) and tagged (utf16) lengths need alignment 2
-    assert_eq!(
-        kind(lift_str(&page, Latin1Utf16, 1, 0)),
-        TrapKind::MisalignedPointer
-    );
-    assert_eq!(
-        kind(lift_str(&page, Latin1Utf16, 1, TAG)),
-        TrapKind::MisalignedPointer
-    );
-    assert_eq!(
-        kind(lift_str(&page, Latin1Utf16, 3, 2)),
-        TrapKind::MisalignedPointer
-    );
+    assert_eq!(kind(lift_str(&page, Latin1Utf16, 1, 0)), TrapKind::MisalignedPointer);
+    assert_eq!(kind(lift_str(&page, Latin1Utf16, 1, TAG)), TrapKind::MisalignedPointer);
+    assert_eq!(kind(lift_str(&page, Latin1Utf16, 3, 2)), TrapKind::MisalignedPointer);
     // utf8 has alignment 1
     assert_eq!(lift_str(&page, Utf8, 1, 0).unwrap().text, "");
     assert_eq!(lift_str(&page, Latin1Utf16, 2, 0).unwrap().text, "");
@@ -1237,14 +911,7 @@ fn load_string_from_range_utf16_tag() {
     assert_eq!(utf16_tag(PtrType::I32), 1 << 31);
     assert_eq!(utf16_tag(PtrType::I64), 1 << 63);
     let s = lift_str(&mem, Latin1Utf16, 0, 2 | TAG).unwrap();
-    assert_eq!(
-        s,
-        HostString {
-            text: "é€".into(),
-            encoding: Latin1Utf16,
-            tagged_code_units: 2 | TAG
-        }
-    );
+    assert_eq!(s, HostString { text: "é€".into(), encoding: Latin1Utf16, tagged_code_units: 2 | TAG });
     let s = lift_str(&mem, Latin1Utf16, 0, 2).unwrap();
     assert_eq!(s.text, "é\0");
     // Latin-1 never fails: every byte is a code point
@@ -1252,10 +919,7 @@ fn load_string_from_range_utf16_tag() {
     let s = lift_str(&all, Latin1Utf16, 0, 256).unwrap();
     assert_eq!(s.text, (0..=255u8).map(char::from).collect::<String>());
     // in plain utf16 the high bit is not a tag: 2 * (2^31 + 2) bytes > MAX_STRING_BYTE_LENGTH
-    assert_eq!(
-        kind(lift_str(&mem, Utf16, 0, 2 | TAG)),
-        TrapKind::StringTooLong
-    );
+    assert_eq!(kind(lift_str(&mem, Utf16, 0, 2 | TAG)), TrapKind::StringTooLong);
 }
 
 #[test]
@@ -1263,23 +927,13 @@ fn load_string_from_range_utf16_tag_i64_memory() {
     // utf16_tag('i64') = 1 << 63: with a 64-bit memory, 1<<31 is an ordinary (huge) length
     let mut m = Mem64(heap_with(&[0xE9, 0x00, 0xAC, 0x20]));
     let s = with_cx(&mut m, Latin1Utf16, |cx| {
-        lift_flat(
-            cx,
-            &mut CoreValueIter::new(vec![Flat::I64(0), Flat::I64(2 | 1 << 63)]),
-            &ValType::String,
-        )
+        lift_flat(cx, &mut CoreValueIter::new(vec![Flat::I64(0), Flat::I64(2 | 1 << 63)]), &ValType::String)
     });
     assert_eq!(
         s.unwrap(),
-        Value::String(HostString {
-            text: "é€".into(),
-            encoding: Latin1Utf16,
-            tagged_code_units: 2 | 1 << 63
-        })
+        Value::String(HostString { text: "é€".into(), encoding: Latin1Utf16, tagged_code_units: 2 | 1 << 63 })
     );
-    let r = with_cx(&mut m, Latin1Utf16, |cx| {
-        load_string_from_range(cx, 0, 2 | TAG)
-    });
+    let r = with_cx(&mut m, Latin1Utf16, |cx| load_string_from_range(cx, 0, 2 | TAG));
     // untagged Latin-1 of 2^31 + 2 bytes
     assert_eq!(kind(r), TrapKind::StringTooLong);
 }
@@ -1287,40 +941,17 @@ fn load_string_from_range_utf16_tag_i64_memory() {
 #[test]
 fn load_string_from_range_invalid_encodings_trap() {
     // strict UTF-8: overlong, encoded surrogate, truncated, stray continuation
-    for bad in [
-        &[0xC0, 0x80][..],
-        &[0xED, 0xA0, 0x80],
-        &[0xE2, 0x82],
-        &[0x80],
-        &[0xF4, 0x90, 0x80, 0x80],
-    ] {
-        assert_eq!(
-            kind(lift_str(bad, Utf8, 0, bad.len() as u64)),
-            TrapKind::InvalidUtf8,
-            "{bad:x?}"
-        );
+    for bad in [&[0xC0, 0x80][..], &[0xED, 0xA0, 0x80], &[0xE2, 0x82], &[0x80], &[0xF4, 0x90, 0x80, 0x80]] {
+        assert_eq!(kind(lift_str(bad, Utf8, 0, bad.len() as u64)), TrapKind::InvalidUtf8, "{bad:x?}");
     }
     // UTF-16: lone high surrogate, lone low surrogate, high followed by a non-low unit
     for bad in [&[0x00, 0xD8][..], &[0x00, 0xDC], &[0x00, 0xD8, 0x41, 0x00]] {
         let n = bad.len() as u64 / 2;
-        assert_eq!(
-            kind(lift_str(bad, Utf16, 0, n)),
-            TrapKind::InvalidUtf16,
-            "{bad:x?}"
-        );
-        assert_eq!(
-            kind(lift_str(bad, Latin1Utf16, 0, n | TAG)),
-            TrapKind::InvalidUtf16,
-            "{bad:x?}"
-        );
+        assert_eq!(kind(lift_str(bad, Utf16, 0, n)), TrapKind::InvalidUtf16, "{bad:x?}");
+        assert_eq!(kind(lift_str(bad, Latin1Utf16, 0, n | TAG)), TrapKind::InvalidUtf16, "{bad:x?}");
     }
     // a valid surrogate pair: U+1F600 = D83D DE00
-    assert_eq!(
-        lift_str(&[0x3D, 0xD8, 0x00, 0xDE], Utf16, 0, 2)
-            .unwrap()
-            .text,
-        "😀"
-    );
+    assert_eq!(lift_str(&[0x3D, 0xD8, 0x00, 0xDE], Utf16, 0, 2).unwrap().text, "😀");
 }
 
 #[test]
@@ -1328,49 +959,19 @@ fn load_string_from_range_max_string_byte_length_before_alignment_and_bounds() {
     let mem = vec![0u8; 16];
     assert_eq!(MAX_STRING_BYTE_LENGTH, (1 << 28) - 1);
     // utf8: byte_length = tagged; 2^28 traps as too long, 2^28-1 only as out of bounds
-    assert_eq!(
-        kind(lift_str(&mem, Utf8, 0, 1 << 28)),
-        TrapKind::StringTooLong
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Utf8, 0, (1 << 28) - 1)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&mem, Utf8, 0, 1 << 28)), TrapKind::StringTooLong);
+    assert_eq!(kind(lift_str(&mem, Utf8, 0, (1 << 28) - 1)), TrapKind::OutOfBounds);
     // utf16: 2^27 units = 2^28 bytes; the length check comes before the alignment check
-    assert_eq!(
-        kind(lift_str(&mem, Utf16, 1, 1 << 27)),
-        TrapKind::StringTooLong
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Utf16, 1, (1 << 27) - 1)),
-        TrapKind::MisalignedPointer
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Utf16, 0, (1 << 27) - 1)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&mem, Utf16, 1, 1 << 27)), TrapKind::StringTooLong);
+    assert_eq!(kind(lift_str(&mem, Utf16, 1, (1 << 27) - 1)), TrapKind::MisalignedPointer);
+    assert_eq!(kind(lift_str(&mem, Utf16, 0, (1 << 27) - 1)), TrapKind::OutOfBounds);
     // latin1+utf16 tagged: 2 * (tagged ^ tag)
-    assert_eq!(
-        kind(lift_str(&mem, Latin1Utf16, 1, TAG | 1 << 27)),
-        TrapKind::StringTooLong
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Latin1Utf16, 1, TAG | ((1 << 27) - 1))),
-        TrapKind::MisalignedPointer
-    );
+    assert_eq!(kind(lift_str(&mem, Latin1Utf16, 1, TAG | 1 << 27)), TrapKind::StringTooLong);
+    assert_eq!(kind(lift_str(&mem, Latin1Utf16, 1, TAG | ((1 << 27) - 1))), TrapKind::MisalignedPointer);
     // latin1+utf16 untagged: byte_length = tagged
-    assert_eq!(
-        kind(lift_str(&mem, Latin1Utf16, 1, 1 << 28)),
-        TrapKind::StringTooLong
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Latin1Utf16, 1, (1 << 28) - 1)),
-        TrapKind::MisalignedPointer
-    );
-    assert_eq!(
-        kind(lift_str(&mem, Latin1Utf16, 0, (1 << 28) - 1)),
-        TrapKind::OutOfBounds
-    );
+    assert_eq!(kind(lift_str(&mem, Latin1Utf16, 1, 1 << 28)), TrapKind::StringTooLong);
+    assert_eq!(kind(lift_str(&mem, Latin1Utf16, 1, (1 << 28) - 1)), TrapKind::MisalignedPointer);
+    assert_eq!(kind(lift_str(&mem, Latin1Utf16, 0, (1 << 28) - 1)), TrapKind::OutOfBounds);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1416,27 +1017,13 @@ fn store_utf16_to_utf8_sequences() {
     // 78 79 C7 BF (4 bytes); 9 > 4: realloc(19,9,1,4) -> 19 (shrink in place)
     let (r, h) = store_str(Utf8, 16, &src_utf16("xy\u{1ff}"));
     assert_eq!(r.unwrap(), (19, 4));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 1, 3, 16),
-            call(16, 3, 1, 9, 19),
-            call(19, 9, 1, 4, 19)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 1, 3, 16), call(16, 3, 1, 9, 19), call(19, 9, 1, 4, 19)]);
     assert_eq!(bytes(&h, 19, 4), &[0x78, 0x79, 0xC7, 0xBF]);
     // "😀": n = 2 (surrogate pair), worst 6. realloc(0,0,1,2) -> 16 (next 18); first char
     // non-ASCII: realloc(16,2,1,6) -> 18 (next 24); encoded F0 9F 98 80; realloc(18,6,1,4) -> 18
     let (r, h) = store_str(Utf8, 16, &src_utf16("😀"));
     assert_eq!(r.unwrap(), (18, 4));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 1, 2, 16),
-            call(16, 2, 1, 6, 18),
-            call(18, 6, 1, 4, 18)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 1, 2, 16), call(16, 2, 1, 6, 18), call(18, 6, 1, 4, 18)]);
     assert_eq!(bytes(&h, 18, 4), &[0xF0, 0x9F, 0x98, 0x80]);
 }
 
@@ -1447,27 +1034,13 @@ fn store_latin1_to_utf8_sequences() {
     // -> 18; encoded C2 80 62 (3); 4 > 3: realloc(18,4,1,3) -> 18
     let (r, h) = store_str(Utf8, 16, &src_latin1("\u{80}b"));
     assert_eq!(r.unwrap(), (18, 3));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 1, 2, 16),
-            call(16, 2, 1, 4, 18),
-            call(18, 4, 1, 3, 18)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 1, 2, 16), call(16, 2, 1, 4, 18), call(18, 4, 1, 3, 18)]);
     assert_eq!(bytes(&h, 18, 3), &[0xC2, 0x80, 0x62]);
     // "ab\u{ef}c": n = 4, worst 8: realloc(0,0,1,4) -> 16 (next 20); 'a','b'; U+00EF at i = 2:
     // realloc(16,4,1,8) -> 20 (next 28); encoded 61 62 C3 AF 63 (5); realloc(20,8,1,5) -> 20
     let (r, h) = store_str(Utf8, 16, &src_latin1("ab\u{ef}c"));
     assert_eq!(r.unwrap(), (20, 5));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 1, 4, 16),
-            call(16, 4, 1, 8, 20),
-            call(20, 8, 1, 5, 20)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 1, 4, 16), call(16, 4, 1, 8, 20), call(20, 8, 1, 5, 20)]);
     assert_eq!(bytes(&h, 20, 5), &[0x61, 0x62, 0xC3, 0xAF, 0x63]);
     // "\u{ff}\u{ff}": encoded C3 BF C3 BF = 4 = worst: no shrinking realloc
     let (r, h) = store_str(Utf8, 16, &src_latin1("\u{ff}\u{ff}"));
@@ -1519,27 +1092,13 @@ fn store_string_to_latin1_or_utf16_sequences() {
     // 8 > 6: realloc(20,8,2,6) -> 20; tagged 3 | UTF16_TAG
     let (r, h) = store_str(Latin1Utf16, 16, &src_utf8("xy\u{1ff}"));
     assert_eq!(r.unwrap(), (20, 3 | TAG));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 2, 4, 16),
-            call(16, 4, 2, 8, 20),
-            call(20, 8, 2, 6, 20)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 2, 4, 16), call(16, 4, 2, 8, 20), call(20, 8, 2, 6, 20)]);
     assert_eq!(bytes(&h, 20, 6), &[0x78, 0, 0x79, 0, 0xFF, 0x01]);
     // "😀" from utf8: n = 4: realloc(0,0,2,4) -> 16; realloc(16,4,2,8) -> 20; encoded 4 bytes:
     // realloc(20,8,2,4) -> 20; 2 | tag
     let (r, h) = store_str(Latin1Utf16, 16, &src_utf8("😀"));
     assert_eq!(r.unwrap(), (20, 2 | TAG));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 2, 4, 16),
-            call(16, 4, 2, 8, 20),
-            call(20, 8, 2, 4, 20)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 2, 4, 16), call(16, 4, 2, 8, 20), call(20, 8, 2, 4, 20)]);
     // from utf16, n = UTF-16 code units
     // "\u{80}b": n = 2, all Latin-1, 2 bytes = n -> one realloc
     let (r, h) = store_str(Latin1Utf16, 16, &src_utf16("\u{80}b"));
@@ -1595,12 +1154,7 @@ fn store_string_empty_still_calls_realloc() {
         let (r, h) = store_str(dst, 17, &src);
         let want = if align == 2 { 18 } else { 17 };
         assert_eq!(r.unwrap(), (want, 0), "{dst} <- {:?}", src.encoding);
-        assert_eq!(
-            h.calls,
-            vec![call(0, 0, align, 0, want)],
-            "{dst} <- {:?}",
-            src.encoding
-        );
+        assert_eq!(h.calls, vec![call(0, 0, align, 0, want)], "{dst} <- {:?}", src.encoding);
     }
 }
 
@@ -1610,63 +1164,40 @@ fn store_string_to_latin1_or_utf16_i64_memory_tag() {
     // "€" from utf8 (n = 3): realloc(0,0,2,3) -> 16 (next 19); U+20AC: realloc(16,3,2,6) -> 20
     // (next 26); encoded AC 20 (2); 6 > 2: realloc(20,6,2,2) -> 20; 1 | 1<<63
     let mut m = Mem64(BumpHeap::new(65536, 16));
-    let r = with_cx(&mut m, Latin1Utf16, |cx| {
-        store_string_into_range(cx, &src_utf8("€"))
-    });
+    let r = with_cx(&mut m, Latin1Utf16, |cx| store_string_into_range(cx, &src_utf8("€")));
     assert_eq!(r.unwrap(), (20, 1 | 1 << 63));
-    assert_eq!(
-        m.0.calls,
-        vec![
-            call(0, 0, 2, 3, 16),
-            call(16, 3, 2, 6, 20),
-            call(20, 6, 2, 2, 20)
-        ]
-    );
+    assert_eq!(m.0.calls, vec![call(0, 0, 2, 3, 16), call(16, 3, 2, 6, 20), call(20, 6, 2, 2, 20)]);
 }
 
 #[test]
 fn store_string_realloc_result_checks() {
     // store_string_copy: trap_if(ptr != align_to(ptr, 2)) before the bounds check
     let mut m = Scripted::new(65536, &[1]);
-    let r = with_cx(&mut m, Utf16, |cx| {
-        store_string_into_range(cx, &src_utf16("hi"))
-    });
+    let r = with_cx(&mut m, Utf16, |cx| store_string_into_range(cx, &src_utf16("hi")));
     assert_eq!(kind(r), TrapKind::ReallocMisaligned);
     let mut m = Scripted::new(65536, &[0xFFFF_FFFF]);
-    let r = with_cx(&mut m, Utf16, |cx| {
-        store_string_into_range(cx, &src_utf16("hi"))
-    });
+    let r = with_cx(&mut m, Utf16, |cx| store_string_into_range(cx, &src_utf16("hi")));
     assert_eq!(kind(r), TrapKind::ReallocMisaligned);
     // utf8 copy: alignment 1, only bounds: 65534 + 2 fits, 65535 + 2 does not
     let mut m = Scripted::new(65536, &[65534]);
-    let r = with_cx(&mut m, Utf8, |cx| {
-        store_string_into_range(cx, &src_utf8("hi"))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| store_string_into_range(cx, &src_utf8("hi")));
     assert_eq!(r.unwrap(), (65534, 2));
     assert_eq!(&m.bytes[65534..], b"hi");
     let mut m = Scripted::new(65536, &[65535]);
-    let r = with_cx(&mut m, Utf8, |cx| {
-        store_string_into_range(cx, &src_utf8("hi"))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| store_string_into_range(cx, &src_utf8("hi")));
     assert_eq!(kind(r), TrapKind::ReallocOutOfBounds);
     // store_utf8_to_utf16: misaligned first realloc
     let mut m = Scripted::new(65536, &[3]);
-    let r = with_cx(&mut m, Utf16, |cx| {
-        store_string_into_range(cx, &src_utf8("hi"))
-    });
+    let r = with_cx(&mut m, Utf16, |cx| store_string_into_range(cx, &src_utf8("hi")));
     assert_eq!(kind(r), TrapKind::ReallocMisaligned);
     assert_eq!(m.calls, vec![(0, 0, 2, 4)]);
     // store_string_to_latin1_or_utf16: misaligned first realloc, even for an empty string
     let mut m = Scripted::new(65536, &[5]);
-    let r = with_cx(&mut m, Latin1Utf16, |cx| {
-        store_string_into_range(cx, &src_utf8(""))
-    });
+    let r = with_cx(&mut m, Latin1Utf16, |cx| store_string_into_range(cx, &src_utf8("")));
     assert_eq!(kind(r), TrapKind::ReallocMisaligned);
     // store_string_to_utf8: the grown block is bounds-checked (second realloc 65530 + 6 > ..)
     let mut m = Scripted::new(65536, &[16, 65531]);
-    let r = with_cx(&mut m, Utf8, |cx| {
-        store_string_into_range(cx, &src_utf16("😀"))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| store_string_into_range(cx, &src_utf16("😀")));
     assert_eq!(kind(r), TrapKind::ReallocOutOfBounds);
     assert_eq!(m.calls, vec![(0, 0, 1, 2), (16, 2, 1, 6)]);
 }
@@ -1677,18 +1208,14 @@ fn store_probably_utf16_to_latin1_or_utf16_final_realloc_not_alignment_checked()
     // `trap_if(ptr + latin1_size > len(memory))` -- no alignment check, although a
     // latin1+utf16 string must be 2-aligned when lifted (load_string_from_range). Spec quirk.
     let mut m = Scripted::new(64, &[16, 17]);
-    let r = with_cx(&mut m, Latin1Utf16, |cx| {
-        store_string_into_range(cx, &src_tagged("ab"))
-    });
+    let r = with_cx(&mut m, Latin1Utf16, |cx| store_string_into_range(cx, &src_tagged("ab")));
     assert_eq!(r.unwrap(), (17, 2));
     assert_eq!(m.calls, vec![(0, 0, 2, 4), (16, 4, 1, 2)]);
     let r = with_cx(&mut m, Latin1Utf16, |cx| load_string_from_range(cx, 17, 2));
     assert_eq!(kind(r), TrapKind::MisalignedPointer);
     // ... but it is bounds-checked
     let mut m = Scripted::new(64, &[16, 63]);
-    let r = with_cx(&mut m, Latin1Utf16, |cx| {
-        store_string_into_range(cx, &src_tagged("ab"))
-    });
+    let r = with_cx(&mut m, Latin1Utf16, |cx| store_string_into_range(cx, &src_tagged("ab")));
     assert_eq!(kind(r), TrapKind::ReallocOutOfBounds);
 }
 
@@ -1719,11 +1246,7 @@ fn store_string_round_trips_fun_strings() {
         let mut sources: Vec<(StringEncoding, Vec<u8>, u64)> = vec![
             (Utf8, s.as_bytes().to_vec(), s.len() as u64),
             (Utf16, utf16le(s), s.encode_utf16().count() as u64),
-            (
-                Latin1Utf16,
-                utf16le(s),
-                s.encode_utf16().count() as u64 | TAG,
-            ),
+            (Latin1Utf16, utf16le(s), s.encode_utf16().count() as u64 | TAG),
         ];
         if let Some(l1) = latin1(s) {
             let n = l1.len() as u64;
@@ -1731,14 +1254,7 @@ fn store_string_round_trips_fun_strings() {
         }
         for (src_enc, encoded, tagged) in sources {
             let lifted = lift_str(&encoded, src_enc, 0, tagged).unwrap();
-            assert_eq!(
-                lifted,
-                HostString {
-                    text: s.into(),
-                    encoding: src_enc,
-                    tagged_code_units: tagged
-                }
-            );
+            assert_eq!(lifted, HostString { text: s.into(), encoding: src_enc, tagged_code_units: tagged });
             for dst in StringEncoding::ALL {
                 let mut h = BumpHeap::new(65536, 16);
                 let back = with_cx(&mut h, dst, |cx| {
@@ -1762,20 +1278,13 @@ fn load_list_test_heap_vectors() {
     // run_tests.py test_heap
     assert_eq!(
         l(Bool, &[3, 3], &[0xff, 0xff, 0xff, 1, 0, 1]).unwrap(),
-        Value::List(vec![
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Bool(true)
-        ])
+        Value::List(vec![Value::Bool(true), Value::Bool(false), Value::Bool(true)])
     );
     assert_eq!(
         l(U16, &[0, 3], &[1, 0, 2, 0, 3, 0]).unwrap(),
         Value::List(vec![Value::U16(1), Value::U16(2), Value::U16(3)])
     );
-    assert_eq!(
-        kind(l(U16, &[1, 3], &[0, 1, 0, 2, 0, 3, 0])),
-        TrapKind::MisalignedPointer
-    );
+    assert_eq!(kind(l(U16, &[1, 3], &[0, 1, 0, 2, 0, 3, 0])), TrapKind::MisalignedPointer);
     assert_eq!(
         l(S16, &[0, 3], &[0xff, 0xff, 0xfe, 0xff, 0xfd, 0xff]).unwrap(),
         Value::List(vec![Value::S16(-1), Value::S16(-2), Value::S16(-3)])
@@ -1787,78 +1296,39 @@ fn load_list_test_heap_vectors() {
     let strs = l(
         String,
         &[0, 2],
-        &[
-            16, 0, 0, 0, 2, 0, 0, 0, 21, 0, 0, 0, 3, 0, 0, 0, b'h', b'i', 0xf, 0xf, 0xf, b'w',
-            b'a', b't',
-        ],
+        &[16, 0, 0, 0, 2, 0, 0, 0, 21, 0, 0, 0, 3, 0, 0, 0, b'h', b'i', 0xf, 0xf, 0xf, b'w', b'a', b't'],
     )
     .unwrap();
-    assert_eq!(
-        strs,
-        Value::List(vec![Value::string("hi"), Value::string("wat")])
-    );
+    assert_eq!(strs, Value::List(vec![Value::string("hi"), Value::string("wat")]));
     let nested = l(
         ValType::list(U8),
         &[0, 3],
-        &[
-            24, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 0, 0, 0, 2, 0, 0, 0, 3, 4, 5, 6, 7,
-        ],
+        &[24, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 0, 0, 0, 2, 0, 0, 0, 3, 4, 5, 6, 7],
     )
     .unwrap();
+    assert_eq!(nested, Value::List(vec![u8s(&[3, 4, 5]), u8s(&[]), u8s(&[6, 7])]));
     assert_eq!(
-        nested,
-        Value::List(vec![u8s(&[3, 4, 5]), u8s(&[]), u8s(&[6, 7])])
-    );
-    assert_eq!(
-        kind(l(
-            ValType::list(U16),
-            &[0, 1],
-            &[9, 0, 0, 0, 2, 0, 0, 0, 0, 5, 0, 6, 0]
-        )),
+        kind(l(ValType::list(U16), &[0, 1], &[9, 0, 0, 0, 2, 0, 0, 0, 0, 5, 0, 6, 0])),
         TrapKind::MisalignedPointer
     );
     let tup = l(
         tuple([U8, U16, U8, U32]),
         &[0, 2],
-        &[
-            6, 0xff, 7, 0, 8, 0xff, 0xff, 0xff, 9, 0, 0, 0, 4, 0xff, 5, 0, 6, 0xff, 0xff, 0xff, 7,
-            0, 0, 0,
-        ],
+        &[6, 0xff, 7, 0, 8, 0xff, 0xff, 0xff, 9, 0, 0, 0, 4, 0xff, 5, 0, 6, 0xff, 0xff, 0xff, 7, 0, 0, 0],
     )
     .unwrap();
     let t4 = |a, b, c, d| Value::tuple([Value::U8(a), Value::U16(b), Value::U8(c), Value::U32(d)]);
     assert_eq!(tup, Value::List(vec![t4(6, 7, 8, 9), t4(4, 5, 6, 7)]));
-    let un = l(
-        union([U32, U8]),
-        &[0, 2],
-        &[
-            0, 0xff, 0xff, 0xff, 0, 1, 0, 0, 1, 0xff, 0xff, 0xff, 42, 0xff, 0xff, 0xff,
-        ],
-    )
-    .unwrap();
-    assert_eq!(
-        un,
-        Value::List(vec![
-            Value::case("0", Some(Value::U32(256))),
-            Value::case("1", Some(Value::U8(42)))
-        ])
-    );
+    let un =
+        l(union([U32, U8]), &[0, 2], &[0, 0xff, 0xff, 0xff, 0, 1, 0, 0, 1, 0xff, 0xff, 0xff, 42, 0xff, 0xff, 0xff])
+            .unwrap();
+    assert_eq!(un, Value::List(vec![Value::case("0", Some(Value::U32(256))), Value::case("1", Some(Value::U8(42)))]));
     let t = tuple([union([U8, tuple([U16, U8])]), U8]);
-    let v = l(
-        t,
-        &[0, 2],
-        &[
-            1, 0xff, 5, 0, 6, 0xff, 7, 0xff, 0, 0xff, 8, 0xff, 0xff, 0xff, 9, 0xff,
-        ],
-    )
-    .unwrap();
+    let v = l(t, &[0, 2], &[1, 0xff, 5, 0, 6, 0xff, 7, 0xff, 0, 0xff, 8, 0xff, 0xff, 0xff, 9, 0xff]).unwrap();
     assert_eq!(
         v,
         Value::List(vec![
-            Value::tuple([
-                Value::case("1", Some(Value::tuple([Value::U16(5), Value::U8(6)]))),
-                Value::U8(7)
-            ]),
+            Value::tuple([Value::case("1", Some(Value::tuple([Value::U16(5), Value::U8(6)]))), Value::U8(7)]),
             Value::tuple([Value::case("0", Some(Value::U8(8))), Value::U8(9)]),
         ])
     );
@@ -1867,8 +1337,7 @@ fn load_list_test_heap_vectors() {
 #[test]
 fn load_list_from_range_traps_in_order() {
     use ValType::*;
-    let l =
-        |t: ValType, ptr: u32, len: u32| lift_heap(&ValType::list(t), i32s(&[ptr, len]), &[0; 64]);
+    let l = |t: ValType, ptr: u32, len: u32| lift_heap(&ValType::list(t), i32s(&[ptr, len]), &[0; 64]);
     assert_eq!(MAX_LIST_BYTE_LENGTH, (1 << 28) - 1);
     // length * elem_size > MAX_LIST_BYTE_LENGTH is checked first (before alignment)
     assert_eq!(kind(l(U32, 1, 1 << 26)), TrapKind::ListTooLong); // 2^28 bytes
@@ -1892,9 +1361,7 @@ fn store_list_into_range_empty_list_calls_realloc() {
     use ValType::*;
     // values/realloc.wast: an empty list<u8> is lowered with realloc(0, 0, 1, 0)
     let mut h = BumpHeap::new(65536, 16);
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lower_flat(cx, &Value::List(vec![]), &ValType::list(U8))
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lower_flat(cx, &Value::List(vec![]), &ValType::list(U8)));
     assert_eq!(r.unwrap(), i32s(&[16, 0]));
     assert_eq!(h.calls, vec![call(0, 0, 1, 0, 16)]);
     // alignment(elem) is passed: list<u64> empty -> realloc(0,0,8,0); base 17 -> 24
@@ -1910,27 +1377,12 @@ fn store_list_into_range_one_realloc_per_list_preorder() {
     // list<list<u8>> [[1,2],[3]]: the outer buffer (2 * 8 bytes, align 4) first, then each
     // element in order: realloc(0,0,4,16) -> 16 (next 32); realloc(0,0,1,2) -> 32 (next 34);
     // realloc(0,0,1,1) -> 34
-    let vs = [
-        Value::List(vec![Value::U8(1), Value::U8(2)]),
-        Value::List(vec![Value::U8(3)]),
-    ];
+    let vs = [Value::List(vec![Value::U8(1), Value::U8(2)]), Value::List(vec![Value::U8(3)])];
     let mut h = BumpHeap::new(65536, 16);
-    let r = with_cx(&mut h, Utf8, |cx| {
-        store_list_into_range(cx, &vs, &ValType::list(U8))
-    });
+    let r = with_cx(&mut h, Utf8, |cx| store_list_into_range(cx, &vs, &ValType::list(U8)));
     assert_eq!(r.unwrap(), (16, 2));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 4, 16, 16),
-            call(0, 0, 1, 2, 32),
-            call(0, 0, 1, 1, 34)
-        ]
-    );
-    assert_eq!(
-        bytes(&h, 16, 16),
-        &[32, 0, 0, 0, 2, 0, 0, 0, 34, 0, 0, 0, 1, 0, 0, 0]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 4, 16, 16), call(0, 0, 1, 2, 32), call(0, 0, 1, 1, 34)]);
+    assert_eq!(bytes(&h, 16, 16), &[32, 0, 0, 0, 2, 0, 0, 0, 34, 0, 0, 0, 1, 0, 0, 0]);
     assert_eq!(bytes(&h, 32, 3), &[1, 2, 3]);
 }
 
@@ -1939,15 +1391,8 @@ fn store_list_into_range_realloc_result_checks() {
     use ValType::*;
     let store = |elem: ValType, n: usize, reply: u64| {
         let mut m = Scripted::new(65536, &[reply]);
-        let vs: Vec<Value> = (0..n)
-            .map(|i| {
-                if elem == U8 {
-                    Value::U8(i as u8)
-                } else {
-                    Value::U32(i as u32)
-                }
-            })
-            .collect();
+        let vs: Vec<Value> =
+            (0..n).map(|i| if elem == U8 { Value::U8(i as u8) } else { Value::U32(i as u32) }).collect();
         let r = with_cx(&mut m, Utf8, |cx| store_list_into_range(cx, &vs, &elem));
         (r, m.calls)
     };
@@ -1960,19 +1405,10 @@ fn store_list_into_range_realloc_result_checks() {
     assert_eq!(kind(r), TrapKind::ReallocMisaligned);
     assert_eq!(calls, vec![(0, 0, 4, 4)]);
     // HostOobRealloc: -4 is 4-aligned, the bounds check trips, also for size 0
-    assert_eq!(
-        kind(store(U32, 2, 0xFFFF_FFFC).0),
-        TrapKind::ReallocOutOfBounds
-    );
-    assert_eq!(
-        kind(store(U32, 0, 0xFFFF_FFFC).0),
-        TrapKind::ReallocOutOfBounds
-    );
+    assert_eq!(kind(store(U32, 2, 0xFFFF_FFFC).0), TrapKind::ReallocOutOfBounds);
+    assert_eq!(kind(store(U32, 0, 0xFFFF_FFFC).0), TrapKind::ReallocOutOfBounds);
     // HostMisalignedRealloc: -1 fails the alignment check before the bounds check
-    assert_eq!(
-        kind(store(U32, 2, 0xFFFF_FFFF).0),
-        TrapKind::ReallocMisaligned
-    );
+    assert_eq!(kind(store(U32, 2, 0xFFFF_FFFF).0), TrapKind::ReallocMisaligned);
     // an empty list may sit exactly at the end of memory, not one past it
     assert_eq!(store(U32, 0, 65536).0.unwrap(), (65536, 0));
     assert_eq!(kind(store(U8, 0, 65537).0), TrapKind::ReallocOutOfBounds);
@@ -1995,17 +1431,13 @@ fn lift_flat_values_17_params_through_one_pointer() {
     let mut h = heap_with(&mem);
     let ts = vec![U8; 17];
     let mut vi = CoreValueIter::new(i32s(&[101]));
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts));
     assert_eq!(r.unwrap(), (1..=17).map(Value::U8).collect::<Vec<_>>());
     assert!(vi.done());
     // 16 params are passed flat
     let ts = vec![U8; 16];
     let mut vi = CoreValueIter::new(i32s(&[7; 16]));
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts));
     assert_eq!(r.unwrap(), vec![Value::U8(7); 16]);
 }
 
@@ -2017,9 +1449,7 @@ fn lift_flat_values_checks_tuple_pointer() {
     let lv = |ptr: u32| {
         let mut h = BumpHeap::new(200, 0);
         let mut vi = CoreValueIter::new(i32s(&[ptr]));
-        with_cx(&mut h, Utf8, |cx| {
-            lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts)
-        })
+        with_cx(&mut h, Utf8, |cx| lift_flat_values(cx, MAX_FLAT_PARAMS, &mut vi, &ts))
     };
     assert_eq!(kind(lv(1)), TrapKind::MisalignedPointer);
     assert_eq!(kind(lv(2)), TrapKind::MisalignedPointer);
@@ -2029,9 +1459,7 @@ fn lift_flat_values_checks_tuple_pointer() {
     let rt = vec![tuple([U32, U32])];
     let mut h = BumpHeap::new(64, 0);
     let mut vi = CoreValueIter::new(i32s(&[1]));
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lift_flat_values(cx, MAX_FLAT_RESULTS, &mut vi, &rt)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lift_flat_values(cx, MAX_FLAT_RESULTS, &mut vi, &rt));
     assert_eq!(kind(r), TrapKind::MisalignedPointer);
 }
 
@@ -2046,9 +1474,7 @@ fn lower_flat_values_spill_reallocs_tuple_first() {
     let mut vs: Vec<Value> = (1..=16).map(Value::U32).collect();
     vs.push(Value::string("hi"));
     let mut h = BumpHeap::new(65536, 16);
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc));
     assert_eq!(r.unwrap(), i32s(&[16]));
     assert_eq!(h.calls, vec![call(0, 0, 4, 72, 16), call(0, 0, 1, 2, 88)]);
     assert_eq!(bytes(&h, 16, 4), &[1, 0, 0, 0]);
@@ -2061,9 +1487,7 @@ fn lower_flat_values_spill_reallocs_tuple_first() {
     let mut vs: Vec<Value> = (1..=16).map(Value::U32).collect();
     vs.push(Value::U8(99));
     let mut h = BumpHeap::new(65536, 17);
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc));
     assert_eq!(r.unwrap(), i32s(&[20]));
     assert_eq!(h.calls, vec![call(0, 0, 4, 68, 20)]);
     assert_eq!(bytes(&h, 84, 1), &[99]);
@@ -2075,41 +1499,29 @@ fn lower_flat_values_checks_tuple_pointer() {
     let ts = vec![U32; 17];
     let vs: Vec<Value> = (0..17).map(Value::U32).collect();
     // values/alignment.wast CalleeArgptr: realloc returning 1 for the spilled params traps
-    for (reply, want) in [
-        (1, TrapKind::ReallocMisaligned),
-        (2, TrapKind::ReallocMisaligned),
-        (65472, TrapKind::ReallocOutOfBounds),
-    ] {
+    for (reply, want) in
+        [(1, TrapKind::ReallocMisaligned), (2, TrapKind::ReallocMisaligned), (65472, TrapKind::ReallocOutOfBounds)]
+    {
         let mut m = Scripted::new(65536, &[reply]);
-        let r = with_cx(&mut m, Utf8, |cx| {
-            lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc)
-        });
+        let r = with_cx(&mut m, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc));
         assert_eq!(kind(r), want, "realloc -> {reply}");
         assert_eq!(m.calls, vec![(0, 0, 4, 68)]);
     }
     let mut m = Scripted::new(65536, &[65468]);
-    let r = with_cx(&mut m, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc)
-    });
+    let r = with_cx(&mut m, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_PARAMS, &vs, &ts, SpillTo::Realloc));
     assert_eq!(r.unwrap(), i32s(&[65468]));
     // results through the caller's out-param (CallerRetptr: retptr 1 traps); no realloc
     let rt = vec![tuple([U32, U32])];
     let rv = vec![Value::tuple([Value::U32(5), Value::U32(6)])];
     let mut m = Scripted::new(64, &[]);
     let mut out = CoreValueIter::new(i32s(&[1]));
-    let r = with_cx(&mut m, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out)));
     assert_eq!(kind(r), TrapKind::MisalignedPointer);
     let mut out = CoreValueIter::new(i32s(&[60]));
-    let r = with_cx(&mut m, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out)));
     assert_eq!(kind(r), TrapKind::OutOfBounds);
     let mut out = CoreValueIter::new(i32s(&[8]));
-    let r = with_cx(&mut m, Utf8, |cx| {
-        lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out))
-    });
+    let r = with_cx(&mut m, Utf8, |cx| lower_flat_values(cx, MAX_FLAT_RESULTS, &rv, &rt, SpillTo::OutParam(&mut out)));
     assert_eq!(r.unwrap(), vec![]);
     assert_eq!(&m.bytes[8..16], &[5, 0, 0, 0, 6, 0, 0, 0]);
     assert!(m.calls.is_empty());
@@ -2119,19 +1531,11 @@ fn lower_flat_values_checks_tuple_pointer() {
 // Handles and resources (resources/handle-table.wast and the Table / ResourceHandle rules)
 
 fn rt(id: u32, impl_instance: u32) -> ResourceType {
-    ResourceType {
-        id,
-        name: format!("r{id}"),
-        impl_instance: InstanceId(impl_instance),
-    }
+    ResourceType { id, name: format!("r{id}"), impl_instance: InstanceId(impl_instance) }
 }
 
 fn destructor(r: &ResourceType, rep: u32, local: bool) -> DropEffect {
-    DropEffect::Destructor {
-        rt: r.clone(),
-        rep,
-        local,
-    }
+    DropEffect::Destructor { rt: r.clone(), rep, local }
 }
 
 #[test]
@@ -2142,10 +1546,7 @@ fn table_add_reuses_freed_indices_lifo() {
     assert_eq!(canon_resource_new(&mut inst, &r, 100), Ok(1));
     assert_eq!(canon_resource_new(&mut inst, &r, 200), Ok(2));
     assert_eq!(canon_resource_new(&mut inst, &r, 300), Ok(3));
-    assert_eq!(
-        canon_resource_drop(&mut inst, &r, 2),
-        Ok(destructor(&r, 200, true))
-    );
+    assert_eq!(canon_resource_drop(&mut inst, &r, 2), Ok(destructor(&r, 200, true)));
     assert_eq!(canon_resource_new(&mut inst, &r, 400), Ok(2));
     assert_eq!(canon_resource_rep(&inst, &r, 1), Ok(100));
     assert_eq!(canon_resource_rep(&inst, &r, 2), Ok(400));
@@ -2167,48 +1568,21 @@ fn table_get_unknown_indices_trap() {
     // resources/handle-table.wast $Traps: never allocated (5), dropped, 0, 0xffffffff
     let r = rt(1, 0);
     let mut inst = ComponentInstance::new(InstanceId(0));
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 5)),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(canon_resource_rep(&inst, &r, 5)),
-        TrapKind::UnknownHandle
-    );
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 5)), TrapKind::UnknownHandle);
+    assert_eq!(kind(canon_resource_rep(&inst, &r, 5)), TrapKind::UnknownHandle);
     assert_eq!(canon_resource_new(&mut inst, &r, 100), Ok(1));
     canon_resource_drop(&mut inst, &r, 1).unwrap();
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 1)),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 0)),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 0xffff_ffff)),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(canon_resource_rep(&inst, &r, 0)),
-        TrapKind::UnknownHandle
-    );
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 1)), TrapKind::UnknownHandle);
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 0)), TrapKind::UnknownHandle);
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 0xffff_ffff)), TrapKind::UnknownHandle);
+    assert_eq!(kind(canon_resource_rep(&inst, &r, 0)), TrapKind::UnknownHandle);
     // lifting handles at a call: own-use-after-drop, borrow-never-valid (index 3)
     let mut h = BumpHeap::new(0, 0);
     let mut st = Subtask::default();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::Subtask(&mut st));
-    assert_eq!(
-        kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(lift_borrow(&mut cx, 3, &ValType::Borrow(r.clone()))),
-        TrapKind::UnknownHandle
-    );
-    assert_eq!(
-        kind(lift_own(&mut cx, 0xffff_ffff, &ValType::Own(r))),
-        TrapKind::UnknownHandle
-    );
+    assert_eq!(kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))), TrapKind::UnknownHandle);
+    assert_eq!(kind(lift_borrow(&mut cx, 3, &ValType::Borrow(r.clone()))), TrapKind::UnknownHandle);
+    assert_eq!(kind(lift_own(&mut cx, 0xffff_ffff, &ValType::Own(r))), TrapKind::UnknownHandle);
 }
 
 #[test]
@@ -2219,10 +1593,7 @@ fn handle_tables_are_per_instance() {
     let mut a = ComponentInstance::new(InstanceId(0));
     let mut b = ComponentInstance::new(InstanceId(1));
     assert_eq!(canon_resource_new(&mut a, &r, 100), Ok(1));
-    assert_eq!(
-        kind(canon_resource_drop(&mut b, &r, 1)),
-        TrapKind::UnknownHandle
-    );
+    assert_eq!(kind(canon_resource_drop(&mut b, &r, 1)), TrapKind::UnknownHandle);
 }
 
 #[test]
@@ -2232,27 +1603,15 @@ fn handle_type_confusion_traps() {
     let (r1, r2) = (rt(1, 0), rt(2, 0));
     let mut inst = ComponentInstance::new(InstanceId(0));
     assert_eq!(canon_resource_new(&mut inst, &r1, 100), Ok(1));
-    assert_eq!(
-        kind(canon_resource_rep(&inst, &r2, 1)),
-        TrapKind::HandleTypeMismatch
-    );
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r2, 1)),
-        TrapKind::HandleTypeMismatch
-    );
+    assert_eq!(kind(canon_resource_rep(&inst, &r2, 1)), TrapKind::HandleTypeMismatch);
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r2, 1)), TrapKind::HandleTypeMismatch);
     let mut inst = ComponentInstance::new(InstanceId(0));
     assert_eq!(canon_resource_new(&mut inst, &r1, 100), Ok(1));
     let mut h = BumpHeap::new(0, 0);
     let mut st = Subtask::default();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::Subtask(&mut st));
-    assert_eq!(
-        kind(lift_borrow(&mut cx, 1, &ValType::Borrow(r2.clone()))),
-        TrapKind::HandleTypeMismatch
-    );
-    assert_eq!(
-        kind(lift_own(&mut cx, 1, &ValType::Own(r2))),
-        TrapKind::HandleTypeMismatch
-    );
+    assert_eq!(kind(lift_borrow(&mut cx, 1, &ValType::Borrow(r2.clone()))), TrapKind::HandleTypeMismatch);
+    assert_eq!(kind(lift_own(&mut cx, 1, &ValType::Own(r2))), TrapKind::HandleTypeMismatch);
 }
 
 #[test]
@@ -2264,20 +1623,14 @@ fn lift_own_moves_the_handle_out() {
     let mut h = BumpHeap::new(0, 0);
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::None);
     assert_eq!(lift_own(&mut cx, 1, &ValType::Own(r.clone())), Ok(42));
-    assert_eq!(
-        kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))),
-        TrapKind::UnknownHandle
-    );
+    assert_eq!(kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))), TrapKind::UnknownHandle);
     // lower_own into another instance adds an owning handle there (index 1 of its table)
     let mut b = ComponentInstance::new(InstanceId(1));
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::None);
     assert_eq!(lower_own(&mut cx, 42, &ValType::Own(r.clone())), Ok(1));
     assert_eq!(canon_resource_rep(&b, &r, 1), Ok(42));
     // dropping an own handle outside the implementation runs the destructor remotely
-    assert_eq!(
-        canon_resource_drop(&mut b, &r, 1),
-        Ok(destructor(&r, 42, false))
-    );
+    assert_eq!(canon_resource_drop(&mut b, &r, 1), Ok(destructor(&r, 42, false)));
 }
 
 #[test]
@@ -2295,19 +1648,13 @@ fn lift_own_of_a_lent_handle_traps() {
     let mut st = Subtask::default();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::Subtask(&mut st));
     assert_eq!(lift_borrow(&mut cx, 1, &ValType::Borrow(r.clone())), Ok(42));
-    assert_eq!(
-        kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))),
-        TrapKind::HandleLent
-    );
+    assert_eq!(kind(lift_own(&mut cx, 1, &ValType::Own(r.clone()))), TrapKind::HandleLent);
 
     let mut inst = setup();
     let mut st = Subtask::default();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::Subtask(&mut st));
     assert_eq!(lift_borrow(&mut cx, 1, &ValType::Borrow(r.clone())), Ok(42));
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 1)),
-        TrapKind::HandleLent
-    );
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 1)), TrapKind::HandleLent);
 
     // Subtask.deliver_resolve: num_lends -= 1, after which the handle can move again
     let mut inst = setup();
@@ -2328,14 +1675,8 @@ fn lift_own_of_a_borrow_traps() {
     let task = b.start_task();
     let mut h = BumpHeap::new(0, 0);
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::Task(task));
-    assert_eq!(
-        lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())),
-        Ok(1)
-    );
-    assert_eq!(
-        kind(lift_own(&mut cx, 1, &ValType::Own(r))),
-        TrapKind::NotOwned
-    );
+    assert_eq!(lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())), Ok(1));
+    assert_eq!(kind(lift_own(&mut cx, 1, &ValType::Own(r))), TrapKind::NotOwned);
 }
 
 #[test]
@@ -2346,14 +1687,8 @@ fn lower_borrow_into_implementing_instance_passes_rep() {
     let task = a.start_task();
     let mut h = BumpHeap::new(0, 0);
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut a, BorrowScope::Task(task));
-    assert_eq!(
-        lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())),
-        Ok(42)
-    );
-    assert_eq!(
-        lower_flat(&mut cx, &Value::Handle(43), &ValType::Borrow(r)),
-        Ok(i32s(&[43]))
-    );
+    assert_eq!(lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())), Ok(42));
+    assert_eq!(lower_flat(&mut cx, &Value::Handle(43), &ValType::Borrow(r)), Ok(i32s(&[43])));
     assert_eq!(a.handles.entries().count(), 0);
     assert_eq!(a.tasks[&task].num_borrows, 0);
     assert_eq!(a.task_return(task), Ok(()));
@@ -2368,10 +1703,7 @@ fn task_return_traps_while_borrows_are_held() {
     let task = b.start_task();
     let mut h = BumpHeap::new(0, 0);
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::Task(task));
-    assert_eq!(
-        lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())),
-        Ok(1)
-    );
+    assert_eq!(lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone())), Ok(1));
     assert_eq!(b.tasks[&task].num_borrows, 1);
     assert_eq!(kind(b.task_return(task)), TrapKind::BorrowNotDropped);
     assert_eq!(canon_resource_rep(&b, &r, 1), Ok(42));
@@ -2388,19 +1720,10 @@ fn resource_builtins_check_may_leave() {
     let mut inst = ComponentInstance::new(InstanceId(0));
     assert_eq!(canon_resource_new(&mut inst, &r, 42), Ok(1));
     inst.may_leave = false;
-    assert_eq!(
-        kind(canon_resource_new(&mut inst, &r, 43)),
-        TrapKind::MayNotLeave
-    );
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 1)),
-        TrapKind::MayNotLeave
-    );
+    assert_eq!(kind(canon_resource_new(&mut inst, &r, 43)), TrapKind::MayNotLeave);
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 1)), TrapKind::MayNotLeave);
     // the may_leave check comes before the table lookup
-    assert_eq!(
-        kind(canon_resource_drop(&mut inst, &r, 0)),
-        TrapKind::MayNotLeave
-    );
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, 0)), TrapKind::MayNotLeave);
     assert_eq!(canon_resource_rep(&inst, &r, 1), Ok(42));
 }
 
@@ -2416,21 +1739,13 @@ fn fixed_length_lists_are_inline() {
     // load_list(maybe_length): load_list_from_valid_range at ptr itself, no (ptr, len) pair
     let mut h = heap_with(&[1, 0, 2, 0, 3, 0]);
     let v = with_cx(&mut h, Utf8, |cx| load(cx, 0, &t)).unwrap();
-    assert_eq!(
-        v,
-        Value::List(vec![Value::U16(1), Value::U16(2), Value::U16(3)])
-    );
+    assert_eq!(v, Value::List(vec![Value::U16(1), Value::U16(2), Value::U16(3)]));
     // lift_flat_list(maybe_length): each element lifted flat (u8 from 261 -> 5)
     let t = List(Box::new(U8), Some(2));
-    assert_eq!(
-        lift(&t, i32s(&[261, 6])).unwrap(),
-        Value::List(vec![Value::U8(5), Value::U8(6)])
-    );
+    assert_eq!(lift(&t, i32s(&[261, 6])).unwrap(), Value::List(vec![Value::U8(5), Value::U8(6)]));
     // lower_flat_list(maybe_length): elements lowered in place, realloc never called
     let mut h = BumpHeap::new(65536, 16);
-    let r = with_cx(&mut h, Utf8, |cx| {
-        lower_flat(cx, &Value::List(vec![Value::U8(5), Value::U8(6)]), &t)
-    });
+    let r = with_cx(&mut h, Utf8, |cx| lower_flat(cx, &Value::List(vec![Value::U8(5), Value::U8(6)]), &t));
     assert_eq!(r.unwrap(), i32s(&[5, 6]));
     assert!(h.calls.is_empty());
 }
@@ -2443,24 +1758,12 @@ fn lift_flat_variant_i64_slot_wrapped_before_small_types() {
     // u8 from 0x1_0000_0105 -> 0x105 -> 5
     let f = |t: &ValType, d: u32, x: u64| lift(t, vec![Flat::I32(d), Flat::I64(x)]).unwrap();
     let t = union([Bool, U64]);
-    assert_eq!(
-        f(&t, 0, 1 << 32),
-        Value::case("0", Some(Value::Bool(false)))
-    );
-    assert_eq!(
-        f(&t, 0, (1 << 32) | 2),
-        Value::case("0", Some(Value::Bool(true)))
-    );
+    assert_eq!(f(&t, 0, 1 << 32), Value::case("0", Some(Value::Bool(false))));
+    assert_eq!(f(&t, 0, (1 << 32) | 2), Value::case("0", Some(Value::Bool(true))));
     let t = union([S32, U64]);
-    assert_eq!(
-        f(&t, 0, 0xffff_ffff_ffff_fffe),
-        Value::case("0", Some(Value::S32(-2)))
-    );
+    assert_eq!(f(&t, 0, 0xffff_ffff_ffff_fffe), Value::case("0", Some(Value::S32(-2))));
     let t = union([U8, U64]);
-    assert_eq!(
-        f(&t, 0, 0x1_0000_0105),
-        Value::case("0", Some(Value::U8(5)))
-    );
+    assert_eq!(f(&t, 0, 0x1_0000_0105), Value::case("0", Some(Value::U8(5))));
 }
 
 #[test]
@@ -2476,32 +1779,18 @@ fn store_string_into_range_reads_source_tag_with_destination_ptr_type_spec_quest
     // i32 source "é€" (2 | 1<<31) into an i64 latin1+utf16 memory: 'latin1' branch,
     // store_string_copy(cx, src, 2^31 + 2, 1, 2, 'latin-1'): dst_byte_length = 2^31 + 2
     // <= REALLOC_I32_MAX, so realloc(0, 0, 2, 2^31 + 2) is called; the 64 KiB BumpHeap traps.
-    let src = HostString {
-        text: "é€".into(),
-        encoding: Latin1Utf16,
-        tagged_code_units: 2 | TAG,
-    };
+    let src = HostString { text: "é€".into(), encoding: Latin1Utf16, tagged_code_units: 2 | TAG };
     let mut m = Mem64(BumpHeap::new(65536, 16));
     let r = with_cx(&mut m, Latin1Utf16, |cx| store_string_into_range(cx, &src));
     assert_eq!(kind(r), TrapKind::GuestTrap);
     assert_eq!(
         m.0.calls,
-        vec![ReallocCall {
-            old_ptr: 0,
-            old_size: 0,
-            align: 2,
-            new_size: (1 << 31) + 2,
-            returned: None
-        }]
+        vec![ReallocCall { old_ptr: 0, old_size: 0, align: 2, new_size: (1 << 31) + 2, returned: None }]
     );
     // i64 source (2 | 1<<63) into an i32 memory: 'latin1' with 2^63 + 2 code units, and
     // store_string_copy's `assert(dst_byte_length <= REALLOC_I32_MAX)` fails: a spec `assert`
     // reachable from guest-controlled values.
-    let src = HostString {
-        text: "é€".into(),
-        encoding: Latin1Utf16,
-        tagged_code_units: 2 | 1 << 63,
-    };
+    let src = HostString { text: "é€".into(), encoding: Latin1Utf16, tagged_code_units: 2 | 1 << 63 };
     let (r, h) = store_str(Latin1Utf16, 16, &src);
     assert_eq!(kind(r), TrapKind::Assertion);
     assert!(h.calls.is_empty());
@@ -2515,14 +1804,7 @@ fn store_string_tagged_utf16_source_to_utf8_and_utf16() {
     // realloc(0,0,1,3) -> 16; realloc(16,3,1,9) -> 19; encoded 4 bytes: realloc(19,9,1,4) -> 19
     let (r, h) = store_str(Utf8, 16, &src_tagged("xy\u{1ff}"));
     assert_eq!(r.unwrap(), (19, 4));
-    assert_eq!(
-        h.calls,
-        vec![
-            call(0, 0, 1, 3, 16),
-            call(16, 3, 1, 9, 19),
-            call(19, 9, 1, 4, 19)
-        ]
-    );
+    assert_eq!(h.calls, vec![call(0, 0, 1, 3, 16), call(16, 3, 1, 9, 19), call(19, 9, 1, 4, 19)]);
     // utf8 <- tagged "hi": all ASCII, one realloc(0,0,1,2)
     let (r, h) = store_str(Utf8, 16, &src_tagged("hi"));
     assert_eq!(r.unwrap(), (16, 2));

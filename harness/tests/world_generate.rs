@@ -11,14 +11,12 @@ use std::collections::BTreeMap;
 use arbitrary::Unstructured;
 use wit_parser::abi::AbiVariant;
 use wit_parser::{
-    Function, FunctionKind, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic,
-    TypeDefKind, TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
+    Function, FunctionKind, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic, TypeDefKind,
+    TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
 };
 use witness::encode::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use witness::encode::signature::core_signature;
-use witness::reference::flatten::{
-    Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types,
-};
+use witness::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types};
 use witness::reference::types::{CoreType, FuncType, PtrType, ValType};
 use witness::reference::validate::validate_type;
 use witness::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
@@ -40,9 +38,8 @@ fn load(context: &str, wit: &str) -> (Resolve, WorldId) {
         Ok(pkg) => pkg,
         Err(e) => panic!("{context}: wit-parser rejects:\n{e:#}\n{wit}"),
     };
-    let world = resolve
-        .select_world(&[pkg], Some("w"))
-        .unwrap_or_else(|e| panic!("{context}: no world `w`: {e:#}\n{wit}"));
+    let world =
+        resolve.select_world(&[pkg], Some("w")).unwrap_or_else(|e| panic!("{context}: no world `w`: {e:#}\n{wit}"));
     (resolve, world)
 }
 
@@ -60,20 +57,10 @@ fn functions(resolve: &Resolve, world: WorldId) -> Vec<Func<'_>> {
     for (import, items) in [(true, &w.imports), (false, &w.exports)] {
         for (key, item) in items {
             match item {
-                WorldItem::Function(func) => out.push(Func {
-                    import,
-                    key: None,
-                    interface: None,
-                    func,
-                }),
+                WorldItem::Function(func) => out.push(Func { import, key: None, interface: None, func }),
                 WorldItem::Interface { id, .. } => {
                     for func in resolve.interfaces[*id].functions.values() {
-                        out.push(Func {
-                            import,
-                            key: Some(key),
-                            interface: Some(*id),
-                            func,
-                        })
+                        out.push(Func { import, key: Some(key), interface: Some(*id), func })
                     }
                 }
                 WorldItem::Type { .. } => {}
@@ -97,9 +84,7 @@ fn interfaces(resolve: &Resolve, world: WorldId, import: bool) -> Vec<(&WorldKey
 }
 
 fn has_resource(resolve: &Resolve, iface: InterfaceId) -> bool {
-    resolve.types.iter().any(|(_, t)| {
-        t.owner == TypeOwner::Interface(iface) && matches!(t.kind, TypeDefKind::Resource)
-    })
+    resolve.types.iter().any(|(_, t)| t.owner == TypeOwner::Interface(iface) && matches!(t.kind, TypeDefKind::Resource))
 }
 
 fn any_type(t: &ValType, p: &dyn Fn(&ValType) -> bool) -> bool {
@@ -107,14 +92,8 @@ fn any_type(t: &ValType, p: &dyn Fn(&ValType) -> bool) -> bool {
         ValType::List(e, _) | ValType::Option(e) => any_type(e, p),
         ValType::Record(fs) => fs.iter().any(|f| any_type(&f.t, p)),
         ValType::Tuple(ts) => ts.iter().any(|t| any_type(t, p)),
-        ValType::Variant(cs) => cs
-            .iter()
-            .filter_map(|c| c.t.as_ref())
-            .any(|t| any_type(t, p)),
-        ValType::Result(ok, err) => [ok, err]
-            .into_iter()
-            .filter_map(|t| t.as_deref())
-            .any(|t| any_type(t, p)),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(|t| any_type(t, p)),
+        ValType::Result(ok, err) => [ok, err].into_iter().filter_map(|t| t.as_deref()).any(|t| any_type(t, p)),
         _ => false,
     }
 }
@@ -124,18 +103,8 @@ fn depth(t: &ValType) -> u32 {
         ValType::List(e, _) | ValType::Option(e) => depth(e),
         ValType::Record(fs) => fs.iter().map(|f| depth(&f.t)).max().unwrap_or(0),
         ValType::Tuple(ts) => ts.iter().map(depth).max().unwrap_or(0),
-        ValType::Variant(cs) => cs
-            .iter()
-            .filter_map(|c| c.t.as_ref())
-            .map(depth)
-            .max()
-            .unwrap_or(0),
-        ValType::Result(ok, err) => [ok, err]
-            .into_iter()
-            .filter_map(|t| t.as_deref())
-            .map(depth)
-            .max()
-            .unwrap_or(0),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).map(depth).max().unwrap_or(0),
+        ValType::Result(ok, err) => [ok, err].into_iter().filter_map(|t| t.as_deref()).map(depth).max().unwrap_or(0),
         _ => return 0,
     };
     sub + 1
@@ -147,9 +116,7 @@ type TypeFeature = (&'static str, fn(&ValType) -> bool);
 
 const TYPE_FEATURES: &[TypeFeature] = &[
     ("type bool", |t| matches!(t, ValType::Bool)),
-    ("type s8/u8/s16/u16", |t| {
-        matches!(t, ValType::S8 | ValType::U8 | ValType::S16 | ValType::U16)
-    }),
+    ("type s8/u8/s16/u16", |t| matches!(t, ValType::S8 | ValType::U8 | ValType::S16 | ValType::U16)),
     ("type s32/u32", |t| matches!(t, ValType::S32 | ValType::U32)),
     ("type s64/u64", |t| matches!(t, ValType::S64 | ValType::U64)),
     ("type f32/f64", |t| matches!(t, ValType::F32 | ValType::F64)),
@@ -176,11 +143,7 @@ fn features(resolve: &Resolve, world: WorldId) -> Vec<&'static str> {
     };
     let conv = Converter::host_resources(resolve);
     let pkg = resolve.worlds[world].package.expect("world has a package");
-    add(if resolve.packages[pkg].name.version.is_some() {
-        "versioned package"
-    } else {
-        "unversioned package"
-    });
+    add(if resolve.packages[pkg].name.version.is_some() { "versioned package" } else { "unversioned package" });
     for f in functions(resolve, world) {
         add(match (f.interface.is_some(), f.import) {
             (true, true) => "imported interface function",
@@ -226,10 +189,7 @@ fn features(resolve: &Resolve, world: WorldId) -> Vec<&'static str> {
     }
     let imported = interfaces(resolve, world, true);
     let exported = interfaces(resolve, world, false);
-    if imported
-        .iter()
-        .any(|(_, i)| exported.iter().any(|(_, e)| e == i))
-    {
+    if imported.iter().any(|(_, i)| exported.iter().any(|(_, e)| e == i)) {
         add("interface imported and exported");
     }
     let res_in = |l: &[(&WorldKey, InterfaceId)]| l.iter().any(|(_, i)| has_resource(resolve, *i));
@@ -284,11 +244,7 @@ fn generated_worlds_parse_and_cover_every_feature() {
     for seed in 0..SEEDS {
         let g = generate(seed, &cfg);
         let (resolve, world) = load(&format!("seed {seed}"), &g.wit);
-        assert!(
-            !functions(&resolve, world).is_empty(),
-            "seed {seed}: world without functions\n{}",
-            g.wit
-        );
+        assert!(!functions(&resolve, world).is_empty(), "seed {seed}: world without functions\n{}", g.wit);
         for f in features(&resolve, world) {
             *tally.get_mut(f).unwrap_or_else(|| panic!("untallied {f}")) += 1;
         }
@@ -298,10 +254,7 @@ fn generated_worlds_parse_and_cover_every_feature() {
         eprintln!("  {n:4}  {f}");
     }
     let rare: Vec<_> = tally.iter().filter(|(_, n)| **n * 20 < SEEDS).collect();
-    assert!(
-        rare.is_empty(),
-        "features in fewer than 5% of worlds: {rare:?}"
-    );
+    assert!(rare.is_empty(), "features in fewer than 5% of worlds: {rare:?}");
 }
 
 #[test]
@@ -312,28 +265,22 @@ fn function_types_convert_and_validate() {
         let (resolve, world) = load(&format!("seed {seed}"), &g.wit);
         let conv = Converter::host_resources(&resolve);
         for f in functions(&resolve, world) {
-            let ft = conv
-                .func_type(f.func)
-                .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{}", g.wit));
+            let ft = conv.func_type(f.func).unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{}", g.wit));
             for t in ft.params.iter().map(|(_, t)| t).chain(&ft.result) {
                 if let Err(e) = validate_type(t) {
                     panic!("seed {seed}: {}: {e}: {t:?}\n{}", f.func.name, g.wit);
                 }
             }
             if let Some(r) = &ft.result {
-                assert!(
-                    !any_type(r, &|t| matches!(t, ValType::Borrow(_))),
-                    "seed {seed}: borrow in a result"
-                );
+                assert!(!any_type(r, &|t| matches!(t, ValType::Borrow(_))), "seed {seed}: borrow in a result");
             }
             // wit-parser's own flattening agrees on which sides spill.
             let ours = |context| flatten_functype(PtrType::I32, &ft, context);
             let spill_params = flatten_types(&ft.param_types(), PtrType::I32).len() > 16;
             let spill_results = flatten_types(&ft.result_type(), PtrType::I32).len() > 1;
-            for (variant, context) in [
-                (AbiVariant::GuestImport, Context::Lower),
-                (AbiVariant::GuestExport, Context::Lift),
-            ] {
+            for (variant, context) in
+                [(AbiVariant::GuestImport, Context::Lower), (AbiVariant::GuestExport, Context::Lift)]
+            {
                 let theirs = resolve.wasm_signature(variant, f.func);
                 let what = format!("seed {seed}: {} {variant:?}", f.func.name);
                 assert_eq!(theirs.indirect_params, spill_params, "{what}");
@@ -348,10 +295,7 @@ fn function_types_convert_and_validate() {
 
 const MANGLINGS: [(NameScheme, ManglingAndAbi); 2] = [
     (NameScheme::Standard, ManglingAndAbi::Standard32),
-    (
-        NameScheme::Legacy,
-        ManglingAndAbi::Legacy(LiftLowerAbi::Sync),
-    ),
+    (NameScheme::Legacy, ManglingAndAbi::Legacy(LiftLowerAbi::Sync)),
 ];
 
 #[test]
@@ -369,57 +313,28 @@ fn core_signatures_and_names_agree_with_wit_parser() {
             let exports = world_exports(&resolve, world, scheme);
             for f in functions(&resolve, world) {
                 if f.import {
-                    let theirs = resolve.wasm_import_name(
-                        mangling,
-                        WasmImport::Func {
-                            interface: f.key,
-                            func: f.func,
-                        },
-                    );
+                    let theirs =
+                        resolve.wasm_import_name(mangling, WasmImport::Func { interface: f.key, func: f.func });
                     let ours: Vec<_> = imports
                         .iter()
-                        .filter(|i| {
-                            i.item
-                                == ImportItem::Func {
-                                    interface: f.interface,
-                                    func: f.func.name.clone(),
-                                }
-                        })
+                        .filter(|i| i.item == ImportItem::Func { interface: f.interface, func: f.func.name.clone() })
                         .map(|i| (i.module.clone(), i.name.clone()))
                         .collect();
                     assert_eq!(ours, [theirs], "{what}: import {}\n{}", f.func.name, g.wit);
                 } else {
                     for post_return in [false, true] {
                         let kind = || {
-                            if post_return {
-                                WasmExportKind::PostReturn
-                            } else {
-                                WasmExportKind::Normal
-                            }
+                            if post_return { WasmExportKind::PostReturn } else { WasmExportKind::Normal }
                         };
                         let theirs = resolve.wasm_export_name(
                             mangling,
-                            WasmExport::Func {
-                                interface: f.key,
-                                func: f.func,
-                                kind: kind(),
-                            },
+                            WasmExport::Func { interface: f.key, func: f.func, kind: kind() },
                         );
                         let item = match post_return {
-                            false => ExportItem::Func {
-                                interface: f.interface,
-                                func: f.func.name.clone(),
-                            },
-                            true => ExportItem::PostReturn {
-                                interface: f.interface,
-                                func: f.func.name.clone(),
-                            },
+                            false => ExportItem::Func { interface: f.interface, func: f.func.name.clone() },
+                            true => ExportItem::PostReturn { interface: f.interface, func: f.func.name.clone() },
                         };
-                        let ours: Vec<_> = exports
-                            .iter()
-                            .filter(|e| e.item == item)
-                            .map(|e| e.name.clone())
-                            .collect();
+                        let ours: Vec<_> = exports.iter().filter(|e| e.item == item).map(|e| e.name.clone()).collect();
                         assert_eq!(
                             ours,
                             [theirs],
@@ -449,21 +364,12 @@ fn core_signatures_and_names_agree_with_wit_parser() {
                         for intrinsic in intrinsics {
                             resolve.wasm_import_name(
                                 mangling,
-                                WasmImport::ResourceIntrinsic {
-                                    interface: Some(key),
-                                    resource: id,
-                                    intrinsic,
-                                },
+                                WasmImport::ResourceIntrinsic { interface: Some(key), resource: id, intrinsic },
                             );
                         }
                         if !import {
-                            resolve.wasm_export_name(
-                                mangling,
-                                WasmExport::ResourceDtor {
-                                    interface: key,
-                                    resource: id,
-                                },
-                            );
+                            resolve
+                                .wasm_export_name(mangling, WasmExport::ResourceDtor { interface: key, resource: id });
                         }
                     }
                 }
@@ -489,31 +395,19 @@ fn flat_counts(resolve: &Resolve, world: WorldId) -> Vec<(String, FuncType, usiz
 #[test]
 fn knobs_are_respected() {
     // Forced spills: every function spills its params, every one but constructors its results.
-    let always = WorldConfig {
-        spill_params_prob: (1, 1),
-        spill_results_prob: (1, 1),
-        ..WorldConfig::default()
-    };
+    let always = WorldConfig { spill_params_prob: (1, 1), spill_results_prob: (1, 1), ..WorldConfig::default() };
     for seed in 0..100 {
         let g = generate(seed, &always);
         let (resolve, world) = load(&format!("always-spill seed {seed}"), &g.wit);
         for (name, _, p, r) in flat_counts(&resolve, world) {
             assert!(p > MAX_FLAT_PARAMS, "seed {seed}: {name}: {p} flat params");
             if !name.starts_with("[constructor]") {
-                assert!(
-                    r > MAX_FLAT_RESULTS,
-                    "seed {seed}: {name}: {r} flat results"
-                );
+                assert!(r > MAX_FLAT_RESULTS, "seed {seed}: {name}: {r} flat results");
             }
         }
     }
     // No params, no spills, no resources: every function has no params.
-    let never = WorldConfig {
-        max_params: 0,
-        spill_params_prob: (0, 1),
-        resources: false,
-        ..WorldConfig::default()
-    };
+    let never = WorldConfig { max_params: 0, spill_params_prob: (0, 1), resources: false, ..WorldConfig::default() };
     for seed in 0..100 {
         let g = generate(seed, &never);
         assert!(!g.wit.contains("resource"), "seed {seed}\n{}", g.wit);
@@ -523,12 +417,7 @@ fn knobs_are_respected() {
         }
     }
     // Nothing allowed: still one function, a world-level import.
-    let empty = WorldConfig {
-        max_interfaces: 0,
-        max_world_funcs: 0,
-        resources: false,
-        ..WorldConfig::default()
-    };
+    let empty = WorldConfig { max_interfaces: 0, max_world_funcs: 0, resources: false, ..WorldConfig::default() };
     for seed in 0..20 {
         let g = generate(seed, &empty);
         let (resolve, world) = load(&format!("empty seed {seed}"), &g.wit);
@@ -541,10 +430,7 @@ fn knobs_are_respected() {
     let flat = WorldConfig {
         spill_params_prob: (0, 1),
         spill_results_prob: (0, 1),
-        type_config: witness::world::arbitrary::TypeConfig {
-            max_depth: 0,
-            ..Default::default()
-        },
+        type_config: witness::world::arbitrary::TypeConfig { max_depth: 0, ..Default::default() },
         ..WorldConfig::default()
     };
     for seed in 0..100 {

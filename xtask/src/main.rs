@@ -38,15 +38,7 @@ fn main() -> ExitCode {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .current_dir(root())
-                .args([
-                    "run",
-                    "--quiet",
-                    "--package",
-                    "witness",
-                    "--",
-                    "selfcheck",
-                    "--suite",
-                ])
+                .args(["run", "--quiet", "--package", "witness", "--", "selfcheck", "--suite"])
                 .arg(&suite)
                 .status();
             match status {

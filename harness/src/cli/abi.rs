@@ -123,10 +123,7 @@ pub struct MemoryArgs {
 impl MemoryArgs {
     fn heap(&self) -> Result<BumpHeap> {
         if self.memory_size > 1 << 32 {
-            bail!(
-                "--memory-size {} is larger than a 32-bit memory",
-                self.memory_size
-            );
+            bail!("--memory-size {} is larger than a 32-bit memory", self.memory_size);
         }
         Ok(BumpHeap::new(self.memory_size, self.heap_base))
     }
@@ -162,13 +159,7 @@ pub fn run(command: AbiCommand) -> Result<()> {
             let (t, text) = named.resolve(ty.as_deref())?;
             emit(json, &layout(&t), |l| print_layout(&text, l))
         }
-        AbiCommand::Lower {
-            args,
-            named,
-            mem,
-            source_encoding,
-            json,
-        } => {
+        AbiCommand::Lower { args, named, mem, source_encoding, json } => {
             let (ty, value) = match args.as_slice() {
                 [value] => (None, value),
                 [ty, value] => (Some(ty.as_str()), value),
@@ -180,14 +171,7 @@ pub fn run(command: AbiCommand) -> Result<()> {
             let out = lower(&t, &v, mem.encoding.into(), &mut heap);
             emit(json, &out, print_lowered)
         }
-        AbiCommand::Lift {
-            ty,
-            named,
-            flat,
-            memory_hex,
-            mem,
-            json,
-        } => {
+        AbiCommand::Lift { ty, named, flat, memory_hex, mem, json } => {
             let (t, _) = named.resolve(ty.as_deref())?;
             let flats = parse_flats(&flat)?;
             let want = flatten_type(&t, PtrType::I32);
@@ -203,18 +187,12 @@ pub fn run(command: AbiCommand) -> Result<()> {
             let mut heap = mem.heap()?;
             for spec in &memory_hex {
                 let (addr, bytes) = parse_memory_hex(spec)?;
-                heap.preload(addr, &bytes)
-                    .map_err(|e| anyhow!("--memory-hex {spec}: {e}"))?;
+                heap.preload(addr, &bytes).map_err(|e| anyhow!("--memory-hex {spec}: {e}"))?;
             }
             let out = lift(&t, flats, mem.encoding.into(), &mut heap);
             emit(json, &out, print_lifted)
         }
-        AbiCommand::Signature {
-            wit_path,
-            world,
-            names,
-            json,
-        } => {
+        AbiCommand::Signature { wit_path, world, names, json } => {
             let wit = Wit::load(&wit_path)?;
             let world = wit.world(world.as_deref())?;
             let scheme = match names {
@@ -295,10 +273,7 @@ fn flat_json(f: Flat) -> FlatJson {
         // NaN and infinities have no JSON number: give the bit pattern.
         other => format!("{:#x}", other.bits()).into(),
     };
-    FlatJson {
-        ty: f.core_type(),
-        value,
-    }
+    FlatJson { ty: f.core_type(), value }
 }
 
 #[derive(Serialize)]
@@ -315,10 +290,7 @@ pub struct TrapJson {
 
 impl From<Trap> for TrapJson {
     fn from(t: Trap) -> TrapJson {
-        TrapJson {
-            kind: t.kind,
-            message: t.message,
-        }
+        TrapJson { kind: t.kind, message: t.message }
     }
 }
 
@@ -332,12 +304,7 @@ pub struct Lowered {
 }
 
 /// Lower `v` into `heap` as the guest's memory (`lower_flat`, with a Task borrow scope).
-pub fn lower(
-    t: &ValType,
-    v: &crate::reference::Value,
-    encoding: StringEncoding,
-    heap: &mut BumpHeap,
-) -> Lowered {
+pub fn lower(t: &ValType, v: &crate::reference::Value, encoding: StringEncoding, heap: &mut BumpHeap) -> Lowered {
     let mut inst = ComponentInstance::new(GUEST_INSTANCE);
     let task = inst.start_task();
     let result = {
@@ -348,41 +315,19 @@ pub fn lower(
         Ok(flat) => (flat.into_iter().map(flat_json).collect(), None),
         Err(trap) => (vec![], Some(trap.into())),
     };
-    let memory = heap
-        .written_ranges()
-        .into_iter()
-        .map(|(addr, bytes)| MemoryJson {
-            addr,
-            hex: hex(&bytes),
-        })
-        .collect();
+    let memory = heap.written_ranges().into_iter().map(|(addr, bytes)| MemoryJson { addr, hex: hex(&bytes) }).collect();
     let realloc = heap
         .calls
         .iter()
-        .map(
-            |&ReallocCall {
-                 old_ptr,
-                 old_size,
-                 align,
-                 new_size,
-                 returned,
-             }| (old_ptr, old_size, align, new_size, returned),
-        )
+        .map(|&ReallocCall { old_ptr, old_size, align, new_size, returned }| {
+            (old_ptr, old_size, align, new_size, returned)
+        })
         .collect();
-    Lowered {
-        flat,
-        memory,
-        realloc,
-        trap,
-    }
+    Lowered { flat, memory, realloc, trap }
 }
 
 fn print_lowered(l: &Lowered) {
-    let flat: Vec<String> = l
-        .flat
-        .iter()
-        .map(|f| format!("{}:{}", f.ty.name(), f.value))
-        .collect();
+    let flat: Vec<String> = l.flat.iter().map(|f| format!("{}:{}", f.ty.name(), f.value)).collect();
     println!("flat     {}", flat.join(", "));
     for (old_ptr, old_size, align, new_size, returned) in &l.realloc {
         let ret = returned.map_or("trap".to_string(), |r| r.to_string());
@@ -411,37 +356,18 @@ pub fn lift_value(
 ) -> Result<crate::reference::Value, Trap> {
     let mut inst = ComponentInstance::new(GUEST_INSTANCE);
     let mut subtask = Subtask::default();
-    let mut cx = LiftLowerContext::new(
-        encoding,
-        heap,
-        &mut inst,
-        BorrowScope::Subtask(&mut subtask),
-    );
+    let mut cx = LiftLowerContext::new(encoding, heap, &mut inst, BorrowScope::Subtask(&mut subtask));
     lift_flat(&mut cx, &mut CoreValueIter::new(flats), t)
 }
 
 /// `lift_value`, with the value printed in WAVE.
-pub fn lift(
-    t: &ValType,
-    flats: Vec<Flat>,
-    encoding: StringEncoding,
-    heap: &mut BumpHeap,
-) -> Lifted {
+pub fn lift(t: &ValType, flats: Vec<Flat>, encoding: StringEncoding, heap: &mut BumpHeap) -> Lifted {
     match lift_value(t, flats, encoding, heap) {
         Ok(v) => match print_value(t, &v) {
-            Ok(text) => Lifted {
-                value: Some(text),
-                trap: None,
-            },
-            Err(e) => Lifted {
-                value: Some(format!("{v:?} ({e})")),
-                trap: None,
-            },
+            Ok(text) => Lifted { value: Some(text), trap: None },
+            Err(e) => Lifted { value: Some(format!("{v:?} ({e})")), trap: None },
         },
-        Err(trap) => Lifted {
-            value: None,
-            trap: Some(trap.into()),
-        },
+        Err(trap) => Lifted { value: None, trap: Some(trap.into()) },
     }
 }
 
@@ -467,13 +393,7 @@ fn print_signature(s: &crate::encode::signature::CoreSignature) {
     println!("world {} ({} names)", s.world, s.names);
     println!("imports:");
     for i in &s.imports {
-        println!(
-            "  {:<14} \"{}\" \"{}\" {}",
-            i.kind,
-            i.module,
-            i.name,
-            sig(&i.ty)
-        );
+        println!("  {:<14} \"{}\" \"{}\" {}", i.kind, i.module, i.name, sig(&i.ty));
     }
     println!("exports:");
     for e in &s.exports {
@@ -481,11 +401,7 @@ fn print_signature(s: &crate::encode::signature::CoreSignature) {
         let ty = e.ty.as_ref().map_or("(memory 0)".to_string(), sig);
         println!("  {:<14} \"{}\" {} {}", e.kind, e.name, ty, need);
     }
-    println!(
-        "memory {}, realloc {}",
-        yes(s.memory_required),
-        yes(s.realloc_required)
-    );
+    println!("memory {}, realloc {}", yes(s.memory_required), yes(s.realloc_required));
 }
 
 fn yes(b: bool) -> &'static str {
@@ -496,18 +412,12 @@ fn parse_flats(text: &str) -> Result<Vec<Flat>> {
     if text.trim().is_empty() {
         return Ok(vec![]);
     }
-    text.split(',')
-        .map(|s| Flat::parse(s.trim()).map_err(|e| anyhow!("--flat: {e}")))
-        .collect()
+    text.split(',').map(|s| Flat::parse(s.trim()).map_err(|e| anyhow!("--flat: {e}"))).collect()
 }
 
 fn parse_memory_hex(spec: &str) -> Result<(u64, Vec<u8>)> {
-    let (addr, hexs) = spec
-        .split_once(':')
-        .ok_or_else(|| anyhow!("--memory-hex `{spec}`: expected ADDR:HEX"))?;
-    let addr: u64 = addr
-        .parse()
-        .with_context(|| format!("--memory-hex `{spec}`: bad address"))?;
+    let (addr, hexs) = spec.split_once(':').ok_or_else(|| anyhow!("--memory-hex `{spec}`: expected ADDR:HEX"))?;
+    let addr: u64 = addr.parse().with_context(|| format!("--memory-hex `{spec}`: bad address"))?;
     let hexs: String = hexs.chars().filter(|c| !c.is_whitespace()).collect();
     if !hexs.len().is_multiple_of(2) {
         bail!("--memory-hex `{spec}`: odd number of hex digits");

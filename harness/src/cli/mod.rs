@@ -1,6 +1,7 @@
 //! The `witness` command line.
 
 pub mod abi;
+pub mod diff;
 pub mod selfcheck;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
         #[command(subcommand)]
         command: abi::AbiCommand,
     },
+    /// Run the differential campaign: generated worlds and cases, engines against the reference.
+    Diff(diff::DiffArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
     Selfcheck(selfcheck::SelfcheckArgs),
 }
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Abi { command } => abi::run(command),
         Command::Selfcheck(args) => selfcheck::run(args),
+        Command::Diff(args) => diff::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,10 +10,9 @@ use std::collections::HashMap;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use wasm_encoder::{
-    BlockType, CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind,
-    ExportSection, Function, FunctionSection, ImportSection, InstructionSink, MemArg,
-    MemorySection, MemoryType, Module, RefType, TableSection, TableType, TypeSection,
-    ValType as WasmValType,
+    BlockType, CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind, ExportSection, Function,
+    FunctionSection, ImportSection, InstructionSink, MemArg, MemorySection, MemoryType, Module, RefType, TableSection,
+    TableType, TypeSection, ValType as WasmValType,
 };
 use wit_parser::{Resolve, WorldId};
 
@@ -42,20 +41,10 @@ pub const LOAD_CHUNK: usize = 120;
 /// What a guest import stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportKind {
-    Func {
-        interface: Option<wit_parser::InterfaceId>,
-        func: String,
-    },
-    ResourceDrop {
-        resource: wit_parser::TypeId,
-        exported: bool,
-    },
-    ResourceNew {
-        resource: wit_parser::TypeId,
-    },
-    ResourceRep {
-        resource: wit_parser::TypeId,
-    },
+    Func { interface: Option<wit_parser::InterfaceId>, func: String },
+    ResourceDrop { resource: wit_parser::TypeId, exported: bool },
+    ResourceNew { resource: wit_parser::TypeId },
+    ResourceRep { resource: wit_parser::TypeId },
 }
 
 /// A core import of the guest; its index is its thunk number in scripts.
@@ -71,10 +60,7 @@ pub struct GuestImport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     /// A world function (entry `export_entry(k)`).
-    Func {
-        interface: Option<wit_parser::InterfaceId>,
-        func: String,
-    },
+    Func { interface: Option<wit_parser::InterfaceId>, func: String },
     /// Its post-return (entry `post_return_entry(k)`).
     PostReturn { of: u32 },
     /// A resource destructor (entry `dtor_entry(k)`).
@@ -108,46 +94,26 @@ impl GuestSpec {
         let sig = core_signature(resolve, world, scheme)?;
         let control = control_interface(resolve)?;
         let mut imports = vec![];
-        for (i, imp) in world_imports(resolve, world, scheme)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, imp) in world_imports(resolve, world, scheme).into_iter().enumerate() {
             let kind = match imp.item {
                 ImportItem::Func { interface, func } => ImportKind::Func { interface, func },
-                ImportItem::ResourceDrop { resource, exported } => {
-                    ImportKind::ResourceDrop { resource, exported }
-                }
+                ImportItem::ResourceDrop { resource, exported } => ImportKind::ResourceDrop { resource, exported },
                 ImportItem::ResourceNew { resource } => ImportKind::ResourceNew { resource },
                 ImportItem::ResourceRep { resource } => ImportKind::ResourceRep { resource },
             };
-            imports.push(GuestImport {
-                module: imp.module,
-                name: imp.name,
-                sig: sig.imports[i].ty.clone(),
-                kind,
-            });
+            imports.push(GuestImport { module: imp.module, name: imp.name, sig: sig.imports[i].ty.clone(), kind });
         }
         let (mut exports, mut memory, mut realloc) = (vec![], String::new(), String::new());
         let mut control_names = HashMap::new();
-        let mut func_entries: HashMap<(Option<wit_parser::InterfaceId>, String), u32> =
-            HashMap::new();
+        let mut func_entries: HashMap<(Option<wit_parser::InterfaceId>, String), u32> = HashMap::new();
         let mut dtors = 0;
-        for (i, exp) in world_exports(resolve, world, scheme)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, exp) in world_exports(resolve, world, scheme).into_iter().enumerate() {
             let ty = sig.exports[i].ty.clone();
             match exp.item {
-                ExportItem::Func {
-                    interface: Some(iface),
-                    func,
-                } if iface == control => {
+                ExportItem::Func { interface: Some(iface), func } if iface == control => {
                     control_names.insert(func, exp.name);
                 }
-                ExportItem::PostReturn {
-                    interface: Some(iface),
-                    ..
-                } if iface == control => {}
+                ExportItem::PostReturn { interface: Some(iface), .. } if iface == control => {}
                 ExportItem::Func { interface, func } => {
                     let k = func_entries.len() as u32;
                     func_entries.insert((interface, func.clone()), k);
@@ -187,9 +153,7 @@ impl GuestSpec {
             }
         }
         let mut take = |n: &str| {
-            control_names
-                .remove(n)
-                .ok_or_else(|| anyhow!("the world does not export witness:guest/control#{n}"))
+            control_names.remove(n).ok_or_else(|| anyhow!("the world does not export witness:guest/control#{n}"))
         };
         Ok(GuestSpec {
             scheme,
@@ -217,8 +181,7 @@ pub fn control_interface(resolve: &Resolve) -> Result<wit_parser::InterfaceId> {
         .find(|(_, i)| {
             i.name.as_deref() == Some("control")
                 && i.package.is_some_and(|pk| {
-                    resolve.packages[pk].name.namespace == "witness"
-                        && resolve.packages[pk].name.name == "guest"
+                    resolve.packages[pk].name.namespace == "witness" && resolve.packages[pk].name.name == "guest"
                 })
         })
         .map(|(id, _)| id)
@@ -230,9 +193,7 @@ pub fn add_control(resolve: &mut Resolve, world: WorldId) -> Result<()> {
     let iface = match control_interface(resolve) {
         Ok(i) => i,
         Err(_) => {
-            let pkg = resolve
-                .push_str("witness-control.wit", CONTROL_WIT)
-                .context("control interface")?;
+            let pkg = resolve.push_str("witness-control.wit", CONTROL_WIT).context("control interface")?;
             resolve.packages[pkg].interfaces["control"]
         }
     };
@@ -260,11 +221,7 @@ fn wasm_type(t: CoreType) -> WasmValType {
 }
 
 fn mem(offset: u64, align: u32) -> MemArg {
-    MemArg {
-        offset,
-        align,
-        memory_index: 0,
-    }
+    MemArg { offset, align, memory_index: 0 }
 }
 
 /// Push the raw 64-bit bits of local `l` of type `t`.
@@ -310,9 +267,7 @@ impl Types {
             return i;
         }
         let i = self.map.len() as u32;
-        self.section
-            .ty()
-            .function(params.iter().copied(), results.iter().copied());
+        self.section.ty().function(params.iter().copied(), results.iter().copied());
         self.map.insert(key, i);
         i
     }
@@ -330,10 +285,7 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     if spec.memory.is_empty() || spec.realloc.is_empty() {
         bail!("the guest needs memory and realloc export names");
     }
-    let mut types = Types {
-        section: TypeSection::new(),
-        map: HashMap::new(),
-    };
+    let mut types = Types { section: TypeSection::new(), map: HashMap::new() };
     let mut imports = ImportSection::new();
     for imp in &spec.imports {
         let ty = types.core(&imp.sig);
@@ -415,11 +367,7 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     let mut elems = ElementSection::new();
     let thunks: Vec<u32> = (0..ni).map(|k| f_thunks + k).collect();
     if ni > 0 {
-        elems.active(
-            Some(0),
-            &ConstExpr::i32_const(0),
-            Elements::Functions(thunks.into()),
-        );
+        elems.active(Some(0), &ConstExpr::i32_const(0), Elements::Functions(thunks.into()));
     }
 
     let mut module = Module::new();
@@ -432,9 +380,7 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     module.section(&elems);
     module.section(&code);
     let bytes = module.finish();
-    wasmparser::Validator::new()
-        .validate_all(&bytes)
-        .context("the encoded guest does not validate")?;
+    wasmparser::Validator::new().validate_all(&bytes).context("the encoded guest does not validate")?;
     Ok(bytes)
 }
 
@@ -443,27 +389,14 @@ fn log_record_fn() -> Function {
     // params: 0 tag, 1 a, 2 b; local 3 cursor
     let mut f = Function::new([(1, WasmValType::I32)]);
     let mut s = f.instructions();
-    s.i32_const(c(p::LOG_CURSOR))
-        .i32_load(mem(0, 2))
-        .local_tee(3);
-    s.i32_const(16)
-        .i32_add()
-        .i32_const(c(p::SCRATCH))
-        .i32_gt_u()
-        .if_(BlockType::Empty);
-    s.i32_const(c(p::LOG_OVERFLOW))
-        .i32_const(1)
-        .i32_store(mem(0, 2))
-        .return_();
+    s.i32_const(c(p::LOG_CURSOR)).i32_load(mem(0, 2)).local_tee(3);
+    s.i32_const(16).i32_add().i32_const(c(p::SCRATCH)).i32_gt_u().if_(BlockType::Empty);
+    s.i32_const(c(p::LOG_OVERFLOW)).i32_const(1).i32_store(mem(0, 2)).return_();
     s.end();
     s.local_get(3).local_get(0).i32_store(mem(0, 2));
     s.local_get(3).local_get(1).i32_store(mem(4, 2));
     s.local_get(3).local_get(2).i64_store(mem(8, 3));
-    s.i32_const(c(p::LOG_CURSOR))
-        .local_get(3)
-        .i32_const(16)
-        .i32_add()
-        .i32_store(mem(0, 2));
+    s.i32_const(c(p::LOG_CURSOR)).local_get(3).i32_const(16).i32_add().i32_store(mem(0, 2));
     s.end();
     f
 }
@@ -474,41 +407,14 @@ fn log_memory_fn(f_log_record: u32) -> Function {
     // params: 0 addr, 1 len; local 2 cursor (i32); local 3 padded (i64)
     let mut f = Function::new([(1, WasmValType::I32), (1, WasmValType::I64)]);
     let mut s = f.instructions();
-    s.local_get(1)
-        .i64_extend_i32_u()
-        .i64_const(15)
-        .i64_add()
-        .i64_const(-16)
-        .i64_and()
-        .local_set(3);
-    s.i32_const(c(p::LOG_CURSOR))
-        .i32_load(mem(0, 2))
-        .local_set(2);
-    s.local_get(2)
-        .i64_extend_i32_u()
-        .i64_const(16)
-        .i64_add()
-        .local_get(3)
-        .i64_add();
-    s.i64_const(p::SCRATCH as i64)
-        .i64_gt_u()
-        .if_(BlockType::Empty);
-    s.i32_const(c(p::LOG_OVERFLOW))
-        .i32_const(1)
-        .i32_store(mem(0, 2))
-        .return_();
+    s.local_get(1).i64_extend_i32_u().i64_const(15).i64_add().i64_const(-16).i64_and().local_set(3);
+    s.i32_const(c(p::LOG_CURSOR)).i32_load(mem(0, 2)).local_set(2);
+    s.local_get(2).i64_extend_i32_u().i64_const(16).i64_add().local_get(3).i64_add();
+    s.i64_const(p::SCRATCH as i64).i64_gt_u().if_(BlockType::Empty);
+    s.i32_const(c(p::LOG_OVERFLOW)).i32_const(1).i32_store(mem(0, 2)).return_();
     s.end();
-    s.i32_const(log::MEMORY as i32)
-        .local_get(0)
-        .local_get(1)
-        .i64_extend_i32_u()
-        .call(f_log_record);
-    s.local_get(2)
-        .i32_const(16)
-        .i32_add()
-        .local_get(0)
-        .local_get(1)
-        .memory_copy(0, 0);
+    s.i32_const(log::MEMORY as i32).local_get(0).local_get(1).i64_extend_i32_u().call(f_log_record);
+    s.local_get(2).i32_const(16).i32_add().local_get(0).local_get(1).memory_copy(0, 0);
     s.i32_const(c(p::LOG_CURSOR))
         .local_get(2)
         .i32_const(16)
@@ -526,61 +432,22 @@ fn realloc_fn(f_log_record: u32) -> Function {
     // params 0 old_ptr, 1 old_size, 2 align, 3 new_size; locals 4 rc, 5 kind, 6 ptr, 7 a (i32), 8 end (i64)
     let mut f = Function::new([(4, WasmValType::I32), (1, WasmValType::I64)]);
     let mut s = f.instructions();
-    s.i32_const(log::REALLOC as i32)
-        .local_get(0)
-        .local_get(1)
-        .i64_extend_i32_u()
-        .call(f_log_record);
-    s.i32_const(log::REALLOC_ARGS as i32)
-        .local_get(2)
-        .local_get(3)
-        .i64_extend_i32_u()
-        .call(f_log_record);
-    s.i32_const(c(p::REALLOC_CURSOR))
-        .i32_load(mem(0, 2))
-        .local_tee(4)
-        .i32_load(mem(0, 2))
-        .local_tee(5);
-    s.i32_const(answer::END as i32)
-        .i32_ne()
-        .if_(BlockType::Empty);
-    s.i32_const(c(p::REALLOC_CURSOR))
-        .local_get(4)
-        .i32_const(8)
-        .i32_add()
-        .i32_store(mem(0, 2));
+    s.i32_const(log::REALLOC as i32).local_get(0).local_get(1).i64_extend_i32_u().call(f_log_record);
+    s.i32_const(log::REALLOC_ARGS as i32).local_get(2).local_get(3).i64_extend_i32_u().call(f_log_record);
+    s.i32_const(c(p::REALLOC_CURSOR)).i32_load(mem(0, 2)).local_tee(4).i32_load(mem(0, 2)).local_tee(5);
+    s.i32_const(answer::END as i32).i32_ne().if_(BlockType::Empty);
+    s.i32_const(c(p::REALLOC_CURSOR)).local_get(4).i32_const(8).i32_add().i32_store(mem(0, 2));
     s.end();
-    s.local_get(5)
-        .i32_const(answer::TRAP as i32)
-        .i32_eq()
-        .if_(BlockType::Empty)
-        .unreachable()
-        .end();
-    s.local_get(5)
-        .i32_const(answer::VALUE as i32)
-        .i32_eq()
-        .if_(BlockType::Empty);
+    s.local_get(5).i32_const(answer::TRAP as i32).i32_eq().if_(BlockType::Empty).unreachable().end();
+    s.local_get(5).i32_const(answer::VALUE as i32).i32_eq().if_(BlockType::Empty);
     s.local_get(4).i32_load(mem(4, 2)).local_set(6);
     s.else_();
     // old_ptr != 0 && new_size <= old_size: shrink in place
-    s.local_get(0)
-        .i32_const(0)
-        .i32_ne()
-        .local_get(3)
-        .local_get(1)
-        .i32_le_u()
-        .i32_and()
-        .if_(BlockType::Empty);
+    s.local_get(0).i32_const(0).i32_ne().local_get(3).local_get(1).i32_le_u().i32_and().if_(BlockType::Empty);
     s.local_get(0).local_set(6);
     s.else_();
     // a = max(align, 1); ptr = ceil(next / a) * a; end = ptr + new_size (i64)
-    s.local_get(2)
-        .i32_const(1)
-        .local_get(2)
-        .i32_const(1)
-        .i32_gt_u()
-        .select()
-        .local_set(7);
+    s.local_get(2).i32_const(1).local_get(2).i32_const(1).i32_gt_u().select().local_set(7);
     s.i32_const(c(p::HEAP_NEXT))
         .i32_load(mem(0, 2))
         .i64_extend_i32_u()
@@ -589,48 +456,20 @@ fn realloc_fn(f_log_record: u32) -> Function {
         .i64_add()
         .i64_const(1)
         .i64_sub();
-    s.local_get(7)
-        .i64_extend_i32_u()
-        .i64_div_u()
-        .local_get(7)
-        .i64_extend_i32_u()
-        .i64_mul()
-        .local_tee(8);
+    s.local_get(7).i64_extend_i32_u().i64_div_u().local_get(7).i64_extend_i32_u().i64_mul().local_tee(8);
     s.local_get(3).i64_extend_i32_u().i64_add().local_set(8);
-    s.local_get(8)
-        .i64_const(p::MEMORY_SIZE as i64)
-        .i64_gt_u()
-        .if_(BlockType::Empty)
-        .unreachable()
-        .end();
+    s.local_get(8).i64_const(p::MEMORY_SIZE as i64).i64_gt_u().if_(BlockType::Empty).unreachable().end();
     // ptr = end - new_size
-    s.local_get(8)
-        .local_get(3)
-        .i64_extend_i32_u()
-        .i64_sub()
-        .i32_wrap_i64()
-        .local_set(6);
-    s.i32_const(c(p::HEAP_NEXT))
-        .local_get(8)
-        .i32_wrap_i64()
-        .i32_store(mem(0, 2));
+    s.local_get(8).local_get(3).i64_extend_i32_u().i64_sub().i32_wrap_i64().local_set(6);
+    s.i32_const(c(p::HEAP_NEXT)).local_get(8).i32_wrap_i64().i32_store(mem(0, 2));
     // copy min(old_size, new_size) bytes from old_ptr, when there are any
-    s.local_get(1)
-        .local_get(3)
-        .local_get(1)
-        .local_get(3)
-        .i32_lt_u()
-        .select()
-        .local_set(7);
+    s.local_get(1).local_get(3).local_get(1).local_get(3).i32_lt_u().select().local_set(7);
     s.local_get(7).if_(BlockType::Empty);
     s.local_get(6).local_get(0).local_get(7).memory_copy(0, 0);
     s.end();
     s.end();
     s.end();
-    s.i32_const(log::REALLOC_RET as i32)
-        .local_get(6)
-        .i64_const(0)
-        .call(f_log_record);
+    s.i32_const(log::REALLOC_RET as i32).local_get(6).i64_const(0).call(f_log_record);
     s.local_get(6);
     s.end();
     f
@@ -648,51 +487,28 @@ fn run_frame_fn(f_log_memory: u32, t_thunk: u32) -> Function {
         .i32_load(mem(0, 2))
         .i32_const(op::FRAME as i32)
         .i32_ne();
-    s.local_get(2)
-        .i32_load(mem(4, 2))
-        .local_get(0)
-        .i32_ne()
-        .i32_or()
-        .if_(BlockType::Empty);
+    s.local_get(2).i32_load(mem(4, 2)).local_get(0).i32_ne().i32_or().if_(BlockType::Empty);
     s.local_get(1).if_(BlockType::Empty).return_().end();
     s.unreachable();
     s.end();
     s.local_get(2).i32_const(16).i32_add().local_set(2);
-    s.i32_const(c(p::RESULT_COUNT))
-        .i32_const(0)
-        .i32_store(mem(0, 2));
+    s.i32_const(c(p::RESULT_COUNT)).i32_const(0).i32_store(mem(0, 2));
     s.loop_(BlockType::Empty);
     // fetch
     s.local_get(2).i32_load(mem(0, 2)).local_set(3);
     s.local_get(2).i32_load(mem(4, 2)).local_set(4);
     s.local_get(2).i64_load(mem(8, 3)).local_set(5);
     s.local_get(2).i32_const(16).i32_add().local_set(2);
-    s.i32_const(c(p::SCRIPT_CURSOR))
-        .local_get(2)
-        .i32_store(mem(0, 2));
+    s.i32_const(c(p::SCRIPT_CURSOR)).local_get(2).i32_store(mem(0, 2));
     for _ in 0..9 {
         s.block(BlockType::Empty); // default, RETURN, RESULT, TRAP, LOG_HEAP, LOG_MEMORY, CALL, ARG, WRITE
     }
     s.local_get(3).br_table([8, 8, 0, 1, 2, 3, 4, 5, 6, 7], 8);
     s.end();
     // WRITE: memory.copy(a, ip, b); ip += pad16(b)
-    s.local_get(4)
-        .local_get(2)
-        .local_get(5)
-        .i32_wrap_i64()
-        .memory_copy(0, 0);
-    s.local_get(2)
-        .local_get(5)
-        .i32_wrap_i64()
-        .i32_const(15)
-        .i32_add()
-        .i32_const(-16)
-        .i32_and()
-        .i32_add()
-        .local_set(2);
-    s.i32_const(c(p::SCRIPT_CURSOR))
-        .local_get(2)
-        .i32_store(mem(0, 2));
+    s.local_get(4).local_get(2).local_get(5).i32_wrap_i64().memory_copy(0, 0);
+    s.local_get(2).local_get(5).i32_wrap_i64().i32_const(15).i32_add().i32_const(-16).i32_and().i32_add().local_set(2);
+    s.i32_const(c(p::SCRIPT_CURSOR)).local_get(2).i32_store(mem(0, 2));
     s.br(8);
     s.end();
     // ARG: ARG_BUF[count++] = b
@@ -704,19 +520,11 @@ fn run_frame_fn(f_log_memory: u32, t_thunk: u32) -> Function {
     s.br(6);
     s.end();
     // LOG_MEMORY
-    s.local_get(4)
-        .local_get(5)
-        .i32_wrap_i64()
-        .call(f_log_memory);
+    s.local_get(4).local_get(5).i32_wrap_i64().call(f_log_memory);
     s.br(5);
     s.end();
     // LOG_HEAP: from a to the heap's next
-    s.local_get(4)
-        .i32_const(c(p::HEAP_NEXT))
-        .i32_load(mem(0, 2))
-        .local_get(4)
-        .i32_sub()
-        .call(f_log_memory);
+    s.local_get(4).i32_const(c(p::HEAP_NEXT)).i32_load(mem(0, 2)).local_get(4).i32_sub().call(f_log_memory);
     s.br(4);
     s.end();
     // TRAP
@@ -745,18 +553,8 @@ fn push_value(s: &mut InstructionSink<'_>, count: u64, buf: u64) {
         .if_(BlockType::Empty)
         .unreachable()
         .end();
-    s.i32_const(c(count))
-        .i32_load(mem(0, 2))
-        .i32_const(8)
-        .i32_mul()
-        .local_get(5)
-        .i64_store(mem(buf, 3));
-    s.i32_const(c(count))
-        .i32_const(c(count))
-        .i32_load(mem(0, 2))
-        .i32_const(1)
-        .i32_add()
-        .i32_store(mem(0, 2));
+    s.i32_const(c(count)).i32_load(mem(0, 2)).i32_const(8).i32_mul().local_get(5).i64_store(mem(buf, 3));
+    s.i32_const(c(count)).i32_const(c(count)).i32_load(mem(0, 2)).i32_const(1).i32_add().i32_store(mem(0, 2));
 }
 
 /// thunk k: call import k with the argument buffer, log its results.
@@ -772,18 +570,13 @@ fn thunk_fn(k: u32, sig: &CoreFuncType, f_log_record: u32) -> Function {
     for j in (0..sig.results.len() as u32).rev() {
         s.local_set(j);
     }
-    s.i32_const(log::IMPORT_DONE as i32)
-        .i32_const(k as i32)
-        .i64_const(0)
-        .call(f_log_record);
+    s.i32_const(log::IMPORT_DONE as i32).i32_const(k as i32).i64_const(0).call(f_log_record);
     for (j, &t) in sig.results.iter().enumerate() {
         s.i32_const(log::IMPORT_RESULT as i32).i32_const(0);
         raw(&mut s, j as u32, t);
         s.call(f_log_record);
     }
-    s.i32_const(c(p::ARG_COUNT))
-        .i32_const(0)
-        .i32_store(mem(0, 2));
+    s.i32_const(c(p::ARG_COUNT)).i32_const(0).i32_store(mem(0, 2));
     s.end();
     f
 }
@@ -792,18 +585,13 @@ fn thunk_fn(k: u32, sig: &CoreFuncType, f_log_record: u32) -> Function {
 fn export_fn(exp: &GuestExport, optional: bool, f_log_record: u32, f_run_frame: u32) -> Function {
     let mut f = Function::new([]);
     let mut s = f.instructions();
-    s.i32_const(log::ENTER as i32)
-        .i32_const(exp.entry as i32)
-        .i64_const(0)
-        .call(f_log_record);
+    s.i32_const(log::ENTER as i32).i32_const(exp.entry as i32).i64_const(0).call(f_log_record);
     for (i, &t) in exp.sig.params.iter().enumerate() {
         s.i32_const(log::PARAM as i32).i32_const(0);
         raw(&mut s, i as u32, t);
         s.call(f_log_record);
     }
-    s.i32_const(exp.entry as i32)
-        .i32_const(i32::from(optional))
-        .call(f_run_frame);
+    s.i32_const(exp.entry as i32).i32_const(i32::from(optional)).call(f_run_frame);
     for (j, &t) in exp.sig.results.iter().enumerate() {
         s.i32_const(0);
         load(&mut s, t, p::RESULT_BUF + 8 * j as u64);
@@ -824,9 +612,7 @@ fn load_fn() -> Function {
         .i64_gt_u();
     s.if_(BlockType::Empty).unreachable().end();
     for i in 0..15u32 {
-        s.local_get(0)
-            .local_get(1 + i)
-            .i64_store(mem(p::CONTROL + 8 * u64::from(i), 3));
+        s.local_get(0).local_get(1 + i).i64_store(mem(p::CONTROL + 8 * u64::from(i), 3));
     }
     s.end();
     f
@@ -845,14 +631,9 @@ fn reset_fn() -> Function {
         (p::RESULT_COUNT, 0),
         (p::LOG_OVERFLOW, 0),
     ] {
-        s.i32_const(c(addr))
-            .i32_const(c(value))
-            .i32_store(mem(0, 2));
+        s.i32_const(c(addr)).i32_const(c(value)).i32_store(mem(0, 2));
     }
-    s.i32_const(c(p::LOG))
-        .i32_const(0)
-        .i32_const(c(p::MEMORY_SIZE - p::LOG))
-        .memory_fill(0);
+    s.i32_const(c(p::LOG)).i32_const(0).i32_const(c(p::MEMORY_SIZE - p::LOG)).memory_fill(0);
     s.end();
     f
 }
@@ -861,9 +642,7 @@ fn reset_fn() -> Function {
 fn read_log_fn() -> Function {
     let mut f = Function::new([]);
     let mut s = f.instructions();
-    s.i32_const(c(p::RET_AREA))
-        .i32_const(c(p::LOG))
-        .i32_store(mem(0, 2));
+    s.i32_const(c(p::RET_AREA)).i32_const(c(p::LOG)).i32_store(mem(0, 2));
     s.i32_const(c(p::RET_AREA))
         .i32_const(c(p::LOG_CURSOR))
         .i32_load(mem(0, 2))

@@ -29,9 +29,7 @@
 //! Nothing here panics: ids that do not belong to `resolve` and items that
 //! cannot be named (e.g. an anonymous interface keyed by id) are skipped.
 
-use wit_parser::{
-    Function, Interface, InterfaceId, Resolve, TypeDefKind, TypeId, WorldId, WorldItem, WorldKey,
-};
+use wit_parser::{Function, Interface, InterfaceId, Resolve, TypeDefKind, TypeId, WorldId, WorldItem, WorldKey};
 
 /// The `prefix` of the `wasm32` build target (BuildTargets.md "Imports and
 /// Exports"): `cm` for "canonical ABI", `32` for the memory, `p2` for the
@@ -159,10 +157,7 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
             WorldItem::Function(func) => out.push(CoreImport {
                 module: scheme.import_module(None),
                 name: func.name.clone(),
-                item: ImportItem::Func {
-                    interface: None,
-                    func: func.name.clone(),
-                },
+                item: ImportItem::Func { interface: None, func: func.name.clone() },
             }),
             // BuildTargets.md predates world-level resources; like
             // wit-component we treat them as resources of an imported
@@ -172,10 +167,7 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
                     out.push(CoreImport {
                         module: scheme.import_module(None),
                         name: scheme.resource_intrinsic(Intrinsic::Drop, rn),
-                        item: ImportItem::ResourceDrop {
-                            resource: *id,
-                            exported: false,
-                        },
+                        item: ImportItem::ResourceDrop { resource: *id, exported: false },
                     });
                 }
             }
@@ -187,21 +179,13 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
                 out.extend(iface.functions.values().map(|func| CoreImport {
                     module: module.clone(),
                     name: func.name.clone(),
-                    item: ImportItem::Func {
-                        interface: Some(*id),
-                        func: func.name.clone(),
-                    },
+                    item: ImportItem::Func { interface: Some(*id), func: func.name.clone() },
                 }));
-                out.extend(
-                    original_resources(resolve, iface).map(|(resource, rn)| CoreImport {
-                        module: module.clone(),
-                        name: scheme.resource_intrinsic(Intrinsic::Drop, rn),
-                        item: ImportItem::ResourceDrop {
-                            resource,
-                            exported: false,
-                        },
-                    }),
-                );
+                out.extend(original_resources(resolve, iface).map(|(resource, rn)| CoreImport {
+                    module: module.clone(),
+                    name: scheme.resource_intrinsic(Intrinsic::Drop, rn),
+                    item: ImportItem::ResourceDrop { resource, exported: false },
+                }));
             }
         }
     }
@@ -215,13 +199,7 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
         let module = scheme.exported_resource_module(&label);
         for (resource, rn) in original_resources(resolve, iface) {
             let intrinsics = [
-                (
-                    Intrinsic::Drop,
-                    ImportItem::ResourceDrop {
-                        resource,
-                        exported: true,
-                    },
-                ),
+                (Intrinsic::Drop, ImportItem::ResourceDrop { resource, exported: true }),
                 (Intrinsic::New, ImportItem::ResourceNew { resource }),
                 (Intrinsic::Rep, ImportItem::ResourceRep { resource }),
             ];
@@ -259,30 +237,19 @@ pub fn world_exports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
                 for func in iface.functions.values() {
                     push_export_func(&mut out, scheme, Some(*id), Some(&label), func);
                 }
-                out.extend(
-                    original_resources(resolve, iface).map(|(resource, rn)| CoreExport {
-                        name: scheme.dtor(&label, rn),
-                        item: ExportItem::Dtor { resource },
-                    }),
-                );
+                out.extend(original_resources(resolve, iface).map(|(resource, rn)| CoreExport {
+                    name: scheme.dtor(&label, rn),
+                    item: ExportItem::Dtor { resource },
+                }));
             }
             // Worlds cannot export types; nothing to name.
             WorldItem::Type { .. } => {}
         }
     }
     out.extend([
-        CoreExport {
-            name: scheme.memory().to_string(),
-            item: ExportItem::Memory,
-        },
-        CoreExport {
-            name: scheme.realloc().to_string(),
-            item: ExportItem::Realloc,
-        },
-        CoreExport {
-            name: scheme.initialize().to_string(),
-            item: ExportItem::Initialize,
-        },
+        CoreExport { name: scheme.memory().to_string(), item: ExportItem::Memory },
+        CoreExport { name: scheme.realloc().to_string(), item: ExportItem::Realloc },
+        CoreExport { name: scheme.initialize().to_string(), item: ExportItem::Initialize },
     ]);
     out
 }
@@ -313,9 +280,7 @@ pub fn canonicalized_interface_name(resolve: &Resolve, iface: InterfaceId) -> St
         .iter()
         .flat_map(|(_, world)| world.imports.iter().chain(world.exports.iter()))
         .find_map(|(key, item)| match (key, item) {
-            (WorldKey::Name(label), WorldItem::Interface { id, .. }) if *id == iface => {
-                Some(label.clone())
-            }
+            (WorldKey::Name(label), WorldItem::Interface { id, .. }) if *id == iface => Some(label.clone()),
             _ => None,
         })
         .unwrap_or_default()
@@ -384,14 +349,8 @@ fn interface_and_label<'r>(
 /// "Original" (BuildTargets.md): not defined equal to another resource, so
 /// `use`d resources and `type a = b` aliases, whose kind is an alias rather
 /// than `resource`, are skipped; they belong to their defining interface.
-fn original_resources<'r>(
-    resolve: &'r Resolve,
-    iface: &'r Interface,
-) -> impl Iterator<Item = (TypeId, &'r str)> + 'r {
-    iface
-        .types
-        .values()
-        .filter_map(|id| Some((*id, original_resource_name(resolve, *id)?)))
+fn original_resources<'r>(resolve: &'r Resolve, iface: &'r Interface) -> impl Iterator<Item = (TypeId, &'r str)> + 'r {
+    iface.types.values().filter_map(|id| Some((*id, original_resource_name(resolve, *id)?)))
 }
 
 /// The name of `ty` if it is a resource definition (not an alias).
@@ -413,20 +372,8 @@ fn push_export_func(
 ) {
     let name = scheme.export_func(label, &func.name);
     let post = scheme.post_return(&name);
-    out.push(CoreExport {
-        name,
-        item: ExportItem::Func {
-            interface,
-            func: func.name.clone(),
-        },
-    });
-    out.push(CoreExport {
-        name: post,
-        item: ExportItem::PostReturn {
-            interface,
-            func: func.name.clone(),
-        },
-    });
+    out.push(CoreExport { name, item: ExportItem::Func { interface, func: func.name.clone() } });
+    out.push(CoreExport { name: post, item: ExportItem::PostReturn { interface, func: func.name.clone() } });
 }
 
 /// The resource intrinsics a module imports.

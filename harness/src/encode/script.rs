@@ -78,11 +78,7 @@ impl Script {
     /// answers (END-terminated) then the instructions (END-terminated).
     pub fn control_image(&self) -> Result<Vec<u8>> {
         if self.realloc.len() as u64 >= protocol::MAX_REALLOC_ANSWERS {
-            bail!(
-                "script has {} realloc answers; at most {}",
-                self.realloc.len(),
-                protocol::MAX_REALLOC_ANSWERS - 1
-            );
+            bail!("script has {} realloc answers; at most {}", self.realloc.len(), protocol::MAX_REALLOC_ANSWERS - 1);
         }
         let mut out = vec![0u8; (protocol::SCRIPT - protocol::CONTROL) as usize];
         for (i, a) in self.realloc.iter().enumerate() {
@@ -98,10 +94,7 @@ impl Script {
         out.extend_from_slice(&[0u8; 16]); // op::END
         let room = (protocol::LOG - protocol::CONTROL) as usize;
         if out.len() > room {
-            bail!(
-                "script needs {} bytes; the guest has room for {room}",
-                out.len()
-            );
+            bail!("script needs {} bytes; the guest has room for {room}", out.len());
         }
         Ok(out)
     }
@@ -114,13 +107,7 @@ pub enum Event {
     /// An entry ran with these flat params (raw bits).
     Enter { entry: u32, params: Vec<u64> },
     /// realloc was called; `returned` is `None` when it trapped.
-    Realloc {
-        old_ptr: u32,
-        old_size: u32,
-        align: u32,
-        new_size: u32,
-        returned: Option<u32>,
-    },
+    Realloc { old_ptr: u32, old_size: u32, align: u32, new_size: u32, returned: Option<u32> },
     /// An import thunk returned these flat results (raw bits).
     Import { thunk: u32, results: Vec<u64> },
     /// Memory contents the script asked for.
@@ -140,15 +127,10 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
     let mut events = vec![];
     let mut i = 0;
     while i < bytes.len() {
-        let Some((tag, a, b)) = rec(i) else {
-            bail!("log ends inside a record at byte {i}")
-        };
+        let Some((tag, a, b)) = rec(i) else { bail!("log ends inside a record at byte {i}") };
         i += 16;
         match tag {
-            log::ENTER => events.push(Event::Enter {
-                entry: a,
-                params: vec![],
-            }),
+            log::ENTER => events.push(Event::Enter { entry: a, params: vec![] }),
             log::PARAM => match events.last_mut() {
                 Some(Event::Enter { params, .. }) => params.push(b),
                 _ => bail!("PARAM record at byte {} outside an ENTER", i - 16),
@@ -173,10 +155,7 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
                     returned,
                 });
             }
-            log::IMPORT_DONE => events.push(Event::Import {
-                thunk: a,
-                results: vec![],
-            }),
+            log::IMPORT_DONE => events.push(Event::Import { thunk: a, results: vec![] }),
             log::IMPORT_RESULT => match events.last_mut() {
                 Some(Event::Import { results, .. }) => results.push(b),
                 _ => bail!("IMPORT_RESULT record at byte {} outside an import", i - 16),
@@ -186,10 +165,7 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
                 let Some(data) = bytes.get(i..i + len) else {
                     bail!("MEMORY record at byte {} runs past the log", i - 16)
                 };
-                events.push(Event::Memory {
-                    addr: a,
-                    bytes: data.to_vec(),
-                });
+                events.push(Event::Memory { addr: a, bytes: data.to_vec() });
                 i += len.next_multiple_of(16);
             }
             other => bail!("unknown log tag {other} at byte {}", i - 16),

@@ -5,13 +5,9 @@
 use anyhow::{Context as _, Result, anyhow};
 use wit_parser::{Function, InterfaceId, Resolve, WorldId, WorldItem};
 
-use super::names::{
-    CoreExport, CoreImport, ExportItem, ImportItem, NameScheme, world_exports, world_imports,
-};
+use super::names::{CoreExport, CoreImport, ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use crate::reference::flatten::Context;
-use crate::reference::flatten::{
-    CoreFuncType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types,
-};
+use crate::reference::flatten::{CoreFuncType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types};
 use crate::reference::types::{CoreType, FuncType, PtrType, ValType, despecialize};
 use crate::world::wit::Converter;
 
@@ -52,10 +48,7 @@ pub fn contains_string_or_list(t: &ValType) -> bool {
         ValType::String | ValType::List(_, None) => true,
         ValType::List(e, Some(_)) => contains_string_or_list(e),
         ValType::Record(fields) => fields.iter().any(|f| contains_string_or_list(&f.t)),
-        ValType::Variant(cases) => cases
-            .iter()
-            .filter_map(|c| c.t.as_ref())
-            .any(contains_string_or_list),
+        ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(contains_string_or_list),
         _ => false,
     }
 }
@@ -97,63 +90,45 @@ fn find_function<'r>(
 }
 
 fn func(params: &[CoreType], results: &[CoreType]) -> CoreFuncType {
-    CoreFuncType {
-        params: params.to_vec(),
-        results: results.to_vec(),
-    }
+    CoreFuncType { params: params.to_vec(), results: results.to_vec() }
 }
 
 /// Compute the core-module type of `world` under `scheme`.
-pub fn core_signature(
-    resolve: &Resolve,
-    world: WorldId,
-    scheme: NameScheme,
-) -> Result<CoreSignature> {
+pub fn core_signature(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> Result<CoreSignature> {
     use CoreType::I32;
     let conv = Converter::host_resources(resolve);
     let mut memory_required = false;
     let mut realloc_required = false;
-    let mut func_type =
-        |interface: Option<InterfaceId>, name: &str, import: bool| -> Result<(FuncType, Context)> {
-            let f = find_function(resolve, world, interface, name, import)
-                .ok_or_else(|| anyhow!("function `{name}` not found"))?;
-            let ft = conv.func_type(f)?;
-            let context = if import {
-                Context::Lower
-            } else {
-                Context::Lift
-            };
-            let (m, r) = requirements(&ft, context);
-            memory_required |= m;
-            realloc_required |= r;
-            Ok((ft, context))
-        };
+    let mut func_type = |interface: Option<InterfaceId>, name: &str, import: bool| -> Result<(FuncType, Context)> {
+        let f = find_function(resolve, world, interface, name, import)
+            .ok_or_else(|| anyhow!("function `{name}` not found"))?;
+        let ft = conv.func_type(f)?;
+        let context = if import { Context::Lower } else { Context::Lift };
+        let (m, r) = requirements(&ft, context);
+        memory_required |= m;
+        realloc_required |= r;
+        Ok((ft, context))
+    };
     let mut imports = vec![];
     for CoreImport { module, name, item } in world_imports(resolve, world, scheme) {
         let (kind, ty) = match item {
             ImportItem::Func { interface, func: f } => {
-                let (ft, context) = func_type(interface, &f, true)
-                    .with_context(|| format!("import {module}::{name}"))?;
+                let (ft, context) =
+                    func_type(interface, &f, true).with_context(|| format!("import {module}::{name}"))?;
                 ("func", flatten_functype(PtrType::I32, &ft, context))
             }
             ImportItem::ResourceDrop { .. } => ("resource-drop", func(&[I32], &[])),
             ImportItem::ResourceNew { .. } => ("resource-new", func(&[I32], &[I32])),
             ImportItem::ResourceRep { .. } => ("resource-rep", func(&[I32], &[I32])),
         };
-        imports.push(ImportSig {
-            module,
-            name,
-            kind,
-            ty,
-        });
+        imports.push(ImportSig { module, name, kind, ty });
     }
     let mut exports = vec![];
     let mut late = vec![];
     for CoreExport { name, item } in world_exports(resolve, world, scheme) {
         match item {
             ExportItem::Func { interface, func: f } => {
-                let (ft, context) =
-                    func_type(interface, &f, false).with_context(|| format!("export {name}"))?;
+                let (ft, context) = func_type(interface, &f, false).with_context(|| format!("export {name}"))?;
                 exports.push(ExportSig {
                     name,
                     kind: "func",
@@ -162,22 +137,13 @@ pub fn core_signature(
                 });
             }
             ExportItem::PostReturn { interface, func: f } => {
-                let (ft, context) =
-                    func_type(interface, &f, false).with_context(|| format!("export {name}"))?;
+                let (ft, context) = func_type(interface, &f, false).with_context(|| format!("export {name}"))?;
                 let results = flatten_functype(PtrType::I32, &ft, context).results;
-                exports.push(ExportSig {
-                    name,
-                    kind: "post-return",
-                    ty: Some(func(&results, &[])),
-                    required: false,
-                });
+                exports.push(ExportSig { name, kind: "post-return", ty: Some(func(&results, &[])), required: false });
             }
-            ExportItem::Dtor { .. } => exports.push(ExportSig {
-                name,
-                kind: "dtor",
-                ty: Some(func(&[I32], &[])),
-                required: false,
-            }),
+            ExportItem::Dtor { .. } => {
+                exports.push(ExportSig { name, kind: "dtor", ty: Some(func(&[I32], &[])), required: false })
+            }
             ExportItem::Memory => late.push((name, "memory")),
             ExportItem::Realloc => late.push((name, "realloc")),
             ExportItem::Initialize => late.push((name, "initialize")),
@@ -190,21 +156,12 @@ pub fn core_signature(
             "realloc" => (Some(func(&[I32, I32, I32, I32], &[I32])), realloc_required),
             _ => (Some(func(&[], &[])), false),
         };
-        exports.push(ExportSig {
-            name,
-            kind,
-            ty,
-            required,
-        });
+        exports.push(ExportSig { name, kind, ty, required });
     }
     let w = &resolve.worlds[world];
     let world_name = match w.package.map(|p| &resolve.packages[p].name) {
         Some(p) => {
-            let version = p
-                .version
-                .as_ref()
-                .map(|v| format!("@{v}"))
-                .unwrap_or_default();
+            let version = p.version.as_ref().map(|v| format!("@{v}")).unwrap_or_default();
             format!("{}:{}/{}{version}", p.namespace, p.name, w.name)
         }
         None => w.name.clone(),
@@ -213,12 +170,5 @@ pub fn core_signature(
         NameScheme::Standard => "standard",
         NameScheme::Legacy => "legacy",
     };
-    Ok(CoreSignature {
-        world: world_name,
-        names,
-        imports,
-        exports,
-        memory_required,
-        realloc_required,
-    })
+    Ok(CoreSignature { world: world_name, names, imports, exports, memory_required, realloc_required })
 }

@@ -5,9 +5,7 @@
 use std::fmt;
 
 use anyhow::{Context as _, Result, anyhow};
-use wasmi::{
-    AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module, Store, Val, ValType,
-};
+use wasmi::{AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module, Store, Val, ValType};
 
 use super::host::{CoreGuest, HostState, serve_import};
 use super::sim::run_core_case;
@@ -57,10 +55,7 @@ fn from_val(v: &Val) -> Result<Flat, Trap> {
         Val::F32(v) => Flat::F32(f32::from_bits(v.to_bits())),
         Val::F64(v) => Flat::F64(f64::from_bits(v.to_bits())),
         other => {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("unexpected value {other:?}"),
-            ));
+            return Err(Trap::new(TrapKind::Assertion, format!("unexpected value {other:?}")));
         }
     })
 }
@@ -103,10 +98,7 @@ impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
         let data = self.memory.data(self.ctx.as_context());
         if exceeds(ptr, out.len() as u128, data.len() as u64) {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("read of {} bytes at {ptr} out of bounds", out.len()),
-            ));
+            return Err(Trap::new(TrapKind::Assertion, format!("read of {} bytes at {ptr} out of bounds", out.len())));
         }
         out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
         Ok(())
@@ -124,18 +116,10 @@ impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
         Ok(())
     }
 
-    fn realloc(
-        &mut self,
-        old_ptr: u64,
-        old_size: u64,
-        align: u64,
-        new_size: u64,
-    ) -> Result<u64, Trap> {
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
         let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
         let mut out = [Val::I32(0)];
-        self.realloc
-            .call(self.ctx.as_context_mut(), &args, &mut out)
-            .map_err(trap_of)?;
+        self.realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
         Ok(u64::from(from_val(&out[0])?.bits() as u32))
     }
 }
@@ -156,13 +140,7 @@ impl Memory for WasmiGuest<'_> {
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
         self.mem.write(ptr, bytes)
     }
-    fn realloc(
-        &mut self,
-        old_ptr: u64,
-        old_size: u64,
-        align: u64,
-        new_size: u64,
-    ) -> Result<u64, Trap> {
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
         self.mem.realloc(old_ptr, old_size, align, new_size)
     }
 }
@@ -197,8 +175,7 @@ impl<'p> WasmiEngine<'p> {
         let mut config = Config::default();
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
-        let module = Module::new(&engine, &prepared.core[..])
-            .map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
+        let module = Module::new(&engine, &prepared.core[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
         let mut linker = Linker::<Ctx>::new(&engine);
         let memory_name = prepared.spec.memory.clone();
         let realloc_name = prepared.spec.realloc.clone();
@@ -219,9 +196,7 @@ impl<'p> WasmiEngine<'p> {
                             .map(from_val)
                             .collect::<Result<Vec<_>, _>>()
                             .map_err(|t| wasmi::Error::host(HostTrap(t)))?;
-                        let memory = caller
-                            .get_export(&memory_name)
-                            .and_then(Extern::into_memory);
+                        let memory = caller.get_export(&memory_name).and_then(Extern::into_memory);
                         let realloc = caller.get_export(&realloc_name).and_then(Extern::into_func);
                         let (Some(memory), Some(realloc)) = (memory, realloc) else {
                             return Err(wasmi::Error::host(HostTrap(Trap::new(
@@ -231,11 +206,7 @@ impl<'p> WasmiEngine<'p> {
                         };
                         let mut host = std::mem::take(&mut caller.data_mut().host);
                         let r = {
-                            let mut mem = WasmiMem {
-                                ctx: &mut caller,
-                                memory,
-                                realloc,
-                            };
+                            let mut mem = WasmiMem { ctx: &mut caller, memory, realloc };
                             serve_import(&mut host, &mut mem, k as u32, flats)
                         };
                         caller.data_mut().host = host;
@@ -248,12 +219,7 @@ impl<'p> WasmiEngine<'p> {
                 )
                 .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
         }
-        Ok(WasmiEngine {
-            prepared,
-            engine,
-            module,
-            linker,
-        })
+        Ok(WasmiEngine { prepared, engine, module, linker })
     }
 }
 
@@ -263,33 +229,17 @@ impl Engine for WasmiEngine<'_> {
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store = Store::new(
-            &self.engine,
-            Ctx {
-                host: HostState::new(self.prepared),
-            },
-        );
+        let mut store = Store::new(&self.engine, Ctx { host: HostState::new(self.prepared) });
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
         let instance = self
             .linker
             .instantiate_and_start(&mut store, &self.module)
             .map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
-        let memory = instance
-            .get_memory(&store, &self.prepared.spec.memory)
-            .context("guest memory")?;
-        let realloc = instance
-            .get_func(&store, &self.prepared.spec.realloc)
-            .context("guest realloc")?;
+        let memory = instance.get_memory(&store, &self.prepared.spec.memory).context("guest memory")?;
+        let realloc = instance.get_func(&store, &self.prepared.spec.realloc).context("guest realloc")?;
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
-        let mut guest = WasmiGuest {
-            mem: WasmiMem {
-                ctx: &mut store,
-                memory,
-                realloc,
-            },
-            instance,
-        };
+        let mut guest = WasmiGuest { mem: WasmiMem { ctx: &mut store, memory, realloc }, instance };
         Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
     }
 }

@@ -10,9 +10,7 @@ use crate::engine::HostEvent;
 use crate::engine::prepared::{ImportType, Prepared};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
-use crate::reference::handles::{
-    DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep,
-};
+use crate::reference::handles::{DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::Memory;
@@ -84,11 +82,7 @@ pub fn serve_import(
             "an import was called while the host was busy (from realloc or post-return)",
         ));
     }
-    let ty = host
-        .imports
-        .get(thunk as usize)
-        .cloned()
-        .ok_or_else(|| assertion(format!("no import {thunk}")))?;
+    let ty = host.imports.get(thunk as usize).cloned().ok_or_else(|| assertion(format!("no import {thunk}")))?;
     let arg = |i: usize| -> Result<u32, Trap> {
         match flat_args.get(i) {
             Some(Flat::I32(v)) => Ok(*v),
@@ -97,23 +91,13 @@ pub fn serve_import(
     };
     let ft: FuncType = match ty {
         ImportType::ResourceNew(rt) => {
-            return Ok(vec![Flat::I32(canon_resource_new(
-                &mut host.inst,
-                &rt,
-                arg(0)?,
-            )?)]);
+            return Ok(vec![Flat::I32(canon_resource_new(&mut host.inst, &rt, arg(0)?)?)]);
         }
         ImportType::ResourceRep(rt) => {
-            return Ok(vec![Flat::I32(canon_resource_rep(
-                &host.inst,
-                &rt,
-                arg(0)?,
-            )?)]);
+            return Ok(vec![Flat::I32(canon_resource_rep(&host.inst, &rt, arg(0)?)?)]);
         }
         ImportType::ResourceDrop(rt) => {
-            if let DropEffect::Destructor {
-                rep, local: false, ..
-            } = canon_resource_drop(&mut host.inst, &rt, arg(0)?)?
+            if let DropEffect::Destructor { rep, local: false, .. } = canon_resource_drop(&mut host.inst, &rt, arg(0)?)?
             {
                 host.events.push(HostEvent::Dtor { rep });
             }
@@ -123,47 +107,23 @@ pub fn serve_import(
         ImportType::Func { ft, .. } => ft,
     };
     if !host.inst.may_leave {
-        return Err(Trap::new(
-            TrapKind::MayNotLeave,
-            "canon_lower: the instance may not leave",
-        ));
+        return Err(Trap::new(TrapKind::MayNotLeave, "canon_lower: the instance may not leave"));
     }
     let mut subtask = Subtask::default();
     let mut vi = CoreValueIter::new(flat_args);
     let args = {
-        let mut cx = LiftLowerContext::new(
-            host.encoding,
-            mem,
-            &mut host.inst,
-            BorrowScope::Subtask(&mut subtask),
-        );
+        let mut cx = LiftLowerContext::new(host.encoding, mem, &mut host.inst, BorrowScope::Subtask(&mut subtask));
         lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types())?
     };
     host.events.push(HostEvent::Import { thunk, args });
-    let result = host
-        .results
-        .pop_front()
-        .ok_or_else(|| assertion("the case gives no result for this import call"))?;
+    let result = host.results.pop_front().ok_or_else(|| assertion("the case gives no result for this import call"))?;
     let values: Vec<Value> = result.into_iter().collect();
     if values.len() != ft.result_type().len() {
-        return Err(assertion(
-            "the planned import result does not match the function's result type",
-        ));
+        return Err(assertion("the planned import result does not match the function's result type"));
     }
     let flat_results = {
-        let mut cx = LiftLowerContext::new(
-            host.encoding,
-            mem,
-            &mut host.inst,
-            BorrowScope::Subtask(&mut subtask),
-        );
-        lower_flat_values(
-            &mut cx,
-            MAX_FLAT_RESULTS,
-            &values,
-            &ft.result_type(),
-            SpillTo::OutParam(&mut vi),
-        )?
+        let mut cx = LiftLowerContext::new(host.encoding, mem, &mut host.inst, BorrowScope::Subtask(&mut subtask));
+        lower_flat_values(&mut cx, MAX_FLAT_RESULTS, &values, &ft.result_type(), SpillTo::OutParam(&mut vi))?
     };
     subtask.deliver_resolve(&mut host.inst);
     Ok(flat_results)
@@ -178,39 +138,17 @@ pub fn call_export(
     k: u32,
     args: &[Value],
 ) -> Result<Option<Value>, Trap> {
-    let (_, ft) = prepared
-        .exports
-        .get(k as usize)
-        .ok_or_else(|| assertion(format!("no export {k}")))?;
-    let name = prepared
-        .export_name(k)
-        .ok_or_else(|| assertion(format!("no export {k}")))?
-        .to_string();
+    let (_, ft) = prepared.exports.get(k as usize).ok_or_else(|| assertion(format!("no export {k}")))?;
+    let name = prepared.export_name(k).ok_or_else(|| assertion(format!("no export {k}")))?.to_string();
     let task = host.inst.start_task();
     let flat_args = {
-        let mut cx = LiftLowerContext::new(
-            host.encoding,
-            guest,
-            &mut host.inst,
-            BorrowScope::Task(task),
-        );
-        lower_flat_values(
-            &mut cx,
-            MAX_FLAT_PARAMS,
-            args,
-            &ft.param_types(),
-            SpillTo::Realloc,
-        )?
+        let mut cx = LiftLowerContext::new(host.encoding, guest, &mut host.inst, BorrowScope::Task(task));
+        lower_flat_values(&mut cx, MAX_FLAT_PARAMS, args, &ft.param_types(), SpillTo::Realloc)?
     };
     let flat_results = guest.call(&name, &flat_args, host)?;
     let mut results = {
         let mut cx = LiftLowerContext::new(host.encoding, guest, &mut host.inst, BorrowScope::None);
-        lift_flat_values(
-            &mut cx,
-            MAX_FLAT_RESULTS,
-            &mut CoreValueIter::new(flat_results.clone()),
-            &ft.result_type(),
-        )?
+        lift_flat_values(&mut cx, MAX_FLAT_RESULTS, &mut CoreValueIter::new(flat_results.clone()), &ft.result_type())?
     };
     host.inst.task_return(task)?;
     if let Some(post) = prepared.post_return_name(k) {

@@ -70,16 +70,14 @@ pub trait Engine {
 }
 
 /// The embedded engines, by name.
-pub const ENGINES: &[&str] = &["core"];
+pub const ENGINES: &[&str] = &["wasmtime", "core"];
 
 /// Instantiate engine `name` for `prepared`.
 pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
     Ok(match name {
         "reference" => Box::new(sim::SimEngine::new(prepared)),
         "core" => Box::new(core_wasmi::WasmiEngine::new(prepared)?),
-        other => anyhow::bail!(
-            "unknown engine `{other}` (known: reference, {})",
-            ENGINES.join(", ")
-        ),
+        "wasmtime" => Box::new(wasmtime_component::WasmtimeEngine::new(prepared)?),
+        other => anyhow::bail!("unknown engine `{other}` (known: reference, {})", ENGINES.join(", ")),
     })
 }

@@ -60,32 +60,16 @@ fn func_name(wit: &Wit, interface: Option<wit_parser::InterfaceId>, func: &str) 
 }
 
 impl Prepared {
-    pub fn new(
-        mut wit: Wit,
-        world: WorldId,
-        scheme: NameScheme,
-        encoding: StringEncoding,
-    ) -> Result<Prepared> {
+    pub fn new(mut wit: Wit, world: WorldId, scheme: NameScheme, encoding: StringEncoding) -> Result<Prepared> {
         add_control(&mut wit.resolve, world)?;
         let spec = GuestSpec::new(&wit.resolve, world, scheme)?;
         let core = encode_guest(&spec)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
         let guest_owned = guest_resources(&wit, world);
-        let impl_of = |t: TypeId| -> InstanceId {
-            if guest_owned.contains(&t) {
-                GUEST_INSTANCE
-            } else {
-                HOST_INSTANCE
-            }
-        };
-        let conv = Converter {
-            resolve: &wit.resolve,
-            impl_instance: &impl_of,
-        };
-        let find = |interface: Option<wit_parser::InterfaceId>,
-                    name: &str,
-                    import: bool|
-         -> Result<FuncType> {
+        let impl_of =
+            |t: TypeId| -> InstanceId { if guest_owned.contains(&t) { GUEST_INSTANCE } else { HOST_INSTANCE } };
+        let conv = Converter { resolve: &wit.resolve, impl_instance: &impl_of };
+        let find = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| -> Result<FuncType> {
             let f = match interface {
                 Some(i) => wit.resolve.interfaces[i].functions.get(name),
                 None => {
@@ -115,37 +99,16 @@ impl Prepared {
                     name: func_name(&wit, *interface, func),
                     ft: find(*interface, func, true).with_context(|| i.name.clone())?,
                 },
-                ImportKind::ResourceNew { resource } => {
-                    ImportType::ResourceNew(conv.resource(*resource))
-                }
-                ImportKind::ResourceRep { resource } => {
-                    ImportType::ResourceRep(conv.resource(*resource))
-                }
-                ImportKind::ResourceDrop { resource, .. } => {
-                    ImportType::ResourceDrop(conv.resource(*resource))
-                }
+                ImportKind::ResourceNew { resource } => ImportType::ResourceNew(conv.resource(*resource)),
+                ImportKind::ResourceRep { resource } => ImportType::ResourceRep(conv.resource(*resource)),
+                ImportKind::ResourceDrop { resource, .. } => ImportType::ResourceDrop(conv.resource(*resource)),
             });
         }
-        Ok(Prepared {
-            wit,
-            world,
-            scheme,
-            encoding,
-            spec,
-            core,
-            component,
-            exports,
-            imports,
-        })
+        Ok(Prepared { wit, world, scheme, encoding, spec, core, component, exports, imports })
     }
 
     /// Parse WIT text and prepare its world `world` (or its only world).
-    pub fn from_wit(
-        text: &str,
-        world: Option<&str>,
-        scheme: NameScheme,
-        encoding: StringEncoding,
-    ) -> Result<Prepared> {
+    pub fn from_wit(text: &str, world: Option<&str>, scheme: NameScheme, encoding: StringEncoding) -> Result<Prepared> {
         let wit = Wit::parse("world.wit", text)?;
         let w = wit.world(world)?;
         Prepared::new(wit, w, scheme, encoding)
@@ -153,15 +116,11 @@ impl Prepared {
 
     /// The core export name of function export k.
     pub fn export_name(&self, k: u32) -> Option<&str> {
-        self.spec
-            .export_of(crate::encode::protocol::export_entry(k))
-            .map(|e| e.name.as_str())
+        self.spec.export_of(crate::encode::protocol::export_entry(k)).map(|e| e.name.as_str())
     }
 
     /// The core export name of the post-return of function export k.
     pub fn post_return_name(&self, k: u32) -> Option<&str> {
-        self.spec
-            .export_of(crate::encode::protocol::post_return_entry(k))
-            .map(|e| e.name.as_str())
+        self.spec.export_of(crate::encode::protocol::post_return_entry(k)).map(|e| e.name.as_str())
     }
 }

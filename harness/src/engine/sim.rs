@@ -29,17 +29,12 @@ pub struct SimGuest {
 
 impl SimGuest {
     pub fn new(spec: Arc<GuestSpec>) -> SimGuest {
-        SimGuest {
-            mem: vec![0; p::MEMORY_SIZE as usize],
-            spec,
-        }
+        SimGuest { mem: vec![0; p::MEMORY_SIZE as usize], spec }
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
         if exceeds(addr, len.into(), self.mem.len() as u64) {
-            return Err(guest_trap(format!(
-                "out of bounds memory access at {addr}+{len}"
-            )));
+            return Err(guest_trap(format!("out of bounds memory access at {addr}+{len}")));
         }
         Ok(())
     }
@@ -75,8 +70,7 @@ impl SimGuest {
     fn copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), Trap> {
         self.check(src, len)?;
         self.check(dst, len)?;
-        self.mem
-            .copy_within(src as usize..(src + len) as usize, dst as usize);
+        self.mem.copy_within(src as usize..(src + len) as usize, dst as usize);
         Ok(())
     }
 
@@ -102,13 +96,7 @@ impl SimGuest {
         self.set_u32(p::LOG_CURSOR, (u64::from(c) + 16 + padded) as u32)
     }
 
-    fn guest_realloc(
-        &mut self,
-        old_ptr: u32,
-        old_size: u32,
-        align: u32,
-        new_size: u32,
-    ) -> Result<u32, Trap> {
+    fn guest_realloc(&mut self, old_ptr: u32, old_size: u32, align: u32, new_size: u32) -> Result<u32, Trap> {
         self.log_record(log::REALLOC, old_ptr, old_size.into())?;
         self.log_record(log::REALLOC_ARGS, align, new_size.into())?;
         let rc = self.u32_at(p::REALLOC_CURSOR)?;
@@ -126,9 +114,7 @@ impl SimGuest {
                 let ptr = (next + a - 1) / a * a;
                 let end = ptr + u64::from(new_size);
                 if end > p::MEMORY_SIZE {
-                    return Err(guest_trap(format!(
-                        "realloc: out of memory ({new_size} bytes at {ptr})"
-                    )));
+                    return Err(guest_trap(format!("realloc: out of memory ({new_size} bytes at {ptr})")));
                 }
                 self.set_u32(p::HEAP_NEXT, end as u32)?;
                 let keep = old_size.min(new_size);
@@ -167,9 +153,7 @@ impl SimGuest {
             if optional {
                 return Ok(());
             }
-            return Err(guest_trap(format!(
-                "the script has no frame for entry {entry:#x} here"
-            )));
+            return Err(guest_trap(format!("the script has no frame for entry {entry:#x} here")));
         }
         ip += 16;
         self.set_u32(p::RESULT_COUNT, 0)?;
@@ -196,21 +180,15 @@ impl SimGuest {
                 op::RETURN => return Ok(()),
                 op::TRAP => return Err(guest_trap("scripted trap")),
                 _ => {
-                    return Err(guest_trap(format!(
-                        "script instruction {tag} at {}",
-                        ip - 16
-                    )));
+                    return Err(guest_trap(format!("script instruction {tag} at {}", ip - 16)));
                 }
             }
         }
     }
 
     fn call_thunk(&mut self, k: u32, host: &mut HostState) -> Result<(), Trap> {
-        let imp = self
-            .spec
-            .imports
-            .get(k as usize)
-            .ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
+        let imp =
+            self.spec.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
         let sig = imp.sig.clone();
         let args = sig
             .params
@@ -226,12 +204,7 @@ impl SimGuest {
         self.set_u32(p::ARG_COUNT, 0)
     }
 
-    fn entry(
-        &mut self,
-        name: &str,
-        args: &[Flat],
-        host: &mut HostState,
-    ) -> Result<Vec<Flat>, Trap> {
+    fn entry(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
         let spec = self.spec.clone();
         if name == spec.control_load {
             let offset = match args.first() {
@@ -277,12 +250,7 @@ impl SimGuest {
             self.log_record(log::PARAM, 0, a.bits())?;
         }
         self.run_frame(exp.entry, !matches!(exp.kind, EntryKind::Func { .. }), host)?;
-        exp.sig
-            .results
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| self.load_typed(t, p::RESULT_BUF + 8 * j as u64))
-            .collect()
+        exp.sig.results.iter().enumerate().map(|(j, &t)| self.load_typed(t, p::RESULT_BUF + 8 * j as u64)).collect()
     }
 }
 
@@ -292,31 +260,20 @@ impl Memory for SimGuest {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        self.check(ptr, out.len() as u64)
-            .map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
+        self.check(ptr, out.len() as u64).map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
         out.copy_from_slice(&self.mem[ptr as usize..ptr as usize + out.len()]);
         Ok(())
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        self.check(ptr, bytes.len() as u64)
-            .map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
+        self.check(ptr, bytes.len() as u64).map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
         self.put(ptr, bytes)
     }
 
-    fn realloc(
-        &mut self,
-        old_ptr: u64,
-        old_size: u64,
-        align: u64,
-        new_size: u64,
-    ) -> Result<u64, Trap> {
-        let arg = |v: u64| {
-            u32::try_from(v)
-                .map_err(|_| Trap::new(TrapKind::Assertion, "realloc argument over 32 bits"))
-        };
-        self.guest_realloc(arg(old_ptr)?, arg(old_size)?, arg(align)?, arg(new_size)?)
-            .map(u64::from)
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
+        let arg =
+            |v: u64| u32::try_from(v).map_err(|_| Trap::new(TrapKind::Assertion, "realloc argument over 32 bits"));
+        self.guest_realloc(arg(old_ptr)?, arg(old_size)?, arg(align)?, arg(new_size)?).map(u64::from)
     }
 }
 
@@ -336,25 +293,15 @@ pub fn run_core_case(
 ) -> Result<(Outcome, bool)> {
     let spec = &prepared.spec;
     let image = case.script.control_image()?;
-    let control = |guest: &mut dyn CoreGuest,
-                   host: &mut HostState,
-                   name: &str,
-                   args: &[Flat]|
-     -> Result<Vec<Flat>> {
-        guest
-            .call(name, args, host)
-            .map_err(|t| anyhow::anyhow!("control call {name} trapped: {t}"))
+    let control = |guest: &mut dyn CoreGuest, host: &mut HostState, name: &str, args: &[Flat]| -> Result<Vec<Flat>> {
+        guest.call(name, args, host).map_err(|t| anyhow::anyhow!("control call {name} trapped: {t}"))
     };
     control(guest, host, &spec.control_reset, &[])?;
     for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
         let mut args = vec![Flat::I32((i * LOAD_CHUNK) as u32)];
         let mut padded = chunk.to_vec();
         padded.resize(LOAD_CHUNK, 0);
-        args.extend(
-            padded
-                .chunks(8)
-                .map(|w| Flat::I64(u64::from_le_bytes(w.try_into().unwrap()))),
-        );
+        args.extend(padded.chunks(8).map(|w| Flat::I64(u64::from_le_bytes(w.try_into().unwrap()))));
         control(guest, host, &spec.control_load, &args)?;
     }
     host.results = case.import_results.iter().cloned().collect();
@@ -362,10 +309,7 @@ pub fn run_core_case(
     let mut outcome = Outcome::default();
     for call in &case.calls {
         match call_export(host, guest, prepared, call.export, &call.args) {
-            Ok(result) => host.events.push(HostEvent::Returned {
-                export: call.export,
-                result,
-            }),
+            Ok(result) => host.events.push(HostEvent::Returned { export: call.export, result }),
             Err(trap) if trap.kind == TrapKind::Assertion => {
                 anyhow::bail!("harness assertion: {trap}")
             }
@@ -379,21 +323,12 @@ pub fn run_core_case(
     let trapped = outcome.trap.is_some();
     if !trapped {
         let ret = control(guest, host, &spec.control_read_log, &[])?;
-        let Some(Flat::I32(ret)) = ret.first().copied() else {
-            anyhow::bail!("read-log returned {ret:?}")
-        };
+        let Some(Flat::I32(ret)) = ret.first().copied() else { anyhow::bail!("read-log returned {ret:?}") };
         let mut pair = [0u8; 8];
-        guest
-            .read(ret.into(), &mut pair)
-            .map_err(|t| anyhow::anyhow!("{t}"))?;
-        let (ptr, len) = (
-            u32::from_le_bytes(pair[..4].try_into()?),
-            u32::from_le_bytes(pair[4..].try_into()?),
-        );
+        guest.read(ret.into(), &mut pair).map_err(|t| anyhow::anyhow!("{t}"))?;
+        let (ptr, len) = (u32::from_le_bytes(pair[..4].try_into()?), u32::from_le_bytes(pair[4..].try_into()?));
         let mut bytes = vec![0; len as usize];
-        guest
-            .read(ptr.into(), &mut bytes)
-            .map_err(|t| anyhow::anyhow!("{t}"))?;
+        guest.read(ptr.into(), &mut bytes).map_err(|t| anyhow::anyhow!("{t}"))?;
         outcome.log = Some(parse_log(&bytes)?);
     }
     Ok((outcome, trapped))

@@ -45,9 +45,7 @@ impl ComponentInstance {
     pub fn task_return(&mut self, task: TaskId) -> Result<()> {
         let num_borrows = self.tasks.get(&task).map_or(0, |t| t.num_borrows);
         trap_if(num_borrows != 0, TrapKind::BorrowNotDropped, || {
-            format!(
-                "Task.return_: {num_borrows} borrowed handle(s) not dropped before the call returned"
-            )
+            format!("Task.return_: {num_borrows} borrowed handle(s) not dropped before the call returned")
         })
     }
 
@@ -113,25 +111,12 @@ impl<'a> LiftLowerContext<'a> {
         inst: &'a mut ComponentInstance,
         borrow_scope: BorrowScope<'a>,
     ) -> LiftLowerContext<'a> {
-        LiftLowerContext {
-            opts: LiftLowerOptions {
-                string_encoding,
-                memory,
-            },
-            inst,
-            borrow_scope,
-        }
+        LiftLowerContext { opts: LiftLowerOptions { string_encoding, memory }, inst, borrow_scope }
     }
 
     /// `cx.opts.realloc(...)`: realloc runs with the instance's `may_leave` cleared, so it
     /// cannot call imports or built-ins.
-    pub fn realloc(
-        &mut self,
-        old_ptr: u64,
-        old_size: u64,
-        align: u64,
-        new_size: u64,
-    ) -> Result<u64> {
+    pub fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
         let may_leave = self.inst.may_leave;
         self.inst.may_leave = false;
         let r = self.opts.memory.realloc(old_ptr, old_size, align, new_size);

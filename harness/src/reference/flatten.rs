@@ -41,10 +41,7 @@ pub fn flatten_functype(ptr_type: PtrType, ft: &FuncType, context: Context) -> C
             }
         }
     }
-    CoreFuncType {
-        params: flat_params,
-        results: flat_results,
-    }
+    CoreFuncType { params: flat_params, results: flat_results }
 }
 
 /// `flatten_types(ts, opts)`.
@@ -79,11 +76,7 @@ pub fn flatten_type(t: &ValType, ptr_type: PtrType) -> Vec<CoreType> {
 }
 
 /// `flatten_list`: a fixed-length list flattens like a tuple, a list to (ptr, len).
-pub fn flatten_list(
-    elem_type: &ValType,
-    maybe_length: Option<u32>,
-    ptr_type: PtrType,
-) -> Vec<CoreType> {
+pub fn flatten_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: PtrType) -> Vec<CoreType> {
     match maybe_length {
         Some(l) => {
             let one = flatten_type(elem_type, ptr_type);
@@ -95,10 +88,7 @@ pub fn flatten_list(
 
 /// `flatten_record`: the fields' flattenings in sequence.
 pub fn flatten_record(fields: &[FieldType], ptr_type: PtrType) -> Vec<CoreType> {
-    fields
-        .iter()
-        .flat_map(|f| flatten_type(&f.t, ptr_type))
-        .collect()
+    fields.iter().flat_map(|f| flatten_type(&f.t, ptr_type)).collect()
 }
 
 /// `flatten_variant`: the discriminant (i32), then the position-wise `join` of every case's

@@ -17,19 +17,8 @@ pub struct ResourceHandle {
 }
 
 impl ResourceHandle {
-    pub fn new(
-        rt: ResourceType,
-        rep: u32,
-        own: bool,
-        borrow_scope: Option<TaskId>,
-    ) -> ResourceHandle {
-        ResourceHandle {
-            rt,
-            rep,
-            own,
-            borrow_scope,
-            num_lends: 0,
-        }
+    pub fn new(rt: ResourceType, rep: u32, own: bool, borrow_scope: Option<TaskId>) -> ResourceHandle {
+        ResourceHandle { rt, rep, own, borrow_scope, num_lends: 0 }
     }
 }
 
@@ -44,10 +33,7 @@ pub struct Table {
 
 impl Default for Table {
     fn default() -> Table {
-        Table {
-            array: vec![None],
-            free: vec![],
-        }
+        Table { array: vec![None], free: vec![] }
     }
 }
 
@@ -56,22 +42,12 @@ impl Table {
 
     /// `Table.get(i)`: traps on an index past the end or an empty slot (so 0 always traps).
     pub fn get(&self, i: u32) -> Result<&ResourceHandle> {
-        trap_if(
-            i as usize >= self.array.len(),
-            TrapKind::UnknownHandle,
-            || {
-                format!(
-                    "Table.get: index {i} is past the end of the table (length {})",
-                    self.array.len()
-                )
-            },
-        )?;
-        self.array[i as usize].as_ref().ok_or_else(|| {
-            Trap::new(
-                TrapKind::UnknownHandle,
-                format!("Table.get: index {i} is empty"),
-            )
-        })
+        trap_if(i as usize >= self.array.len(), TrapKind::UnknownHandle, || {
+            format!("Table.get: index {i} is past the end of the table (length {})", self.array.len())
+        })?;
+        self.array[i as usize]
+            .as_ref()
+            .ok_or_else(|| Trap::new(TrapKind::UnknownHandle, format!("Table.get: index {i} is empty")))
     }
 
     /// `Table.add(e)`: reuse the most recently freed index, else append.
@@ -103,29 +79,20 @@ impl Table {
 
     /// The occupied indices with their handles, in index order (for reports and snapshots).
     pub fn entries(&self) -> impl Iterator<Item = (u32, &ResourceHandle)> {
-        self.array
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|h| (i as u32, h)))
+        self.array.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|h| (i as u32, h)))
     }
 }
 
 fn resource_type(t: &ValType) -> Result<&ResourceType> {
     match t {
         ValType::Own(rt) | ValType::Borrow(rt) => Ok(rt),
-        _ => Err(Trap::new(
-            TrapKind::Assertion,
-            "handle operation on a non-handle type",
-        )),
+        _ => Err(Trap::new(TrapKind::Assertion, "handle operation on a non-handle type")),
     }
 }
 
 fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
     trap_if(h.rt != *rt, TrapKind::HandleTypeMismatch, || {
-        format!(
-            "{what}: handle is a `{}`, expected a `{}`",
-            h.rt.name, rt.name
-        )
+        format!("{what}: handle is a `{}`, expected a `{}`", h.rt.name, rt.name)
     })
 }
 
@@ -135,14 +102,9 @@ pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u3
     let h = cx.inst.handles.remove(i)?;
     check_type(&h, rt, "lift_own")?;
     trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
-        format!(
-            "lift_own: handle {i} is lent out ({} borrow(s))",
-            h.num_lends
-        )
+        format!("lift_own: handle {i} is lent out ({} borrow(s))", h.num_lends)
     })?;
-    trap_if(!h.own, TrapKind::NotOwned, || {
-        format!("lift_own: handle {i} is a borrow, not an own")
-    })?;
+    trap_if(!h.own, TrapKind::NotOwned, || format!("lift_own: handle {i} is a borrow, not an own"))?;
     Ok(h.rep)
 }
 
@@ -161,19 +123,14 @@ pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result
             subtask.lenders.push(i);
             Ok(rep)
         }
-        _ => Err(Trap::new(
-            TrapKind::Assertion,
-            "lift_borrow needs a Subtask borrow scope",
-        )),
+        _ => Err(Trap::new(TrapKind::Assertion, "lift_borrow needs a Subtask borrow scope")),
     }
 }
 
 /// `lower_own(cx, rep, t)`: a new owning handle in the receiving instance's table.
 pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?.clone();
-    cx.inst
-        .handles
-        .add(ResourceHandle::new(rt, rep, true, None))
+    cx.inst.handles.add(ResourceHandle::new(rt, rep, true, None))
 }
 
 /// `lower_borrow(cx, rep, t)`: the resource's own implementation receives the bare rep;
@@ -181,31 +138,19 @@ pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result
 pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?.clone();
     let BorrowScope::Task(task) = cx.borrow_scope else {
-        return Err(Trap::new(
-            TrapKind::Assertion,
-            "lower_borrow needs a Task borrow scope",
-        ));
+        return Err(Trap::new(TrapKind::Assertion, "lower_borrow needs a Task borrow scope"));
     };
     if cx.inst.id == rt.impl_instance {
         return Ok(rep);
     }
     cx.inst.tasks.entry(task).or_default().num_borrows += 1;
-    cx.inst
-        .handles
-        .add(ResourceHandle::new(rt, rep, false, Some(task)))
+    cx.inst.handles.add(ResourceHandle::new(rt, rep, false, Some(task)))
 }
 
 /// `canon_resource_new(rt, rep)`.
-pub fn canon_resource_new(
-    inst: &mut ComponentInstance,
-    rt: &ResourceType,
-    rep: u32,
-) -> Result<u32> {
-    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || {
-        "resource.new while may_leave is false".into()
-    })?;
-    inst.handles
-        .add(ResourceHandle::new(rt.clone(), rep, true, None))
+pub fn canon_resource_new(inst: &mut ComponentInstance, rt: &ResourceType, rep: u32) -> Result<u32> {
+    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "resource.new while may_leave is false".into())?;
+    inst.handles.add(ResourceHandle::new(rt.clone(), rep, true, None))
 }
 
 /// `canon_resource_rep(rt, i)`: works on own and borrow handles, no `may_leave` check.
@@ -221,37 +166,20 @@ pub fn canon_resource_rep(inst: &ComponentInstance, rt: &ResourceType, i: u32) -
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DropEffect {
     None,
-    Destructor {
-        rt: ResourceType,
-        rep: u32,
-        local: bool,
-    },
+    Destructor { rt: ResourceType, rep: u32, local: bool },
 }
 
 /// `canon_resource_drop(rt, i)`.
-pub fn canon_resource_drop(
-    inst: &mut ComponentInstance,
-    rt: &ResourceType,
-    i: u32,
-) -> Result<DropEffect> {
-    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || {
-        "resource.drop while may_leave is false".into()
-    })?;
+pub fn canon_resource_drop(inst: &mut ComponentInstance, rt: &ResourceType, i: u32) -> Result<DropEffect> {
+    trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "resource.drop while may_leave is false".into())?;
     let h = inst.handles.remove(i)?;
     check_type(&h, rt, "resource.drop")?;
     trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
-        format!(
-            "resource.drop: handle {i} is lent out ({} borrow(s))",
-            h.num_lends
-        )
+        format!("resource.drop: handle {i} is lent out ({} borrow(s))", h.num_lends)
     })?;
     if h.own {
         let local = inst.id == rt.impl_instance;
-        return Ok(DropEffect::Destructor {
-            rt: rt.clone(),
-            rep: h.rep,
-            local,
-        });
+        return Ok(DropEffect::Destructor { rt: rt.clone(), rep: h.rep, local });
     }
     if let Some(task) = h.borrow_scope.and_then(|t| inst.tasks.get_mut(&t)) {
         task.num_borrows = task.num_borrows.saturating_sub(1);

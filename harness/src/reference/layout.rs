@@ -36,10 +36,7 @@ pub fn alignment_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: 
 
 /// `alignment_record`: the largest field alignment, at least 1.
 pub fn alignment_record(fields: &[FieldType], ptr_type: PtrType) -> u64 {
-    fields
-        .iter()
-        .map(|f| alignment(&f.t, ptr_type))
-        .fold(1, u64::max)
+    fields.iter().map(|f| alignment(&f.t, ptr_type)).fold(1, u64::max)
 }
 
 /// `alignment_variant`: the larger of the discriminant's and the payloads' alignment.
@@ -52,11 +49,7 @@ pub fn alignment_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
 /// `ceil(log2(n)/8)`, so integer arithmetic gives the spec's answer exactly.)
 pub fn discriminant_type(cases: &[CaseType]) -> ValType {
     let n = cases.len() as u64;
-    let bits = if n <= 1 {
-        0
-    } else {
-        64 - (n - 1).leading_zeros() as u64
-    };
+    let bits = if n <= 1 { 0 } else { 64 - (n - 1).leading_zeros() as u64 };
     match bits.div_ceil(8) {
         0 | 1 => ValType::U8,
         2 => ValType::U16,
@@ -67,11 +60,7 @@ pub fn discriminant_type(cases: &[CaseType]) -> ValType {
 
 /// `max_case_alignment`: the largest payload alignment, at least 1.
 pub fn max_case_alignment(cases: &[CaseType], ptr_type: PtrType) -> u64 {
-    cases
-        .iter()
-        .filter_map(|c| c.t.as_ref())
-        .map(|t| alignment(t, ptr_type))
-        .fold(1, u64::max)
+    cases.iter().filter_map(|c| c.t.as_ref()).map(|t| alignment(t, ptr_type)).fold(1, u64::max)
 }
 
 /// `alignment_flags`: 1, 2 or 4 bytes by label count.
@@ -133,11 +122,7 @@ pub fn align_to(ptr: u64, alignment: u64) -> u64 {
 pub fn elem_size_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
     let mut s = elem_size(&discriminant_type(cases), ptr_type);
     s = align_to(s, max_case_alignment(cases, ptr_type));
-    let cs = cases
-        .iter()
-        .filter_map(|c| c.t.as_ref())
-        .map(|t| elem_size(t, ptr_type))
-        .max();
+    let cs = cases.iter().filter_map(|c| c.t.as_ref()).map(|t| elem_size(t, ptr_type)).max();
     s = s.saturating_add(cs.unwrap_or(0));
     align_to(s, alignment_variant(cases, ptr_type))
 }
@@ -162,8 +147,5 @@ pub fn field_offsets(fields: &[FieldType], ptr_type: PtrType) -> Vec<u64> {
 
 /// The offset of a variant's payload, common to every case (`load_variant` / `store_variant`).
 pub fn payload_offset(cases: &[CaseType], ptr_type: PtrType) -> u64 {
-    align_to(
-        elem_size(&discriminant_type(cases), ptr_type),
-        max_case_alignment(cases, ptr_type),
-    )
+    align_to(elem_size(&discriminant_type(cases), ptr_type), max_case_alignment(cases, ptr_type))
 }

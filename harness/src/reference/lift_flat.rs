@@ -7,8 +7,8 @@ use super::flatten::{flatten_types, flatten_variant};
 use super::handles::{lift_borrow, lift_own};
 use super::layout::{align_to, alignment, elem_size};
 use super::load::{
-    canonicalize_nan32, canonicalize_nan64, convert_i32_to_char, convert_int_to_bool,
-    decode_i32_as_float, decode_i64_as_float, load, load_list_from_range, unpack_flags_from_int,
+    canonicalize_nan32, canonicalize_nan64, convert_i32_to_char, convert_int_to_bool, decode_i32_as_float,
+    decode_i64_as_float, load, load_list_from_range, unpack_flags_from_int,
 };
 use super::memory::exceeds;
 use super::strings::load_string_from_range;
@@ -42,26 +42,16 @@ impl CoreValueIter {
 impl ValueIter for CoreValueIter {
     fn next(&mut self, t: CoreType) -> Result<Flat> {
         let v = *self.values.get(self.i).ok_or_else(|| {
-            Trap::new(
-                TrapKind::Assertion,
-                format!("CoreValueIter: wanted a {t} after {} values", self.i),
-            )
+            Trap::new(TrapKind::Assertion, format!("CoreValueIter: wanted a {t} after {} values", self.i))
         })?;
         self.i += 1;
-        assert_that(
-            v.core_type() == t,
-            "CoreValueIter: the value has the wanted core type",
-        )?;
+        assert_that(v.core_type() == t, "CoreValueIter: the value has the wanted core type")?;
         Ok(v)
     }
 }
 
 /// `lift_flat(cx, vi, t)`.
-pub fn lift_flat(
-    cx: &mut LiftLowerContext<'_>,
-    vi: &mut dyn ValueIter,
-    t: &ValType,
-) -> Result<Value> {
+pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValType) -> Result<Value> {
     Ok(match despecialize(t).as_ref() {
         ValType::Bool => Value::Bool(convert_int_to_bool(next_i32(vi)?.into())),
         ValType::U8 => Value::U8(lift_flat_unsigned(vi, 32, 8)? as u8),
@@ -101,10 +91,7 @@ pub fn lift_flat(
 }
 
 fn wrong(v: Flat, t: CoreType) -> Trap {
-    Trap::new(
-        TrapKind::Assertion,
-        format!("flat value {v:?} is not a {t}"),
-    )
+    Trap::new(TrapKind::Assertion, format!("flat value {v:?} is not a {t}"))
 }
 
 fn next_i32(vi: &mut dyn ValueIter) -> Result<u32> {
@@ -125,11 +112,7 @@ fn next_ptr(cx: &LiftLowerContext<'_>, vi: &mut dyn ValueIter) -> Result<u64> {
 }
 
 fn next_int(vi: &mut dyn ValueIter, core_width: u32) -> Result<u64> {
-    let t = if core_width == 32 {
-        CoreType::I32
-    } else {
-        CoreType::I64
-    };
+    let t = if core_width == 32 { CoreType::I32 } else { CoreType::I64 };
     match vi.next(t)? {
         Flat::I32(i) => Ok(i.into()),
         Flat::I64(i) => Ok(i),
@@ -140,11 +123,7 @@ fn next_int(vi: &mut dyn ValueIter, core_width: u32) -> Result<u64> {
 /// `lift_flat_unsigned`: high bits beyond the type's width are dropped, never a trap.
 pub fn lift_flat_unsigned(vi: &mut dyn ValueIter, core_width: u32, t_width: u32) -> Result<u64> {
     let i = next_int(vi, core_width)?;
-    Ok(if t_width >= 64 {
-        i
-    } else {
-        i % (1u64 << t_width)
-    })
+    Ok(if t_width >= 64 { i } else { i % (1u64 << t_width) })
 }
 
 /// `lift_flat_signed`: keep the low `t_width` bits and read them as two's complement.
@@ -154,22 +133,14 @@ pub fn lift_flat_signed(vi: &mut dyn ValueIter, core_width: u32, t_width: u32) -
         return Ok(i as i64);
     }
     let i = i % (1u64 << t_width);
-    Ok(if i >= 1u64 << (t_width - 1) {
-        i as i64 - (1i64 << t_width)
-    } else {
-        i as i64
-    })
+    Ok(if i >= 1u64 << (t_width - 1) { i as i64 - (1i64 << t_width) } else { i as i64 })
 }
 
 /// `lift_flat_string`.
 pub fn lift_flat_string(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter) -> Result<Value> {
     let ptr = next_ptr(cx, vi)?;
     let packed_length = next_ptr(cx, vi)?;
-    Ok(Value::String(load_string_from_range(
-        cx,
-        ptr,
-        packed_length,
-    )?))
+    Ok(Value::String(load_string_from_range(cx, ptr, packed_length)?))
 }
 
 /// `lift_flat_list`: a fixed-length list lifts like a tuple, a list from (ptr, length).
@@ -192,11 +163,7 @@ pub fn lift_flat_list(
 }
 
 /// `lift_flat_record`.
-pub fn lift_flat_record(
-    cx: &mut LiftLowerContext<'_>,
-    vi: &mut dyn ValueIter,
-    fields: &[FieldType],
-) -> Result<Value> {
+pub fn lift_flat_record(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, fields: &[FieldType]) -> Result<Value> {
     let mut record = Vec::with_capacity(fields.len());
     for f in fields {
         record.push((f.label.clone(), lift_flat(cx, vi, &f.t)?));
@@ -213,25 +180,18 @@ struct CoerceValueIter<'v> {
 
 impl ValueIter for CoerceValueIter<'_> {
     fn next(&mut self, want: CoreType) -> Result<Flat> {
-        let have = self.flat_types.pop_front().ok_or_else(|| {
-            Trap::new(
-                TrapKind::Assertion,
-                "lift_flat_variant: payload longer than its slots",
-            )
-        })?;
+        let have = self
+            .flat_types
+            .pop_front()
+            .ok_or_else(|| Trap::new(TrapKind::Assertion, "lift_flat_variant: payload longer than its slots"))?;
         let x = self.vi.next(have)?;
         Ok(match (have, want, x) {
             (CoreType::I32, CoreType::F32, Flat::I32(x)) => Flat::F32(decode_i32_as_float(x)),
             (CoreType::I64, CoreType::I32, Flat::I64(x)) => Flat::I32(wrap_i64_to_i32(x)),
-            (CoreType::I64, CoreType::F32, Flat::I64(x)) => {
-                Flat::F32(decode_i32_as_float(wrap_i64_to_i32(x)))
-            }
+            (CoreType::I64, CoreType::F32, Flat::I64(x)) => Flat::F32(decode_i32_as_float(wrap_i64_to_i32(x))),
             (CoreType::I64, CoreType::F64, Flat::I64(x)) => Flat::F64(decode_i64_as_float(x)),
             _ => {
-                assert_that(
-                    have == want,
-                    "lift_flat_variant: joined slot type is the wanted type",
-                )?;
+                assert_that(have == want, "lift_flat_variant: joined slot type is the wanted type")?;
                 x
             }
         })
@@ -240,36 +200,18 @@ impl ValueIter for CoerceValueIter<'_> {
 
 /// `lift_flat_variant`: the whole i32 discriminant must name a case; the payload is read
 /// through the joined slots, and slots the case does not use are consumed and ignored.
-pub fn lift_flat_variant(
-    cx: &mut LiftLowerContext<'_>,
-    vi: &mut dyn ValueIter,
-    cases: &[CaseType],
-) -> Result<Value> {
-    let mut flat_types: VecDeque<CoreType> =
-        flatten_variant(cases, cx.opts.memory.ptr_type()).into();
-    assert_that(
-        flat_types.pop_front() == Some(CoreType::I32),
-        "variant discriminant flattens to i32",
-    )?;
+pub fn lift_flat_variant(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, cases: &[CaseType]) -> Result<Value> {
+    let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, cx.opts.memory.ptr_type()).into();
+    assert_that(flat_types.pop_front() == Some(CoreType::I32), "variant discriminant flattens to i32")?;
     let case_index = next_i32(vi)?;
-    trap_if(
-        case_index as usize >= cases.len(),
-        TrapKind::InvalidDiscriminant,
-        || {
-            format!(
-                "lift_flat_variant: discriminant {case_index} >= {} cases",
-                cases.len()
-            )
-        },
-    )?;
+    trap_if(case_index as usize >= cases.len(), TrapKind::InvalidDiscriminant, || {
+        format!("lift_flat_variant: discriminant {case_index} >= {} cases", cases.len())
+    })?;
     let c = &cases[case_index as usize];
     let v = match &c.t {
         None => None,
         Some(t) => {
-            let mut coerce = CoerceValueIter {
-                vi: &mut *vi,
-                flat_types: &mut flat_types,
-            };
+            let mut coerce = CoerceValueIter { vi: &mut *vi, flat_types: &mut flat_types };
             Some(Box::new(lift_flat(cx, &mut coerce, t)?))
         }
     };
@@ -309,15 +251,9 @@ pub fn lift_flat_values(
         })?;
         let size = elem_size(&tuple_type, pt);
         let mem_len = cx.opts.memory.len();
-        trap_if(
-            exceeds(ptr, size.into(), mem_len),
-            TrapKind::OutOfBounds,
-            || {
-                format!(
-                    "lift_flat_values: tuple {ptr}+{size} is past the end of memory ({mem_len})"
-                )
-            },
-        )?;
+        trap_if(exceeds(ptr, size.into(), mem_len), TrapKind::OutOfBounds, || {
+            format!("lift_flat_values: tuple {ptr}+{size} is past the end of memory ({mem_len})")
+        })?;
         let Value::Record(fields) = load(cx, ptr, &tuple_type)? else {
             return Err(Trap::new(TrapKind::Assertion, "a tuple loads as a record"));
         };

@@ -3,9 +3,7 @@
 
 use super::context::LiftLowerContext;
 use super::handles::{lift_borrow, lift_own};
-use super::layout::{
-    align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment,
-};
+use super::layout::{align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment};
 use super::memory::exceeds;
 use super::strings::load_string;
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
@@ -19,14 +17,8 @@ pub const CANONICAL_FLOAT64_NAN: u64 = 0x7ff8_0000_0000_0000;
 /// `load(cx, ptr, t)`.
 pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Value> {
     let pt = cx.opts.memory.ptr_type();
-    assert_that(
-        ptr == align_to(ptr, alignment(t, pt)),
-        "load: ptr is aligned",
-    )?;
-    assert_that(
-        !exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()),
-        "load: ptr is in bounds",
-    )?;
+    assert_that(ptr == align_to(ptr, alignment(t, pt)), "load: ptr is aligned")?;
+    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()), "load: ptr is in bounds")?;
     Ok(match despecialize(t).as_ref() {
         ValType::Bool => Value::Bool(convert_int_to_bool(load_int(cx, ptr, 1)?)),
         ValType::U8 => Value::U8(load_int(cx, ptr, 1)? as u8),
@@ -73,20 +65,12 @@ pub fn convert_int_to_bool(i: u64) -> bool {
 
 /// `canonicalize_nan32`: every NaN becomes `CANONICAL_FLOAT32_NAN`.
 pub fn canonicalize_nan32(f: f32) -> f32 {
-    if f.is_nan() {
-        f32::from_bits(CANONICAL_FLOAT32_NAN)
-    } else {
-        f
-    }
+    if f.is_nan() { f32::from_bits(CANONICAL_FLOAT32_NAN) } else { f }
 }
 
 /// `canonicalize_nan64`.
 pub fn canonicalize_nan64(f: f64) -> f64 {
-    if f.is_nan() {
-        f64::from_bits(CANONICAL_FLOAT64_NAN)
-    } else {
-        f
-    }
+    if f.is_nan() { f64::from_bits(CANONICAL_FLOAT64_NAN) } else { f }
 }
 
 /// `decode_i32_as_float`: `f32.reinterpret_i32`, then NaN canonicalisation.
@@ -101,16 +85,11 @@ pub fn decode_i64_as_float(i: u64) -> f64 {
 
 /// `convert_i32_to_char`: traps unless the unsigned value is a Unicode scalar value.
 pub fn convert_i32_to_char(i: u32) -> Result<char> {
-    trap_if(i >= 0x110000, TrapKind::InvalidChar, || {
-        format!("convert_i32_to_char: {i:#x} >= 0x110000")
+    trap_if(i >= 0x110000, TrapKind::InvalidChar, || format!("convert_i32_to_char: {i:#x} >= 0x110000"))?;
+    trap_if((0xD800..=0xDFFF).contains(&i), TrapKind::InvalidChar, || {
+        format!("convert_i32_to_char: {i:#x} is a surrogate")
     })?;
-    trap_if(
-        (0xD800..=0xDFFF).contains(&i),
-        TrapKind::InvalidChar,
-        || format!("convert_i32_to_char: {i:#x} is a surrogate"),
-    )?;
-    char::from_u32(i)
-        .ok_or_else(|| Trap::new(TrapKind::InvalidChar, format!("{i:#x} is not a char")))
+    char::from_u32(i).ok_or_else(|| Trap::new(TrapKind::InvalidChar, format!("{i:#x} is not a char")))
 }
 
 /// `load_list(cx, ptr, elem_type, maybe_length)`.
@@ -138,29 +117,17 @@ pub fn load_list_from_range(
 ) -> Result<Value> {
     let pt = cx.opts.memory.ptr_type();
     let byte_length = u128::from(length) * u128::from(elem_size(elem_type, pt));
-    trap_if(
-        byte_length > MAX_LIST_BYTE_LENGTH.into(),
-        TrapKind::ListTooLong,
-        || {
-            format!(
-                "load_list_from_range: {length} elements = {byte_length} bytes > MAX_LIST_BYTE_LENGTH"
-            )
-        },
-    )?;
+    trap_if(byte_length > MAX_LIST_BYTE_LENGTH.into(), TrapKind::ListTooLong, || {
+        format!("load_list_from_range: {length} elements = {byte_length} bytes > MAX_LIST_BYTE_LENGTH")
+    })?;
     let a = alignment(elem_type, pt);
     trap_if(ptr != align_to(ptr, a), TrapKind::MisalignedPointer, || {
         format!("load_list_from_range: list pointer {ptr} is not {a}-aligned")
     })?;
     let mem_len = cx.opts.memory.len();
-    trap_if(
-        exceeds(ptr, byte_length, mem_len),
-        TrapKind::OutOfBounds,
-        || {
-            format!(
-                "load_list_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})"
-            )
-        },
-    )?;
+    trap_if(exceeds(ptr, byte_length, mem_len), TrapKind::OutOfBounds, || {
+        format!("load_list_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})")
+    })?;
     load_list_from_valid_range(cx, ptr, length, elem_type)
 }
 
@@ -180,11 +147,7 @@ pub fn load_list_from_valid_range(
 }
 
 /// `load_record`: each field at its own alignment, in order.
-pub fn load_record(
-    cx: &mut LiftLowerContext<'_>,
-    mut ptr: u64,
-    fields: &[FieldType],
-) -> Result<Value> {
+pub fn load_record(cx: &mut LiftLowerContext<'_>, mut ptr: u64, fields: &[FieldType]) -> Result<Value> {
     let pt = cx.opts.memory.ptr_type();
     let mut record = Vec::with_capacity(fields.len());
     for field in fields {
@@ -196,25 +159,14 @@ pub fn load_record(
 }
 
 /// `load_variant`: the discriminant must name a case; the payload sits at the common offset.
-pub fn load_variant(
-    cx: &mut LiftLowerContext<'_>,
-    mut ptr: u64,
-    cases: &[CaseType],
-) -> Result<Value> {
+pub fn load_variant(cx: &mut LiftLowerContext<'_>, mut ptr: u64, cases: &[CaseType]) -> Result<Value> {
     let pt = cx.opts.memory.ptr_type();
     let disc_size = elem_size(&discriminant_type(cases), pt);
     let case_index = load_int(cx, ptr, disc_size)?;
     ptr += disc_size;
-    trap_if(
-        case_index >= cases.len() as u64,
-        TrapKind::InvalidDiscriminant,
-        || {
-            format!(
-                "load_variant: discriminant {case_index} >= {} cases",
-                cases.len()
-            )
-        },
-    )?;
+    trap_if(case_index >= cases.len() as u64, TrapKind::InvalidDiscriminant, || {
+        format!("load_variant: discriminant {case_index} >= {} cases", cases.len())
+    })?;
     let c = &cases[case_index as usize];
     ptr = align_to(ptr, max_case_alignment(cases, pt));
     let payload = match &c.t {

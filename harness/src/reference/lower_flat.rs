@@ -9,9 +9,8 @@ use super::layout::{align_to, alignment, elem_size};
 use super::lift_flat::ValueIter;
 use super::memory::exceeds;
 use super::store::{
-    char_to_i32, encode_float_as_i32, encode_float_as_i64, match_case, maybe_scramble_nan32,
-    maybe_scramble_nan64, mismatch, pack_flags_into_int, record_fields, store,
-    store_list_into_range,
+    char_to_i32, encode_float_as_i32, encode_float_as_i64, match_case, maybe_scramble_nan32, maybe_scramble_nan64,
+    mismatch, pack_flags_into_int, record_fields, store, store_list_into_range,
 };
 use super::strings::store_string_into_range;
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
@@ -54,11 +53,7 @@ pub fn lower_flat(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Resu
 
 /// `lower_flat_signed(i, core_bits)`: two's complement into an unsigned core value.
 pub fn lower_flat_signed(i: i64, core_bits: u32) -> Flat {
-    if core_bits == 32 {
-        Flat::I32(i as i32 as u32)
-    } else {
-        Flat::I64(i as u64)
-    }
+    if core_bits == 32 { Flat::I32(i as i32 as u32) } else { Flat::I64(i as u64) }
 }
 
 /// `lower_flat_string`.
@@ -78,10 +73,7 @@ pub fn lower_flat_list(
     maybe_length: Option<u32>,
 ) -> Result<Vec<Flat>> {
     if let Some(l) = maybe_length {
-        assert_that(
-            l as usize == v.len(),
-            "fixed-length list value has the type's length",
-        )?;
+        assert_that(l as usize == v.len(), "fixed-length list value has the type's length")?;
         let mut flat = vec![];
         for e in v {
             flat.extend(lower_flat(cx, e, elem_type)?);
@@ -93,11 +85,7 @@ pub fn lower_flat_list(
 }
 
 /// `lower_flat_record`.
-pub fn lower_flat_record(
-    cx: &mut LiftLowerContext<'_>,
-    v: &Value,
-    fields: &[FieldType],
-) -> Result<Vec<Flat>> {
+pub fn lower_flat_record(cx: &mut LiftLowerContext<'_>, v: &Value, fields: &[FieldType]) -> Result<Vec<Flat>> {
     let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
     let mut flat = vec![];
     for (f, fv) in fields.iter().zip(values) {
@@ -108,18 +96,11 @@ pub fn lower_flat_record(
 
 /// `lower_flat_variant`: discriminant, the payload coerced into the joined slots (f32→i32
 /// and f32→i64 by bits, i32→i64 zero-extended, f64→i64 by bits), then zeros for unused slots.
-pub fn lower_flat_variant(
-    cx: &mut LiftLowerContext<'_>,
-    v: &Value,
-    cases: &[CaseType],
-) -> Result<Vec<Flat>> {
+pub fn lower_flat_variant(cx: &mut LiftLowerContext<'_>, v: &Value, cases: &[CaseType]) -> Result<Vec<Flat>> {
     let (case_index, case_value) = match_case(v, cases)?;
     let pt = cx.opts.memory.ptr_type();
     let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, pt).into();
-    assert_that(
-        flat_types.pop_front() == Some(CoreType::I32),
-        "variant discriminant flattens to i32",
-    )?;
+    assert_that(flat_types.pop_front() == Some(CoreType::I32), "variant discriminant flattens to i32")?;
     let c = &cases[case_index];
     let mut payload = match (&c.t, case_value) {
         (None, None) => vec![],
@@ -127,27 +108,15 @@ pub fn lower_flat_variant(
             let mut payload = lower_flat(cx, cv, t)?;
             for (fv, have) in payload.iter_mut().zip(flatten_type(t, pt)) {
                 let want = flat_types.pop_front().ok_or_else(|| {
-                    Trap::new(
-                        TrapKind::Assertion,
-                        "lower_flat_variant: payload longer than its slots",
-                    )
+                    Trap::new(TrapKind::Assertion, "lower_flat_variant: payload longer than its slots")
                 })?;
                 *fv = match (have, want, *fv) {
-                    (CoreType::F32, CoreType::I32, Flat::F32(f)) => {
-                        Flat::I32(encode_float_as_i32(f))
-                    }
+                    (CoreType::F32, CoreType::I32, Flat::F32(f)) => Flat::I32(encode_float_as_i32(f)),
                     (CoreType::I32, CoreType::I64, Flat::I32(i)) => Flat::I64(i.into()),
-                    (CoreType::F32, CoreType::I64, Flat::F32(f)) => {
-                        Flat::I64(encode_float_as_i32(f).into())
-                    }
-                    (CoreType::F64, CoreType::I64, Flat::F64(f)) => {
-                        Flat::I64(encode_float_as_i64(f))
-                    }
+                    (CoreType::F32, CoreType::I64, Flat::F32(f)) => Flat::I64(encode_float_as_i32(f).into()),
+                    (CoreType::F64, CoreType::I64, Flat::F64(f)) => Flat::I64(encode_float_as_i64(f)),
                     (have, want, fv) => {
-                        assert_that(
-                            have == want,
-                            "lower_flat_variant: slot type is the case's type",
-                        )?;
+                        assert_that(have == want, "lower_flat_variant: slot type is the case's type")?;
                         fv
                     }
                 };
@@ -202,10 +171,7 @@ pub fn lower_flat_values(
                     Flat::I32(p) => u64::from(p),
                     Flat::I64(p) => p,
                     other => {
-                        return Err(Trap::new(
-                            TrapKind::Assertion,
-                            format!("out-param {other:?} is not a pointer"),
-                        ));
+                        return Err(Trap::new(TrapKind::Assertion, format!("out-param {other:?} is not a pointer")));
                     }
                 };
                 (ptr, vec![], false)

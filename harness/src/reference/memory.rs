@@ -60,26 +60,15 @@ impl BumpHeap {
     pub const DEFAULT_MEMORY_SIZE: u64 = 65536;
 
     pub fn new(memory_size: u64, heap_base: u64) -> BumpHeap {
-        BumpHeap {
-            bytes: vec![0; memory_size as usize],
-            next: heap_base,
-            calls: vec![],
-            writes: vec![],
-        }
+        BumpHeap { bytes: vec![0; memory_size as usize], next: heap_base, calls: vec![], writes: vec![] }
     }
 
     /// Place bytes without recording them as written by the ABI (test setup, `--memory-hex`).
     pub fn preload(&mut self, ptr: u64, bytes: &[u8]) -> std::result::Result<(), String> {
         let start = usize::try_from(ptr).map_err(|_| "address too large".to_string())?;
-        let end = start
-            .checked_add(bytes.len())
-            .filter(|&e| e <= self.bytes.len());
+        let end = start.checked_add(bytes.len()).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| {
-            format!(
-                "{} bytes at {ptr} do not fit in a memory of {} bytes",
-                bytes.len(),
-                self.bytes.len()
-            )
+            format!("{} bytes at {ptr} do not fit in a memory of {} bytes", bytes.len(), self.bytes.len())
         })?;
         self.bytes[start..end].copy_from_slice(bytes);
         Ok(())
@@ -87,12 +76,7 @@ impl BumpHeap {
 
     /// The written byte ranges, merged and sorted, with their final contents.
     pub fn written_ranges(&self) -> Vec<(u64, Vec<u8>)> {
-        let mut spans: Vec<(u64, u64)> = self
-            .writes
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|&(a, n)| (a, a + n))
-            .collect();
+        let mut spans: Vec<(u64, u64)> = self.writes.iter().filter(|(_, n)| *n > 0).map(|&(a, n)| (a, a + n)).collect();
         spans.sort();
         let mut merged: Vec<(u64, u64)> = Vec::new();
         for (s, e) in spans {
@@ -101,20 +85,14 @@ impl BumpHeap {
                 _ => merged.push((s, e)),
             }
         }
-        merged
-            .into_iter()
-            .map(|(s, e)| (s, self.bytes[s as usize..e as usize].to_vec()))
-            .collect()
+        merged.into_iter().map(|(s, e)| (s, self.bytes[s as usize..e as usize].to_vec())).collect()
     }
 
     fn range(&self, ptr: u64, len: usize) -> Result<std::ops::Range<usize>> {
         if exceeds(ptr, len as u128, self.len()) {
             return Err(Trap::new(
                 TrapKind::Assertion,
-                format!(
-                    "access of {len} bytes at {ptr} outside memory of {} bytes",
-                    self.len()
-                ),
+                format!("access of {len} bytes at {ptr} outside memory of {} bytes", self.len()),
             ));
         }
         Ok(ptr as usize..ptr as usize + len)
@@ -142,13 +120,7 @@ impl Memory for BumpHeap {
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
         let result = self.bump(old_ptr, old_size, align, new_size);
         let returned = result.as_ref().ok().copied();
-        self.calls.push(ReallocCall {
-            old_ptr,
-            old_size,
-            align,
-            new_size,
-            returned,
-        });
+        self.calls.push(ReallocCall { old_ptr, old_size, align, new_size, returned });
         result
     }
 }
@@ -163,10 +135,7 @@ impl BumpHeap {
             if next > u128::from(self.len()) {
                 return Err(Trap::new(
                     TrapKind::GuestTrap,
-                    format!(
-                        "bump allocator: {new_size} bytes at {ptr} exceed memory of {} bytes",
-                        self.len()
-                    ),
+                    format!("bump allocator: {new_size} bytes at {ptr} exceed memory of {} bytes", self.len()),
                 ));
             }
             self.next = next as u64;

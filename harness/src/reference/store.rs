@@ -7,9 +7,7 @@
 
 use super::context::LiftLowerContext;
 use super::handles::{lower_borrow, lower_own};
-use super::layout::{
-    align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment,
-};
+use super::layout::{align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment};
 use super::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use super::memory::exceeds;
 use super::strings::{REALLOC_I32_MAX, store_string};
@@ -19,23 +17,14 @@ use super::value::Value;
 
 /// A value that does not inhabit its type: the caller's mistake, never the guest's.
 pub(crate) fn mismatch(v: &Value, t: &ValType) -> Trap {
-    Trap::new(
-        TrapKind::Assertion,
-        format!("value {v:?} does not have type {t:?}"),
-    )
+    Trap::new(TrapKind::Assertion, format!("value {v:?} does not have type {t:?}"))
 }
 
 /// `store(cx, v, t, ptr)`.
 pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) -> Result<()> {
     let pt = cx.opts.memory.ptr_type();
-    assert_that(
-        ptr == align_to(ptr, alignment(t, pt)),
-        "store: ptr is aligned",
-    )?;
-    assert_that(
-        !exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()),
-        "store: ptr is in bounds",
-    )?;
+    assert_that(ptr == align_to(ptr, alignment(t, pt)), "store: ptr is aligned")?;
+    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()), "store: ptr is in bounds")?;
     match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => store_int(cx, u64::from(*b), ptr, 1),
         (ValType::U8, Value::U8(x)) => store_int(cx, u64::from(*x), ptr, 1),
@@ -68,27 +57,17 @@ pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) ->
 
 /// `store_int(cx, v, ptr, nbytes)`: the low `nbytes` bytes, little-endian.
 pub fn store_int(cx: &mut LiftLowerContext<'_>, v: u64, ptr: u64, nbytes: u64) -> Result<()> {
-    cx.opts
-        .memory
-        .write(ptr, &v.to_le_bytes()[..nbytes as usize])
+    cx.opts.memory.write(ptr, &v.to_le_bytes()[..nbytes as usize])
 }
 
 /// `maybe_scramble_nan32` in the deterministic profile: NaN becomes the canonical NaN.
 pub fn maybe_scramble_nan32(f: f32) -> f32 {
-    if f.is_nan() {
-        f32::from_bits(CANONICAL_FLOAT32_NAN)
-    } else {
-        f
-    }
+    if f.is_nan() { f32::from_bits(CANONICAL_FLOAT32_NAN) } else { f }
 }
 
 /// `maybe_scramble_nan64` in the deterministic profile.
 pub fn maybe_scramble_nan64(f: f64) -> f64 {
-    if f.is_nan() {
-        f64::from_bits(CANONICAL_FLOAT64_NAN)
-    } else {
-        f
-    }
+    if f.is_nan() { f64::from_bits(CANONICAL_FLOAT64_NAN) } else { f }
 }
 
 /// `encode_float_as_i32`: `i32.reinterpret_f32` of the (scrambled) float.
@@ -115,10 +94,7 @@ pub fn store_list(
     maybe_length: Option<u32>,
 ) -> Result<()> {
     if let Some(l) = maybe_length {
-        assert_that(
-            l as usize == v.len(),
-            "fixed-length list value has the type's length",
-        )?;
+        assert_that(l as usize == v.len(), "fixed-length list value has the type's length")?;
         return store_list_into_valid_range(cx, v, ptr, elem_type);
     }
     let (begin, length) = store_list_into_range(cx, v, elem_type)?;
@@ -129,32 +105,21 @@ pub fn store_list(
 
 /// `store_list_into_range`: exactly one `realloc(0, 0, alignment, byte_length)` per list, even
 /// an empty one; its result is checked for alignment before bounds.
-pub fn store_list_into_range(
-    cx: &mut LiftLowerContext<'_>,
-    v: &[Value],
-    elem_type: &ValType,
-) -> Result<(u64, u64)> {
+pub fn store_list_into_range(cx: &mut LiftLowerContext<'_>, v: &[Value], elem_type: &ValType) -> Result<(u64, u64)> {
     let pt = cx.opts.memory.ptr_type();
     let byte_length = v.len() as u64 * elem_size(elem_type, pt);
-    assert_that(
-        byte_length <= REALLOC_I32_MAX,
-        "byte_length <= REALLOC_I32_MAX",
-    )?;
+    assert_that(byte_length <= REALLOC_I32_MAX, "byte_length <= REALLOC_I32_MAX")?;
     let a = alignment(elem_type, pt);
     let ptr = cx.realloc(0, 0, a, byte_length)?;
     trap_if(ptr != align_to(ptr, a), TrapKind::ReallocMisaligned, || {
         format!("store_list_into_range: realloc returned {ptr}, not {a}-aligned")
     })?;
     let mem_len = cx.opts.memory.len();
-    trap_if(
-        exceeds(ptr, byte_length.into(), mem_len),
-        TrapKind::ReallocOutOfBounds,
-        || {
-            format!(
-                "store_list_into_range: realloc returned {ptr}, and {ptr}+{byte_length} is past the end of memory ({mem_len})"
-            )
-        },
-    )?;
+    trap_if(exceeds(ptr, byte_length.into(), mem_len), TrapKind::ReallocOutOfBounds, || {
+        format!(
+            "store_list_into_range: realloc returned {ptr}, and {ptr}+{byte_length} is past the end of memory ({mem_len})"
+        )
+    })?;
     store_list_into_valid_range(cx, v, ptr, elem_type)?;
     Ok((ptr, v.len() as u64))
 }
@@ -174,32 +139,18 @@ pub fn store_list_into_valid_range(
 }
 
 /// The field values of a record value in the type's field order.
-pub(crate) fn record_fields<'v>(
-    v: &'v Value,
-    fields: &[FieldType],
-    t: &ValType,
-) -> Result<Vec<&'v Value>> {
+pub(crate) fn record_fields<'v>(v: &'v Value, fields: &[FieldType], t: &ValType) -> Result<Vec<&'v Value>> {
     let Value::Record(vs) = v else {
         return Err(mismatch(v, t));
     };
     fields
         .iter()
-        .map(|f| {
-            vs.iter()
-                .find(|(l, _)| *l == f.label)
-                .map(|(_, x)| x)
-                .ok_or_else(|| mismatch(v, t))
-        })
+        .map(|f| vs.iter().find(|(l, _)| *l == f.label).map(|(_, x)| x).ok_or_else(|| mismatch(v, t)))
         .collect()
 }
 
 /// `store_record`.
-pub fn store_record(
-    cx: &mut LiftLowerContext<'_>,
-    v: &Value,
-    mut ptr: u64,
-    fields: &[FieldType],
-) -> Result<()> {
+pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fields: &[FieldType]) -> Result<()> {
     let pt = cx.opts.memory.ptr_type();
     let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
     for (f, fv) in fields.iter().zip(values) {
@@ -211,12 +162,7 @@ pub fn store_record(
 }
 
 /// `store_variant`: discriminant, then the payload at the common offset.
-pub fn store_variant(
-    cx: &mut LiftLowerContext<'_>,
-    v: &Value,
-    mut ptr: u64,
-    cases: &[CaseType],
-) -> Result<()> {
+pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cases: &[CaseType]) -> Result<()> {
     let pt = cx.opts.memory.ptr_type();
     let (case_index, case_value) = match_case(v, cases)?;
     let disc_size = elem_size(&discriminant_type(cases), pt);
@@ -235,20 +181,13 @@ pub fn match_case<'v>(v: &'v Value, cases: &[CaseType]) -> Result<(usize, Option
     let Value::Variant(label, payload) = v else {
         return Err(mismatch(v, &ValType::Variant(cases.to_vec())));
     };
-    let index = cases
-        .iter()
-        .position(|c| c.label == *label)
-        .ok_or_else(|| mismatch(v, &ValType::Variant(cases.to_vec())))?;
+    let index =
+        cases.iter().position(|c| c.label == *label).ok_or_else(|| mismatch(v, &ValType::Variant(cases.to_vec())))?;
     Ok((index, payload.as_deref()))
 }
 
 /// `store_flags`.
-pub fn store_flags(
-    cx: &mut LiftLowerContext<'_>,
-    v: &Value,
-    ptr: u64,
-    labels: &[String],
-) -> Result<()> {
+pub fn store_flags(cx: &mut LiftLowerContext<'_>, v: &Value, ptr: u64, labels: &[String]) -> Result<()> {
     let i = pack_flags_into_int(v, labels)?;
     store_int(cx, i, ptr, elem_size_flags(labels))
 }
@@ -259,10 +198,7 @@ pub fn pack_flags_into_int(v: &Value, labels: &[String]) -> Result<u64> {
         return Err(mismatch(v, &ValType::Flags(labels.to_vec())));
     };
     if let Some(unknown) = set.iter().find(|l| !labels.contains(l)) {
-        return Err(Trap::new(
-            TrapKind::Assertion,
-            format!("flag `{unknown}` is not a label of the type"),
-        ));
+        return Err(Trap::new(TrapKind::Assertion, format!("flag `{unknown}` is not a label of the type")));
     }
     Ok(labels
         .iter()

@@ -37,22 +37,14 @@ enum Decoding {
 
 /// `load_string_from_range(cx, ptr, tagged_code_units)`. Trap order: byte length over
 /// `MAX_STRING_BYTE_LENGTH`, misaligned pointer, out of bounds, invalid encoding.
-pub fn load_string_from_range(
-    cx: &mut LiftLowerContext<'_>,
-    ptr: u64,
-    tagged_code_units: u64,
-) -> Result<HostString> {
+pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_code_units: u64) -> Result<HostString> {
     let tag = utf16_tag(cx.opts.memory.ptr_type());
     let (alignment, byte_length, encoding) = match cx.opts.string_encoding {
         StringEncoding::Utf8 => (1, tagged_code_units, Decoding::Utf8),
         StringEncoding::Utf16 => (2, tagged_code_units.saturating_mul(2), Decoding::Utf16Le),
         StringEncoding::Latin1Utf16 => {
             if tagged_code_units & tag != 0 {
-                (
-                    2,
-                    (tagged_code_units ^ tag).saturating_mul(2),
-                    Decoding::Utf16Le,
-                )
+                (2, (tagged_code_units ^ tag).saturating_mul(2), Decoding::Utf16Le)
             } else {
                 (2, tagged_code_units, Decoding::Latin1)
             }
@@ -60,54 +52,30 @@ pub fn load_string_from_range(
     };
     // (The doubling saturates: only an i64 memory can pass a count that large, and the length
     // limit below traps on it either way.)
-    trap_if(
-        byte_length > MAX_STRING_BYTE_LENGTH,
-        TrapKind::StringTooLong,
-        || format!("load_string_from_range: {byte_length} bytes > MAX_STRING_BYTE_LENGTH"),
-    )?;
-    trap_if(
-        !ptr.is_multiple_of(alignment),
-        TrapKind::MisalignedPointer,
-        || format!("load_string_from_range: string pointer {ptr} is not {alignment}-aligned"),
-    )?;
+    trap_if(byte_length > MAX_STRING_BYTE_LENGTH, TrapKind::StringTooLong, || {
+        format!("load_string_from_range: {byte_length} bytes > MAX_STRING_BYTE_LENGTH")
+    })?;
+    trap_if(!ptr.is_multiple_of(alignment), TrapKind::MisalignedPointer, || {
+        format!("load_string_from_range: string pointer {ptr} is not {alignment}-aligned")
+    })?;
     let mem_len = cx.opts.memory.len();
-    trap_if(
-        exceeds(ptr, byte_length.into(), mem_len),
-        TrapKind::OutOfBounds,
-        || {
-            format!(
-                "load_string_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})"
-            )
-        },
-    )?;
+    trap_if(exceeds(ptr, byte_length.into(), mem_len), TrapKind::OutOfBounds, || {
+        format!("load_string_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})")
+    })?;
     let mut bytes = vec![0; byte_length as usize];
     cx.opts.memory.read(ptr, &mut bytes)?;
     let text = match encoding {
-        Decoding::Utf8 => String::from_utf8(bytes).map_err(|e| {
-            Trap::new(
-                TrapKind::InvalidUtf8,
-                format!("load_string_from_range: invalid utf-8: {e}"),
-            )
-        })?,
+        Decoding::Utf8 => String::from_utf8(bytes)
+            .map_err(|e| Trap::new(TrapKind::InvalidUtf8, format!("load_string_from_range: invalid utf-8: {e}")))?,
         Decoding::Utf16Le => {
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).map_err(|_| {
-                Trap::new(
-                    TrapKind::InvalidUtf16,
-                    "load_string_from_range: unpaired surrogate in utf-16",
-                )
+                Trap::new(TrapKind::InvalidUtf16, "load_string_from_range: unpaired surrogate in utf-16")
             })?
         }
         Decoding::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
     };
-    Ok(HostString {
-        text,
-        encoding: cx.opts.string_encoding,
-        tagged_code_units,
-    })
+    Ok(HostString { text, encoding: cx.opts.string_encoding, tagged_code_units })
 }
 
 /// `store_string(cx, v, ptr)`.
@@ -127,15 +95,10 @@ enum Simple {
 
 /// `store_string_into_range(cx, v)`: split latin1+utf16 by its tag, then pick the algorithm
 /// for the (destination, source) pair.
-pub fn store_string_into_range(
-    cx: &mut LiftLowerContext<'_>,
-    v: &HostString,
-) -> Result<(u64, u64)> {
+pub fn store_string_into_range(cx: &mut LiftLowerContext<'_>, v: &HostString) -> Result<(u64, u64)> {
     let tag = utf16_tag(cx.opts.memory.ptr_type());
     let (src_simple_encoding, src_code_units) = match v.encoding {
-        StringEncoding::Latin1Utf16 if v.tagged_code_units & tag != 0 => {
-            (Simple::Utf16, v.tagged_code_units ^ tag)
-        }
+        StringEncoding::Latin1Utf16 if v.tagged_code_units & tag != 0 => (Simple::Utf16, v.tagged_code_units ^ tag),
         StringEncoding::Latin1Utf16 => (Simple::Latin1, v.tagged_code_units),
         StringEncoding::Utf8 => (Simple::Utf8, v.tagged_code_units),
         StringEncoding::Utf16 => (Simple::Utf16, v.tagged_code_units),
@@ -149,17 +112,13 @@ pub fn store_string_into_range(
         },
         StringEncoding::Utf16 => match src_simple_encoding {
             Simple::Utf8 => store_utf8_to_utf16(cx, src, src_code_units),
-            Simple::Utf16 | Simple::Latin1 => {
-                store_string_copy(cx, src, src_code_units, 2, 2, Encoding::Utf16Le)
-            }
+            Simple::Utf16 | Simple::Latin1 => store_string_copy(cx, src, src_code_units, 2, 2, Encoding::Utf16Le),
         },
         StringEncoding::Latin1Utf16 => match (v.encoding, src_simple_encoding) {
             (StringEncoding::Utf8 | StringEncoding::Utf16, _) => {
                 store_string_to_latin1_or_utf16(cx, src, src_code_units)
             }
-            (_, Simple::Latin1) => {
-                store_string_copy(cx, src, src_code_units, 1, 2, Encoding::Latin1)
-            }
+            (_, Simple::Latin1) => store_string_copy(cx, src, src_code_units, 1, 2, Encoding::Latin1),
             (_, _) => store_probably_utf16_to_latin1_or_utf16(cx, src, src_code_units),
         },
     }
@@ -181,12 +140,7 @@ fn encode(src: &str, encoding: Encoding) -> Result<Vec<u8>> {
             .chars()
             .map(|c| u8::try_from(c as u32))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
-                Trap::new(
-                    TrapKind::Assertion,
-                    "a latin1 source string holds a char >= 256",
-                )
-            })?,
+            .map_err(|_| Trap::new(TrapKind::Assertion, "a latin1 source string holds a char >= 256"))?,
     })
 }
 
@@ -196,30 +150,17 @@ fn utf16le(src: &str) -> Vec<u8> {
 
 /// `trap_if(ptr != align_to(ptr, alignment))` on a realloc result.
 fn check_realloc_aligned(ptr: u64, alignment: u64, what: &str) -> Result<()> {
-    trap_if(
-        !ptr.is_multiple_of(alignment),
-        TrapKind::ReallocMisaligned,
-        || format!("{what}: realloc returned {ptr}, not {alignment}-aligned"),
-    )
+    trap_if(!ptr.is_multiple_of(alignment), TrapKind::ReallocMisaligned, || {
+        format!("{what}: realloc returned {ptr}, not {alignment}-aligned")
+    })
 }
 
 /// `trap_if(ptr + size > len(cx.opts.memory))` on a realloc result.
-fn check_realloc_in_bounds(
-    cx: &LiftLowerContext<'_>,
-    ptr: u64,
-    size: u64,
-    what: &str,
-) -> Result<()> {
+fn check_realloc_in_bounds(cx: &LiftLowerContext<'_>, ptr: u64, size: u64, what: &str) -> Result<()> {
     let mem_len = cx.opts.memory.len();
-    trap_if(
-        exceeds(ptr, size.into(), mem_len),
-        TrapKind::ReallocOutOfBounds,
-        || {
-            format!(
-                "{what}: realloc returned {ptr}, and {ptr}+{size} is past the end of memory ({mem_len})"
-            )
-        },
-    )
+    trap_if(exceeds(ptr, size.into(), mem_len), TrapKind::ReallocOutOfBounds, || {
+        format!("{what}: realloc returned {ptr}, and {ptr}+{size} is past the end of memory ({mem_len})")
+    })
 }
 
 /// `store_string_copy`: the destination size is known up front; one realloc.
@@ -233,38 +174,24 @@ pub fn store_string_copy(
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_string_copy";
     let dst_byte_length = dst_code_unit_size * src_code_units;
-    assert_that(
-        dst_byte_length <= REALLOC_I32_MAX,
-        "dst_byte_length <= REALLOC_I32_MAX",
-    )?;
+    assert_that(dst_byte_length <= REALLOC_I32_MAX, "dst_byte_length <= REALLOC_I32_MAX")?;
     let ptr = cx.realloc(0, 0, dst_alignment, dst_byte_length)?;
     check_realloc_aligned(ptr, dst_alignment, WHAT)?;
     check_realloc_in_bounds(cx, ptr, dst_byte_length, WHAT)?;
     let encoded = encode(src, dst_encoding)?;
-    assert_that(
-        dst_byte_length == encoded.len() as u64,
-        "dst_byte_length == len(encoded)",
-    )?;
+    assert_that(dst_byte_length == encoded.len() as u64, "dst_byte_length == len(encoded)")?;
     cx.opts.memory.write(ptr, &encoded)?;
     Ok((ptr, src_code_units))
 }
 
 /// `store_utf16_to_utf8`: a UTF-16 code unit is at most 3 UTF-8 bytes.
-pub fn store_utf16_to_utf8(
-    cx: &mut LiftLowerContext<'_>,
-    src: &str,
-    src_code_units: u64,
-) -> Result<(u64, u64)> {
+pub fn store_utf16_to_utf8(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
     let worst_case_size = src_code_units * 3;
     store_string_to_utf8(cx, src, src_code_units, worst_case_size)
 }
 
 /// `store_latin1_to_utf8`: a Latin-1 byte is at most 2 UTF-8 bytes.
-pub fn store_latin1_to_utf8(
-    cx: &mut LiftLowerContext<'_>,
-    src: &str,
-    src_code_units: u64,
-) -> Result<(u64, u64)> {
+pub fn store_latin1_to_utf8(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
     let worst_case_size = src_code_units * 2;
     store_string_to_utf8(cx, src, src_code_units, worst_case_size)
 }
@@ -278,36 +205,22 @@ pub fn store_string_to_utf8(
     worst_case_size: u64,
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_string_to_utf8";
-    assert_that(
-        src_code_units <= REALLOC_I32_MAX,
-        "src_code_units <= REALLOC_I32_MAX",
-    )?;
+    assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
     let mut ptr = cx.realloc(0, 0, 1, src_code_units)?;
     check_realloc_in_bounds(cx, ptr, src_code_units, WHAT)?;
     // The ASCII prefix is written one byte per code point, as the spec's loop does.
     let ascii_len = src.chars().take_while(|c| c.is_ascii()).count();
-    assert_that(
-        ascii_len as u64 <= src_code_units,
-        "the source has at least as many code units as code points",
-    )?;
+    assert_that(ascii_len as u64 <= src_code_units, "the source has at least as many code units as code points")?;
     cx.opts.memory.write(ptr, &src.as_bytes()[..ascii_len])?;
     if ascii_len == src.len() {
         return Ok((ptr, src_code_units));
     }
-    assert_that(
-        worst_case_size <= REALLOC_I32_MAX,
-        "worst_case_size <= REALLOC_I32_MAX",
-    )?;
+    assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
     ptr = cx.realloc(ptr, src_code_units, 1, worst_case_size)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = src.as_bytes();
-    assert_that(
-        encoded.len() as u64 <= worst_case_size,
-        "len(encoded) <= worst_case_size",
-    )?;
-    cx.opts
-        .memory
-        .write(ptr + ascii_len as u64, &encoded[ascii_len..])?;
+    assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
+    cx.opts.memory.write(ptr + ascii_len as u64, &encoded[ascii_len..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
         ptr = cx.realloc(ptr, worst_case_size, 1, len)?;
@@ -317,25 +230,15 @@ pub fn store_string_to_utf8(
 }
 
 /// `store_utf8_to_utf16`: allocate 2 bytes per UTF-8 byte, shrink to the encoded length.
-pub fn store_utf8_to_utf16(
-    cx: &mut LiftLowerContext<'_>,
-    src: &str,
-    src_code_units: u64,
-) -> Result<(u64, u64)> {
+pub fn store_utf8_to_utf16(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
     const WHAT: &str = "store_utf8_to_utf16";
     let worst_case_size = 2 * src_code_units;
-    assert_that(
-        worst_case_size <= REALLOC_I32_MAX,
-        "worst_case_size <= REALLOC_I32_MAX",
-    )?;
+    assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
     let mut ptr = cx.realloc(0, 0, 2, worst_case_size)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = utf16le(src);
-    assert_that(
-        encoded.len() as u64 <= worst_case_size,
-        "len(encoded) <= worst_case_size",
-    )?;
+    assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
     cx.opts.memory.write(ptr, &encoded)?;
     let len = encoded.len() as u64;
     if len < worst_case_size {
@@ -354,22 +257,13 @@ pub fn store_string_to_latin1_or_utf16(
     src_code_units: u64,
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_string_to_latin1_or_utf16";
-    assert_that(
-        src_code_units <= REALLOC_I32_MAX,
-        "src_code_units <= REALLOC_I32_MAX",
-    )?;
+    assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
     let mut ptr = cx.realloc(0, 0, 2, src_code_units)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, src_code_units, WHAT)?;
-    let latin1: Vec<u8> = src
-        .chars()
-        .map_while(|c| u8::try_from(c as u32).ok())
-        .collect();
+    let latin1: Vec<u8> = src.chars().map_while(|c| u8::try_from(c as u32).ok()).collect();
     let dst_byte_length = latin1.len() as u64;
-    assert_that(
-        dst_byte_length <= src_code_units,
-        "the source has at least as many code units as code points",
-    )?;
+    assert_that(dst_byte_length <= src_code_units, "the source has at least as many code units as code points")?;
     cx.opts.memory.write(ptr, &latin1)?;
     if latin1.len() == src.chars().count() {
         if dst_byte_length < src_code_units {
@@ -380,10 +274,7 @@ pub fn store_string_to_latin1_or_utf16(
         return Ok((ptr, dst_byte_length));
     }
     let worst_case_size = 2 * src_code_units;
-    assert_that(
-        worst_case_size <= REALLOC_I32_MAX,
-        "worst_case_size <= REALLOC_I32_MAX",
-    )?;
+    assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
     ptr = cx.realloc(ptr, src_code_units, 2, worst_case_size)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
@@ -394,13 +285,8 @@ pub fn store_string_to_latin1_or_utf16(
     let inflated: Vec<u8> = prefix.iter().flat_map(|&b| [b, 0]).collect();
     cx.opts.memory.write(ptr, &inflated)?;
     let encoded = utf16le(src);
-    assert_that(
-        encoded.len() as u64 <= worst_case_size,
-        "len(encoded) <= worst_case_size",
-    )?;
-    cx.opts
-        .memory
-        .write(ptr + 2 * dst_byte_length, &encoded[2 * latin1.len()..])?;
+    assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
+    cx.opts.memory.write(ptr + 2 * dst_byte_length, &encoded[2 * latin1.len()..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
         ptr = cx.realloc(ptr, worst_case_size, 2, len)?;
@@ -420,18 +306,12 @@ pub fn store_probably_utf16_to_latin1_or_utf16(
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_probably_utf16_to_latin1_or_utf16";
     let src_byte_length = 2 * src_code_units;
-    assert_that(
-        src_byte_length <= REALLOC_I32_MAX,
-        "src_byte_length <= REALLOC_I32_MAX",
-    )?;
+    assert_that(src_byte_length <= REALLOC_I32_MAX, "src_byte_length <= REALLOC_I32_MAX")?;
     let mut ptr = cx.realloc(0, 0, 2, src_byte_length)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, src_byte_length, WHAT)?;
     let encoded = utf16le(src);
-    assert_that(
-        encoded.len() as u64 <= src_byte_length,
-        "len(encoded) <= src_byte_length",
-    )?;
+    assert_that(encoded.len() as u64 <= src_byte_length, "len(encoded) <= src_byte_length")?;
     cx.opts.memory.write(ptr, &encoded)?;
     if src.chars().any(|c| c as u32 >= 1 << 8) {
         let tagged = (encoded.len() as u64 / 2) | utf16_tag(cx.opts.memory.ptr_type());

@@ -48,6 +48,9 @@ pub enum TrapKind {
     /// A precondition the spec states as `assert` did not hold: a bug of the caller of the
     /// reference (the harness), never of a guest.
     Assertion,
+    /// An engine's trap that its message table does not map to a class: a finding, never a
+    /// match (the reference never produces it).
+    Unclassified,
 }
 
 impl TrapKind {
@@ -74,6 +77,7 @@ impl TrapKind {
             TrapKind::Reentrance => "reentrance",
             TrapKind::GuestTrap => "guest-trap",
             TrapKind::Assertion => "assertion",
+            TrapKind::Unclassified => "unclassified",
         }
     }
 }
@@ -93,10 +97,7 @@ pub struct Trap {
 
 impl Trap {
     pub fn new(kind: TrapKind, message: impl Into<String>) -> Trap {
-        Trap {
-            kind,
-            message: message.into(),
-        }
+        Trap { kind, message: message.into() }
     }
 }
 
@@ -112,16 +113,10 @@ pub type Result<T, E = Trap> = std::result::Result<T, E>;
 
 /// `trap_if(cond)`: the message is only built when the trap fires.
 pub fn trap_if(cond: bool, kind: TrapKind, message: impl FnOnce() -> String) -> Result<()> {
-    if cond {
-        Err(Trap::new(kind, message()))
-    } else {
-        Ok(())
-    }
+    if cond { Err(Trap::new(kind, message())) } else { Ok(()) }
 }
 
 /// The spec's `assert(cond)`: a broken precondition of the harness, reported as a value.
 pub fn assert_that(cond: bool, what: &str) -> Result<()> {
-    trap_if(!cond, TrapKind::Assertion, || {
-        format!("spec assertion failed: {what}")
-    })
+    trap_if(!cond, TrapKind::Assertion, || format!("spec assertion failed: {what}"))
 }

@@ -67,11 +67,7 @@ pub enum StringEncoding {
 }
 
 impl StringEncoding {
-    pub const ALL: [StringEncoding; 3] = [
-        StringEncoding::Utf8,
-        StringEncoding::Utf16,
-        StringEncoding::Latin1Utf16,
-    ];
+    pub const ALL: [StringEncoding; 3] = [StringEncoding::Utf8, StringEncoding::Utf16, StringEncoding::Latin1Utf16];
 
     /// The spelling of the canonopt (`utf8`, `utf16`, `latin1+utf16`).
     pub fn name(self) -> &'static str {
@@ -162,27 +158,11 @@ impl ValType {
     }
 
     pub fn record<'a>(fields: impl IntoIterator<Item = (&'a str, ValType)>) -> ValType {
-        ValType::Record(
-            fields
-                .into_iter()
-                .map(|(l, t)| FieldType {
-                    label: l.to_string(),
-                    t,
-                })
-                .collect(),
-        )
+        ValType::Record(fields.into_iter().map(|(l, t)| FieldType { label: l.to_string(), t }).collect())
     }
 
     pub fn variant<'a>(cases: impl IntoIterator<Item = (&'a str, Option<ValType>)>) -> ValType {
-        ValType::Variant(
-            cases
-                .into_iter()
-                .map(|(l, t)| CaseType {
-                    label: l.to_string(),
-                    t,
-                })
-                .collect(),
-        )
+        ValType::Variant(cases.into_iter().map(|(l, t)| CaseType { label: l.to_string(), t }).collect())
     }
 
     pub fn flags<'a>(labels: impl IntoIterator<Item = &'a str>) -> ValType {
@@ -199,42 +179,18 @@ impl ValType {
 pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
     match t {
         ValType::Tuple(ts) => Cow::Owned(ValType::Record(
-            ts.iter()
-                .enumerate()
-                .map(|(i, t)| FieldType {
-                    label: i.to_string(),
-                    t: t.clone(),
-                })
-                .collect(),
+            ts.iter().enumerate().map(|(i, t)| FieldType { label: i.to_string(), t: t.clone() }).collect(),
         )),
-        ValType::Enum(labels) => Cow::Owned(ValType::Variant(
-            labels
-                .iter()
-                .map(|l| CaseType {
-                    label: l.clone(),
-                    t: None,
-                })
-                .collect(),
-        )),
+        ValType::Enum(labels) => {
+            Cow::Owned(ValType::Variant(labels.iter().map(|l| CaseType { label: l.clone(), t: None }).collect()))
+        }
         ValType::Option(t) => Cow::Owned(ValType::Variant(vec![
-            CaseType {
-                label: "none".into(),
-                t: None,
-            },
-            CaseType {
-                label: "some".into(),
-                t: Some((**t).clone()),
-            },
+            CaseType { label: "none".into(), t: None },
+            CaseType { label: "some".into(), t: Some((**t).clone()) },
         ])),
         ValType::Result(ok, err) => Cow::Owned(ValType::Variant(vec![
-            CaseType {
-                label: "ok".into(),
-                t: ok.as_deref().cloned(),
-            },
-            CaseType {
-                label: "error".into(),
-                t: err.as_deref().cloned(),
-            },
+            CaseType { label: "ok".into(), t: ok.as_deref().cloned() },
+            CaseType { label: "error".into(), t: err.as_deref().cloned() },
         ])),
         _ => Cow::Borrowed(t),
     }

@@ -13,9 +13,7 @@ pub fn validate_type(t: &ValType) -> Result<(), String> {
     check(t)?;
     let size = elem_size(t, PtrType::I64);
     if size >= MAX_VALUE_SIZE {
-        return Err(format!(
-            "the type's size ({size} bytes with 64-bit pointers) is not below 2^28"
-        ));
+        return Err(format!("the type's size ({size} bytes with 64-bit pointers) is not below 2^28"));
     }
     Ok(())
 }
@@ -56,10 +54,7 @@ fn check(t: &ValType) -> Result<(), String> {
                 return Err("a variant must have at least one case".into());
             }
             unique("variant case", cases.iter().map(|c| c.label.as_str()))?;
-            cases
-                .iter()
-                .filter_map(|c| c.t.as_ref())
-                .try_for_each(check)
+            cases.iter().filter_map(|c| c.t.as_ref()).try_for_each(check)
         }
         ValType::Enum(labels) => {
             if labels.is_empty() {
@@ -69,10 +64,7 @@ fn check(t: &ValType) -> Result<(), String> {
         }
         ValType::Flags(labels) => {
             if labels.is_empty() || labels.len() > 32 {
-                return Err(format!(
-                    "flags must have 1 to 32 labels, not {}",
-                    labels.len()
-                ));
+                return Err(format!("flags must have 1 to 32 labels, not {}", labels.len()));
             }
             unique("flag", labels.iter().map(String::as_str))
         }

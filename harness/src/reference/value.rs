@@ -32,11 +32,7 @@ impl HostString {
                 }
             }
         };
-        HostString {
-            text: text.to_string(),
-            encoding,
-            tagged_code_units,
-        }
+        HostString { text: text.to_string(), encoding, tagged_code_units }
     }
 
     /// A UTF-8 string (how hosts usually hold strings).
@@ -78,12 +74,7 @@ impl Value {
     }
 
     pub fn tuple(vs: impl IntoIterator<Item = Value>) -> Value {
-        Value::Record(
-            vs.into_iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v))
-                .collect(),
-        )
+        Value::Record(vs.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect())
     }
 
     pub fn case(label: &str, payload: Option<Value>) -> Value {
@@ -94,21 +85,12 @@ impl Value {
     /// equal to any NaN (the spec scrambles NaN payloads on lowering).
     pub fn matches(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::F32(a), Value::F32(b)) => {
-                (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
-            }
-            (Value::F64(a), Value::F64(b)) => {
-                (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
-            }
+            (Value::F32(a), Value::F32(b)) => (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
+            (Value::F64(a), Value::F64(b)) => (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
             (Value::String(a), Value::String(b)) => a.text == b.text,
-            (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.matches(y))
-            }
+            (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.matches(y)),
             (Value::Record(a), Value::Record(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|((la, x), (lb, y))| la == lb && x.matches(y))
+                a.len() == b.len() && a.iter().zip(b).all(|((la, x), (lb, y))| la == lb && x.matches(y))
             }
             (Value::Variant(la, pa), Value::Variant(lb, pb)) => {
                 la == lb
@@ -165,24 +147,19 @@ impl Flat {
     /// Parse `type:value`, e.g. `i32:16`, `i64:-1`, `f32:1.5`, `f64:nan`, `f32:0x7fc00000`
     /// (a hex float value is taken as its bit pattern).
     pub fn parse(s: &str) -> Result<Flat, String> {
-        let (t, v) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected TYPE:VALUE, e.g. i32:16"))?;
+        let (t, v) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected TYPE:VALUE, e.g. i32:16"))?;
         let bad = |what: &str| format!("`{s}`: {what}");
         let int = |v: &str, bits: u32| -> Result<u64, String> {
             let parsed = if let Some(hex) = v.strip_prefix("0x") {
                 u64::from_str_radix(hex, 16).map_err(|e| bad(&e.to_string()))?
             } else if let Some(neg) = v.strip_prefix('-') {
-                let n: u64 = neg
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| bad(&e.to_string()))?;
+                let n: u64 = neg.parse().map_err(|e: std::num::ParseIntError| bad(&e.to_string()))?;
                 if bits < 64 && n > 1u64 << (bits - 1) || bits == 64 && n > 1u64 << 63 {
                     return Err(bad("out of range"));
                 }
                 (n as i64).wrapping_neg() as u64 & mask(bits)
             } else {
-                v.parse()
-                    .map_err(|e: std::num::ParseIntError| bad(&e.to_string()))?
+                v.parse().map_err(|e: std::num::ParseIntError| bad(&e.to_string()))?
             };
             if parsed & !mask(bits) != 0 {
                 return Err(bad("out of range"));
@@ -202,9 +179,5 @@ impl Flat {
 }
 
 fn mask(bits: u32) -> u64 {
-    if bits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits) - 1
-    }
+    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
 }

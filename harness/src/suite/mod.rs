@@ -1,3 +1,4 @@
 //! Suites: files of cases with expectations, and their runners.
 
+pub mod expectations;
 pub mod vectors;

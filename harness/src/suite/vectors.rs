@@ -43,13 +43,8 @@ pub fn run_dir(dir: &Path) -> Result<Vec<Outcome>> {
     }
     let mut out = vec![];
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let kind = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let kind = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
         let mut rules = String::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -62,9 +57,7 @@ pub fn run_dir(dir: &Path) -> Result<Vec<Outcome>> {
             let failure = match kind.as_str() {
                 "layout" => check_layout(line),
                 "lift" => check_lift(line),
-                other => Err(anyhow!(
-                    "unknown vector file kind `{other}` (expected layout or lift)"
-                )),
+                other => Err(anyhow!("unknown vector file kind `{other}` (expected layout or lift)")),
             }
             .err()
             .map(|e| format!("{e:#}"));
@@ -83,10 +76,7 @@ pub fn run_dir(dir: &Path) -> Result<Vec<Outcome>> {
 fn columns(line: &str, min: usize, max: usize) -> Result<Vec<&str>> {
     let cols: Vec<&str> = line.split('|').map(str::trim).collect();
     if cols.len() < min || cols.len() > max {
-        bail!(
-            "expected {min} to {max} columns separated by `|`, found {}",
-            cols.len()
-        );
+        bail!("expected {min} to {max} columns separated by `|`, found {}", cols.len());
     }
     Ok(cols)
 }
@@ -94,14 +84,9 @@ fn columns(line: &str, min: usize, max: usize) -> Result<Vec<&str>> {
 fn check_layout(line: &str) -> Result<()> {
     let cols = columns(line, 3, 3)?;
     let t = parse_type(cols[0], None)?;
-    let nums: Vec<u64> = cols[1]
-        .split_whitespace()
-        .map(|n| n.parse())
-        .collect::<Result<_, _>>()
-        .context("SIZE ALIGN")?;
-    let [size, align] = nums[..] else {
-        bail!("expected `SIZE ALIGN`, found `{}`", cols[1])
-    };
+    let nums: Vec<u64> =
+        cols[1].split_whitespace().map(|n| n.parse()).collect::<Result<_, _>>().context("SIZE ALIGN")?;
+    let [size, align] = nums[..] else { bail!("expected `SIZE ALIGN`, found `{}`", cols[1]) };
     let flat: Vec<&str> = cols[2].split_whitespace().collect();
     let pt = PtrType::I32;
     let got_flat: Vec<&str> = flatten_type(&t, pt).iter().map(|c| c.name()).collect();
@@ -121,10 +106,8 @@ fn check_layout(line: &str) -> Result<()> {
 fn check_lift(line: &str) -> Result<()> {
     let cols = columns(line, 3, 4)?;
     let t = parse_type(cols[0], None)?;
-    let flats: Vec<Flat> = cols[1]
-        .split(',')
-        .map(|s| Flat::parse(s.trim()).map_err(|e| anyhow!(e)))
-        .collect::<Result<_>>()?;
+    let flats: Vec<Flat> =
+        cols[1].split(',').map(|s| Flat::parse(s.trim()).map_err(|e| anyhow!(e))).collect::<Result<_>>()?;
     let encoding = match cols.get(3) {
         Some(e) => StringEncoding::parse(e).ok_or_else(|| anyhow!("unknown encoding `{e}`"))?,
         None => StringEncoding::Utf8,

@@ -23,12 +23,7 @@ pub struct TypeConfig {
 
 impl Default for TypeConfig {
     fn default() -> TypeConfig {
-        TypeConfig {
-            max_depth: 3,
-            max_width: 6,
-            resources: vec![],
-            borrows: false,
-        }
+        TypeConfig { max_depth: 3, max_width: 6, resources: vec![], borrows: false }
     }
 }
 
@@ -58,11 +53,7 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
             12 => ValType::String,
             _ => {
                 let rt = u.choose(&cfg.resources)?.clone();
-                if cfg.borrows && u.arbitrary()? {
-                    ValType::Borrow(rt)
-                } else {
-                    ValType::Own(rt)
-                }
+                if cfg.borrows && u.arbitrary()? { ValType::Borrow(rt) } else { ValType::Own(rt) }
             }
         });
     }
@@ -73,21 +64,10 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
         2 => {
             let n = width(u)?;
             ValType::Record(
-                (0..n)
-                    .map(|i| {
-                        Ok(FieldType {
-                            label: format!("f{i}"),
-                            t: ty(u, cfg, d)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
+                (0..n).map(|i| Ok(FieldType { label: format!("f{i}"), t: ty(u, cfg, d)? })).collect::<Result<_>>()?,
             )
         }
-        3 => ValType::Tuple(
-            (0..width(u)?)
-                .map(|_| ty(u, cfg, d))
-                .collect::<Result<_>>()?,
-        ),
+        3 => ValType::Tuple((0..width(u)?).map(|_| ty(u, cfg, d)).collect::<Result<_>>()?),
         4 => {
             let n = width(u)?;
             ValType::Variant(
@@ -95,11 +75,7 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
                     .map(|i| {
                         Ok(CaseType {
                             label: format!("c{i}"),
-                            t: if u.arbitrary()? {
-                                Some(ty(u, cfg, d)?)
-                            } else {
-                                None
-                            },
+                            t: if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None },
                         })
                     })
                     .collect::<Result<_>>()?,
@@ -108,16 +84,8 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
         5 => ValType::Enum((0..width(u)?).map(|i| format!("e{i}")).collect()),
         6 => ValType::option(ty(u, cfg, d)?),
         7 => {
-            let ok = if u.arbitrary()? {
-                Some(ty(u, cfg, d)?)
-            } else {
-                None
-            };
-            let err = if u.arbitrary()? {
-                Some(ty(u, cfg, d)?)
-            } else {
-                None
-            };
+            let ok = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
+            let err = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
             ValType::result(ok, err)
         }
         _ => {
@@ -163,30 +131,15 @@ fn string(u: &mut Unstructured<'_>) -> Result<String> {
 }
 
 fn edge_int<T: Copy>(u: &mut Unstructured<'_>, edges: &[T]) -> Result<Option<T>> {
-    if u.ratio(1, 2)? {
-        Ok(Some(*u.choose(edges)?))
-    } else {
-        Ok(None)
-    }
+    if u.ratio(1, 2)? { Ok(Some(*u.choose(edges)?)) } else { Ok(None) }
 }
 
 /// An arbitrary value of type `t`; strings come from `encoding` (their size hint).
 /// Handle values are drawn from `reps`.
-pub fn arbitrary_value(
-    u: &mut Unstructured<'_>,
-    t: &ValType,
-    encoding: StringEncoding,
-    reps: &[u32],
-) -> Result<Value> {
+pub fn arbitrary_value(u: &mut Unstructured<'_>, t: &ValType, encoding: StringEncoding, reps: &[u32]) -> Result<Value> {
     macro_rules! int {
         ($variant:ident, $ty:ty) => {{
-            let edges = [
-                <$ty>::MIN,
-                <$ty>::MAX,
-                0 as $ty,
-                1 as $ty,
-                <$ty>::MAX / 2 + 1,
-            ];
+            let edges = [<$ty>::MIN, <$ty>::MAX, 0 as $ty, 1 as $ty, <$ty>::MAX / 2 + 1];
             Value::$variant(match edge_int(u, &edges)? {
                 Some(v) => v,
                 None => u.arbitrary()?,
@@ -235,39 +188,20 @@ pub fn arbitrary_value(
             })
         }
         ValType::Char => {
-            let edges = [
-                '\0',
-                '\u{7f}',
-                '\u{ff}',
-                '\u{100}',
-                '\u{d7ff}',
-                '\u{e000}',
-                '\u{ffff}',
-                '\u{10000}',
-                '\u{10ffff}',
-            ];
+            let edges =
+                ['\0', '\u{7f}', '\u{ff}', '\u{100}', '\u{d7ff}', '\u{e000}', '\u{ffff}', '\u{10000}', '\u{10ffff}'];
             Value::Char(match edge_int(u, &edges)? {
                 Some(c) => c,
                 None => u.arbitrary()?,
             })
         }
         ValType::String => Value::String(HostString::new(&string(u)?, encoding)),
-        ValType::List(e, Some(n)) => Value::List(
-            (0..*n)
-                .map(|_| arbitrary_value(u, e, encoding, reps))
-                .collect::<Result<_>>()?,
-        ),
+        ValType::List(e, Some(n)) => {
+            Value::List((0..*n).map(|_| arbitrary_value(u, e, encoding, reps)).collect::<Result<_>>()?)
+        }
         ValType::List(e, None) => {
-            let n = if u.ratio(1, 4)? {
-                0
-            } else {
-                u.int_in_range(0..=8)?
-            };
-            Value::List(
-                (0..n)
-                    .map(|_| arbitrary_value(u, e, encoding, reps))
-                    .collect::<Result<_>>()?,
-            )
+            let n = if u.ratio(1, 4)? { 0 } else { u.int_in_range(0..=8)? };
+            Value::List((0..n).map(|_| arbitrary_value(u, e, encoding, reps)).collect::<Result<_>>()?)
         }
         ValType::Record(fields) => Value::Record(
             fields
@@ -275,17 +209,12 @@ pub fn arbitrary_value(
                 .map(|f| Ok((f.label.clone(), arbitrary_value(u, &f.t, encoding, reps)?)))
                 .collect::<Result<_>>()?,
         ),
-        ValType::Tuple(ts) => Value::tuple(
-            ts.iter()
-                .map(|t| arbitrary_value(u, t, encoding, reps))
-                .collect::<Result<Vec<_>>>()?,
-        ),
+        ValType::Tuple(ts) => {
+            Value::tuple(ts.iter().map(|t| arbitrary_value(u, t, encoding, reps)).collect::<Result<Vec<_>>>()?)
+        }
         ValType::Variant(cases) => {
             let c = u.choose(cases)?;
-            let payload =
-                c.t.as_ref()
-                    .map(|t| arbitrary_value(u, t, encoding, reps))
-                    .transpose()?;
+            let payload = c.t.as_ref().map(|t| arbitrary_value(u, t, encoding, reps)).transpose()?;
             Value::case(&c.label, payload)
         }
         ValType::Enum(labels) => Value::case(u.choose(labels)?, None),
@@ -297,30 +226,31 @@ pub fn arbitrary_value(
             }
         }
         ValType::Result(ok, err) => {
-            let (label, t) = if u.arbitrary()? {
-                ("ok", ok)
-            } else {
-                ("error", err)
-            };
-            let payload = t
-                .as_deref()
-                .map(|t| arbitrary_value(u, t, encoding, reps))
-                .transpose()?;
+            let (label, t) = if u.arbitrary()? { ("ok", ok) } else { ("error", err) };
+            let payload = t.as_deref().map(|t| arbitrary_value(u, t, encoding, reps)).transpose()?;
             Value::case(label, payload)
         }
         ValType::Flags(labels) => Value::Flags(match u.int_in_range(0..=2)? {
             0 => vec![],
             1 => labels.clone(),
-            _ => labels
-                .iter()
-                .filter(|_| u.arbitrary().unwrap_or(false))
-                .cloned()
-                .collect(),
+            _ => labels.iter().filter(|_| u.arbitrary().unwrap_or(false)).cloned().collect(),
         }),
-        ValType::Own(_) | ValType::Borrow(_) => Value::Handle(if reps.is_empty() {
-            u.arbitrary()?
-        } else {
-            *u.choose(reps)?
-        }),
+        ValType::Own(_) | ValType::Borrow(_) => {
+            Value::Handle(if reps.is_empty() { u.arbitrary()? } else { *u.choose(reps)? })
+        }
     })
+}
+
+/// `n` pseudo-random bytes from `seed` (xorshift64*): the input of `arbitrary` for seeded
+/// runs, so a seed names a world or case for good.
+pub fn seed_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
 }

@@ -138,11 +138,7 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
 
 /// A count in `0..=max`, rarely 0 (one time in eight).
 fn mostly_some(u: &mut Unstructured<'_>, max: usize) -> Result<usize> {
-    if max == 0 || ratio(u, (1, 8))? {
-        Ok(0)
-    } else {
-        u.int_in_range(1..=max)
-    }
+    if max == 0 || ratio(u, (1, 8))? { Ok(0) } else { u.int_in_range(1..=max) }
 }
 
 /// `u.ratio` that accepts any pair: `(0, _)` and `(_, 0)` are never, `n >= d` always.
@@ -178,28 +174,15 @@ struct Scope<'c> {
 
 impl<'c> Scope<'c> {
     /// A scope with its resources (when `cfg.resources` and `allow_resources`) declared.
-    fn new(
-        u: &mut Unstructured<'_>,
-        cfg: &'c WorldConfig,
-        allow_resources: bool,
-    ) -> Result<Scope<'c>> {
-        let mut scope = Scope {
-            cfg,
-            printer: WitPrinter::default(),
-            resources: vec![],
-            items: String::new(),
-            funcs: 0,
-        };
+    fn new(u: &mut Unstructured<'_>, cfg: &'c WorldConfig, allow_resources: bool) -> Result<Scope<'c>> {
+        let mut scope =
+            Scope { cfg, printer: WitPrinter::default(), resources: vec![], items: String::new(), funcs: 0 };
         if !(cfg.resources && allow_resources) {
             return Ok(scope);
         }
         let n = *u.choose(&[0usize, 0, 1, 1, 2])?;
         scope.resources = (0..n)
-            .map(|i| ResourceType {
-                id: i as u32,
-                name: format!("r{i}"),
-                impl_instance: InstanceId(0),
-            })
+            .map(|i| ResourceType { id: i as u32, name: format!("r{i}"), impl_instance: InstanceId(0) })
             .collect();
         for r in 0..n {
             let name = escape(&scope.resources[r].name);
@@ -264,11 +247,7 @@ impl<'c> Scope<'c> {
         // A handle param of its own, so that `own`/`borrow` params are common.
         if !self.resources.is_empty() && ratio(u, (1, 3))? {
             let r = u.choose(&self.resources)?.clone();
-            let t = if u.arbitrary()? {
-                ValType::Own(r)
-            } else {
-                ValType::Borrow(r)
-            };
+            let t = if u.arbitrary()? { ValType::Own(r) } else { ValType::Borrow(r) };
             let at = u.int_in_range(0..=params.len())?;
             params.insert(at, t);
         }
@@ -286,11 +265,8 @@ impl<'c> Scope<'c> {
             _ => Some(arbitrary_type(u, &self.type_config(false))?),
         };
 
-        let params: Vec<String> = params
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("p{i}: {}", self.printer.expr(t)))
-            .collect();
+        let params: Vec<String> =
+            params.iter().enumerate().map(|(i, t)| format!("p{i}: {}", self.printer.expr(t))).collect();
         let mut sig = format!("({})", params.join(", "));
         if let Some(t) = &result {
             let _ = write!(sig, " -> {}", self.printer.expr(t));
@@ -328,18 +304,10 @@ fn spill_params(u: &mut Unstructured<'_>, params: &mut Vec<ValType>, kind: Kind)
             1 => u.choose(SCALARS)?.clone(),
             _ => {
                 let width = u.int_in_range(1..=8usize)?;
-                let ts = (0..width)
-                    .map(|_| Ok(u.choose(SCALARS)?.clone()))
-                    .collect::<Result<Vec<_>>>()?;
+                let ts = (0..width).map(|_| Ok(u.choose(SCALARS)?.clone())).collect::<Result<Vec<_>>>()?;
                 if strategy == 2 {
                     ValType::Record(
-                        ts.into_iter()
-                            .enumerate()
-                            .map(|(i, t)| FieldType {
-                                label: format!("f{i}"),
-                                t,
-                            })
-                            .collect(),
+                        ts.into_iter().enumerate().map(|(i, t)| FieldType { label: format!("f{i}"), t }).collect(),
                     )
                 } else {
                     ValType::Tuple(ts)

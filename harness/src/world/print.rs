@@ -138,9 +138,5 @@ pub fn escape(label: &str) -> String {
         "error-context",
         "_",
     ];
-    if KEYWORDS.contains(&label) {
-        format!("%{label}")
-    } else {
-        label.to_string()
-    }
+    if KEYWORDS.contains(&label) { format!("%{label}") } else { label.to_string() }
 }

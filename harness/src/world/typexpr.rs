@@ -11,12 +11,7 @@ use crate::reference::validate::validate_type;
 /// work. The type is validated (`validate_type`) before it is returned.
 pub fn parse_type(text: &str, wit: Option<&Wit>) -> Result<ValType> {
     let tokens = tokenize(text)?;
-    let mut p = Parser {
-        text,
-        tokens,
-        pos: 0,
-        wit,
-    };
+    let mut p = Parser { text, tokens, pos: 0, wit };
     let t = p.ty()?;
     if let Some((at, tok)) = p.tokens.get(p.pos) {
         bail!("unexpected `{tok}` at column {} of `{text}`", at + 1);
@@ -71,17 +66,10 @@ impl Parser<'_> {
     }
 
     fn expect(&mut self, want: &str) -> Result<()> {
-        let at = self
-            .tokens
-            .get(self.pos)
-            .map_or(self.text.len(), |(i, _)| *i);
+        let at = self.tokens.get(self.pos).map_or(self.text.len(), |(i, _)| *i);
         let got = self.next()?;
         if got != want {
-            bail!(
-                "expected `{want}` but found `{got}` at column {} of `{}`",
-                at + 1,
-                self.text
-            );
+            bail!("expected `{want}` but found `{got}` at column {} of `{}`", at + 1, self.text);
         }
         Ok(())
     }
@@ -109,10 +97,7 @@ impl Parser<'_> {
                 let len = if self.peek() == Some(",") {
                     self.next()?;
                     let n = self.next()?;
-                    Some(
-                        n.parse::<u32>()
-                            .map_err(|_| anyhow!("list length `{n}` is not a u32"))?,
-                    )
+                    Some(n.parse::<u32>().map_err(|_| anyhow!("list length `{n}` is not a u32"))?)
                 } else {
                     None
                 };
@@ -153,25 +138,17 @@ impl Parser<'_> {
                 let (wit, id) = self.named(&r)?;
                 let conv = Converter::host_resources(&wit.resolve);
                 let rt = conv.resource(id);
-                if !matches!(
-                    wit.resolve.types[resource_root(&wit.resolve, id)].kind,
-                    wit_parser::TypeDefKind::Resource
-                ) {
+                if !matches!(wit.resolve.types[resource_root(&wit.resolve, id)].kind, wit_parser::TypeDefKind::Resource)
+                {
                     bail!("`{r}` is not a resource");
                 }
-                if word == "own" {
-                    ValType::Own(rt)
-                } else {
-                    ValType::Borrow(rt)
-                }
+                if word == "own" { ValType::Own(rt) } else { ValType::Borrow(rt) }
             }
             _ => {
                 let (wit, id) = self.named(name)?;
                 let conv = Converter::host_resources(&wit.resolve);
-                if matches!(
-                    wit.resolve.types[resource_root(&wit.resolve, id)].kind,
-                    wit_parser::TypeDefKind::Resource
-                ) {
+                if matches!(wit.resolve.types[resource_root(&wit.resolve, id)].kind, wit_parser::TypeDefKind::Resource)
+                {
                     // A bare resource name in a type position means `own<R>`, as in WIT.
                     ValType::Own(conv.resource(id))
                 } else {
@@ -194,9 +171,7 @@ impl Parser<'_> {
 
     fn named(&self, name: &str) -> Result<(&Wit, wit_parser::TypeId)> {
         let wit = self.wit.ok_or_else(|| {
-            anyhow!(
-                "`{name}` is not a built-in type; give the WIT file that defines it with --wit FILE"
-            )
+            anyhow!("`{name}` is not a built-in type; give the WIT file that defines it with --wit FILE")
         })?;
         Ok((wit, wit.find_type(name)?))
     }

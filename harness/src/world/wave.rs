@@ -33,16 +33,10 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
         ValType::List(e, None) => WaveType::list(wave_type(e)?),
         ValType::List(e, Some(n)) => WaveType::fixed_length_list(wave_type(e)?, *n),
         ValType::Record(fields) => WaveType::record(
-            fields
-                .iter()
-                .map(|f| Ok((f.label.as_str(), wave_type(&f.t)?)))
-                .collect::<Result<Vec<_>>>()?,
+            fields.iter().map(|f| Ok((f.label.as_str(), wave_type(&f.t)?))).collect::<Result<Vec<_>>>()?,
         )
         .ok_or_else(bad)?,
-        ValType::Tuple(ts) => {
-            WaveType::tuple(ts.iter().map(wave_type).collect::<Result<Vec<_>>>()?)
-                .ok_or_else(bad)?
-        }
+        ValType::Tuple(ts) => WaveType::tuple(ts.iter().map(wave_type).collect::<Result<Vec<_>>>()?).ok_or_else(bad)?,
         ValType::Variant(cases) => WaveType::variant(
             cases
                 .iter()
@@ -50,17 +44,12 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
                 .collect::<Result<Vec<_>>>()?,
         )
         .ok_or_else(bad)?,
-        ValType::Enum(labels) => {
-            WaveType::enum_ty(labels.iter().map(String::as_str)).ok_or_else(bad)?
-        }
+        ValType::Enum(labels) => WaveType::enum_ty(labels.iter().map(String::as_str)).ok_or_else(bad)?,
         ValType::Option(t) => WaveType::option(wave_type(t)?),
-        ValType::Result(ok, err) => WaveType::result(
-            ok.as_deref().map(wave_type).transpose()?,
-            err.as_deref().map(wave_type).transpose()?,
-        ),
-        ValType::Flags(labels) => {
-            WaveType::flags(labels.iter().map(String::as_str)).ok_or_else(bad)?
+        ValType::Result(ok, err) => {
+            WaveType::result(ok.as_deref().map(wave_type).transpose()?, err.as_deref().map(wave_type).transpose()?)
         }
+        ValType::Flags(labels) => WaveType::flags(labels.iter().map(String::as_str)).ok_or_else(bad)?,
     })
 }
 
@@ -68,8 +57,7 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
 /// the value is said to come from, which decides how `store_string` transcodes it).
 pub fn parse_value(t: &ValType, text: &str, encoding: StringEncoding) -> Result<Value> {
     let wt = wave_type(t)?;
-    let wv: WaveValue =
-        wasm_wave::from_str(&wt, text).map_err(|e| anyhow!("invalid value `{text}`: {e}"))?;
+    let wv: WaveValue = wasm_wave::from_str(&wt, text).map_err(|e| anyhow!("invalid value `{text}`: {e}"))?;
     from_wave(t, &wv, encoding)
 }
 
@@ -89,19 +77,13 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
         ValType::F64 => Value::F64(v.unwrap_f64()),
         ValType::Char => Value::Char(v.unwrap_char()),
         ValType::String => Value::String(HostString::new(&v.unwrap_string(), enc)),
-        ValType::List(e, _) => Value::List(
-            v.unwrap_list()
-                .map(|x| from_wave(e, &x, enc))
-                .collect::<Result<_>>()?,
-        ),
+        ValType::List(e, _) => Value::List(v.unwrap_list().map(|x| from_wave(e, &x, enc)).collect::<Result<_>>()?),
         ValType::Record(fields) => {
             let got: Vec<(Cow<str>, Cow<WaveValue>)> = v.unwrap_record().collect();
             let mut out = vec![];
             for f in fields {
-                let (_, x) = got
-                    .iter()
-                    .find(|(l, _)| *l == f.label)
-                    .ok_or_else(|| anyhow!("missing field `{}`", f.label))?;
+                let (_, x) =
+                    got.iter().find(|(l, _)| *l == f.label).ok_or_else(|| anyhow!("missing field `{}`", f.label))?;
                 out.push((f.label.clone(), from_wave(&f.t, x, enc)?));
             }
             Value::Record(out)
@@ -111,19 +93,11 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
             if xs.len() != ts.len() {
                 bail!("expected a tuple of {} values", ts.len());
             }
-            Value::tuple(
-                ts.iter()
-                    .zip(&xs)
-                    .map(|(t, x)| from_wave(t, x, enc))
-                    .collect::<Result<Vec<_>>>()?,
-            )
+            Value::tuple(ts.iter().zip(&xs).map(|(t, x)| from_wave(t, x, enc)).collect::<Result<Vec<_>>>()?)
         }
         ValType::Variant(cases) => {
             let (label, payload) = v.unwrap_variant();
-            let case = cases
-                .iter()
-                .find(|c| c.label == label)
-                .ok_or_else(|| anyhow!("no case `{label}`"))?;
+            let case = cases.iter().find(|c| c.label == label).ok_or_else(|| anyhow!("no case `{label}`"))?;
             let payload = match (&case.t, payload) {
                 (Some(t), Some(p)) => Some(from_wave(t, &p, enc)?),
                 (None, None) => None,
@@ -137,13 +111,12 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
             Some(x) => Value::case("some", Some(from_wave(t, &x, enc)?)),
         },
         ValType::Result(ok, err) => {
-            let side =
-                |t: &Option<Box<ValType>>, x: Option<Cow<WaveValue>>| -> Result<Option<Value>> {
-                    match (t, x) {
-                        (Some(t), Some(x)) => Ok(Some(from_wave(t, &x, enc)?)),
-                        _ => Ok(None),
-                    }
-                };
+            let side = |t: &Option<Box<ValType>>, x: Option<Cow<WaveValue>>| -> Result<Option<Value>> {
+                match (t, x) {
+                    (Some(t), Some(x)) => Ok(Some(from_wave(t, &x, enc)?)),
+                    _ => Ok(None),
+                }
+            };
             match v.unwrap_result() {
                 Ok(x) => Value::case("ok", side(ok, x)?),
                 Err(x) => Value::case("error", side(err, x)?),
@@ -180,16 +153,10 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
         (ValType::F32, Value::F32(x)) => WaveValue::make_f32(*x),
         (ValType::F64, Value::F64(x)) => WaveValue::make_f64(*x),
         (ValType::Char, Value::Char(x)) => WaveValue::make_char(*x),
-        (ValType::String, Value::String(s)) => {
-            WaveValue::make_string(Cow::Borrowed(s.text.as_str()))
+        (ValType::String, Value::String(s)) => WaveValue::make_string(Cow::Borrowed(s.text.as_str())),
+        (ValType::List(e, _), Value::List(xs)) => {
+            WaveValue::make_list(&wt, xs.iter().map(|x| to_wave(e, x)).collect::<Result<Vec<_>>>()?).map_err(err)?
         }
-        (ValType::List(e, _), Value::List(xs)) => WaveValue::make_list(
-            &wt,
-            xs.iter()
-                .map(|x| to_wave(e, x))
-                .collect::<Result<Vec<_>>>()?,
-        )
-        .map_err(err)?,
         (ValType::Record(fields), Value::Record(xs)) => {
             let mut out = vec![];
             for f in fields {
@@ -198,14 +165,10 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
             }
             WaveValue::make_record(&wt, out).map_err(err)?
         }
-        (ValType::Tuple(ts), Value::Record(xs)) if ts.len() == xs.len() => WaveValue::make_tuple(
-            &wt,
-            ts.iter()
-                .zip(xs)
-                .map(|(t, (_, x))| to_wave(t, x))
-                .collect::<Result<Vec<_>>>()?,
-        )
-        .map_err(err)?,
+        (ValType::Tuple(ts), Value::Record(xs)) if ts.len() == xs.len() => {
+            WaveValue::make_tuple(&wt, ts.iter().zip(xs).map(|(t, (_, x))| to_wave(t, x)).collect::<Result<Vec<_>>>()?)
+                .map_err(err)?
+        }
         (ValType::Variant(cases), Value::Variant(label, p)) => {
             let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
             let payload = match (&case.t, p) {
@@ -215,9 +178,7 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
             };
             WaveValue::make_variant(&wt, label, payload).map_err(err)?
         }
-        (ValType::Enum(_), Value::Variant(label, None)) => {
-            WaveValue::make_enum(&wt, label).map_err(err)?
-        }
+        (ValType::Enum(_), Value::Variant(label, None)) => WaveValue::make_enum(&wt, label).map_err(err)?,
         (ValType::Option(t), Value::Variant(label, p)) => {
             let inner = match (label.as_str(), p) {
                 ("none", None) => None,

@@ -33,9 +33,7 @@ impl Wit {
     /// Parse WIT source text (`name` is used in error messages).
     pub fn parse(name: &str, text: &str) -> Result<Wit> {
         let mut resolve = Resolve::default();
-        let package = resolve
-            .push_str(name, text)
-            .map_err(|e| anyhow!("{}", resolve.render_error(&e)))?;
+        let package = resolve.push_str(name, text).map_err(|e| anyhow!("{}", resolve.render_error(&e)))?;
         Ok(Wit { resolve, package })
     }
 
@@ -70,25 +68,17 @@ impl Wit {
     /// the candidates.
     pub fn find_type(&self, name: &str) -> Result<TypeId> {
         let all = self.named_types();
-        let hits: Vec<&(String, TypeId)> = all
-            .iter()
-            .filter(|(q, _)| q == name || q.rsplit_once('.').is_some_and(|(_, n)| n == name))
-            .collect();
+        let hits: Vec<&(String, TypeId)> =
+            all.iter().filter(|(q, _)| q == name || q.rsplit_once('.').is_some_and(|(_, n)| n == name)).collect();
         match hits.as_slice() {
             [(_, id)] => Ok(*id),
             [] => {
                 let known: Vec<&str> = all.iter().map(|(q, _)| q.as_str()).collect();
-                bail!(
-                    "no type named `{name}` in the WIT package (known: {})",
-                    known.join(", ")
-                )
+                bail!("no type named `{name}` in the WIT package (known: {})", known.join(", "))
             }
             many => {
                 let names: Vec<&str> = many.iter().map(|(q, _)| q.as_str()).collect();
-                bail!(
-                    "type name `{name}` is ambiguous: {}; write it as owner.name",
-                    names.join(", ")
-                )
+                bail!("type name `{name}` is ambiguous: {}; write it as owner.name", names.join(", "))
             }
         }
     }
@@ -104,10 +94,7 @@ pub struct Converter<'a> {
 impl<'a> Converter<'a> {
     /// A converter for which every resource is implemented by the host.
     pub fn host_resources(resolve: &'a Resolve) -> Converter<'a> {
-        Converter {
-            resolve,
-            impl_instance: &|_| HOST_INSTANCE,
-        }
+        Converter { resolve, impl_instance: &|_| HOST_INSTANCE }
     }
 
     pub fn val_type(&self, ty: &Type) -> Result<ValType> {
@@ -135,50 +122,31 @@ impl<'a> Converter<'a> {
     pub fn type_id(&self, id: TypeId) -> Result<ValType> {
         let def = &self.resolve.types[id];
         let opt = |t: &Option<Type>| -> Result<Option<Box<ValType>>> {
-            t.as_ref()
-                .map(|t| self.val_type(t).map(Box::new))
-                .transpose()
+            t.as_ref().map(|t| self.val_type(t).map(Box::new)).transpose()
         };
         Ok(match &def.kind {
             TypeDefKind::Type(t) => self.val_type(t)?,
             TypeDefKind::Record(r) => ValType::Record(
                 r.fields
                     .iter()
-                    .map(|f| {
-                        Ok(FieldType {
-                            label: f.name.clone(),
-                            t: self.val_type(&f.ty)?,
-                        })
-                    })
+                    .map(|f| Ok(FieldType { label: f.name.clone(), t: self.val_type(&f.ty)? }))
                     .collect::<Result<_>>()?,
             ),
-            TypeDefKind::Tuple(t) => ValType::Tuple(
-                t.types
-                    .iter()
-                    .map(|t| self.val_type(t))
-                    .collect::<Result<_>>()?,
-            ),
+            TypeDefKind::Tuple(t) => ValType::Tuple(t.types.iter().map(|t| self.val_type(t)).collect::<Result<_>>()?),
             TypeDefKind::Variant(v) => ValType::Variant(
                 v.cases
                     .iter()
                     .map(|c| {
-                        Ok(CaseType {
-                            label: c.name.clone(),
-                            t: c.ty.as_ref().map(|t| self.val_type(t)).transpose()?,
-                        })
+                        Ok(CaseType { label: c.name.clone(), t: c.ty.as_ref().map(|t| self.val_type(t)).transpose()? })
                     })
                     .collect::<Result<_>>()?,
             ),
             TypeDefKind::Enum(e) => ValType::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
-            TypeDefKind::Flags(f) => {
-                ValType::Flags(f.flags.iter().map(|f| f.name.clone()).collect())
-            }
+            TypeDefKind::Flags(f) => ValType::Flags(f.flags.iter().map(|f| f.name.clone()).collect()),
             TypeDefKind::Option(t) => ValType::Option(Box::new(self.val_type(t)?)),
             TypeDefKind::Result(r) => ValType::Result(opt(&r.ok)?, opt(&r.err)?),
             TypeDefKind::List(t) => ValType::List(Box::new(self.val_type(t)?), None),
-            TypeDefKind::FixedLengthList(t, n) => {
-                ValType::List(Box::new(self.val_type(t)?), Some(*n))
-            }
+            TypeDefKind::FixedLengthList(t, n) => ValType::List(Box::new(self.val_type(t)?), Some(*n)),
             TypeDefKind::Handle(Handle::Own(r)) => ValType::Own(self.resource(*r)),
             TypeDefKind::Handle(Handle::Borrow(r)) => ValType::Borrow(self.resource(*r)),
             TypeDefKind::Resource => bail!(
@@ -199,11 +167,7 @@ impl<'a> Converter<'a> {
     pub fn resource(&self, id: TypeId) -> ResourceType {
         let id = resource_root(self.resolve, id);
         let name = self.resolve.types[id].name.clone().unwrap_or_default();
-        ResourceType {
-            id: id.index() as u32,
-            name,
-            impl_instance: (self.impl_instance)(id),
-        }
+        ResourceType { id: id.index() as u32, name, impl_instance: (self.impl_instance)(id) }
     }
 
     /// The component-level type of a WIT function.

@@ -1,0 +1,112 @@
+//! `witness diff`: the differential campaign on the command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::diff::{DiffConfig, run_campaign};
+use crate::encode::names::NameScheme;
+use crate::suite::expectations::Expectations;
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// Seed of the first world; world i uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 10)]
+    worlds: u64,
+    /// Cases per world.
+    #[arg(long, default_value_t = 100)]
+    cases: u64,
+    /// Run only this case of each world (to replay a divergence).
+    #[arg(long)]
+    case: Option<u64>,
+    /// Engines to compare with the reference, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
+    engines: Vec<String>,
+    /// Name scheme of the guests (default: alternate by world).
+    #[arg(long, value_enum)]
+    names: Option<super::abi::Names>,
+    /// Expectations files (known divergences); default: expectations/*.toml if present.
+    #[arg(long)]
+    expectations: Vec<PathBuf>,
+    /// Where to write reproducers of new divergences.
+    #[arg(long, default_value = "witness-repro")]
+    repro: PathBuf,
+}
+
+fn default_expectations() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir("expectations")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+pub fn run(args: DiffArgs) -> Result<()> {
+    let paths = if args.expectations.is_empty() { default_expectations() } else { args.expectations.clone() };
+    let expectations = Expectations::load(&paths)?;
+    let cfg = DiffConfig {
+        seed: args.seed,
+        worlds: args.worlds,
+        cases: args.cases,
+        engines: args.engines.clone(),
+        names: args.names.map(|n| match n {
+            super::abi::Names::Standard => NameScheme::Standard,
+            super::abi::Names::Legacy => NameScheme::Legacy,
+        }),
+        only_case: args.case,
+        repro_dir: Some(args.repro.clone()),
+        ..DiffConfig::default()
+    };
+    let total = if args.case.is_some() { args.worlds } else { args.worlds * args.cases };
+    let bar = ProgressBar::new(total);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let s = run_campaign(&cfg, &expectations, |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{} worlds, {} cases, {} checked calls in {:.1} s ({:.0} calls/s), {} compilations",
+        s.worlds,
+        s.cases,
+        s.checked_calls,
+        secs,
+        s.checked_calls as f64 / secs,
+        s.compilations
+    );
+    for (engine, t) in &s.engine_time {
+        println!("  {engine:<14} {:>8.2} s running cases", t.as_secs_f64());
+    }
+    if !s.by_area.is_empty() {
+        println!("\n{:<14} {:<14} {:>6} {:>9}", "engine", "area", "new", "expected");
+        for ((engine, area), (new, expected)) in &s.by_area {
+            println!("{engine:<14} {area:<14} {new:>6} {expected:>9}");
+        }
+    }
+    for (seed, e) in &s.setup_failures {
+        println!("\nSETUP FAILURE world {seed}: {e}");
+    }
+    let new: Vec<_> = s.divergences.iter().filter(|d| !d.expected).collect();
+    for d in new.iter().take(20) {
+        println!("\nDIVERGENCE {} world {} case {}", d.engine, d.world_seed, d.case);
+        for diff in &d.differences {
+            println!("  [{}] {}", diff.area, diff.detail.lines().next().unwrap_or_default());
+        }
+        if let Some(r) = &d.repro {
+            println!("  repro: {}", r.display());
+        }
+        println!("  replay: {}", d.replay);
+    }
+    if new.len() > 20 {
+        println!("\n... and {} more new divergences", new.len() - 20);
+    }
+    let expected = s.divergences.len() - new.len();
+    println!("\n{} new divergences, {} expected (explained by {} expectation entries)", new.len(), expected, expectations.entries.len());
+    if s.unexpected() > 0 {
+        bail!("{} unexpected result(s)", s.unexpected());
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The differential campaign behind `witness diff` and the `differential` fuzz target: seeded
+//! worlds, seeded plans, every engine against the reference, divergences sorted into expected
+//! (an expectations file explains them) and new ones, each with a reproducer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use arbitrary::Unstructured;
+
+use crate::encode::names::NameScheme;
+use crate::engine::{Case, Outcome, Prepared, make_engine};
+use crate::oracle::{Difference, compare};
+use crate::plan::{PlanConfig, arbitrary_call, build_case};
+use crate::reference::types::StringEncoding;
+use crate::suite::expectations::Expectations;
+use crate::world::arbitrary::seed_bytes;
+use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
+
+/// Knobs of a campaign.
+#[derive(Clone, Debug)]
+pub struct DiffConfig {
+    pub seed: u64,
+    pub worlds: u64,
+    pub cases: u64,
+    pub engines: Vec<String>,
+    /// One scheme for every world, or alternate (None).
+    pub names: Option<NameScheme>,
+    /// Run only case `c` of each world (replays one divergence).
+    pub only_case: Option<u64>,
+    pub world_config: WorldConfig,
+    pub plan_config: PlanConfig,
+    /// Where reproducers go (none: not written).
+    pub repro_dir: Option<PathBuf>,
+}
+
+impl Default for DiffConfig {
+    fn default() -> DiffConfig {
+        DiffConfig {
+            seed: 1,
+            worlds: 10,
+            cases: 100,
+            engines: crate::engine::ENGINES.iter().map(|s| s.to_string()).collect(),
+            names: None,
+            only_case: None,
+            world_config: WorldConfig::default(),
+            plan_config: PlanConfig::default(),
+            repro_dir: None,
+        }
+    }
+}
+
+/// One case on which an engine and the reference disagree.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    pub world_seed: u64,
+    pub case: u64,
+    pub engine: String,
+    pub differences: Vec<Difference>,
+    /// Every difference is explained by the expectations.
+    pub expected: bool,
+    pub replay: String,
+    pub repro: Option<PathBuf>,
+}
+
+/// What a campaign did.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub worlds: u64,
+    pub cases: u64,
+    /// Export calls run on engines (reference included).
+    pub checked_calls: u64,
+    pub compilations: u64,
+    pub divergences: Vec<Divergence>,
+    /// (engine, area) → (new, expected) divergence counts.
+    pub by_area: BTreeMap<(String, String), (u64, u64)>,
+    /// Time spent running cases, per engine (reference included).
+    pub engine_time: BTreeMap<String, Duration>,
+    /// Worlds that could not be prepared (a generator or encoder bug): seed and error.
+    pub setup_failures: Vec<(u64, String)>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn unexpected(&self) -> usize {
+        self.divergences.iter().filter(|d| !d.expected).count() + self.setup_failures.len()
+    }
+}
+
+/// The world of seed `seed` (its scheme and encoding too).
+pub fn world_of(seed: u64, cfg: &DiffConfig) -> Result<(GeneratedWorld, NameScheme, StringEncoding)> {
+    let data = seed_bytes(seed, 8192);
+    let mut u = Unstructured::new(&data);
+    let world = arbitrary_world(&mut u, &cfg.world_config).map_err(|e| anyhow::anyhow!("world generator: {e}"))?;
+    let scheme = cfg.names.unwrap_or(if seed % 2 == 0 { NameScheme::Standard } else { NameScheme::Legacy });
+    let encoding = StringEncoding::ALL[(seed / 2 % 3) as usize];
+    Ok((world, scheme, encoding))
+}
+
+/// The case `c` of a prepared world (`None` when the world has nothing to call).
+pub fn case_of(world_seed: u64, c: u64, prepared: &Prepared, cfg: &PlanConfig) -> Result<Option<Case>> {
+    let data = seed_bytes(world_seed.wrapping_mul(1_000_003).wrapping_add(c), 4096);
+    let mut u = Unstructured::new(&data);
+    match arbitrary_call(&mut u, prepared, cfg) {
+        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[plan])?)),
+        Ok(None) => Ok(None),
+        Err(e) => anyhow::bail!("plan generator: {e}"),
+    }
+}
+
+fn write_repro(dir: &Path, d: &Divergence, world: &GeneratedWorld, case: &Case, expected: &Outcome, actual: &Outcome) -> Result<PathBuf> {
+    let path = dir.join(format!("w{}-c{}-{}", d.world_seed, d.case, d.engine));
+    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::write(path.join("world.wit"), &world.wit)?;
+    let mut text = format!("# replay: {}\n\n", d.replay);
+    for diff in &d.differences {
+        text.push_str(&format!("difference [{}]: {}\n", diff.area, diff.detail));
+    }
+    text.push_str(&format!("\ncase:\n{case:#?}\n\nreference outcome:\n{expected:#?}\n\n{} outcome:\n{actual:#?}\n", d.engine));
+    std::fs::write(path.join("plan.txt"), text)?;
+    Ok(path)
+}
+
+/// Run a campaign. `progress(done, total)` is called after each case.
+pub fn run_campaign(cfg: &DiffConfig, expectations: &Expectations, mut progress: impl FnMut(u64, u64)) -> Result<Summary> {
+    let start = Instant::now();
+    let mut s = Summary::default();
+    let total = cfg.worlds * cfg.cases;
+    let mut done = 0;
+    for w in 0..cfg.worlds {
+        let world_seed = cfg.seed.wrapping_add(w);
+        let prepared = world_of(world_seed, cfg).and_then(|(world, scheme, enc)| {
+            let p = Prepared::from_wit(&world.wit, Some("w"), scheme, enc)?;
+            Ok((world, p))
+        });
+        let (world, prepared) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                s.setup_failures.push((world_seed, format!("{e:#}")));
+                done += cfg.cases;
+                progress(done, total);
+                continue;
+            }
+        };
+        s.worlds += 1;
+        let mut reference = make_engine("reference", &prepared)?;
+        let mut engines = vec![];
+        for name in &cfg.engines {
+            match make_engine(name, &prepared) {
+                Ok(e) => engines.push(e),
+                Err(e) => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
+            }
+        }
+        s.compilations += engines.len() as u64;
+        let cases: Vec<u64> = match cfg.only_case {
+            Some(c) => vec![c],
+            None => (0..cfg.cases).collect(),
+        };
+        for c in cases {
+            done += 1;
+            let Some(case) = case_of(world_seed, c, &prepared, &cfg.plan_config)? else { continue };
+            s.cases += 1;
+            let t = Instant::now();
+            let expected = reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
+            *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
+            s.checked_calls += case.calls.len() as u64;
+            for engine in &mut engines {
+                let name = engine.name().to_string();
+                let t = Instant::now();
+                let actual = match engine.run(&case) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}")));
+                        continue;
+                    }
+                };
+                *s.engine_time.entry(name.clone()).or_default() += t.elapsed();
+                s.checked_calls += case.calls.len() as u64;
+                let differences = compare(&prepared, &expected, &actual);
+                if differences.is_empty() {
+                    continue;
+                }
+                let expected_all = differences.iter().all(|d| expectations.explain(&name, d).is_some());
+                for d in &differences {
+                    let e = s.by_area.entry((name.clone(), d.area.to_string())).or_default();
+                    if expected_all { e.1 += 1 } else { e.0 += 1 }
+                }
+                let scheme = match prepared.scheme {
+                    NameScheme::Standard => "standard",
+                    NameScheme::Legacy => "legacy",
+                };
+                let replay = format!(
+                    "witness diff --seed {world_seed} --worlds 1 --case {c} --engines {name} --names {scheme}"
+                );
+                let mut div = Divergence { world_seed, case: c, engine: name, differences, expected: expected_all, replay, repro: None };
+                if let (Some(dir), false) = (&cfg.repro_dir, expected_all) {
+                    div.repro = Some(write_repro(dir, &div, &world, &case, &expected, &actual)?);
+                }
+                s.divergences.push(div);
+            }
+            progress(done, total);
+        }
+    }
+    s.elapsed = start.elapsed();
+    Ok(s)
+}
