@@ -12,7 +12,8 @@ use arbitrary::Unstructured;
 use crate::encode::names::NameScheme;
 use crate::engine::{Case, Outcome, Prepared, make_engine};
 use crate::oracle::{Difference, compare};
-use crate::plan::{PlanConfig, arbitrary_call, build_case};
+use crate::plan::resources::arbitrary_resource_steps;
+use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
@@ -102,14 +103,29 @@ pub fn world_of(seed: u64, cfg: &DiffConfig) -> Result<(GeneratedWorld, NameSche
 pub fn case_of(world_seed: u64, c: u64, prepared: &Prepared, cfg: &PlanConfig) -> Result<Option<Case>> {
     let data = seed_bytes(world_seed.wrapping_mul(1_000_003).wrapping_add(c), 4096);
     let mut u = Unstructured::new(&data);
+    // One case in three drives resources, where the world has any to drive.
+    if c % 3 == 2 {
+        match arbitrary_resource_steps(&mut u, prepared, cfg) {
+            Ok(Some(steps)) => return Ok(Some(build_case(prepared, &steps)?)),
+            Ok(None) => {}
+            Err(e) => anyhow::bail!("resource plan generator: {e}"),
+        }
+    }
     match arbitrary_call(&mut u, prepared, cfg) {
-        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[plan])?)),
+        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[StepPlan::Call(plan)])?)),
         Ok(None) => Ok(None),
         Err(e) => anyhow::bail!("plan generator: {e}"),
     }
 }
 
-fn write_repro(dir: &Path, d: &Divergence, world: &GeneratedWorld, case: &Case, expected: &Outcome, actual: &Outcome) -> Result<PathBuf> {
+fn write_repro(
+    dir: &Path,
+    d: &Divergence,
+    world: &GeneratedWorld,
+    case: &Case,
+    expected: &Outcome,
+    actual: &Outcome,
+) -> Result<PathBuf> {
     let path = dir.join(format!("w{}-c{}-{}", d.world_seed, d.case, d.engine));
     std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
     std::fs::write(path.join("world.wit"), &world.wit)?;
@@ -117,13 +133,20 @@ fn write_repro(dir: &Path, d: &Divergence, world: &GeneratedWorld, case: &Case, 
     for diff in &d.differences {
         text.push_str(&format!("difference [{}]: {}\n", diff.area, diff.detail));
     }
-    text.push_str(&format!("\ncase:\n{case:#?}\n\nreference outcome:\n{expected:#?}\n\n{} outcome:\n{actual:#?}\n", d.engine));
+    text.push_str(&format!(
+        "\ncase:\n{case:#?}\n\nreference outcome:\n{expected:#?}\n\n{} outcome:\n{actual:#?}\n",
+        d.engine
+    ));
     std::fs::write(path.join("plan.txt"), text)?;
     Ok(path)
 }
 
 /// Run a campaign. `progress(done, total)` is called after each case.
-pub fn run_campaign(cfg: &DiffConfig, expectations: &Expectations, mut progress: impl FnMut(u64, u64)) -> Result<Summary> {
+pub fn run_campaign(
+    cfg: &DiffConfig,
+    expectations: &Expectations,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Summary> {
     let start = Instant::now();
     let mut s = Summary::default();
     let total = cfg.worlds * cfg.cases;
@@ -164,7 +187,7 @@ pub fn run_campaign(cfg: &DiffConfig, expectations: &Expectations, mut progress:
             let t = Instant::now();
             let expected = reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
             *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
-            s.checked_calls += case.calls.len() as u64;
+            s.checked_calls += case.calls() as u64;
             for engine in &mut engines {
                 let name = engine.name().to_string();
                 let t = Instant::now();
@@ -176,7 +199,7 @@ pub fn run_campaign(cfg: &DiffConfig, expectations: &Expectations, mut progress:
                     }
                 };
                 *s.engine_time.entry(name.clone()).or_default() += t.elapsed();
-                s.checked_calls += case.calls.len() as u64;
+                s.checked_calls += case.calls() as u64;
                 let differences = compare(&prepared, &expected, &actual);
                 if differences.is_empty() {
                     continue;
@@ -190,10 +213,17 @@ pub fn run_campaign(cfg: &DiffConfig, expectations: &Expectations, mut progress:
                     NameScheme::Standard => "standard",
                     NameScheme::Legacy => "legacy",
                 };
-                let replay = format!(
-                    "witness diff --seed {world_seed} --worlds 1 --case {c} --engines {name} --names {scheme}"
-                );
-                let mut div = Divergence { world_seed, case: c, engine: name, differences, expected: expected_all, replay, repro: None };
+                let replay =
+                    format!("witness diff --seed {world_seed} --worlds 1 --case {c} --engines {name} --names {scheme}");
+                let mut div = Divergence {
+                    world_seed,
+                    case: c,
+                    engine: name,
+                    differences,
+                    expected: expected_all,
+                    replay,
+                    repro: None,
+                };
                 if let (Some(dir), false) = (&cfg.repro_dir, expected_all) {
                     div.repro = Some(write_repro(dir, &div, &world, &case, &expected, &actual)?);
                 }

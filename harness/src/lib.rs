@@ -2,11 +2,12 @@
 //! Canonical ABI. See ARCHITECTURE.md for where each concern lives.
 
 pub mod cli;
-pub mod encode;
 pub mod diff;
+pub mod encode;
 pub mod engine;
 pub mod oracle;
 pub mod plan;
 pub mod reference;
+pub mod smith;
 pub mod suite;
 pub mod world;

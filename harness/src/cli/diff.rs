@@ -39,7 +39,9 @@ pub struct DiffArgs {
 
 fn default_expectations() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir("expectations")
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -63,7 +65,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
     };
     let total = if args.case.is_some() { args.worlds } else { args.worlds * args.cases };
     let bar = ProgressBar::new(total);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let s = run_campaign(&cfg, &expectations, |_, _| bar.inc(1))?;
     bar.finish_and_clear();
 
@@ -104,7 +109,12 @@ pub fn run(args: DiffArgs) -> Result<()> {
         println!("\n... and {} more new divergences", new.len() - 20);
     }
     let expected = s.divergences.len() - new.len();
-    println!("\n{} new divergences, {} expected (explained by {} expectation entries)", new.len(), expected, expectations.entries.len());
+    println!(
+        "\n{} new divergences, {} expected (explained by {} expectation entries)",
+        new.len(),
+        expected,
+        expectations.entries.len()
+    );
     if s.unexpected() > 0 {
         bail!("{} unexpected result(s)", s.unexpected());
     }

@@ -17,10 +17,17 @@ pub enum ReallocAnswer {
 }
 
 /// A script: realloc answers, then frames of instructions, one per guest entry that runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Script {
     pub realloc: Vec<ReallocAnswer>,
     code: Vec<u8>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "realloc answers: {:?}", self.realloc)?;
+        f.write_str(&self.disassemble())
+    }
 }
 
 impl Script {
@@ -72,6 +79,39 @@ impl Script {
 
     pub fn ret(&mut self) -> &mut Self {
         self.insn(op::RETURN, 0, 0)
+    }
+
+    /// The instructions, one per line (data of WRITE shown in hex).
+    pub fn disassemble(&self) -> String {
+        let mut out = String::new();
+        let mut i = 0;
+        while i + 16 <= self.code.len() {
+            let tag = u32::from_le_bytes(self.code[i..i + 4].try_into().unwrap());
+            let a = u32::from_le_bytes(self.code[i + 4..i + 8].try_into().unwrap());
+            let b = u64::from_le_bytes(self.code[i + 8..i + 16].try_into().unwrap());
+            i += 16;
+            let line = match tag {
+                op::FRAME => format!("frame entry={a:#x}"),
+                op::WRITE => {
+                    let n = b as usize;
+                    let data: String =
+                        self.code[i..(i + n).min(self.code.len())].iter().map(|x| format!("{x:02x}")).collect();
+                    i += n.next_multiple_of(16);
+                    format!("  write {a} <- {data}")
+                }
+                op::ARG => format!("  arg {b:#x}"),
+                op::CALL => format!("  call thunk {a}"),
+                op::LOG_MEMORY => format!("  log-memory {a} {b}"),
+                op::LOG_HEAP => format!("  log-heap from {a}"),
+                op::TRAP => "  trap".into(),
+                op::RESULT => format!("  result {b:#x}"),
+                op::RETURN => "  return".into(),
+                other => format!("  ?{other}"),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
     }
 
     /// The bytes of the control region (`protocol::CONTROL` .. `protocol::LOG`): the realloc

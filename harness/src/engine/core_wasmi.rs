@@ -2,7 +2,9 @@
 //! engine; the host side of the Canonical ABI is the reference host. This is the core-module
 //! build target, working.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 use wasmi::{AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module, Store, Val, ValType};
@@ -80,14 +82,16 @@ fn trap_of(e: wasmi::Error) -> Trap {
 
 struct Ctx {
     host: HostState,
+    exports: Arc<HashMap<String, Func>>,
 }
 
-/// Guest memory and realloc seen through any wasmi context (the store, or a caller inside a
-/// host function).
+/// The guest seen through any wasmi context (the store, or a caller inside a host function):
+/// its memory, realloc and exports (resolved once per instance).
 struct WasmiMem<C> {
     ctx: C,
     memory: wasmi::Memory,
     realloc: Func,
+    exports: Arc<HashMap<String, Func>>,
 }
 
 impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
@@ -124,42 +128,24 @@ impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
     }
 }
 
-/// The guest instance outside host calls: its memory through the store, and its exports.
-struct WasmiGuest<'s> {
-    mem: WasmiMem<&'s mut Store<Ctx>>,
-    instance: wasmi::Instance,
-}
-
-impl Memory for WasmiGuest<'_> {
-    fn len(&self) -> u64 {
-        self.mem.len()
-    }
-    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        self.mem.read(ptr, out)
-    }
-    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        self.mem.write(ptr, bytes)
-    }
-    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
-        self.mem.realloc(old_ptr, old_size, align, new_size)
-    }
-}
-
-impl CoreGuest for WasmiGuest<'_> {
+impl<C: AsContextMut<Data = Ctx>> CoreGuest for WasmiMem<C> {
     fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
-        let store = &mut *self.mem.ctx;
-        let func = self
-            .instance
-            .get_func(&*store, name)
+        let func = *self
+            .exports
+            .get(name)
             .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
-        let mut results: Vec<Val> = func.ty(&*store).results().iter().map(zero).collect();
+        let mut results: Vec<Val> = func.ty(self.ctx.as_context()).results().iter().map(zero).collect();
         let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
         // The host state lives in the store while guest code runs, so imports can reach it.
-        std::mem::swap(&mut store.data_mut().host, host);
-        let r = func.call(&mut *store, &vals, &mut results);
-        std::mem::swap(&mut store.data_mut().host, host);
+        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
+        let r = func.call(self.ctx.as_context_mut(), &vals, &mut results);
+        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
         r.map_err(trap_of)?;
         results.iter().map(from_val).collect()
+    }
+
+    fn as_memory(&mut self) -> &mut dyn Memory {
+        self
     }
 }
 
@@ -204,10 +190,11 @@ impl<'p> WasmiEngine<'p> {
                                 "guest lacks memory or realloc",
                             ))));
                         };
+                        let exports = caller.data().exports.clone();
                         let mut host = std::mem::take(&mut caller.data_mut().host);
                         let r = {
-                            let mut mem = WasmiMem { ctx: &mut caller, memory, realloc };
-                            serve_import(&mut host, &mut mem, k as u32, flats)
+                            let mut guest = WasmiMem { ctx: &mut caller, memory, realloc, exports };
+                            serve_import(&mut host, &mut guest, k as u32, flats)
                         };
                         caller.data_mut().host = host;
                         let out = r.map_err(|t| wasmi::Error::host(HostTrap(t)))?;
@@ -229,7 +216,7 @@ impl Engine for WasmiEngine<'_> {
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store = Store::new(&self.engine, Ctx { host: HostState::new(self.prepared) });
+        let mut store = Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default() });
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
         let instance = self
             .linker
@@ -237,9 +224,18 @@ impl Engine for WasmiEngine<'_> {
             .map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
         let memory = instance.get_memory(&store, &self.prepared.spec.memory).context("guest memory")?;
         let realloc = instance.get_func(&store, &self.prepared.spec.realloc).context("guest realloc")?;
+        let exports: HashMap<String, Func> = instance
+            .exports(&store)
+            .filter_map(|e| {
+                let name = e.name().to_string();
+                e.into_func().map(|f| (name, f))
+            })
+            .collect();
+        let exports = Arc::new(exports);
+        store.data_mut().exports = exports.clone();
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
-        let mut guest = WasmiGuest { mem: WasmiMem { ctx: &mut store, memory, realloc }, instance };
+        let mut guest = WasmiMem { ctx: &mut store, memory, realloc, exports };
         Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
     }
 }

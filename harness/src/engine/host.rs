@@ -8,13 +8,14 @@ use std::collections::VecDeque;
 
 use crate::engine::HostEvent;
 use crate::engine::prepared::{ImportType, Prepared};
+use crate::engine::resources::{is_guest_resource, map_handles};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use crate::reference::handles::{DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::Memory;
-use crate::reference::types::{FuncType, StringEncoding};
+use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
 use crate::world::wit::GUEST_INSTANCE;
@@ -23,6 +24,8 @@ use crate::world::wit::GUEST_INSTANCE;
 pub trait CoreGuest: Memory {
     /// Call core export `name`; the guest's import calls are served by `host`.
     fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap>;
+    /// Itself as plain memory (for the reference's lifting and lowering).
+    fn as_memory(&mut self) -> &mut dyn Memory;
 }
 
 /// The host's state for one guest instance.
@@ -34,6 +37,10 @@ pub struct HostState {
     /// What the host's imports return, in call order.
     pub results: VecDeque<Option<Value>>,
     pub events: Vec<HostEvent>,
+    /// Guest resources the host holds, by slot (type and rep; `None` once moved or dropped).
+    pub slots: Vec<Option<(ResourceType, u32)>>,
+    /// The guest's destructor export of each guest resource type (by `ResourceType::id`).
+    pub dtors: Vec<(u32, String)>,
     /// `false` while the state is lent out to a call (a call that finds it gone is reentrant).
     pub present: bool,
 }
@@ -46,8 +53,41 @@ impl HostState {
             imports: prepared.imports.clone(),
             results: VecDeque::new(),
             events: vec![],
+            slots: vec![],
+            dtors: prepared.dtors.clone(),
             present: true,
         }
+    }
+
+    fn dtor_of(&self, rt: &ResourceType) -> Option<String> {
+        self.dtors.iter().find(|(id, _)| *id == rt.id).map(|(_, n)| n.clone())
+    }
+
+    /// Host-side handle values → the reps the reference lowers: a guest resource's slot
+    /// becomes its rep (emptying the slot when the handle is an own, which moves).
+    fn slots_to_reps(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
+        map_handles(t, v, &mut |rt, own, x| {
+            if !is_guest_resource(rt) {
+                return Ok(x);
+            }
+            let slot = self.slots.get_mut(x as usize).ok_or_else(|| assertion(format!("no host slot {x}")))?;
+            let rep = slot.as_ref().map(|(_, rep)| *rep).ok_or_else(|| assertion(format!("host slot {x} is empty")))?;
+            if own {
+                *slot = None;
+            }
+            Ok(rep)
+        })
+    }
+
+    /// Lifted reps → host-side handle values: a guest resource the host receives gets a slot.
+    fn reps_to_slots(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
+        map_handles(t, v, &mut |rt, _, rep| {
+            if !is_guest_resource(rt) {
+                return Ok(rep);
+            }
+            self.slots.push(Some((rt.clone(), rep)));
+            Ok(self.slots.len() as u32 - 1)
+        })
     }
 }
 
@@ -60,6 +100,8 @@ impl Default for HostState {
             imports: vec![],
             results: VecDeque::new(),
             events: vec![],
+            slots: vec![],
+            dtors: vec![],
             present: false,
         }
     }
@@ -72,7 +114,7 @@ fn assertion(msg: impl Into<String>) -> Trap {
 /// The guest called import `thunk` with `flat_args` (`canon_lower`, synchronous).
 pub fn serve_import(
     host: &mut HostState,
-    mem: &mut dyn Memory,
+    guest: &mut dyn CoreGuest,
     thunk: u32,
     flat_args: Vec<Flat>,
 ) -> Result<Vec<Flat>, Trap> {
@@ -97,11 +139,17 @@ pub fn serve_import(
             return Ok(vec![Flat::I32(canon_resource_rep(&host.inst, &rt, arg(0)?)?)]);
         }
         ImportType::ResourceDrop(rt) => {
-            if let DropEffect::Destructor { rep, local: false, .. } = canon_resource_drop(&mut host.inst, &rt, arg(0)?)?
-            {
-                host.events.push(HostEvent::Dtor { rep });
+            match canon_resource_drop(&mut host.inst, &rt, arg(0)?)? {
+                // The host's own resource: the host's destructor runs.
+                DropEffect::Destructor { rep, local: false, .. } => host.events.push(HostEvent::Dtor { rep }),
+                // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
+                DropEffect::Destructor { rep, local: true, .. } => {
+                    if let Some(dtor) = host.dtor_of(&rt) {
+                        guest.call(&dtor, &[Flat::I32(rep)], host)?;
+                    }
+                }
+                DropEffect::None => {}
             }
-            // A guest-implemented resource's destructor is the guest's business (local).
             return Ok(vec![]);
         }
         ImportType::Func { ft, .. } => ft,
@@ -112,7 +160,8 @@ pub fn serve_import(
     let mut subtask = Subtask::default();
     let mut vi = CoreValueIter::new(flat_args);
     let args = {
-        let mut cx = LiftLowerContext::new(host.encoding, mem, &mut host.inst, BorrowScope::Subtask(&mut subtask));
+        let mut cx =
+            LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
         lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types())?
     };
     host.events.push(HostEvent::Import { thunk, args });
@@ -122,7 +171,8 @@ pub fn serve_import(
         return Err(assertion("the planned import result does not match the function's result type"));
     }
     let flat_results = {
-        let mut cx = LiftLowerContext::new(host.encoding, mem, &mut host.inst, BorrowScope::Subtask(&mut subtask));
+        let mut cx =
+            LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
         lower_flat_values(&mut cx, MAX_FLAT_RESULTS, &values, &ft.result_type(), SpillTo::OutParam(&mut vi))?
     };
     subtask.deliver_resolve(&mut host.inst);
@@ -140,14 +190,15 @@ pub fn call_export(
 ) -> Result<Option<Value>, Trap> {
     let (_, ft) = prepared.exports.get(k as usize).ok_or_else(|| assertion(format!("no export {k}")))?;
     let name = prepared.export_name(k).ok_or_else(|| assertion(format!("no export {k}")))?.to_string();
+    let args = ft.params.iter().zip(args).map(|((_, t), v)| host.slots_to_reps(t, v)).collect::<Result<Vec<_>, _>>()?;
     let task = host.inst.start_task();
     let flat_args = {
-        let mut cx = LiftLowerContext::new(host.encoding, guest, &mut host.inst, BorrowScope::Task(task));
-        lower_flat_values(&mut cx, MAX_FLAT_PARAMS, args, &ft.param_types(), SpillTo::Realloc)?
+        let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Task(task));
+        lower_flat_values(&mut cx, MAX_FLAT_PARAMS, &args, &ft.param_types(), SpillTo::Realloc)?
     };
     let flat_results = guest.call(&name, &flat_args, host)?;
-    let mut results = {
-        let mut cx = LiftLowerContext::new(host.encoding, guest, &mut host.inst, BorrowScope::None);
+    let results = {
+        let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::None);
         lift_flat_values(&mut cx, MAX_FLAT_RESULTS, &mut CoreValueIter::new(flat_results.clone()), &ft.result_type())?
     };
     host.inst.task_return(task)?;
@@ -158,5 +209,21 @@ pub fn call_export(
         r?;
     }
     host.inst.task_exit(task);
-    Ok(results.pop())
+    match (&ft.result, results.first()) {
+        (Some(t), Some(v)) => Ok(Some(host.reps_to_slots(t, v)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The host drops the guest resource in `slot`: its destructor runs in the guest.
+pub fn drop_slot(host: &mut HostState, guest: &mut dyn CoreGuest, slot: u32) -> Result<(), Trap> {
+    let (rt, rep) = host
+        .slots
+        .get_mut(slot as usize)
+        .and_then(Option::take)
+        .ok_or_else(|| assertion(format!("host slot {slot} holds no resource")))?;
+    if let Some(dtor) = host.dtor_of(&rt) {
+        guest.call(&dtor, &[Flat::I32(rep)], host)?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod core_wasmi;
 pub mod host;
 pub mod prepared;
+pub mod resources;
 pub mod sim;
 pub mod wasmtime_component;
 pub mod wasmtime_core;
@@ -25,13 +26,29 @@ pub struct ExportCall {
     pub args: Vec<Value>,
 }
 
-/// What a case does: the guest's script, the host's calls, and what the host's imports return
+/// One thing the host does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Call an export.
+    Call(ExportCall),
+    /// Drop the guest resource held in host slot `slot` (its destructor runs in the guest).
+    Drop { slot: u32 },
+}
+
+/// What a case does: the guest's script, the host's steps, and what the host's imports return
 /// (one entry per import call, in order; `None` for functions without a result).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Case {
     pub script: Script,
-    pub calls: Vec<ExportCall>,
+    pub steps: Vec<Step>,
     pub import_results: Vec<Option<Value>>,
+}
+
+impl Case {
+    /// The number of export calls.
+    pub fn calls(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s, Step::Call(_))).count()
+    }
 }
 
 /// What the host saw.
@@ -43,6 +60,8 @@ pub enum HostEvent {
     Returned { export: u32, result: Option<Value> },
     /// The host's destructor of a host resource ran with this rep.
     Dtor { rep: u32 },
+    /// The host dropped the guest resource in this slot.
+    Dropped { slot: u32 },
 }
 
 /// Everything observable about one run of a case on one engine.
@@ -70,7 +89,7 @@ pub trait Engine {
 }
 
 /// The embedded engines, by name.
-pub const ENGINES: &[&str] = &["wasmtime", "core"];
+pub const ENGINES: &[&str] = &["wasmtime", "core", "wasmtime-core"];
 
 /// Instantiate engine `name` for `prepared`.
 pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
@@ -78,6 +97,7 @@ pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Eng
         "reference" => Box::new(sim::SimEngine::new(prepared)),
         "core" => Box::new(core_wasmi::WasmiEngine::new(prepared)?),
         "wasmtime" => Box::new(wasmtime_component::WasmtimeEngine::new(prepared)?),
+        "wasmtime-core" => Box::new(wasmtime_core::WasmtimeCoreEngine::new(prepared)?),
         other => anyhow::bail!("unknown engine `{other}` (known: reference, {})", ENGINES.join(", ")),
     })
 }

@@ -9,8 +9,8 @@ use wit_parser::{TypeDefKind, TypeId, WorldId, WorldItem};
 use crate::encode::component::componentize;
 use crate::encode::guest::{EntryKind, GuestSpec, ImportKind, add_control, encode_guest};
 use crate::encode::names::NameScheme;
-use crate::reference::types::{FuncType, InstanceId, ResourceType, StringEncoding};
-use crate::world::wit::{Converter, GUEST_INSTANCE, HOST_INSTANCE, Wit};
+use crate::reference::types::{FuncType, ResourceType, StringEncoding};
+use crate::world::wit::{Converter, Wit};
 
 /// What a guest import is, in reference terms.
 #[derive(Clone, Debug)]
@@ -33,6 +33,8 @@ pub struct Prepared {
     pub exports: Vec<(String, FuncType)>,
     /// Imports by thunk index.
     pub imports: Vec<ImportType>,
+    /// The destructor export of each guest resource type (by `ResourceType::id`).
+    pub dtors: Vec<(u32, String)>,
 }
 
 /// Resources defined by interfaces the world exports: the guest implements them.
@@ -66,10 +68,10 @@ impl Prepared {
         let core = encode_guest(&spec)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
         let guest_owned = guest_resources(&wit, world);
-        let impl_of =
-            |t: TypeId| -> InstanceId { if guest_owned.contains(&t) { GUEST_INSTANCE } else { HOST_INSTANCE } };
-        let conv = Converter { resolve: &wit.resolve, impl_instance: &impl_of };
+        let exp = Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true };
+        let imp = exp.side(false);
         let find = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| -> Result<FuncType> {
+            let conv = if import { &imp } else { &exp };
             let f = match interface {
                 Some(i) => wit.resolve.interfaces[i].functions.get(name),
                 None => {
@@ -99,12 +101,25 @@ impl Prepared {
                     name: func_name(&wit, *interface, func),
                     ft: find(*interface, func, true).with_context(|| i.name.clone())?,
                 },
-                ImportKind::ResourceNew { resource } => ImportType::ResourceNew(conv.resource(*resource)),
-                ImportKind::ResourceRep { resource } => ImportType::ResourceRep(conv.resource(*resource)),
-                ImportKind::ResourceDrop { resource, .. } => ImportType::ResourceDrop(conv.resource(*resource)),
+                ImportKind::ResourceNew { resource } => ImportType::ResourceNew(exp.resource(*resource)),
+                ImportKind::ResourceRep { resource } => ImportType::ResourceRep(exp.resource(*resource)),
+                ImportKind::ResourceDrop { resource, exported: true } => {
+                    ImportType::ResourceDrop(exp.resource(*resource))
+                }
+                ImportKind::ResourceDrop { resource, exported: false } => {
+                    ImportType::ResourceDrop(imp.resource(*resource))
+                }
             });
         }
-        Ok(Prepared { wit, world, scheme, encoding, spec, core, component, exports, imports })
+        let dtors = spec
+            .exports
+            .iter()
+            .filter_map(|e| match e.kind {
+                EntryKind::Dtor { resource } => Some((exp.resource(resource).id, e.name.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(Prepared { wit, world, scheme, encoding, spec, core, component, exports, imports, dtors })
     }
 
     /// Parse WIT text and prepare its world `world` (or its only world).

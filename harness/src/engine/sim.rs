@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::host::{CoreGuest, HostState, call_export, serve_import};
-use super::{Case, Engine, HostEvent, Outcome, Prepared};
+use super::host::{CoreGuest, HostState, call_export, drop_slot, serve_import};
+use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, GuestSpec, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
 use crate::encode::script::parse_log;
@@ -281,6 +281,10 @@ impl CoreGuest for SimGuest {
     fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
         self.entry(name, args, host)
     }
+
+    fn as_memory(&mut self) -> &mut dyn Memory {
+        self
+    }
 }
 
 /// Drive any `CoreGuest` through a case with the reference host: reset, load the script, make
@@ -307,12 +311,17 @@ pub fn run_core_case(
     host.results = case.import_results.iter().cloned().collect();
     host.events.clear();
     let mut outcome = Outcome::default();
-    for call in &case.calls {
-        match call_export(host, guest, prepared, call.export, &call.args) {
-            Ok(result) => host.events.push(HostEvent::Returned { export: call.export, result }),
-            Err(trap) if trap.kind == TrapKind::Assertion => {
-                anyhow::bail!("harness assertion: {trap}")
+    for step in &case.steps {
+        let r = match step {
+            Step::Call(call) => call_export(host, guest, prepared, call.export, &call.args)
+                .map(|result| host.events.push(HostEvent::Returned { export: call.export, result })),
+            Step::Drop { slot } => {
+                drop_slot(host, guest, *slot).map(|()| host.events.push(HostEvent::Dropped { slot: *slot }))
             }
+        };
+        match r {
+            Ok(()) => {}
+            Err(trap) if trap.kind == TrapKind::Assertion => anyhow::bail!("harness assertion: {trap}"),
             Err(trap) => {
                 outcome.trap = Some(trap);
                 break;

@@ -6,15 +6,18 @@
 use std::collections::VecDeque;
 
 use anyhow::{Result, anyhow, bail};
-use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Linker, Val};
-use wasmtime::{Config, Store};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, InstancePre, Linker, ResourceAny, ResourceDynamic, Val,
+};
+use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 use wit_parser::WorldItem;
 
 use super::prepared::ImportType;
-use super::{Case, Engine, HostEvent, Outcome, Prepared};
+use super::resources::is_guest_resource;
+use super::{Case, Engine, ExportCall, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_interface};
 use crate::encode::script::parse_log;
-use crate::reference::types::{ValType, despecialize};
+use crate::reference::types::{ResourceType, ValType, despecialize};
 use crate::reference::value::{HostString, Value};
 use crate::reference::{Trap, TrapKind};
 
@@ -45,6 +48,7 @@ pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
     ("unpaired surrogate", TrapKind::InvalidUtf16),
     ("unknown handle index", TrapKind::UnknownHandle),
     ("is not a resource", TrapKind::HandleTypeMismatch),
+    ("used with the wrong type", TrapKind::HandleTypeMismatch),
     ("resource type mismatch", TrapKind::HandleTypeMismatch),
     ("mismatched resource types", TrapKind::HandleTypeMismatch),
     ("cannot lift own resource from a borrow", TrapKind::NotOwned),
@@ -107,16 +111,82 @@ impl std::fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
-/// Store data: what the host's imports return, and what they received.
+/// Store data: what the host's imports return, what they received, and the guest resources
+/// the host holds (by slot).
 #[derive(Default)]
 pub struct Ctx {
     results: VecDeque<Option<Value>>,
     events: Vec<HostEvent>,
+    slots: Vec<Option<ResourceAny>>,
+}
+
+/// Handles through a store: host resources are `ResourceDynamic`s typed by the reference
+/// resource id; guest resources the host receives go to slots.
+struct StoreHandles<'a, 's> {
+    store: &'a mut StoreContextMut<'s, Ctx>,
+}
+
+impl HandleMap for StoreHandles<'_, '_> {
+    fn lower(&mut self, rt: &ResourceType, own: bool, x: u32) -> Result<Val> {
+        if is_guest_resource(rt) {
+            let slots = &mut self.store.data_mut().slots;
+            let slot = slots.get_mut(x as usize).ok_or_else(|| anyhow!("no host slot {x}"))?;
+            let any = if own { slot.take() } else { *slot };
+            return Ok(Val::Resource(any.ok_or_else(|| anyhow!("host slot {x} is empty"))?));
+        }
+        // A borrow is lent from an owned host resource: Wasmtime 48 panics ("BUG: no current
+        // scope") when a host borrow becomes a ResourceAny outside a call. The owned one is
+        // never dropped, so no destructor runs that the spec would not run.
+        let _ = own;
+        let r = ResourceDynamic::new_own(x, rt.id);
+        Ok(Val::Resource(r.try_into_resource_any(&mut *self.store).map_err(|e| anyhow!("{e:#}"))?))
+    }
+
+    fn lift(&mut self, rt: &ResourceType, any: ResourceAny) -> Result<u32> {
+        if is_guest_resource(rt) {
+            let slots = &mut self.store.data_mut().slots;
+            slots.push(Some(any));
+            return Ok(slots.len() as u32 - 1);
+        }
+        let r = ResourceDynamic::try_from_resource_any(any, &mut *self.store).map_err(|e| anyhow!("{e:#}"))?;
+        Ok(r.rep())
+    }
+}
+
+/// How handles convert between host-side values and Wasmtime's `ResourceAny`.
+pub trait HandleMap {
+    /// Host-side handle `x` (a rep for host resources, a slot for guest ones) as a `Val`.
+    fn lower(&mut self, rt: &ResourceType, own: bool, x: u32) -> Result<Val>;
+    /// A resource Wasmtime handed to the host, as a host-side handle.
+    fn lift(&mut self, rt: &ResourceType, any: ResourceAny) -> Result<u32>;
+}
+
+/// For values without handles.
+pub struct NoHandles;
+
+impl HandleMap for NoHandles {
+    fn lower(&mut self, _: &ResourceType, _: bool, _: u32) -> Result<Val> {
+        bail!("handles need a store")
+    }
+    fn lift(&mut self, _: &ResourceType, _: ResourceAny) -> Result<u32> {
+        bail!("handles need a store")
+    }
+}
+
+/// A reference value as a Wasmtime `Val` of type `t` (no handles inside).
+pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
+    to_val_with(t, v, &mut NoHandles)
+}
+
+/// A Wasmtime `Val` of type `t` as a reference value (no handles inside).
+pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
+    from_val_with(t, v, &mut NoHandles)
 }
 
 /// A reference value as a Wasmtime `Val` of type `t`.
-pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
+pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val> {
     let bad = || anyhow!("value {v:?} does not have type {t:?}");
+    let to_val = |t: &ValType, v: &Value, h: &mut dyn HandleMap| to_val_with(t, v, h);
     Ok(match (t, v) {
         (ValType::Bool, Value::Bool(x)) => Val::Bool(*x),
         (ValType::S8, Value::S8(x)) => Val::S8(*x),
@@ -131,26 +201,30 @@ pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
         (ValType::F64, Value::F64(x)) => Val::Float64(*x),
         (ValType::Char, Value::Char(x)) => Val::Char(*x),
         (ValType::String, Value::String(s)) => Val::String(s.text.clone()),
-        (ValType::List(e, None), Value::List(xs)) => Val::List(xs.iter().map(|x| to_val(e, x)).collect::<Result<_>>()?),
-        (ValType::List(e, Some(_)), Value::List(xs)) => {
-            Val::FixedLengthList(xs.iter().map(|x| to_val(e, x)).collect::<Result<_>>()?)
+        (ValType::List(e, None), Value::List(xs)) => {
+            Val::List(xs.iter().map(|x| to_val(e, x, h)).collect::<Result<_>>()?)
         }
+        (ValType::List(e, Some(_)), Value::List(xs)) => {
+            Val::FixedLengthList(xs.iter().map(|x| to_val(e, x, h)).collect::<Result<_>>()?)
+        }
+        (ValType::Own(rt), Value::Handle(x)) => h.lower(rt, true, *x)?,
+        (ValType::Borrow(rt), Value::Handle(x)) => h.lower(rt, false, *x)?,
         (ValType::Record(fields), Value::Record(xs)) => Val::Record(
             fields
                 .iter()
                 .map(|f| {
                     let (_, x) = xs.iter().find(|(l, _)| *l == f.label).ok_or_else(bad)?;
-                    Ok((f.label.clone(), to_val(&f.t, x)?))
+                    Ok((f.label.clone(), to_val(&f.t, x, h)?))
                 })
                 .collect::<Result<_>>()?,
         ),
         (ValType::Tuple(ts), Value::Record(xs)) if ts.len() == xs.len() => {
-            Val::Tuple(ts.iter().zip(xs).map(|(t, (_, x))| to_val(t, x)).collect::<Result<_>>()?)
+            Val::Tuple(ts.iter().zip(xs).map(|(t, (_, x))| to_val(t, x, h)).collect::<Result<_>>()?)
         }
         (ValType::Variant(cases), Value::Variant(label, p)) => {
             let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
             let payload = match (&case.t, p) {
-                (Some(t), Some(p)) => Some(Box::new(to_val(t, p)?)),
+                (Some(t), Some(p)) => Some(Box::new(to_val(t, p, h)?)),
                 (None, None) => None,
                 _ => return Err(bad()),
             };
@@ -159,13 +233,13 @@ pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
         (ValType::Enum(_), Value::Variant(label, None)) => Val::Enum(label.clone()),
         (ValType::Option(t), Value::Variant(label, p)) => match (label.as_str(), p) {
             ("none", None) => Val::Option(None),
-            ("some", Some(p)) => Val::Option(Some(Box::new(to_val(t, p)?))),
+            ("some", Some(p)) => Val::Option(Some(Box::new(to_val(t, p, h)?))),
             _ => return Err(bad()),
         },
         (ValType::Result(ok, err), Value::Variant(label, p)) => {
-            let side = |t: &Option<Box<ValType>>| -> Result<Option<Box<Val>>> {
+            let mut side = |t: &Option<Box<ValType>>| -> Result<Option<Box<Val>>> {
                 match (t, p) {
-                    (Some(t), Some(p)) => Ok(Some(Box::new(to_val(t, p)?))),
+                    (Some(t), Some(p)) => Ok(Some(Box::new(to_val(t, p, h)?))),
                     (None, None) => Ok(None),
                     _ => Err(bad()),
                 }
@@ -182,8 +256,9 @@ pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
 }
 
 /// A Wasmtime `Val` of type `t` as a reference value.
-pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
+pub fn from_val_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Value> {
     let bad = || anyhow!("Wasmtime value {v:?} does not have type {t:?}");
+    let from_val = |t: &ValType, v: &Val, h: &mut dyn HandleMap| from_val_with(t, v, h);
     Ok(match (despecialize(t).as_ref(), t, v) {
         (_, ValType::Bool, Val::Bool(x)) => Value::Bool(*x),
         (_, ValType::S8, Val::S8(x)) => Value::S8(*x),
@@ -199,24 +274,24 @@ pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
         (_, ValType::Char, Val::Char(x)) => Value::Char(*x),
         (_, ValType::String, Val::String(s)) => Value::String(HostString::utf8(s)),
         (_, ValType::List(e, _), Val::List(xs) | Val::FixedLengthList(xs)) => {
-            Value::List(xs.iter().map(|x| from_val(e, x)).collect::<Result<_>>()?)
+            Value::List(xs.iter().map(|x| from_val(e, x, h)).collect::<Result<_>>()?)
         }
         (_, ValType::Record(fields), Val::Record(xs)) => Value::Record(
             fields
                 .iter()
                 .map(|f| {
                     let (_, x) = xs.iter().find(|(l, _)| *l == f.label).ok_or_else(bad)?;
-                    Ok((f.label.clone(), from_val(&f.t, x)?))
+                    Ok((f.label.clone(), from_val(&f.t, x, h)?))
                 })
                 .collect::<Result<_>>()?,
         ),
         (_, ValType::Tuple(ts), Val::Tuple(xs)) if ts.len() == xs.len() => {
-            Value::tuple(ts.iter().zip(xs).map(|(t, x)| from_val(t, x)).collect::<Result<Vec<_>>>()?)
+            Value::tuple(ts.iter().zip(xs).map(|(t, x)| from_val(t, x, h)).collect::<Result<Vec<_>>>()?)
         }
         (ValType::Variant(cases), ValType::Variant(_), Val::Variant(label, p)) => {
             let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
             let payload = match (&case.t, p) {
-                (Some(t), Some(p)) => Some(from_val(t, p)?),
+                (Some(t), Some(p)) => Some(from_val(t, p, h)?),
                 (None, None) => None,
                 _ => return Err(bad()),
             };
@@ -225,12 +300,12 @@ pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
         (_, ValType::Enum(labels), Val::Enum(label)) if labels.contains(label) => Value::case(label, None),
         (_, ValType::Option(t), Val::Option(p)) => match p {
             None => Value::case("none", None),
-            Some(p) => Value::case("some", Some(from_val(t, p)?)),
+            Some(p) => Value::case("some", Some(from_val(t, p, h)?)),
         },
         (_, ValType::Result(ok, err), Val::Result(r)) => {
-            let side = |t: &Option<Box<ValType>>, p: &Option<Box<Val>>| -> Result<Option<Value>> {
+            let mut side = |t: &Option<Box<ValType>>, p: &Option<Box<Val>>| -> Result<Option<Value>> {
                 match (t, p) {
-                    (Some(t), Some(p)) => Ok(Some(from_val(t, p)?)),
+                    (Some(t), Some(p)) => Ok(Some(from_val(t, p, h)?)),
                     (None, None) => Ok(None),
                     _ => Err(bad()),
                 }
@@ -243,6 +318,7 @@ pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
         (_, ValType::Flags(labels), Val::Flags(set)) => {
             Value::Flags(labels.iter().filter(|l| set.contains(l)).cloned().collect())
         }
+        (_, ValType::Own(rt) | ValType::Borrow(rt), Val::Resource(any)) => Value::Handle(h.lift(rt, *any)?),
         _ => return Err(bad()),
     })
 }
@@ -256,6 +332,18 @@ pub struct WasmtimeEngine<'p> {
     load: ComponentExportIndex,
     reset: ComponentExportIndex,
     read_log: ComponentExportIndex,
+}
+
+/// The import instance that defines host resource `rt` (`None`: the world's root).
+fn resource_owner(prepared: &Prepared, rt: &ResourceType) -> Result<Option<String>> {
+    let resolve = &prepared.wit.resolve;
+    let index = crate::world::wit::resource_type_index(rt);
+    let (_, def) =
+        resolve.types.iter().find(|(id, _)| id.index() == index).ok_or_else(|| anyhow!("no resource {}", rt.name))?;
+    match def.owner {
+        wit_parser::TypeOwner::Interface(i) => Ok(Some(interface_name(prepared, i, true)?)),
+        _ => Ok(None),
+    }
 }
 
 /// The component-level instance name of an interface in the world (`ns:pkg/iface@v`, or the
@@ -284,9 +372,6 @@ impl<'p> WasmtimeEngine<'p> {
         let mut linker = Linker::<Ctx>::new(&engine);
         for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
             let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else { continue };
-            if !crate::plan::plannable(ft) {
-                continue;
-            }
             let ft = ft.clone();
             let thunk = thunk as u32;
             let host = move |mut store: wasmtime::StoreContextMut<'_, Ctx>,
@@ -295,11 +380,12 @@ impl<'p> WasmtimeEngine<'p> {
                              results: &mut [Val]|
                   -> wasmtime::Result<()> {
                 let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+                let mut h = StoreHandles { store: &mut store };
                 let args = ft
                     .params
                     .iter()
                     .zip(params)
-                    .map(|((_, t), v)| from_val(t, v))
+                    .map(|((_, t), v)| from_val_with(t, v, &mut h))
                     .collect::<Result<Vec<_>>>()
                     .map_err(harness)?;
                 let ctx = store.data_mut();
@@ -308,8 +394,9 @@ impl<'p> WasmtimeEngine<'p> {
                     .results
                     .pop_front()
                     .ok_or_else(|| harness(anyhow!("no planned result for this import call")))?;
+                let mut h = StoreHandles { store: &mut store };
                 match (&ft.result, result, results.first_mut()) {
-                    (Some(t), Some(v), Some(slot)) => *slot = to_val(t, &v).map_err(harness)?,
+                    (Some(t), Some(v), Some(slot)) => *slot = to_val_with(t, &v, &mut h).map_err(harness)?,
                     (None, None, None) => {}
                     _ => return Err(harness(anyhow!("planned result does not match the import's type"))),
                 }
@@ -323,6 +410,23 @@ impl<'p> WasmtimeEngine<'p> {
                 None => {
                     linker.root().func_new(func, host)?;
                 }
+            }
+        }
+        // Host resources the guest imports: dynamic host resource types named by the
+        // reference's resource id; their destructor is a host event.
+        for ty in &prepared.imports {
+            let ImportType::ResourceDrop(rt) = ty else { continue };
+            if is_guest_resource(rt) {
+                continue;
+            }
+            let dtor = |mut store: wasmtime::StoreContextMut<'_, Ctx>, rep: u32| -> wasmtime::Result<()> {
+                store.data_mut().events.push(HostEvent::Dtor { rep });
+                Ok(())
+            };
+            let rty = wasmtime::component::ResourceType::host_dynamic(rt.id);
+            match resource_owner(prepared, rt)? {
+                Some(iface) => linker.instance(&iface)?.resource(&rt.name, rty, dtor)?,
+                None => linker.root().resource(&rt.name, rty, dtor)?,
             }
         }
         linker.define_unknown_imports_as_traps(&component)?;
@@ -355,14 +459,52 @@ impl<'p> WasmtimeEngine<'p> {
     }
 }
 
+impl WasmtimeEngine<'_> {
+    /// One export call; a Wasmtime error (a trap, or a harness error inside a host function)
+    /// comes back as is.
+    fn call(
+        &self,
+        store: &mut Store<Ctx>,
+        instance: &wasmtime::component::Instance,
+        call: &ExportCall,
+    ) -> wasmtime::Result<()> {
+        let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+        let (_, ft) = &self.prepared.exports[call.export as usize];
+        let f = instance
+            .get_func(&mut *store, &self.exports[call.export as usize])
+            .ok_or_else(|| harness(anyhow!("export is not a function")))?;
+        let mut ctx = store.as_context_mut();
+        let mut h = StoreHandles { store: &mut ctx };
+        let args = ft
+            .params
+            .iter()
+            .zip(&call.args)
+            .map(|((_, t), v)| to_val_with(t, v, &mut h))
+            .collect::<Result<Vec<_>>>()
+            .map_err(harness)?;
+        let mut results = vec![Val::Bool(false); ft.result.iter().count()];
+        f.call(&mut *store, &args, &mut results)?;
+        let mut ctx = store.as_context_mut();
+        let mut h = StoreHandles { store: &mut ctx };
+        let result = match (&ft.result, results.first()) {
+            (Some(t), Some(v)) => Some(from_val_with(t, v, &mut h).map_err(harness)?),
+            _ => None,
+        };
+        store.data_mut().events.push(HostEvent::Returned { export: call.export, result });
+        Ok(())
+    }
+}
+
 impl Engine for WasmtimeEngine<'_> {
     fn name(&self) -> &'static str {
         "wasmtime"
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store =
-            Store::new(&self.engine, Ctx { results: case.import_results.iter().cloned().collect(), events: vec![] });
+        let mut store = Store::new(
+            &self.engine,
+            Ctx { results: case.import_results.iter().cloned().collect(), events: vec![], slots: vec![] },
+        );
         store.set_fuel(FUEL)?;
         // A fresh instance per case: no state leaks between cases, and a trap poisons only it.
         let instance =
@@ -385,26 +527,22 @@ impl Engine for WasmtimeEngine<'_> {
             control(&mut store, load, &args, &mut [])?;
         }
         let mut outcome = Outcome::default();
-        for call in &case.calls {
-            let (_, ft) = &self.prepared.exports[call.export as usize];
-            let f = func(&mut store, &self.exports[call.export as usize])?;
-            let args = ft.params.iter().zip(&call.args).map(|((_, t), v)| to_val(t, v)).collect::<Result<Vec<_>>>()?;
-            let mut results = vec![Val::Bool(false); ft.result.iter().count()];
-            match f.call(&mut store, &args, &mut results) {
-                Ok(()) => {
-                    let result = match (&ft.result, results.first()) {
-                        (Some(t), Some(v)) => Some(from_val(t, v)?),
-                        _ => None,
-                    };
-                    store.data_mut().events.push(HostEvent::Returned { export: call.export, result });
+        for step in &case.steps {
+            let r = match step {
+                Step::Call(call) => self.call(&mut store, &instance, call),
+                Step::Drop { slot } => {
+                    let any = store.data_mut().slots.get_mut(*slot as usize).and_then(Option::take);
+                    let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
+                    any.resource_drop(&mut store)
+                        .map(|()| store.data_mut().events.push(HostEvent::Dropped { slot: *slot }))
                 }
-                Err(e) => {
-                    if let Some(h) = e.downcast_ref::<HarnessError>() {
-                        bail!("{h}");
-                    }
-                    outcome.trap = Some(classify(&e));
-                    break;
+            };
+            if let Err(e) = r {
+                if let Some(h) = e.downcast_ref::<HarnessError>() {
+                    bail!("{h}");
                 }
+                outcome.trap = Some(classify(&e));
+                break;
             }
         }
         outcome.events = std::mem::take(&mut store.data_mut().events);

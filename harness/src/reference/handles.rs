@@ -92,7 +92,7 @@ fn resource_type(t: &ValType) -> Result<&ResourceType> {
 
 fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
     trap_if(h.rt != *rt, TrapKind::HandleTypeMismatch, || {
-        format!("{what}: handle is a `{}`, expected a `{}`", h.rt.name, rt.name)
+        format!("{what}: handle is a `{}` (#{}), expected a `{}` (#{})", h.rt.name, h.rt.id, rt.name, rt.id)
     })
 }
 

@@ -7,6 +7,11 @@ use wit_parser::{Handle, PackageId, Resolve, Type, TypeDefKind, TypeId, TypeOwne
 
 use crate::reference::types::{CaseType, FieldType, FuncType, InstanceId, ResourceType, ValType};
 
+/// The wit-parser type index behind a reference resource id (see `Converter`).
+pub fn resource_type_index(rt: &ResourceType) -> usize {
+    (rt.id / 2) as usize
+}
+
 /// The instance that implements resources a guest imports (the host), as seen by the reference.
 pub const HOST_INSTANCE: InstanceId = InstanceId(0);
 /// The guest instance under test.
@@ -84,17 +89,29 @@ impl Wit {
     }
 }
 
-/// Converts wit-parser types to reference types. Resources get their wit-parser type index as
-/// identity; `impl_instance` says which instance implements them.
+/// Converts wit-parser types to reference types.
+///
+/// Resource identity: a world that imports and exports the same interface has two resource
+/// types per resource of it (the import's and the export's), while wit-parser has one type id.
+/// So a resource seen from the guest's export side (`export_side`) and defined in an exported
+/// interface (`guest_owned`) is the guest's own (implemented by the guest instance, id
+/// `2 * index + 1`); every other resource is the host's (id `2 * index`).
 pub struct Converter<'a> {
     pub resolve: &'a Resolve,
-    pub impl_instance: &'a dyn Fn(TypeId) -> InstanceId,
+    pub guest_owned: &'a std::collections::HashSet<TypeId>,
+    pub export_side: bool,
 }
 
 impl<'a> Converter<'a> {
     /// A converter for which every resource is implemented by the host.
     pub fn host_resources(resolve: &'a Resolve) -> Converter<'a> {
-        Converter { resolve, impl_instance: &|_| HOST_INSTANCE }
+        static NONE: std::sync::OnceLock<std::collections::HashSet<TypeId>> = std::sync::OnceLock::new();
+        Converter { resolve, guest_owned: NONE.get_or_init(Default::default), export_side: false }
+    }
+
+    /// The same converter, seen from the other side of the guest.
+    pub fn side(&self, export_side: bool) -> Converter<'a> {
+        Converter { resolve: self.resolve, guest_owned: self.guest_owned, export_side }
     }
 
     pub fn val_type(&self, ty: &Type) -> Result<ValType> {
@@ -167,7 +184,9 @@ impl<'a> Converter<'a> {
     pub fn resource(&self, id: TypeId) -> ResourceType {
         let id = resource_root(self.resolve, id);
         let name = self.resolve.types[id].name.clone().unwrap_or_default();
-        ResourceType { id: id.index() as u32, name, impl_instance: (self.impl_instance)(id) }
+        let guest = self.export_side && self.guest_owned.contains(&id);
+        let impl_instance = if guest { GUEST_INSTANCE } else { HOST_INSTANCE };
+        ResourceType { id: 2 * id.index() as u32 + u32::from(guest), name, impl_instance }
     }
 
     /// The component-level type of a WIT function.

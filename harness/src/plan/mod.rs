@@ -9,7 +9,8 @@ use arbitrary::Unstructured;
 use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
 use crate::engine::prepared::ImportType;
-use crate::engine::{Case, ExportCall, Prepared};
+use crate::engine::resources::has_handles;
+use crate::engine::{Case, ExportCall, Prepared, Step};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype};
 use crate::reference::layout::{alignment, elem_size};
@@ -19,6 +20,8 @@ use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::world::arbitrary::arbitrary_value;
 use crate::world::wit::GUEST_INSTANCE;
+
+pub mod resources;
 
 /// A corruption of the bytes or flat values the guest hands over (invalid data to lift).
 #[derive(Clone, Debug, PartialEq)]
@@ -45,14 +48,63 @@ pub struct ImportPlan {
     pub result: Option<Value>,
 }
 
-/// One export call.
+/// Something the guest does during an export call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuestOp {
+    /// Call a host import.
+    Import(ImportPlan),
+    /// Call a resource built-in (`resource.new` / `.rep` / `.drop`, by thunk) with one i32.
+    Builtin { thunk: u32, arg: u32 },
+}
+
+/// One export call. Handles in the guest's values (`result`, import arguments) are indices
+/// in the guest's table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallPlan {
     pub export: u32,
     pub args: Vec<Value>,
-    pub imports: Vec<ImportPlan>,
+    pub ops: Vec<GuestOp>,
     pub result: GuestValues,
     pub realloc: Vec<ReallocAnswer>,
+}
+
+/// One step of a case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepPlan {
+    Call(CallPlan),
+    /// The host drops the guest resource in this slot.
+    Drop {
+        slot: u32,
+    },
+}
+
+/// The guest hands over a handle as the index in its table: lay it out as a `u32`.
+fn guest_type(t: &ValType) -> ValType {
+    use crate::reference::types::{CaseType, FieldType};
+    match t {
+        ValType::Own(_) | ValType::Borrow(_) => ValType::U32,
+        ValType::List(e, l) => ValType::List(Box::new(guest_type(e)), *l),
+        ValType::Record(fs) => {
+            ValType::Record(fs.iter().map(|f| FieldType { label: f.label.clone(), t: guest_type(&f.t) }).collect())
+        }
+        ValType::Tuple(ts) => ValType::Tuple(ts.iter().map(guest_type).collect()),
+        ValType::Variant(cs) => ValType::Variant(
+            cs.iter().map(|c| CaseType { label: c.label.clone(), t: c.t.as_ref().map(guest_type) }).collect(),
+        ),
+        ValType::Option(t) => ValType::option(guest_type(t)),
+        ValType::Result(o, e) => ValType::result(o.as_deref().map(guest_type), e.as_deref().map(guest_type)),
+        other => other.clone(),
+    }
+}
+
+fn guest_value(v: &Value) -> Value {
+    match v {
+        Value::Handle(i) => Value::U32(*i),
+        Value::List(xs) => Value::List(xs.iter().map(guest_value).collect()),
+        Value::Record(fs) => Value::Record(fs.iter().map(|(l, x)| (l.clone(), guest_value(x))).collect()),
+        Value::Variant(l, p) => Value::Variant(l.clone(), p.as_ref().map(|x| Box::new(guest_value(x)))),
+        other => other.clone(),
+    }
 }
 
 /// Lower `values` of `types` the way the guest would (in its encoding, into its scratch area),
@@ -64,10 +116,12 @@ fn lay_out(
     max_flat: usize,
     scratch: &mut BumpHeap,
 ) -> Result<Vec<Flat>> {
+    let types: Vec<ValType> = types.iter().map(guest_type).collect();
+    let values: Vec<Value> = values.iter().map(guest_value).collect();
     let mut inst = ComponentInstance::new(GUEST_INSTANCE);
     let task = inst.start_task();
     let mut cx = LiftLowerContext::new(encoding, scratch, &mut inst, BorrowScope::Task(task));
-    lower_flat_values(&mut cx, max_flat, values, types, SpillTo::Realloc)
+    lower_flat_values(&mut cx, max_flat, &values, &types, SpillTo::Realloc)
         .map_err(|t| anyhow!("laying out guest values: {t}"))
 }
 
@@ -108,18 +162,33 @@ fn emit(script: &mut Script, heap: &BumpHeap, gv: &GuestValues, flats: Vec<Flat>
     flats.iter().map(|f| f.bits()).collect()
 }
 
-/// Turn call plans into a case.
-pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
+/// Turn step plans into a case.
+pub fn build_case(prepared: &Prepared, steps: &[StepPlan]) -> Result<Case> {
     let mut case = Case::default();
     let enc = prepared.encoding;
-    for call in calls {
+    for step in steps {
+        let call = match step {
+            StepPlan::Call(call) => call,
+            StepPlan::Drop { slot } => {
+                case.steps.push(Step::Drop { slot: *slot });
+                continue;
+            }
+        };
         let (_, ft) = prepared.exports.get(call.export as usize).ok_or_else(|| anyhow!("no export {}", call.export))?;
         case.script.realloc.extend(call.realloc.iter().copied());
         case.script.frame(p::export_entry(call.export));
         // What the engine wrote while lowering the arguments.
         case.script.log_heap(p::HEAP as u32);
         let mut scratch = BumpHeap::new(p::HEAP, p::SCRATCH);
-        for imp in &call.imports {
+        for op in &call.ops {
+            let imp = match op {
+                GuestOp::Import(imp) => imp,
+                GuestOp::Builtin { thunk, arg } => {
+                    case.script.arg((*arg).into());
+                    case.script.call(*thunk);
+                    continue;
+                }
+            };
             let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
                 bail!("import {} is not a function", imp.thunk);
             };
@@ -166,7 +235,7 @@ pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
             case.script.result(raw);
         }
         case.script.ret();
-        case.calls.push(ExportCall { export: call.export, args: call.args.clone() });
+        case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
     }
     Ok(case)
 }
@@ -174,17 +243,6 @@ pub fn build_case(prepared: &Prepared, calls: &[CallPlan]) -> Result<Case> {
 fn flats_len(ft: &FuncType) -> usize {
     let n = crate::reference::flatten::flatten_types(&ft.param_types(), PtrType::I32).len();
     if n > MAX_FLAT_PARAMS { 1 } else { n }
-}
-
-fn has_handles(t: &ValType) -> bool {
-    use crate::reference::types::despecialize;
-    match despecialize(t).as_ref() {
-        ValType::Own(_) | ValType::Borrow(_) => true,
-        ValType::List(e, _) => has_handles(e),
-        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
-        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
-        _ => false,
-    }
 }
 
 /// Whether plans can drive a function (resources come with resource plans).
@@ -220,7 +278,11 @@ impl Default for PlanConfig {
     }
 }
 
-fn arbitrary_values(u: &mut Unstructured<'_>, types: &[ValType], enc: StringEncoding) -> arbitrary::Result<Vec<Value>> {
+pub(crate) fn arbitrary_values(
+    u: &mut Unstructured<'_>,
+    types: &[ValType],
+    enc: StringEncoding,
+) -> arbitrary::Result<Vec<Value>> {
     types.iter().map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans)).collect()
 }
 
@@ -283,5 +345,6 @@ pub fn arbitrary_call(
             _ => ReallocAnswer::Value(u.arbitrary()?),
         });
     }
-    Ok(Some(CallPlan { export, args, imports, result, realloc }))
+    let ops = imports.into_iter().map(GuestOp::Import).collect();
+    Ok(Some(CallPlan { export, args, ops, result, realloc }))
 }

@@ -1,0 +1,59 @@
+//! Resources as the host sees them. Host-defined resources (imported by the guest) are named
+//! by their rep. Guest-defined resources the host holds live in host *slots*, numbered in the
+//! order the host received them, so every engine names them alike (an engine may not expose
+//! the rep of a guest resource).
+
+use crate::reference::types::{ResourceType, ValType, despecialize};
+use crate::reference::value::Value;
+use crate::reference::{Trap, TrapKind};
+use crate::world::wit::GUEST_INSTANCE;
+
+/// Whether the guest implements `rt` (else the host does).
+pub fn is_guest_resource(rt: &ResourceType) -> bool {
+    rt.impl_instance == GUEST_INSTANCE
+}
+
+/// A copy of `v` (of type `t`) with each handle replaced by `f(resource, own, handle)`.
+pub fn map_handles(
+    t: &ValType,
+    v: &Value,
+    f: &mut dyn FnMut(&ResourceType, bool, u32) -> Result<u32, Trap>,
+) -> Result<Value, Trap> {
+    let bad = || Trap::new(TrapKind::Assertion, format!("value {v:?} does not have type {t:?}"));
+    Ok(match (despecialize(t).as_ref(), v) {
+        (ValType::Own(rt), Value::Handle(x)) => Value::Handle(f(rt, true, *x)?),
+        (ValType::Borrow(rt), Value::Handle(x)) => Value::Handle(f(rt, false, *x)?),
+        (ValType::List(e, _), Value::List(xs)) => {
+            Value::List(xs.iter().map(|x| map_handles(e, x, f)).collect::<Result<_, _>>()?)
+        }
+        (ValType::Record(fields), Value::Record(xs)) => Value::Record(
+            fields
+                .iter()
+                .map(|fd| {
+                    let (l, x) = xs.iter().find(|(l, _)| *l == fd.label).ok_or_else(bad)?;
+                    Ok((l.clone(), map_handles(&fd.t, x, f)?))
+                })
+                .collect::<Result<_, Trap>>()?,
+        ),
+        (ValType::Variant(cases), Value::Variant(label, p)) => {
+            let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
+            let payload = match (&case.t, p) {
+                (Some(t), Some(p)) => Some(Box::new(map_handles(t, p, f)?)),
+                _ => p.clone(),
+            };
+            Value::Variant(label.clone(), payload)
+        }
+        _ => v.clone(),
+    })
+}
+
+/// Whether a type holds any handle.
+pub fn has_handles(t: &ValType) -> bool {
+    match despecialize(t).as_ref() {
+        ValType::Own(_) | ValType::Borrow(_) => true,
+        ValType::List(e, _) => has_handles(e),
+        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
+        _ => false,
+    }
+}
