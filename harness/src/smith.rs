@@ -1,0 +1,1156 @@
+//! Arbitrary guests: wasm-smith modules shaped to a world's core signature (the world's
+//! *dummy* module from wit-component is wasm-smith's `module_shape`), componentized with the
+//! world and run under the embedded engines: Wasmtime as a component (its own Canonical ABI),
+//! wasmi as a core module with the reference host. Whatever a random guest hands back (garbage
+//! pointers and lengths, bad realloc answers, traps, loops) must end every call in the same
+//! *outcome class* on both: returned (an equal value), trapped (the same `TrapKind`), or called
+//! an import the host does not implement.
+//!
+//! The world is the generated world as written: arbitrary guests do not have the scripted
+//! guest's control interface. The `Prepared` of the world (which adds it) is used only for the
+//! reference types, the core names and the reference host; its scripted guest is not run.
+//!
+//! What the host does is the same on both engines: every call of a plannable import returns an
+//! arbitrary valid value, the n-th import call of a module run taking value n of one seeded
+//! sequence (a queue both engines share); imports whose types hold handles are not implemented
+//! (the call traps after lifting its arguments, on both); each plannable export is called with
+//! arbitrary arguments. Fuel is `FUEL` for instantiation and for each call, on both engines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use arbitrary::Unstructured;
+use wit_parser::{LiftLowerAbi, ManglingAndAbi, WorldId, WorldItem};
+
+use crate::diff::{DiffConfig, world_of};
+use crate::encode::component::componentize;
+use crate::encode::guest::{EntryKind, ImportKind};
+use crate::encode::names::NameScheme;
+use crate::engine::HostEvent;
+use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
+use crate::engine::prepared::{ImportType, Prepared};
+use crate::engine::wasmtime_component::{classify, from_val, to_val};
+use crate::plan::canonical_nans;
+use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
+use crate::reference::flatten::MAX_FLAT_PARAMS;
+use crate::reference::handles::{DropEffect, canon_resource_drop};
+use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
+use crate::reference::memory::{Memory, exceeds};
+use crate::reference::types::{CoreType, FuncType, ResourceType, StringEncoding, ValType, despecialize};
+use crate::reference::value::{Flat, Value};
+use crate::reference::{Trap, TrapKind};
+use crate::world::arbitrary::{arbitrary_value, seed_bytes};
+use crate::world::wit::{Converter, GUEST_INSTANCE, Wit, resource_root};
+
+/// Fuel for instantiation and for each call, on both engines: a guest that loops costs one
+/// call, not the run.
+pub const FUEL: u64 = 10_000_000;
+
+/// Bytes of wasm-smith input per module.
+const MODULE_INPUT: usize = 16 * 1024;
+
+/// Core wasm trap messages of Wasmtime that `wasmtime_component::TRAP_TABLE` does not map
+/// (the scripted guest never executes the instructions behind them); consulted only when
+/// `classify` says `Unclassified`.
+pub const CORE_TRAP_MESSAGES: &[(&str, TrapKind)] =
+    &[("invalid conversion to integer", TrapKind::GuestTrap), ("out of bounds table access", TrapKind::GuestTrap)];
+
+/// How one call (or the instantiation) of an arbitrary guest ended on one engine.
+#[derive(Clone, Debug)]
+pub enum Ending {
+    /// The export returned this value.
+    Returned(Option<Value>),
+    /// A trap (for the instantiation: any failure of it).
+    Trapped(Trap),
+    /// The guest called import `thunk`, which the host does not implement (its type holds
+    /// handles); the arguments were lifted first.
+    Unimplemented(u32),
+}
+
+impl Ending {
+    /// The outcome class: `returned`, `trap:<kind>` or `unimplemented-import`.
+    pub fn class(&self) -> String {
+        match self {
+            Ending::Returned(_) => "returned".into(),
+            Ending::Trapped(t) => format!("trap:{}", t.kind),
+            Ending::Unimplemented(_) => "unimplemented-import".into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Ending::Returned(v) => format!("returned {v:?}"),
+            Ending::Trapped(t) => format!("trapped [{}] {}", t.kind, t.message),
+            Ending::Unimplemented(k) => format!("called unimplemented import {k}"),
+        }
+    }
+}
+
+/// One engine's run of one arbitrary guest.
+#[derive(Clone, Debug, Default)]
+pub struct EngineRun {
+    /// `None`: instantiated (start function and `_initialize` ran); else how it failed.
+    pub init: Option<Ending>,
+    /// What the host saw during instantiation.
+    pub init_events: Vec<HostEvent>,
+    /// Each call: how it ended and what the host saw. The run stops after the first call
+    /// that does not return.
+    pub calls: Vec<(Ending, Vec<HostEvent>)>,
+    /// (wasmi) the guest called `resource.rep` while the reference host was lent out.
+    pub rep_while_busy: bool,
+}
+
+/// One call the host makes: function export `export` with these arguments.
+#[derive(Clone, Debug)]
+pub struct SmithCall {
+    pub export: u32,
+    pub args: Vec<Value>,
+}
+
+/// The engines disagree on one arbitrary guest.
+#[derive(Clone, Debug)]
+pub struct SmithMismatch {
+    pub world_seed: u64,
+    pub module: u64,
+    /// The call (by index in the module's plan), or `None` for the instantiation.
+    pub call: Option<u64>,
+    /// What differs.
+    pub what: String,
+    pub wasmtime: String,
+    pub wasmi: String,
+    /// How to run it again.
+    pub replay: String,
+    /// The allow-list entry that explains it (see `ALLOWED`), if any.
+    pub allowed: Option<&'static str>,
+}
+
+impl std::fmt::Display for SmithMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = match self.call {
+            Some(c) => format!("call {c}"),
+            None => "instantiation".into(),
+        };
+        write!(
+            f,
+            "world {} module {} {at}: {}\n  wasmtime: {}\n  wasmi:    {}\n  replay: {}",
+            self.world_seed, self.module, self.what, self.wasmtime, self.wasmi, self.replay
+        )?;
+        if let Some(a) = self.allowed {
+            write!(f, "\n  allowed: {a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Mismatches with a known explanation: (name, evidence). Each is detected precisely (see
+/// `explain`), never by outcome class alone.
+pub const ALLOWED: &[(&str, &str)] = &[
+    (
+        "fuel",
+        "one engine ran out of fuel where the other did not, or both did after different numbers \
+         of import calls (the host events of one are a prefix of the other's): wasmi and Wasmtime \
+         charge different fuel per instruction and per host call, so a guest running close to \
+         FUEL ends differently; not an ABI difference",
+    ),
+    (
+        "reference-host-rep-in-realloc",
+        "a bug of ours (engine/host.rs, reported): while the guest's realloc runs, the reference \
+         host is lent out (the lowering holds its handle table), so `serve_import` answers every \
+         import with MayNotLeave, `resource.rep` included; definitions.py's `canon_resource_rep` \
+         has no may_leave check and consults the table (Wasmtime traps `unknown handle index` or \
+         returns the rep). Detected when wasmi ended with MayNotLeave after the guest called \
+         resource.rep while the host was lent out",
+    ),
+];
+
+/// What a campaign did.
+#[derive(Clone, Debug, Default)]
+pub struct SmithSummary {
+    /// Worlds prepared.
+    pub worlds: u64,
+    /// Worlds that could not be prepared: (world seed, error).
+    pub world_failures: Vec<(u64, String)>,
+    pub modules_generated: u64,
+    pub componentized: u64,
+    /// Modules both engines accepted (compiled and linked).
+    pub loaded: u64,
+    /// Modules instantiated on both engines.
+    pub instantiated: u64,
+    /// Modules whose instantiation failed on both engines (the same outcome), by class pair.
+    pub instantiation_failures: BTreeMap<String, u64>,
+    /// Why instantiation failed on both, by Wasmtime's message (digits elided).
+    pub instantiation_messages: BTreeMap<String, u64>,
+    /// Calls made on both engines.
+    pub calls: u64,
+    /// Calls on which both engines agree, by outcome class.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Import calls the host served (on both engines, counted once).
+    pub import_calls: u64,
+    pub mismatches: Vec<SmithMismatch>,
+    /// Failures of generation, componentization, compilation or the harness: (world seed,
+    /// module, stage, error). Each is a finding.
+    pub setup_failures: Vec<(u64, u64, String, String)>,
+}
+
+impl SmithSummary {
+    /// Mismatches the allow-list does not explain.
+    pub fn unexpected(&self) -> Vec<&SmithMismatch> {
+        self.mismatches.iter().filter(|m| m.allowed.is_none()).collect()
+    }
+}
+
+/// Whether a type holds handles (`own`, `borrow`).
+fn has_handles(t: &ValType) -> bool {
+    match despecialize(t).as_ref() {
+        ValType::Own(_) | ValType::Borrow(_) => true,
+        ValType::List(e, _) => has_handles(e),
+        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
+        _ => false,
+    }
+}
+
+/// Whether the host implements (import) or calls (export) a function: no handles anywhere.
+pub fn handle_free(ft: &FuncType) -> bool {
+    !ft.params.iter().any(|(_, t)| has_handles(t)) && !ft.result.as_ref().is_some_and(has_handles)
+}
+
+fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            bail!("{what} panicked: {msg}")
+        }
+    }
+}
+
+/// A world ready for arbitrary guests.
+pub struct SmithWorld {
+    /// The world's types, names and reference host (with the control interface, unused).
+    pub prepared: Prepared,
+    /// The world as written (no control interface): what guests are shaped to.
+    pub bare: Wit,
+    pub bare_world: WorldId,
+    /// The dummy module of the bare world.
+    pub shape: Vec<u8>,
+    /// Destructor export of each guest resource type, by `ResourceType::id`.
+    dtors: HashMap<u32, String>,
+}
+
+impl SmithWorld {
+    /// Prepare world `world` (or the only one) of WIT text `wit`.
+    pub fn new(wit: &str, world: Option<&str>, scheme: NameScheme, encoding: StringEncoding) -> Result<SmithWorld> {
+        let prepared = Prepared::from_wit(wit, world, scheme, encoding)?;
+        let bare = Wit::parse("world.wit", wit)?;
+        let bare_world = bare.world(world)?;
+        let mangling = match scheme {
+            NameScheme::Standard => ManglingAndAbi::Standard32,
+            NameScheme::Legacy => ManglingAndAbi::Legacy(LiftLowerAbi::Sync),
+        };
+        let shape = no_panic("wit_component::dummy_module", || {
+            Ok(wit_component::dummy_module(&bare.resolve, bare_world, mangling))
+        })?;
+        let conv = Converter::host_resources(&prepared.wit.resolve);
+        let mut dtors = HashMap::new();
+        for e in &prepared.spec.exports {
+            if let EntryKind::Dtor { resource } = e.kind {
+                let id = conv.resource(resource_root(&prepared.wit.resolve, resource)).id;
+                dtors.insert(id, e.name.clone());
+            }
+        }
+        Ok(SmithWorld { prepared, bare, bare_world, shape, dtors })
+    }
+
+    /// An arbitrary core module with exactly the world's core imports and exports.
+    pub fn generate(&self, u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
+        let min = u.int_in_range(1..=2u64).map_err(|e| anyhow!("{e}"))?;
+        let max = min + u.int_in_range(0..=2u64).map_err(|e| anyhow!("{e}"))?;
+        let shape = with_memory(&self.shape, min, max)?;
+        let config = smith_config(shape);
+        let module =
+            no_panic("wasm-smith", || wasm_smith::Module::new(config, u).map_err(|e| anyhow!("wasm-smith: {e}")))?;
+        Ok(module.to_bytes())
+    }
+
+    /// The component of a core module of this world.
+    pub fn componentize(&self, core: &[u8]) -> Result<Vec<u8>> {
+        no_panic("componentize", || {
+            componentize(&self.bare.resolve, self.bare_world, core, self.prepared.encoding, self.prepared.scheme)
+        })
+    }
+}
+
+/// wasm-smith's configuration: the shape, and only the features both wasmi and Wasmtime (and
+/// wit-component's validator) accept by default. NaNs are canonicalized so that float results
+/// do not depend on the engine's NaN propagation.
+pub fn smith_config(shape: Vec<u8>) -> wasm_smith::Config {
+    wasm_smith::Config {
+        module_shape: Some(shape),
+        simd_enabled: false,
+        relaxed_simd_enabled: false,
+        gc_enabled: false,
+        exceptions_enabled: false,
+        threads_enabled: false,
+        shared_everything_threads_enabled: false,
+        memory64_enabled: false,
+        reference_types_enabled: false,
+        tail_call_enabled: false,
+        custom_page_sizes_enabled: false,
+        custom_descriptors_enabled: false,
+        wide_arithmetic_enabled: false,
+        max_memories: 1,
+        max_tables: 1,
+        max_table_elements: 100,
+        table_max_size_required: true,
+        memory_max_size_required: true,
+        max_memory32_bytes: 4 << 16,
+        max_funcs: 30,
+        max_data_segments: 10,
+        max_element_segments: 10,
+        canonicalize_nans: true,
+        generate_custom_sections: false,
+        ..wasm_smith::Config::default()
+    }
+}
+
+/// `shape` with its memory's limits replaced by `min..=max` pages (the dummy module's memory
+/// has 0 pages and no maximum: every access would trap, and `memory.grow` would be unbounded).
+fn with_memory(shape: &[u8], min: u64, max: u64) -> Result<Vec<u8>> {
+    let mut module = wasm_encoder::Module::new();
+    for payload in wasmparser::Parser::new(0).parse_all(shape) {
+        let payload = payload.context("parsing the dummy module")?;
+        if let wasmparser::Payload::MemorySection(_) = payload {
+            let mut memories = wasm_encoder::MemorySection::new();
+            memories.memory(wasm_encoder::MemoryType {
+                minimum: min,
+                maximum: Some(max),
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+            module.section(&memories);
+        } else if let Some((id, range)) = payload.as_section() {
+            module.section(&wasm_encoder::RawSection { id, data: &shape[range] });
+        }
+    }
+    Ok(module.finish())
+}
+
+/// A seed from several numbers.
+fn mix(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5157_4d49_5448_u64, |h, &p| (h ^ p).wrapping_mul(0x100_0000_01b3).rotate_left(29))
+}
+
+/// The value the host's n-th import call of a module run returns (for a function of result
+/// type `result`): the shared queue.
+fn import_result(seed: u64, n: u64, result: Option<&ValType>) -> Result<Option<Value>, String> {
+    let Some(t) = result else { return Ok(None) };
+    let data = seed_bytes(mix(&[seed, n, 2]), 2048);
+    let mut u = Unstructured::new(&data);
+    arbitrary_value(&mut u, t, StringEncoding::Utf8, &[])
+        .map(|v| Some(canonical_nans(v)))
+        .map_err(|e| format!("import result {n}: {e}"))
+}
+
+/// The calls of a module run: `calls` calls of arbitrary handle-free exports.
+pub fn plan_calls(prepared: &Prepared, seed: u64, calls: u64) -> Result<Vec<SmithCall>> {
+    let exports: Vec<u32> =
+        (0..prepared.exports.len() as u32).filter(|&k| handle_free(&prepared.exports[k as usize].1)).collect();
+    let mut out = vec![];
+    if exports.is_empty() {
+        return Ok(out);
+    }
+    for c in 0..calls {
+        let data = seed_bytes(mix(&[seed, c, 1]), 4096);
+        let mut u = Unstructured::new(&data);
+        let export = *u.choose(&exports).map_err(|e| anyhow!("{e}"))?;
+        let ft = &prepared.exports[export as usize].1;
+        let args = ft
+            .param_types()
+            .iter()
+            .map(|t| arbitrary_value(&mut u, t, StringEncoding::Utf8, &[]).map(canonical_nans))
+            .collect::<arbitrary::Result<Vec<_>>>()
+            .map_err(|e| anyhow!("arguments: {e}"))?;
+        out.push(SmithCall { export, args });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// wasmi: the core module with the reference host.
+
+/// A trap raised by the host inside an import, carried through wasmi.
+#[derive(Debug)]
+struct HostTrap(Trap);
+
+impl std::fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl wasmi::errors::HostError for HostTrap {}
+
+fn host_err(t: Trap) -> wasmi::Error {
+    wasmi::Error::host(HostTrap(t))
+}
+
+fn wasmi_trap(e: wasmi::Error) -> Trap {
+    if let Some(HostTrap(t)) = e.downcast_ref::<HostTrap>() {
+        return t.clone();
+    }
+    Trap::new(TrapKind::GuestTrap, format!("wasmi: {e}"))
+}
+
+fn wasmi_type(t: CoreType) -> wasmi::ValType {
+    match t {
+        CoreType::I32 => wasmi::ValType::I32,
+        CoreType::I64 => wasmi::ValType::I64,
+        CoreType::F32 => wasmi::ValType::F32,
+        CoreType::F64 => wasmi::ValType::F64,
+    }
+}
+
+fn wasmi_val(f: Flat) -> wasmi::Val {
+    match f {
+        Flat::I32(v) => wasmi::Val::I32(v as i32),
+        Flat::I64(v) => wasmi::Val::I64(v as i64),
+        Flat::F32(v) => wasmi::Val::F32(wasmi::F32::from_bits(v.to_bits())),
+        Flat::F64(v) => wasmi::Val::F64(wasmi::F64::from_bits(v.to_bits())),
+    }
+}
+
+fn flat_of(v: &wasmi::Val) -> Result<Flat, Trap> {
+    Ok(match v {
+        wasmi::Val::I32(v) => Flat::I32(*v as u32),
+        wasmi::Val::I64(v) => Flat::I64(*v as u64),
+        wasmi::Val::F32(v) => Flat::F32(f32::from_bits(v.to_bits())),
+        wasmi::Val::F64(v) => Flat::F64(f64::from_bits(v.to_bits())),
+        other => return Err(Trap::new(TrapKind::Assertion, format!("unexpected value {other:?}"))),
+    })
+}
+
+fn zero(t: &wasmi::ValType) -> wasmi::Val {
+    match t {
+        wasmi::ValType::I64 => wasmi::Val::I64(0),
+        wasmi::ValType::F32 => wasmi::Val::F32(wasmi::F32::from_bits(0)),
+        wasmi::ValType::F64 => wasmi::Val::F64(wasmi::F64::from_bits(0)),
+        _ => wasmi::Val::I32(0),
+    }
+}
+
+/// Store data of a wasmi run.
+struct WasmiCtx {
+    /// The reference host; lent to the `SmithGuest` between guest calls.
+    host: HostState,
+    /// The guest's function exports (resolved once per instance).
+    exports: Arc<HashMap<String, wasmi::Func>>,
+    seed: u64,
+    next_import: u64,
+    /// Set by an unimplemented import when it traps.
+    unimplemented: Option<u32>,
+    /// `resource.rep` was called while the reference host was lent out (see `ALLOWED`).
+    rep_while_busy: bool,
+}
+
+/// The guest through any wasmi context (the store, or a caller inside a host function).
+struct SmithGuest<C> {
+    ctx: C,
+    /// Absent only when the host is called with no wasm caller: wasmi calls an imported
+    /// function that is the module's start function directly (it has no params or results).
+    memory: Option<wasmi::Memory>,
+    realloc: Option<wasmi::Func>,
+    exports: Arc<HashMap<String, wasmi::Func>>,
+}
+
+fn no_memory() -> Trap {
+    Trap::new(TrapKind::Assertion, "the guest's memory or realloc is out of reach")
+}
+
+impl<C: wasmi::AsContextMut<Data = WasmiCtx>> Memory for SmithGuest<C> {
+    fn len(&self) -> u64 {
+        self.memory.map_or(0, |m| m.data(self.ctx.as_context()).len() as u64)
+    }
+
+    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
+        let data = self.memory.ok_or_else(no_memory)?.data(self.ctx.as_context());
+        if exceeds(ptr, out.len() as u128, data.len() as u64) {
+            return Err(Trap::new(TrapKind::Assertion, format!("read of {} bytes at {ptr} out of bounds", out.len())));
+        }
+        out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
+        Ok(())
+    }
+
+    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
+        let data = self.memory.ok_or_else(no_memory)?.data_mut(self.ctx.as_context_mut());
+        if exceeds(ptr, bytes.len() as u128, data.len() as u64) {
+            return Err(Trap::new(
+                TrapKind::Assertion,
+                format!("write of {} bytes at {ptr} out of bounds", bytes.len()),
+            ));
+        }
+        data[ptr as usize..ptr as usize + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
+        let args = [old_ptr, old_size, align, new_size].map(|v| wasmi::Val::I32(v as u32 as i32));
+        let mut out = [wasmi::Val::I32(0)];
+        self.realloc.ok_or_else(no_memory)?.call(self.ctx.as_context_mut(), &args, &mut out).map_err(wasmi_trap)?;
+        Ok(u64::from(flat_of(&out[0])?.bits() as u32))
+    }
+}
+
+impl<C: wasmi::AsContextMut<Data = WasmiCtx>> CoreGuest for SmithGuest<C> {
+    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
+        let func = *self
+            .exports
+            .get(name)
+            .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
+        let mut results: Vec<wasmi::Val> = func.ty(self.ctx.as_context()).results().iter().map(zero).collect();
+        let vals: Vec<wasmi::Val> = args.iter().map(|&f| wasmi_val(f)).collect();
+        // The host state lives in the store while guest code runs, so imports can reach it.
+        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
+        let r = func.call(self.ctx.as_context_mut(), &vals, &mut results);
+        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
+        r.map_err(wasmi_trap)?;
+        results.iter().map(flat_of).collect()
+    }
+
+    fn as_memory(&mut self) -> &mut dyn Memory {
+        self
+    }
+}
+
+/// How an import closure ended besides returning flat values.
+enum ImportStop {
+    Trap(Trap),
+    Unimplemented(Trap),
+}
+
+/// `canon lower` of a function the host does not implement: lift the arguments (as Wasmtime
+/// does before calling any host function), then stop.
+fn lift_then_stop(host: &mut HostState, guest: &mut dyn CoreGuest, ft: &FuncType, flats: Vec<Flat>) -> ImportStop {
+    if !host.present || !host.inst.may_leave {
+        return ImportStop::Trap(Trap::new(TrapKind::MayNotLeave, "canon_lower: the instance may not leave"));
+    }
+    let mut subtask = Subtask::default();
+    let mut vi = CoreValueIter::new(flats);
+    let mut cx =
+        LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
+    match lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types()) {
+        Err(t) => ImportStop::Trap(t),
+        Ok(_) => ImportStop::Unimplemented(Trap::new(TrapKind::Unclassified, "unimplemented import")),
+    }
+}
+
+/// `canon resource.drop` of a guest-defined resource: an own handle's destructor (the guest's
+/// dtor export) runs directly, as definitions.py's `rt.dtor(h.rep)` for `inst is rt.impl`.
+fn drop_guest_resource(
+    host: &mut HostState,
+    guest: &mut dyn CoreGuest,
+    rt: &ResourceType,
+    dtor: Option<&str>,
+    flats: &[Flat],
+) -> Result<Vec<Flat>, Trap> {
+    if !host.present {
+        return Err(Trap::new(TrapKind::MayNotLeave, "resource.drop while the host was busy"));
+    }
+    let Some(Flat::I32(i)) = flats.first().copied() else {
+        return Err(Trap::new(TrapKind::Assertion, format!("resource.drop argument {flats:?}")));
+    };
+    match canon_resource_drop(&mut host.inst, rt, i)? {
+        DropEffect::Destructor { rep, local: true, .. } => {
+            if let Some(dtor) = dtor {
+                guest.call(dtor, &[Flat::I32(rep)], host)?;
+            }
+        }
+        DropEffect::Destructor { rep, local: false, .. } => host.events.push(HostEvent::Dtor { rep }),
+        DropEffect::None => {}
+    }
+    Ok(vec![])
+}
+
+fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker<WasmiCtx>> {
+    let prepared = &sw.prepared;
+    let mut linker = wasmi::Linker::<WasmiCtx>::new(engine);
+    for (k, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
+        let fty = wasmi::FuncType::new(
+            imp.sig.params.iter().map(|&t| wasmi_type(t)),
+            imp.sig.results.iter().map(|&t| wasmi_type(t)),
+        );
+        let (memory_name, realloc_name) = (prepared.spec.memory.clone(), prepared.spec.realloc.clone());
+        let ty = ty.clone();
+        let dtor = match &ty {
+            ImportType::ResourceDrop(rt) => sw.dtors.get(&rt.id).cloned(),
+            _ => None,
+        };
+        let thunk = k as u32;
+        let f = move |mut caller: wasmi::Caller<'_, WasmiCtx>,
+                      params: &[wasmi::Val],
+                      results: &mut [wasmi::Val]|
+              -> Result<(), wasmi::Error> {
+            let flats = params.iter().map(flat_of).collect::<Result<Vec<_>, _>>().map_err(host_err)?;
+            let memory = caller.get_export(&memory_name).and_then(wasmi::Extern::into_memory);
+            let realloc = caller.get_export(&realloc_name).and_then(wasmi::Extern::into_func);
+            let (seed, n, mut exports) = {
+                let d = caller.data_mut();
+                let n = d.next_import;
+                if matches!(&ty, ImportType::Func { ft, .. } if handle_free(ft)) {
+                    d.next_import += 1;
+                }
+                if matches!(&ty, ImportType::ResourceRep(_)) && !d.host.present {
+                    d.rep_while_busy = true;
+                }
+                (d.seed, n, d.exports.clone())
+            };
+            // During the start function the export map is not built yet.
+            if let Some(name) = &dtor
+                && !exports.contains_key(name)
+                && let Some(f) = caller.get_export(name).and_then(wasmi::Extern::into_func)
+            {
+                exports = Arc::new(HashMap::from([(name.clone(), f)]));
+            }
+            let mut host = std::mem::take(&mut caller.data_mut().host);
+            let r = {
+                let mut guest = SmithGuest { ctx: &mut caller, memory, realloc, exports };
+                match &ty {
+                    ImportType::Func { ft, .. } if !handle_free(ft) => {
+                        Err(lift_then_stop(&mut host, &mut guest, ft, flats))
+                    }
+                    ImportType::Func { ft, .. } => match import_result(seed, n, ft.result.as_ref()) {
+                        Ok(v) => {
+                            host.results.clear();
+                            host.results.push_back(v);
+                            serve_import(&mut host, &mut guest, thunk, flats).map_err(ImportStop::Trap)
+                        }
+                        Err(e) => Err(ImportStop::Trap(Trap::new(TrapKind::Assertion, e))),
+                    },
+                    ImportType::ResourceDrop(rt) if rt.impl_instance == GUEST_INSTANCE => {
+                        drop_guest_resource(&mut host, &mut guest, rt, dtor.as_deref(), &flats)
+                            .map_err(ImportStop::Trap)
+                    }
+                    _ => serve_import(&mut host, &mut guest, thunk, flats).map_err(ImportStop::Trap),
+                }
+            };
+            caller.data_mut().host = host;
+            let out = match r {
+                Ok(out) => out,
+                Err(ImportStop::Trap(t)) => return Err(host_err(t)),
+                Err(ImportStop::Unimplemented(t)) => {
+                    caller.data_mut().unimplemented = Some(thunk);
+                    return Err(host_err(t));
+                }
+            };
+            for (slot, f) in results.iter_mut().zip(out) {
+                *slot = wasmi_val(f);
+            }
+            Ok(())
+        };
+        linker
+            .func_new(&imp.module, &imp.name, fty, f)
+            .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
+    }
+    Ok(linker)
+}
+
+/// How a wasmi failure ended a call: an unimplemented import, or a trap.
+fn wasmi_ending(store: &mut wasmi::Store<WasmiCtx>, t: Trap) -> Ending {
+    match store.data_mut().unimplemented.take() {
+        Some(k) => Ending::Unimplemented(k),
+        None => Ending::Trapped(t),
+    }
+}
+
+/// Run a module on wasmi. `Err`: wasmi rejects the module, or the harness failed.
+fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
+    let prepared = &sw.prepared;
+    let module = wasmi::Module::new(engine, core).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
+    let linker = wasmi_linker(engine, sw)?;
+    let ctx = WasmiCtx {
+        host: HostState::new(prepared),
+        exports: Arc::default(),
+        seed,
+        next_import: 0,
+        unimplemented: None,
+        rep_while_busy: false,
+    };
+    let mut store = wasmi::Store::new(engine, ctx);
+    store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
+    let mut run = EngineRun::default();
+    let instance = match linker.instantiate_and_start(&mut store, &module) {
+        Ok(i) => i,
+        Err(e) if matches!(e.kind(), wasmi::errors::ErrorKind::Linker(_)) => bail!("wasmi cannot link: {e}"),
+        Err(e) => {
+            let t = wasmi_trap(e);
+            if t.kind == TrapKind::Assertion {
+                bail!("harness assertion in the reference host: {t}");
+            }
+            run.init = Some(wasmi_ending(&mut store, t));
+            run.init_events = std::mem::take(&mut store.data_mut().host.events);
+            run.rep_while_busy = store.data().rep_while_busy;
+            return Ok(run);
+        }
+    };
+    let exports: HashMap<String, wasmi::Func> = instance
+        .exports(&store)
+        .filter_map(|e| {
+            let name = e.name().to_string();
+            e.into_func().map(|f| (name, f))
+        })
+        .collect();
+    let exports = Arc::new(exports);
+    store.data_mut().exports = exports.clone();
+    let memory = instance.get_memory(&store, &prepared.spec.memory).context("guest memory")?;
+    let realloc = instance.get_func(&store, &prepared.spec.realloc).context("guest realloc")?;
+    let init_name = match prepared.scheme {
+        NameScheme::Standard => "cm32p2_initialize",
+        NameScheme::Legacy => "_initialize",
+    };
+    let mut host = std::mem::take(&mut store.data_mut().host);
+    host.present = true;
+    let mut guest = SmithGuest { ctx: &mut store, memory: Some(memory), realloc: Some(realloc), exports };
+    if guest.exports.contains_key(init_name) {
+        // wit-component runs `_initialize` at instantiation, after the start function.
+        match guest.call(init_name, &[], &mut host) {
+            Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
+            Err(t) => run.init = Some(wasmi_ending(guest.ctx, t)),
+            Ok(_) => {}
+        }
+    }
+    run.init_events = std::mem::take(&mut host.events);
+    run.rep_while_busy = guest.ctx.data().rep_while_busy;
+    if run.init.is_some() {
+        return Ok(run);
+    }
+    for call in plan {
+        guest.ctx.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
+        let r = call_export(&mut host, &mut guest, prepared, call.export, &call.args);
+        let events = std::mem::take(&mut host.events);
+        let ending = match r {
+            Ok(v) => Ending::Returned(v),
+            Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
+            Err(t) => wasmi_ending(guest.ctx, t),
+        };
+        let stop = !matches!(ending, Ending::Returned(_));
+        run.calls.push((ending, events));
+        run.rep_while_busy = guest.ctx.data().rep_while_busy;
+        if stop {
+            break;
+        }
+    }
+    Ok(run)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wasmtime: the component.
+
+/// A host function of a type the host does not implement was called.
+#[derive(Debug)]
+struct Unimplemented(u32);
+
+impl std::fmt::Display for Unimplemented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unimplemented import {}", self.0)
+    }
+}
+
+impl std::error::Error for Unimplemented {}
+
+/// A failure of the harness inside a host function.
+#[derive(Debug)]
+struct Harness(String);
+
+impl std::fmt::Display for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "harness: {}", self.0)
+    }
+}
+
+impl std::error::Error for Harness {}
+
+struct WasmtimeCtx {
+    seed: u64,
+    next_import: u64,
+    events: Vec<HostEvent>,
+}
+
+/// The component-level name of an interface of the world.
+fn interface_name(prepared: &Prepared, iface: wit_parser::InterfaceId, import: bool) -> Result<String> {
+    let resolve = &prepared.wit.resolve;
+    let w = &resolve.worlds[prepared.world];
+    let items = if import { &w.imports } else { &w.exports };
+    for (key, item) in items {
+        if let WorldItem::Interface { id, .. } = item
+            && *id == iface
+        {
+            return Ok(resolve.name_world_key(key));
+        }
+    }
+    bail!("interface not found in the world")
+}
+
+/// Wasmtime's error as an ending (`Err`: a failure of the harness).
+fn wasmtime_ending(e: &wasmtime::Error) -> Result<Ending> {
+    if let Some(h) = e.downcast_ref::<Harness>() {
+        bail!("{h}");
+    }
+    if let Some(Unimplemented(k)) = e.downcast_ref::<Unimplemented>() {
+        return Ok(Ending::Unimplemented(*k));
+    }
+    let mut t = classify(e);
+    if t.kind == TrapKind::Unclassified
+        && let Some(&(_, k)) = CORE_TRAP_MESSAGES.iter().find(|(m, _)| t.message.contains(m))
+    {
+        t.kind = k;
+    }
+    Ok(Ending::Trapped(t))
+}
+
+fn wasmtime_linker(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    prepared: &Prepared,
+) -> Result<wasmtime::component::Linker<WasmtimeCtx>> {
+    use wasmtime::component::Val;
+    let mut linker = wasmtime::component::Linker::<WasmtimeCtx>::new(engine);
+    for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
+        let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else { continue };
+        let ft = ft.clone();
+        let thunk = thunk as u32;
+        let host = move |mut store: wasmtime::StoreContextMut<'_, WasmtimeCtx>,
+                         _ty: wasmtime::component::types::ComponentFunc,
+                         params: &[Val],
+                         results: &mut [Val]|
+              -> wasmtime::Result<()> {
+            if !handle_free(&ft) {
+                return Err(wasmtime::Error::new(Unimplemented(thunk)));
+            }
+            let harness = |e: anyhow::Error| wasmtime::Error::new(Harness(format!("{e:#}")));
+            let args = ft
+                .params
+                .iter()
+                .zip(params)
+                .map(|((_, t), v)| from_val(t, v))
+                .collect::<Result<Vec<_>>>()
+                .map_err(harness)?;
+            let ctx = store.data_mut();
+            ctx.events.push(HostEvent::Import { thunk, args });
+            let n = ctx.next_import;
+            ctx.next_import += 1;
+            let result = import_result(ctx.seed, n, ft.result.as_ref()).map_err(|e| harness(anyhow!(e)))?;
+            match (&ft.result, result, results.first_mut()) {
+                (Some(t), Some(v), Some(slot)) => *slot = to_val(t, &v).map_err(harness)?,
+                (None, None, None) => {}
+                _ => return Err(harness(anyhow!("the result does not match the import's type"))),
+            }
+            Ok(())
+        };
+        match interface {
+            Some(iface) => {
+                let name = interface_name(prepared, *iface, true)?;
+                linker.instance(&name)?.func_new(func, host)?;
+            }
+            None => {
+                linker.root().func_new(func, host)?;
+            }
+        }
+    }
+    // Imported resource types (host resources the guest can only drop).
+    linker.define_unknown_imports_as_traps(component)?;
+    Ok(linker)
+}
+
+/// Run a component on Wasmtime. `Err`: Wasmtime rejects the component, or the harness failed.
+fn run_wasmtime(
+    engine: &wasmtime::Engine,
+    sw: &SmithWorld,
+    bytes: &[u8],
+    seed: u64,
+    plan: &[SmithCall],
+) -> Result<EngineRun> {
+    use wasmtime::component::{Component, Val};
+    let prepared = &sw.prepared;
+    let component = Component::new(engine, bytes).map_err(|e| anyhow!("Wasmtime rejects the component: {e:#}"))?;
+    let linker = wasmtime_linker(engine, &component, prepared)?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("Wasmtime cannot link: {e:#}"))?;
+    let mut exports = vec![];
+    for e in &prepared.spec.exports {
+        if let EntryKind::Func { interface, func } = &e.kind {
+            let parent = match interface {
+                Some(i) => {
+                    let name = interface_name(prepared, *i, false)?;
+                    Some(component.get_export_index(None, &name).ok_or_else(|| anyhow!("no export {name}"))?)
+                }
+                None => None,
+            };
+            exports.push(component.get_export_index(parent.as_ref(), func).ok_or_else(|| anyhow!("no export {func}"))?);
+        }
+    }
+    let mut store = wasmtime::Store::new(engine, WasmtimeCtx { seed, next_import: 0, events: vec![] });
+    store.set_fuel(FUEL)?;
+    let mut run = EngineRun::default();
+    let instance = match pre.instantiate(&mut store) {
+        Ok(i) => i,
+        Err(e) => {
+            run.init = Some(wasmtime_ending(&e)?);
+            run.init_events = std::mem::take(&mut store.data_mut().events);
+            return Ok(run);
+        }
+    };
+    run.init_events = std::mem::take(&mut store.data_mut().events);
+    for call in plan {
+        store.set_fuel(FUEL)?;
+        let (_, ft) = &prepared.exports[call.export as usize];
+        let f = instance
+            .get_func(&mut store, &exports[call.export as usize])
+            .ok_or_else(|| anyhow!("export {} is not a function", call.export))?;
+        let args = ft.params.iter().zip(&call.args).map(|((_, t), v)| to_val(t, v)).collect::<Result<Vec<_>>>()?;
+        let mut results = vec![Val::Bool(false); ft.result.iter().count()];
+        let ending = match f.call(&mut store, &args, &mut results) {
+            Ok(()) => Ending::Returned(match (&ft.result, results.first()) {
+                (Some(t), Some(v)) => Some(from_val(t, v)?),
+                _ => None,
+            }),
+            Err(e) => wasmtime_ending(&e)?,
+        };
+        let events = std::mem::take(&mut store.data_mut().events);
+        let stop = !matches!(ending, Ending::Returned(_));
+        run.calls.push((ending, events));
+        if stop {
+            break;
+        }
+    }
+    Ok(run)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison and campaign.
+
+fn events_match(a: &[HostEvent], b: &[HostEvent]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (HostEvent::Import { thunk: t1, args: a1 }, HostEvent::Import { thunk: t2, args: a2 }) => {
+                t1 == t2 && a1.len() == a2.len() && a1.iter().zip(a2).all(|(p, q)| p.matches(q))
+            }
+            _ => x == y,
+        })
+}
+
+fn is_fuel(e: &Ending) -> bool {
+    matches!(e, Ending::Trapped(t) if t.message.contains("fuel"))
+}
+
+/// Compare two endings: `None` if they agree, else what differs.
+fn compare(wt: &Ending, wi: &Ending) -> Option<String> {
+    match (wt, wi) {
+        (Ending::Returned(a), Ending::Returned(b)) => match (a, b) {
+            (None, None) => None,
+            (Some(a), Some(b)) if a.matches(b) => None,
+            _ => Some("returned values differ".into()),
+        },
+        (Ending::Trapped(a), Ending::Trapped(b)) if a.kind == b.kind && a.kind != TrapKind::Unclassified => None,
+        (Ending::Unimplemented(a), Ending::Unimplemented(b)) if a == b => None,
+        _ if wt.class() != wi.class() => Some(format!("outcome class {} vs {}", wt.class(), wi.class())),
+        _ => Some("outcome differs".into()),
+    }
+}
+
+/// Whether the events of one engine are a prefix of the other's.
+fn prefix_related(a: &[HostEvent], b: &[HostEvent]) -> bool {
+    let n = a.len().min(b.len());
+    events_match(&a[..n], &b[..n])
+}
+
+/// The allow-list entry that explains a mismatch (see `ALLOWED`).
+fn explain(
+    wi: &EngineRun,
+    (ea, va): (Option<&Ending>, &[HostEvent]),
+    (eb, vb): (Option<&Ending>, &[HostEvent]),
+) -> Option<&'static str> {
+    if wi.rep_while_busy && matches!(eb, Some(Ending::Trapped(t)) if t.kind == TrapKind::MayNotLeave) {
+        return Some(ALLOWED[1].0);
+    }
+    if (ea.is_some_and(is_fuel) || eb.is_some_and(is_fuel)) && prefix_related(va, vb) {
+        return Some(ALLOWED[0].0);
+    }
+    None
+}
+
+fn describe_events(events: &[HostEvent]) -> String {
+    match events.len() {
+        0 => String::new(),
+        n if n <= 3 => format!(" after host events {events:?}"),
+        n => format!(" after {n} host events {:?} ...", &events[..3]),
+    }
+}
+
+/// Run one module of one world (already prepared) and fold the result into `s`.
+fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
+    let replay = format!("witness::smith::run_smith_module({world_seed}, {m}, {calls})");
+    let fail = |s: &mut SmithSummary, stage: &str, e: anyhow::Error| {
+        s.setup_failures.push((world_seed, m, stage.to_string(), format!("{e:#}")));
+    };
+    let seed = mix(&[world_seed, m]);
+    let data = seed_bytes(seed, MODULE_INPUT);
+    let core = match sw.generate(&mut Unstructured::new(&data)) {
+        Ok(c) => c,
+        Err(e) => return fail(s, "generate", e),
+    };
+    s.modules_generated += 1;
+    let component = match sw.componentize(&core) {
+        Ok(c) => c,
+        Err(e) => return fail(s, "componentize", e),
+    };
+    s.componentized += 1;
+    let plan = match plan_calls(&sw.prepared, seed, calls) {
+        Ok(p) => p,
+        Err(e) => return fail(s, "plan", e),
+    };
+    let wt = match no_panic("wasmtime run", || run_wasmtime(&engines.wasmtime, sw, &component, seed, &plan)) {
+        Ok(r) => r,
+        Err(e) => return fail(s, "wasmtime", e),
+    };
+    let wi = match no_panic("wasmi run", || run_wasmi(&engines.wasmi, sw, &core, seed, &plan)) {
+        Ok(r) => r,
+        Err(e) => return fail(s, "wasmi", e),
+    };
+    s.loaded += 1;
+    let mismatch = |call: Option<u64>, what: String, wts: String, wis: String, allowed: Option<&'static str>| {
+        SmithMismatch { world_seed, module: m, call, what, wasmtime: wts, wasmi: wis, replay: replay.clone(), allowed }
+    };
+    match (&wt.init, &wi.init) {
+        (None, None) => {
+            if !events_match(&wt.init_events, &wi.init_events) {
+                s.mismatches.push(mismatch(
+                    None,
+                    "host events during instantiation differ".into(),
+                    format!("instantiated{}", describe_events(&wt.init_events)),
+                    format!("instantiated{}", describe_events(&wi.init_events)),
+                    explain(&wi, (None, &wt.init_events), (None, &wi.init_events)),
+                ));
+                return;
+            }
+            s.instantiated += 1;
+        }
+        (Some(a), Some(b)) => {
+            *s.instantiation_failures.entry(format!("{} / {}", a.class(), b.class())).or_default() += 1;
+            let msg = match a {
+                Ending::Trapped(t) => t.message.chars().filter(|c| !c.is_ascii_digit()).take(100).collect(),
+                other => other.class(),
+            };
+            *s.instantiation_messages.entry(msg).or_default() += 1;
+            return;
+        }
+        (a, b) => {
+            let d = |e: &Option<Ending>, ev: &[HostEvent]| match e {
+                None => format!("instantiated{}", describe_events(ev)),
+                Some(e) => format!("{}{}", e.describe(), describe_events(ev)),
+            };
+            let allow = explain(&wi, (a.as_ref(), &wt.init_events), (b.as_ref(), &wi.init_events));
+            s.mismatches.push(mismatch(
+                None,
+                "instantiation outcome differs".into(),
+                d(a, &wt.init_events),
+                d(b, &wi.init_events),
+                allow,
+            ));
+            return;
+        }
+    }
+    s.import_calls += wt.init_events.iter().filter(|e| matches!(e, HostEvent::Import { .. })).count() as u64;
+    for (c, (a, b)) in wt.calls.iter().zip(&wi.calls).enumerate() {
+        s.calls += 1;
+        let ((ea, va), (eb, vb)) = (a, b);
+        let what = compare(ea, eb).or_else(|| (!events_match(va, vb)).then(|| "host events differ".to_string()));
+        match what {
+            None => {
+                *s.outcomes.entry(ea.class()).or_default() += 1;
+                s.import_calls += va.iter().filter(|e| matches!(e, HostEvent::Import { .. })).count() as u64;
+            }
+            Some(what) => {
+                let export = &sw.prepared.exports[plan[c].export as usize].0;
+                s.mismatches.push(mismatch(
+                    Some(c as u64),
+                    format!("{what} (export {export}, args {:?})", plan[c].args),
+                    format!("{}{}", ea.describe(), describe_events(va)),
+                    format!("{}{}", eb.describe(), describe_events(vb)),
+                    explain(&wi, (Some(ea), va), (Some(eb), vb)),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// The engines, built once per campaign.
+struct Engines {
+    wasmtime: wasmtime::Engine,
+    wasmi: wasmi::Engine,
+}
+
+impl Engines {
+    fn new() -> Result<Engines> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true).consume_fuel(true);
+        let wasmtime = wasmtime::Engine::new(&config)?;
+        let mut config = wasmi::Config::default();
+        config.consume_fuel(true);
+        Ok(Engines { wasmtime, wasmi: wasmi::Engine::new(&config) })
+    }
+}
+
+/// The world of seed `world_seed` (as `witness diff` generates it), ready for arbitrary guests.
+pub fn smith_world(world_seed: u64) -> Result<SmithWorld> {
+    let (world, scheme, encoding) = world_of(world_seed, &DiffConfig::default())?;
+    SmithWorld::new(&world.wit, Some("w"), scheme, encoding)
+}
+
+fn campaign(seed: u64, worlds: u64, modules: impl Fn() -> Vec<u64>, calls: u64) -> Result<SmithSummary> {
+    let engines = Engines::new()?;
+    let mut s = SmithSummary::default();
+    for w in 0..worlds {
+        let world_seed = seed.wrapping_add(w);
+        let sw = match no_panic("world", || smith_world(world_seed)) {
+            Ok(sw) => sw,
+            Err(e) => {
+                s.world_failures.push((world_seed, format!("{e:#}")));
+                continue;
+            }
+        };
+        s.worlds += 1;
+        for m in modules() {
+            run_module(&engines, &sw, world_seed, m, calls, &mut s);
+        }
+    }
+    Ok(s)
+}
+
+/// Run `modules_per_world` arbitrary guests of each of `worlds` worlds (seeds `seed`,
+/// `seed + 1`, ...; the worlds of `witness diff`), `calls` calls each, on Wasmtime and wasmi.
+/// `Err` only when the engines cannot be set up; everything a guest does is in the summary.
+pub fn run_smith_campaign(seed: u64, worlds: u64, modules_per_world: u64, calls: u64) -> Result<SmithSummary> {
+    campaign(seed, worlds, || (0..modules_per_world).collect(), calls)
+}
+
+/// Run module `module` of world `world_seed` again (the replay of a mismatch).
+pub fn run_smith_module(world_seed: u64, module: u64, calls: u64) -> Result<SmithSummary> {
+    campaign(world_seed, 1, || vec![module], calls)
+}
+
+/// The core module and component of module `module` of world `world_seed` (to inspect a
+/// mismatch, e.g. with `wasm-tools print`).
+pub fn smith_module_bytes(world_seed: u64, module: u64) -> Result<(Vec<u8>, Vec<u8>)> {
+    let sw = smith_world(world_seed)?;
+    let data = seed_bytes(mix(&[world_seed, module]), MODULE_INPUT);
+    let core = sw.generate(&mut Unstructured::new(&data))?;
+    let component = sw.componentize(&core)?;
+    Ok((core, component))
+}
