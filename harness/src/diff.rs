@@ -10,14 +10,19 @@ use anyhow::{Context as _, Result};
 use arbitrary::Unstructured;
 
 use crate::encode::names::NameScheme;
+use crate::engine::fused::{FusedCase, FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
 use crate::engine::{Case, Outcome, Prepared, make_engine};
-use crate::oracle::{Difference, compare};
+use crate::oracle::{Difference, compare, compare_fused};
+use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
 use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
 use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
+
+/// The composition engine's name (it runs fused cases, not plain ones).
+pub const FUSED: &str = "wasmtime-fused";
 
 /// Knobs of a campaign.
 #[derive(Clone, Debug)]
@@ -42,7 +47,7 @@ impl Default for DiffConfig {
             seed: 1,
             worlds: 10,
             cases: 100,
-            engines: crate::engine::ENGINES.iter().map(|s| s.to_string()).collect(),
+            engines: crate::engine::ENGINES.iter().map(|s| s.to_string()).chain([FUSED.to_string()]).collect(),
             names: None,
             only_case: None,
             world_config: WorldConfig::default(),
@@ -122,7 +127,7 @@ fn write_repro(
     dir: &Path,
     d: &Divergence,
     world: &GeneratedWorld,
-    case: &Case,
+    case: &str,
     expected: &Outcome,
     actual: &Outcome,
 ) -> Result<PathBuf> {
@@ -134,11 +139,77 @@ fn write_repro(
         text.push_str(&format!("difference [{}]: {}\n", diff.area, diff.detail));
     }
     text.push_str(&format!(
-        "\ncase:\n{case:#?}\n\nreference outcome:\n{expected:#?}\n\n{} outcome:\n{actual:#?}\n",
+        "\ncase:\n{case}\n\nreference outcome:\n{expected:#?}\n\n{} outcome:\n{actual:#?}\n",
         d.engine
     ));
     std::fs::write(path.join("plan.txt"), text)?;
     Ok(path)
+}
+
+/// The composition of world `seed`'s exported interfaces (its two encodings come from the seed,
+/// so a campaign covers all 9 pairs), or `None` when the world exports no interface.
+pub fn fused_of(seed: u64, world: &GeneratedWorld, scheme: NameScheme) -> Result<Option<FusedPrepared>> {
+    let caller = StringEncoding::ALL[(seed % 3) as usize];
+    let callee = StringEncoding::ALL[(seed / 3 % 3) as usize];
+    match FusedPrepared::new(&world.wit, "w", scheme, caller, callee) {
+        Ok(fp) => Ok(Some(fp)),
+        Err(e) if format!("{e:#}").contains("exports nothing") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fused case `c` of a composition.
+pub fn fused_case_of(world_seed: u64, c: u64, fp: &FusedPrepared, cfg: &PlanConfig) -> Result<Option<FusedCase>> {
+    let data = seed_bytes(world_seed.wrapping_mul(1_000_033).wrapping_add(c), 4096);
+    arbitrary_fused_case(&mut Unstructured::new(&data), fp, cfg)
+}
+
+/// Where a campaign's results go as it runs.
+struct Recorder<'a> {
+    s: &'a mut Summary,
+    expectations: &'a Expectations,
+    repro_dir: Option<&'a Path>,
+    world: &'a GeneratedWorld,
+    world_seed: u64,
+    scheme: &'static str,
+}
+
+impl Recorder<'_> {
+    fn record(
+        &mut self,
+        engine: &str,
+        c: u64,
+        differences: Vec<Difference>,
+        case: impl FnOnce() -> String,
+        outcomes: (&Outcome, &Outcome),
+    ) -> Result<()> {
+        if differences.is_empty() {
+            return Ok(());
+        }
+        let expected_all = differences.iter().all(|d| self.expectations.explain(engine, d).is_some());
+        for d in &differences {
+            let e = self.s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
+            if expected_all { e.1 += 1 } else { e.0 += 1 }
+        }
+        let replay = format!(
+            "witness diff --seed {} --worlds 1 --case {c} --engines {engine} --names {}",
+            self.world_seed, self.scheme
+        );
+        let mut div = Divergence {
+            world_seed: self.world_seed,
+            case: c,
+            engine: engine.to_string(),
+            differences,
+            expected: expected_all,
+            replay,
+            repro: None,
+        };
+        if let (Some(dir), false) = (self.repro_dir, expected_all) {
+            div.repro = Some(write_repro(dir, &div, self.world, &case(), outcomes.0, outcomes.1)?);
+        }
+        self.s.divergences.push(div);
+        Ok(())
+    }
 }
 
 /// Run a campaign. `progress(done, total)` is called after each case.
@@ -167,67 +238,103 @@ pub fn run_campaign(
             }
         };
         s.worlds += 1;
+        let scheme = match prepared.scheme {
+            NameScheme::Standard => "standard",
+            NameScheme::Legacy => "legacy",
+        };
+        let cases: Vec<u64> = match cfg.only_case {
+            Some(c) => vec![c],
+            None => (0..cfg.cases).collect(),
+        };
         let mut reference = make_engine("reference", &prepared)?;
         let mut engines = vec![];
-        for name in &cfg.engines {
+        for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
             match make_engine(name, &prepared) {
                 Ok(e) => engines.push(e),
                 Err(e) => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
             }
         }
         s.compilations += engines.len() as u64;
-        let cases: Vec<u64> = match cfg.only_case {
-            Some(c) => vec![c],
-            None => (0..cfg.cases).collect(),
+        let fused = if cfg.engines.iter().any(|n| n == FUSED) {
+            match fused_of(world_seed, &world, prepared.scheme) {
+                Ok(fp) => fp,
+                Err(e) => {
+                    s.setup_failures.push((world_seed, format!("{FUSED}: {e:#}")));
+                    None
+                }
+            }
+        } else {
+            None
         };
-        for c in cases {
+        let mut fused_engine = match fused.as_ref().map(WasmtimeFused::new).transpose() {
+            Ok(e) => e,
+            Err(e) => {
+                s.setup_failures.push((world_seed, format!("{FUSED}: {e:#}")));
+                None
+            }
+        };
+        s.compilations += u64::from(fused_engine.is_some());
+        for &c in &cases {
             done += 1;
-            let Some(case) = case_of(world_seed, c, &prepared, &cfg.plan_config)? else { continue };
-            s.cases += 1;
-            let t = Instant::now();
-            let expected = reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
-            *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
-            s.checked_calls += case.calls() as u64;
-            for engine in &mut engines {
-                let name = engine.name().to_string();
+            if let Some(case) = case_of(world_seed, c, &prepared, &cfg.plan_config)? {
+                s.cases += 1;
                 let t = Instant::now();
-                let actual = match engine.run(&case) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}")));
-                        continue;
-                    }
-                };
-                *s.engine_time.entry(name.clone()).or_default() += t.elapsed();
+                let expected =
+                    reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
+                *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
-                let differences = compare(&prepared, &expected, &actual);
-                if differences.is_empty() {
-                    continue;
+                for engine in &mut engines {
+                    let name = engine.name();
+                    let t = Instant::now();
+                    let actual = match engine.run(&case) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}")));
+                            continue;
+                        }
+                    };
+                    *s.engine_time.entry(name.to_string()).or_default() += t.elapsed();
+                    s.checked_calls += case.calls() as u64;
+                    let differences = compare(&prepared, &expected, &actual);
+                    let mut r = Recorder {
+                        s: &mut s,
+                        expectations,
+                        repro_dir: cfg.repro_dir.as_deref(),
+                        world: &world,
+                        world_seed,
+                        scheme,
+                    };
+                    r.record(name, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
                 }
-                let expected_all = differences.iter().all(|d| expectations.explain(&name, d).is_some());
-                for d in &differences {
-                    let e = s.by_area.entry((name.clone(), d.area.to_string())).or_default();
-                    if expected_all { e.1 += 1 } else { e.0 += 1 }
+            }
+            if let (Some(fp), Some(engine)) = (&fused, &mut fused_engine)
+                && let Some(case) = fused_case_of(world_seed, c, fp, &cfg.plan_config)?
+            {
+                s.cases += 1;
+                let t = Instant::now();
+                let expected = SimFused::new(fp)
+                    .run(&case)
+                    .with_context(|| format!("world {world_seed} fused case {c}: reference"))?;
+                *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
+                let t = Instant::now();
+                match engine.run(&case) {
+                    Ok(actual) => {
+                        *s.engine_time.entry(FUSED.into()).or_default() += t.elapsed();
+                        // The host's call of `run`, and the caller's calls of the callee.
+                        s.checked_calls += 2 * (1 + case.caller.script_calls() as u64);
+                        let differences = compare_fused(fp, &expected, &actual);
+                        let mut r = Recorder {
+                            s: &mut s,
+                            expectations,
+                            repro_dir: cfg.repro_dir.as_deref(),
+                            world: &world,
+                            world_seed,
+                            scheme,
+                        };
+                        r.record(FUSED, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
+                    }
+                    Err(e) => s.setup_failures.push((world_seed, format!("{FUSED} case {c}: {e:#}"))),
                 }
-                let scheme = match prepared.scheme {
-                    NameScheme::Standard => "standard",
-                    NameScheme::Legacy => "legacy",
-                };
-                let replay =
-                    format!("witness diff --seed {world_seed} --worlds 1 --case {c} --engines {name} --names {scheme}");
-                let mut div = Divergence {
-                    world_seed,
-                    case: c,
-                    engine: name,
-                    differences,
-                    expected: expected_all,
-                    replay,
-                    repro: None,
-                };
-                if let (Some(dir), false) = (&cfg.repro_dir, expected_all) {
-                    div.repro = Some(write_repro(dir, &div, &world, &case, &expected, &actual)?);
-                }
-                s.divergences.push(div);
             }
             progress(done, total);
         }

@@ -4,6 +4,7 @@
 //! are NaN on both sides.
 
 use crate::encode::script::Event;
+use crate::engine::fused::FusedPrepared;
 use crate::engine::{HostEvent, Outcome, Prepared};
 use crate::reference::types::CoreType;
 
@@ -33,6 +34,45 @@ fn raws_equal(types: Option<&[CoreType]>, a: &[u64], b: &[u64]) -> bool {
         })
 }
 
+/// Memory bytes equal, except that where the reference stored a canonical NaN (it runs the
+/// deterministic profile) the engine may have stored any NaN: `maybe_scramble_nan32/64` lets
+/// lowering produce an arbitrary NaN. Floats sit at aligned addresses, so aligned windows
+/// holding the canonical patterns are compared by NaN class.
+fn memory_equal(addr: u32, expected: &[u8], actual: &[u8]) -> bool {
+    if expected.len() != actual.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < expected.len() {
+        let at = u64::from(addr) + i as u64;
+        let window = |n: usize| {
+            (at % n as u64 == 0 && i + n <= expected.len()).then(|| (&expected[i..i + n], &actual[i..i + n]))
+        };
+        if let Some((e, a)) = window(8)
+            && e == CANONICAL_F64_NAN.to_le_bytes()
+            && f64::from_le_bytes(a.try_into().unwrap()).is_nan()
+        {
+            i += 8;
+            continue;
+        }
+        if let Some((e, a)) = window(4)
+            && e == CANONICAL_F32_NAN.to_le_bytes()
+            && f32::from_le_bytes(a.try_into().unwrap()).is_nan()
+        {
+            i += 4;
+            continue;
+        }
+        if expected[i] != actual[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const CANONICAL_F32_NAN: u32 = 0x7fc0_0000;
+const CANONICAL_F64_NAN: u64 = 0x7ff8_0000_0000_0000;
+
 fn event_area(e: &Event) -> &'static str {
     match e {
         Event::Enter { .. } => "params",
@@ -51,6 +91,9 @@ fn events_equal(prepared: &Prepared, a: &Event, b: &Event) -> bool {
         (Event::Import { thunk: ta, results: ra }, Event::Import { thunk: tb, results: rb }) => {
             let types = prepared.spec.imports.get(*ta as usize).map(|i| i.sig.results.as_slice());
             ta == tb && raws_equal(types, ra, rb)
+        }
+        (Event::Memory { addr: aa, bytes: ba }, Event::Memory { addr: ab, bytes: bb }) => {
+            aa == ab && memory_equal(*aa, ba, bb)
         }
         _ => a == b,
     }
@@ -80,6 +123,39 @@ fn host_event_equal(a: &HostEvent, b: &HostEvent) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// Compare two guest logs (when both exist), reporting the first difference.
+fn compare_logs(
+    prepared: &Prepared,
+    la: Option<&[Event]>,
+    lb: Option<&[Event]>,
+    whose: &str,
+    out: &mut Vec<Difference>,
+) {
+    let (Some(la), Some(lb)) = (la, lb) else { return };
+    for i in 0..la.len().max(lb.len()) {
+        match (la.get(i), lb.get(i)) {
+            (Some(a), Some(b)) if events_equal(prepared, a, b) => {}
+            (a, b) => {
+                let area = a.or(b).map_or("log", event_area);
+                let detail = format!(
+                    "{whose} log event {i}: expected {}, engine {}",
+                    a.map_or("nothing".into(), describe),
+                    b.map_or("nothing".into(), describe)
+                );
+                out.push(Difference { area, detail, trap_classes: None });
+                return;
+            }
+        }
+    }
+}
+
+/// Compare a composition's outcome: the caller side as `compare` does, and the callee's log.
+pub fn compare_fused(fp: &FusedPrepared, expected: &Outcome, actual: &Outcome) -> Vec<Difference> {
+    let mut out = compare(&fp.caller, expected, actual);
+    compare_logs(&fp.callee, expected.callee_log.as_deref(), actual.callee_log.as_deref(), "callee", &mut out);
+    out
 }
 
 /// Compare `actual` (an engine) with `expected` (the reference).
@@ -113,23 +189,27 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
             }
         }
     }
-    if let (Some(la), Some(lb)) = (&expected.log, &actual.log) {
-        let n = la.len().max(lb.len());
-        for i in 0..n {
-            match (la.get(i), lb.get(i)) {
-                (Some(a), Some(b)) if events_equal(prepared, a, b) => {}
-                (a, b) => {
-                    let area = a.or(b).map_or("log", event_area);
-                    let detail = format!(
-                        "guest log event {i}: expected {}, engine {}",
-                        a.map_or("nothing".into(), describe),
-                        b.map_or("nothing".into(), describe)
-                    );
-                    out.push(Difference { area, detail, trap_classes: None });
-                    break;
-                }
-            }
-        }
-    }
+    compare_logs(prepared, expected.log.as_deref(), actual.log.as_deref(), "guest", &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_equal;
+
+    #[test]
+    fn memory_compares_stored_nans_by_class_only_where_the_reference_stored_one() {
+        // maybe_scramble_nan64: any NaN may be stored where the reference stored the canonical one.
+        let canonical = 0x7ff8_0000_0000_0000u64.to_le_bytes();
+        let other_nan = 0xfff0_00cd_0000_0000u64.to_le_bytes();
+        assert!(memory_equal(16, &canonical, &other_nan));
+        // Not aligned: bytes compare exactly.
+        assert!(!memory_equal(17, &canonical, &other_nan));
+        // A NaN where the reference stored a number, or a number where it stored a NaN, differs.
+        assert!(!memory_equal(16, &1.5f64.to_le_bytes(), &other_nan));
+        assert!(!memory_equal(16, &canonical, &1.5f64.to_le_bytes()));
+        // f32 windows.
+        assert!(memory_equal(8, &0x7fc0_0000u32.to_le_bytes(), &0xffc0_0001u32.to_le_bytes()));
+        assert!(!memory_equal(8, &[1, 2, 3, 4], &[1, 2, 3, 5]));
+    }
 }

@@ -30,7 +30,7 @@ fn guest_encodes_and_componentizes() {
     for scheme in [NameScheme::Standard, NameScheme::Legacy] {
         let mut wit = Wit::parse("demo.wit", WORLD).unwrap();
         let world = wit.world(Some("w")).unwrap();
-        add_control(&mut wit.resolve, world).unwrap();
+        add_control(&mut wit.resolve, world, witness::encode::guest::CONTROL_PACKAGE).unwrap();
         let spec = GuestSpec::new(&wit.resolve, world, scheme).unwrap();
         let core = encode_guest(&spec).unwrap();
         for enc in StringEncoding::ALL {

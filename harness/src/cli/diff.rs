@@ -24,7 +24,7 @@ pub struct DiffArgs {
     #[arg(long)]
     case: Option<u64>,
     /// Engines to compare with the reference, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
+    #[arg(long, value_delimiter = ',', default_values_t = crate::diff::DiffConfig::default().engines)]
     engines: Vec<String>,
     /// Name scheme of the guests (default: alternate by world).
     #[arg(long, value_enum)]

@@ -14,7 +14,7 @@ use wasm_encoder::{
     FunctionSection, ImportSection, InstructionSink, MemArg, MemorySection, MemoryType, Module, RefType, TableSection,
     TableType, TypeSection, ValType as WasmValType,
 };
-use wit_parser::{Resolve, WorldId};
+use wit_parser::{Resolve, WorldId, WorldItem};
 
 use super::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use super::protocol::{self as p, answer, log, op};
@@ -22,10 +22,17 @@ use super::signature::core_signature;
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::types::CoreType;
 
-/// WIT of the control interface every scripted guest exports.
-pub const CONTROL_WIT: &str = "package witness:guest;
+/// The control package of a plain guest; a second guest in the same component (the caller of
+/// a composition) uses `CALLER_CONTROL_PACKAGE` so the two control interfaces differ.
+pub const CONTROL_PACKAGE: &str = "guest";
+pub const CALLER_CONTROL_PACKAGE: &str = "caller-guest";
 
-interface control {
+/// WIT of the control interface every scripted guest exports (package `witness:<name>`).
+pub fn control_wit(package: &str) -> String {
+    format!("package witness:{package};\n\n{CONTROL_INTERFACE}")
+}
+
+const CONTROL_INTERFACE: &str = "interface control {
   /// Write 15 words of script at CONTROL + offset.
   load: func(offset: u32, w0: u64, w1: u64, w2: u64, w3: u64, w4: u64, w5: u64, w6: u64, w7: u64, w8: u64, w9: u64, w10: u64, w11: u64, w12: u64, w13: u64, w14: u64);
   /// Rewind the script, clear the log, reset the heap.
@@ -92,7 +99,7 @@ impl GuestSpec {
     /// The guest of `world`, which must export the control interface (`add_control`).
     pub fn new(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> Result<GuestSpec> {
         let sig = core_signature(resolve, world, scheme)?;
-        let control = control_interface(resolve)?;
+        let control = control_interface(resolve, world)?;
         let mut imports = vec![];
         for (i, imp) in world_imports(resolve, world, scheme).into_iter().enumerate() {
             let kind = match imp.item {
@@ -152,9 +159,7 @@ impl GuestSpec {
                 ExportItem::Initialize => {}
             }
         }
-        let mut take = |n: &str| {
-            control_names.remove(n).ok_or_else(|| anyhow!("the world does not export witness:guest/control#{n}"))
-        };
+        let mut take = |n: &str| control_names.remove(n).ok_or_else(|| anyhow!("the control interface has no `{n}`"));
         Ok(GuestSpec {
             scheme,
             imports,
@@ -173,27 +178,35 @@ impl GuestSpec {
     }
 }
 
-/// The id of `witness:guest/control` in `resolve`.
-pub fn control_interface(resolve: &Resolve) -> Result<wit_parser::InterfaceId> {
-    resolve
-        .interfaces
-        .iter()
-        .find(|(_, i)| {
-            i.name.as_deref() == Some("control")
-                && i.package.is_some_and(|pk| {
-                    resolve.packages[pk].name.namespace == "witness" && resolve.packages[pk].name.name == "guest"
-                })
+fn is_control(resolve: &Resolve, iface: wit_parser::InterfaceId, package: Option<&str>) -> bool {
+    let i = &resolve.interfaces[iface];
+    i.name.as_deref() == Some("control")
+        && i.package.is_some_and(|pk| {
+            let name = &resolve.packages[pk].name;
+            name.namespace == "witness" && package.is_none_or(|p| name.name == p)
         })
-        .map(|(id, _)| id)
-        .ok_or_else(|| anyhow!("no witness:guest/control interface"))
 }
 
-/// Add the control interface to `world`'s exports (pushing its package into `resolve` once).
-pub fn add_control(resolve: &mut Resolve, world: WorldId) -> Result<()> {
-    let iface = match control_interface(resolve) {
-        Ok(i) => i,
-        Err(_) => {
-            let pkg = resolve.push_str("witness-control.wit", CONTROL_WIT).context("control interface")?;
+/// The control interface `world` exports.
+pub fn control_interface(resolve: &Resolve, world: WorldId) -> Result<wit_parser::InterfaceId> {
+    resolve.worlds[world]
+        .exports
+        .values()
+        .find_map(|item| match item {
+            WorldItem::Interface { id, .. } if is_control(resolve, *id, None) => Some(*id),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("the world exports no witness control interface"))
+}
+
+/// Add the control interface of package `witness:<package>` to `world`'s exports (pushing the
+/// package into `resolve` once).
+pub fn add_control(resolve: &mut Resolve, world: WorldId, package: &str) -> Result<()> {
+    let existing = resolve.interfaces.iter().map(|(id, _)| id).find(|&id| is_control(resolve, id, Some(package)));
+    let iface = match existing {
+        Some(i) => i,
+        None => {
+            let pkg = resolve.push_str("witness-control.wit", &control_wit(package)).context("control interface")?;
             resolve.packages[pkg].interfaces["control"]
         }
     };

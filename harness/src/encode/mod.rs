@@ -3,6 +3,7 @@
 //! core-only host and `wit-component` both know how to bind it.
 
 pub mod component;
+pub mod compose;
 pub mod guest;
 pub mod names;
 pub mod protocol;

@@ -236,6 +236,6 @@ impl Engine for WasmiEngine<'_> {
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
         let mut guest = WasmiMem { ctx: &mut store, memory, realloc, exports };
-        Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
+        run_core_case(&mut guest, &mut host, self.prepared, case)
     }
 }

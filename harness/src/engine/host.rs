@@ -28,6 +28,20 @@ pub trait CoreGuest: Memory {
     fn as_memory(&mut self) -> &mut dyn Memory;
 }
 
+/// Where a guest's import calls go instead of the host's planned answers: the other guest of a
+/// composition (its callee), which the reference reaches through `canon_lift`.
+pub trait Forward {
+    /// The import `thunk` was called with these (lifted) arguments; the callee's result.
+    fn call(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>, Trap>;
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl std::fmt::Debug for dyn Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Forward")
+    }
+}
+
 /// The host's state for one guest instance.
 #[derive(Debug)]
 pub struct HostState {
@@ -43,6 +57,8 @@ pub struct HostState {
     pub dtors: Vec<(u32, String)>,
     /// `false` while the state is lent out to a call (a call that finds it gone is reentrant).
     pub present: bool,
+    /// Set in a composition: imports reach the callee instead of the host.
+    pub forward: Option<Box<dyn Forward>>,
 }
 
 impl HostState {
@@ -56,6 +72,7 @@ impl HostState {
             slots: vec![],
             dtors: prepared.dtors.clone(),
             present: true,
+            forward: None,
         }
     }
 
@@ -103,6 +120,7 @@ impl Default for HostState {
             slots: vec![],
             dtors: vec![],
             present: false,
+            forward: None,
         }
     }
 }
@@ -164,8 +182,13 @@ pub fn serve_import(
             LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
         lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types())?
     };
-    host.events.push(HostEvent::Import { thunk, args });
-    let result = host.results.pop_front().ok_or_else(|| assertion("the case gives no result for this import call"))?;
+    let result = match host.forward.as_mut() {
+        Some(forward) => forward.call(thunk, args)?,
+        None => {
+            host.events.push(HostEvent::Import { thunk, args });
+            host.results.pop_front().ok_or_else(|| assertion("the case gives no result for this import call"))?
+        }
+    };
     let values: Vec<Value> = result.into_iter().collect();
     if values.len() != ft.result_type().len() {
         return Err(assertion("the planned import result does not match the function's result type"));

@@ -3,6 +3,7 @@
 //! (`sim`) with the reference host (`host`).
 
 pub mod core_wasmi;
+pub mod fused;
 pub mod host;
 pub mod prepared;
 pub mod resources;
@@ -49,6 +50,11 @@ impl Case {
     pub fn calls(&self) -> usize {
         self.steps.iter().filter(|s| matches!(s, Step::Call(_))).count()
     }
+
+    /// The number of import calls the guest's script makes.
+    pub fn script_calls(&self) -> usize {
+        self.import_results.len()
+    }
 }
 
 /// What the host saw.
@@ -73,6 +79,8 @@ pub struct Outcome {
     /// The guest's log, read after the case (absent after a trap: a trapped component
     /// instance cannot be entered again).
     pub log: Option<Vec<Event>>,
+    /// In a composition, the callee guest's log (the caller's is `log`).
+    pub callee_log: Option<Vec<Event>>,
 }
 
 impl Outcome {

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use wit_parser::{TypeDefKind, TypeId, WorldId, WorldItem};
 
 use crate::encode::component::componentize;
-use crate::encode::guest::{EntryKind, GuestSpec, ImportKind, add_control, encode_guest};
+use crate::encode::guest::{CONTROL_PACKAGE, EntryKind, GuestSpec, ImportKind, add_control, encode_guest};
 use crate::encode::names::NameScheme;
 use crate::reference::types::{FuncType, ResourceType, StringEncoding};
 use crate::world::wit::{Converter, Wit};
@@ -62,8 +62,19 @@ fn func_name(wit: &Wit, interface: Option<wit_parser::InterfaceId>, func: &str) 
 }
 
 impl Prepared {
-    pub fn new(mut wit: Wit, world: WorldId, scheme: NameScheme, encoding: StringEncoding) -> Result<Prepared> {
-        add_control(&mut wit.resolve, world)?;
+    pub fn new(wit: Wit, world: WorldId, scheme: NameScheme, encoding: StringEncoding) -> Result<Prepared> {
+        Prepared::with_control(wit, world, scheme, encoding, CONTROL_PACKAGE)
+    }
+
+    /// `new`, with the guest's control interface in package `witness:<control>`.
+    pub fn with_control(
+        mut wit: Wit,
+        world: WorldId,
+        scheme: NameScheme,
+        encoding: StringEncoding,
+        control: &str,
+    ) -> Result<Prepared> {
+        add_control(&mut wit.resolve, world, control)?;
         let spec = GuestSpec::new(&wit.resolve, world, scheme)?;
         let core = encode_guest(&spec)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;

@@ -11,7 +11,7 @@ use super::host::{CoreGuest, HostState, call_export, drop_slot, serve_import};
 use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, GuestSpec, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
-use crate::encode::script::parse_log;
+use crate::encode::script::{Event, Script, parse_log};
 use crate::reference::memory::{Memory, exceeds};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
@@ -287,19 +287,19 @@ impl CoreGuest for SimGuest {
     }
 }
 
-/// Drive any `CoreGuest` through a case with the reference host: reset, load the script, make
-/// the calls, read the log. Shared by the model and the core engines.
-pub fn run_core_case(
+fn control(guest: &mut dyn CoreGuest, host: &mut HostState, name: &str, args: &[Flat]) -> Result<Vec<Flat>> {
+    guest.call(name, args, host).map_err(|t| anyhow::anyhow!("control call {name} trapped: {t}"))
+}
+
+/// Reset a guest and load a script into it through its control interface.
+pub fn load_script(
     guest: &mut dyn CoreGuest,
     host: &mut HostState,
     prepared: &Prepared,
-    case: &Case,
-) -> Result<(Outcome, bool)> {
+    script: &Script,
+) -> Result<()> {
     let spec = &prepared.spec;
-    let image = case.script.control_image()?;
-    let control = |guest: &mut dyn CoreGuest, host: &mut HostState, name: &str, args: &[Flat]| -> Result<Vec<Flat>> {
-        guest.call(name, args, host).map_err(|t| anyhow::anyhow!("control call {name} trapped: {t}"))
-    };
+    let image = script.control_image()?;
     control(guest, host, &spec.control_reset, &[])?;
     for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
         let mut args = vec![Flat::I32((i * LOAD_CHUNK) as u32)];
@@ -308,6 +308,30 @@ pub fn run_core_case(
         args.extend(padded.chunks(8).map(|w| Flat::I64(u64::from_le_bytes(w.try_into().unwrap()))));
         control(guest, host, &spec.control_load, &args)?;
     }
+    Ok(())
+}
+
+/// Read and parse a guest's log through its control interface.
+pub fn read_log(guest: &mut dyn CoreGuest, host: &mut HostState, prepared: &Prepared) -> Result<Vec<Event>> {
+    let ret = control(guest, host, &prepared.spec.control_read_log, &[])?;
+    let Some(Flat::I32(ret)) = ret.first().copied() else { anyhow::bail!("read-log returned {ret:?}") };
+    let mut pair = [0u8; 8];
+    guest.read(ret.into(), &mut pair).map_err(|t| anyhow::anyhow!("{t}"))?;
+    let (ptr, len) = (u32::from_le_bytes(pair[..4].try_into()?), u32::from_le_bytes(pair[4..].try_into()?));
+    let mut bytes = vec![0; len as usize];
+    guest.read(ptr.into(), &mut bytes).map_err(|t| anyhow::anyhow!("{t}"))?;
+    parse_log(&bytes)
+}
+
+/// Drive any `CoreGuest` through a case with the reference host: reset, load the script, run
+/// the steps, read the log. Shared by the model and the core engines.
+pub fn run_core_case(
+    guest: &mut dyn CoreGuest,
+    host: &mut HostState,
+    prepared: &Prepared,
+    case: &Case,
+) -> Result<Outcome> {
+    load_script(guest, host, prepared, &case.script)?;
     host.results = case.import_results.iter().cloned().collect();
     host.events.clear();
     let mut outcome = Outcome::default();
@@ -329,18 +353,10 @@ pub fn run_core_case(
         }
     }
     outcome.events = std::mem::take(&mut host.events);
-    let trapped = outcome.trap.is_some();
-    if !trapped {
-        let ret = control(guest, host, &spec.control_read_log, &[])?;
-        let Some(Flat::I32(ret)) = ret.first().copied() else { anyhow::bail!("read-log returned {ret:?}") };
-        let mut pair = [0u8; 8];
-        guest.read(ret.into(), &mut pair).map_err(|t| anyhow::anyhow!("{t}"))?;
-        let (ptr, len) = (u32::from_le_bytes(pair[..4].try_into()?), u32::from_le_bytes(pair[4..].try_into()?));
-        let mut bytes = vec![0; len as usize];
-        guest.read(ptr.into(), &mut bytes).map_err(|t| anyhow::anyhow!("{t}"))?;
-        outcome.log = Some(parse_log(&bytes)?);
+    if outcome.trap.is_none() {
+        outcome.log = Some(read_log(guest, host, prepared)?);
     }
-    Ok((outcome, trapped))
+    Ok(outcome)
 }
 
 /// The `reference` engine: the guest model with the reference host.
@@ -363,6 +379,6 @@ impl Engine for SimEngine<'_> {
         // A fresh model per case: the model is cheap, and a trap poisons an instance anyway.
         let mut guest = SimGuest::new(Arc::new(self.prepared.spec.clone()));
         let mut host = HostState::new(self.prepared);
-        Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
+        run_core_case(&mut guest, &mut host, self.prepared, case)
     }
 }

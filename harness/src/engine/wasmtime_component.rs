@@ -445,7 +445,7 @@ impl<'p> WasmtimeEngine<'p> {
                 exports.push(export_index(iface, func)?);
             }
         }
-        let control = control_interface(&prepared.wit.resolve)?;
+        let control = control_interface(&prepared.wit.resolve, prepared.world)?;
         let control_name = Some(interface_name(prepared, control, false)?);
         Ok(WasmtimeEngine {
             prepared,

@@ -233,6 +233,6 @@ impl Engine for WasmtimeCoreEngine<'_> {
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
         let mut guest = WasmtimeGuest { ctx: &mut store, memory, realloc, exports };
-        Ok(run_core_case(&mut guest, &mut host, self.prepared, case)?.0)
+        run_core_case(&mut guest, &mut host, self.prepared, case)
     }
 }

@@ -21,6 +21,7 @@ use crate::reference::value::{Flat, Value};
 use crate::world::arbitrary::arbitrary_value;
 use crate::world::wit::GUEST_INSTANCE;
 
+pub mod fused;
 pub mod resources;
 
 /// A corruption of the bytes or flat values the guest hands over (invalid data to lift).
@@ -286,7 +287,7 @@ pub(crate) fn arbitrary_values(
     types.iter().map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans)).collect()
 }
 
-fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Option<Corruption>> {
+pub(crate) fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Option<Corruption>> {
     if !u.ratio(1, cfg.corrupt_one_in.max(1))? {
         return Ok(None);
     }
@@ -301,6 +302,23 @@ fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<O
     } else {
         Corruption::Byte { index: u.int_in_range(0..=64)?, xor: u.int_in_range(1..=255)? }
     }))
+}
+
+/// Sometimes, an adversarial realloc answer after a few honest ones.
+pub(crate) fn realloc_answers(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Vec<ReallocAnswer>> {
+    let mut realloc = vec![];
+    if u.ratio(1, cfg.adversarial_realloc_one_in.max(1))? {
+        for _ in 0..u.int_in_range(0..=3)? {
+            realloc.push(ReallocAnswer::Bump);
+        }
+        realloc.push(match u.int_in_range(0..=3)? {
+            0 => ReallocAnswer::Trap,
+            1 => ReallocAnswer::Value(p::HEAP as u32 + 1),
+            2 => ReallocAnswer::Value(p::MEMORY_SIZE as u32 - u.int_in_range(0..=8)?),
+            _ => ReallocAnswer::Value(u.arbitrary()?),
+        });
+    }
+    Ok(realloc)
 }
 
 /// An arbitrary call plan for one of the plannable exports, or `None` if there is none.
@@ -333,18 +351,7 @@ pub fn arbitrary_call(
     }
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
     let result = GuestValues { values, corruption: corruption(u, cfg)? };
-    let mut realloc = vec![];
-    if u.ratio(1, cfg.adversarial_realloc_one_in.max(1))? {
-        for _ in 0..u.int_in_range(0..=3)? {
-            realloc.push(ReallocAnswer::Bump);
-        }
-        realloc.push(match u.int_in_range(0..=3)? {
-            0 => ReallocAnswer::Trap,
-            1 => ReallocAnswer::Value(p::HEAP as u32 + 1),
-            2 => ReallocAnswer::Value(p::MEMORY_SIZE as u32 - u.int_in_range(0..=8)?),
-            _ => ReallocAnswer::Value(u.arbitrary()?),
-        });
-    }
+    let realloc = realloc_answers(u, cfg)?;
     let ops = imports.into_iter().map(GuestOp::Import).collect();
     Ok(Some(CallPlan { export, args, ops, result, realloc }))
 }

@@ -1,0 +1,53 @@
+//! Two guests composed: Wasmtime's fused adapters agree with the reference chain (caller model,
+//! canon_lower, canon_lift, callee model) in all 9 string-encoding pairs.
+
+use arbitrary::Unstructured;
+use witness::diff::{DiffConfig, world_of};
+use witness::engine::fused::{FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
+use witness::oracle::compare_fused;
+use witness::plan::fused::arbitrary_fused_case;
+use witness::reference::StringEncoding;
+use witness::suite::expectations::Expectations;
+use witness::world::arbitrary::seed_bytes;
+
+mod common;
+
+#[test]
+fn wasmtime_fused_agrees_with_the_reference() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let expectations = Expectations::load(&files).unwrap();
+    let cfg = DiffConfig::default();
+    let mut pairs = std::collections::BTreeSet::new();
+    let (mut cases, mut traps) = (0, 0);
+    for seed in 0..common::cases(18) {
+        let (world, scheme, _) = world_of(seed, &cfg).unwrap();
+        let caller_enc = StringEncoding::ALL[(seed % 3) as usize];
+        let callee_enc = StringEncoding::ALL[(seed / 3 % 3) as usize];
+        let fp = match FusedPrepared::new(&world.wit, "w", scheme, caller_enc, callee_enc) {
+            Ok(fp) => fp,
+            Err(e) if format!("{e:#}").contains("exports nothing") => continue,
+            Err(e) => panic!("seed {seed}: {e:?}\n{}", world.wit),
+        };
+        let mut reference = SimFused::new(&fp);
+        let mut engine = WasmtimeFused::new(&fp).unwrap();
+        for c in 0..16 {
+            let data = seed_bytes(seed * 1000 + c, 4096);
+            let mut u = Unstructured::new(&data);
+            let Some(case) = arbitrary_fused_case(&mut u, &fp, &cfg.plan_config).unwrap() else { break };
+            let expected = reference.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
+            let actual = engine.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: wasmtime-fused: {e:?}"));
+            let unexplained: Vec<_> = compare_fused(&fp, &expected, &actual)
+                .into_iter()
+                .filter(|d| expectations.explain("wasmtime-fused", d).is_none())
+                .collect();
+            assert!(unexplained.is_empty(), "seed {seed} case {c}: {unexplained:#?}\n{}\n{case:#?}", world.wit);
+            cases += 1;
+            traps += usize::from(expected.trap.is_some());
+            pairs.insert((caller_enc, callee_enc));
+        }
+    }
+    assert!(cases > 50, "only {cases} cases ran");
+    assert!(traps > 0 && traps < cases, "{traps} of {cases} cases trapped");
+    assert_eq!(pairs.len(), 9, "encoding pairs covered: {pairs:?}");
+}
