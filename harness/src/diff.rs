@@ -99,7 +99,7 @@ pub fn world_of(seed: u64, cfg: &DiffConfig) -> Result<(GeneratedWorld, NameSche
     let data = seed_bytes(seed, 8192);
     let mut u = Unstructured::new(&data);
     let world = arbitrary_world(&mut u, &cfg.world_config).map_err(|e| anyhow::anyhow!("world generator: {e}"))?;
-    let scheme = cfg.names.unwrap_or(if seed % 2 == 0 { NameScheme::Standard } else { NameScheme::Legacy });
+    let scheme = cfg.names.unwrap_or(if seed.is_multiple_of(2) { NameScheme::Standard } else { NameScheme::Legacy });
     let encoding = StringEncoding::ALL[(seed / 2 % 3) as usize];
     Ok((world, scheme, encoding))
 }

@@ -46,7 +46,7 @@ fn memory_equal(addr: u32, expected: &[u8], actual: &[u8]) -> bool {
     while i < expected.len() {
         let at = u64::from(addr) + i as u64;
         let window = |n: usize| {
-            (at % n as u64 == 0 && i + n <= expected.len()).then(|| (&expected[i..i + n], &actual[i..i + n]))
+            (at.is_multiple_of(n as u64) && i + n <= expected.len()).then(|| (&expected[i..i + n], &actual[i..i + n]))
         };
         if let Some((e, a)) = window(8)
             && e == CANONICAL_F64_NAN.to_le_bytes()

@@ -111,7 +111,7 @@ impl SimGuest {
             _ => {
                 let a = u64::from(align.max(1));
                 let next = u64::from(self.u32_at(p::HEAP_NEXT)?);
-                let ptr = (next + a - 1) / a * a;
+                let ptr = next.div_ceil(a) * a;
                 let end = ptr + u64::from(new_size);
                 if end > p::MEMORY_SIZE {
                     return Err(guest_trap(format!("realloc: out of memory ({new_size} bytes at {ptr})")));

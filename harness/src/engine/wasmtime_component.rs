@@ -471,7 +471,7 @@ impl WasmtimeEngine<'_> {
         let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
         let (_, ft) = &self.prepared.exports[call.export as usize];
         let f = instance
-            .get_func(&mut *store, &self.exports[call.export as usize])
+            .get_func(&mut *store, self.exports[call.export as usize])
             .ok_or_else(|| harness(anyhow!("export is not a function")))?;
         let mut ctx = store.as_context_mut();
         let mut h = StoreHandles { store: &mut ctx };

@@ -3,6 +3,7 @@
 
 /// `n` pseudo-random bytes from `seed`, so every run sees the same cases and a failing case is
 /// named by its seed.
+#[allow(unused_imports)]
 pub use witness::world::arbitrary::seed_bytes as bytes;
 
 /// Number of seeds property tests run: `WITNESS_CASES` or the default.
