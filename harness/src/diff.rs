@@ -24,6 +24,24 @@ use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
 /// The composition engine's name (it runs fused cases, not plain ones).
 pub const FUSED: &str = "wasmtime-fused";
 
+/// A user's world to run a campaign on instead of generated ones.
+#[derive(Clone, Debug)]
+pub struct UserWorld {
+    pub path: PathBuf,
+    /// The package as WIT text (dependencies nested), so it travels into repros.
+    pub text: String,
+    pub world: String,
+}
+
+impl UserWorld {
+    /// Load a WIT file, a WIT directory with deps/, or a wasm-encoded WIT package.
+    pub fn load(path: &Path, world: Option<&str>) -> Result<UserWorld> {
+        let wit = crate::world::wit::Wit::load(path)?;
+        let id = wit.world(world)?;
+        Ok(UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() })
+    }
+}
+
 /// Knobs of a campaign.
 #[derive(Clone, Debug)]
 pub struct DiffConfig {
@@ -39,6 +57,8 @@ pub struct DiffConfig {
     pub plan_config: PlanConfig,
     /// Where reproducers go (none: not written).
     pub repro_dir: Option<PathBuf>,
+    /// Run on this world (with every seed's cases) instead of generated worlds.
+    pub user_world: Option<UserWorld>,
 }
 
 impl Default for DiffConfig {
@@ -53,6 +73,7 @@ impl Default for DiffConfig {
             world_config: WorldConfig::default(),
             plan_config: PlanConfig::default(),
             repro_dir: None,
+            user_world: None,
         }
     }
 }
@@ -148,10 +169,10 @@ fn write_repro(
 
 /// The composition of world `seed`'s exported interfaces (its two encodings come from the seed,
 /// so a campaign covers all 9 pairs), or `None` when the world exports no interface.
-pub fn fused_of(seed: u64, world: &GeneratedWorld, scheme: NameScheme) -> Result<Option<FusedPrepared>> {
+pub fn fused_of(seed: u64, world: &GeneratedWorld, name: &str, scheme: NameScheme) -> Result<Option<FusedPrepared>> {
     let caller = StringEncoding::ALL[(seed % 3) as usize];
     let callee = StringEncoding::ALL[(seed / 3 % 3) as usize];
-    match FusedPrepared::new(&world.wit, "w", scheme, caller, callee) {
+    match FusedPrepared::new(&world.wit, name, scheme, caller, callee) {
         Ok(fp) => Ok(Some(fp)),
         Err(e) if format!("{e:#}").contains("exports nothing") => Ok(None),
         Err(e) => Err(e),
@@ -172,6 +193,8 @@ struct Recorder<'a> {
     world: &'a GeneratedWorld,
     world_seed: u64,
     scheme: &'static str,
+    /// `--wit ... --world ...` when the campaign runs on a user's world.
+    source: String,
 }
 
 impl Recorder<'_> {
@@ -224,11 +247,18 @@ pub fn run_campaign(
     let mut done = 0;
     for w in 0..cfg.worlds {
         let world_seed = cfg.seed.wrapping_add(w);
-        let prepared = world_of(world_seed, cfg).and_then(|(world, scheme, enc)| {
-            let p = Prepared::from_wit(&world.wit, Some("w"), scheme, enc)?;
-            Ok((world, p))
+        let prepared = world_of(world_seed, cfg).and_then(|(mut world, scheme, enc)| {
+            let name = match &cfg.user_world {
+                Some(user) => {
+                    world.wit = user.text.clone();
+                    user.world.clone()
+                }
+                None => "w".to_string(),
+            };
+            let p = Prepared::from_wit(&world.wit, Some(&name), scheme, enc)?;
+            Ok((world, name, p))
         });
-        let (world, prepared) = match prepared {
+        let (world, world_name, prepared) = match prepared {
             Ok(x) => x,
             Err(e) => {
                 s.setup_failures.push((world_seed, format!("{e:#}")));
@@ -241,6 +271,10 @@ pub fn run_campaign(
         let scheme = match prepared.scheme {
             NameScheme::Standard => "standard",
             NameScheme::Legacy => "legacy",
+        };
+        let source = match &cfg.user_world {
+            Some(u) => format!(" --wit {} --world {}", u.path.display(), u.world),
+            None => String::new(),
         };
         let cases: Vec<u64> = match cfg.only_case {
             Some(c) => vec![c],
@@ -256,7 +290,7 @@ pub fn run_campaign(
         }
         s.compilations += engines.len() as u64;
         let fused = if cfg.engines.iter().any(|n| n == FUSED) {
-            match fused_of(world_seed, &world, prepared.scheme) {
+            match fused_of(world_seed, &world, &world_name, prepared.scheme) {
                 Ok(fp) => fp,
                 Err(e) => {
                     s.setup_failures.push((world_seed, format!("{FUSED}: {e:#}")));

@@ -154,6 +154,12 @@ pub const ALLOWED: &[(&str, &str)] = &[
          wasmi and Wasmtime charge different fuel per instruction and per host call",
     ),
     (
+        "stack-limit",
+        "engine difference: one engine exhausted its call stack where the other did not, or both \
+         did at different depths (the host events of one are a prefix of the other's): wasmi \
+         limits recursion depth, Wasmtime the native stack size (512 KiB)",
+    ),
+    (
         "wasmi-select",
         "engine bug (wasmi 2.0.0 miscompiles core wasm): a `select` whose condition is \
          `x == 0` / `x != 0` (i32.eqz, i32.eq/ne with 0) picks the wrong operand when a \
@@ -206,6 +212,9 @@ pub struct SmithSummary {
     pub instantiation_failures: BTreeMap<String, u64>,
     /// Why instantiation failed on both, by the start of Wasmtime's message.
     pub instantiation_messages: BTreeMap<String, u64>,
+    /// Instantiations that failed on both but in different classes (the same outcome by the
+    /// rules, listed for inspection): (world seed, module, Wasmtime's, wasmi's).
+    pub instantiation_class_differences: Vec<(u64, u64, String, String)>,
     /// Calls made on both engines.
     pub calls: u64,
     /// Calls on which both engines agree, by outcome class.
@@ -974,7 +983,11 @@ fn events_match(a: &[HostEvent], b: &[HostEvent]) -> bool {
 }
 
 fn is_fuel(e: &Ending) -> bool {
-    matches!(e, Ending::Trapped(t) if t.message.contains("fuel"))
+    matches!(e, Ending::Trapped(t) if t.kind == TrapKind::GuestTrap && t.message.contains("all fuel consumed"))
+}
+
+fn is_stack(e: &Ending) -> bool {
+    matches!(e, Ending::Trapped(t) if t.kind == TrapKind::GuestTrap && t.message.contains("call stack exhausted"))
 }
 
 /// Compare two endings: `None` if they agree, else what differs.
@@ -1028,6 +1041,9 @@ fn explain(
     if (ea.is_some_and(is_fuel) || eb.is_some_and(is_fuel)) && prefix_related(va, vb) {
         return Some("fuel");
     }
+    if (ea.is_some_and(is_stack) || eb.is_some_and(is_stack)) && prefix_related(va, vb) {
+        return Some("stack-limit");
+    }
     None
 }
 
@@ -1053,8 +1069,9 @@ struct Difference {
 struct Verdict {
     /// Both instantiated (with the same host events).
     instantiated: bool,
-    /// Both failed to instantiate: (class pair, Wasmtime's message).
-    init_failed: Option<(String, String)>,
+    /// Both failed to instantiate: (class pair, Wasmtime's message, and both endings when
+    /// their classes differ).
+    init_failed: Option<(String, String, Option<(String, String)>)>,
     /// Classes of the calls on which both agree, in order.
     agreeing: Vec<String>,
     /// Import calls of the agreeing part.
@@ -1089,7 +1106,8 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
                 Ending::Trapped(t) => t.message.splitn(3, ':').take(2).collect::<Vec<_>>().join(":"),
                 other => other.class(),
             };
-            v.init_failed = Some((format!("{} / {}", a.class(), b.class()), msg));
+            let differ = (a.class() != b.class()).then(|| (a.describe(), b.describe()));
+            v.init_failed = Some((format!("{} / {}", a.class(), b.class()), msg, differ));
             return v;
         }
         (a, b) => {
@@ -1193,9 +1211,18 @@ fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls
     if v.instantiated {
         s.instantiated += 1;
     }
-    if let Some((classes, msg)) = v.init_failed {
+    if let Some((classes, msg, differ)) = v.init_failed {
         *s.instantiation_failures.entry(classes).or_default() += 1;
         *s.instantiation_messages.entry(msg).or_default() += 1;
+        if let Some((a, mut b)) = differ {
+            // Is it wasmi's select miscompilation?
+            let rerun = guard_selects(&core)
+                .and_then(|g| no_panic("wasmi run", || run_wasmi(&engines.wasmi, sw, &g, seed, &plan)));
+            if let Ok(EngineRun { init: Some(e), .. }) = rerun {
+                b.push_str(&format!(" (guarded selects: {})", e.describe()));
+            }
+            s.instantiation_class_differences.push((world_seed, m, a, b));
+        }
     }
     s.calls += v.agreeing.len() as u64 + u64::from(v.difference.as_ref().is_some_and(|d| d.call.is_some()));
     for class in v.agreeing {

@@ -32,6 +32,13 @@ pub struct DiffArgs {
     /// Expectations files (known divergences); default: expectations/*.toml if present.
     #[arg(long)]
     expectations: Vec<PathBuf>,
+    /// Run on this world instead of generated ones: a WIT file, a WIT directory with deps/, or a
+    /// wasm-encoded WIT package (each seed then gives another set of cases).
+    #[arg(long)]
+    wit: Option<PathBuf>,
+    /// The world of --wit (default: the package's only world).
+    #[arg(long)]
+    world: Option<String>,
     /// Where to write reproducers of new divergences.
     #[arg(long, default_value = "witness-repro")]
     repro: PathBuf,
@@ -61,6 +68,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         }),
         only_case: args.case,
         repro_dir: Some(args.repro.clone()),
+        user_world: args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?,
         ..DiffConfig::default()
     };
     let total = if args.case.is_some() { args.worlds } else { args.worlds * args.cases };

@@ -42,6 +42,15 @@ impl Wit {
         Ok(Wit { resolve, package })
     }
 
+    /// The package as WIT text, its dependencies as nested packages (so one text parses back).
+    pub fn to_text(&self) -> Result<String> {
+        let others: Vec<PackageId> =
+            self.resolve.packages.iter().map(|(id, _)| id).filter(|&id| id != self.package).collect();
+        let mut printer = wit_component::WitPrinter::default();
+        printer.print(&self.resolve, self.package, &others)?;
+        Ok(printer.output.to_string())
+    }
+
     /// The world named `name`, or the package's only world.
     pub fn world(&self, name: Option<&str>) -> Result<WorldId> {
         self.resolve.select_world(&[self.package], name)
