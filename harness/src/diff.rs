@@ -337,6 +337,7 @@ pub fn run_campaign(
                         world: &world,
                         world_seed,
                         scheme,
+                        source: source.clone(),
                     };
                     r.record(name, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
                 }
@@ -364,6 +365,7 @@ pub fn run_campaign(
                             world: &world,
                             world_seed,
                             scheme,
+                            source: source.clone(),
                         };
                         r.record(FUSED, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
                     }

@@ -28,13 +28,14 @@ use crate::diff::{DiffConfig, world_of};
 use crate::encode::component::componentize;
 use crate::encode::guest::{EntryKind, ImportKind};
 use crate::encode::names::NameScheme;
+use crate::encode::signature::requirements;
 use crate::engine::HostEvent;
 use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
 use crate::engine::prepared::{ImportType, Prepared};
 use crate::engine::wasmtime_component::{classify, from_val, to_val};
 use crate::plan::canonical_nans;
 use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
-use crate::reference::flatten::MAX_FLAT_PARAMS;
+use crate::reference::flatten::{Context, MAX_FLAT_PARAMS};
 use crate::reference::handles::{DropEffect, canon_resource_drop};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::memory::{Memory, exceeds};
@@ -496,6 +497,8 @@ struct WasmiCtx {
     unimplemented: Option<u32>,
     /// `resource.rep` was called while the reference host was lent out (see `ALLOWED`).
     rep_while_busy: bool,
+    /// The module's start function is running.
+    in_start: bool,
 }
 
 /// The guest through any wasmi context (the store, or a caller inside a host function).
@@ -567,6 +570,12 @@ impl<C: wasmi::AsContextMut<Data = WasmiCtx>> CoreGuest for SmithGuest<C> {
     }
 }
 
+/// BuildTargets.md: "no memory-needing import calls during the core `start` function (host must
+/// trap eagerly)". (A component made by wit-component traps the same way: such imports are
+/// lowered through a table that is filled only after the module is instantiated, so Wasmtime
+/// reports `uninitialized element`, a core trap.)
+pub const START_IMPORT_TRAP: &str = "a memory-needing import was called during the core start function";
+
 /// How an import closure ended besides returning flat values.
 enum ImportStop {
     Trap(Trap),
@@ -631,10 +640,17 @@ fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker
             _ => None,
         };
         let thunk = k as u32;
+        let needs_memory = match &ty {
+            ImportType::Func { ft, .. } => requirements(ft, Context::Lower).0,
+            _ => false,
+        };
         let f = move |mut caller: wasmi::Caller<'_, WasmiCtx>,
                       params: &[wasmi::Val],
                       results: &mut [wasmi::Val]|
               -> Result<(), wasmi::Error> {
+            if needs_memory && caller.data().in_start {
+                return Err(host_err(Trap::new(TrapKind::GuestTrap, START_IMPORT_TRAP)));
+            }
             let flats = params.iter().map(flat_of).collect::<Result<Vec<_>, _>>().map_err(host_err)?;
             let memory = caller.get_export(&memory_name).and_then(wasmi::Extern::into_memory);
             let realloc = caller.get_export(&realloc_name).and_then(wasmi::Extern::into_func);
@@ -719,11 +735,14 @@ fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, pl
         next_import: 0,
         unimplemented: None,
         rep_while_busy: false,
+        in_start: true,
     };
     let mut store = wasmi::Store::new(engine, ctx);
     store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
     let mut run = EngineRun::default();
-    let instance = match linker.instantiate_and_start(&mut store, &module) {
+    let started = linker.instantiate_and_start(&mut store, &module);
+    store.data_mut().in_start = false;
+    let instance = match started {
         Ok(i) => i,
         Err(e) if matches!(e.kind(), wasmi::errors::ErrorKind::Linker(_)) => bail!("wasmi cannot link: {e}"),
         Err(e) => {
