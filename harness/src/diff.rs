@@ -215,8 +215,8 @@ impl Recorder<'_> {
             if expected_all { e.1 += 1 } else { e.0 += 1 }
         }
         let replay = format!(
-            "witness diff --seed {} --worlds 1 --case {c} --engines {engine} --names {}",
-            self.world_seed, self.scheme
+            "witness diff --seed {} --worlds 1 --case {c} --engines {engine} --names {}{}",
+            self.world_seed, self.scheme, self.source
         );
         let mut div = Divergence {
             world_seed: self.world_seed,
