@@ -312,6 +312,7 @@ impl FusedEngine for WasmtimeFused<'_> {
         let _ = self.prepared;
         let mut store = Store::new(&self.engine, ());
         store.set_fuel(FUEL)?;
+        store.set_max_component_handles(1 << 28);
         let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the composite: {e:#}"))?;
         wasmtime_load(&mut store, &instance, &self.callee_control, &case.callee)?;
         wasmtime_load(&mut store, &instance, &self.caller_control, &case.caller.script)?;

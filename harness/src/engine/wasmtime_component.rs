@@ -66,6 +66,7 @@ pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
     ("indirect call type mismatch", TrapKind::GuestTrap),
     ("integer overflow", TrapKind::GuestTrap),
     ("integer divide by zero", TrapKind::GuestTrap),
+    ("invalid conversion to integer", TrapKind::GuestTrap),
     ("call stack exhausted", TrapKind::GuestTrap),
 ];
 
@@ -506,6 +507,9 @@ impl Engine for WasmtimeEngine<'_> {
             Ctx { results: case.import_results.iter().cloned().collect(), events: vec![], slots: vec![] },
         );
         store.set_fuel(FUEL)?;
+        // The spec's handle table holds 2^28 - 1 entries; Wasmtime's default store limit is
+        // lower (a denial-of-service cap), which would show up as a false table-full trap.
+        store.set_max_component_handles(1 << 28);
         // A fresh instance per case: no state leaks between cases, and a trap poisons only it.
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the guest component: {e:#}"))?;

@@ -1,0 +1,99 @@
+//! Arbitrary (wasm-smith) guests shaped to generated worlds run on Wasmtime (as components) and
+//! on wasmi (as core modules with the reference host); every call must end in the same outcome
+//! class on both. Mismatches are printed; each must be explained by `smith::ALLOWED` (known
+//! engine differences and bugs, with their evidence).
+
+use witness::smith::{ALLOWED, SmithSummary, run_smith_campaign};
+
+fn report(s: &SmithSummary) {
+    println!(
+        "worlds {} (failed {}), modules generated {}, componentized {}, loaded {}, instantiated {}, \
+         calls {}, import calls {}",
+        s.worlds,
+        s.world_failures.len(),
+        s.modules_generated,
+        s.componentized,
+        s.loaded,
+        s.instantiated,
+        s.calls,
+        s.import_calls
+    );
+    println!("instantiation failures on both: {:?}", s.instantiation_failures);
+    println!("instantiation failure messages: {:#?}", s.instantiation_messages);
+    println!("agreeing outcomes: {:?}", s.outcomes);
+    for f in &s.world_failures {
+        println!("world failure: {f:?}");
+    }
+    for f in &s.setup_failures {
+        println!("setup failure: {f:?}");
+    }
+    for d in &s.instantiation_class_differences {
+        println!("instantiation failed on both, in different classes: {d:?}");
+    }
+    for m in &s.mismatches {
+        println!("mismatch: {m}");
+    }
+    println!("mismatches: {} ({} unexplained)", s.mismatches.len(), s.unexpected().len());
+}
+
+#[test]
+fn arbitrary_guests_agree_on_outcome_classes() {
+    let (worlds, modules) = (10, 8);
+    let s = run_smith_campaign(1, worlds, modules, 6).expect("engines set up");
+    report(&s);
+    assert!(s.world_failures.is_empty(), "worlds failed: {:?}", s.world_failures);
+    assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);
+    assert_eq!(s.worlds, worlds);
+    assert_eq!(s.modules_generated, worlds * modules);
+    assert_eq!(s.componentized, s.modules_generated);
+    assert_eq!(s.loaded, s.modules_generated);
+    assert!(s.instantiated >= 10, "too few modules instantiated: {}", s.instantiated);
+    assert!(s.calls >= 20, "too few calls: {}", s.calls);
+    assert!(s.outcomes.get("returned").is_some_and(|&n| n > 0), "no call returned");
+    let abi_traps: u64 =
+        s.outcomes.iter().filter(|(c, _)| c.starts_with("trap:") && *c != "trap:guest-trap").map(|(_, n)| n).sum();
+    assert!(abi_traps > 0, "no call reached a Canonical ABI check");
+    for m in &s.mismatches {
+        assert!(m.allowed.is_some_and(|a| ALLOWED.iter().any(|(n, _)| *n == a)), "unexplained mismatch:\n{m}");
+    }
+}
+
+/// A longer campaign: `SMITH_SEED`, `SMITH_WORLDS`, `SMITH_MODULES`, `SMITH_CALLS` (run with
+/// `--ignored --nocapture`). Prints everything; fails on unexplained mismatches.
+#[test]
+#[ignore]
+fn long_smith_campaign() {
+    let var = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let s = run_smith_campaign(
+        var("SMITH_SEED", 1),
+        var("SMITH_WORLDS", 50),
+        var("SMITH_MODULES", 20),
+        var("SMITH_CALLS", 8),
+    )
+    .expect("engines set up");
+    report(&s);
+    assert!(s.unexpected().is_empty(), "unexplained mismatches");
+}
+
+/// Write module `SMITH_MODULE` of world `SMITH_WORLD` (core module, component, WIT) to
+/// `SMITH_DUMP_DIR` to inspect a mismatch (run with `--ignored`).
+#[test]
+#[ignore]
+fn dump_smith_module() {
+    let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("set {n}"));
+    let (w, m): (u64, u64) = (var("SMITH_WORLD").parse().unwrap(), var("SMITH_MODULE").parse().unwrap());
+    let dir = std::path::PathBuf::from(var("SMITH_DUMP_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (core, component) = witness::smith::smith_module_bytes(w, m).unwrap();
+    std::fs::write(dir.join("core.wasm"), core).unwrap();
+    std::fs::write(dir.join("component.wasm"), component).unwrap();
+    let (world, _, _) = witness::diff::world_of(w, &Default::default()).unwrap();
+    std::fs::write(dir.join("world.wit"), world.wit).unwrap();
+    let sw = witness::smith::smith_world(w).unwrap();
+    for (k, i) in sw.prepared.spec.imports.iter().enumerate() {
+        println!("import {k}: {}::{} {:?}", i.module, i.name, i.sig);
+    }
+    for (k, (n, ft)) in sw.prepared.exports.iter().enumerate() {
+        println!("export {k}: {n} {ft:?}");
+    }
+}
