@@ -44,6 +44,7 @@ use crate::encode::signature::requirements;
 use crate::engine::HostEvent;
 use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
 use crate::engine::prepared::{ImportType, Prepared};
+use crate::engine::resources::has_handles;
 use crate::engine::wasmtime_component::{classify, from_val, to_val};
 use crate::plan::canonical_nans;
 use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
@@ -51,7 +52,7 @@ use crate::reference::flatten::{Context, MAX_FLAT_PARAMS};
 use crate::reference::handles::{DropEffect, canon_resource_drop};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::memory::{Memory, exceeds};
-use crate::reference::types::{CoreType, FuncType, ResourceType, StringEncoding, ValType, despecialize};
+use crate::reference::types::{CoreType, FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
@@ -238,17 +239,6 @@ impl SmithSummary {
     /// Mismatches the allow-list does not explain.
     pub fn unexpected(&self) -> Vec<&SmithMismatch> {
         self.mismatches.iter().filter(|m| m.allowed.is_none()).collect()
-    }
-}
-
-/// Whether a type holds handles (`own`, `borrow`).
-fn has_handles(t: &ValType) -> bool {
-    match despecialize(t).as_ref() {
-        ValType::Own(_) | ValType::Borrow(_) => true,
-        ValType::List(e, _) => has_handles(e),
-        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
-        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
-        _ => false,
     }
 }
 

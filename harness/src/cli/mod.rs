@@ -3,6 +3,7 @@
 pub mod abi;
 pub mod diff;
 pub mod selfcheck;
+pub mod smith;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     },
     /// Run the differential campaign: generated worlds and cases, engines against the reference.
     Diff(diff::DiffArgs),
+    /// Run arbitrary (wasm-smith) guests shaped to generated worlds on Wasmtime and wasmi.
+    Smith(smith::SmithArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
     Selfcheck(selfcheck::SelfcheckArgs),
 }
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Abi { command } => abi::run(command),
         Command::Selfcheck(args) => selfcheck::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Smith(args) => smith::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
