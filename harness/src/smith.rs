@@ -1285,7 +1285,7 @@ fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls
         what: d.what,
         wasmtime: d.wasmtime,
         wasmi: d.wasmi,
-        replay: format!("witness::smith::run_smith_module({world_seed}, {m}, {calls})"),
+        replay: format!("witness smith --seed {world_seed} --worlds 1 --module {m} --calls {calls}"),
         allowed: d.allowed,
     });
 }

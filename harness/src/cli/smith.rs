@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::smith::run_smith_campaign;
+use crate::smith::{run_smith_campaign, run_smith_module};
 
 #[derive(Args)]
 pub struct SmithArgs {
@@ -17,10 +17,16 @@ pub struct SmithArgs {
     /// Calls per module.
     #[arg(long, default_value_t = 8)]
     calls: u64,
+    /// Run only this module of the world (replays a mismatch).
+    #[arg(long)]
+    module: Option<u64>,
 }
 
 pub fn run(args: SmithArgs) -> Result<()> {
-    let s = run_smith_campaign(args.seed, args.worlds, args.modules, args.calls)?;
+    let s = match args.module {
+        Some(m) => run_smith_module(args.seed, m, args.calls)?,
+        None => run_smith_campaign(args.seed, args.worlds, args.modules, args.calls)?,
+    };
     println!(
         "{} worlds, {} modules generated, {} componentized, {} loaded by both engines, {} instantiated on both",
         s.worlds, s.modules_generated, s.componentized, s.loaded, s.instantiated
