@@ -42,6 +42,9 @@ use crate::encode::guest::{EntryKind, ImportKind};
 use crate::encode::names::NameScheme;
 use crate::encode::signature::requirements;
 use crate::engine::HostEvent;
+use crate::engine::core_wasmi::{
+    HostTrap, from_val as flat_of, to_val as wasmi_val, trap_of as wasmi_trap, val_type as wasmi_type, zero,
+};
 use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
 use crate::engine::prepared::{ImportType, Prepared};
 use crate::engine::resources::has_handles;
@@ -51,8 +54,8 @@ use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS};
 use crate::reference::handles::{DropEffect, canon_resource_drop};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
-use crate::reference::memory::{Memory, exceeds};
-use crate::reference::types::{CoreType, FuncType, ResourceType, StringEncoding, ValType};
+use crate::reference::memory::{Memory, read_at, write_at};
+use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
@@ -417,64 +420,8 @@ pub fn plan_calls(prepared: &Prepared, seed: u64, calls: u64) -> Result<Vec<Smit
 // ---------------------------------------------------------------------------------------------
 // wasmi: the core module with the reference host.
 
-/// A trap raised by the host inside an import, carried through wasmi.
-#[derive(Debug)]
-struct HostTrap(Trap);
-
-impl std::fmt::Display for HostTrap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl wasmi::errors::HostError for HostTrap {}
-
 fn host_err(t: Trap) -> wasmi::Error {
     wasmi::Error::host(HostTrap(t))
-}
-
-fn wasmi_trap(e: wasmi::Error) -> Trap {
-    if let Some(HostTrap(t)) = e.downcast_ref::<HostTrap>() {
-        return t.clone();
-    }
-    Trap::new(TrapKind::GuestTrap, format!("wasmi: {e}"))
-}
-
-fn wasmi_type(t: CoreType) -> wasmi::ValType {
-    match t {
-        CoreType::I32 => wasmi::ValType::I32,
-        CoreType::I64 => wasmi::ValType::I64,
-        CoreType::F32 => wasmi::ValType::F32,
-        CoreType::F64 => wasmi::ValType::F64,
-    }
-}
-
-fn wasmi_val(f: Flat) -> wasmi::Val {
-    match f {
-        Flat::I32(v) => wasmi::Val::I32(v as i32),
-        Flat::I64(v) => wasmi::Val::I64(v as i64),
-        Flat::F32(v) => wasmi::Val::F32(wasmi::F32::from_bits(v.to_bits())),
-        Flat::F64(v) => wasmi::Val::F64(wasmi::F64::from_bits(v.to_bits())),
-    }
-}
-
-fn flat_of(v: &wasmi::Val) -> Result<Flat, Trap> {
-    Ok(match v {
-        wasmi::Val::I32(v) => Flat::I32(*v as u32),
-        wasmi::Val::I64(v) => Flat::I64(*v as u64),
-        wasmi::Val::F32(v) => Flat::F32(f32::from_bits(v.to_bits())),
-        wasmi::Val::F64(v) => Flat::F64(f64::from_bits(v.to_bits())),
-        other => return Err(Trap::new(TrapKind::Assertion, format!("unexpected value {other:?}"))),
-    })
-}
-
-fn zero(t: &wasmi::ValType) -> wasmi::Val {
-    match t {
-        wasmi::ValType::I64 => wasmi::Val::I64(0),
-        wasmi::ValType::F32 => wasmi::Val::F32(wasmi::F32::from_bits(0)),
-        wasmi::ValType::F64 => wasmi::Val::F64(wasmi::F64::from_bits(0)),
-        _ => wasmi::Val::I32(0),
-    }
 }
 
 /// Store data of a wasmi run.
@@ -515,24 +462,11 @@ impl<C: wasmi::AsContextMut<Data = WasmiCtx>> Memory for SmithGuest<C> {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        let data = self.memory.ok_or_else(no_memory)?.data(self.ctx.as_context());
-        if exceeds(ptr, out.len() as u128, data.len() as u64) {
-            return Err(Trap::new(TrapKind::Assertion, format!("read of {} bytes at {ptr} out of bounds", out.len())));
-        }
-        out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
-        Ok(())
+        read_at(self.memory.ok_or_else(no_memory)?.data(self.ctx.as_context()), ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        let data = self.memory.ok_or_else(no_memory)?.data_mut(self.ctx.as_context_mut());
-        if exceeds(ptr, bytes.len() as u128, data.len() as u64) {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("write of {} bytes at {ptr} out of bounds", bytes.len()),
-            ));
-        }
-        data[ptr as usize..ptr as usize + bytes.len()].copy_from_slice(bytes);
-        Ok(())
+        write_at(self.memory.ok_or_else(no_memory)?.data_mut(self.ctx.as_context_mut()), ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {

@@ -12,7 +12,7 @@ use wasmi::{AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module
 use super::host::{CoreGuest, HostState, serve_import};
 use super::sim::run_core_case;
 use super::{Case, Engine, Outcome, Prepared};
-use crate::reference::memory::{Memory, exceeds};
+use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
 use crate::reference::{Trap, TrapKind};
@@ -22,7 +22,7 @@ pub const FUEL: u64 = 10_000_000;
 
 /// A trap raised by the reference host inside an import, carried through wasmi.
 #[derive(Debug)]
-struct HostTrap(Trap);
+pub(crate) struct HostTrap(pub(crate) Trap);
 
 impl fmt::Display for HostTrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,7 +32,7 @@ impl fmt::Display for HostTrap {
 
 impl wasmi::errors::HostError for HostTrap {}
 
-fn val_type(t: CoreType) -> ValType {
+pub(crate) fn val_type(t: CoreType) -> ValType {
     match t {
         CoreType::I32 => ValType::I32,
         CoreType::I64 => ValType::I64,
@@ -41,7 +41,7 @@ fn val_type(t: CoreType) -> ValType {
     }
 }
 
-fn to_val(f: Flat) -> Val {
+pub(crate) fn to_val(f: Flat) -> Val {
     match f {
         Flat::I32(v) => Val::I32(v as i32),
         Flat::I64(v) => Val::I64(v as i64),
@@ -50,7 +50,7 @@ fn to_val(f: Flat) -> Val {
     }
 }
 
-fn from_val(v: &Val) -> Result<Flat, Trap> {
+pub(crate) fn from_val(v: &Val) -> Result<Flat, Trap> {
     Ok(match v {
         Val::I32(v) => Flat::I32(*v as u32),
         Val::I64(v) => Flat::I64(*v as u64),
@@ -62,7 +62,7 @@ fn from_val(v: &Val) -> Result<Flat, Trap> {
     })
 }
 
-fn zero(t: &ValType) -> Val {
+pub(crate) fn zero(t: &ValType) -> Val {
     match t {
         ValType::I64 => Val::I64(0),
         ValType::F32 => Val::F32(wasmi::F32::from_bits(0)),
@@ -73,7 +73,7 @@ fn zero(t: &ValType) -> Val {
 
 /// A wasmi error as a trap: our own host traps come back as they were raised; everything else
 /// is core wasm trapping by itself.
-fn trap_of(e: wasmi::Error) -> Trap {
+pub(crate) fn trap_of(e: wasmi::Error) -> Trap {
     if let Some(HostTrap(t)) = e.downcast_ref::<HostTrap>() {
         return t.clone();
     }
@@ -100,24 +100,11 @@ impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        let data = self.memory.data(self.ctx.as_context());
-        if exceeds(ptr, out.len() as u128, data.len() as u64) {
-            return Err(Trap::new(TrapKind::Assertion, format!("read of {} bytes at {ptr} out of bounds", out.len())));
-        }
-        out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
-        Ok(())
+        read_at(self.memory.data(self.ctx.as_context()), ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        let data = self.memory.data_mut(self.ctx.as_context_mut());
-        if exceeds(ptr, bytes.len() as u128, data.len() as u64) {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("write of {} bytes at {ptr} out of bounds", bytes.len()),
-            ));
-        }
-        data[ptr as usize..ptr as usize + bytes.len()].copy_from_slice(bytes);
-        Ok(())
+        write_at(self.memory.data_mut(self.ctx.as_context_mut()), ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {

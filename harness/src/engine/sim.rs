@@ -12,7 +12,7 @@ use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, GuestSpec, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
 use crate::encode::script::{Event, Script, parse_log};
-use crate::reference::memory::{Memory, exceeds};
+use crate::reference::memory::{Memory, exceeds, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
 use crate::reference::{Trap, TrapKind};
@@ -260,14 +260,11 @@ impl Memory for SimGuest {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        self.check(ptr, out.len() as u64).map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
-        out.copy_from_slice(&self.mem[ptr as usize..ptr as usize + out.len()]);
-        Ok(())
+        read_at(&self.mem, ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        self.check(ptr, bytes.len() as u64).map_err(|t| Trap::new(TrapKind::Assertion, t.message))?;
-        self.put(ptr, bytes)
+        write_at(&mut self.mem, ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {

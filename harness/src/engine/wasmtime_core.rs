@@ -15,7 +15,7 @@ use wasmtime::{
 use super::host::{CoreGuest, HostState, serve_import};
 use super::sim::run_core_case;
 use super::{Case, Engine, Outcome, Prepared};
-use crate::reference::memory::{Memory, exceeds};
+use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
 use crate::reference::{Trap, TrapKind};
@@ -101,24 +101,11 @@ impl<C: AsContextMut<Data = Ctx>> Memory for WasmtimeGuest<C> {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        let data = self.memory.data(self.ctx.as_context());
-        if exceeds(ptr, out.len() as u128, data.len() as u64) {
-            return Err(Trap::new(TrapKind::Assertion, format!("read of {} bytes at {ptr} out of bounds", out.len())));
-        }
-        out.copy_from_slice(&data[ptr as usize..ptr as usize + out.len()]);
-        Ok(())
+        read_at(self.memory.data(self.ctx.as_context()), ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        let data = self.memory.data_mut(self.ctx.as_context_mut());
-        if exceeds(ptr, bytes.len() as u128, data.len() as u64) {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("write of {} bytes at {ptr} out of bounds", bytes.len()),
-            ));
-        }
-        data[ptr as usize..ptr as usize + bytes.len()].copy_from_slice(bytes);
-        Ok(())
+        write_at(self.memory.data_mut(self.ctx.as_context_mut()), ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {

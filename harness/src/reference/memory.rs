@@ -40,6 +40,31 @@ pub fn exceeds(ptr: u64, len: u128, mem_len: u64) -> bool {
     u128::from(ptr) + len > u128::from(mem_len)
 }
 
+/// Copy `out.len()` bytes at `ptr` out of `data`. The ABI bounds-checks before it reads, so an
+/// access outside `data` is the caller's bug (an `Assertion` trap), never the guest's.
+pub fn read_at(data: &[u8], ptr: u64, out: &mut [u8]) -> Result<()> {
+    let r = range(data.len(), ptr, out.len())?;
+    out.copy_from_slice(&data[r]);
+    Ok(())
+}
+
+/// Copy `bytes` into `data` at `ptr` (see `read_at`).
+pub fn write_at(data: &mut [u8], ptr: u64, bytes: &[u8]) -> Result<()> {
+    let r = range(data.len(), ptr, bytes.len())?;
+    data[r].copy_from_slice(bytes);
+    Ok(())
+}
+
+fn range(mem_len: usize, ptr: u64, len: usize) -> Result<std::ops::Range<usize>> {
+    if exceeds(ptr, len as u128, mem_len as u64) {
+        return Err(Trap::new(
+            TrapKind::Assertion,
+            format!("access of {len} bytes at {ptr} outside memory of {mem_len} bytes"),
+        ));
+    }
+    Ok(ptr as usize..ptr as usize + len)
+}
+
 /// A zeroed `Vec<u8>` memory with the documented bump allocator, so that anyone can reproduce
 /// the addresses witness prints: `next` starts at `heap_base`; `realloc(old_ptr, old_size,
 /// align, new_size)` returns `old_ptr` if `old_ptr != 0 && new_size <= old_size`; otherwise
@@ -87,16 +112,6 @@ impl BumpHeap {
         }
         merged.into_iter().map(|(s, e)| (s, self.bytes[s as usize..e as usize].to_vec())).collect()
     }
-
-    fn range(&self, ptr: u64, len: usize) -> Result<std::ops::Range<usize>> {
-        if exceeds(ptr, len as u128, self.len()) {
-            return Err(Trap::new(
-                TrapKind::Assertion,
-                format!("access of {len} bytes at {ptr} outside memory of {} bytes", self.len()),
-            ));
-        }
-        Ok(ptr as usize..ptr as usize + len)
-    }
 }
 
 impl Memory for BumpHeap {
@@ -105,14 +120,11 @@ impl Memory for BumpHeap {
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<()> {
-        let r = self.range(ptr, out.len())?;
-        out.copy_from_slice(&self.bytes[r]);
-        Ok(())
+        read_at(&self.bytes, ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<()> {
-        let r = self.range(ptr, bytes.len())?;
-        self.bytes[r].copy_from_slice(bytes);
+        write_at(&mut self.bytes, ptr, bytes)?;
         self.writes.push((ptr, bytes.len() as u64));
         Ok(())
     }
