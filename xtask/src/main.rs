@@ -1,12 +1,17 @@
-//! `cargo xtask ...`: the project's entry points.
+//! `cargo xtask ...`: the project's entry points. Each runs the `witness` CLI through cargo.
 //!
-//! * `cargo xtask conformance` — the main job. Today it runs the reference self-check (the
-//!   spec's worked values in suites/reference against the reference Canonical ABI); engines and
-//!   the differential campaign join it as they land.
+//! * `cargo xtask conformance` — the main job: the reference self-check (the spec's worked
+//!   values in suites/reference against the reference Canonical ABI), then a short differential
+//!   campaign (`witness diff --seed 1 --worlds 5 --cases 50`: every engine against the
+//!   reference, divergences not in expectations/*.toml fail). Fails if either fails.
+//! * `cargo xtask bench` — the differential campaign's throughput on a release build
+//!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
+//!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
+use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -18,11 +23,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run the conformance suites (today: the reference self-check).
+    /// Run the conformance suites: the reference self-check, then a short differential campaign.
     Conformance {
         /// The directory of reference vectors.
         #[arg(long)]
         suite: Option<PathBuf>,
+    },
+    /// Benchmark the differential campaign (release build).
+    Bench {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 50)]
+        worlds: u64,
+        #[arg(long, default_value_t = 200)]
+        cases: u64,
     },
 }
 
@@ -30,25 +44,115 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `cargo run [--release] -p witness -- args...`, from the repository root.
+fn witness(release: bool, args: &[&str]) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root()).args(["run", "--quiet", "--package", "witness"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.arg("--").args(args);
+    cmd
+}
+
+/// Run a step; `Ok(false)` if it ran and failed.
+fn step(name: &str, mut cmd: Command) -> Result<bool> {
+    eprintln!("== {name}");
+    let status = cmd.status().with_context(|| format!("cannot run cargo for {name}"))?;
+    if !status.success() {
+        eprintln!("== {name}: FAILED ({status})");
+    }
+    Ok(status.success())
+}
+
+fn conformance(suite: Option<PathBuf>) -> Result<bool> {
+    let suite = suite.unwrap_or_else(|| root().join("suites/reference"));
+    let mut selfcheck = witness(false, &["selfcheck", "--suite"]);
+    selfcheck.arg(&suite);
+    let selfcheck_ok = step("reference self-check", selfcheck)?;
+    // Run the campaign even if the self-check failed: both results are worth seeing.
+    let diff = witness(false, &["diff", "--seed", "1", "--worlds", "5", "--cases", "50"]);
+    let diff_ok = step("differential campaign (witness diff --seed 1 --worlds 5 --cases 50)", diff)?;
+    Ok(selfcheck_ok && diff_ok)
+}
+
+/// The campaign's total time from `witness diff`'s first summary line (`... in 5.4 s (...`).
+fn total_time(summary: &str) -> Option<f64> {
+    let line = summary.lines().find(|l| l.contains(" checked calls in "))?;
+    line.split(" checked calls in ").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+/// Per-engine times from `witness diff`'s summary lines (`  NAME   1.23 s running cases`).
+fn engine_times(summary: &str) -> Vec<(String, f64)> {
+    summary
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_suffix("s running cases")?;
+            let mut words = rest.split_whitespace();
+            let name = words.next()?;
+            let secs = words.next()?.parse().ok()?;
+            Some((name.to_string(), secs))
+        })
+        .collect()
+}
+
+fn bench(seed: u64, worlds: u64, cases: u64) -> Result<bool> {
+    // Build first, so that the build's output and time stay out of the benchmark.
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.current_dir(root()).args(["build", "--release", "--package", "witness"]);
+    if !step("build (release)", build)? {
+        return Ok(false);
+    }
+    let (seed, worlds, cases) = (seed.to_string(), worlds.to_string(), cases.to_string());
+    let args = ["diff", "--seed", &seed, "--worlds", &worlds, "--cases", &cases];
+    eprintln!("== witness {}", args.join(" "));
+    let out = witness(true, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo for the benchmark")?;
+    let summary = String::from_utf8_lossy(&out.stdout);
+    print!("{summary}");
+    let times = engine_times(&summary);
+    if let Some(&(_, reference)) = times.iter().find(|(name, _)| name == "reference")
+        && reference > 0.0
+    {
+        println!("\ntime running cases, relative to the reference:");
+        for (name, secs) in &times {
+            println!("  {name:<14} {:>7.2}x", secs / reference);
+        }
+        if let Some(total) = total_time(&summary) {
+            let other = total - times.iter().map(|(_, s)| s).sum::<f64>();
+            println!(
+                "  {:<14} {:>7.2}x  ({other:.1} s: preparing worlds, compiling, planning)",
+                "rest",
+                other / reference
+            );
+        }
+    }
+    if !out.status.success() {
+        // New divergences or setup failures: the figures stand, but say so.
+        eprintln!("== witness diff reported unexpected results ({})", out.status);
+    }
+    if summary.trim().is_empty() {
+        bail!("witness diff printed no summary ({})", out.status);
+    }
+    Ok(out.status.success())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Task::Conformance { suite } => {
-            let suite = suite.unwrap_or_else(|| root().join("suites/reference"));
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .current_dir(root())
-                .args(["run", "--quiet", "--package", "witness", "--", "selfcheck", "--suite"])
-                .arg(&suite)
-                .status();
-            match status {
-                Ok(s) if s.success() => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: cannot run cargo: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    let result = match cli.command {
+        Task::Conformance { suite } => conformance(suite),
+        Task::Bench { seed, worlds, cases } => bench(seed, worlds, cases),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

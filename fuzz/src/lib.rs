@@ -1,0 +1,160 @@
+//! The bodies of the fuzz targets, as plain functions: the `fuzz_target!` binaries in
+//! `fuzz_targets/` call them, and so does the smoke test below (`cargo test` in `fuzz/`), which
+//! feeds each a fixed set of seeded inputs without libFuzzer, so CI runs the targets on stable
+//! without instrumentation.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use arbitrary::Unstructured;
+use witness::encode::names::NameScheme;
+use witness::engine::{ENGINES, Prepared, make_engine};
+use witness::oracle::compare;
+use witness::plan::resources::arbitrary_resource_steps;
+use witness::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
+use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use witness::reference::flatten::flatten_type;
+use witness::reference::lift_flat::{CoreValueIter, lift_flat};
+use witness::reference::types::{CoreType, InstanceId, PtrType, StringEncoding};
+use witness::reference::{BumpHeap, Flat, TrapKind};
+use witness::suite::expectations::Expectations;
+use witness::world::arbitrary::{TypeConfig, arbitrary_type};
+use witness::world::generate::{WorldConfig, arbitrary_world};
+
+/// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
+/// returns a value or a guest-visible trap; never a panic, never a broken spec assertion.
+pub fn reference_lift(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(t) = arbitrary_type(&mut u, &TypeConfig::default()) else { return };
+    let mut flats = vec![];
+    for ct in flatten_type(&t, PtrType::I32) {
+        let f = match ct {
+            CoreType::I32 => u.arbitrary().map(Flat::I32),
+            CoreType::I64 => u.arbitrary().map(Flat::I64),
+            CoreType::F32 => u.arbitrary().map(|b| Flat::F32(f32::from_bits(b))),
+            CoreType::F64 => u.arbitrary().map(|b| Flat::F64(f64::from_bits(b))),
+        };
+        let Ok(f) = f else { return };
+        flats.push(f);
+    }
+    let Ok(enc) = u.choose(&StringEncoding::ALL).copied() else { return };
+    let mut heap = BumpHeap::new(4096, 16);
+    let bytes = u.take_rest();
+    let _ = heap.preload(0, &bytes[..bytes.len().min(4096)]);
+    let mut inst = ComponentInstance::new(InstanceId(1));
+    let mut subtask = Subtask::default();
+    let mut cx = LiftLowerContext::new(enc, &mut heap, &mut inst, BorrowScope::Subtask(&mut subtask));
+    if let Err(trap) = lift_flat(&mut cx, &mut CoreValueIter::new(flats), &t) {
+        assert_ne!(trap.kind, TrapKind::Assertion, "{trap}");
+    }
+}
+
+/// The repository's expectations files (`expectations/*.toml`), loaded once.
+pub fn expectations() -> &'static Expectations {
+    static EXPECTATIONS: OnceLock<Expectations> = OnceLock::new();
+    EXPECTATIONS.get_or_init(|| {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../expectations"));
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        Expectations::load(&paths).unwrap_or_else(|e| panic!("{e:#}"))
+    })
+}
+
+/// Input → a generated world (name scheme and string encoding too) and one plan (a call, or
+/// resource steps) → the reference and every engine of `ENGINES` run the case; a difference
+/// the expectations do not explain panics, with the world's WIT. So does any harness failure
+/// (preparing the world, building the case, instantiating or running an engine): those are
+/// bugs of witness. Input that runs out before a world has a plan is skipped. Returns whether
+/// a case ran.
+pub fn differential(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let Ok(scheme) = u.choose(&[NameScheme::Standard, NameScheme::Legacy]).copied() else { return false };
+    let Ok(encoding) = u.choose(&StringEncoding::ALL).copied() else { return false };
+    let Ok(world) = arbitrary_world(&mut u, &WorldConfig::default()) else { return false };
+    let wit = &world.wit;
+    let setup = |what: &str, e: anyhow::Error| -> ! {
+        panic!("harness failure: {what}: {e:#}\nscheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
+    };
+    let prepared = Prepared::from_wit(wit, Some("w"), scheme, encoding).unwrap_or_else(|e| setup("prepare", e));
+    // Like the campaign's `case_of`: some inputs drive resources (when the world has any to
+    // drive), the others make one plain call.
+    let cfg = PlanConfig::default();
+    let resources = u.ratio(1, 3).unwrap_or(false);
+    let steps = match resources.then(|| arbitrary_resource_steps(&mut u, &prepared, &cfg)) {
+        Some(Ok(Some(steps))) => steps,
+        // Too little input for a plan.
+        Some(Err(_)) => return false,
+        None | Some(Ok(None)) => match arbitrary_call(&mut u, &prepared, &cfg) {
+            Ok(Some(plan)) => vec![StepPlan::Call(plan)],
+            // Nothing to call, or too little input.
+            Ok(None) | Err(_) => return false,
+        },
+    };
+    let case = build_case(&prepared, &steps).unwrap_or_else(|e| setup("build_case", e));
+    let mut reference = make_engine("reference", &prepared).unwrap_or_else(|e| setup("make_engine reference", e));
+    let expected = reference.run(&case).unwrap_or_else(|e| setup("reference run", e));
+    for &name in ENGINES {
+        let mut engine = make_engine(name, &prepared).unwrap_or_else(|e| setup(&format!("make_engine {name}"), e));
+        let actual = engine.run(&case).unwrap_or_else(|e| setup(&format!("{name} run"), e));
+        let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
+            .into_iter()
+            .filter(|d| expectations().explain(name, d).is_none())
+            .collect();
+        if !unexplained.is_empty() {
+            let mut msg = format!("{name} diverges from the reference\n");
+            for d in &unexplained {
+                msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
+            }
+            panic!("{msg}scheme {scheme:?}, encoding {encoding:?}\nsteps: {steps:?}\nworld:\n{wit}");
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod smoke {
+    use witness::world::arbitrary::seed_bytes;
+
+    /// Inputs per target: 50, or `WITNESS_SMOKE_INPUTS` (a longer run by hand). Lengths vary so
+    /// that short inputs (zeros past the end) are covered.
+    fn count() -> u64 {
+        std::env::var("WITNESS_SMOKE_INPUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(50)
+    }
+
+    /// Run `target` on every input; a panic names the input (`seed_bytes(seed, len)`) after the
+    /// target's own message. Returns how many inputs `target` reports as having run a case.
+    fn run(target: impl Fn(&[u8]) -> bool) -> u64 {
+        const LENGTHS: [usize; 4] = [16, 256, 2048, 8192];
+        let mut ran = 0;
+        for seed in 0..count() {
+            let len = LENGTHS[seed as usize % LENGTHS.len()];
+            let data = seed_bytes(seed, len);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&data))) {
+                Ok(r) => ran += u64::from(r),
+                Err(_) => panic!("the input seed_bytes({seed}, {len}) fails (its message is above)"),
+            }
+        }
+        ran
+    }
+
+    #[test]
+    fn reference_lift() {
+        run(|data| {
+            super::reference_lift(data);
+            true
+        });
+    }
+
+    #[test]
+    fn differential() {
+        let ran = run(super::differential);
+        eprintln!("differential: {ran} of {} inputs ran a case", count());
+        // Many inputs must reach the engines, or this smoke test checks little (today 30 of 50;
+        // the others are too short or their world exports nothing to call).
+        assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
+    }
+}
