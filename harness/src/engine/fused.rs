@@ -222,8 +222,7 @@ impl FusedEngine for SimFused<'_> {
 }
 
 /// `wasmtime-fused`: the composite on Wasmtime.
-pub struct WasmtimeFused<'p> {
-    prepared: &'p FusedPrepared,
+pub struct WasmtimeFused {
     engine: wasmtime::Engine,
     pre: wasmtime::component::InstancePre<()>,
     run: ComponentExportIndex,
@@ -231,8 +230,8 @@ pub struct WasmtimeFused<'p> {
     callee_control: [ComponentExportIndex; 3],
 }
 
-impl<'p> WasmtimeFused<'p> {
-    pub fn new(prepared: &'p FusedPrepared) -> Result<WasmtimeFused<'p>> {
+impl WasmtimeFused {
+    pub fn new(prepared: &FusedPrepared) -> Result<WasmtimeFused> {
         let mut config = Config::new();
         config.wasm_component_model(true).consume_fuel(true);
         let engine = wasmtime::Engine::new(&config)?;
@@ -256,7 +255,6 @@ impl<'p> WasmtimeFused<'p> {
             run: index(None, "run")?,
             caller_control: control(&prepared.caller)?,
             callee_control: control(&prepared.callee)?,
-            prepared,
             engine,
             pre,
         })
@@ -303,13 +301,12 @@ fn wasmtime_read_log(
     parse_log(&bytes)
 }
 
-impl FusedEngine for WasmtimeFused<'_> {
+impl FusedEngine for WasmtimeFused {
     fn name(&self) -> &'static str {
         "wasmtime-fused"
     }
 
     fn run(&mut self, case: &FusedCase) -> Result<Outcome> {
-        let _ = self.prepared;
         let mut store = Store::new(&self.engine, ());
         store.set_fuel(FUEL)?;
         store.set_max_component_handles(1 << 28);

@@ -138,7 +138,6 @@ impl HandleMap for StoreHandles<'_, '_> {
         // A borrow is lent from an owned host resource: Wasmtime 48 panics ("BUG: no current
         // scope") when a host borrow becomes a ResourceAny outside a call. The owned one is
         // never dropped, so no destructor runs that the spec would not run.
-        let _ = own;
         let r = ResourceDynamic::new_own(x, rt.id);
         Ok(Val::Resource(r.try_into_resource_any(&mut *self.store).map_err(|e| anyhow!("{e:#}"))?))
     }
