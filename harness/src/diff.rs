@@ -185,9 +185,8 @@ pub fn fused_case_of(world_seed: u64, c: u64, fp: &FusedPrepared, cfg: &PlanConf
     arbitrary_fused_case(&mut Unstructured::new(&data), fp, cfg)
 }
 
-/// Where a campaign's results go as it runs.
+/// What a divergence of one world is recorded with.
 struct Recorder<'a> {
-    s: &'a mut Summary,
     expectations: &'a Expectations,
     repro_dir: Option<&'a Path>,
     world: &'a GeneratedWorld,
@@ -199,7 +198,8 @@ struct Recorder<'a> {
 
 impl Recorder<'_> {
     fn record(
-        &mut self,
+        &self,
+        s: &mut Summary,
         engine: &str,
         c: u64,
         differences: Vec<Difference>,
@@ -211,7 +211,7 @@ impl Recorder<'_> {
         }
         let expected_all = differences.iter().all(|d| self.expectations.explain(engine, d).is_some());
         for d in &differences {
-            let e = self.s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
+            let e = s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
             if expected_all { e.1 += 1 } else { e.0 += 1 }
         }
         let replay = format!(
@@ -230,7 +230,7 @@ impl Recorder<'_> {
         if let (Some(dir), false) = (self.repro_dir, expected_all) {
             div.repro = Some(write_repro(dir, &div, self.world, &case(), outcomes.0, outcomes.1)?);
         }
-        self.s.divergences.push(div);
+        s.divergences.push(div);
         Ok(())
     }
 }
@@ -280,6 +280,8 @@ pub fn run_campaign(
             Some(c) => vec![c],
             None => (0..cfg.cases).collect(),
         };
+        let recorder =
+            Recorder { expectations, repro_dir: cfg.repro_dir.as_deref(), world: &world, world_seed, scheme, source };
         let mut reference = make_engine("reference", &prepared)?;
         let mut engines = vec![];
         for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
@@ -330,16 +332,7 @@ pub fn run_campaign(
                     *s.engine_time.entry(name.to_string()).or_default() += t.elapsed();
                     s.checked_calls += case.calls() as u64;
                     let differences = compare(&prepared, &expected, &actual);
-                    let mut r = Recorder {
-                        s: &mut s,
-                        expectations,
-                        repro_dir: cfg.repro_dir.as_deref(),
-                        world: &world,
-                        world_seed,
-                        scheme,
-                        source: source.clone(),
-                    };
-                    r.record(name, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
+                    recorder.record(&mut s, name, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
                 }
             }
             if let (Some(fp), Some(engine)) = (&fused, &mut fused_engine)
@@ -358,16 +351,14 @@ pub fn run_campaign(
                         // The host's call of `run`, and the caller's calls of the callee.
                         s.checked_calls += 2 * (1 + case.caller.script_calls() as u64);
                         let differences = compare_fused(fp, &expected, &actual);
-                        let mut r = Recorder {
-                            s: &mut s,
-                            expectations,
-                            repro_dir: cfg.repro_dir.as_deref(),
-                            world: &world,
-                            world_seed,
-                            scheme,
-                            source: source.clone(),
-                        };
-                        r.record(FUSED, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
+                        recorder.record(
+                            &mut s,
+                            FUSED,
+                            c,
+                            differences,
+                            || format!("{case:#?}"),
+                            (&expected, &actual),
+                        )?;
                     }
                     Err(e) => s.setup_failures.push((world_seed, format!("{FUSED} case {c}: {e:#}"))),
                 }

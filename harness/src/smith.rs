@@ -34,13 +34,14 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbitrary::Unstructured;
-use wit_parser::{LiftLowerAbi, ManglingAndAbi, WorldId, WorldItem};
+use wit_parser::{LiftLowerAbi, ManglingAndAbi, WorldId};
 
 use crate::diff::{DiffConfig, world_of};
 use crate::encode::component::componentize;
 use crate::encode::guest::{EntryKind, ImportKind};
 use crate::encode::names::NameScheme;
 use crate::encode::signature::requirements;
+use crate::engine::HarnessError;
 use crate::engine::HostEvent;
 use crate::engine::core_wasmi::{
     HostTrap, from_val as flat_of, to_val as wasmi_val, trap_of as wasmi_trap, val_type as wasmi_type, zero,
@@ -767,42 +768,15 @@ impl std::fmt::Display for Unimplemented {
 
 impl std::error::Error for Unimplemented {}
 
-/// A failure of the harness inside a host function.
-#[derive(Debug)]
-struct Harness(String);
-
-impl std::fmt::Display for Harness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "harness: {}", self.0)
-    }
-}
-
-impl std::error::Error for Harness {}
-
 struct WasmtimeCtx {
     seed: u64,
     next_import: u64,
     events: Vec<HostEvent>,
 }
 
-/// The component-level name of an interface of the world.
-fn interface_name(prepared: &Prepared, iface: wit_parser::InterfaceId, import: bool) -> Result<String> {
-    let resolve = &prepared.wit.resolve;
-    let w = &resolve.worlds[prepared.world];
-    let items = if import { &w.imports } else { &w.exports };
-    for (key, item) in items {
-        if let WorldItem::Interface { id, .. } = item
-            && *id == iface
-        {
-            return Ok(resolve.name_world_key(key));
-        }
-    }
-    bail!("interface not found in the world")
-}
-
 /// Wasmtime's error as an ending (`Err`: a failure of the harness).
 fn wasmtime_ending(e: &wasmtime::Error) -> Result<Ending> {
-    if let Some(h) = e.downcast_ref::<Harness>() {
+    if let Some(h) = e.downcast_ref::<HarnessError>() {
         bail!("{h}");
     }
     if let Some(Unimplemented(k)) = e.downcast_ref::<Unimplemented>() {
@@ -830,7 +804,7 @@ fn wasmtime_linker(
             if !handle_free(&ft) {
                 return Err(wasmtime::Error::new(Unimplemented(thunk)));
             }
-            let harness = |e: anyhow::Error| wasmtime::Error::new(Harness(format!("{e:#}")));
+            let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
             let args = ft
                 .params
                 .iter()
@@ -852,7 +826,7 @@ fn wasmtime_linker(
         };
         match interface {
             Some(iface) => {
-                let name = interface_name(prepared, *iface, true)?;
+                let name = prepared.interface_name(*iface, true)?;
                 linker.instance(&name)?.func_new(func, host)?;
             }
             None => {
@@ -883,7 +857,7 @@ fn run_wasmtime(
         if let EntryKind::Func { interface, func } = &e.kind {
             let parent = match interface {
                 Some(i) => {
-                    let name = interface_name(prepared, *i, false)?;
+                    let name = prepared.interface_name(*i, false)?;
                     Some(component.get_export_index(None, &name).ok_or_else(|| anyhow!("no export {name}"))?)
                 }
                 None => None,

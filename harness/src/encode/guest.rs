@@ -635,15 +635,7 @@ fn load_fn() -> Function {
 fn reset_fn() -> Function {
     let mut f = Function::new([]);
     let mut s = f.instructions();
-    for (addr, value) in [
-        (p::SCRIPT_CURSOR, p::SCRIPT),
-        (p::LOG_CURSOR, p::LOG),
-        (p::HEAP_NEXT, p::HEAP),
-        (p::REALLOC_CURSOR, p::REALLOC_QUEUE),
-        (p::ARG_COUNT, 0),
-        (p::RESULT_COUNT, 0),
-        (p::LOG_OVERFLOW, 0),
-    ] {
+    for (addr, value) in p::RESET {
         s.i32_const(c(addr)).i32_const(c(value)).i32_store(mem(0, 2));
     }
     s.i32_const(c(p::LOG)).i32_const(0).i32_const(c(p::MEMORY_SIZE - p::LOG)).memory_fill(0);

@@ -40,6 +40,17 @@ pub const ARG_BUF: u64 = STATE + 64;
 pub const RESULT_BUF: u64 = ARG_BUF + 8 * MAX_VALUES;
 pub const MAX_VALUES: u64 = 32;
 
+/// What `reset` stores: every cursor rewound, every count zero. (It also zeroes LOG..end.)
+pub const RESET: [(u64, u64); 7] = [
+    (SCRIPT_CURSOR, SCRIPT),
+    (LOG_CURSOR, LOG),
+    (HEAP_NEXT, HEAP),
+    (REALLOC_CURSOR, REALLOC_QUEUE),
+    (ARG_COUNT, 0),
+    (RESULT_COUNT, 0),
+    (LOG_OVERFLOW, 0),
+];
+
 pub const CONTROL: u64 = 1024;
 pub const REALLOC_QUEUE: u64 = CONTROL;
 /// Realloc answers: `u32 kind, u32 value` each.

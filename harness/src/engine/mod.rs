@@ -89,6 +89,19 @@ impl Outcome {
     }
 }
 
+/// A failure of the harness inside a host function (not a trap of the guest), carried through
+/// an engine's error type.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "harness: {}", self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
 /// An engine that runs cases of one prepared world.
 pub trait Engine {
     fn name(&self) -> &'static str;

@@ -140,6 +140,21 @@ impl Prepared {
         Prepared::new(wit, w, scheme, encoding)
     }
 
+    /// The component-level instance name of an interface in the world (`ns:pkg/iface@v`, or
+    /// the plain name of an inline interface), on its import or export side.
+    pub fn interface_name(&self, iface: wit_parser::InterfaceId, import: bool) -> Result<String> {
+        let resolve = &self.wit.resolve;
+        let w = &resolve.worlds[self.world];
+        let items = if import { &w.imports } else { &w.exports };
+        items
+            .iter()
+            .find_map(|(key, item)| match item {
+                WorldItem::Interface { id, .. } if *id == iface => Some(resolve.name_world_key(key)),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("interface not found in the world"))
+    }
+
     /// The core export name of function export k.
     pub fn export_name(&self, k: u32) -> Option<&str> {
         self.spec.export_of(crate::encode::protocol::export_entry(k)).map(|e| e.name.as_str())

@@ -220,15 +220,7 @@ impl SimGuest {
             return Ok(vec![]);
         }
         if name == spec.control_reset {
-            for (addr, value) in [
-                (p::SCRIPT_CURSOR, p::SCRIPT),
-                (p::LOG_CURSOR, p::LOG),
-                (p::HEAP_NEXT, p::HEAP),
-                (p::REALLOC_CURSOR, p::REALLOC_QUEUE),
-                (p::ARG_COUNT, 0),
-                (p::RESULT_COUNT, 0),
-                (p::LOG_OVERFLOW, 0),
-            ] {
+            for (addr, value) in p::RESET {
                 self.set_u32(addr, value as u32)?;
             }
             self.mem[p::LOG as usize..].fill(0);

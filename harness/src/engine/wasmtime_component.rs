@@ -10,11 +10,10 @@ use wasmtime::component::{
     Component, ComponentExportIndex, Func, InstancePre, Linker, ResourceAny, ResourceDynamic, Val,
 };
 use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
-use wit_parser::WorldItem;
 
 use super::prepared::ImportType;
 use super::resources::is_guest_resource;
-use super::{Case, Engine, ExportCall, HostEvent, Outcome, Prepared, Step};
+use super::{Case, Engine, ExportCall, HarnessError, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_interface};
 use crate::encode::script::parse_log;
 use crate::reference::types::{ResourceType, ValType, despecialize};
@@ -99,18 +98,6 @@ pub fn classify(e: &wasmtime::Error) -> Trap {
     let kind = TRAP_TABLE.iter().find(|(m, _)| message.contains(m)).map_or(TrapKind::Unclassified, |&(_, k)| k);
     Trap::new(kind, message)
 }
-
-/// A failure of the harness inside a host function (not a trap of the guest).
-#[derive(Debug)]
-struct HarnessError(String);
-
-impl std::fmt::Display for HarnessError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "harness: {}", self.0)
-    }
-}
-
-impl std::error::Error for HarnessError {}
 
 /// Store data: what the host's imports return, what they received, and the guest resources
 /// the host holds (by slot).
@@ -341,25 +328,9 @@ fn resource_owner(prepared: &Prepared, rt: &ResourceType) -> Result<Option<Strin
     let (_, def) =
         resolve.types.iter().find(|(id, _)| id.index() == index).ok_or_else(|| anyhow!("no resource {}", rt.name))?;
     match def.owner {
-        wit_parser::TypeOwner::Interface(i) => Ok(Some(interface_name(prepared, i, true)?)),
+        wit_parser::TypeOwner::Interface(i) => Ok(Some(prepared.interface_name(i, true)?)),
         _ => Ok(None),
     }
-}
-
-/// The component-level instance name of an interface in the world (`ns:pkg/iface@v`, or the
-/// plain name of an inline interface).
-fn interface_name(prepared: &Prepared, iface: wit_parser::InterfaceId, import: bool) -> Result<String> {
-    let resolve = &prepared.wit.resolve;
-    let w = &resolve.worlds[prepared.world];
-    let items = if import { &w.imports } else { &w.exports };
-    for (key, item) in items {
-        if let WorldItem::Interface { id, .. } = item
-            && *id == iface
-        {
-            return Ok(resolve.name_world_key(key));
-        }
-    }
-    bail!("interface not found in the world")
 }
 
 impl<'p> WasmtimeEngine<'p> {
@@ -404,7 +375,7 @@ impl<'p> WasmtimeEngine<'p> {
             };
             match interface {
                 Some(iface) => {
-                    let name = interface_name(prepared, *iface, true)?;
+                    let name = prepared.interface_name(*iface, true)?;
                     linker.instance(&name)?.func_new(func, host)?;
                 }
                 None => {
@@ -441,12 +412,12 @@ impl<'p> WasmtimeEngine<'p> {
         let mut exports = vec![];
         for e in &prepared.spec.exports {
             if let EntryKind::Func { interface, func } = &e.kind {
-                let iface = interface.map(|i| interface_name(prepared, i, false)).transpose()?;
+                let iface = interface.map(|i| prepared.interface_name(i, false)).transpose()?;
                 exports.push(export_index(iface, func)?);
             }
         }
         let control = control_interface(&prepared.wit.resolve, prepared.world)?;
-        let control_name = Some(interface_name(prepared, control, false)?);
+        let control_name = Some(prepared.interface_name(control, false)?);
         Ok(WasmtimeEngine {
             prepared,
             load: export_index(control_name.clone(), "load")?,
