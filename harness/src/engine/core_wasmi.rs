@@ -83,6 +83,7 @@ pub(crate) fn trap_of(e: wasmi::Error) -> Trap {
 struct Ctx {
     host: HostState,
     exports: Arc<HashMap<String, Func>>,
+    limits: wasmi::StoreLimits,
 }
 
 /// The guest seen through any wasmi context (the store, or a caller inside a host function):
@@ -203,7 +204,10 @@ impl Engine for WasmiEngine<'_> {
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store = Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default() });
+        let limits = wasmi::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
+        let mut store =
+            Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default(), limits });
+        store.limiter(|c| &mut c.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
         let instance = self
             .linker

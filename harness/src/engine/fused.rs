@@ -224,7 +224,7 @@ impl FusedEngine for SimFused<'_> {
 /// `wasmtime-fused`: the composite on Wasmtime.
 pub struct WasmtimeFused {
     engine: wasmtime::Engine,
-    pre: wasmtime::component::InstancePre<()>,
+    pre: wasmtime::component::InstancePre<wasmtime::StoreLimits>,
     run: ComponentExportIndex,
     caller_control: [ComponentExportIndex; 3],
     callee_control: [ComponentExportIndex; 3],
@@ -237,7 +237,7 @@ impl WasmtimeFused {
         let engine = wasmtime::Engine::new(&config)?;
         let component = Component::new(&engine, &prepared.composite)
             .map_err(|e| anyhow!("Wasmtime rejects the composite: {e:#}"))?;
-        let linker = Linker::<()>::new(&engine);
+        let linker = Linker::<wasmtime::StoreLimits>::new(&engine);
         let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("{e:#}"))?;
         let index = |parent: Option<&str>, name: &str| -> Result<ComponentExportIndex> {
             let parent = match parent {
@@ -261,16 +261,20 @@ impl WasmtimeFused {
     }
 }
 
-fn func(store: &mut Store<()>, instance: &wasmtime::component::Instance, idx: &ComponentExportIndex) -> Result<Func> {
+fn func(
+    store: &mut Store<wasmtime::StoreLimits>,
+    instance: &wasmtime::component::Instance,
+    idx: &ComponentExportIndex,
+) -> Result<Func> {
     instance.get_func(&mut *store, idx).ok_or_else(|| anyhow!("export is not a function"))
 }
 
-fn control_call(store: &mut Store<()>, f: Func, args: &[Val], results: &mut [Val]) -> Result<()> {
+fn control_call(store: &mut Store<wasmtime::StoreLimits>, f: Func, args: &[Val], results: &mut [Val]) -> Result<()> {
     f.call(&mut *store, args, results).map_err(|e| anyhow!("control call trapped: {e:#}"))
 }
 
 fn wasmtime_load(
-    store: &mut Store<()>,
+    store: &mut Store<wasmtime::StoreLimits>,
     instance: &wasmtime::component::Instance,
     control: &[ComponentExportIndex; 3],
     script: &Script,
@@ -289,7 +293,7 @@ fn wasmtime_load(
 }
 
 fn wasmtime_read_log(
-    store: &mut Store<()>,
+    store: &mut Store<wasmtime::StoreLimits>,
     instance: &wasmtime::component::Instance,
     control: &[ComponentExportIndex; 3],
 ) -> Result<Vec<crate::encode::script::Event>> {
@@ -307,7 +311,9 @@ impl FusedEngine for WasmtimeFused {
     }
 
     fn run(&mut self, case: &FusedCase) -> Result<Outcome> {
-        let mut store = Store::new(&self.engine, ());
+        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
+        let mut store = Store::new(&self.engine, limits);
+        store.limiter(|limits| limits);
         store.set_fuel(FUEL)?;
         store.set_max_component_handles(1 << 28);
         let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the composite: {e:#}"))?;

@@ -109,6 +109,10 @@ pub trait Engine {
     fn run(&mut self, case: &Case) -> Result<Outcome>;
 }
 
+/// The memory one store may hold (guest memories are 2 pages and never grow; arbitrary guests
+/// may try): a runaway guest costs one case, not the machine.
+pub const MEMORY_LIMIT: usize = 16 << 20;
+
 /// The embedded engines, by name.
 pub const ENGINES: &[&str] = &["wasmtime", "core", "wasmtime-core"];
 

@@ -106,6 +106,7 @@ pub struct Ctx {
     results: VecDeque<Option<Value>>,
     events: Vec<HostEvent>,
     slots: Vec<Option<ResourceAny>>,
+    limits: wasmtime::StoreLimits,
 }
 
 /// Handles through a store: host resources are `ResourceDynamic`s typed by the reference
@@ -474,8 +475,14 @@ impl Engine for WasmtimeEngine<'_> {
     fn run(&mut self, case: &Case) -> Result<Outcome> {
         let mut store = Store::new(
             &self.engine,
-            Ctx { results: case.import_results.iter().cloned().collect(), events: vec![], slots: vec![] },
+            Ctx {
+                results: case.import_results.iter().cloned().collect(),
+                events: vec![],
+                slots: vec![],
+                limits: wasmtime::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build(),
+            },
         );
+        store.limiter(|c| &mut c.limits);
         store.set_fuel(FUEL)?;
         // The spec's handle table holds 2^28 - 1 entries; Wasmtime's default store limit is
         // lower (a denial-of-service cap), which would show up as a false table-full trap.

@@ -84,6 +84,7 @@ fn trap_of(e: wasmtime::Error) -> Trap {
 struct Ctx {
     host: HostState,
     exports: Arc<HashMap<String, Func>>,
+    limits: wasmtime::StoreLimits,
 }
 
 /// The guest seen through any Wasmtime context (the store, or a caller inside a host
@@ -201,7 +202,10 @@ impl Engine for WasmtimeCoreEngine<'_> {
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store = Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default() });
+        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
+        let mut store =
+            Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default(), limits });
+        store.limiter(|c| &mut c.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("wasmtime: instantiation: {e:#}"))?;
         let memory = instance.get_memory(&mut store, &self.prepared.spec.memory).context("guest memory")?;
