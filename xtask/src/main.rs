@@ -1,7 +1,8 @@
 //! `cargo xtask ...`: the project's entry points. Each runs the `witness` CLI through cargo.
 //!
 //! * `cargo xtask conformance` — the main job: the reference self-check (the spec's worked
-//!   values in suites/reference against the reference Canonical ABI), then a short differential
+//!   values in suites/reference against the reference Canonical ABI), the conformance suites
+//!   (suites/conformance, `witness suite`), then a short differential
 //!   campaign (`witness diff --seed 1 --worlds 5 --cases 50`: every engine against the
 //!   reference, divergences not in expectations/*.toml fail). Fails if either fails.
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
@@ -71,10 +72,11 @@ fn conformance(suite: Option<PathBuf>) -> Result<bool> {
     let mut selfcheck = witness(false, &["selfcheck", "--suite"]);
     selfcheck.arg(&suite);
     let selfcheck_ok = step("reference self-check", selfcheck)?;
+    let suites_ok = step("conformance suites (witness suite)", witness(false, &["suite"]))?;
     // Run the campaign even if the self-check failed: both results are worth seeing.
     let diff = witness(false, &["diff", "--seed", "1", "--worlds", "5", "--cases", "50"]);
     let diff_ok = step("differential campaign (witness diff --seed 1 --worlds 5 --cases 50)", diff)?;
-    Ok(selfcheck_ok && diff_ok)
+    Ok(selfcheck_ok && suites_ok && diff_ok)
 }
 
 /// The campaign's total time from `witness diff`'s first summary line (`... in 5.4 s (...`).

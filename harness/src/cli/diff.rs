@@ -44,7 +44,7 @@ pub struct DiffArgs {
     repro: PathBuf,
 }
 
-fn default_expectations() -> Vec<PathBuf> {
+pub fn default_expectations() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir("expectations")
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect()

@@ -4,6 +4,7 @@ pub mod abi;
 pub mod diff;
 pub mod selfcheck;
 pub mod smith;
+pub mod suite;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Run arbitrary (wasm-smith) guests shaped to generated worlds on Wasmtime and wasmi.
     Smith(smith::SmithArgs),
+    /// Run the conformance suites (suites/conformance/*.toml) on the embedded engines.
+    Suite(suite::SuiteArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
     Selfcheck(selfcheck::SelfcheckArgs),
 }
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Selfcheck(args) => selfcheck::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Smith(args) => smith::run(args),
+        Command::Suite(args) => suite::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

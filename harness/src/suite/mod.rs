@@ -1,4 +1,5 @@
 //! Suites: files of cases with expectations, and their runners.
 
+pub mod cases;
 pub mod expectations;
 pub mod vectors;

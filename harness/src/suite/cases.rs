@@ -1,0 +1,412 @@
+//! Conformance suites (`suites/*.toml`): hand-written cases over one world each. A case names
+//! the spec rules it checks (definitions.py function names) and, where it guards against a
+//! known bug, that bug; says what the host calls with which values (WAVE), what the guest does
+//! (returns, import calls, corrupted data, realloc answers); and what the spec says must happen.
+//! The runner checks that expectation against the reference, then every engine against the
+//! reference with the oracle. A bad case fails alone, with its file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::Deserialize;
+
+use crate::encode::names::NameScheme;
+use crate::encode::script::{Event, ReallocAnswer};
+use crate::engine::prepared::ImportType;
+use crate::engine::{HostEvent, Outcome, Prepared, make_engine};
+use crate::oracle::compare;
+use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
+use crate::reference::types::StringEncoding;
+use crate::suite::expectations::Expectations;
+use crate::world::wave::{parse_value, print_value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SuiteFile {
+    /// The world, inline WIT (its only world is used).
+    world: String,
+    #[serde(default, rename = "case")]
+    cases: Vec<CaseSpec>,
+}
+
+/// One case of a suite file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaseSpec {
+    pub name: String,
+    /// The definitions.py functions whose rules the case checks.
+    pub rules: Vec<String>,
+    /// Known bugs (shared/PEERS.md §7) the case guards against.
+    #[serde(default)]
+    pub bugs: Vec<String>,
+    /// The guest's string encoding (utf8, utf16, latin1+utf16; default utf8).
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// The guest's name scheme (standard or legacy; default standard).
+    #[serde(default)]
+    pub names: Option<String>,
+    /// The export the host calls (`func` or `iface.func`).
+    pub call: String,
+    /// Its arguments, in WAVE.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// What the guest returns, in WAVE (laid out by the reference in the guest's memory).
+    #[serde(default)]
+    pub returns: Option<String>,
+    /// Corrupt what the guest returns: `{ flat = [index, bits] }` or `{ byte = [index, xor] }`.
+    #[serde(default)]
+    pub corrupt: Option<CorruptSpec>,
+    /// Imports the guest calls before it returns.
+    #[serde(default)]
+    pub imports: Vec<ImportSpec>,
+    /// The guest's realloc answers: `bump`, `trap`, or `value:N`.
+    #[serde(default)]
+    pub realloc: Vec<String>,
+    #[serde(default)]
+    pub expect: ExpectSpec,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CorruptSpec {
+    pub flat: Option<(usize, u64)>,
+    pub byte: Option<(usize, u8)>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImportSpec {
+    pub call: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub returns: Option<String>,
+    #[serde(default)]
+    pub corrupt: Option<CorruptSpec>,
+}
+
+/// What the spec says must happen (every field optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExpectSpec {
+    /// The trap class, or `none`.
+    pub trap: Option<String>,
+    /// The value the host receives, in WAVE.
+    pub result: Option<String>,
+    /// The guest's realloc calls: `[old_ptr, old_size, align, new_size]` each.
+    pub realloc: Option<Vec<[u32; 4]>>,
+    /// Values the host's import receives (WAVE), per import call.
+    pub import_args: Option<Vec<Vec<String>>>,
+}
+
+/// How a case ended on one engine (or on the reference's check).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Passed,
+    Failed(String),
+    /// Failed as an expectations file says it does.
+    Xfail(String),
+    Skipped(String),
+}
+
+/// One result row.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CaseResult {
+    pub file: PathBuf,
+    pub line: usize,
+    pub name: String,
+    pub rules: Vec<String>,
+    pub bugs: Vec<String>,
+    /// `reference` (the expectation checked against the reference) or an engine.
+    pub engine: String,
+    pub status: Status,
+}
+
+/// The suite files under `dir` (sorted).
+pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read suite directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn line_of(text: &str, name: &str) -> usize {
+    let needle = format!("name = {}", toml_string(name));
+    text.lines().position(|l| l.trim_start().starts_with(&needle)).map_or(1, |i| i + 1)
+}
+
+fn toml_string(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn parse_encoding(e: Option<&str>) -> Result<StringEncoding> {
+    match e {
+        None => Ok(StringEncoding::Utf8),
+        Some(e) => StringEncoding::parse(e).ok_or_else(|| anyhow!("unknown encoding `{e}`")),
+    }
+}
+
+fn parse_names(n: Option<&str>) -> Result<NameScheme> {
+    match n {
+        None | Some("standard") => Ok(NameScheme::Standard),
+        Some("legacy") => Ok(NameScheme::Legacy),
+        Some(other) => bail!("unknown name scheme `{other}` (standard or legacy)"),
+    }
+}
+
+fn corruption(c: &Option<CorruptSpec>) -> Result<Option<Corruption>> {
+    Ok(match c {
+        None => None,
+        Some(CorruptSpec { flat: Some((index, bits)), byte: None }) => {
+            Some(Corruption::Flat { index: *index, bits: *bits })
+        }
+        Some(CorruptSpec { flat: None, byte: Some((index, xor)) }) => {
+            Some(Corruption::Byte { index: *index, xor: *xor })
+        }
+        Some(_) => bail!("corrupt takes exactly one of flat = [index, bits] or byte = [index, xor]"),
+    })
+}
+
+fn realloc_answer(s: &str) -> Result<ReallocAnswer> {
+    Ok(match s {
+        "bump" => ReallocAnswer::Bump,
+        "trap" => ReallocAnswer::Trap,
+        v => ReallocAnswer::Value(
+            v.strip_prefix("value:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| anyhow!("realloc answer `{v}`: bump, trap or value:N"))?,
+        ),
+    })
+}
+
+/// Turn a case into call steps for its prepared world.
+fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
+    let export = prepared
+        .exports
+        .iter()
+        .position(|(name, _)| *name == c.call)
+        .ok_or_else(|| anyhow!("the world exports no function `{}`", c.call))? as u32;
+    let ft = &prepared.exports[export as usize].1;
+    if c.args.len() != ft.params.len() {
+        bail!("`{}` takes {} argument(s), the case gives {}", c.call, ft.params.len(), c.args.len());
+    }
+    let args = ft
+        .params
+        .iter()
+        .zip(&c.args)
+        .map(|((_, t), a)| parse_value(t, a, StringEncoding::Utf8))
+        .collect::<Result<Vec<_>>>()?;
+    let values = match (&ft.result, &c.returns) {
+        (Some(t), Some(r)) => vec![parse_value(t, r, prepared.encoding)?],
+        (None, None) => vec![],
+        (Some(_), None) => bail!("`{}` has a result: say what the guest returns", c.call),
+        (None, Some(_)) => bail!("`{}` has no result", c.call),
+    };
+    let mut ops = vec![];
+    for imp in &c.imports {
+        let (thunk, ift) = prepared
+            .imports
+            .iter()
+            .enumerate()
+            .find_map(|(i, ty)| match ty {
+                ImportType::Func { name, ft } if *name == imp.call => Some((i as u32, ft)),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("the world imports no function `{}`", imp.call))?;
+        let values = ift
+            .params
+            .iter()
+            .zip(&imp.args)
+            .map(|((_, t), a)| parse_value(t, a, prepared.encoding))
+            .collect::<Result<Vec<_>>>()?;
+        if values.len() != ift.params.len() {
+            bail!("import `{}` takes {} argument(s)", imp.call, ift.params.len());
+        }
+        let result = match (&ift.result, &imp.returns) {
+            (Some(t), Some(r)) => Some(parse_value(t, r, StringEncoding::Utf8)?),
+            (None, None) => None,
+            _ => bail!("import `{}`: `returns` must match its result type", imp.call),
+        };
+        ops.push(GuestOp::Import(ImportPlan {
+            thunk,
+            args: GuestValues { values, corruption: corruption(&imp.corrupt)? },
+            result,
+        }));
+    }
+    let realloc = c.realloc.iter().map(|r| realloc_answer(r)).collect::<Result<_>>()?;
+    Ok(vec![StepPlan::Call(CallPlan {
+        export,
+        args,
+        ops,
+        result: GuestValues { values, corruption: corruption(&c.corrupt)? },
+        realloc,
+    })])
+}
+
+/// Check the case's expectation against the reference's outcome.
+fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<()> {
+    let e = &c.expect;
+    if let Some(trap) = &e.trap {
+        let got = o.trap_kind().map_or("none", |k| k.name());
+        if got != trap {
+            bail!(
+                "expected trap {trap}, the reference gives {got}{}",
+                o.trap.as_ref().map_or(String::new(), |t| format!(" ({})", t.message))
+            );
+        }
+    }
+    if let Some(want) = &e.result {
+        let ft = &prepared.exports.iter().find(|(n, _)| *n == c.call).ok_or_else(|| anyhow!("no export"))?.1;
+        let t = ft.result.as_ref().ok_or_else(|| anyhow!("`{}` has no result", c.call))?;
+        let want_v = parse_value(t, want, StringEncoding::Utf8)?;
+        let got = o.events.iter().find_map(|ev| match ev {
+            HostEvent::Returned { result: Some(v), .. } => Some(v),
+            _ => None,
+        });
+        match got {
+            Some(v) if v.matches(&want_v) => {}
+            Some(v) => bail!("expected result {want}, the reference gives {}", print_value(t, v).unwrap_or_default()),
+            None => bail!("expected result {want}, the call returned nothing"),
+        }
+    }
+    if let Some(want) = &e.realloc {
+        let log = o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"))?;
+        let got: Vec<[u32; 4]> = log
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Realloc { old_ptr, old_size, align, new_size, .. } => {
+                    Some([*old_ptr, *old_size, *align, *new_size])
+                }
+                _ => None,
+            })
+            .collect();
+        if &got != want {
+            bail!("expected realloc calls {want:?}, the reference makes {got:?}");
+        }
+    }
+    if let Some(want) = &e.import_args {
+        let got: Vec<&Vec<crate::reference::Value>> = o
+            .events
+            .iter()
+            .filter_map(|ev| match ev {
+                HostEvent::Import { args, .. } => Some(args),
+                _ => None,
+            })
+            .collect();
+        if got.len() != want.len() {
+            bail!("expected {} import call(s), the reference makes {}", want.len(), got.len());
+        }
+        for (imp, (want, got)) in c.imports.iter().zip(want.iter().zip(got)) {
+            let Some(ImportType::Func { ft, .. }) =
+                prepared.imports.iter().find(|ty| matches!(ty, ImportType::Func { name, .. } if *name == imp.call))
+            else {
+                bail!("no import `{}`", imp.call)
+            };
+            for ((_, t), (w, g)) in ft.params.iter().zip(want.iter().zip(got)) {
+                if !parse_value(t, w, StringEncoding::Utf8)?.matches(g) {
+                    bail!(
+                        "import `{}` expected argument {w}, the reference gives {}",
+                        imp.call,
+                        print_value(t, g).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run suite `file` on `engines`. Every case yields one `reference` row (the expectation) and
+/// one row per engine.
+pub fn run_file(
+    file: &Path,
+    engines: &[String],
+    expectations: &Expectations,
+    filter: Option<&str>,
+) -> Result<Vec<CaseResult>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
+    let mut prepared: BTreeMap<(StringEncoding, bool), Result<Prepared, String>> = BTreeMap::new();
+    let mut out = vec![];
+    for c in &suite.cases {
+        if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
+            continue;
+        }
+        let line = line_of(&text, &c.name);
+        let row = |engine: &str, status: Status| CaseResult {
+            file: file.to_path_buf(),
+            line,
+            name: c.name.clone(),
+            rules: c.rules.clone(),
+            bugs: c.bugs.clone(),
+            engine: engine.to_string(),
+            status,
+        };
+        let setup = (|| -> Result<(StringEncoding, NameScheme)> {
+            Ok((parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?))
+        })();
+        let (enc, scheme) = match setup {
+            Ok(x) => x,
+            Err(e) => {
+                out.push(row("reference", Status::Failed(format!("{e:#}"))));
+                continue;
+            }
+        };
+        let p = prepared.entry((enc, scheme == NameScheme::Legacy)).or_insert_with(|| {
+            Prepared::from_wit(&suite.world, None, scheme, enc)
+                .map_err(|e| format!("{}: the world: {e:#}", file.display()))
+        });
+        let p = match p {
+            Ok(p) => &*p,
+            Err(e) => {
+                out.push(row("reference", Status::Failed(e.clone())));
+                continue;
+            }
+        };
+        let case = match plan(p, c).and_then(|steps| build_case(p, &steps)) {
+            Ok(case) => case,
+            Err(e) => {
+                out.push(row("reference", Status::Failed(format!("{e:#}"))));
+                continue;
+            }
+        };
+        let expected = match make_engine("reference", p).and_then(|mut r| r.run(&case)) {
+            Ok(o) => o,
+            Err(e) => {
+                out.push(row("reference", Status::Failed(format!("{e:#}"))));
+                continue;
+            }
+        };
+        out.push(row(
+            "reference",
+            match check_expectation(p, c, &expected) {
+                Ok(()) => Status::Passed,
+                Err(e) => Status::Failed(format!("{e:#}")),
+            },
+        ));
+        for name in engines {
+            let status = match make_engine(name, p).and_then(|mut e| e.run(&case)) {
+                Err(e) => Status::Failed(format!("engine error: {e:#}")),
+                Ok(actual) => {
+                    let diffs = compare(p, &expected, &actual);
+                    if diffs.is_empty() {
+                        Status::Passed
+                    } else {
+                        let text: Vec<String> = diffs.iter().map(|d| format!("[{}] {}", d.area, d.detail)).collect();
+                        match diffs.iter().map(|d| expectations.explain(name, d)).collect::<Option<Vec<_>>>() {
+                            Some(known) => Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule)),
+                            None => Status::Failed(text.join("; ")),
+                        }
+                    }
+                }
+            };
+            out.push(row(name, status));
+        }
+    }
+    Ok(out)
+}
