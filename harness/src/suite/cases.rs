@@ -98,6 +98,9 @@ pub struct ExpectSpec {
     pub realloc: Option<Vec<[u32; 4]>>,
     /// Values the host's import receives (WAVE), per import call.
     pub import_args: Option<Vec<Vec<String>>>,
+    /// The bytes the engine wrote into the guest's heap while lowering the arguments (hex, from
+    /// the heap's start up to the allocator's `next`; bytes never written are 00).
+    pub heap: Option<String>,
 }
 
 /// How a case ended on one engine (or on the reference's check).
@@ -287,6 +290,21 @@ fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<(
             .collect();
         if &got != want {
             bail!("expected realloc calls {want:?}, the reference makes {got:?}");
+        }
+    }
+    if let Some(want) = &e.heap {
+        let log = o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"))?;
+        let got = log
+            .iter()
+            .find_map(|ev| match ev {
+                Event::Memory { addr, bytes } if u64::from(*addr) == crate::encode::protocol::HEAP => Some(bytes),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("no heap dump in the guest log"))?;
+        let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
+        let want: String = want.chars().filter(|c| !c.is_whitespace()).collect();
+        if got != want {
+            bail!("expected heap {want}, the reference writes {got}");
         }
     }
     if let Some(want) = &e.import_args {
