@@ -3,10 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
+use indicatif::ProgressBar;
 
 use crate::suite::cases::{Status, run_file, suite_files};
+use crate::suite::coverage::coverage;
 use crate::suite::expectations::Expectations;
 
 #[derive(Args)]
@@ -23,17 +27,52 @@ pub struct SuiteArgs {
     /// Expectations files (default: expectations/*.toml if present).
     #[arg(long)]
     expectations: Vec<PathBuf>,
+    /// Write every result as a JSON line, as the run goes (a killed run keeps what it did).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report at the end.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Also print which definitions.py rules the suites name, and how often.
+    #[arg(long)]
+    coverage: bool,
 }
 
 pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
+    let files = suite_files(&args.suite)?;
+    let mut json = match &args.json {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let bar = ProgressBar::new(files.len() as u64);
     let mut rows = vec![];
-    for file in suite_files(&args.suite)? {
+    let mut broken_files = 0;
+    for file in files {
+        bar.set_message(file.display().to_string());
         match run_file(&file, &args.engines, &expectations, args.filter.as_deref()) {
-            Ok(r) => rows.extend(r),
-            Err(e) => println!("FAIL {}: {e:#}", file.display()),
+            Ok(r) => {
+                if let Some(out) = json.as_mut() {
+                    for row in &r {
+                        writeln!(out, "{}", serde_json::to_string(row)?)?;
+                    }
+                    out.flush()?;
+                }
+                rows.extend(r);
+            }
+            Err(e) => {
+                bar.suspend(|| println!("FAIL {}: {e:#}", file.display()));
+                broken_files += 1;
+            }
         }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit(&rows)).with_context(|| format!("cannot write {}", path.display()))?;
     }
     // file stem (the area) × engine → passed, failed, xfail, skipped
     let mut table: BTreeMap<(String, String), [u32; 4]> = BTreeMap::new();
@@ -64,10 +103,57 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             );
         }
     }
+    if args.coverage {
+        let named = rows.iter().filter(|r| r.engine == "reference").flat_map(|r| r.rules.iter().map(String::as_str));
+        let cov = coverage(named);
+        let covered = cov.iter().filter(|(_, n)| *n > 0).count();
+        println!("\nrule coverage: {covered} of {} definitions.py functions have cases", cov.len());
+        for (rule, n) in &cov {
+            println!("  {rule:<44} {n}");
+        }
+    }
     let passed = rows.iter().filter(|r| r.status == Status::Passed).count();
     println!("\n{passed} passed, {} failed", failed.len());
-    if !failed.is_empty() {
-        bail!("{} case result(s) failed", failed.len());
+    if !failed.is_empty() || broken_files > 0 {
+        bail!("{} case result(s) failed, {broken_files} suite file(s) unreadable", failed.len());
     }
     Ok(())
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A JUnit report: one testsuite per engine, one testcase per case.
+fn junit(rows: &[crate::suite::cases::CaseResult]) -> String {
+    let mut by_engine: BTreeMap<&str, Vec<&crate::suite::cases::CaseResult>> = BTreeMap::new();
+    for r in rows {
+        by_engine.entry(r.engine.as_str()).or_default().push(r);
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"witness\">\n");
+    for (engine, rows) in by_engine {
+        let failures = rows.iter().filter(|r| matches!(r.status, Status::Failed(_))).count();
+        let skipped = rows.iter().filter(|r| matches!(r.status, Status::Skipped(_) | Status::Xfail(_))).count();
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
+            xml(engine),
+            rows.len()
+        ));
+        for r in rows {
+            let class = r.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            out.push_str(&format!("    <testcase classname=\"{}\" name=\"{}\"", xml(class), xml(&r.name)));
+            match &r.status {
+                Status::Passed => out.push_str("/>\n"),
+                Status::Failed(why) => {
+                    out.push_str(&format!(">\n      <failure message=\"{}\"/>\n    </testcase>\n", xml(why)))
+                }
+                Status::Xfail(why) | Status::Skipped(why) => {
+                    out.push_str(&format!(">\n      <skipped message=\"{}\"/>\n    </testcase>\n", xml(why)))
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
 }

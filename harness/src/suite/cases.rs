@@ -366,6 +366,12 @@ pub fn run_file(
             status,
         };
         let setup = (|| -> Result<(StringEncoding, NameScheme)> {
+            if c.rules.is_empty() {
+                bail!("the case names no rule (definitions.py functions)");
+            }
+            if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
+                bail!("`{r}` is not a definitions.py function of the synchronous ABI");
+            }
             Ok((parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?))
         })();
         let (enc, scheme) = match setup {

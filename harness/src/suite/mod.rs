@@ -1,5 +1,6 @@
 //! Suites: files of cases with expectations, and their runners.
 
 pub mod cases;
+pub mod coverage;
 pub mod expectations;
 pub mod vectors;
