@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::encode::names::NameScheme;
 use crate::encode::script::{Event, ReallocAnswer};
 use crate::engine::prepared::ImportType;
+use crate::engine::resources::is_guest_resource;
 use crate::engine::{HostEvent, Outcome, Prepared, make_engine};
 use crate::oracle::compare;
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
@@ -46,7 +47,8 @@ pub struct CaseSpec {
     /// The guest's name scheme (standard or legacy; default standard).
     #[serde(default)]
     pub names: Option<String>,
-    /// The export the host calls (`func` or `iface.func`).
+    /// The export the host calls (`func` or `iface.func`); or give `step`s instead.
+    #[serde(default)]
     pub call: String,
     /// Its arguments, in WAVE.
     #[serde(default)]
@@ -60,11 +62,48 @@ pub struct CaseSpec {
     /// Imports the guest calls before it returns.
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    /// Resource built-ins the guest calls first (before its imports).
+    #[serde(default)]
+    pub builtins: Vec<BuiltinSpec>,
     /// The guest's realloc answers: `bump`, `trap`, or `value:N`.
     #[serde(default)]
     pub realloc: Vec<String>,
+    /// Several host steps instead of the one call above.
+    #[serde(default, rename = "step")]
+    pub steps: Vec<StepSpec>,
     #[serde(default)]
     pub expect: ExpectSpec,
+}
+
+/// One host step of a multi-step case: a call (with what the guest does in it), or dropping
+/// the guest resource the host holds in slot `drop` (slots count the guest resources the host
+/// received, from 0).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StepSpec {
+    #[serde(default)]
+    pub call: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub returns: Option<String>,
+    #[serde(default)]
+    pub corrupt: Option<CorruptSpec>,
+    #[serde(default)]
+    pub builtins: Vec<BuiltinSpec>,
+    #[serde(default)]
+    pub imports: Vec<ImportSpec>,
+    #[serde(default)]
+    pub drop: Option<u32>,
+}
+
+/// A resource built-in the guest calls: `R.new` (arg: rep), `R.rep` / `R.drop` (arg: handle)
+/// for a resource R the guest exports, `R.drop-imported` for one it imports.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuiltinSpec {
+    pub builtin: String,
+    pub arg: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,6 +140,15 @@ pub struct ExpectSpec {
     /// The bytes the engine wrote into the guest's heap while lowering the arguments (hex, from
     /// the heap's start up to the allocator's `next`; bytes never written are 00).
     pub heap: Option<String>,
+    /// What the guest's built-in calls returned, in order (`new`: the handle index, `rep`: the
+    /// rep; `drop` returns nothing).
+    pub builtin_results: Option<Vec<u64>>,
+    /// The flat params each export call received, in order (raw bits).
+    pub params: Option<Vec<Vec<u64>>>,
+    /// The reps the guest's destructors ran with, in order.
+    pub dtors: Option<Vec<u32>>,
+    /// The reps the host's destructors ran with, in order.
+    pub host_dtors: Option<Vec<u32>>,
 }
 
 /// How a case ended on one engine (or on the reference's check).
@@ -187,31 +235,56 @@ fn realloc_answer(s: &str) -> Result<ReallocAnswer> {
     })
 }
 
-/// Turn a case into call steps for its prepared world.
-fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
+fn builtin_thunk(prepared: &Prepared, name: &str) -> Result<u32> {
+    let (resource, op) = name
+        .rsplit_once('.')
+        .ok_or_else(|| anyhow!("builtin `{name}`: write R.new, R.rep, R.drop or R.drop-imported"))?;
+    let found = prepared.imports.iter().position(|ty| match (ty, op) {
+        (ImportType::ResourceNew(rt), "new") | (ImportType::ResourceRep(rt), "rep") => rt.name == resource,
+        (ImportType::ResourceDrop(rt), "drop") => rt.name == resource && is_guest_resource(rt),
+        (ImportType::ResourceDrop(rt), "drop-imported") => rt.name == resource && !is_guest_resource(rt),
+        _ => false,
+    });
+    found.map(|i| i as u32).ok_or_else(|| anyhow!("the guest has no built-in `{name}`"))
+}
+
+/// One call step.
+fn plan_call(
+    prepared: &Prepared,
+    call: &str,
+    args: &[String],
+    returns: Option<&String>,
+    corrupt: &Option<CorruptSpec>,
+    builtins: &[BuiltinSpec],
+    imports: &[ImportSpec],
+    realloc: Vec<ReallocAnswer>,
+) -> Result<StepPlan> {
     let export = prepared
         .exports
         .iter()
-        .position(|(name, _)| *name == c.call)
-        .ok_or_else(|| anyhow!("the world exports no function `{}`", c.call))? as u32;
+        .position(|(name, _)| name == call)
+        .ok_or_else(|| anyhow!("the world exports no function `{call}`"))? as u32;
     let ft = &prepared.exports[export as usize].1;
-    if c.args.len() != ft.params.len() {
-        bail!("`{}` takes {} argument(s), the case gives {}", c.call, ft.params.len(), c.args.len());
+    if args.len() != ft.params.len() {
+        bail!("`{call}` takes {} argument(s), the case gives {}", ft.params.len(), args.len());
     }
     let args = ft
         .params
         .iter()
-        .zip(&c.args)
+        .zip(args)
         .map(|((_, t), a)| parse_value(t, a, StringEncoding::Utf8))
         .collect::<Result<Vec<_>>>()?;
-    let values = match (&ft.result, &c.returns) {
+    let values = match (&ft.result, returns) {
         (Some(t), Some(r)) => vec![parse_value(t, r, prepared.encoding)?],
         (None, None) => vec![],
-        (Some(_), None) => bail!("`{}` has a result: say what the guest returns", c.call),
-        (None, Some(_)) => bail!("`{}` has no result", c.call),
+        (Some(_), None) => bail!("`{call}` has a result: say what the guest returns"),
+        (None, Some(_)) => bail!("`{call}` has no result"),
     };
     let mut ops = vec![];
-    for imp in &c.imports {
+    for b in builtins {
+        ops.push(GuestOp::Builtin { thunk: builtin_thunk(prepared, &b.builtin)?, arg: b.arg });
+    }
+    for imp in imports {
         let (thunk, ift) = prepared
             .imports
             .iter()
@@ -221,15 +294,15 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
                 _ => None,
             })
             .ok_or_else(|| anyhow!("the world imports no function `{}`", imp.call))?;
+        if imp.args.len() != ift.params.len() {
+            bail!("import `{}` takes {} argument(s)", imp.call, ift.params.len());
+        }
         let values = ift
             .params
             .iter()
             .zip(&imp.args)
             .map(|((_, t), a)| parse_value(t, a, prepared.encoding))
             .collect::<Result<Vec<_>>>()?;
-        if values.len() != ift.params.len() {
-            bail!("import `{}` takes {} argument(s)", imp.call, ift.params.len());
-        }
         let result = match (&ift.result, &imp.returns) {
             (Some(t), Some(r)) => Some(parse_value(t, r, StringEncoding::Utf8)?),
             (None, None) => None,
@@ -241,14 +314,60 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
             result,
         }));
     }
-    let realloc = c.realloc.iter().map(|r| realloc_answer(r)).collect::<Result<_>>()?;
-    Ok(vec![StepPlan::Call(CallPlan {
+    Ok(StepPlan::Call(CallPlan {
         export,
         args,
         ops,
-        result: GuestValues { values, corruption: corruption(&c.corrupt)? },
+        result: GuestValues { values, corruption: corruption(corrupt)? },
         realloc,
-    })])
+    }))
+}
+
+/// Turn a case into steps for its prepared world.
+fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
+    let realloc: Vec<ReallocAnswer> = c.realloc.iter().map(|r| realloc_answer(r)).collect::<Result<_>>()?;
+    if c.steps.is_empty() {
+        if c.call.is_empty() {
+            bail!("give `call` or `step`s");
+        }
+        return Ok(vec![plan_call(
+            prepared,
+            &c.call,
+            &c.args,
+            c.returns.as_ref(),
+            &c.corrupt,
+            &c.builtins,
+            &c.imports,
+            realloc,
+        )?]);
+    }
+    if !c.call.is_empty()
+        || !c.args.is_empty()
+        || c.returns.is_some()
+        || !c.imports.is_empty()
+        || !c.builtins.is_empty()
+    {
+        bail!("a case with `step`s puts its calls in the steps");
+    }
+    let mut out = vec![];
+    let mut realloc = Some(realloc);
+    for (i, st) in c.steps.iter().enumerate() {
+        out.push(match (&st.call, st.drop) {
+            (Some(call), None) => plan_call(
+                prepared,
+                call,
+                &st.args,
+                st.returns.as_ref(),
+                &st.corrupt,
+                &st.builtins,
+                &st.imports,
+                realloc.take().unwrap_or_default(),
+            )?,
+            (None, Some(slot)) => StepPlan::Drop { slot },
+            _ => bail!("step {}: give `call` or `drop`", i + 1),
+        });
+    }
+    Ok(out)
 }
 
 /// Check the case's expectation against the reference's outcome.
@@ -305,6 +424,58 @@ fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<(
         let want: String = want.chars().filter(|c| !c.is_whitespace()).collect();
         if got != want {
             bail!("expected heap {want}, the reference writes {got}");
+        }
+    }
+    let log = || o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"));
+    if let Some(want) = &e.builtin_results {
+        let builtin = |t: u32| !matches!(prepared.imports.get(t as usize), Some(ImportType::Func { .. }));
+        let got: Vec<u64> = log()?
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Import { thunk, results } if builtin(*thunk) => Some(results.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if &got != want {
+            bail!("expected built-in results {want:?}, the reference gives {got:?}");
+        }
+    }
+    if let Some(want) = &e.params {
+        let got: Vec<Vec<u64>> = log()?
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Enter { entry, params } if *entry < 0x1000 => Some(params.clone()),
+                _ => None,
+            })
+            .collect();
+        if &got != want {
+            bail!("expected export params {want:?}, the reference gives {got:?}");
+        }
+    }
+    if let Some(want) = &e.dtors {
+        let got: Vec<u32> = log()?
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Enter { entry, params } if *entry >= 0x2000 => params.first().map(|p| *p as u32),
+                _ => None,
+            })
+            .collect();
+        if &got != want {
+            bail!("expected guest destructor calls {want:?}, the reference gives {got:?}");
+        }
+    }
+    if let Some(want) = &e.host_dtors {
+        let got: Vec<u32> = o
+            .events
+            .iter()
+            .filter_map(|ev| match ev {
+                HostEvent::Dtor { rep } => Some(*rep),
+                _ => None,
+            })
+            .collect();
+        if &got != want {
+            bail!("expected host destructor calls {want:?}, the reference gives {got:?}");
         }
     }
     if let Some(want) = &e.import_args {
