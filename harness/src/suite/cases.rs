@@ -249,16 +249,10 @@ fn builtin_thunk(prepared: &Prepared, name: &str) -> Result<u32> {
 }
 
 /// One call step.
-fn plan_call(
-    prepared: &Prepared,
-    call: &str,
-    args: &[String],
-    returns: Option<&String>,
-    corrupt: &Option<CorruptSpec>,
-    builtins: &[BuiltinSpec],
-    imports: &[ImportSpec],
-    realloc: Vec<ReallocAnswer>,
-) -> Result<StepPlan> {
+fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) -> Result<StepPlan> {
+    let call = st.call.as_deref().ok_or_else(|| anyhow!("a call step needs `call`"))?;
+    let (args, returns, corrupt, builtins, imports) =
+        (&st.args, st.returns.as_ref(), &st.corrupt, &st.builtins, &st.imports);
     let export = prepared
         .exports
         .iter()
@@ -353,16 +347,7 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
     let mut realloc = Some(realloc);
     for (i, st) in c.steps.iter().enumerate() {
         out.push(match (&st.call, st.drop) {
-            (Some(call), None) => plan_call(
-                prepared,
-                call,
-                &st.args,
-                st.returns.as_ref(),
-                &st.corrupt,
-                &st.builtins,
-                &st.imports,
-                realloc.take().unwrap_or_default(),
-            )?,
+            (Some(_), None) => plan_call(prepared, st, realloc.take().unwrap_or_default())?,
             (None, Some(slot)) => StepPlan::Drop { slot },
             _ => bail!("step {}: give `call` or `drop`", i + 1),
         });
