@@ -324,16 +324,16 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
         if c.call.is_empty() {
             bail!("give `call` or `step`s");
         }
-        return Ok(vec![plan_call(
-            prepared,
-            &c.call,
-            &c.args,
-            c.returns.as_ref(),
-            &c.corrupt,
-            &c.builtins,
-            &c.imports,
-            realloc,
-        )?]);
+        let step = StepSpec {
+            call: Some(c.call.clone()),
+            args: c.args.clone(),
+            returns: c.returns.clone(),
+            corrupt: c.corrupt.clone(),
+            builtins: c.builtins.clone(),
+            imports: c.imports.clone(),
+            drop: None,
+        };
+        return Ok(vec![plan_call(prepared, &step, realloc)?]);
     }
     if !c.call.is_empty()
         || !c.args.is_empty()
