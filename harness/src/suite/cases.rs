@@ -140,6 +140,9 @@ pub struct ExpectSpec {
     /// The bytes the engine wrote into the guest's heap while lowering the arguments (hex, from
     /// the heap's start up to the allocator's `next`; bytes never written are 00).
     pub heap: Option<String>,
+    /// The heap as the guest's (last) export call returns: everything the engine wrote during
+    /// the call, import results included (same form as `heap`).
+    pub heap_at_return: Option<String>,
     /// What the guest's built-in calls returned, in order (`new`: the handle index, `rep`: the
     /// rep; `drop` returns nothing).
     pub builtin_results: Option<Vec<u64>>,
@@ -396,19 +399,20 @@ fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<(
             bail!("expected realloc calls {want:?}, the reference makes {got:?}");
         }
     }
-    if let Some(want) = &e.heap {
+    for (want, at_return) in [(&e.heap, false), (&e.heap_at_return, true)] {
+        let Some(want) = want else { continue };
         let log = o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"))?;
-        let got = log
-            .iter()
-            .find_map(|ev| match ev {
-                Event::Memory { addr, bytes } if u64::from(*addr) == crate::encode::protocol::HEAP => Some(bytes),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("no heap dump in the guest log"))?;
+        let mut dumps = log.iter().filter_map(|ev| match ev {
+            Event::Memory { addr, bytes } if u64::from(*addr) == crate::encode::protocol::HEAP => Some(bytes),
+            _ => None,
+        });
+        let got = if at_return { dumps.next_back() } else { dumps.next() };
+        let got = got.ok_or_else(|| anyhow!("no heap dump in the guest log"))?;
         let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
         let want: String = want.chars().filter(|c| !c.is_whitespace()).collect();
         if got != want {
-            bail!("expected heap {want}, the reference writes {got}");
+            let when = if at_return { "by the return" } else { "while lowering the arguments" };
+            bail!("expected heap {want} {when}, the reference writes {got}");
         }
     }
     let log = || o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"));
