@@ -2,9 +2,9 @@
 //!
 //! * `cargo xtask conformance` — the main job: the reference self-check (the spec's worked
 //!   values in suites/reference against the reference Canonical ABI), the conformance suites
-//!   (suites/conformance, `witness suite`), then a short differential
-//!   campaign (`witness diff --seed 1 --worlds 5 --cases 50`: every engine against the
-//!   reference, divergences not in expectations/*.toml fail). Fails if either fails.
+//!   (suites/conformance, `witness suite`; --engines, --json and --junit go to it), then a
+//!   short differential campaign (`witness diff --seed 1 --worlds 5 --cases 50`: every engine
+//!   against the reference, divergences not in expectations/*.toml fail). Fails if any fails.
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
 //!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
 //!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
@@ -24,11 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run the conformance suites: the reference self-check, then a short differential campaign.
+    /// Run the conformance suites: the reference self-check, the hand-written suites, then a
+    /// short differential campaign.
     Conformance {
         /// The directory of reference vectors.
         #[arg(long)]
         suite: Option<PathBuf>,
+        #[command(flatten)]
+        suites: SuiteArgs,
     },
     /// Benchmark the differential campaign (release build).
     Bench {
@@ -39,6 +42,37 @@ enum Task {
         #[arg(long, default_value_t = 200)]
         cases: u64,
     },
+}
+
+/// What `cargo xtask conformance` passes on to `witness suite`.
+#[derive(clap::Args)]
+struct SuiteArgs {
+    /// Engines the suites run on, comma-separated (default: witness suite's).
+    #[arg(long)]
+    engines: Option<String>,
+    /// Write every suite result as a JSON line to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report of the suites to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+impl SuiteArgs {
+    /// The `witness suite` arguments; paths are made absolute, since witness runs from the root.
+    fn to_args(&self) -> Result<Vec<std::ffi::OsString>> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let mut args: Vec<std::ffi::OsString> = vec!["suite".into()];
+        if let Some(engines) = &self.engines {
+            args.extend(["--engines".into(), engines.into()]);
+        }
+        for (flag, path) in [("--json", &self.json), ("--junit", &self.junit)] {
+            if let Some(path) = path {
+                args.extend([flag.into(), cwd.join(path).into_os_string()]);
+            }
+        }
+        Ok(args)
+    }
 }
 
 fn root() -> PathBuf {
@@ -67,12 +101,14 @@ fn step(name: &str, mut cmd: Command) -> Result<bool> {
     Ok(status.success())
 }
 
-fn conformance(suite: Option<PathBuf>) -> Result<bool> {
+fn conformance(suite: Option<PathBuf>, suites: &SuiteArgs) -> Result<bool> {
     let suite = suite.unwrap_or_else(|| root().join("suites/reference"));
     let mut selfcheck = witness(false, &["selfcheck", "--suite"]);
     selfcheck.arg(&suite);
     let selfcheck_ok = step("reference self-check", selfcheck)?;
-    let suites_ok = step("conformance suites (witness suite)", witness(false, &["suite"]))?;
+    let mut suite_cmd = witness(false, &[]);
+    suite_cmd.args(suites.to_args()?);
+    let suites_ok = step("conformance suites (witness suite)", suite_cmd)?;
     // Run the campaign even if the self-check failed: both results are worth seeing.
     let diff = witness(false, &["diff", "--seed", "1", "--worlds", "5", "--cases", "50"]);
     let diff_ok = step("differential campaign (witness diff --seed 1 --worlds 5 --cases 50)", diff)?;
@@ -146,7 +182,7 @@ fn bench(seed: u64, worlds: u64, cases: u64) -> Result<bool> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Task::Conformance { suite } => conformance(suite),
+        Task::Conformance { suite, suites } => conformance(suite, &suites),
         Task::Bench { seed, worlds, cases } => bench(seed, worlds, cases),
     };
     match result {
