@@ -77,7 +77,9 @@ pub struct CaseSpec {
 
 /// One host step of a multi-step case: a call (with what the guest does in it), or dropping
 /// the guest resource the host holds in slot `drop` (slots count the guest resources the host
-/// received, from 0).
+/// received, from 0). A case without steps repeats these fields rather than flattening a
+/// StepSpec into CaseSpec: serde can't combine `flatten` with `deny_unknown_fields`, which is
+/// what gives a misspelt field its error.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StepSpec {
