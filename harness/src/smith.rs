@@ -44,7 +44,8 @@ use crate::encode::signature::requirements;
 use crate::engine::HarnessError;
 use crate::engine::HostEvent;
 use crate::engine::core_wasmi::{
-    HostTrap, from_val as flat_of, to_val as wasmi_val, trap_of as wasmi_trap, val_type as wasmi_type, zero,
+    HostSlot, HostTrap, WasmiGuest, from_val as flat_of, to_val as wasmi_val, trap_of as wasmi_trap,
+    val_type as wasmi_type,
 };
 use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
 use crate::engine::prepared::{ImportType, Prepared};
@@ -55,7 +56,6 @@ use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS};
 use crate::reference::handles::{DropEffect, canon_resource_drop};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
-use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
@@ -427,7 +427,7 @@ fn host_err(t: Trap) -> wasmi::Error {
 
 /// Store data of a wasmi run.
 struct WasmiCtx {
-    /// The reference host; lent to the `SmithGuest` between guest calls.
+    /// The reference host; lent to the `WasmiGuest` between guest calls.
     host: HostState,
     /// The guest's function exports (resolved once per instance).
     exports: Arc<HashMap<String, wasmi::Func>>,
@@ -443,59 +443,9 @@ struct WasmiCtx {
     dtor_depth: u32,
 }
 
-/// The guest through any wasmi context (the store, or a caller inside a host function).
-struct SmithGuest<C> {
-    ctx: C,
-    /// Absent only when the host is called with no wasm caller: wasmi calls an imported
-    /// function that is the module's start function directly (it has no params or results).
-    memory: Option<wasmi::Memory>,
-    realloc: Option<wasmi::Func>,
-    exports: Arc<HashMap<String, wasmi::Func>>,
-}
-
-fn no_memory() -> Trap {
-    Trap::new(TrapKind::Assertion, "the guest's memory or realloc is out of reach")
-}
-
-impl<C: wasmi::AsContextMut<Data = WasmiCtx>> Memory for SmithGuest<C> {
-    fn len(&self) -> u64 {
-        self.memory.map_or(0, |m| m.data(self.ctx.as_context()).len() as u64)
-    }
-
-    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        read_at(self.memory.ok_or_else(no_memory)?.data(self.ctx.as_context()), ptr, out)
-    }
-
-    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        write_at(self.memory.ok_or_else(no_memory)?.data_mut(self.ctx.as_context_mut()), ptr, bytes)
-    }
-
-    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
-        let args = [old_ptr, old_size, align, new_size].map(|v| wasmi::Val::I32(v as u32 as i32));
-        let mut out = [wasmi::Val::I32(0)];
-        self.realloc.ok_or_else(no_memory)?.call(self.ctx.as_context_mut(), &args, &mut out).map_err(wasmi_trap)?;
-        Ok(u64::from(flat_of(&out[0])?.bits() as u32))
-    }
-}
-
-impl<C: wasmi::AsContextMut<Data = WasmiCtx>> CoreGuest for SmithGuest<C> {
-    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
-        let func = *self
-            .exports
-            .get(name)
-            .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
-        let mut results: Vec<wasmi::Val> = func.ty(self.ctx.as_context()).results().iter().map(zero).collect();
-        let vals: Vec<wasmi::Val> = args.iter().map(|&f| wasmi_val(f)).collect();
-        // The host state lives in the store while guest code runs, so imports can reach it.
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
-        let r = func.call(self.ctx.as_context_mut(), &vals, &mut results);
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
-        r.map_err(wasmi_trap)?;
-        results.iter().map(flat_of).collect()
-    }
-
-    fn as_memory(&mut self) -> &mut dyn Memory {
-        self
+impl HostSlot for WasmiCtx {
+    fn host_slot(&mut self) -> &mut HostState {
+        &mut self.host
     }
 }
 
@@ -617,7 +567,7 @@ fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker
             }
             let mut host = std::mem::take(&mut caller.data_mut().host);
             let r = {
-                let mut guest = SmithGuest { ctx: &mut caller, memory, realloc, exports };
+                let mut guest = WasmiGuest { ctx: &mut caller, memory, realloc, exports };
                 match &ty {
                     ImportType::Func { ft, .. } if !handle_free(ft) => {
                         Err(lift_then_stop(&mut host, &mut guest, ft, flats))
@@ -720,7 +670,7 @@ fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, pl
     };
     let mut host = std::mem::take(&mut store.data_mut().host);
     host.present = true;
-    let mut guest = SmithGuest { ctx: &mut store, memory: Some(memory), realloc: Some(realloc), exports };
+    let mut guest = WasmiGuest { ctx: &mut store, memory: Some(memory), realloc: Some(realloc), exports };
     if guest.exports.contains_key(init_name) {
         // wit-component runs `_initialize` at instantiation, after the start function.
         match guest.call(init_name, &[], &mut host) {

@@ -86,37 +86,56 @@ struct Ctx {
     limits: wasmi::StoreLimits,
 }
 
-/// The guest seen through any wasmi context (the store, or a caller inside a host function):
-/// its memory, realloc and exports (resolved once per instance).
-struct WasmiMem<C> {
-    ctx: C,
-    memory: wasmi::Memory,
-    realloc: Func,
-    exports: Arc<HashMap<String, Func>>,
+/// Store data that holds the reference host while guest code runs, so imports can reach it.
+pub(crate) trait HostSlot {
+    fn host_slot(&mut self) -> &mut HostState;
 }
 
-impl<C: AsContextMut<Data = Ctx>> Memory for WasmiMem<C> {
+impl HostSlot for Ctx {
+    fn host_slot(&mut self) -> &mut HostState {
+        &mut self.host
+    }
+}
+
+/// The guest seen through any wasmi context (the store, or a caller inside a host function):
+/// its memory, realloc and exports (resolved once per instance). Memory and realloc are absent
+/// only where smith's start function runs with no wasm caller.
+pub(crate) struct WasmiGuest<C> {
+    pub(crate) ctx: C,
+    pub(crate) memory: Option<wasmi::Memory>,
+    pub(crate) realloc: Option<Func>,
+    pub(crate) exports: Arc<HashMap<String, Func>>,
+}
+
+fn no_memory() -> Trap {
+    Trap::new(TrapKind::Assertion, "the guest's memory or realloc is out of reach")
+}
+
+impl<C: AsContextMut> Memory for WasmiGuest<C> {
     fn len(&self) -> u64 {
-        self.memory.data(self.ctx.as_context()).len() as u64
+        self.memory.map_or(0, |m| m.data(self.ctx.as_context()).len() as u64)
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        read_at(self.memory.data(self.ctx.as_context()), ptr, out)
+        read_at(self.memory.ok_or_else(no_memory)?.data(self.ctx.as_context()), ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        write_at(self.memory.data_mut(self.ctx.as_context_mut()), ptr, bytes)
+        write_at(self.memory.ok_or_else(no_memory)?.data_mut(self.ctx.as_context_mut()), ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
         let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
         let mut out = [Val::I32(0)];
-        self.realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
+        self.realloc.ok_or_else(no_memory)?.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
         Ok(u64::from(from_val(&out[0])?.bits() as u32))
     }
 }
 
-impl<C: AsContextMut<Data = Ctx>> CoreGuest for WasmiMem<C> {
+impl<C: AsContextMut> CoreGuest for WasmiGuest<C>
+where
+    C::Data: HostSlot,
+{
     fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
         let func = *self
             .exports
@@ -124,10 +143,10 @@ impl<C: AsContextMut<Data = Ctx>> CoreGuest for WasmiMem<C> {
             .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
         let mut results: Vec<Val> = func.ty(self.ctx.as_context()).results().iter().map(zero).collect();
         let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
-        // The host state lives in the store while guest code runs, so imports can reach it.
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
+        // Lend the host to the store for the call, so imports can reach it.
+        std::mem::swap(self.ctx.as_context_mut().data_mut().host_slot(), host);
         let r = func.call(self.ctx.as_context_mut(), &vals, &mut results);
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
+        std::mem::swap(self.ctx.as_context_mut().data_mut().host_slot(), host);
         r.map_err(trap_of)?;
         results.iter().map(from_val).collect()
     }
@@ -181,7 +200,8 @@ impl<'p> WasmiEngine<'p> {
                         let exports = caller.data().exports.clone();
                         let mut host = std::mem::take(&mut caller.data_mut().host);
                         let r = {
-                            let mut guest = WasmiMem { ctx: &mut caller, memory, realloc, exports };
+                            let mut guest =
+                                WasmiGuest { ctx: &mut caller, memory: Some(memory), realloc: Some(realloc), exports };
                             serve_import(&mut host, &mut guest, k as u32, flats)
                         };
                         caller.data_mut().host = host;
@@ -226,7 +246,7 @@ impl Engine for WasmiEngine<'_> {
         store.data_mut().exports = exports.clone();
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
-        let mut guest = WasmiMem { ctx: &mut store, memory, realloc, exports };
+        let mut guest = WasmiGuest { ctx: &mut store, memory: Some(memory), realloc: Some(realloc), exports };
         run_core_case(&mut guest, &mut host, self.prepared, case)
     }
 }
