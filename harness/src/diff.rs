@@ -11,6 +11,7 @@ use arbitrary::Unstructured;
 
 use crate::encode::names::NameScheme;
 use crate::engine::fused::{FusedCase, FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
+use crate::engine::process::Unsupported;
 use crate::engine::{Case, Outcome, Prepared, make_engine};
 use crate::oracle::{Difference, compare, compare_fused};
 use crate::plan::fused::arbitrary_fused_case;
@@ -59,6 +60,8 @@ pub struct DiffConfig {
     pub repro_dir: Option<PathBuf>,
     /// Run on this world (with every seed's cases) instead of generated worlds.
     pub user_world: Option<UserWorld>,
+    /// Start no new world after this long (`worlds` stays the upper bound).
+    pub time_budget: Option<Duration>,
 }
 
 impl Default for DiffConfig {
@@ -74,6 +77,7 @@ impl Default for DiffConfig {
             plan_config: PlanConfig::default(),
             repro_dir: None,
             user_world: None,
+            time_budget: None,
         }
     }
 }
@@ -106,6 +110,8 @@ pub struct Summary {
     pub engine_time: BTreeMap<String, Duration>,
     /// Worlds that could not be prepared (a generator or encoder bug): seed and error.
     pub setup_failures: Vec<(u64, String)>,
+    /// Worlds an engine cannot run (an adapter protocol limit), per engine.
+    pub unsupported: BTreeMap<String, u64>,
     pub elapsed: Duration,
 }
 
@@ -246,6 +252,9 @@ pub fn run_campaign(
     let total = cfg.worlds * cfg.cases;
     let mut done = 0;
     for w in 0..cfg.worlds {
+        if cfg.time_budget.is_some_and(|b| start.elapsed() >= b) {
+            break;
+        }
         let world_seed = cfg.seed.wrapping_add(w);
         let prepared = world_of(world_seed, cfg).and_then(|(mut world, scheme, enc)| {
             let name = match &cfg.user_world {
@@ -287,7 +296,10 @@ pub fn run_campaign(
         for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
             match make_engine(name, &prepared) {
                 Ok(e) => engines.push(e),
-                Err(e) => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
+                Err(e) => match e.downcast_ref::<Unsupported>() {
+                    Some(u) => *s.unsupported.entry(u.engine.clone()).or_default() += 1,
+                    None => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
+                },
             }
         }
         s.compilations += engines.len() as u64;
@@ -320,7 +332,8 @@ pub fn run_campaign(
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
                 for engine in &mut engines {
-                    let name = engine.name();
+                    let name = engine.name().to_string();
+                    let name = name.as_str();
                     let t = Instant::now();
                     let actual = match engine.run(&case) {
                         Ok(o) => o,

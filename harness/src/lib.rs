@@ -1,6 +1,7 @@
 //! witness: a conformance suite and differential fuzzer for the WebAssembly Component Model's
 //! Canonical ABI. See ARCHITECTURE.md for where each concern lives.
 
+pub mod adapter;
 pub mod cli;
 pub mod diff;
 pub mod encode;

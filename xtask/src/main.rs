@@ -2,9 +2,11 @@
 //!
 //! * `cargo xtask conformance` — the main job: the reference self-check (the spec's worked
 //!   values in suites/reference against the reference Canonical ABI), the conformance suites
-//!   (suites/conformance, `witness suite`; --engines, --json and --junit go to it), then a
-//!   short differential campaign (`witness diff --seed 1 --worlds 5 --cases 50`: every engine
-//!   against the reference, divergences not in expectations/*.toml fail). Fails if any fails.
+//!   (suites/conformance, `witness suite --coverage`), then a short differential campaign
+//!   (`witness diff --seed 1 --worlds 5 --cases 50`, or as many worlds as --fuzz-seconds
+//!   allow: every engine against the reference, divergences not in the expectations fail).
+//!   --engine, --expectations go to both; --suite, --filter, --json, --junit to the suites.
+//!   Fails if any step fails.
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
 //!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
 //!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
@@ -27,9 +29,12 @@ enum Task {
     /// Run the conformance suites: the reference self-check, the hand-written suites, then a
     /// short differential campaign.
     Conformance {
-        /// The directory of reference vectors.
+        /// The directory of reference vectors (the self-check's).
         #[arg(long)]
-        suite: Option<PathBuf>,
+        vectors: Option<PathBuf>,
+        /// Run the differential campaign for this many seconds instead of 5 worlds.
+        #[arg(long)]
+        fuzz_seconds: Option<u64>,
         #[command(flatten)]
         suites: SuiteArgs,
     },
@@ -44,13 +49,24 @@ enum Task {
     },
 }
 
-/// What `cargo xtask conformance` passes on to `witness suite`.
+/// What `cargo xtask conformance` passes on to `witness suite` (and `witness diff`).
 #[derive(clap::Args)]
 struct SuiteArgs {
-    /// Engines the suites run on, comma-separated (default: witness suite's).
+    /// An engine to run: an embedded one (`wasmtime`, `core`, `wasmtime-core`; comma-separated
+    /// works too) or `process:CMD`, an adapter (adapters/PROTOCOL.md). Repeatable; default:
+    /// every embedded engine.
+    #[arg(long = "engine", visible_alias = "engines")]
+    engines: Vec<String>,
+    /// The directory of conformance suite files (default: suites/conformance).
     #[arg(long)]
-    engines: Option<String>,
-    /// Write every suite result as a JSON line to this file.
+    suite: Option<PathBuf>,
+    /// Only cases whose name or rules contain this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Expectations files (default: expectations/*.toml). Repeatable.
+    #[arg(long)]
+    expectations: Vec<PathBuf>,
+    /// Write every suite result as a JSON line to this file, as the run goes.
     #[arg(long)]
     json: Option<PathBuf>,
     /// Write a JUnit XML report of the suites to this file.
@@ -58,17 +74,35 @@ struct SuiteArgs {
     junit: Option<PathBuf>,
 }
 
+/// An argument naming a file: absolute, since witness runs from the repository root.
+fn absolute(path: &PathBuf) -> Result<std::ffi::OsString> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(cwd.join(path).into_os_string())
+}
+
 impl SuiteArgs {
-    /// The `witness suite` arguments; paths are made absolute, since witness runs from the root.
-    fn to_args(&self) -> Result<Vec<std::ffi::OsString>> {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let mut args: Vec<std::ffi::OsString> = vec!["suite".into()];
-        if let Some(engines) = &self.engines {
-            args.extend(["--engines".into(), engines.into()]);
+    /// The arguments both `witness suite` and `witness diff` take.
+    fn shared_args(&self) -> Result<Vec<std::ffi::OsString>> {
+        let mut args: Vec<std::ffi::OsString> = vec![];
+        for engine in &self.engines {
+            args.extend(["--engine".into(), engine.into()]);
         }
-        for (flag, path) in [("--json", &self.json), ("--junit", &self.junit)] {
+        for path in &self.expectations {
+            args.extend(["--expectations".into(), absolute(path)?]);
+        }
+        Ok(args)
+    }
+
+    /// The `witness suite` arguments.
+    fn suite_args(&self) -> Result<Vec<std::ffi::OsString>> {
+        let mut args: Vec<std::ffi::OsString> = vec!["suite".into(), "--coverage".into()];
+        args.extend(self.shared_args()?);
+        if let Some(filter) = &self.filter {
+            args.extend(["--filter".into(), filter.into()]);
+        }
+        for (flag, path) in [("--suite", &self.suite), ("--json", &self.json), ("--junit", &self.junit)] {
             if let Some(path) = path {
-                args.extend([flag.into(), cwd.join(path).into_os_string()]);
+                args.extend([flag.into(), absolute(path)?]);
             }
         }
         Ok(args)
@@ -101,17 +135,29 @@ fn step(name: &str, mut cmd: Command) -> Result<bool> {
     Ok(status.success())
 }
 
-fn conformance(suite: Option<PathBuf>, suites: &SuiteArgs) -> Result<bool> {
-    let suite = suite.unwrap_or_else(|| root().join("suites/reference"));
+fn conformance(vectors: Option<PathBuf>, fuzz_seconds: Option<u64>, suites: &SuiteArgs) -> Result<bool> {
+    let vectors = match vectors {
+        Some(v) => absolute(&v)?.into(),
+        None => root().join("suites/reference"),
+    };
     let mut selfcheck = witness(false, &["selfcheck", "--suite"]);
-    selfcheck.arg(&suite);
+    selfcheck.arg(&vectors);
     let selfcheck_ok = step("reference self-check", selfcheck)?;
     let mut suite_cmd = witness(false, &[]);
-    suite_cmd.args(suites.to_args()?);
+    suite_cmd.args(suites.suite_args()?);
     let suites_ok = step("conformance suites (witness suite)", suite_cmd)?;
-    // Run the campaign even if the self-check failed: both results are worth seeing.
-    let diff = witness(false, &["diff", "--seed", "1", "--worlds", "5", "--cases", "50"]);
-    let diff_ok = step("differential campaign (witness diff --seed 1 --worlds 5 --cases 50)", diff)?;
+    // Run the campaign even if a step before failed: every result is worth seeing.
+    let (worlds, budget) = match fuzz_seconds {
+        Some(secs) => ("1000000".to_string(), vec!["--seconds".to_string(), secs.to_string()]),
+        None => ("5".to_string(), vec![]),
+    };
+    let mut diff = witness(false, &["diff", "--seed", "1", "--worlds", &worlds, "--cases", "50"]);
+    diff.args(&budget).args(suites.shared_args()?);
+    let what = match fuzz_seconds {
+        Some(secs) => format!("differential campaign (witness diff --seed 1 --cases 50 --seconds {secs})"),
+        None => "differential campaign (witness diff --seed 1 --worlds 5 --cases 50)".to_string(),
+    };
+    let diff_ok = step(&what, diff)?;
     Ok(selfcheck_ok && suites_ok && diff_ok)
 }
 
@@ -182,7 +228,7 @@ fn bench(seed: u64, worlds: u64, cases: u64) -> Result<bool> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Task::Conformance { suite, suites } => conformance(suite, &suites),
+        Task::Conformance { vectors, fuzz_seconds, suites } => conformance(vectors, fuzz_seconds, &suites),
         Task::Bench { seed, worlds, cases } => bench(seed, worlds, cases),
     };
     match result {

@@ -20,11 +20,15 @@ pub struct DiffArgs {
     /// Cases per world.
     #[arg(long, default_value_t = 100)]
     cases: u64,
+    /// Start no new world after this many seconds (--worlds stays the upper bound).
+    #[arg(long)]
+    seconds: Option<u64>,
     /// Run only this case of each world (to replay a divergence).
     #[arg(long)]
     case: Option<u64>,
-    /// Engines to compare with the reference, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = crate::diff::DiffConfig::default().engines)]
+    /// Engines to compare with the reference: embedded names (comma-separated) or
+    /// `process:CMD` (an adapter, adapters/PROTOCOL.md); repeatable.
+    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::diff::DiffConfig::default().engines)]
     engines: Vec<String>,
     /// Name scheme of the guests (default: alternate by world).
     #[arg(long, value_enum)]
@@ -61,7 +65,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         seed: args.seed,
         worlds: args.worlds,
         cases: args.cases,
-        engines: args.engines.clone(),
+        engines: crate::engine::split_engine_args(&args.engines),
         names: args.names.map(|n| match n {
             super::abi::Names::Standard => NameScheme::Standard,
             super::abi::Names::Legacy => NameScheme::Legacy,
@@ -69,15 +73,24 @@ pub fn run(args: DiffArgs) -> Result<()> {
         only_case: args.case,
         repro_dir: Some(args.repro.clone()),
         user_world: args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?,
+        time_budget: args.seconds.map(std::time::Duration::from_secs),
         ..DiffConfig::default()
     };
     let total = if args.case.is_some() { args.worlds } else { args.worlds * args.cases };
-    let bar = ProgressBar::new(total);
+    // A time-bound campaign shows seconds, not cases, since its number of worlds is open.
+    let (bar, unit) = match args.seconds {
+        Some(secs) => (ProgressBar::new(secs), "s"),
+        None => (ProgressBar::new(total), "cases"),
+    };
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}")
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit}  {{elapsed_precise}}  {{msg}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let s = run_campaign(&cfg, &expectations, |_, _| bar.inc(1))?;
+    let start = std::time::Instant::now();
+    let s = run_campaign(&cfg, &expectations, |_, _| match args.seconds {
+        Some(secs) => bar.set_position(start.elapsed().as_secs().min(secs)),
+        None => bar.inc(1),
+    })?;
     bar.finish_and_clear();
 
     let secs = s.elapsed.as_secs_f64().max(1e-9);
@@ -98,6 +111,9 @@ pub fn run(args: DiffArgs) -> Result<()> {
         for ((engine, area), (new, expected)) in &s.by_area {
             println!("{engine:<14} {area:<14} {new:>6} {expected:>9}");
         }
+    }
+    for (engine, worlds) in &s.unsupported {
+        println!("\n{engine}: {worlds} world(s) skipped (they need what adapter protocol version 1 lacks)");
     }
     for (seed, e) in &s.setup_failures {
         println!("\nSETUP FAILURE world {seed}: {e}");

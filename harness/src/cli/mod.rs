@@ -1,6 +1,7 @@
 //! The `witness` command line.
 
 pub mod abi;
+pub mod adapter;
 pub mod diff;
 pub mod selfcheck;
 pub mod smith;
@@ -28,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: abi::AbiCommand,
     },
+    /// Serve the adapter protocol (adapters/PROTOCOL.md) from the embedded Wasmtime.
+    Adapter(adapter::AdapterArgs),
     /// Run the differential campaign: generated worlds and cases, engines against the reference.
     Diff(diff::DiffArgs),
     /// Run arbitrary (wasm-smith) guests shaped to generated worlds on Wasmtime and wasmi.
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Abi { command } => abi::run(command),
+        Command::Adapter(args) => adapter::run(args),
         Command::Selfcheck(args) => selfcheck::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Smith(args) => smith::run(args),

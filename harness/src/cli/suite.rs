@@ -18,8 +18,9 @@ pub struct SuiteArgs {
     /// The directory of suite files.
     #[arg(long, default_value = "suites/conformance")]
     suite: PathBuf,
-    /// Engines to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
+    /// Engines to run: embedded names (comma-separated) or `process:CMD` (an adapter,
+    /// adapters/PROTOCOL.md); repeatable.
+    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
     engines: Vec<String>,
     /// Only cases whose name or rules contain this text.
     #[arg(long)]
@@ -42,6 +43,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
     let files = suite_files(&args.suite)?;
+    let engines = crate::engine::split_engine_args(&args.engines);
     let mut json = match &args.json {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -53,7 +55,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let mut broken_files = 0;
     for file in files {
         bar.set_message(file.display().to_string());
-        match run_file(&file, &args.engines, &expectations, args.filter.as_deref()) {
+        match run_file(&file, &engines, &expectations, args.filter.as_deref()) {
             Ok(r) => {
                 if let Some(out) = json.as_mut() {
                     for row in &r {
@@ -86,9 +88,17 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             Status::Skipped(_) => e[3] += 1,
         }
     }
-    println!("{:<14} {:<14} {:>6} {:>6} {:>6} {:>7}", "area", "engine", "passed", "failed", "xfail", "skipped");
-    for ((area, engine), [p, f, x, s]) in &table {
-        println!("{area:<14} {engine:<14} {p:>6} {f:>6} {x:>6} {s:>7}");
+    // The totals per engine, as area `all`, after the areas.
+    let mut totals: BTreeMap<String, [u32; 4]> = BTreeMap::new();
+    for ((_, engine), counts) in &table {
+        let t = totals.entry(engine.clone()).or_default();
+        t.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+    }
+    let w = table.keys().map(|(_, e)| e.len()).max().unwrap_or(0).max(6);
+    println!("{:<14} {:<w$} {:>6} {:>6} {:>6} {:>7}", "area", "engine", "passed", "failed", "xfail", "skipped");
+    let all = totals.iter().map(|(e, c)| (("all".to_string(), e.clone()), c));
+    for ((area, engine), [p, f, x, s]) in table.iter().map(|(k, c)| (k.clone(), c)).chain(all) {
+        println!("{area:<14} {engine:<w$} {p:>6} {f:>6} {x:>6} {s:>7}");
     }
     let failed: Vec<_> = rows.iter().filter(|r| matches!(r.status, Status::Failed(_))).collect();
     for r in &failed {
@@ -107,9 +117,14 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         let named = rows.iter().filter(|r| r.engine == "reference").flat_map(|r| r.rules.iter().map(String::as_str));
         let cov = coverage(named);
         let covered = cov.iter().filter(|(_, n)| *n > 0).count();
-        println!("\nrule coverage: {covered} of {} definitions.py functions have cases", cov.len());
-        for (rule, n) in &cov {
-            println!("  {rule:<44} {n}");
+        println!("\nrule coverage: {covered} of {} definitions.py functions have cases (cases per rule)", cov.len());
+        for row in cov.chunks(3) {
+            let cells: Vec<String> = row.iter().map(|(rule, n)| format!("{rule:<40}{n:>4}")).collect();
+            println!("  {}", cells.join("   "));
+        }
+        let missing: Vec<&str> = cov.iter().filter(|(_, n)| *n == 0).map(|(r, _)| *r).collect();
+        if !missing.is_empty() {
+            println!("no cases yet: {}", missing.join(", "));
         }
     }
     let passed = rows.iter().filter(|r| r.status == Status::Passed).count();

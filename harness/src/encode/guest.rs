@@ -20,7 +20,7 @@ use super::names::{ExportItem, ImportItem, NameScheme, world_exports, world_impo
 use super::protocol::{self as p, answer, log, op};
 use super::signature::core_signature;
 use crate::reference::flatten::CoreFuncType;
-use crate::reference::types::CoreType;
+use crate::reference::types::{CoreType, FuncType, ValType};
 
 /// The control package of a plain guest; a second guest in the same component (the caller of
 /// a composition) uses `CALLER_CONTROL_PACKAGE` so the two control interfaces differ.
@@ -41,6 +41,18 @@ const CONTROL_INTERFACE: &str = "interface control {
   read-log: func() -> list<u8>;
 }
 ";
+
+/// The types of `load`, `reset` and `read-log`, as CONTROL_INTERFACE declares them.
+pub fn control_func_types() -> [(&'static str, FuncType); 3] {
+    let load = std::iter::once(("offset".to_string(), ValType::U32))
+        .chain((0..LOAD_CHUNK / 8).map(|i| (format!("w{i}"), ValType::U64)))
+        .collect();
+    [
+        ("load", FuncType { params: load, result: None }),
+        ("reset", FuncType { params: vec![], result: None }),
+        ("read-log", FuncType { params: vec![], result: Some(ValType::list(ValType::U8)) }),
+    ]
+}
 
 /// Bytes `load` writes per call.
 pub const LOAD_CHUNK: usize = 120;

@@ -6,6 +6,7 @@ pub mod core_wasmi;
 pub mod fused;
 pub mod host;
 pub mod prepared;
+pub mod process;
 pub mod resources;
 pub mod sim;
 pub mod wasmtime_component;
@@ -104,7 +105,7 @@ impl std::error::Error for HarnessError {}
 
 /// An engine that runs cases of one prepared world.
 pub trait Engine {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Run one case. `Err` is a failure of the harness or engine setup, never a guest trap.
     fn run(&mut self, case: &Case) -> Result<Outcome>;
 }
@@ -116,13 +117,28 @@ pub const MEMORY_LIMIT: usize = 16 << 20;
 /// The embedded engines, by name.
 pub const ENGINES: &[&str] = &["wasmtime", "core", "wasmtime-core"];
 
-/// Instantiate engine `name` for `prepared`.
+/// Engine arguments as given on the command line: embedded names may be comma-separated;
+/// a `process:CMD` argument is one engine whatever its command contains.
+pub fn split_engine_args(args: &[String]) -> Vec<String> {
+    args.iter()
+        .flat_map(|a| match a.starts_with("process:") {
+            true => vec![a.clone()],
+            false => a.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        })
+        .collect()
+}
+
+/// Instantiate engine `name` for `prepared`: an embedded engine, the reference, or
+/// `process:CMD` (an adapter process, adapters/PROTOCOL.md).
 pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
+    if let Some(command) = name.strip_prefix("process:") {
+        return Ok(Box::new(process::ProcessEngine::new(prepared, command)?));
+    }
     Ok(match name {
         "reference" => Box::new(sim::SimEngine::new(prepared)),
         "core" => Box::new(core_wasmi::WasmiEngine::new(prepared)?),
         "wasmtime" => Box::new(wasmtime_component::WasmtimeEngine::new(prepared)?),
         "wasmtime-core" => Box::new(wasmtime_core::WasmtimeCoreEngine::new(prepared)?),
-        other => anyhow::bail!("unknown engine `{other}` (known: reference, {})", ENGINES.join(", ")),
+        other => anyhow::bail!("unknown engine `{other}` (known: reference, {}, process:CMD)", ENGINES.join(", ")),
     })
 }

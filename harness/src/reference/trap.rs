@@ -54,6 +54,35 @@ pub enum TrapKind {
 }
 
 impl TrapKind {
+    pub const ALL: [TrapKind; 21] = [
+        TrapKind::MisalignedPointer,
+        TrapKind::OutOfBounds,
+        TrapKind::ReallocMisaligned,
+        TrapKind::ReallocOutOfBounds,
+        TrapKind::InvalidDiscriminant,
+        TrapKind::InvalidChar,
+        TrapKind::InvalidUtf8,
+        TrapKind::InvalidUtf16,
+        TrapKind::StringTooLong,
+        TrapKind::ListTooLong,
+        TrapKind::UnknownHandle,
+        TrapKind::HandleTypeMismatch,
+        TrapKind::HandleLent,
+        TrapKind::NotOwned,
+        TrapKind::BorrowNotDropped,
+        TrapKind::TableFull,
+        TrapKind::MayNotLeave,
+        TrapKind::Reentrance,
+        TrapKind::GuestTrap,
+        TrapKind::Assertion,
+        TrapKind::Unclassified,
+    ];
+
+    /// The class named `name` (as `name()` spells it).
+    pub fn from_name(name: &str) -> Option<TrapKind> {
+        TrapKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The kebab-case name used in reports and JSON.
     pub fn name(self) -> &'static str {
         match self {

@@ -15,7 +15,8 @@ use crate::encode::names::NameScheme;
 use crate::encode::script::{Event, ReallocAnswer};
 use crate::engine::prepared::ImportType;
 use crate::engine::resources::is_guest_resource;
-use crate::engine::{HostEvent, Outcome, Prepared, make_engine};
+use crate::engine::process::Unsupported;
+use crate::engine::{Engine, HostEvent, Outcome, Prepared, make_engine};
 use crate::oracle::compare;
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::types::StringEncoding;
@@ -178,6 +179,8 @@ pub struct CaseResult {
     /// `reference` (the expectation checked against the reference) or an engine.
     pub engine: String,
     pub status: Status,
+    /// The class of the trap that ended the case on this engine, if it ran and trapped.
+    pub trap: Option<String>,
 }
 
 /// The suite files under `dir` (sorted).
@@ -501,6 +504,17 @@ fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<(
     Ok(())
 }
 
+/// A case's world variant: its string encoding and name scheme (after checking its rules).
+fn case_setup(c: &CaseSpec) -> Result<(StringEncoding, NameScheme)> {
+    if c.rules.is_empty() {
+        bail!("the case names no rule (definitions.py functions)");
+    }
+    if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
+        bail!("`{r}` is not a definitions.py function of the synchronous ABI");
+    }
+    Ok((parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?))
+}
+
 /// Run suite `file` on `engines`. Every case yields one `reference` row (the expectation) and
 /// one row per engine.
 pub fn run_file(
@@ -511,12 +525,27 @@ pub fn run_file(
 ) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
+    let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+    let cases: Vec<&CaseSpec> = suite
+        .cases
+        .iter()
+        .filter(|c| filter.is_none_or(|f| c.name.contains(f) || c.rules.iter().any(|r| r.contains(f))))
+        .collect();
+    // Each world variant is prepared once and each engine made once on it (engines keep their
+    // compiled component, and an adapter its process, across the file's cases).
+    let setups: Vec<Result<(StringEncoding, NameScheme)>> = cases.iter().map(|c| case_setup(c)).collect();
     let mut prepared: BTreeMap<(StringEncoding, bool), Result<Prepared, String>> = BTreeMap::new();
+    for (enc, scheme) in setups.iter().flatten() {
+        prepared.entry((*enc, *scheme == NameScheme::Legacy)).or_insert_with(|| {
+            Prepared::from_wit(&suite.world, None, *scheme, *enc)
+                .map_err(|e| format!("{}: the world: {e:#}", file.display()))
+        });
+    }
+    // A failed engine keeps (its name, the status of each case).
+    type Made<'p> = Result<Box<dyn Engine + 'p>, (String, Status)>;
+    let mut made: BTreeMap<(StringEncoding, bool, &str), Made<'_>> = BTreeMap::new();
     let mut out = vec![];
-    for c in &suite.cases {
-        if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
-            continue;
-        }
+    for (c, setup) in cases.into_iter().zip(setups) {
         let line = line_of(&text, &c.name);
         let row = |engine: &str, status: Status| CaseResult {
             file: file.to_path_buf(),
@@ -526,29 +555,21 @@ pub fn run_file(
             bugs: c.bugs.clone(),
             engine: engine.to_string(),
             status,
+            trap: None,
         };
-        let setup = (|| -> Result<(StringEncoding, NameScheme)> {
-            if c.rules.is_empty() {
-                bail!("the case names no rule (definitions.py functions)");
-            }
-            if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
-                bail!("`{r}` is not a definitions.py function of the synchronous ABI");
-            }
-            Ok((parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?))
-        })();
-        let (enc, scheme) = match setup {
-            Ok(x) => x,
+        let ran = |mut r: CaseResult, o: &Outcome| {
+            r.trap = o.trap_kind().map(|k| k.name().to_string());
+            r
+        };
+        let key = match setup {
+            Ok((enc, scheme)) => (enc, scheme == NameScheme::Legacy),
             Err(e) => {
                 out.push(row("reference", Status::Failed(format!("{e:#}"))));
                 continue;
             }
         };
-        let p = prepared.entry((enc, scheme == NameScheme::Legacy)).or_insert_with(|| {
-            Prepared::from_wit(&suite.world, None, scheme, enc)
-                .map_err(|e| format!("{}: the world: {e:#}", file.display()))
-        });
-        let p = match p {
-            Ok(p) => &*p,
+        let p = match &prepared[&key] {
+            Ok(p) => p,
             Err(e) => {
                 out.push(row("reference", Status::Failed(e.clone())));
                 continue;
@@ -568,30 +589,52 @@ pub fn run_file(
                 continue;
             }
         };
-        out.push(row(
-            "reference",
-            match check_expectation(p, c, &expected) {
-                Ok(()) => Status::Passed,
-                Err(e) => Status::Failed(format!("{e:#}")),
-            },
-        ));
-        for name in engines {
-            let status = match make_engine(name, p).and_then(|mut e| e.run(&case)) {
+        let status = match check_expectation(p, c, &expected) {
+            Ok(()) => Status::Passed,
+            Err(e) => Status::Failed(format!("{e:#}")),
+        };
+        out.push(ran(row("reference", status), &expected));
+        for spec in engines {
+            let engine = made.entry((key.0, key.1, spec.as_str())).or_insert_with(|| {
+                make_engine(spec, p).map_err(|e| match e.downcast_ref::<Unsupported>() {
+                    Some(u) => (u.engine.clone(), Status::Skipped(u.reason.clone())),
+                    None => (spec.clone(), Status::Failed(format!("engine error: {e:#}"))),
+                })
+            });
+            let engine = match engine {
+                Ok(engine) => engine,
+                Err((name, status)) => {
+                    out.push(row(name, status.clone()));
+                    continue;
+                }
+            };
+            let name = engine.name().to_string();
+            if let Some(skip) = expectations.skip(&name, &area, &c.name) {
+                out.push(row(&name, Status::Skipped(skip.reason.clone())));
+                continue;
+            }
+            let actual = engine.run(&case);
+            let status = match &actual {
                 Err(e) => Status::Failed(format!("engine error: {e:#}")),
                 Ok(actual) => {
-                    let diffs = compare(p, &expected, &actual);
-                    if diffs.is_empty() {
-                        Status::Passed
-                    } else {
-                        let text: Vec<String> = diffs.iter().map(|d| format!("[{}] {}", d.area, d.detail)).collect();
-                        match diffs.iter().map(|d| expectations.explain(name, d)).collect::<Option<Vec<_>>>() {
-                            Some(known) => Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule)),
-                            None => Status::Failed(text.join("; ")),
+                    let diffs = compare(p, &expected, actual);
+                    let text: Vec<String> = diffs.iter().map(|d| format!("[{}] {}", d.area, d.detail)).collect();
+                    let explained = diffs.iter().map(|d| expectations.explain(&name, d)).collect::<Option<Vec<_>>>();
+                    match (diffs.is_empty(), expectations.known_failure(&name, &area, &c.name), explained) {
+                        (true, Some(k), _) => Status::Failed(format!("passes, but {} lists it as failing", k.origin())),
+                        (true, None, _) => Status::Passed,
+                        (false, Some(k), _) => Status::Xfail(format!("{} ({})", text.join("; "), k.rule)),
+                        (false, None, Some(known)) => {
+                            Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule))
                         }
+                        (false, None, None) => Status::Failed(text.join("; ")),
                     }
                 }
             };
-            out.push(row(name, status));
+            out.push(match &actual {
+                Ok(o) => ran(row(&name, status), o),
+                Err(_) => row(&name, status),
+            });
         }
     }
     Ok(out)

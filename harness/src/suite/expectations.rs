@@ -1,19 +1,42 @@
-//! Expectations files (TOML, one per runtime, like wasi-testsuite's): known divergences of an
-//! engine from the spec, each with the rule and the evidence. A difference they match is an
-//! expected failure; an entry that never matches is reported as stale.
+//! Expectations files (TOML, one per runtime, like wasi-testsuite's): what an engine is known
+//! to get wrong, so a runtime can track its gaps. Three kinds of entries:
+//! * `[[divergence]]`: a kind of difference (oracle area, trap classes) with the rule it breaks
+//!   and the evidence; any case showing exactly that difference is an expected failure.
+//! * `[[failure]]`: cases (by `area/name`, `*` matching any text) expected to fail, with the
+//!   rule and evidence; such a case that passes is reported, so the file stays true.
+//! * `[[skip]]`: cases not run on the engine, with the reason.
+//!
+//! `engine` is one engine name or a list of them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
 use crate::oracle::Difference;
 
+/// One engine name or several.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Engines {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Engines {
+    fn contains(&self, engine: &str) -> bool {
+        match self {
+            Engines::One(e) => e == engine,
+            Engines::Many(es) => es.iter().any(|e| e == engine),
+        }
+    }
+}
+
 /// One known divergence.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KnownDivergence {
-    pub engine: String,
+    pub engine: Engines,
     /// The oracle's area (`trap`, `value`, `realloc`, ...).
     pub area: String,
     /// For `trap`: the class the reference expects and the class the engine shows.
@@ -24,37 +47,91 @@ pub struct KnownDivergence {
     pub evidence: String,
 }
 
+/// Cases known to fail on an engine.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KnownFailure {
+    pub engine: Engines,
+    /// `area/name` (the area is the suite file's stem); `*` matches any text.
+    pub case: String,
+    pub rule: String,
+    pub evidence: String,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl KnownFailure {
+    /// Where the entry comes from, for messages.
+    pub fn origin(&self) -> String {
+        format!("{} ([[failure]] case = {:?})", self.file.display(), self.case)
+    }
+}
+
+/// Cases not run on an engine.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Skip {
+    pub engine: Engines,
+    /// `area/name`; `*` matches any text.
+    pub case: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     divergence: Vec<KnownDivergence>,
+    #[serde(default)]
+    failure: Vec<KnownFailure>,
+    #[serde(default)]
+    skip: Vec<Skip>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Expectations {
     pub entries: Vec<KnownDivergence>,
+    pub failures: Vec<KnownFailure>,
+    pub skips: Vec<Skip>,
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl Expectations {
     /// Load and merge expectations files. A malformed file is an error naming it (toml's
     /// message carries the line and column).
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<Expectations> {
-        let mut entries = vec![];
+        let mut all = Expectations::default();
         for path in paths {
             let path = path.as_ref();
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             let file: File =
                 toml::from_str(&text).with_context(|| format!("{}: invalid expectations file", path.display()))?;
-            entries.extend(file.divergence);
+            all.entries.extend(file.divergence);
+            all.failures.extend(file.failure.into_iter().map(|f| KnownFailure { file: path.to_path_buf(), ..f }));
+            all.skips.extend(file.skip);
         }
-        Ok(Expectations { entries })
+        Ok(all)
     }
 
     /// The known divergence that explains `diff` on `engine`, if any.
     pub fn explain(&self, engine: &str, diff: &Difference) -> Option<&KnownDivergence> {
         self.entries.iter().find(|k| {
-            k.engine == engine
+            k.engine.contains(engine)
                 && k.area == diff.area
                 && match &diff.trap_classes {
                     Some((expected, actual)) => {
@@ -64,5 +141,35 @@ impl Expectations {
                     None => k.expected.is_none() && k.actual.is_none(),
                 }
         })
+    }
+
+    /// The entry saying case `area/name` fails on `engine`, if any.
+    pub fn known_failure(&self, engine: &str, area: &str, name: &str) -> Option<&KnownFailure> {
+        let id = format!("{area}/{name}");
+        self.failures.iter().find(|f| f.engine.contains(engine) && glob(&f.case, &id))
+    }
+
+    /// The entry saying case `area/name` is not run on `engine`, if any.
+    pub fn skip(&self, engine: &str, area: &str, name: &str) -> Option<&Skip> {
+        let id = format!("{area}/{name}");
+        self.skips.iter().find(|s| s.engine.contains(engine) && glob(&s.case, &id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn glob_matches_stars_only() {
+        assert!(glob("strings/*", "strings/a b"));
+        assert!(glob("*/empty*", "lists/empty list"));
+        assert!(glob("a*b*c", "a-x-b-y-c"));
+        assert!(glob("exact", "exact"));
+        assert!(!glob("exact", "exact2"));
+        assert!(!glob("a*c", "ab"));
+        assert!(!glob("strings/*", "lists/x"));
+        assert!(glob("*", ""));
+        assert!(!glob("ab*ba", "aba"));
     }
 }

@@ -1,0 +1,11 @@
+//! The adapter protocol (adapters/PROTOCOL.md): how witness drives a runtime it does not embed,
+//! through JSON lines over a child process's stdin and stdout. `json` encodes types and values,
+//! `process` is witness's side (spawn an adapter, send requests, read replies), `server` is an
+//! adapter's side, served from the embedded Wasmtime (`witness adapter`).
+
+pub mod json;
+pub mod process;
+pub mod server;
+
+/// The protocol version this witness speaks.
+pub const PROTOCOL_VERSION: u64 = 1;

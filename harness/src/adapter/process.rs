@@ -1,0 +1,138 @@
+//! witness's side of the adapter protocol: a running adapter process. Replies are read on a
+//! thread so that a hung adapter costs a timeout, not the run; the adapter's stderr goes to a
+//! file whose tail is quoted when it fails.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::Value as Json;
+
+use super::PROTOCOL_VERSION;
+
+/// How long witness waits for one line from an adapter (a transpiling compile included).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the adapter said about itself in its greeting.
+#[derive(Clone, Debug)]
+pub struct Greeting {
+    pub adapter: String,
+    pub version: String,
+}
+
+pub struct AdapterProcess {
+    command: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<std::io::Result<String>>,
+    stderr: PathBuf,
+    pub greeting: Greeting,
+}
+
+impl AdapterProcess {
+    /// Start `command` (under `sh -c`) and read its greeting.
+    pub fn spawn(command: &str) -> Result<AdapterProcess> {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr = std::env::temp_dir().join(format!("witness-adapter-{}-{n}.log", std::process::id()));
+        let log = std::fs::File::create(&stderr).with_context(|| format!("cannot create {}", stderr.display()))?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start adapter `{command}`"))?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = AdapterProcess {
+            command: command.to_string(),
+            child,
+            stdin,
+            lines,
+            stderr,
+            greeting: Greeting { adapter: String::new(), version: String::new() },
+        };
+        let hello = p.receive().context("reading the adapter's greeting")?;
+        let version = hello.get("protocol").and_then(Json::as_u64);
+        if version != Some(PROTOCOL_VERSION) {
+            bail!("adapter `{command}` speaks protocol {version:?}, witness speaks {PROTOCOL_VERSION}: {hello}");
+        }
+        let text = |k: &str| hello.get(k).and_then(Json::as_str).unwrap_or_default().to_string();
+        p.greeting = Greeting { adapter: text("adapter"), version: text("version") };
+        if p.greeting.adapter.is_empty() {
+            bail!("adapter `{command}` greets without a name: {hello}");
+        }
+        Ok(p)
+    }
+
+    /// The last lines the adapter wrote to stderr.
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(8)..].join("\n")
+    }
+
+    fn failed(&self, what: String) -> anyhow::Error {
+        let tail = self.stderr_tail();
+        if tail.is_empty() {
+            anyhow!("adapter `{}`: {what}", self.command)
+        } else {
+            anyhow!("adapter `{}`: {what}; its stderr ends with:\n{tail}", self.command)
+        }
+    }
+
+    /// Write one message.
+    pub fn send(&mut self, message: &Json) -> Result<()> {
+        let line = serde_json::to_string(message)?;
+        writeln!(self.stdin, "{line}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| self.failed(format!("cannot write to it ({e})")))
+    }
+
+    /// Read one message.
+    pub fn receive(&mut self) -> Result<Json> {
+        let line = match self.lines.recv_timeout(REPLY_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(self.failed(format!("cannot read from it ({e})"))),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                return Err(self.failed(format!("no reply in {} s (killed)", REPLY_TIMEOUT.as_secs())));
+            }
+            Err(RecvTimeoutError::Disconnected) => return Err(self.failed("it exited".into())),
+        };
+        serde_json::from_str(&line).map_err(|e| self.failed(format!("wrote a line that is not JSON ({e}): {line}")))
+    }
+
+    /// Send a request whose only reply is final: `ok`'s value, or an error for `error` (and
+    /// for anything else).
+    pub fn request(&mut self, message: &Json) -> Result<Json> {
+        self.send(message)?;
+        let reply = self.receive()?;
+        match (reply.get("ok"), reply.get("error")) {
+            (Some(v), _) => Ok(v.clone()),
+            (_, Some(e)) => Err(self.failed(format!("{} failed: {}", message["op"], e.as_str().unwrap_or_default()))),
+            _ => Err(self.failed(format!("unexpected reply to {}: {reply}", message["op"]))),
+        }
+    }
+}
+
+impl Drop for AdapterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr);
+    }
+}

@@ -1,0 +1,210 @@
+//! `process:CMD`: the scripted guest as a component on a runtime witness drives through an
+//! adapter process (adapters/PROTOCOL.md). The adapter's runtime does all lowering and
+//! lifting; witness plays the host exactly as the `wasmtime` engine does: it loads the script
+//! through the control interface, makes the calls, answers import callbacks with the planned
+//! results, and reads the guest's log.
+
+use std::collections::VecDeque;
+
+use anyhow::{Result, anyhow, bail};
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+
+use super::prepared::ImportType;
+use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
+use crate::adapter::json::{func_to_json, value_from_json, value_to_json};
+use crate::adapter::process::AdapterProcess;
+use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_func_types, control_interface};
+use crate::encode::script::parse_log;
+use crate::reference::types::FuncType;
+use crate::reference::value::Value;
+use crate::reference::{Trap, TrapKind};
+
+/// A world this adapter protocol version cannot carry on engine `engine` (its cases are
+/// skipped, not failed).
+#[derive(Debug)]
+pub struct Unsupported {
+    pub engine: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// A function as the protocol names it: (interface, name) and its type.
+struct Func {
+    interface: Option<String>,
+    name: String,
+    ft: FuncType,
+}
+
+impl Func {
+    fn call(&self, args: Vec<Json>) -> Json {
+        json!({ "op": "call", "interface": self.interface, "name": self.name, "args": args })
+    }
+}
+
+pub struct ProcessEngine {
+    name: String,
+    adapter: AdapterProcess,
+    /// Function export k.
+    exports: Vec<Func>,
+    /// Import thunk t (functions only: version 1 carries no resources).
+    imports: Vec<Func>,
+    load: Func,
+    reset: Func,
+    read_log: Func,
+}
+
+impl ProcessEngine {
+    /// Start adapter `command` and compile `prepared`'s component on it.
+    pub fn new(prepared: &Prepared, command: &str) -> Result<ProcessEngine> {
+        let mut adapter = AdapterProcess::spawn(command)?;
+        let name = adapter.greeting.adapter.clone();
+        let unsupported = |reason: String| Unsupported { engine: name.clone(), reason };
+        let mut imports = vec![];
+        for (imp, ty) in prepared.spec.imports.iter().zip(&prepared.imports) {
+            let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else {
+                bail!(unsupported("the world has resources (adapter protocol version 1 carries none)".into()));
+            };
+            let interface = interface.map(|i| prepared.interface_name(i, true)).transpose()?;
+            imports.push(Func { interface, name: func.clone(), ft: ft.clone() });
+        }
+        let mut exports = vec![];
+        let entries = prepared.spec.exports.iter().filter_map(|e| match &e.kind {
+            EntryKind::Func { interface, func } => Some((interface, func)),
+            _ => None,
+        });
+        for ((_, ft), (interface, func)) in prepared.exports.iter().zip(entries) {
+            let interface = interface.map(|i| prepared.interface_name(i, false)).transpose()?;
+            exports.push(Func { interface, name: func.clone(), ft: ft.clone() });
+        }
+        let control = Some(prepared.interface_name(control_interface(&prepared.wit.resolve, prepared.world)?, false)?);
+        let [load, reset, read_log] =
+            control_func_types().map(|(name, ft)| Func { interface: control.clone(), name: name.into(), ft });
+        let declare = |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> {
+            fs.map(|f| func_to_json(f.interface.as_deref(), &f.name, &f.ft)).collect()
+        };
+        let (import_decls, export_decls) = match (
+            declare(&mut imports.iter()),
+            declare(&mut exports.iter().chain([&load, &reset, &read_log])),
+        ) {
+            (Ok(i), Ok(e)) => (i, e),
+            (Err(e), _) | (_, Err(e)) => bail!(unsupported(format!("{e:#}"))),
+        };
+        adapter.request(&json!({
+            "op": "compile",
+            "kind": "component",
+            "wasm": base64::engine::general_purpose::STANDARD.encode(&prepared.component),
+            "imports": import_decls,
+            "exports": export_decls,
+        }))?;
+        Ok(ProcessEngine { name, adapter, exports, imports, load, reset, read_log })
+    }
+
+    /// Run one call to its final reply, answering import callbacks with `results` and recording
+    /// them in `events`. `Ok(Err(trap))` is a trap of the guest.
+    fn call(
+        &mut self,
+        request: &Json,
+        results: &mut VecDeque<Option<Value>>,
+        events: &mut Vec<HostEvent>,
+    ) -> Result<std::result::Result<Json, Trap>> {
+        self.adapter.send(request)?;
+        loop {
+            let reply = self.adapter.receive()?;
+            if reply["op"] == "import" {
+                let (thunk, f) = self
+                    .imports
+                    .iter()
+                    .enumerate()
+                    .find(|(_, f)| reply["interface"].as_str() == f.interface.as_deref() && reply["name"] == *f.name)
+                    .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
+                let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
+                let args =
+                    f.ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
+                events.push(HostEvent::Import { thunk: thunk as u32, args });
+                let answer = match (results.pop_front(), &f.ft.result) {
+                    (Some(Some(v)), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
+                    (Some(None), None) => json!({ "ok": null }),
+                    _ => {
+                        self.adapter.send(&json!({ "error": "no planned result for this import call" }))?;
+                        bail!("no planned result for import call {reply}");
+                    }
+                };
+                self.adapter.send(&answer)?;
+                continue;
+            }
+            if let Some(v) = reply.get("ok") {
+                return Ok(Ok(v.clone()));
+            }
+            if let Some(t) = reply.get("trap") {
+                let message = t["message"].as_str().unwrap_or_default().to_string();
+                let kind = t["class"].as_str().and_then(TrapKind::from_name).unwrap_or(TrapKind::Unclassified);
+                return Ok(Err(Trap::new(kind, message)));
+            }
+            bail!("the adapter failed the call {}: {}", request["name"], reply.get("error").unwrap_or(&reply));
+        }
+    }
+
+    /// A control call, which must not trap.
+    fn control(&mut self, f: &Json) -> Result<Json> {
+        match self.call(f, &mut VecDeque::new(), &mut vec![])? {
+            Ok(v) => Ok(v),
+            Err(trap) => bail!("control call {} trapped: {trap}", f["name"]),
+        }
+    }
+}
+
+impl Engine for ProcessEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&mut self, case: &Case) -> Result<Outcome> {
+        self.adapter.request(&json!({ "op": "instantiate" }))?;
+        self.control(&self.reset.call(vec![]))?;
+        let image = case.script.control_image()?;
+        for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
+            let mut padded = chunk.to_vec();
+            padded.resize(LOAD_CHUNK, 0);
+            let mut args = vec![json!(i * LOAD_CHUNK)];
+            args.extend(padded.chunks(8).map(|w| json!(u64::from_le_bytes(w.try_into().unwrap()).to_string())));
+            self.control(&self.load.call(args))?;
+        }
+        let mut results: VecDeque<Option<Value>> = case.import_results.iter().cloned().collect();
+        let mut outcome = Outcome::default();
+        for step in &case.steps {
+            let Step::Call(call) = step else { bail!("host drops need resources, which protocol version 1 lacks") };
+            let f = &self.exports[call.export as usize];
+            let args = f.ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
+            let (request, result_type) = (f.call(args), f.ft.result.clone());
+            match self.call(&request, &mut results, &mut outcome.events)? {
+                Ok(v) => {
+                    let result = result_type.map(|t| value_from_json(&t, &v)).transpose()?;
+                    outcome.events.push(HostEvent::Returned { export: call.export, result });
+                }
+                Err(trap) => {
+                    outcome.trap = Some(trap);
+                    break;
+                }
+            }
+        }
+        if outcome.trap.is_none() {
+            let bytes = self.control(&self.read_log.call(vec![]))?;
+            let bytes = bytes
+                .as_array()
+                .ok_or_else(|| anyhow!("read-log returned {bytes}"))?
+                .iter()
+                .map(|b| b.as_u64().map(|b| b as u8).ok_or_else(|| anyhow!("read-log returned a non-byte {b}")))
+                .collect::<Result<Vec<u8>>>()?;
+            outcome.log = Some(parse_log(&bytes)?);
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,86 @@
+//! The adapter protocol end to end: the suites run through `witness adapter` (the embedded
+//! Wasmtime behind the JSON-lines protocol, as a child process) give what the embedded
+//! `wasmtime` engine gives, case by case; adapters that break the protocol are reported as
+//! such, naming the command.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use witness::engine::{Prepared, make_engine};
+use witness::suite::cases::{Status, run_file, suite_files};
+use witness::suite::expectations::Expectations;
+
+fn expectations() -> Expectations {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    Expectations::load(&files).unwrap()
+}
+
+fn adapter() -> String {
+    format!("process:{} adapter", env!("CARGO_BIN_EXE_witness"))
+}
+
+/// (file, case) → status kind, for one engine.
+fn statuses(engine: &str) -> BTreeMap<(String, String), (String, Status)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
+    let mut out = BTreeMap::new();
+    for file in suite_files(&dir).unwrap() {
+        for r in run_file(&file, &[engine.to_string()], &expectations(), None).unwrap() {
+            if r.engine != "reference" {
+                out.insert((r.file.display().to_string(), r.name.clone()), (r.engine.clone(), r.status));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn suites_through_the_adapter_match_the_embedded_engine() {
+    let embedded = statuses("wasmtime");
+    let through = statuses(&adapter());
+    assert_eq!(embedded.len(), through.len());
+    let mut compared = 0;
+    for (key, (_, want)) in &embedded {
+        let (name, got) = &through[key];
+        match got {
+            // Protocol version 1 carries no resources: only worlds with resources are skipped.
+            Status::Skipped(why) => assert!(why.contains("resources"), "{key:?} skipped: {why}"),
+            _ => {
+                assert_eq!(name, "wasmtime-adapter");
+                let kind = |s: &Status| std::mem::discriminant(s);
+                assert_eq!(kind(got), kind(want), "{key:?}: embedded {want:?}, through the adapter {got:?}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 100, "only {compared} cases ran through the adapter");
+    let xfails = through.values().filter(|(_, s)| matches!(s, Status::Xfail(_))).count();
+    assert!(xfails >= 3, "the known Wasmtime divergences show through the adapter too ({xfails})");
+}
+
+fn engine_error(command: &str) -> String {
+    let p = Prepared::from_wit(
+        "package t:t; world w { export f: func(x: u32) -> u32; }",
+        None,
+        witness::encode::names::NameScheme::Standard,
+        witness::reference::StringEncoding::Utf8,
+    )
+    .unwrap();
+    match make_engine(&format!("process:{command}"), &p) {
+        Ok(_) => panic!("`{command}` was accepted as an adapter"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn an_adapter_that_breaks_the_protocol_is_named_with_the_reason() {
+    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":7}'");
+    assert!(e.contains("speaks protocol Some(7)") && e.contains("echo"), "{e}");
+    let e = engine_error("echo oops >&2; exit 3");
+    assert!(e.contains("it exited") && e.contains("oops"), "{e}");
+    let e = engine_error("echo 'not json'");
+    assert!(e.contains("not JSON"), "{e}");
+    // Greets, then fails the compile request.
+    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":1}'; read line; echo '{\"error\":\"no luck\"}'");
+    assert!(e.contains("compile") && e.contains("no luck"), "{e}");
+}
