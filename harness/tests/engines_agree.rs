@@ -26,11 +26,11 @@ fn engines_agree_with_the_reference_on_generated_worlds() {
             resource_steps += usize::from(case.steps.len() > 1);
             let expected = reference.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
             for engine in &mut engines {
-                let name = engine.name();
+                let name = engine.name().to_string();
                 let actual = engine.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: {name}: {e:?}"));
                 let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
                     .into_iter()
-                    .filter(|d| expectations.explain(name, d).is_none())
+                    .filter(|d| expectations.explain(&name, d).is_none())
                     .collect();
                 assert!(
                     unexplained.is_empty(),

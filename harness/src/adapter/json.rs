@@ -66,7 +66,7 @@ fn field<'a>(j: &'a Json, key: &str) -> Result<&'a Json> {
     j.get(key).ok_or_else(|| anyhow!("`{key}` missing in {j}"))
 }
 
-fn str_of<'a>(j: &'a Json) -> Result<&'a str> {
+fn str_of(j: &Json) -> Result<&str> {
     j.as_str().ok_or_else(|| anyhow!("expected a string, got {j}"))
 }
 
@@ -103,10 +103,8 @@ pub fn type_from_json(j: &Json) -> Result<ValType> {
         });
     }
     let obj = j.as_object().ok_or_else(|| anyhow!("a type is a string or an object, got {j}"))?;
-    let (key, inner) = obj
-        .iter()
-        .find(|(k, _)| *k != "length")
-        .ok_or_else(|| anyhow!("a type object needs a kind, got {j}"))?;
+    let (key, inner) =
+        obj.iter().find(|(k, _)| *k != "length").ok_or_else(|| anyhow!("a type object needs a kind, got {j}"))?;
     Ok(match key.as_str() {
         "list" => {
             let length = obj.get("length").map(|n| n.as_u64().map(|n| n as u32).ok_or_else(|| anyhow!("bad length")));
@@ -115,7 +113,9 @@ pub fn type_from_json(j: &Json) -> Result<ValType> {
         "record" => ValType::Record(
             array_of(inner)?
                 .iter()
-                .map(|f| Ok(FieldType { label: str_of(field(f, "name")?)?.into(), t: type_from_json(field(f, "type")?)? }))
+                .map(|f| {
+                    Ok(FieldType { label: str_of(field(f, "name")?)?.into(), t: type_from_json(field(f, "type")?)? })
+                })
                 .collect::<Result<_>>()?,
         ),
         "tuple" => ValType::Tuple(array_of(inner)?.iter().map(type_from_json).collect::<Result<_>>()?),
@@ -293,9 +293,7 @@ pub fn value_from_json(t: &ValType, j: &Json) -> Result<Value> {
             }
             Value::tuple(ts.iter().zip(xs).map(|(t, x)| value_from_json(t, x)).collect::<Result<Vec<_>>>()?)
         }
-        ValType::Variant(cases) => {
-            case(&cases.iter().map(|c| (c.label.as_str(), c.t.as_ref())).collect::<Vec<_>>())?
-        }
+        ValType::Variant(cases) => case(&cases.iter().map(|c| (c.label.as_str(), c.t.as_ref())).collect::<Vec<_>>())?,
         ValType::Enum(labels) => {
             let l = str_of(j)?;
             if !labels.iter().any(|x| x == l) {
@@ -353,11 +351,23 @@ mod tests {
             (ValType::F32, Value::F32(0.1), json!(0.10000000149011612)),
             (ValType::Char, Value::Char('😀'), json!("😀")),
             (ValType::option(ValType::U8), Value::case("some", Some(Value::U8(7))), json!({"tag":"some","val":7})),
-            (ValType::result(None, Some(ValType::String)), Value::case("error", Some(Value::string("e"))), json!({"tag":"error","val":"e"})),
+            (
+                ValType::result(None, Some(ValType::String)),
+                Value::case("error", Some(Value::string("e"))),
+                json!({"tag":"error","val":"e"}),
+            ),
             (ValType::enum_(["a", "b"]), Value::case("b", None), json!("b")),
             (ValType::flags(["a", "b", "c"]), Value::Flags(vec!["a".into(), "c".into()]), json!(["a", "c"])),
-            (ValType::Tuple(vec![ValType::U8, ValType::Bool]), Value::tuple([Value::U8(1), Value::Bool(true)]), json!([1, true])),
-            (ValType::record([("a-b", ValType::U16)]), Value::Record(vec![("a-b".into(), Value::U16(3))]), json!({"a-b": 3})),
+            (
+                ValType::Tuple(vec![ValType::U8, ValType::Bool]),
+                Value::tuple([Value::U8(1), Value::Bool(true)]),
+                json!([1, true]),
+            ),
+            (
+                ValType::record([("a-b", ValType::U16)]),
+                Value::Record(vec![("a-b".into(), Value::U16(3))]),
+                json!({"a-b": 3}),
+            ),
         ];
         for (t, v, want) in cases {
             assert_eq!(value_to_json(&t, &v).unwrap(), want, "{t:?}");

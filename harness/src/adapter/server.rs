@@ -125,8 +125,7 @@ fn compile(io: &Shared, request: &Json) -> Result<Compiled> {
             Some(i) => Some(component.get_export_index(None, i).ok_or_else(|| anyhow!("no export {i}"))?),
             None => None,
         };
-        let index =
-            component.get_export_index(parent.as_ref(), &name).ok_or_else(|| anyhow!("no export {name}"))?;
+        let index = component.get_export_index(parent.as_ref(), &name).ok_or_else(|| anyhow!("no export {name}"))?;
         exports.insert((interface, name), (index, ft));
     }
     Ok(Compiled { engine, pre, exports })
@@ -151,12 +150,8 @@ fn call(compiled: &Compiled, running: &mut Option<(Store<Limits>, Instance)>, re
     if args.len() != ft.params.len() {
         bail!("{} arguments for {} params", args.len(), ft.params.len());
     }
-    let args = ft
-        .params
-        .iter()
-        .zip(args)
-        .map(|((_, t), j)| to_val(t, &value_from_json(t, j)?))
-        .collect::<Result<Vec<_>>>()?;
+    let args =
+        ft.params.iter().zip(args).map(|((_, t), j)| to_val(t, &value_from_json(t, j)?)).collect::<Result<Vec<_>>>()?;
     let mut results = vec![Val::Bool(false); ft.result.iter().count()];
     if let Err(e) = func.call(&mut *store, &args, &mut results) {
         if let Some(h) = e.downcast_ref::<HarnessError>() {
@@ -189,14 +184,14 @@ pub fn serve(input: impl BufRead + Send + 'static, output: impl Write + Send + '
                     json!({ "ok": null })
                 })
             }
-            Some("instantiate") => compiled
-                .as_ref()
-                .ok_or_else(|| anyhow!("`instantiate` before `compile`"))
-                .and_then(instantiate)
-                .map(|r| {
-                    running = Some(r);
-                    json!({ "ok": null })
-                }),
+            Some("instantiate") => {
+                compiled.as_ref().ok_or_else(|| anyhow!("`instantiate` before `compile`")).and_then(instantiate).map(
+                    |r| {
+                        running = Some(r);
+                        json!({ "ok": null })
+                    },
+                )
+            }
             Some("call") => match &compiled {
                 Some(c) => call(c, &mut running, &request),
                 None => Err(anyhow!("`call` before `compile`")),

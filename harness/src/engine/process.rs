@@ -90,13 +90,11 @@ impl ProcessEngine {
         let declare = |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> {
             fs.map(|f| func_to_json(f.interface.as_deref(), &f.name, &f.ft)).collect()
         };
-        let (import_decls, export_decls) = match (
-            declare(&mut imports.iter()),
-            declare(&mut exports.iter().chain([&load, &reset, &read_log])),
-        ) {
-            (Ok(i), Ok(e)) => (i, e),
-            (Err(e), _) | (_, Err(e)) => bail!(unsupported(format!("{e:#}"))),
-        };
+        let (import_decls, export_decls) =
+            match (declare(&mut imports.iter()), declare(&mut exports.iter().chain([&load, &reset, &read_log]))) {
+                (Ok(i), Ok(e)) => (i, e),
+                (Err(e), _) | (_, Err(e)) => bail!(unsupported(format!("{e:#}"))),
+            };
         adapter.request(&json!({
             "op": "compile",
             "kind": "component",
@@ -127,7 +125,11 @@ impl ProcessEngine {
                     .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
                 let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
                 let args =
-                    f.ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
+                    f.ft.params
+                        .iter()
+                        .zip(args)
+                        .map(|((_, t), j)| value_from_json(t, j))
+                        .collect::<Result<Vec<_>>>()?;
                 events.push(HostEvent::Import { thunk: thunk as u32, args });
                 let answer = match (results.pop_front(), &f.ft.result) {
                     (Some(Some(v)), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
@@ -182,7 +184,8 @@ impl Engine for ProcessEngine {
         for step in &case.steps {
             let Step::Call(call) = step else { bail!("host drops need resources, which protocol version 1 lacks") };
             let f = &self.exports[call.export as usize];
-            let args = f.ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
+            let args =
+                f.ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
             let (request, result_type) = (f.call(args), f.ft.result.clone());
             match self.call(&request, &mut results, &mut outcome.events)? {
                 Ok(v) => {

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use crate::encode::names::NameScheme;
 use crate::encode::script::{Event, ReallocAnswer};
 use crate::engine::prepared::ImportType;
-use crate::engine::resources::is_guest_resource;
 use crate::engine::process::Unsupported;
+use crate::engine::resources::is_guest_resource;
 use crate::engine::{Engine, HostEvent, Outcome, Prepared, make_engine};
 use crate::oracle::compare;
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
@@ -624,9 +624,7 @@ pub fn run_file(
                         (true, Some(k), _) => Status::Failed(format!("passes, but {} lists it as failing", k.origin())),
                         (true, None, _) => Status::Passed,
                         (false, Some(k), _) => Status::Xfail(format!("{} ({})", text.join("; "), k.rule)),
-                        (false, None, Some(known)) => {
-                            Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule))
-                        }
+                        (false, None, Some(known)) => Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule)),
                         (false, None, None) => Status::Failed(text.join("; ")),
                     }
                 }
