@@ -1,6 +1,6 @@
 //! insta snapshots (under snapshots/) of reference behaviour worth reviewing as a whole:
-//! tricky layouts, the realloc trace of every string-encoding pair on tricky strings, and a
-//! handle-table sequence. A change in any of them is a change in what witness says the spec
+//! tricky layouts, the realloc trace of every string-encoding pair on tricky strings, a
+//! handle-table sequence, and the trap class of every trapping suite case. A change in any of them is a change in what witness says the spec
 //! requires, so it must be reviewed (`cargo insta review`, see README).
 
 use std::fmt::Write as _;
@@ -199,4 +199,23 @@ fn handle_table_sequence() {
         .collect();
     log("table", entries.join(", "));
     snapshot!("handle_table_sequence", out);
+}
+
+/// The trap class of every suite case that traps on the reference (`area/case: class`): a
+/// change in which rule fires first for a case shows up here for review.
+#[test]
+fn suite_trap_classes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
+    let none = witness::suite::expectations::Expectations::default();
+    let mut lines = vec![];
+    for file in witness::suite::cases::suite_files(&dir).unwrap() {
+        let area = file.file_stem().unwrap().to_string_lossy().to_string();
+        for r in witness::suite::cases::run_file(&file, &[], &none, None).unwrap() {
+            if let Some(trap) = &r.trap {
+                lines.push(format!("{area}/{}: {trap}", r.name));
+            }
+        }
+    }
+    assert!(lines.len() >= 30, "only {} trapping cases", lines.len());
+    snapshot!("suite_trap_classes", lines.join("\n"));
 }

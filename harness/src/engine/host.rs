@@ -202,8 +202,7 @@ pub fn serve_import(
     Ok(flat_results)
 }
 
-/// The host calls guest export `k` (`canon_lift`, synchronous): lower the arguments (realloc
-/// in the guest), call, lift the results, check the borrow scope, then post-return.
+/// The host calls guest export `k` (`canon_lift`, synchronous): see `call_core_export`.
 pub fn call_export(
     host: &mut HostState,
     guest: &mut dyn CoreGuest,
@@ -212,20 +211,34 @@ pub fn call_export(
     args: &[Value],
 ) -> Result<Option<Value>, Trap> {
     let (_, ft) = prepared.exports.get(k as usize).ok_or_else(|| assertion(format!("no export {k}")))?;
-    let name = prepared.export_name(k).ok_or_else(|| assertion(format!("no export {k}")))?.to_string();
+    let name = prepared.export_name(k).ok_or_else(|| assertion(format!("no export {k}")))?;
+    call_core_export(host, guest, name, prepared.post_return_name(k), ft, args)
+}
+
+/// The host calls core export `name` of type `ft` (`canon_lift`, synchronous): lower the
+/// arguments (realloc in the guest), call, lift the results, check the borrow scope, then
+/// call `post_return` if the guest has one.
+pub fn call_core_export(
+    host: &mut HostState,
+    guest: &mut dyn CoreGuest,
+    name: &str,
+    post_return: Option<&str>,
+    ft: &FuncType,
+    args: &[Value],
+) -> Result<Option<Value>, Trap> {
     let args = ft.params.iter().zip(args).map(|((_, t), v)| host.slots_to_reps(t, v)).collect::<Result<Vec<_>, _>>()?;
     let task = host.inst.start_task();
     let flat_args = {
         let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Task(task));
         lower_flat_values(&mut cx, MAX_FLAT_PARAMS, &args, &ft.param_types(), SpillTo::Realloc)?
     };
-    let flat_results = guest.call(&name, &flat_args, host)?;
+    let flat_results = guest.call(name, &flat_args, host)?;
     let results = {
         let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::None);
         lift_flat_values(&mut cx, MAX_FLAT_RESULTS, &mut CoreValueIter::new(flat_results.clone()), &ft.result_type())?
     };
     host.inst.task_return(task)?;
-    if let Some(post) = prepared.post_return_name(k) {
+    if let Some(post) = post_return {
         host.inst.may_leave = false;
         let r = guest.call(post, &flat_results, host);
         host.inst.may_leave = true;
