@@ -203,10 +203,14 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    /// Record `differences` of `engine` (its label) on case `c`; `spec` is how the command
+    /// line names the engine, for the replay command.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         s: &mut Summary,
         engine: &str,
+        spec: &str,
         c: u64,
         differences: Vec<Difference>,
         case: impl FnOnce() -> String,
@@ -220,8 +224,9 @@ impl Recorder<'_> {
             let e = s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
             if expected_all { e.1 += 1 } else { e.0 += 1 }
         }
+        let spec = if spec.contains(' ') { format!("'{spec}'") } else { spec.to_string() };
         let replay = format!(
-            "witness diff --seed {} --worlds 1 --case {c} --engines {engine} --names {}{}",
+            "witness diff --seed {} --worlds 1 --case {c} --engine {spec} --names {}{}",
             self.world_seed, self.scheme, self.source
         );
         let mut div = Divergence {
@@ -295,7 +300,7 @@ pub fn run_campaign(
         let mut engines = vec![];
         for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
             match make_engine(name, &prepared) {
-                Ok(e) => engines.push(e),
+                Ok(e) => engines.push((name.as_str(), e)),
                 Err(e) => match e.downcast_ref::<Unsupported>() {
                     Some(u) => *s.unsupported.entry(u.engine.clone()).or_default() += 1,
                     None => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
@@ -331,7 +336,7 @@ pub fn run_campaign(
                     reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
-                for engine in &mut engines {
+                for (spec, engine) in &mut engines {
                     let name = engine.name().to_string();
                     let name = name.as_str();
                     let t = Instant::now();
@@ -345,7 +350,8 @@ pub fn run_campaign(
                     *s.engine_time.entry(name.to_string()).or_default() += t.elapsed();
                     s.checked_calls += case.calls() as u64;
                     let differences = compare(&prepared, &expected, &actual);
-                    recorder.record(&mut s, name, c, differences, || format!("{case:#?}"), (&expected, &actual))?;
+                    let outcomes = (&expected, &actual);
+                    recorder.record(&mut s, name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
                 }
             }
             if let (Some(fp), Some(engine)) = (&fused, &mut fused_engine)
@@ -366,6 +372,7 @@ pub fn run_campaign(
                         let differences = compare_fused(fp, &expected, &actual);
                         recorder.record(
                             &mut s,
+                            FUSED,
                             FUSED,
                             c,
                             differences,

@@ -1,7 +1,8 @@
-//! The adapter protocol end to end: the suites run through `witness adapter` (the embedded
-//! Wasmtime behind the JSON-lines protocol, as a child process) give what the embedded
-//! `wasmtime` engine gives, case by case; adapters that break the protocol are reported as
-//! such, naming the command.
+//! The adapter protocol end to end: the suites run through `witness adapter` as a child
+//! process give, case by case, what the embedded engines behind it give directly: components
+//! (`process:`) what the `wasmtime` engine gives, core modules (`process-core:`, wasmi with the
+//! reference host) what the `core` engine gives. Adapters that break the protocol are reported
+//! as such, naming the command.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,8 +17,8 @@ fn expectations() -> Expectations {
     Expectations::load(&files).unwrap()
 }
 
-fn adapter() -> String {
-    format!("process:{} adapter", env!("CARGO_BIN_EXE_witness"))
+fn adapter(kind: &str) -> String {
+    format!("{kind}:{} adapter", env!("CARGO_BIN_EXE_witness"))
 }
 
 /// (file, case) → status kind, for one engine.
@@ -34,10 +35,11 @@ fn statuses(engine: &str) -> BTreeMap<(String, String), (String, Status)> {
     out
 }
 
-#[test]
-fn suites_through_the_adapter_match_the_embedded_engine() {
-    let embedded = statuses("wasmtime");
-    let through = statuses(&adapter());
+/// Every case ends the same way through the adapter as on `embedded`, or is skipped for
+/// resources.
+fn same_as_embedded(embedded: &str, kind: &str, label: &str, min_xfails: usize) {
+    let embedded = statuses(embedded);
+    let through = statuses(&adapter(kind));
     assert_eq!(embedded.len(), through.len());
     let mut compared = 0;
     for (key, (_, want)) in &embedded {
@@ -46,16 +48,27 @@ fn suites_through_the_adapter_match_the_embedded_engine() {
             // Protocol version 1 carries no resources: only worlds with resources are skipped.
             Status::Skipped(why) => assert!(why.contains("resources"), "{key:?} skipped: {why}"),
             _ => {
-                assert_eq!(name, "wasmtime-adapter");
+                assert_eq!(name, label);
                 let kind = |s: &Status| std::mem::discriminant(s);
                 assert_eq!(kind(got), kind(want), "{key:?}: embedded {want:?}, through the adapter {got:?}");
                 compared += 1;
             }
         }
     }
-    assert!(compared >= 100, "only {compared} cases ran through the adapter");
+    assert!(compared >= 150, "only {compared} cases ran through the adapter");
     let xfails = through.values().filter(|(_, s)| matches!(s, Status::Xfail(_))).count();
-    assert!(xfails >= 3, "the known Wasmtime divergences show through the adapter too ({xfails})");
+    assert!(xfails >= min_xfails, "{xfails} xfails through the adapter");
+}
+
+#[test]
+fn components_through_the_adapter_end_as_on_wasmtime() {
+    // The known Wasmtime divergences show through the adapter too.
+    same_as_embedded("wasmtime", "process", "witness-adapter", 3);
+}
+
+#[test]
+fn core_modules_through_the_adapter_end_as_on_the_core_engine() {
+    same_as_embedded("core", "process-core", "witness-adapter-core", 0);
 }
 
 fn engine_error(command: &str) -> String {

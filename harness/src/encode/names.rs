@@ -458,7 +458,7 @@ impl NameScheme {
         }
     }
 
-    fn initialize(self) -> &'static str {
+    pub fn initialize(self) -> &'static str {
         match self {
             Self::Standard => "cm32p2_initialize",
             Self::Legacy => "_initialize",

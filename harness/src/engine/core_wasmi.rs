@@ -12,6 +12,7 @@ use wasmi::{AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module
 use super::host::{CoreGuest, HostState, serve_import};
 use super::sim::run_core_case;
 use super::{Case, Engine, Outcome, Prepared};
+use crate::reference::flatten::CoreFuncType;
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
@@ -80,7 +81,9 @@ pub(crate) fn trap_of(e: wasmi::Error) -> Trap {
     Trap::new(TrapKind::GuestTrap, format!("wasmi: {e}"))
 }
 
-struct Ctx {
+/// Store data: the reference host (lent to each guest call), the guest's exports (for calls
+/// made from inside imports) and the store's limits.
+pub(crate) struct Ctx {
     host: HostState,
     exports: Arc<HashMap<String, Func>>,
     limits: wasmi::StoreLimits,
@@ -156,6 +159,110 @@ where
     }
 }
 
+/// One core import the reference host serves: its module and name, its core signature.
+pub(crate) struct CoreImport<'a> {
+    pub module: &'a str,
+    pub name: &'a str,
+    pub sig: &'a CoreFuncType,
+}
+
+/// A linker whose import k is `canon lower` of thunk k by the reference host (`serve_import`),
+/// reaching the guest through its exports `memory` and `realloc`.
+pub(crate) fn reference_linker<'a>(
+    engine: &wasmi::Engine,
+    imports: impl IntoIterator<Item = CoreImport<'a>>,
+    memory: &str,
+    realloc: &str,
+) -> Result<Linker<Ctx>> {
+    let mut linker = Linker::<Ctx>::new(engine);
+    for (k, imp) in imports.into_iter().enumerate() {
+        let ty =
+            FuncType::new(imp.sig.params.iter().map(|&t| val_type(t)), imp.sig.results.iter().map(|&t| val_type(t)));
+        let (memory_name, realloc_name) = (memory.to_string(), realloc.to_string());
+        linker
+            .func_new(
+                imp.module,
+                imp.name,
+                ty,
+                move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
+                    let flats = params
+                        .iter()
+                        .map(from_val)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|t| wasmi::Error::host(HostTrap(t)))?;
+                    let memory = caller.get_export(&memory_name).and_then(Extern::into_memory);
+                    let realloc = caller.get_export(&realloc_name).and_then(Extern::into_func);
+                    let (Some(memory), Some(realloc)) = (memory, realloc) else {
+                        return Err(wasmi::Error::host(HostTrap(Trap::new(
+                            TrapKind::Assertion,
+                            "guest lacks memory or realloc",
+                        ))));
+                    };
+                    let exports = caller.data().exports.clone();
+                    let mut host = std::mem::take(&mut caller.data_mut().host);
+                    let r = {
+                        let mut guest =
+                            WasmiGuest { ctx: &mut caller, memory: Some(memory), realloc: Some(realloc), exports };
+                        serve_import(&mut host, &mut guest, k as u32, flats)
+                    };
+                    caller.data_mut().host = host;
+                    let out = r.map_err(|t| wasmi::Error::host(HostTrap(t)))?;
+                    for (slot, f) in results.iter_mut().zip(out) {
+                        *slot = to_val(f);
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
+    }
+    Ok(linker)
+}
+
+/// A fresh instance of `module` with fuel and a memory limit; its host state is returned to
+/// the caller, who lends it to each call (`WasmiGuest::call`).
+pub(crate) fn instantiate(
+    engine: &wasmi::Engine,
+    linker: &Linker<Ctx>,
+    module: &Module,
+    host: HostState,
+    memory: &str,
+    realloc: &str,
+) -> Result<(Store<Ctx>, HostState, WasmiGuestParts)> {
+    let limits = wasmi::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
+    let mut store = Store::new(engine, Ctx { host, exports: Arc::default(), limits });
+    store.limiter(|c| &mut c.limits);
+    store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
+    let instance =
+        linker.instantiate_and_start(&mut store, module).map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
+    let memory = instance.get_memory(&store, memory).context("guest memory")?;
+    let realloc = instance.get_func(&store, realloc).context("guest realloc")?;
+    let exports: HashMap<String, Func> = instance
+        .exports(&store)
+        .filter_map(|e| {
+            let name = e.name().to_string();
+            e.into_func().map(|f| (name, f))
+        })
+        .collect();
+    let exports = Arc::new(exports);
+    store.data_mut().exports = exports.clone();
+    let mut host = std::mem::take(&mut store.data_mut().host);
+    host.present = true;
+    Ok((store, host, WasmiGuestParts { memory, realloc, exports }))
+}
+
+/// What a `WasmiGuest` needs besides its context.
+pub(crate) struct WasmiGuestParts {
+    pub memory: wasmi::Memory,
+    pub realloc: Func,
+    pub exports: Arc<HashMap<String, Func>>,
+}
+
+impl WasmiGuestParts {
+    pub(crate) fn guest<C: AsContextMut>(&self, ctx: C) -> WasmiGuest<C> {
+        WasmiGuest { ctx, memory: Some(self.memory), realloc: Some(self.realloc), exports: self.exports.clone() }
+    }
+}
+
 pub struct WasmiEngine<'p> {
     prepared: &'p Prepared,
     engine: wasmi::Engine,
@@ -169,51 +276,9 @@ impl<'p> WasmiEngine<'p> {
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
         let module = Module::new(&engine, &prepared.core[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
-        let mut linker = Linker::<Ctx>::new(&engine);
-        let memory_name = prepared.spec.memory.clone();
-        let realloc_name = prepared.spec.realloc.clone();
-        for (k, imp) in prepared.spec.imports.iter().enumerate() {
-            let ty = FuncType::new(
-                imp.sig.params.iter().map(|&t| val_type(t)),
-                imp.sig.results.iter().map(|&t| val_type(t)),
-            );
-            let (memory_name, realloc_name) = (memory_name.clone(), realloc_name.clone());
-            linker
-                .func_new(
-                    &imp.module,
-                    &imp.name,
-                    ty,
-                    move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
-                        let flats = params
-                            .iter()
-                            .map(from_val)
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|t| wasmi::Error::host(HostTrap(t)))?;
-                        let memory = caller.get_export(&memory_name).and_then(Extern::into_memory);
-                        let realloc = caller.get_export(&realloc_name).and_then(Extern::into_func);
-                        let (Some(memory), Some(realloc)) = (memory, realloc) else {
-                            return Err(wasmi::Error::host(HostTrap(Trap::new(
-                                TrapKind::Assertion,
-                                "guest lacks memory or realloc",
-                            ))));
-                        };
-                        let exports = caller.data().exports.clone();
-                        let mut host = std::mem::take(&mut caller.data_mut().host);
-                        let r = {
-                            let mut guest =
-                                WasmiGuest { ctx: &mut caller, memory: Some(memory), realloc: Some(realloc), exports };
-                            serve_import(&mut host, &mut guest, k as u32, flats)
-                        };
-                        caller.data_mut().host = host;
-                        let out = r.map_err(|t| wasmi::Error::host(HostTrap(t)))?;
-                        for (slot, f) in results.iter_mut().zip(out) {
-                            *slot = to_val(f);
-                        }
-                        Ok(())
-                    },
-                )
-                .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
-        }
+        let imports =
+            prepared.spec.imports.iter().map(|i| CoreImport { module: &i.module, name: &i.name, sig: &i.sig });
+        let linker = reference_linker(&engine, imports, &prepared.spec.memory, &prepared.spec.realloc)?;
         Ok(WasmiEngine { prepared, engine, module, linker })
     }
 }
@@ -224,29 +289,15 @@ impl Engine for WasmiEngine<'_> {
     }
 
     fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let limits = wasmi::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
-        let mut store =
-            Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default(), limits });
-        store.limiter(|c| &mut c.limits);
-        store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
-        let instance = self
-            .linker
-            .instantiate_and_start(&mut store, &self.module)
-            .map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
-        let memory = instance.get_memory(&store, &self.prepared.spec.memory).context("guest memory")?;
-        let realloc = instance.get_func(&store, &self.prepared.spec.realloc).context("guest realloc")?;
-        let exports: HashMap<String, Func> = instance
-            .exports(&store)
-            .filter_map(|e| {
-                let name = e.name().to_string();
-                e.into_func().map(|f| (name, f))
-            })
-            .collect();
-        let exports = Arc::new(exports);
-        store.data_mut().exports = exports.clone();
-        let mut host = std::mem::take(&mut store.data_mut().host);
-        host.present = true;
-        let mut guest = WasmiGuest { ctx: &mut store, memory: Some(memory), realloc: Some(realloc), exports };
-        run_core_case(&mut guest, &mut host, self.prepared, case)
+        let spec = &self.prepared.spec;
+        let (mut store, mut host, parts) = instantiate(
+            &self.engine,
+            &self.linker,
+            &self.module,
+            HostState::new(self.prepared),
+            &spec.memory,
+            &spec.realloc,
+        )?;
+        run_core_case(&mut parts.guest(&mut store), &mut host, self.prepared, case)
     }
 }

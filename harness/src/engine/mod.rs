@@ -118,27 +118,34 @@ pub const MEMORY_LIMIT: usize = 16 << 20;
 pub const ENGINES: &[&str] = &["wasmtime", "core", "wasmtime-core"];
 
 /// Engine arguments as given on the command line: embedded names may be comma-separated;
-/// a `process:CMD` argument is one engine whatever its command contains.
+/// a `process:CMD` or `process-core:CMD` argument is one engine whatever its command contains.
 pub fn split_engine_args(args: &[String]) -> Vec<String> {
     args.iter()
-        .flat_map(|a| match a.starts_with("process:") {
+        .flat_map(|a| match a.starts_with("process:") || a.starts_with("process-core:") {
             true => vec![a.clone()],
             false => a.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
         })
         .collect()
 }
 
-/// Instantiate engine `name` for `prepared`: an embedded engine, the reference, or
-/// `process:CMD` (an adapter process, adapters/PROTOCOL.md).
+/// Instantiate engine `name` for `prepared`: an embedded engine, the reference, or an adapter
+/// process (adapters/PROTOCOL.md) given the component (`process:CMD`) or the core module of
+/// the core-module build target (`process-core:CMD`).
 pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
     if let Some(command) = name.strip_prefix("process:") {
-        return Ok(Box::new(process::ProcessEngine::new(prepared, command)?));
+        return Ok(Box::new(process::ProcessEngine::new(prepared, command, process::Kind::Component)?));
+    }
+    if let Some(command) = name.strip_prefix("process-core:") {
+        return Ok(Box::new(process::ProcessEngine::new(prepared, command, process::Kind::Module)?));
     }
     Ok(match name {
         "reference" => Box::new(sim::SimEngine::new(prepared)),
         "core" => Box::new(core_wasmi::WasmiEngine::new(prepared)?),
         "wasmtime" => Box::new(wasmtime_component::WasmtimeEngine::new(prepared)?),
         "wasmtime-core" => Box::new(wasmtime_core::WasmtimeCoreEngine::new(prepared)?),
-        other => anyhow::bail!("unknown engine `{other}` (known: reference, {}, process:CMD)", ENGINES.join(", ")),
+        other => anyhow::bail!(
+            "unknown engine `{other}` (known: reference, {}, process:CMD, process-core:CMD)",
+            ENGINES.join(", ")
+        ),
     })
 }

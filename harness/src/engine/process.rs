@@ -36,14 +36,24 @@ impl std::fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
-/// A function as the protocol names it: (interface, name) and its type.
+/// A function as the protocol names it: (interface, name), its type, and for a core module
+/// its core names (`null` for a component).
 struct Func {
     interface: Option<String>,
     name: String,
     ft: FuncType,
+    core: Json,
 }
 
 impl Func {
+    fn declaration(&self) -> Result<Json> {
+        let mut decl = func_to_json(self.interface.as_deref(), &self.name, &self.ft)?;
+        if !self.core.is_null() {
+            decl["core"] = self.core.clone();
+        }
+        Ok(decl)
+    }
+
     fn call(&self, args: Vec<Json>) -> Json {
         json!({ "op": "call", "interface": self.interface, "name": self.name, "args": args })
     }
@@ -61,47 +71,84 @@ pub struct ProcessEngine {
     read_log: Func,
 }
 
+/// What witness hands the adapter: the component, or the core module of the core-module
+/// build target (the adapter's host then lowers and lifts itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Component,
+    Module,
+}
+
 impl ProcessEngine {
-    /// Start adapter `command` and compile `prepared`'s component on it.
-    pub fn new(prepared: &Prepared, command: &str) -> Result<ProcessEngine> {
+    /// Start adapter `command` and compile `prepared`'s component or core module on it.
+    pub fn new(prepared: &Prepared, command: &str, kind: Kind) -> Result<ProcessEngine> {
         let mut adapter = AdapterProcess::spawn(command)?;
-        let name = adapter.greeting.adapter.clone();
+        let name = match kind {
+            Kind::Component => adapter.greeting.adapter.clone(),
+            Kind::Module => format!("{}-core", adapter.greeting.adapter),
+        };
         let unsupported = |reason: String| Unsupported { engine: name.clone(), reason };
+        let core = |json: Json| if kind == Kind::Module { json } else { Json::Null };
         let mut imports = vec![];
         for (imp, ty) in prepared.spec.imports.iter().zip(&prepared.imports) {
             let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else {
                 bail!(unsupported("the world has resources (adapter protocol version 1 carries none)".into()));
             };
             let interface = interface.map(|i| prepared.interface_name(i, true)).transpose()?;
-            imports.push(Func { interface, name: func.clone(), ft: ft.clone() });
+            let core = core(json!({ "module": imp.module, "name": imp.name }));
+            imports.push(Func { interface, name: func.clone(), ft: ft.clone(), core });
         }
         let mut exports = vec![];
         let entries = prepared.spec.exports.iter().filter_map(|e| match &e.kind {
             EntryKind::Func { interface, func } => Some((interface, func)),
             _ => None,
         });
-        for ((_, ft), (interface, func)) in prepared.exports.iter().zip(entries) {
+        for (k, ((_, ft), (interface, func))) in prepared.exports.iter().zip(entries).enumerate() {
             let interface = interface.map(|i| prepared.interface_name(i, false)).transpose()?;
-            exports.push(Func { interface, name: func.clone(), ft: ft.clone() });
+            let k = k as u32;
+            let core = core(json!({ "name": prepared.export_name(k), "post-return": prepared.post_return_name(k) }));
+            exports.push(Func { interface, name: func.clone(), ft: ft.clone(), core });
         }
         let control = Some(prepared.interface_name(control_interface(&prepared.wit.resolve, prepared.world)?, false)?);
-        let [load, reset, read_log] =
-            control_func_types().map(|(name, ft)| Func { interface: control.clone(), name: name.into(), ft });
-        let declare = |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> {
-            fs.map(|f| func_to_json(f.interface.as_deref(), &f.name, &f.ft)).collect()
-        };
+        let spec = &prepared.spec;
+        let [load, reset, read_log] = control_func_types().map(|(name, ft)| {
+            let core_name = match name {
+                "load" => &spec.control_load,
+                "reset" => &spec.control_reset,
+                _ => &spec.control_read_log,
+            };
+            let core = core(json!({ "name": core_name, "post-return": null }));
+            Func { interface: control.clone(), name: name.into(), ft, core }
+        });
+        let declare =
+            |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> { fs.map(Func::declaration).collect() };
         let (import_decls, export_decls) =
             match (declare(&mut imports.iter()), declare(&mut exports.iter().chain([&load, &reset, &read_log]))) {
                 (Ok(i), Ok(e)) => (i, e),
                 (Err(e), _) | (_, Err(e)) => bail!(unsupported(format!("{e:#}"))),
             };
-        adapter.request(&json!({
-            "op": "compile",
-            "kind": "component",
-            "wasm": base64::engine::general_purpose::STANDARD.encode(&prepared.component),
-            "imports": import_decls,
-            "exports": export_decls,
-        }))?;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let compile = match kind {
+            Kind::Component => json!({
+                "op": "compile",
+                "kind": "component",
+                "wasm": b64(&prepared.component),
+                "imports": import_decls,
+                "exports": export_decls,
+            }),
+            Kind::Module => json!({
+                "op": "compile",
+                "kind": "module",
+                "wasm": b64(&prepared.core),
+                "encoding": prepared.encoding.name(),
+                "memory": spec.memory,
+                "realloc": spec.realloc,
+                "initialize": prepared.scheme.initialize(),
+                "imports": import_decls,
+                "exports": export_decls,
+            }),
+        };
+        adapter.request(&compile)?;
         Ok(ProcessEngine { name, adapter, exports, imports, load, reset, read_log })
     }
 

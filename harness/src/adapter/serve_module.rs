@@ -1,0 +1,176 @@
+//! `kind: module` in `witness adapter`: a core module of the core-module build target
+//! (`cm32p2` or legacy names) on wasmi, with the reference host doing all lowering and lifting
+//! — what a core-only runtime's host must do. Import calls reach witness through the protocol.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+use wasmi::{Config, Linker, Module, Store};
+
+use super::json::{value_from_json, value_to_json};
+use super::server::{Compiled, Decl, Shared, call_args, decls, lock, trap_reply};
+use crate::engine::core_wasmi::{CoreImport, Ctx, WasmiGuestParts, instantiate, reference_linker};
+use crate::engine::host::{CoreGuest as _, Forward, HostState, call_core_export};
+use crate::engine::prepared::ImportType;
+use crate::reference::context::ComponentInstance;
+use crate::reference::flatten::{Context, flatten_functype};
+use crate::reference::types::{FuncType, PtrType, StringEncoding};
+use crate::reference::value::Value;
+use crate::reference::{Trap, TrapKind};
+use crate::world::wit::GUEST_INSTANCE;
+
+/// The module's imports by thunk: (interface, name, type).
+type Imports = Arc<Vec<(Option<String>, String, FuncType)>>;
+
+/// The reference host's imports go to witness, over the protocol.
+struct ProtocolForward {
+    io: Shared,
+    imports: Imports,
+}
+
+impl Forward for ProtocolForward {
+    fn call(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>, Trap> {
+        let harness = |e: anyhow::Error| Trap::new(TrapKind::Assertion, format!("{e:#}"));
+        let (interface, name, ft) = self.imports.get(thunk as usize).ok_or_else(|| harness(anyhow!("no import")))?;
+        let args = ft
+            .params
+            .iter()
+            .zip(&args)
+            .map(|((_, t), v)| value_to_json(t, v))
+            .collect::<Result<_>>()
+            .map_err(harness)?;
+        let v = lock(&self.io).import_call(interface.as_deref(), name, args).map_err(harness)?;
+        ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose().map_err(harness)
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// A core export: its type, core name and post-return.
+struct CoreExport {
+    ft: FuncType,
+    name: String,
+    post_return: Option<String>,
+}
+
+pub(super) struct ServedModule {
+    io: Shared,
+    engine: wasmi::Engine,
+    module: Module,
+    linker: Linker<Ctx>,
+    memory: String,
+    realloc: String,
+    initialize: Option<String>,
+    encoding: StringEncoding,
+    imports: Imports,
+    exports: HashMap<(Option<String>, String), CoreExport>,
+    running: Option<(Store<Ctx>, HostState, WasmiGuestParts)>,
+}
+
+fn text(j: &Json, key: &str) -> Result<String> {
+    j[key].as_str().map(str::to_string).ok_or_else(|| anyhow!("`{key}` missing in {j}"))
+}
+
+impl ServedModule {
+    pub(super) fn compile(io: &Shared, request: &Json) -> Result<ServedModule> {
+        let wasm = base64::engine::general_purpose::STANDARD
+            .decode(request["wasm"].as_str().ok_or_else(|| anyhow!("`wasm` missing"))?)
+            .context("`wasm` is not base64")?;
+        let encoding = StringEncoding::parse(&text(request, "encoding")?).ok_or_else(|| anyhow!("bad `encoding`"))?;
+        let (memory, realloc) = (text(request, "memory")?, text(request, "realloc")?);
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = wasmi::Engine::new(&config);
+        let module = Module::new(&engine, &wasm[..]).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
+        let imports = decls(request, "imports")?;
+        let core_names = imports
+            .iter()
+            .map(|d| {
+                Ok((
+                    text(&d.core, "module")?,
+                    text(&d.core, "name")?,
+                    flatten_functype(PtrType::I32, &d.ft, Context::Lower),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let linker = reference_linker(
+            &engine,
+            core_names.iter().map(|(module, name, sig)| CoreImport { module, name, sig }),
+            &memory,
+            &realloc,
+        )?;
+        let mut exports = HashMap::new();
+        for Decl { interface, name, ft, core } in decls(request, "exports")? {
+            let post_return = core["post-return"].as_str().map(str::to_string);
+            exports.insert((interface, name), CoreExport { ft, name: text(&core, "name")?, post_return });
+        }
+        Ok(ServedModule {
+            io: io.clone(),
+            engine,
+            module,
+            linker,
+            memory,
+            realloc,
+            initialize: request["initialize"].as_str().map(str::to_string),
+            encoding,
+            imports: Arc::new(imports.into_iter().map(|d| (d.interface, d.name, d.ft)).collect()),
+            exports,
+            running: None,
+        })
+    }
+}
+
+impl Compiled for ServedModule {
+    fn instantiate(&mut self) -> Result<()> {
+        self.running = None;
+        let host = HostState {
+            inst: ComponentInstance::new(GUEST_INSTANCE),
+            encoding: self.encoding,
+            imports: self
+                .imports
+                .iter()
+                .map(|(_, name, ft)| ImportType::Func { name: name.clone(), ft: ft.clone() })
+                .collect(),
+            present: true,
+            forward: Some(Box::new(ProtocolForward { io: self.io.clone(), imports: self.imports.clone() })),
+            ..HostState::default()
+        };
+        let (mut store, mut host, parts) =
+            instantiate(&self.engine, &self.linker, &self.module, host, &self.memory, &self.realloc)?;
+        if let Some(init) = self.initialize.as_deref().filter(|i| parts.exports.contains_key(*i)) {
+            parts.guest(&mut store).call(init, &[], &mut host).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+        }
+        self.running = Some((store, host, parts));
+        Ok(())
+    }
+
+    fn call(&mut self, request: &Json) -> Result<Json> {
+        let (store, host, parts) = self.running.as_mut().ok_or_else(|| anyhow!("`call` before `instantiate`"))?;
+        let key = (request["interface"].as_str().map(str::to_string), request["name"].as_str().unwrap_or("").into());
+        let export = self.exports.get(&key).ok_or_else(|| anyhow!("no declared export {key:?}"))?;
+        let ft = &export.ft;
+        let args = ft
+            .params
+            .iter()
+            .zip(call_args(request, ft)?)
+            .map(|((_, t), j)| value_from_json(t, j))
+            .collect::<Result<Vec<_>>>()?;
+        let mut guest = parts.guest(store);
+        match call_core_export(host, &mut guest, &export.name, export.post_return.as_deref(), ft, &args) {
+            Ok(result) => {
+                let result = match (&ft.result, result) {
+                    (Some(t), Some(v)) => value_to_json(t, &v)?,
+                    _ => Json::Null,
+                };
+                Ok(json!({ "ok": result }))
+            }
+            Err(t) if t.kind == TrapKind::Assertion => bail!("{t}"),
+            Err(t) => Ok(trap_reply(&t)),
+        }
+    }
+}
