@@ -18,8 +18,9 @@ pub struct SuiteArgs {
     /// The directory of suite files.
     #[arg(long, default_value = "suites/conformance")]
     suite: PathBuf,
-    /// Engines to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
+    /// Engines to run, comma-separated (`wasmtime-fused` runs the fused cases, the others the
+    /// plain ones).
+    #[arg(long, value_delimiter = ',', default_values_t = crate::engine::ENGINES.iter().chain([&crate::engine::fused::FUSED]).map(|s| s.to_string()))]
     engines: Vec<String>,
     /// Only cases whose name or rules contain this text.
     #[arg(long)]
