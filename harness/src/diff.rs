@@ -22,8 +22,7 @@ use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
 use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
 
-/// The composition engine's name (it runs fused cases, not plain ones).
-pub const FUSED: &str = "wasmtime-fused";
+pub use crate::engine::fused::FUSED;
 
 /// A user's world to run a campaign on instead of generated ones.
 #[derive(Clone, Debug)]
@@ -178,7 +177,7 @@ fn write_repro(
 pub fn fused_of(seed: u64, world: &GeneratedWorld, name: &str, scheme: NameScheme) -> Result<Option<FusedPrepared>> {
     let caller = StringEncoding::ALL[(seed % 3) as usize];
     let callee = StringEncoding::ALL[(seed / 3 % 3) as usize];
-    match FusedPrepared::new(&world.wit, name, scheme, caller, callee) {
+    match FusedPrepared::new(&world.wit, Some(name), scheme, caller, callee) {
         Ok(fp) => Ok(Some(fp)),
         Err(e) if format!("{e:#}").contains("exports nothing") => Ok(None),
         Err(e) => Err(e),

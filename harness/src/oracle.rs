@@ -16,6 +16,8 @@ pub struct Difference {
     pub detail: String,
     /// For `trap`: the trap classes expected and seen (`none` for no trap).
     pub trap_classes: Option<(String, String)>,
+    /// For a guest-log area: the event expected and the engine's (`nothing` where one log ends).
+    pub events: Option<(String, String)>,
 }
 
 fn nan_bits_equal(t: CoreType, a: u64, b: u64) -> bool {
@@ -139,12 +141,9 @@ fn compare_logs(
             (Some(a), Some(b)) if events_equal(prepared, a, b) => {}
             (a, b) => {
                 let area = a.or(b).map_or("log", event_area);
-                let detail = format!(
-                    "{whose} log event {i}: expected {}, engine {}",
-                    a.map_or("nothing".into(), describe),
-                    b.map_or("nothing".into(), describe)
-                );
-                out.push(Difference { area, detail, trap_classes: None });
+                let (a, b) = (a.map_or("nothing".into(), describe), b.map_or("nothing".into(), describe));
+                let detail = format!("{whose} log event {i}: expected {a}, engine {b}");
+                out.push(Difference { area, detail, trap_classes: None, events: Some((a, b)) });
                 return;
             }
         }
@@ -168,9 +167,13 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
             area: "trap",
             detail: format!("expected {}, engine: {}", show(expected), show(actual)),
             trap_classes: Some((class(expected), class(actual))),
+            events: None,
         });
     }
-    let n = expected.events.len().max(actual.events.len());
+    // A trap ends a run: when only one side trapped, what the other went on to do is that trap
+    // difference again, so only the events both sides had are compared.
+    let (ne, na) = (expected.events.len(), actual.events.len());
+    let n = if expected.trap.is_some() != actual.trap.is_some() { ne.min(na) } else { ne.max(na) };
     for i in 0..n {
         match (expected.events.get(i), actual.events.get(i)) {
             (Some(a), Some(b)) if host_event_equal(a, b) => {}
@@ -184,6 +187,7 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
                     area,
                     detail: format!("host event {i}: expected {a:?}, engine {b:?}"),
                     trap_classes: None,
+                    events: None,
                 });
                 break;
             }
@@ -195,7 +199,23 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
 
 #[cfg(test)]
 mod tests {
-    use super::memory_equal;
+    use super::{compare, memory_equal};
+    use crate::engine::{HostEvent, Outcome, Prepared};
+    use crate::reference::{Trap, TrapKind};
+
+    #[test]
+    fn when_only_the_engine_traps_the_trap_is_the_one_difference() {
+        let world = "package t:t; world w { export f: func(); }";
+        let p =
+            Prepared::from_wit(world, None, crate::encode::names::NameScheme::Standard, Default::default()).unwrap();
+        let returned = Outcome { events: vec![HostEvent::Returned { export: 0, result: None }], ..Default::default() };
+        let trapped = Outcome { trap: Some(Trap::new(TrapKind::MisalignedPointer, "x")), ..Default::default() };
+        let areas = |d: Vec<super::Difference>| d.into_iter().map(|d| d.area).collect::<Vec<_>>();
+        assert_eq!(areas(compare(&p, &returned, &trapped)), ["trap"]);
+        assert_eq!(areas(compare(&p, &trapped, &returned)), ["trap"]);
+        // Both returned: a missing event is a difference of its own.
+        assert_eq!(areas(compare(&p, &returned, &Outcome::default())), ["value"]);
+    }
 
     #[test]
     fn memory_compares_stored_nans_by_class_only_where_the_reference_stored_one() {

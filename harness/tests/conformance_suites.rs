@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use witness::engine::ENGINES;
-use witness::suite::cases::{Status, run_file, suite_files};
+use witness::engine::fused::FUSED;
+use witness::suite::cases::{CaseResult, Status, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 
 fn expectations() -> Expectations {
@@ -17,7 +18,7 @@ fn expectations() -> Expectations {
 #[test]
 fn conformance_suites_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
-    let engines: Vec<String> = ENGINES.iter().map(|s| s.to_string()).collect();
+    let engines: Vec<String> = ENGINES.iter().chain([&FUSED]).map(|s| s.to_string()).collect();
     let mut rows = vec![];
     for file in suite_files(&dir).unwrap() {
         rows.extend(run_file(&file, &engines, &expectations(), None).unwrap());
@@ -33,13 +34,21 @@ fn conformance_suites_pass() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-#[test]
-fn a_wrong_expectation_or_a_bad_value_fails_alone_with_its_line() {
-    let dir = std::env::temp_dir().join(format!("witness-suite-{}", std::process::id()));
+/// Run suite text `text` (written to a file of its own) on `engines`.
+fn run_text(tag: &str, text: &str, engines: &[String]) -> Vec<CaseResult> {
+    let dir = std::env::temp_dir().join(format!("witness-suite-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("s.toml");
-    std::fs::write(
-        &file,
+    std::fs::write(&file, text).unwrap();
+    let rows = run_file(&file, engines, &expectations(), None).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    rows
+}
+
+#[test]
+fn a_wrong_expectation_or_a_bad_value_fails_alone_with_its_line() {
+    let rows = run_text(
+        "plain",
         r#"world = """
 package t:t;
 world w { export echo: func(s: string) -> string; }
@@ -68,14 +77,74 @@ call = "echo"
 args = ['not wave']
 returns = '"abc"'
 "#,
-    )
-    .unwrap();
-    let rows = run_file(&file, &["core".to_string()], &expectations(), None).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+        &["core".to_string()],
+    );
     let reference: Vec<(usize, &str, bool)> = rows
         .iter()
         .filter(|r| r.engine == "reference")
         .map(|r| (r.line, r.name.as_str(), matches!(r.status, Status::Passed)))
         .collect();
     assert_eq!(reference, vec![(7, "right", true), (15, "wrong expectation", false), (23, "bad value", false)]);
+}
+
+#[test]
+fn fused_cases_run_on_the_composition_only_and_a_bad_one_fails_alone() {
+    let rows = run_text(
+        "fused",
+        r#"world = """
+package t:t;
+interface api { take: func(s: string); }
+world w { export api; }
+"""
+
+[[case]]
+name = "plain"
+rules = ["store_string_copy"]
+call = "api.take"
+args = ['"abc"']
+
+[[case]]
+name = "fused right"
+rules = ["store_utf8_to_utf16"]
+callee = { encoding = "utf16" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+expect = { callee = { realloc = [[0, 0, 2, 4]], params = [[65536, 2]] } }
+
+[[case]]
+name = "fused wrong expectation"
+rules = ["store_utf8_to_utf16"]
+callee = { encoding = "utf16" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+expect = { callee = { realloc = [[0, 0, 2, 2]] } }
+
+[[case]]
+name = "fused bad encoding"
+rules = ["store_string_copy"]
+callee = { encoding = "utf32" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+
+[[case]]
+name = "fused with a host call"
+rules = ["store_string_copy"]
+callee = { encoding = "utf8" }
+call = "api.take"
+args = ['"ab"']
+"#,
+        &["core".to_string(), FUSED.to_string()],
+    );
+    let got: Vec<(usize, &str, &str, bool)> =
+        rows.iter().map(|r| (r.line, r.name.as_str(), r.engine.as_str(), matches!(r.status, Status::Passed))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (8, "plain", "reference", true),
+            (8, "plain", "core", true),
+            (14, "fused right", "reference", true),
+            (14, "fused right", FUSED, true),
+            (21, "fused wrong expectation", "reference", false),
+            (21, "fused wrong expectation", FUSED, true),
+            (28, "fused bad encoding", "reference", false),
+            (34, "fused with a host call", "reference", false),
+        ]
+    );
 }

@@ -24,7 +24,7 @@ fn wasmtime_fused_agrees_with_the_reference() {
         let (world, scheme, _) = world_of(seed, &cfg).unwrap();
         let caller_enc = StringEncoding::ALL[(seed % 3) as usize];
         let callee_enc = StringEncoding::ALL[(seed / 3 % 3) as usize];
-        let fp = match FusedPrepared::new(&world.wit, "w", scheme, caller_enc, callee_enc) {
+        let fp = match FusedPrepared::new(&world.wit, Some("w"), scheme, caller_enc, callee_enc) {
             Ok(fp) => fp,
             Err(e) if format!("{e:#}").contains("exports nothing") => continue,
             Err(e) => panic!("seed {seed}: {e:?}\n{}", world.wit),

@@ -18,9 +18,10 @@ pub struct SuiteArgs {
     /// The directory of suite files.
     #[arg(long, default_value = "suites/conformance")]
     suite: PathBuf,
-    /// Engines to run: embedded names (comma-separated) or `process:CMD` (an adapter,
+    /// Engines to run: embedded names (comma-separated; `wasmtime-fused` runs the fused cases,
+    /// the others the plain ones) or `process:CMD` / `process-core:CMD` (an adapter,
     /// adapters/PROTOCOL.md); repeatable.
-    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::ENGINES.iter().map(|s| s.to_string()))]
+    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::ENGINES.iter().chain([&crate::engine::fused::FUSED]).map(|s| s.to_string()))]
     engines: Vec<String>,
     /// Only cases whose name or rules contain this text.
     #[arg(long)]

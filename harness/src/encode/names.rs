@@ -37,7 +37,7 @@ use wit_parser::{Function, Interface, InterfaceId, Resolve, TypeDefKind, TypeId,
 pub const STANDARD_PREFIX: &str = "cm32p2";
 
 /// Which naming convention to produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NameScheme {
     /// BuildTargets.md `wasm32` names (`cm32p2…`); wit-parser's
     /// `ManglingAndAbi::Standard32`.

@@ -26,6 +26,9 @@ use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 use crate::world::wit::Wit;
 
+/// The composition engine's name (it runs fused cases, not plain ones).
+pub const FUSED: &str = "wasmtime-fused";
+
 /// A world prepared for composition: the callee implements its exports (imports removed),
 /// the caller imports them and exports `run`.
 pub struct FusedPrepared {
@@ -44,15 +47,16 @@ pub struct FusedCase {
 }
 
 impl FusedPrepared {
+    /// Compose world `world` of `text` (its only world when `None`).
     pub fn new(
         text: &str,
-        world: &str,
+        world: Option<&str>,
         scheme: NameScheme,
         caller_enc: StringEncoding,
         callee_enc: StringEncoding,
     ) -> Result<FusedPrepared> {
         let mut wit = Wit::parse("world.wit", text)?;
-        let w = wit.world(Some(world))?;
+        let w = wit.world(world)?;
         let resolve = &mut wit.resolve;
         // New worlds, leaving `w` as it is. The callee serves nothing but `w`'s exported
         // interfaces (world-level functions and their types belong to `w`, which another world
@@ -165,6 +169,15 @@ impl Forward for Callee {
 pub trait FusedEngine {
     fn name(&self) -> &'static str;
     fn run(&mut self, case: &FusedCase) -> Result<Outcome>;
+}
+
+/// Instantiate fused engine `name` (`reference` or `wasmtime-fused`) for `prepared`.
+pub fn make_fused_engine<'p>(name: &str, prepared: &'p FusedPrepared) -> Result<Box<dyn FusedEngine + 'p>> {
+    Ok(match name {
+        "reference" => Box::new(SimFused::new(prepared)),
+        FUSED => Box::new(WasmtimeFused::new(prepared)?),
+        other => bail!("engine `{other}` does not run fused cases (reference, {FUSED})"),
+    })
 }
 
 /// The reference for fused cases: caller model → reference canon_lower/canon_lift → callee model.
@@ -307,7 +320,7 @@ fn wasmtime_read_log(
 
 impl FusedEngine for WasmtimeFused {
     fn name(&self) -> &'static str {
-        "wasmtime-fused"
+        FUSED
     }
 
     fn run(&mut self, case: &FusedCase) -> Result<Outcome> {

@@ -121,7 +121,7 @@ pub const ENGINES: &[&str] = &["wasmtime", "core", "wasmtime-core"];
 /// a `process:CMD` or `process-core:CMD` argument is one engine whatever its command contains.
 pub fn split_engine_args(args: &[String]) -> Vec<String> {
     args.iter()
-        .flat_map(|a| match a.starts_with("process:") || a.starts_with("process-core:") {
+        .flat_map(|a| match process::process_spec(a).is_some() {
             true => vec![a.clone()],
             false => a.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
         })
@@ -132,11 +132,8 @@ pub fn split_engine_args(args: &[String]) -> Vec<String> {
 /// process (adapters/PROTOCOL.md) given the component (`process:CMD`) or the core module of
 /// the core-module build target (`process-core:CMD`).
 pub fn make_engine<'p>(name: &str, prepared: &'p Prepared) -> Result<Box<dyn Engine + 'p>> {
-    if let Some(command) = name.strip_prefix("process:") {
-        return Ok(Box::new(process::ProcessEngine::new(prepared, command, process::Kind::Component)?));
-    }
-    if let Some(command) = name.strip_prefix("process-core:") {
-        return Ok(Box::new(process::ProcessEngine::new(prepared, command, process::Kind::Module)?));
+    if let Some((command, kind)) = process::process_spec(name) {
+        return Ok(Box::new(process::ProcessEngine::new(prepared, command, kind)?));
     }
     Ok(match name {
         "reference" => Box::new(sim::SimEngine::new(prepared)),

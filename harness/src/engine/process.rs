@@ -79,6 +79,14 @@ pub enum Kind {
     Module,
 }
 
+/// The adapter command and kind of an engine argument `process:CMD` / `process-core:CMD`.
+pub fn process_spec(spec: &str) -> Option<(&str, Kind)> {
+    if let Some(command) = spec.strip_prefix("process:") {
+        return Some((command, Kind::Component));
+    }
+    spec.strip_prefix("process-core:").map(|command| (command, Kind::Module))
+}
+
 impl ProcessEngine {
     /// Start adapter `command` and compile `prepared`'s component or core module on it.
     pub fn new(prepared: &Prepared, command: &str, kind: Kind) -> Result<ProcessEngine> {

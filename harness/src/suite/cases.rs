@@ -3,7 +3,8 @@
 //! known bug, that bug; says what the host calls with which values (WAVE), what the guest does
 //! (returns, import calls, corrupted data, realloc answers); and what the spec says must happen.
 //! The runner checks that expectation against the reference, then every engine against the
-//! reference with the oracle. A bad case fails alone, with its file and line.
+//! reference with the oracle. A bad case fails alone, with its file and line. A case with a
+//! `callee` is fused (suite/fused.rs): its guest calls a second guest instead of the host.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,16 +13,20 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Deserialize;
 
 use crate::encode::names::NameScheme;
-use crate::encode::script::{Event, ReallocAnswer};
+use crate::encode::script::ReallocAnswer;
+use crate::engine::fused::FUSED;
 use crate::engine::prepared::ImportType;
-use crate::engine::process::Unsupported;
+use crate::engine::process::{ProcessEngine, Unsupported, process_spec};
 use crate::engine::resources::is_guest_resource;
-use crate::engine::{Engine, HostEvent, Outcome, Prepared, make_engine};
-use crate::oracle::compare;
+use crate::engine::{Engine, Outcome, Prepared, make_engine};
+use crate::oracle::{Difference, compare};
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
-use crate::reference::types::StringEncoding;
+use crate::reference::Value;
+use crate::reference::types::{FuncType, StringEncoding};
+use crate::suite::expect::check_plain;
 use crate::suite::expectations::Expectations;
-use crate::world::wave::{parse_value, print_value};
+use crate::suite::fused::run_fused;
+use crate::world::wave::parse_value;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -72,8 +77,26 @@ pub struct CaseSpec {
     /// Several host steps instead of the one call above.
     #[serde(default, rename = "step")]
     pub steps: Vec<StepSpec>,
+    /// A fused case: the guest above is the caller, composed with this callee.
+    #[serde(default)]
+    pub callee: Option<CalleeSpec>,
     #[serde(default)]
     pub expect: ExpectSpec,
+}
+
+/// The callee of a fused case: a second scripted guest whose exports the caller's imports
+/// reach through Wasmtime's fused adapters (the reference: canon_lower, then canon_lift). The
+/// caller runs `run`, calling the callee once per `imports` entry; the entry's `returns` is
+/// what the callee answers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CalleeSpec {
+    /// The callee's string encoding (default utf8).
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// The callee's realloc answers (`bump`, `trap`, `value:N`), over all its calls.
+    #[serde(default)]
+    pub realloc: Vec<String>,
 }
 
 /// One host step of a multi-step case: a call (with what the guest does in it), or dropping
@@ -124,8 +147,12 @@ pub struct ImportSpec {
     pub args: Vec<String>,
     #[serde(default)]
     pub returns: Option<String>,
+    /// Corrupts the arguments the guest hands over.
     #[serde(default)]
     pub corrupt: Option<CorruptSpec>,
+    /// In a fused case, corrupts what the callee returns (`returns`, laid out by the callee).
+    #[serde(default)]
+    pub returns_corrupt: Option<CorruptSpec>,
 }
 
 /// What the spec says must happen (every field optional).
@@ -155,6 +182,12 @@ pub struct ExpectSpec {
     pub dtors: Option<Vec<u32>>,
     /// The reps the host's destructors ran with, in order.
     pub host_dtors: Option<Vec<u32>>,
+    /// The return area of each import call whose results go through one (hex): what the
+    /// import's results were lowered into.
+    pub ret_area: Option<Vec<String>>,
+    /// In a fused case, the callee's log: the fields above that a guest's log answers
+    /// (the other fields are the caller's).
+    pub callee: Option<Box<ExpectSpec>>,
 }
 
 /// How a case ended on one engine (or on the reference's check).
@@ -183,6 +216,20 @@ pub struct CaseResult {
     pub trap: Option<String>,
 }
 
+/// How a case ended on one engine: its row, before the case's own fields are added.
+pub(crate) struct Ran {
+    pub engine: String,
+    pub status: Status,
+    pub trap: Option<String>,
+}
+
+impl Ran {
+    pub(crate) fn new(engine: &str, status: Status, outcome: Option<&Outcome>) -> Ran {
+        let trap = outcome.and_then(Outcome::trap_kind).map(|k| k.name().to_string());
+        Ran { engine: engine.to_string(), status, trap }
+    }
+}
+
 /// The suite files under `dir` (sorted).
 pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -203,14 +250,14 @@ fn toml_string(s: &str) -> String {
     format!("{s:?}")
 }
 
-fn parse_encoding(e: Option<&str>) -> Result<StringEncoding> {
+pub(crate) fn parse_encoding(e: Option<&str>) -> Result<StringEncoding> {
     match e {
         None => Ok(StringEncoding::Utf8),
         Some(e) => StringEncoding::parse(e).ok_or_else(|| anyhow!("unknown encoding `{e}`")),
     }
 }
 
-fn parse_names(n: Option<&str>) -> Result<NameScheme> {
+pub(crate) fn parse_names(n: Option<&str>) -> Result<NameScheme> {
     match n {
         None | Some("standard") => Ok(NameScheme::Standard),
         Some("legacy") => Ok(NameScheme::Legacy),
@@ -218,7 +265,7 @@ fn parse_names(n: Option<&str>) -> Result<NameScheme> {
     }
 }
 
-fn corruption(c: &Option<CorruptSpec>) -> Result<Option<Corruption>> {
+pub(crate) fn corruption(c: &Option<CorruptSpec>) -> Result<Option<Corruption>> {
     Ok(match c {
         None => None,
         Some(CorruptSpec { flat: Some((index, bits)), byte: None }) => {
@@ -243,6 +290,11 @@ fn realloc_answer(s: &str) -> Result<ReallocAnswer> {
     })
 }
 
+/// A guest's realloc answers, in order.
+pub(crate) fn realloc_answers(answers: &[String]) -> Result<Vec<ReallocAnswer>> {
+    answers.iter().map(|r| realloc_answer(r)).collect()
+}
+
 fn builtin_thunk(prepared: &Prepared, name: &str) -> Result<u32> {
     let (resource, op) = name
         .rsplit_once('.')
@@ -254,6 +306,45 @@ fn builtin_thunk(prepared: &Prepared, name: &str) -> Result<u32> {
         _ => false,
     });
     found.map(|i| i as u32).ok_or_else(|| anyhow!("the guest has no built-in `{name}`"))
+}
+
+/// `returns` as the result of `ft` (no value for a function without one), strings in `enc`.
+pub(crate) fn result_values(
+    ft: &FuncType,
+    returns: Option<&String>,
+    enc: StringEncoding,
+    what: &str,
+) -> Result<Vec<Value>> {
+    Ok(match (&ft.result, returns) {
+        (Some(t), Some(r)) => vec![parse_value(t, r, enc)?],
+        (None, None) => vec![],
+        (Some(_), None) => bail!("{what} has a result: say what it returns"),
+        (None, Some(_)) => bail!("{what} has no result"),
+    })
+}
+
+/// The guest's call of import `imp.call`: its thunk, its type, and the arguments the guest
+/// lays out (in its encoding, maybe corrupted).
+pub(crate) fn import_call<'p>(prepared: &'p Prepared, imp: &ImportSpec) -> Result<(u32, &'p FuncType, GuestValues)> {
+    let (thunk, ft) = prepared
+        .imports
+        .iter()
+        .enumerate()
+        .find_map(|(i, ty)| match ty {
+            ImportType::Func { name, ft } if *name == imp.call => Some((i as u32, ft)),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("the world imports no function `{}`", imp.call))?;
+    if imp.args.len() != ft.params.len() {
+        bail!("import `{}` takes {} argument(s)", imp.call, ft.params.len());
+    }
+    let values = ft
+        .params
+        .iter()
+        .zip(&imp.args)
+        .map(|((_, t), a)| parse_value(t, a, prepared.encoding))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((thunk, ft, GuestValues { values, corruption: corruption(&imp.corrupt)? }))
 }
 
 /// One call step.
@@ -276,45 +367,19 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         .zip(args)
         .map(|((_, t), a)| parse_value(t, a, StringEncoding::Utf8))
         .collect::<Result<Vec<_>>>()?;
-    let values = match (&ft.result, returns) {
-        (Some(t), Some(r)) => vec![parse_value(t, r, prepared.encoding)?],
-        (None, None) => vec![],
-        (Some(_), None) => bail!("`{call}` has a result: say what the guest returns"),
-        (None, Some(_)) => bail!("`{call}` has no result"),
-    };
+    let values = result_values(ft, returns, prepared.encoding, &format!("`{call}`"))?;
     let mut ops = vec![];
     for b in builtins {
         ops.push(GuestOp::Builtin { thunk: builtin_thunk(prepared, &b.builtin)?, arg: b.arg });
     }
     for imp in imports {
-        let (thunk, ift) = prepared
-            .imports
-            .iter()
-            .enumerate()
-            .find_map(|(i, ty)| match ty {
-                ImportType::Func { name, ft } if *name == imp.call => Some((i as u32, ft)),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("the world imports no function `{}`", imp.call))?;
-        if imp.args.len() != ift.params.len() {
-            bail!("import `{}` takes {} argument(s)", imp.call, ift.params.len());
+        if imp.returns_corrupt.is_some() {
+            bail!("import `{}`: `returns-corrupt` is for a fused case's callee", imp.call);
         }
-        let values = ift
-            .params
-            .iter()
-            .zip(&imp.args)
-            .map(|((_, t), a)| parse_value(t, a, prepared.encoding))
-            .collect::<Result<Vec<_>>>()?;
-        let result = match (&ift.result, &imp.returns) {
-            (Some(t), Some(r)) => Some(parse_value(t, r, StringEncoding::Utf8)?),
-            (None, None) => None,
-            _ => bail!("import `{}`: `returns` must match its result type", imp.call),
-        };
-        ops.push(GuestOp::Import(ImportPlan {
-            thunk,
-            args: GuestValues { values, corruption: corruption(&imp.corrupt)? },
-            result,
-        }));
+        let (thunk, ift, args) = import_call(prepared, imp)?;
+        let what = format!("import `{}`", imp.call);
+        let result = result_values(ift, imp.returns.as_ref(), StringEncoding::Utf8, &what)?.pop();
+        ops.push(GuestOp::Import(ImportPlan { thunk, args, result }));
     }
     Ok(StepPlan::Call(CallPlan {
         export,
@@ -327,7 +392,7 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
 
 /// Turn a case into steps for its prepared world.
 fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
-    let realloc: Vec<ReallocAnswer> = c.realloc.iter().map(|r| realloc_answer(r)).collect::<Result<_>>()?;
+    let realloc = realloc_answers(&c.realloc)?;
     if c.steps.is_empty() {
         if c.call.is_empty() {
             bail!("give `call` or `step`s");
@@ -363,160 +428,132 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
     Ok(out)
 }
 
-/// Check the case's expectation against the reference's outcome.
-fn check_expectation(prepared: &Prepared, c: &CaseSpec, o: &Outcome) -> Result<()> {
-    let e = &c.expect;
-    if let Some(trap) = &e.trap {
-        let got = o.trap_kind().map_or("none", |k| k.name());
-        if got != trap {
-            bail!(
-                "expected trap {trap}, the reference gives {got}{}",
-                o.trap.as_ref().map_or(String::new(), |t| format!(" ({})", t.message))
-            );
-        }
-    }
-    if let Some(want) = &e.result {
-        let ft = &prepared.exports.iter().find(|(n, _)| *n == c.call).ok_or_else(|| anyhow!("no export"))?.1;
-        let t = ft.result.as_ref().ok_or_else(|| anyhow!("`{}` has no result", c.call))?;
-        let want_v = parse_value(t, want, StringEncoding::Utf8)?;
-        let got = o.events.iter().find_map(|ev| match ev {
-            HostEvent::Returned { result: Some(v), .. } => Some(v),
-            _ => None,
-        });
-        match got {
-            Some(v) if v.matches(&want_v) => {}
-            Some(v) => bail!("expected result {want}, the reference gives {}", print_value(t, v).unwrap_or_default()),
-            None => bail!("expected result {want}, the call returned nothing"),
-        }
-    }
-    if let Some(want) = &e.realloc {
-        let log = o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"))?;
-        let got: Vec<[u32; 4]> = log
-            .iter()
-            .filter_map(|ev| match ev {
-                Event::Realloc { old_ptr, old_size, align, new_size, .. } => {
-                    Some([*old_ptr, *old_size, *align, *new_size])
-                }
-                _ => None,
-            })
-            .collect();
-        if &got != want {
-            bail!("expected realloc calls {want:?}, the reference makes {got:?}");
-        }
-    }
-    for (want, at_return) in [(&e.heap, false), (&e.heap_at_return, true)] {
-        let Some(want) = want else { continue };
-        let log = o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"))?;
-        let mut dumps = log.iter().filter_map(|ev| match ev {
-            Event::Memory { addr, bytes } if u64::from(*addr) == crate::encode::protocol::HEAP => Some(bytes),
-            _ => None,
-        });
-        let got = if at_return { dumps.next_back() } else { dumps.next() };
-        let got = got.ok_or_else(|| anyhow!("no heap dump in the guest log"))?;
-        let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
-        let want: String = want.chars().filter(|c| !c.is_whitespace()).collect();
-        if got != want {
-            let when = if at_return { "by the return" } else { "while lowering the arguments" };
-            bail!("expected heap {want} {when}, the reference writes {got}");
-        }
-    }
-    let log = || o.log.as_ref().ok_or_else(|| anyhow!("no guest log (the case trapped)"));
-    if let Some(want) = &e.builtin_results {
-        let builtin = |t: u32| !matches!(prepared.imports.get(t as usize), Some(ImportType::Func { .. }));
-        let got: Vec<u64> = log()?
-            .iter()
-            .filter_map(|ev| match ev {
-                Event::Import { thunk, results } if builtin(*thunk) => Some(results.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        if &got != want {
-            bail!("expected built-in results {want:?}, the reference gives {got:?}");
-        }
-    }
-    if let Some(want) = &e.params {
-        let got: Vec<Vec<u64>> = log()?
-            .iter()
-            .filter_map(|ev| match ev {
-                Event::Enter { entry, params } if *entry < 0x1000 => Some(params.clone()),
-                _ => None,
-            })
-            .collect();
-        if &got != want {
-            bail!("expected export params {want:?}, the reference gives {got:?}");
-        }
-    }
-    if let Some(want) = &e.dtors {
-        let got: Vec<u32> = log()?
-            .iter()
-            .filter_map(|ev| match ev {
-                Event::Enter { entry, params } if *entry >= 0x2000 => params.first().map(|p| *p as u32),
-                _ => None,
-            })
-            .collect();
-        if &got != want {
-            bail!("expected guest destructor calls {want:?}, the reference gives {got:?}");
-        }
-    }
-    if let Some(want) = &e.host_dtors {
-        let got: Vec<u32> = o
-            .events
-            .iter()
-            .filter_map(|ev| match ev {
-                HostEvent::Dtor { rep } => Some(*rep),
-                _ => None,
-            })
-            .collect();
-        if &got != want {
-            bail!("expected host destructor calls {want:?}, the reference gives {got:?}");
-        }
-    }
-    if let Some(want) = &e.import_args {
-        let got: Vec<&Vec<crate::reference::Value>> = o
-            .events
-            .iter()
-            .filter_map(|ev| match ev {
-                HostEvent::Import { args, .. } => Some(args),
-                _ => None,
-            })
-            .collect();
-        if got.len() != want.len() {
-            bail!("expected {} import call(s), the reference makes {}", want.len(), got.len());
-        }
-        for (imp, (want, got)) in c.imports.iter().zip(want.iter().zip(got)) {
-            let Some(ImportType::Func { ft, .. }) =
-                prepared.imports.iter().find(|ty| matches!(ty, ImportType::Func { name, .. } if *name == imp.call))
-            else {
-                bail!("no import `{}`", imp.call)
-            };
-            for ((_, t), (w, g)) in ft.params.iter().zip(want.iter().zip(got)) {
-                if !parse_value(t, w, StringEncoding::Utf8)?.matches(g) {
-                    bail!(
-                        "import `{}` expected argument {w}, the reference gives {}",
-                        imp.call,
-                        print_value(t, g).unwrap_or_default()
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
+/// The prepared worlds of one suite file, made once per encoding and name scheme (a failure
+/// is kept, so each case that needs the world reports it).
+pub(crate) struct WorldCache<'w, K, P> {
+    world: &'w str,
+    file: &'w Path,
+    made: BTreeMap<K, Result<P, String>>,
 }
 
-/// A case's world variant: its string encoding and name scheme (after checking its rules).
-fn case_setup(c: &CaseSpec) -> Result<(StringEncoding, NameScheme)> {
-    if c.rules.is_empty() {
-        bail!("the case names no rule (definitions.py functions)");
+impl<'w, K: Ord + Copy, P> WorldCache<'w, K, P> {
+    pub(crate) fn new(world: &'w str, file: &'w Path) -> Self {
+        WorldCache { world, file, made: BTreeMap::new() }
     }
-    if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
-        bail!("`{r}` is not a definitions.py function of the synchronous ABI");
+
+    pub(crate) fn get(&mut self, key: K, make: impl FnOnce(&str, K) -> Result<P>) -> Result<&P> {
+        let (world, file) = (self.world, self.file);
+        self.made
+            .entry(key)
+            .or_insert_with(|| make(world, key).map_err(|e| format!("{}: the world: {e:#}", file.display())))
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))
     }
-    Ok((parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?))
+}
+
+/// Where a case is, for expectations files: its area (the suite file's stem) and name.
+#[derive(Clone, Copy)]
+pub(crate) struct CaseId<'a> {
+    pub area: &'a str,
+    pub name: &'a str,
+}
+
+/// How an engine's outcome compares with the reference's: passed, an expected failure (a
+/// known divergence, or the case is listed as failing), or failed. A case listed as failing
+/// that passes is a failure too, so expectations files stay true.
+pub(crate) fn engine_status(engine: &str, id: CaseId<'_>, diffs: &[Difference], expectations: &Expectations) -> Status {
+    let listed = expectations.known_failure(engine, id.area, id.name);
+    if diffs.is_empty() {
+        return match listed {
+            Some(k) => Status::Failed(format!("passes, but {} lists it as failing", k.origin())),
+            None => Status::Passed,
+        };
+    }
+    let text: Vec<String> = diffs.iter().map(|d| format!("[{}] {}", d.area, d.detail)).collect();
+    let explained =
+        diffs.iter().map(|d| expectations.explain(engine, d).map(|k| k.rule.as_str())).collect::<Option<Vec<_>>>();
+    match (listed.map(|k| k.rule.as_str()), explained) {
+        (Some(rule), _) => Status::Xfail(format!("{} ({rule})", text.join("; "))),
+        (None, Some(rules)) => Status::Xfail(format!("{} ({})", text.join("; "), rules[0])),
+        (None, None) => Status::Failed(text.join("; ")),
+    }
+}
+
+/// Adapter processes, started once per world variant: an adapter compiles (or transpiles)
+/// the guest once, then runs every case of the file on it. Embedded engines are made per case.
+/// A failure is kept as (engine label, status) for every case that needs the engine.
+pub(crate) type Adapters = BTreeMap<((StringEncoding, NameScheme), String), Result<ProcessEngine, (String, Status)>>;
+
+/// A plain case: the guest alone, called by the host, on the reference and on `engines`
+/// except the composition engine (which runs fused cases only).
+fn run_plain(
+    worlds: &mut WorldCache<'_, (StringEncoding, NameScheme), Prepared>,
+    adapters: &mut Adapters,
+    id: CaseId<'_>,
+    c: &CaseSpec,
+    engines: &[String],
+    expectations: &Expectations,
+) -> Result<Vec<Ran>> {
+    let key = (parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?);
+    let p = worlds.get(key, |world, (enc, scheme)| Prepared::from_wit(world, None, scheme, enc))?;
+    let case = build_case(p, &plan(p, c)?)?;
+    let expected = make_engine("reference", p)?.run(&case)?;
+    let mut out = vec![Ran::new("reference", expectation_status(check_plain(p, c, &expected)), Some(&expected))];
+    for spec in engines.iter().filter(|n| n.as_str() != FUSED) {
+        let mut embedded;
+        let engine: &mut dyn Engine = match process_spec(spec) {
+            Some((command, kind)) => {
+                let made = adapters.entry((key, spec.clone())).or_insert_with(|| {
+                    ProcessEngine::new(p, command, kind).map_err(|e| match e.downcast_ref::<Unsupported>() {
+                        Some(u) => (u.engine.clone(), Status::Skipped(u.reason.clone())),
+                        None => (spec.clone(), Status::Failed(format!("engine error: {e:#}"))),
+                    })
+                });
+                match made {
+                    Ok(engine) => engine,
+                    Err((label, status)) => {
+                        out.push(Ran::new(label, status.clone(), None));
+                        continue;
+                    }
+                }
+            }
+            None => match make_engine(spec, p) {
+                Ok(e) => {
+                    embedded = e;
+                    embedded.as_mut()
+                }
+                Err(e) => {
+                    out.push(Ran::new(spec, Status::Failed(format!("engine error: {e:#}")), None));
+                    continue;
+                }
+            },
+        };
+        let label = engine.name().to_string();
+        if let Some(skip) = expectations.skip(&label, id.area, id.name) {
+            out.push(Ran::new(&label, Status::Skipped(skip.reason.clone()), None));
+            continue;
+        }
+        out.push(match engine.run(&case) {
+            Err(e) => Ran::new(&label, Status::Failed(format!("engine error: {e:#}")), None),
+            Ok(actual) => {
+                let status = engine_status(&label, id, &compare(p, &expected, &actual), expectations);
+                Ran::new(&label, status, Some(&actual))
+            }
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn expectation_status(checked: Result<()>) -> Status {
+    match checked {
+        Ok(()) => Status::Passed,
+        Err(e) => Status::Failed(format!("{e:#}")),
+    }
 }
 
 /// Run suite `file` on `engines`. Every case yields one `reference` row (the expectation) and
-/// one row per engine.
+/// one row per engine that runs it: plain cases run on every engine but `wasmtime-fused`,
+/// fused cases on `wasmtime-fused` only.
 pub fn run_file(
     file: &Path,
     engines: &[String],
@@ -525,115 +562,46 @@ pub fn run_file(
 ) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
-    let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-    let cases: Vec<&CaseSpec> = suite
-        .cases
-        .iter()
-        .filter(|c| filter.is_none_or(|f| c.name.contains(f) || c.rules.iter().any(|r| r.contains(f))))
-        .collect();
-    // Each world variant is prepared once and each engine made once on it (engines keep their
-    // compiled component, and an adapter its process, across the file's cases).
-    let setups: Vec<Result<(StringEncoding, NameScheme)>> = cases.iter().map(|c| case_setup(c)).collect();
-    let mut prepared: BTreeMap<(StringEncoding, bool), Result<Prepared, String>> = BTreeMap::new();
-    for (enc, scheme) in setups.iter().flatten() {
-        prepared.entry((*enc, *scheme == NameScheme::Legacy)).or_insert_with(|| {
-            Prepared::from_wit(&suite.world, None, *scheme, *enc)
-                .map_err(|e| format!("{}: the world: {e:#}", file.display()))
-        });
-    }
-    // A failed engine keeps (its name, the status of each case).
-    type Made<'p> = Result<Box<dyn Engine + 'p>, (String, Status)>;
-    let mut made: BTreeMap<(StringEncoding, bool, &str), Made<'_>> = BTreeMap::new();
+    let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let mut plain = WorldCache::new(&suite.world, file);
+    let mut fused = WorldCache::new(&suite.world, file);
+    let mut adapters = Adapters::new();
     let mut out = vec![];
-    for (c, setup) in cases.into_iter().zip(setups) {
+    for c in &suite.cases {
+        if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
+            continue;
+        }
         let line = line_of(&text, &c.name);
-        let row = |engine: &str, status: Status| CaseResult {
+        let row = |ran: Ran| CaseResult {
             file: file.to_path_buf(),
             line,
             name: c.name.clone(),
             rules: c.rules.clone(),
             bugs: c.bugs.clone(),
-            engine: engine.to_string(),
-            status,
-            trap: None,
+            engine: ran.engine,
+            status: ran.status,
+            trap: ran.trap,
         };
-        let ran = |mut r: CaseResult, o: &Outcome| {
-            r.trap = o.trap_kind().map(|k| k.name().to_string());
-            r
-        };
-        let key = match setup {
-            Ok((enc, scheme)) => (enc, scheme == NameScheme::Legacy),
-            Err(e) => {
-                out.push(row("reference", Status::Failed(format!("{e:#}"))));
-                continue;
-            }
-        };
-        let p = match &prepared[&key] {
-            Ok(p) => p,
-            Err(e) => {
-                out.push(row("reference", Status::Failed(e.clone())));
-                continue;
-            }
-        };
-        let case = match plan(p, c).and_then(|steps| build_case(p, &steps)) {
-            Ok(case) => case,
-            Err(e) => {
-                out.push(row("reference", Status::Failed(format!("{e:#}"))));
-                continue;
-            }
-        };
-        let expected = match make_engine("reference", p).and_then(|mut r| r.run(&case)) {
-            Ok(o) => o,
-            Err(e) => {
-                out.push(row("reference", Status::Failed(format!("{e:#}"))));
-                continue;
-            }
-        };
-        let status = match check_expectation(p, c, &expected) {
-            Ok(()) => Status::Passed,
-            Err(e) => Status::Failed(format!("{e:#}")),
-        };
-        out.push(ran(row("reference", status), &expected));
-        for spec in engines {
-            let engine = made.entry((key.0, key.1, spec.as_str())).or_insert_with(|| {
-                make_engine(spec, p).map_err(|e| match e.downcast_ref::<Unsupported>() {
-                    Some(u) => (u.engine.clone(), Status::Skipped(u.reason.clone())),
-                    None => (spec.clone(), Status::Failed(format!("engine error: {e:#}"))),
-                })
-            });
-            let engine = match engine {
-                Ok(engine) => engine,
-                Err((name, status)) => {
-                    out.push(row(name, status.clone()));
-                    continue;
-                }
-            };
-            let name = engine.name().to_string();
-            if let Some(skip) = expectations.skip(&name, &area, &c.name) {
-                out.push(row(&name, Status::Skipped(skip.reason.clone())));
-                continue;
-            }
-            let actual = engine.run(&case);
-            let status = match &actual {
-                Err(e) => Status::Failed(format!("engine error: {e:#}")),
-                Ok(actual) => {
-                    let diffs = compare(p, &expected, actual);
-                    let text: Vec<String> = diffs.iter().map(|d| format!("[{}] {}", d.area, d.detail)).collect();
-                    let explained = diffs.iter().map(|d| expectations.explain(&name, d)).collect::<Option<Vec<_>>>();
-                    match (diffs.is_empty(), expectations.known_failure(&name, &area, &c.name), explained) {
-                        (true, Some(k), _) => Status::Failed(format!("passes, but {} lists it as failing", k.origin())),
-                        (true, None, _) => Status::Passed,
-                        (false, Some(k), _) => Status::Xfail(format!("{} ({})", text.join("; "), k.rule)),
-                        (false, None, Some(known)) => Status::Xfail(format!("{} ({})", text.join("; "), known[0].rule)),
-                        (false, None, None) => Status::Failed(text.join("; ")),
-                    }
-                }
-            };
-            out.push(match &actual {
-                Ok(o) => ran(row(&name, status), o),
-                Err(_) => row(&name, status),
-            });
+        let id = CaseId { area, name: &c.name };
+        let rows = check_rules(c).and_then(|()| match &c.callee {
+            None => run_plain(&mut plain, &mut adapters, id, c, engines, expectations),
+            Some(callee) => run_fused(&mut fused, id, c, callee, engines, expectations),
+        });
+        match rows {
+            Ok(rows) => out.extend(rows.into_iter().map(row)),
+            Err(e) => out.push(row(Ran::new("reference", Status::Failed(format!("{e:#}")), None))),
         }
     }
     Ok(out)
+}
+
+/// Every case names the definitions.py functions whose rules it checks.
+fn check_rules(c: &CaseSpec) -> Result<()> {
+    if c.rules.is_empty() {
+        bail!("the case names no rule (definitions.py functions)");
+    }
+    if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
+        bail!("`{r}` is not a definitions.py function of the synchronous ABI");
+    }
+    Ok(())
 }

@@ -34,7 +34,7 @@ impl Engines {
 
 /// One known divergence.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KnownDivergence {
     pub engine: Engines,
     /// The oracle's area (`trap`, `value`, `realloc`, ...).
@@ -42,6 +42,11 @@ pub struct KnownDivergence {
     /// For `trap`: the class the reference expects and the class the engine shows.
     pub expected: Option<String>,
     pub actual: Option<String>,
+    /// For a guest-log area (`realloc`, `params`, ...): text the expected event and the
+    /// engine's event must contain (their Debug form, e.g. `align: 1, new_size`), so that an
+    /// entry explains one kind of difference, not the whole area.
+    pub expected_event: Option<String>,
+    pub actual_event: Option<String>,
     /// The definitions.py function whose rule the engine breaks.
     pub rule: String,
     pub evidence: String,
@@ -140,6 +145,13 @@ impl Expectations {
                     }
                     None => k.expected.is_none() && k.actual.is_none(),
                 }
+                && match &diff.events {
+                    Some((expected, actual)) => {
+                        k.expected_event.as_deref().is_none_or(|e| expected.contains(e))
+                            && k.actual_event.as_deref().is_none_or(|a| actual.contains(a))
+                    }
+                    None => k.expected_event.is_none() && k.actual_event.is_none(),
+                }
         })
     }
 
@@ -158,7 +170,7 @@ impl Expectations {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::*;
 
     #[test]
     fn glob_matches_stars_only() {
@@ -171,5 +183,33 @@ mod tests {
         assert!(!glob("strings/*", "lists/x"));
         assert!(glob("*", ""));
         assert!(!glob("ab*ba", "aba"));
+    }
+
+    fn realloc_difference(expected: &str, actual: &str) -> Difference {
+        Difference {
+            area: "realloc",
+            detail: String::new(),
+            trap_classes: None,
+            events: Some((expected.into(), actual.into())),
+        }
+    }
+
+    #[test]
+    fn a_log_entry_explains_only_the_events_it_names() {
+        let text = r#"
+[[divergence]]
+engine = "e"
+area = "realloc"
+expected-event = "align: 1, new_size"
+actual-event = "align: 2, new_size"
+rule = "r"
+evidence = "x"
+"#;
+        let file: File = toml::from_str(text).unwrap();
+        let ex = Expectations { entries: file.divergence, ..Expectations::default() };
+        let event = |align: u32| format!("Realloc {{ old_ptr: 8, old_size: 4, align: {align}, new_size: 2 }}");
+        assert!(ex.explain("e", &realloc_difference(&event(1), &event(2))).is_some());
+        assert!(ex.explain("e", &realloc_difference(&event(2), &event(1))).is_none());
+        assert!(ex.explain("other", &realloc_difference(&event(1), &event(2))).is_none());
     }
 }

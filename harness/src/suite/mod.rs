@@ -2,5 +2,7 @@
 
 pub mod cases;
 pub mod coverage;
+pub mod expect;
 pub mod expectations;
+pub mod fused;
 pub mod vectors;

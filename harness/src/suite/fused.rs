@@ -1,0 +1,97 @@
+//! Fused suite cases: the case's guest is a caller composed with a callee guest (`callee`), each
+//! with its own memory and string encoding. The caller's `run` calls the callee's exports
+//! through its imports; the reference chains the two guest models with canon_lower and
+//! canon_lift (SimFused), and `wasmtime-fused` runs the composite with Wasmtime's fused adapters.
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::encode::names::NameScheme;
+use crate::engine::fused::{FUSED, FusedCase, FusedPrepared, make_fused_engine};
+use crate::oracle::compare_fused;
+use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
+use crate::reference::types::StringEncoding;
+use crate::suite::cases::{
+    CalleeSpec, CaseId, CaseSpec, Ran, Status, WorldCache, corruption, engine_status, expectation_status, import_call,
+    parse_encoding, parse_names, realloc_answers, result_values,
+};
+use crate::suite::expect::check_fused;
+use crate::suite::expectations::Expectations;
+
+/// (caller encoding, callee encoding, name scheme).
+pub(crate) type FusedKey = (StringEncoding, StringEncoding, NameScheme);
+
+/// Run a fused case on the reference and, if asked for, on `wasmtime-fused`.
+pub(crate) fn run_fused(
+    worlds: &mut WorldCache<'_, FusedKey, FusedPrepared>,
+    id: CaseId<'_>,
+    c: &CaseSpec,
+    callee: &CalleeSpec,
+    engines: &[String],
+    expectations: &Expectations,
+) -> Result<Vec<Ran>> {
+    let key = (
+        parse_encoding(c.encoding.as_deref())?,
+        parse_encoding(callee.encoding.as_deref())?,
+        parse_names(c.names.as_deref())?,
+    );
+    let fp =
+        worlds.get(key, |world, (caller, callee, scheme)| FusedPrepared::new(world, None, scheme, caller, callee))?;
+    let case = plan_fused(fp, c, callee)?;
+    let expected = make_fused_engine("reference", fp)?.run(&case)?;
+    let mut out = vec![Ran::new("reference", expectation_status(check_fused(fp, c, &expected)), Some(&expected))];
+    if engines.iter().any(|n| n == FUSED) {
+        if let Some(skip) = expectations.skip(FUSED, id.area, id.name) {
+            out.push(Ran::new(FUSED, Status::Skipped(skip.reason.clone()), None));
+            return Ok(out);
+        }
+        out.push(match make_fused_engine(FUSED, fp).and_then(|mut e| e.run(&case)) {
+            Err(e) => Ran::new(FUSED, Status::Failed(format!("engine error: {e:#}")), None),
+            Ok(actual) => Ran::new(
+                FUSED,
+                engine_status(FUSED, id, &compare_fused(fp, &expected, &actual), expectations),
+                Some(&actual),
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// The caller runs `run`, making the case's import calls in order; the callee answers each
+/// call with the import entry's `returns` (laid out in the callee's encoding).
+fn plan_fused(fp: &FusedPrepared, c: &CaseSpec, callee: &CalleeSpec) -> Result<FusedCase> {
+    if !c.call.is_empty()
+        || !c.args.is_empty()
+        || c.returns.is_some()
+        || c.corrupt.is_some()
+        || !c.builtins.is_empty()
+        || !c.steps.is_empty()
+    {
+        bail!("a fused case's caller runs `run`: give its calls of the callee as `imports` only");
+    }
+    if c.imports.is_empty() {
+        bail!("a fused case calls the callee: give `imports`");
+    }
+    let mut ops = vec![];
+    let mut callee_steps = vec![];
+    let mut callee_realloc = Some(realloc_answers(&callee.realloc)?);
+    for imp in &c.imports {
+        let (thunk, ft, args) = import_call(&fp.caller, imp)?;
+        let export = fp.thunk_to_export[thunk as usize]
+            .ok_or_else(|| anyhow!("import `{}` does not reach the callee", imp.call))?;
+        ops.push(GuestOp::Import(ImportPlan { thunk, args, result: None }));
+        let what = format!("the callee's `{}`", imp.call);
+        let values = result_values(ft, imp.returns.as_ref(), fp.callee.encoding, &what)?;
+        callee_steps.push(StepPlan::Call(CallPlan {
+            export,
+            args: vec![],
+            ops: vec![],
+            result: GuestValues { values, corruption: corruption(&imp.returns_corrupt)? },
+            realloc: callee_realloc.take().unwrap_or_default(),
+        }));
+    }
+    let result = GuestValues { values: vec![], corruption: None };
+    let run = CallPlan { export: 0, args: vec![], ops, result, realloc: realloc_answers(&c.realloc)? };
+    let caller = build_case(&fp.caller, &[StepPlan::Call(run)])?;
+    let callee = build_case(&fp.callee, &callee_steps)?.script;
+    Ok(FusedCase { caller, callee })
+}
