@@ -40,6 +40,59 @@ pub struct SuiteArgs {
     coverage: bool,
 }
 
+/// One cell of the summary: the passed count, then `nF` failed, `nX` xfail, `nS` skipped.
+fn cell([p, f, x, s]: [u32; 4]) -> String {
+    let mut out = p.to_string();
+    for (n, tag) in [(f, 'F'), (x, 'X'), (s, 'S')] {
+        if n > 0 {
+            out.push_str(&format!(" {n}{tag}"));
+        }
+    }
+    out
+}
+
+/// Area × engine, with an `all` row; engines as columns so the table reads at a glance.
+fn summary_table(table: &BTreeMap<(String, String), [u32; 4]>) -> String {
+    let engines: Vec<&String> = {
+        let mut e: Vec<&String> = table.keys().map(|(_, e)| e).collect();
+        // The reference column (the expectations themselves) first.
+        e.sort_by_key(|e| (e.as_str() != "reference", e.as_str()));
+        e.dedup();
+        e
+    };
+    let areas: Vec<&String> = {
+        let mut a: Vec<&String> = table.keys().map(|(a, _)| a).collect();
+        a.dedup();
+        a
+    };
+    let mut totals: BTreeMap<&String, [u32; 4]> = BTreeMap::new();
+    for ((_, engine), counts) in table {
+        let t = totals.entry(engine).or_default();
+        t.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+    }
+    let row_of = |get: &dyn Fn(&String) -> Option<[u32; 4]>| -> Vec<String> {
+        engines.iter().map(|e| get(e).map_or("-".to_string(), cell)).collect()
+    };
+    let mut rows: Vec<(String, Vec<String>)> =
+        areas.iter().map(|a| ((*a).clone(), row_of(&|e| table.get(&((*a).clone(), e.clone())).copied()))).collect();
+    rows.push(("all".into(), row_of(&|e| totals.get(e).copied())));
+    let widths: Vec<usize> = engines
+        .iter()
+        .enumerate()
+        .map(|(i, e)| rows.iter().map(|(_, cells)| cells[i].len()).max().unwrap_or(0).max(e.len()))
+        .collect();
+    let line = |first: &str, cells: &[String]| {
+        let cells: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect();
+        format!("{first:<14} {}\n", cells.join("  "))
+    };
+    let mut out = line("area", &engines.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+    for (area, cells) in &rows {
+        out.push_str(&line(area, cells));
+    }
+    out.push_str("(passed; F failed, X expected failures, S skipped; - not run)\n");
+    out
+}
+
 pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
@@ -89,18 +142,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             Status::Skipped(_) => e[3] += 1,
         }
     }
-    // The totals per engine, as area `all`, after the areas.
-    let mut totals: BTreeMap<String, [u32; 4]> = BTreeMap::new();
-    for ((_, engine), counts) in &table {
-        let t = totals.entry(engine.clone()).or_default();
-        t.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
-    }
-    let w = table.keys().map(|(_, e)| e.len()).max().unwrap_or(0).max(6);
-    println!("{:<14} {:<w$} {:>6} {:>6} {:>6} {:>7}", "area", "engine", "passed", "failed", "xfail", "skipped");
-    let all = totals.iter().map(|(e, c)| (("all".to_string(), e.clone()), c));
-    for ((area, engine), [p, f, x, s]) in table.iter().map(|(k, c)| (k.clone(), c)).chain(all) {
-        println!("{area:<14} {engine:<w$} {p:>6} {f:>6} {x:>6} {s:>7}");
-    }
+    print!("{}", summary_table(&table));
     let failed: Vec<_> = rows.iter().filter(|r| matches!(r.status, Status::Failed(_))).collect();
     for r in &failed {
         if let Status::Failed(why) = &r.status {
@@ -128,8 +170,14 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             println!("no cases yet: {}", missing.join(", "));
         }
     }
-    let passed = rows.iter().filter(|r| r.status == Status::Passed).count();
-    println!("\n{passed} passed, {} failed", failed.len());
+    let count = |f: fn(&Status) -> bool| rows.iter().filter(|r| f(&r.status)).count();
+    println!(
+        "\n{} passed, {} failed, {} expected failures, {} skipped",
+        count(|s| matches!(s, Status::Passed)),
+        failed.len(),
+        count(|s| matches!(s, Status::Xfail(_))),
+        count(|s| matches!(s, Status::Skipped(_)))
+    );
     if !failed.is_empty() || broken_files > 0 {
         bail!("{} case result(s) failed, {broken_files} suite file(s) unreadable", failed.len());
     }
