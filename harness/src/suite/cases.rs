@@ -178,6 +178,8 @@ pub struct ExpectSpec {
     pub builtin_results: Option<Vec<u64>>,
     /// The flat params each export call received, in order (raw bits).
     pub params: Option<Vec<Vec<u64>>>,
+    /// The flat values each post-return call received (the export's flat results), in order.
+    pub post_return: Option<Vec<Vec<u64>>>,
     /// The reps the guest's destructors ran with, in order.
     pub dtors: Option<Vec<u32>>,
     /// The reps the host's destructors ran with, in order.

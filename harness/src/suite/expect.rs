@@ -5,7 +5,7 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::encode::protocol::HEAP;
+use crate::encode::protocol::{HEAP, dtor_entry, export_entry, post_return_entry};
 use crate::encode::script::Event;
 use crate::engine::fused::FusedPrepared;
 use crate::engine::prepared::ImportType;
@@ -191,23 +191,32 @@ fn check_log(prepared: &Prepared, e: &ExpectSpec, log: Option<&[Event]>, whose: 
             bail!("expected {whose} built-in results {want:?}, the reference gives {got:?}");
         }
     }
-    if let Some(want) = &e.params {
-        let got: Vec<Vec<u64>> = log()?
+    let entered = |range: std::ops::Range<u32>| -> Result<Vec<Vec<u64>>> {
+        Ok(log()?
             .iter()
             .filter_map(|ev| match ev {
-                Event::Enter { entry, params } if *entry < 0x1000 => Some(params.clone()),
+                Event::Enter { entry, params } if range.contains(entry) => Some(params.clone()),
                 _ => None,
             })
-            .collect();
+            .collect())
+    };
+    if let Some(want) = &e.params {
+        let got = entered(export_entry(0)..post_return_entry(0))?;
         if &got != want {
             bail!("expected {whose} export params {want:?}, the reference gives {got:?}");
+        }
+    }
+    if let Some(want) = &e.post_return {
+        let got = entered(post_return_entry(0)..dtor_entry(0))?;
+        if &got != want {
+            bail!("expected {whose} post-return calls with {want:?}, the reference gives {got:?}");
         }
     }
     if let Some(want) = &e.dtors {
         let got: Vec<u32> = log()?
             .iter()
             .filter_map(|ev| match ev {
-                Event::Enter { entry, params } if *entry >= 0x2000 => params.first().map(|p| *p as u32),
+                Event::Enter { entry, params } if *entry >= dtor_entry(0) => params.first().map(|p| *p as u32),
                 _ => None,
             })
             .collect();
