@@ -44,7 +44,7 @@ use crate::encode::signature::requirements;
 use crate::engine::HarnessError;
 use crate::engine::HostEvent;
 use crate::engine::core_wasmi::{
-    HostSlot, HostTrap, WasmiGuest, from_val as flat_of, to_val as wasmi_val, trap_of as wasmi_trap,
+    HostSlot, HostTrap, WasmiGuest, from_val as flat_of, func_exports, to_val as wasmi_val, trap_of as wasmi_trap,
     val_type as wasmi_type,
 };
 use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
@@ -653,14 +653,7 @@ fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, pl
             return Ok(run);
         }
     };
-    let exports: HashMap<String, wasmi::Func> = instance
-        .exports(&store)
-        .filter_map(|e| {
-            let name = e.name().to_string();
-            e.into_func().map(|f| (name, f))
-        })
-        .collect();
-    let exports = Arc::new(exports);
+    let exports = func_exports(&instance, &store);
     store.data_mut().exports = exports.clone();
     let memory = instance.get_memory(&store, &prepared.spec.memory).context("guest memory")?;
     let realloc = instance.get_func(&store, &prepared.spec.realloc).context("guest realloc")?;

@@ -85,22 +85,7 @@ fn opt_type(j: &Json) -> Result<Option<ValType>> {
 /// Parse a JSON type.
 pub fn type_from_json(j: &Json) -> Result<ValType> {
     if let Some(name) = j.as_str() {
-        return Ok(match name {
-            "bool" => ValType::Bool,
-            "s8" => ValType::S8,
-            "u8" => ValType::U8,
-            "s16" => ValType::S16,
-            "u16" => ValType::U16,
-            "s32" => ValType::S32,
-            "u32" => ValType::U32,
-            "s64" => ValType::S64,
-            "u64" => ValType::U64,
-            "f32" => ValType::F32,
-            "f64" => ValType::F64,
-            "char" => ValType::Char,
-            "string" => ValType::String,
-            _ => bail!("unknown type `{name}`"),
-        });
+        return ValType::primitive(name).ok_or_else(|| anyhow!("unknown type `{name}`"));
     }
     let obj = j.as_object().ok_or_else(|| anyhow!("a type is a string or an object, got {j}"))?;
     let (key, inner) =

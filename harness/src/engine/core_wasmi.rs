@@ -236,18 +236,24 @@ pub(crate) fn instantiate(
         linker.instantiate_and_start(&mut store, module).map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
     let memory = instance.get_memory(&store, memory).context("guest memory")?;
     let realloc = instance.get_func(&store, realloc).context("guest realloc")?;
-    let exports: HashMap<String, Func> = instance
-        .exports(&store)
-        .filter_map(|e| {
-            let name = e.name().to_string();
-            e.into_func().map(|f| (name, f))
-        })
-        .collect();
-    let exports = Arc::new(exports);
+    let exports = func_exports(&instance, &store);
     store.data_mut().exports = exports.clone();
     let mut host = std::mem::take(&mut store.data_mut().host);
     host.present = true;
     Ok((store, host, WasmiGuestParts { memory, realloc, exports }))
+}
+
+/// An instance's function exports by name.
+pub(crate) fn func_exports(instance: &wasmi::Instance, store: impl wasmi::AsContext) -> Arc<HashMap<String, Func>> {
+    Arc::new(
+        instance
+            .exports(&store)
+            .filter_map(|e| {
+                let name = e.name().to_string();
+                e.into_func().map(|f| (name, f))
+            })
+            .collect(),
+    )
 }
 
 /// What a `WasmiGuest` needs besides its context.

@@ -145,6 +145,26 @@ pub enum ValType {
 }
 
 impl ValType {
+    /// The primitive type spelled `name` in WIT (`bool`, `s8`, ..., `char`, `string`).
+    pub fn primitive(name: &str) -> Option<ValType> {
+        Some(match name {
+            "bool" => ValType::Bool,
+            "s8" => ValType::S8,
+            "u8" => ValType::U8,
+            "s16" => ValType::S16,
+            "u16" => ValType::U16,
+            "s32" => ValType::S32,
+            "u32" => ValType::U32,
+            "s64" => ValType::S64,
+            "u64" => ValType::U64,
+            "f32" => ValType::F32,
+            "f64" => ValType::F64,
+            "char" => ValType::Char,
+            "string" => ValType::String,
+            _ => return None,
+        })
+    }
+
     pub fn list(t: ValType) -> ValType {
         ValType::List(Box::new(t), None)
     }

@@ -77,20 +77,12 @@ impl Parser<'_> {
     fn ty(&mut self) -> Result<ValType> {
         let word = self.next()?;
         let name = word.strip_prefix('%').unwrap_or(&word);
+        if let Some(t) = ValType::primitive(&word) {
+            return Ok(t);
+        }
         Ok(match word.as_str() {
-            "bool" => ValType::Bool,
-            "s8" => ValType::S8,
-            "u8" => ValType::U8,
-            "s16" => ValType::S16,
-            "u16" => ValType::U16,
-            "s32" => ValType::S32,
-            "u32" => ValType::U32,
-            "s64" => ValType::S64,
-            "u64" => ValType::U64,
-            "f32" | "float32" => ValType::F32,
-            "f64" | "float64" => ValType::F64,
-            "char" => ValType::Char,
-            "string" => ValType::String,
+            "float32" => ValType::F32,
+            "float64" => ValType::F64,
             "list" => {
                 self.expect("<")?;
                 let t = self.ty()?;
