@@ -36,6 +36,22 @@ impl std::fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// An adapter that greeted failed to set the world up (its `compile` failed): the error
+/// carries the engine's label, so expectations files can name the failure.
+#[derive(Debug)]
+pub struct AdapterFailed {
+    pub engine: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for AdapterFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AdapterFailed {}
+
 /// A function as the protocol names it: (interface, name), its type, and for a core module
 /// its core names (`null` for a component).
 struct Func {
@@ -156,7 +172,7 @@ impl ProcessEngine {
                 "exports": export_decls,
             }),
         };
-        adapter.request(&compile)?;
+        adapter.request(&compile).map_err(|e| AdapterFailed { engine: name.clone(), message: format!("{e:#}") })?;
         Ok(ProcessEngine { name, adapter, exports, imports, load, reset, read_log })
     }
 

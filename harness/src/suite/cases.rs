@@ -16,7 +16,7 @@ use crate::encode::names::NameScheme;
 use crate::encode::script::ReallocAnswer;
 use crate::engine::fused::FUSED;
 use crate::engine::prepared::ImportType;
-use crate::engine::process::{ProcessEngine, Unsupported, process_spec};
+use crate::engine::process::{AdapterFailed, ProcessEngine, Unsupported, process_spec};
 use crate::engine::resources::is_guest_resource;
 use crate::engine::{Engine, Outcome, Prepared, make_engine};
 use crate::oracle::{Difference, compare};
@@ -481,10 +481,48 @@ pub(crate) fn engine_status(engine: &str, id: CaseId<'_>, diffs: &[Difference], 
     }
 }
 
+/// Why an adapter engine cannot run a world: (its label, what happened).
+pub(crate) enum Unavailable {
+    /// The world needs what the protocol lacks: its cases are skipped.
+    Unsupported(String, String),
+    /// The adapter failed to start or to compile the world: its cases fail, unless an
+    /// expectations file says they do.
+    Failed(String, String),
+}
+
+impl Unavailable {
+    fn of(spec: &str, e: anyhow::Error) -> Unavailable {
+        if let Some(u) = e.downcast_ref::<Unsupported>() {
+            return Unavailable::Unsupported(u.engine.clone(), u.reason.clone());
+        }
+        match e.downcast_ref::<AdapterFailed>() {
+            Some(f) => Unavailable::Failed(f.engine.clone(), f.message.clone()),
+            None => Unavailable::Failed(spec.to_string(), format!("{e:#}")),
+        }
+    }
+
+    /// This case's row.
+    fn row(&self, id: CaseId<'_>, expectations: &Expectations) -> Ran {
+        match self {
+            Unavailable::Unsupported(engine, reason) => Ran::new(engine, Status::Skipped(reason.clone()), None),
+            Unavailable::Failed(engine, message) => {
+                let status = match (
+                    expectations.skip(engine, id.area, id.name),
+                    expectations.known_failure(engine, id.area, id.name),
+                ) {
+                    (Some(skip), _) => Status::Skipped(skip.reason.clone()),
+                    (None, Some(k)) => Status::Xfail(format!("engine error: {message} ({})", k.rule)),
+                    (None, None) => Status::Failed(format!("engine error: {message}")),
+                };
+                Ran::new(engine, status, None)
+            }
+        }
+    }
+}
+
 /// Adapter processes, started once per world variant: an adapter compiles (or transpiles)
 /// the guest once, then runs every case of the file on it. Embedded engines are made per case.
-/// A failure is kept as (engine label, status) for every case that needs the engine.
-pub(crate) type Adapters = BTreeMap<((StringEncoding, NameScheme), String), Result<ProcessEngine, (String, Status)>>;
+pub(crate) type Adapters = BTreeMap<((StringEncoding, NameScheme), String), Result<ProcessEngine, Unavailable>>;
 
 /// A plain case: the guest alone, called by the host, on the reference and on `engines`
 /// except the composition engine (which runs fused cases only).
@@ -505,16 +543,13 @@ fn run_plain(
         let mut embedded;
         let engine: &mut dyn Engine = match process_spec(spec) {
             Some((command, kind)) => {
-                let made = adapters.entry((key, spec.clone())).or_insert_with(|| {
-                    ProcessEngine::new(p, command, kind).map_err(|e| match e.downcast_ref::<Unsupported>() {
-                        Some(u) => (u.engine.clone(), Status::Skipped(u.reason.clone())),
-                        None => (spec.clone(), Status::Failed(format!("engine error: {e:#}"))),
-                    })
-                });
+                let made = adapters
+                    .entry((key, spec.clone()))
+                    .or_insert_with(|| ProcessEngine::new(p, command, kind).map_err(|e| Unavailable::of(spec, e)));
                 match made {
                     Ok(engine) => engine,
-                    Err((label, status)) => {
-                        out.push(Ran::new(label, status.clone(), None));
+                    Err(unavailable) => {
+                        out.push(unavailable.row(id, expectations));
                         continue;
                     }
                 }

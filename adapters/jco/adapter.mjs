@@ -1,0 +1,667 @@
+#!/usr/bin/env node
+// witness adapter (adapters/PROTOCOL.md, version 1) for jco: a component is transpiled by
+// `@bytecodealliance/jco` into JS + core wasm, and run by Node's own wasm engine (V8).
+//
+// Run: `node adapters/jco/adapter.mjs` (after `adapters/jco/install.sh`). JSON lines on
+// stdin/stdout. Every read of stdin is synchronous (fs.readSync on fd 0 with our own line
+// buffer): an import is a synchronous JS host function called from wasm, and it must write
+// its callback line and read witness's reply before it returns.
+//
+// jco is used with `instantiation: 'sync'`: the generated module exports
+// `instantiate(getCoreModule, imports)`, so each `instantiate` request gets a fresh component
+// instance (all of jco's runtime state lives inside that call) wired to our host functions.
+//
+// Environment: WITNESS_JCO_KEEP=1 keeps the transpiled files (their directory is logged on
+// stderr) for reading the generated JS; WITNESS_JCO_DEBUG=1 logs every line on stderr.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const KEEP = !!process.env.WITNESS_JCO_KEEP;
+const DEBUG = !!process.env.WITNESS_JCO_DEBUG;
+
+// stdout carries the protocol only: anything jco or Node would print goes to stderr.
+for (const k of ['log', 'info', 'debug', 'warn', 'trace', 'dir']) {
+  console[k] = (...args) => console.error(...args);
+}
+process.on('unhandledRejection', (e) => console.error('jco adapter: unhandled rejection:', e));
+
+// ---------------------------------------------------------------------------------------------
+// Lines on stdin/stdout, synchronously.
+
+const STDIN = 0;
+const STDOUT = 1;
+const chunk = Buffer.alloc(1 << 16);
+let pending = []; // Buffers read but not yet split into lines
+let eof = false;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function sleepMs(ms) {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/** The next line of stdin without its `\n`, or null at end of input. */
+function readLine() {
+  for (;;) {
+    // Is there a complete line in what we have?
+    for (let i = 0; i < pending.length; i++) {
+      const nl = pending[i].indexOf(10);
+      if (nl >= 0) {
+        const head = pending.slice(0, i);
+        head.push(pending[i].subarray(0, nl));
+        const rest = pending[i].subarray(nl + 1);
+        pending = rest.length ? [rest, ...pending.slice(i + 1)] : pending.slice(i + 1);
+        return Buffer.concat(head).toString('utf8');
+      }
+    }
+    if (eof) {
+      if (pending.length) {
+        const last = Buffer.concat(pending).toString('utf8');
+        pending = [];
+        return last;
+      }
+      return null;
+    }
+    let n;
+    try {
+      n = fs.readSync(STDIN, chunk, 0, chunk.length, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') {
+        sleepMs(2);
+        continue;
+      }
+      if (e.code === 'EOF') {
+        eof = true;
+        continue;
+      }
+      throw e;
+    }
+    if (n === 0) {
+      eof = true;
+      continue;
+    }
+    pending.push(Buffer.from(chunk.subarray(0, n)));
+  }
+}
+
+function writeLine(obj) {
+  const line = JSON.stringify(obj) + '\n';
+  if (DEBUG) console.error('<- ' + line.trimEnd().slice(0, 400));
+  const buf = Buffer.from(line, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(STDOUT, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code === 'EAGAIN') {
+        sleepMs(1);
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+function readRequest() {
+  const line = readLine();
+  if (line === null) return null;
+  if (DEBUG) console.error('-> ' + line.slice(0, 400));
+  if (line.trim() === '') return readRequest();
+  return JSON.parse(line);
+}
+
+// ---------------------------------------------------------------------------------------------
+// jco
+
+const JCO_DIR = path.join(HERE, 'node_modules', '@bytecodealliance', 'jco');
+
+function jcoVersion() {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(JCO_DIR, 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+let jcoApi = null;
+async function jco() {
+  if (!jcoApi) jcoApi = await import(pathToFileURL(path.join(JCO_DIR, 'dist', 'api.js')).href);
+  return jcoApi;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names: jco names functions, record fields and flags in lowerCamelCase (heck's
+// to_lower_camel_case over the kebab-case WIT name: `get-HTTP-req` -> `getHttpReq`); variant
+// cases and enum cases keep their WIT names.
+
+function camel(name) {
+  const words = name.split('-').filter((w) => w.length);
+  return words
+    .map((w, i) => {
+      const lower = w.toLowerCase();
+      return i === 0 ? lower : lower.charAt(0).toUpperCase() + lower.slice(1);
+    })
+    .join('');
+}
+
+function stripVersion(iface) {
+  const at = iface.indexOf('@');
+  return at < 0 ? iface : iface.slice(0, at);
+}
+
+/** `ns:pkg/name@1.0.0` -> `name`. */
+function shortName(iface) {
+  const s = stripVersion(iface);
+  const slash = s.lastIndexOf('/');
+  return slash < 0 ? s : s.slice(slash + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values: protocol JSON <-> jco's JS representation, driven by the declared type.
+//
+// jco's representation (js-component-bindgen; checked against generated code):
+//   bool: boolean; s8..u32, f32, f64: number; s64/u64: bigint; char, string: string;
+//   list<u8|s8|u16|s16|u32|s32|u64|s64|f32|f64>: the matching typed array; other lists and
+//   fixed-length lists: arrays; tuple: array; record: object keyed by camelCase field;
+//   variant: {tag, val}; enum: the case name; flags: object of booleans keyed by camelCase;
+//   option<T>: T | undefined, except when T itself is represented as nullable (an option
+//   whose payload is not nullable: `maybe_null`), then {tag:'none'} | {tag:'some', val};
+//   result<T, E>: {tag:'ok'|'err', val}; a function's top-level result is unwrapped: an
+//   export returns the ok value and throws ComponentError(payload) for err; an import may
+//   return {tag:'ok'|'err', val} (or the ok value, or throw for err).
+
+class AdapterError extends Error {}
+
+const TYPED_ARRAYS = {
+  u8: Uint8Array,
+  s8: Int8Array,
+  u16: Uint16Array,
+  s16: Int16Array,
+  u32: Uint32Array,
+  s32: Int32Array,
+  u64: BigUint64Array,
+  s64: BigInt64Array,
+  f32: Float32Array,
+  f64: Float64Array,
+};
+
+/** js-component-bindgen's `maybe_null`: is `t` represented with null/undefined as a value? */
+function maybeNull(t) {
+  return t !== null && typeof t === 'object' && 'option' in t && !maybeNull(t.option);
+}
+
+function kindOf(t) {
+  if (typeof t === 'string') return t;
+  if (t && typeof t === 'object') {
+    for (const k of ['list', 'record', 'tuple', 'variant', 'enum', 'option', 'result', 'flags']) {
+      if (k in t) return k;
+    }
+  }
+  throw new AdapterError(`unknown type ${JSON.stringify(t)}`);
+}
+
+function floatToJs(v) {
+  if (typeof v === 'number') return v;
+  switch (v) {
+    case 'nan':
+      return NaN;
+    case 'inf':
+      return Infinity;
+    case '-inf':
+      return -Infinity;
+    case '-0':
+      return -0;
+  }
+  throw new AdapterError(`not a float: ${JSON.stringify(v)}`);
+}
+
+function floatFromJs(x) {
+  if (typeof x !== 'number') throw new AdapterError(`expected a number, got ${typeof x}`);
+  if (Number.isNaN(x)) return 'nan';
+  if (x === Infinity) return 'inf';
+  if (x === -Infinity) return '-inf';
+  if (x === 0 && Object.is(x, -0)) return '-0';
+  return x;
+}
+
+/** A protocol value `v` of type `t` as jco's JS value. */
+function toJs(t, v) {
+  const k = kindOf(t);
+  switch (k) {
+    case 'bool':
+      if (typeof v !== 'boolean') throw new AdapterError(`not a bool: ${JSON.stringify(v)}`);
+      return v;
+    case 's8':
+    case 'u8':
+    case 's16':
+    case 'u16':
+    case 's32':
+    case 'u32':
+      if (typeof v !== 'number') throw new AdapterError(`not a ${k}: ${JSON.stringify(v)}`);
+      return v;
+    case 's64':
+    case 'u64':
+      return BigInt(v);
+    case 'f32':
+    case 'f64':
+      return floatToJs(v);
+    case 'char':
+    case 'string':
+      if (typeof v !== 'string') throw new AdapterError(`not a ${k}: ${JSON.stringify(v)}`);
+      return v;
+    case 'list': {
+      if (!Array.isArray(v)) throw new AdapterError(`not a list: ${JSON.stringify(v)}`);
+      const elem = t.list;
+      const items = v.map((x) => toJs(elem, x));
+      const TA = typeof elem === 'string' && t.length === undefined ? TYPED_ARRAYS[elem] : undefined;
+      return TA ? TA.from(items) : items;
+    }
+    case 'tuple':
+      return t.tuple.map((et, i) => toJs(et, v[i]));
+    case 'record': {
+      const o = {};
+      for (const f of t.record) {
+        if (!(f.name in v)) throw new AdapterError(`record field ${f.name} missing`);
+        o[camel(f.name)] = toJs(f.type, v[f.name]);
+      }
+      return o;
+    }
+    case 'variant': {
+      const c = t.variant.find((c) => c.name === v.tag);
+      if (!c) throw new AdapterError(`no variant case ${JSON.stringify(v.tag)}`);
+      return c.type === null || c.type === undefined ? { tag: c.name } : { tag: c.name, val: toJs(c.type, v.val) };
+    }
+    case 'enum':
+      if (!t.enum.includes(v)) throw new AdapterError(`no enum case ${JSON.stringify(v)}`);
+      return v;
+    case 'option': {
+      const tagged = maybeNull(t.option);
+      if (v.tag === 'none') return tagged ? { tag: 'none' } : undefined;
+      if (v.tag === 'some') {
+        const x = toJs(t.option, v.val);
+        return tagged ? { tag: 'some', val: x } : x;
+      }
+      throw new AdapterError(`bad option ${JSON.stringify(v)}`);
+    }
+    case 'result': {
+      if (v.tag === 'ok') return { tag: 'ok', val: t.result.ok == null ? undefined : toJs(t.result.ok, v.val) };
+      if (v.tag === 'error') return { tag: 'err', val: t.result.error == null ? undefined : toJs(t.result.error, v.val) };
+      throw new AdapterError(`bad result ${JSON.stringify(v)}`);
+    }
+    case 'flags': {
+      if (!Array.isArray(v)) throw new AdapterError(`not flags: ${JSON.stringify(v)}`);
+      const o = {};
+      for (const name of t.flags) o[camel(name)] = v.includes(name);
+      return o;
+    }
+  }
+  throw new AdapterError(`unsupported type ${JSON.stringify(t)}`);
+}
+
+function intFromJs(k, x) {
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw new AdapterError(`not a ${k}: ${String(x)}`);
+  return x;
+}
+
+/** jco's JS value `x` of type `t` as a protocol value. */
+function fromJs(t, x) {
+  const k = kindOf(t);
+  switch (k) {
+    case 'bool':
+      if (typeof x === 'boolean') return x;
+      if (typeof x === 'number') return x !== 0;
+      throw new AdapterError(`not a bool: ${String(x)}`);
+    case 's8':
+    case 'u8':
+    case 's16':
+    case 'u16':
+    case 's32':
+    case 'u32':
+      return intFromJs(k, x);
+    case 's64':
+    case 'u64':
+      if (typeof x !== 'bigint' && typeof x !== 'number') throw new AdapterError(`not a ${k}: ${String(x)}`);
+      return BigInt(x).toString();
+    case 'f32':
+    case 'f64':
+      return floatFromJs(x);
+    case 'char':
+    case 'string':
+      if (typeof x !== 'string') throw new AdapterError(`not a ${k}: ${String(x)}`);
+      return x;
+    case 'list': {
+      if (!Array.isArray(x) && !ArrayBuffer.isView(x)) throw new AdapterError(`not a list: ${String(x)}`);
+      return Array.from(x, (e) => fromJs(t.list, e));
+    }
+    case 'tuple':
+      if (!Array.isArray(x)) throw new AdapterError(`not a tuple: ${String(x)}`);
+      return t.tuple.map((et, i) => fromJs(et, x[i]));
+    case 'record': {
+      if (x === null || typeof x !== 'object') throw new AdapterError(`not a record: ${String(x)}`);
+      const o = {};
+      for (const f of t.record) o[f.name] = fromJs(f.type, x[camel(f.name)]);
+      return o;
+    }
+    case 'variant': {
+      if (x === null || typeof x !== 'object') throw new AdapterError(`not a variant: ${String(x)}`);
+      const c = t.variant.find((c) => c.name === x.tag);
+      if (!c) throw new AdapterError(`no variant case ${JSON.stringify(x.tag)}`);
+      return c.type === null || c.type === undefined ? { tag: c.name } : { tag: c.name, val: fromJs(c.type, x.val) };
+    }
+    case 'enum':
+      if (!t.enum.includes(x)) throw new AdapterError(`no enum case ${JSON.stringify(x)}`);
+      return x;
+    case 'option': {
+      if (maybeNull(t.option)) {
+        if (x && x.tag === 'none') return { tag: 'none' };
+        if (x && x.tag === 'some') return { tag: 'some', val: fromJs(t.option, x.val) };
+        throw new AdapterError(`bad tagged option ${String(x)}`);
+      }
+      if (x === undefined || x === null) return { tag: 'none' };
+      return { tag: 'some', val: fromJs(t.option, x) };
+    }
+    case 'result': {
+      if (x === null || typeof x !== 'object') throw new AdapterError(`not a result: ${String(x)}`);
+      if (x.tag === 'ok') return t.result.ok == null ? { tag: 'ok' } : { tag: 'ok', val: fromJs(t.result.ok, x.val) };
+      if (x.tag === 'err')
+        return t.result.error == null ? { tag: 'error' } : { tag: 'error', val: fromJs(t.result.error, x.val) };
+      throw new AdapterError(`bad result tag ${JSON.stringify(x.tag)}`);
+    }
+    case 'flags': {
+      if (x === null || typeof x !== 'object') throw new AdapterError(`not flags: ${String(x)}`);
+      return t.flags.filter((name) => !!x[camel(name)]);
+    }
+  }
+  throw new AdapterError(`unsupported type ${JSON.stringify(t)}`);
+}
+
+function isResult(t) {
+  return t !== null && typeof t === 'object' && 'result' in t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traps: jco's and V8's messages, by witness trap class (harness/src/reference/trap.rs). The
+// first matching pattern wins; a message matching none is class null (unclassified).
+//
+// Where each comes from (jco 1.35.0, js-component-bindgen's generated JS):
+// * WebAssembly.RuntimeError from V8 while core wasm runs (guest code, realloc, post-return):
+//   "unreachable", "memory access out of bounds", ...; jco rewrites some of them into
+//   Wasmtime's wording (CORE_TRAP_MESSAGES / _normalizeCoreTrap: "wasm trap: wasm
+//   `unreachable` instruction executed", ...). Both spellings are matched.
+// * jco's lifting/lowering glue is JS: it reads memory through DataView and typed arrays, so
+//   a pointer past the end of memory there is a JS RangeError ("Offset is outside the bounds
+//   of the DataView", "Start offset N is outside the bounds of the buffer", "Invalid typed
+//   array length: N"), never a wasm trap.
+// * jco's own checks: `list pointer [P] is not aligned to A` (TypeError), `invalid variant
+//   discriminant for T` / `invalid discriminant specified for E` (TypeError), `not a valid
+//   char` (validateGuestChar), `cannot leave component instance`, `cannot enter component
+//   instance`, `borrow handles still remain at the end of the call`.
+const TRAP_TABLE = [
+  // jco's own checks
+  [/is not aligned to \d+/, 'misaligned-pointer'],
+  [/invalid alignment: type with 32bit alignment/, 'misaligned-pointer'],
+  [/invalid variant discriminant for bool/, null], // the spec lifts any non-zero as true
+  [/invalid variant discriminant for /, 'invalid-discriminant'],
+  [/invalid discriminant specified for /, 'invalid-discriminant'],
+  [/not a valid char/, 'invalid-char'],
+  [/^Error: invalid i32(,| out of range)/, 'invalid-char'], // i32ToChar
+  [/i32 must be greater than zero/, 'invalid-char'],
+  // validateGuestChar lets a negative i32 through to String.fromCodePoint, which refuses it
+  [/^RangeError: Invalid code point/, 'invalid-char'],
+  [/cannot leave component instance/, 'may-not-leave'],
+  [/cannot enter component instance/, 'reentrance'],
+  [/borrow handles still remain/, 'borrow-not-dropped'],
+  [/Resource borrow was not dropped/, 'borrow-not-dropped'],
+  [/borrows not dropped for resource call/, 'borrow-not-dropped'],
+  // decoders (jco 1.35 uses non-fatal TextDecoders, so these only matter if that changes)
+  [/^TypeError: The encoded data was not valid for encoding utf-8/i, 'invalid-utf8'],
+  [/^TypeError: The encoded data was not valid for encoding utf-16/i, 'invalid-utf16'],
+  // V8 refusing an access that jco's JS glue makes through DataView / typed arrays
+  [/^RangeError: Offset is outside the bounds of the DataView/, 'out-of-bounds'],
+  [/^RangeError: Start offset -?\d+ is outside the bounds of the buffer/, 'out-of-bounds'],
+  [/^RangeError: Invalid typed array length/, 'out-of-bounds'],
+  [/^RangeError: Invalid DataView length/, 'out-of-bounds'],
+  // `new Uint32Array(memory.buffer.slice(ptr, ptr + len*4))`: slice() clamps a range that
+  // runs past the end of memory, and the shortened copy is no whole number of elements.
+  [/^RangeError: byte length of \w+Array should be a multiple of \d+/, 'out-of-bounds'],
+  // `new Uint16Array(memory.buffer, ptr, n)` at an odd ptr
+  [/^RangeError: start offset of \w+Array should be a multiple of \d+/, 'misaligned-pointer'],
+  // core wasm trapped by itself (V8's messages, and jco's Wasmtime-style rewrites)
+  [/^RuntimeError: (wasm trap: )?(wasm `)?unreachable/, 'guest-trap'],
+  [/^RuntimeError: (wasm trap: )?(out of bounds )?memory access( out of bounds)?/, 'guest-trap'],
+  [/^RuntimeError: .*(divide by zero|remainder by zero|divide result unrepresentable|integer overflow)/, 'guest-trap'],
+  [/^RuntimeError: .*(float unrepresentable in integer range|invalid conversion to integer)/, 'guest-trap'],
+  [/^RuntimeError: .*(table index is out of bounds|undefined element|function signature mismatch|indirect call type mismatch)/, 'guest-trap'],
+  [/^RuntimeError: .*(null function|call stack exhausted)/, 'guest-trap'],
+  [/^RangeError: Maximum call stack size exceeded/, 'guest-trap'],
+];
+
+function describe(e) {
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  return `thrown non-error: ${String(e)}`;
+}
+
+function classify(e) {
+  const message = describe(e);
+  for (const [re, cls] of TRAP_TABLE) {
+    if (re.test(message)) return { class: cls, message };
+  }
+  return { class: null, message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The adapter's state: one compiled component, one instance at a time.
+
+class ImportFailed extends Error {}
+
+let compiled = null; // { mod, coreModules, imports, exports, dir }
+let instance = null; // jco's Root object
+let inCall = false;
+
+function findExport(root, iface, name) {
+  let holder = root;
+  if (iface !== null && iface !== undefined) {
+    holder = root[iface] ?? root[stripVersion(iface)] ?? root[camel(shortName(iface))];
+    if (!holder) throw new AdapterError(`jco instance has no export for interface ${iface}`);
+  }
+  const fn = holder[camel(name)] ?? holder[name];
+  if (typeof fn !== 'function') throw new AdapterError(`jco instance has no function ${name} in ${iface ?? 'the world'}`);
+  return fn;
+}
+
+function makeImport(decl) {
+  return function (...jsArgs) {
+    if (!inCall) throw new AdapterError(`import ${decl.name} called outside a call`);
+    let args;
+    try {
+      args = decl.params.map((p, i) => fromJs(p.type, jsArgs[i]));
+    } catch (e) {
+      throw e instanceof AdapterError ? e : new AdapterError(`import ${decl.name} args: ${describe(e)}`);
+    }
+    writeLine({ op: 'import', interface: decl.interface ?? null, name: decl.name, args });
+    const reply = readRequest();
+    if (reply === null) {
+      // witness is gone: nothing more to do.
+      process.exit(0);
+    }
+    if ('error' in reply) throw new ImportFailed(`witness failed the import ${decl.name}: ${reply.error}`);
+    if (!('ok' in reply)) throw new AdapterError(`bad import reply ${JSON.stringify(reply)}`);
+    if (decl.result === null || decl.result === undefined) return undefined;
+    // A top-level result is handed back as {tag:'ok'|'err', val}: jco's import wrapper takes
+    // an object with such a tag as the result itself (and would treat anything else as ok).
+    return toJs(decl.result, reply.ok);
+  };
+}
+
+function buildImports(decls) {
+  const obj = {};
+  for (const d of decls) {
+    const fn = makeImport(d);
+    if (d.interface === null || d.interface === undefined) {
+      // A world-level function import is its own "instance" with a default export.
+      for (const key of new Set([d.name, camel(d.name)])) {
+        obj[key] = { default: fn, [camel(d.name)]: fn };
+      }
+    } else {
+      for (const key of new Set([d.interface, stripVersion(d.interface)])) {
+        obj[key] ??= {};
+        obj[key][camel(d.name)] = fn;
+      }
+    }
+  }
+  return obj;
+}
+
+async function compile(req) {
+  if (req.kind !== 'component') throw new AdapterError(`kind ${req.kind} is not supported`);
+  if (compiled && !KEEP) fs.rmSync(compiled.dir, { recursive: true, force: true });
+  compiled = null;
+  instance = null;
+  const bytes = Buffer.from(req.wasm, 'base64');
+  const { transpile } = await jco();
+  let files;
+  try {
+    ({ files } = await transpile(new Uint8Array(bytes), {
+      name: 'component',
+      instantiation: 'sync',
+      noTypescript: true,
+      emitTypescriptDeclarations: false,
+      quiet: true,
+    }));
+  } catch (e) {
+    // js-component-bindgen runs as wasm: a panic of it is a bare `unreachable` here, and its
+    // message (e.g. an unsupported string encoding) went to stderr.
+    throw new AdapterError(`jco transpile failed: ${describe(e)} (js-component-bindgen's message is on stderr)`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-jco-'));
+  let jsFile = null;
+  const wasm = new Map();
+  for (const [name, data] of Object.entries(files)) {
+    const rel = name.replace(/^\/+/, '');
+    const out = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, data);
+    if (rel.endsWith('.wasm')) wasm.set(rel, data);
+    if (rel.endsWith('.js') && !rel.includes('/')) jsFile = out;
+  }
+  if (KEEP) console.error(`jco adapter: transpiled files in ${dir}`);
+  if (!jsFile) throw new AdapterError('jco produced no JS module');
+  const mod = await import(pathToFileURL(jsFile).href);
+  if (typeof mod.instantiate !== 'function') throw new AdapterError('the generated module has no instantiate()');
+  const coreModules = new Map();
+  const getCoreModule = (p) => {
+    const rel = p.replace(/^\.\//, '');
+    let m = coreModules.get(rel);
+    if (!m) {
+      const data = wasm.get(rel) ?? wasm.get(path.basename(rel));
+      if (!data) throw new AdapterError(`jco asked for an unknown core module ${p}`);
+      m = new WebAssembly.Module(data);
+      coreModules.set(rel, m);
+    }
+    return m;
+  };
+  for (const rel of wasm.keys()) getCoreModule(rel); // compile now: errors belong to `compile`
+  compiled = { mod, getCoreModule, imports: req.imports ?? [], exports: req.exports ?? [], dir };
+}
+
+function instantiate() {
+  if (!compiled) throw new AdapterError('instantiate before compile');
+  instance = null;
+  const root = compiled.mod.instantiate(compiled.getCoreModule, buildImports(compiled.imports));
+  if (root && typeof root.then === 'function') throw new AdapterError('jco instantiated asynchronously');
+  instance = root;
+}
+
+function call(req) {
+  if (!instance) return { error: 'call before instantiate' };
+  const iface = req.interface ?? null;
+  const decl = compiled.exports.find((d) => (d.interface ?? null) === iface && d.name === req.name);
+  if (!decl) return { error: `export ${iface ?? ''}#${req.name} was not declared at compile` };
+  let fn, jsArgs;
+  try {
+    fn = findExport(instance, iface, req.name);
+    jsArgs = decl.params.map((p, i) => toJs(p.type, req.args[i]));
+  } catch (e) {
+    return { error: `adapter: ${describe(e)}` };
+  }
+  let ret;
+  let threw = false;
+  let thrown;
+  inCall = true;
+  try {
+    ret = fn(...jsArgs);
+  } catch (e) {
+    threw = true;
+    thrown = e;
+  } finally {
+    inCall = false;
+  }
+  const topResult = decl.result !== null && decl.result !== undefined && isResult(decl.result);
+  if (threw) {
+    const e = thrown;
+    // A top-level result's err: jco throws ComponentError with the payload.
+    if (topResult && e instanceof Error && e.constructor?.name === 'ComponentError' && Object.hasOwn(e, 'payload')) {
+      try {
+        return { ok: fromJs(decl.result, { tag: 'err', val: e.payload }) };
+      } catch (ce) {
+        return { error: `adapter: ${describe(ce)}` };
+      }
+    }
+    if (e instanceof AdapterError) return { error: `adapter: ${e.message}` };
+    if (e instanceof ImportFailed) return { trap: { class: null, message: e.message } };
+    return { trap: classify(e) };
+  }
+  if (decl.result === null || decl.result === undefined) return { ok: null };
+  try {
+    return { ok: fromJs(decl.result, topResult ? { tag: 'ok', val: ret } : ret) };
+  } catch (e) {
+    return { error: `adapter: ${describe(e)}` };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 1 });
+  for (;;) {
+    let req;
+    try {
+      req = readRequest();
+    } catch (e) {
+      writeLine({ error: `adapter: bad request line: ${describe(e)}` });
+      continue;
+    }
+    if (req === null) break;
+    let reply;
+    try {
+      switch (req.op) {
+        case 'compile':
+          await compile(req);
+          reply = { ok: null };
+          break;
+        case 'instantiate':
+          instantiate();
+          reply = { ok: null };
+          break;
+        case 'call':
+          reply = call(req);
+          break;
+        default:
+          reply = { error: `adapter: unknown op ${JSON.stringify(req.op)}` };
+      }
+    } catch (e) {
+      reply = { error: e instanceof AdapterError ? e.message : `${req.op}: ${describe(e)}` };
+    }
+    writeLine(reply);
+  }
+  if (compiled && !KEEP) fs.rmSync(compiled.dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error('jco adapter: fatal:', e);
+  process.exit(1);
+});

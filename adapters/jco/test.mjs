@@ -1,0 +1,290 @@
+#!/usr/bin/env node
+// A standalone check of the jco adapter: a hand-made component (core module in WAT, WIT
+// embedded and componentized by jco's bundled wasm-tools) driven through the protocol of
+// adapters/PROTOCOL.md. Run: `node adapters/jco/test.mjs` (after adapters/jco/install.sh).
+// Prints one line per check and closes with "N passed, N failed".
+
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import assert from 'node:assert/strict';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const { parse, componentEmbed, componentNew } = await import(
+  pathToFileURL(path.join(HERE, 'node_modules/@bytecodealliance/jco/dist/api.js')).href
+);
+
+const WIT = `
+package witness:test;
+interface host {
+  log: func(s: string);
+  twice: func(x: u32) -> u32;
+  check: func(x: u32) -> result<u32, string>;
+}
+interface run {
+  add: func(a: u64, b: u64) -> u64;
+  echo: func(s: string) -> string;
+  boom: func();
+  call-twice: func(x: u32) -> u32;
+  maybe: func(x: u32) -> option<u32>;
+  even: func(x: u32) -> result<u32, u32>;
+  host-check: func(x: u32) -> u32;
+  bad-char: func() -> char;
+  bad-option: func() -> option<u32>;
+  misaligned: func() -> list<u32>;
+}
+world w {
+  import host;
+  export run;
+  export neg: func(x: f64) -> f64;
+}
+`;
+
+// The core module: legacy export names (`iface#func`), a bump allocator as cabi_realloc.
+const WAT = `
+(module
+  (import "witness:test/host" "log" (func $log (param i32 i32)))
+  (import "witness:test/host" "twice" (func $twice (param i32) (result i32)))
+  (import "witness:test/host" "check" (func $check (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get $align))))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (func (export "witness:test/run#add") (param i64 i64) (result i64)
+    (i64.add (local.get 0) (local.get 1)))
+  (func (export "witness:test/run#echo") (param $ptr i32) (param $len i32) (result i32)
+    (call $log (local.get $ptr) (local.get $len))
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (i32.const 16))
+  (func (export "witness:test/run#boom") unreachable)
+  (func (export "witness:test/run#call-twice") (param i32) (result i32)
+    (i32.add (call $twice (local.get 0)) (i32.const 1)))
+  (func (export "witness:test/run#maybe") (param $x i32) (result i32)
+    (i32.store8 (i32.const 32) (i32.ne (local.get $x) (i32.const 0)))
+    (i32.store (i32.const 36) (local.get $x))
+    (i32.const 32))
+  (func (export "witness:test/run#even") (param $x i32) (result i32)
+    (i32.store8 (i32.const 48) (i32.and (local.get $x) (i32.const 1)))
+    (i32.store (i32.const 52) (local.get $x))
+    (i32.const 48))
+  ;; check(x) -> result<u32, string> at 64: ok -> its payload; err -> the string's length
+  (func (export "witness:test/run#host-check") (param $x i32) (result i32)
+    (call $check (local.get $x) (i32.const 64))
+    (if (result i32) (i32.load8_u (i32.const 64))
+      (then (i32.load (i32.const 72)))
+      (else (i32.load (i32.const 68)))))
+  (func (export "witness:test/run#bad-char") (result i32) (i32.const 0xd800))
+  (func (export "witness:test/run#bad-option") (result i32)
+    (i32.store8 (i32.const 80) (i32.const 7))
+    (i32.const 80))
+  (func (export "witness:test/run#misaligned") (result i32)
+    (i32.store (i32.const 96) (i32.const 1026))
+    (i32.store (i32.const 100) (i32.const 2))
+    (i32.const 96))
+  (func (export "neg") (param f64) (result f64) (f64.neg (local.get 0)))
+)
+`;
+
+const core = await parse(WAT);
+const embedded = await componentEmbed({ binary: core, witSource: WIT, world: 'w' });
+const component = await componentNew(embedded);
+
+// --- a protocol client ---------------------------------------------------------------------
+
+const child = spawn(process.execPath, [path.join(HERE, 'adapter.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+let buffered = '';
+const lines = [];
+let waiter = null;
+child.stdout.setEncoding('utf8');
+child.stdout.on('data', (d) => {
+  buffered += d;
+  let nl;
+  while ((nl = buffered.indexOf('\n')) >= 0) {
+    lines.push(buffered.slice(0, nl));
+    buffered = buffered.slice(nl + 1);
+  }
+  if (waiter && lines.length) {
+    const w = waiter;
+    waiter = null;
+    w();
+  }
+});
+
+async function nextLine() {
+  while (!lines.length) await new Promise((r) => (waiter = r));
+  return JSON.parse(lines.shift());
+}
+
+const importLog = [];
+let importHandler = (req) => ({ ok: null });
+
+/** Send one request; answer import callbacks with importHandler; return the final reply. */
+async function request(obj) {
+  child.stdin.write(JSON.stringify(obj) + '\n');
+  for (;;) {
+    const msg = await nextLine();
+    if (msg.op === 'import') {
+      importLog.push(msg);
+      child.stdin.write(JSON.stringify(importHandler(msg)) + '\n');
+      continue;
+    }
+    return msg;
+  }
+}
+
+// --- checks ------------------------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+async function check(name, f) {
+  try {
+    await f();
+    passed++;
+    console.log(`ok: ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAILED: ${name}: ${e.message}`);
+  }
+}
+
+const RUN = 'witness:test/run';
+const HOST = 'witness:test/host';
+const fn = (iface, name, params, result) => ({
+  interface: iface,
+  name,
+  params: params.map((type, i) => ({ name: `p${i}`, type })),
+  result,
+});
+
+const greeting = await nextLine();
+await check('greeting', () => {
+  assert.equal(greeting.adapter, 'jco');
+  assert.equal(greeting.protocol, 1);
+  assert.match(greeting.version, /^\d+\.\d+\.\d+/);
+});
+
+const compileReply = await request({
+  op: 'compile',
+  kind: 'component',
+  wasm: Buffer.from(component).toString('base64'),
+  imports: [
+    fn(HOST, 'log', ['string'], null),
+    fn(HOST, 'twice', ['u32'], 'u32'),
+    fn(HOST, 'check', ['u32'], { result: { ok: 'u32', error: 'string' } }),
+  ],
+  exports: [
+    fn(RUN, 'add', ['u64', 'u64'], 'u64'),
+    fn(RUN, 'echo', ['string'], 'string'),
+    fn(RUN, 'boom', [], null),
+    fn(RUN, 'call-twice', ['u32'], 'u32'),
+    fn(RUN, 'maybe', ['u32'], { option: 'u32' }),
+    fn(RUN, 'even', ['u32'], { result: { ok: 'u32', error: 'u32' } }),
+    fn(RUN, 'host-check', ['u32'], 'u32'),
+    fn(RUN, 'bad-char', [], 'char'),
+    fn(RUN, 'bad-option', [], { option: 'u32' }),
+    fn(RUN, 'misaligned', [], { list: 'u32' }),
+    fn(null, 'neg', ['f64'], 'f64'),
+  ],
+});
+await check('compile', () => assert.deepEqual(compileReply, { ok: null }));
+
+const fresh = async () => assert.deepEqual(await request({ op: 'instantiate' }), { ok: null });
+const call = (iface, name, args) => request({ op: 'call', interface: iface, name, args });
+
+await check('u64 round trip (wrapping add)', async () => {
+  await fresh();
+  assert.deepEqual(await call(RUN, 'add', ['18446744073709551615', '2']), { ok: '1' });
+});
+
+await check('string round trip, with an import callback', async () => {
+  await fresh();
+  importLog.length = 0;
+  assert.deepEqual(await call(RUN, 'echo', ['héllo €𝄞']), { ok: 'héllo €𝄞' });
+  assert.deepEqual(importLog, [{ op: 'import', interface: HOST, name: 'log', args: ['héllo €𝄞'] }]);
+});
+
+await check('import result comes back to the guest', async () => {
+  await fresh();
+  importHandler = (req) => ({ ok: req.args[0] * 2 });
+  assert.deepEqual(await call(RUN, 'call-twice', [20]), { ok: 41 });
+});
+
+await check('import returning result: ok and error', async () => {
+  await fresh();
+  importHandler = (req) => (req.args[0] ? { ok: { tag: 'ok', val: 5 } } : { ok: { tag: 'error', val: 'four' } });
+  assert.deepEqual(await call(RUN, 'host-check', [1]), { ok: 5 });
+  assert.deepEqual(await call(RUN, 'host-check', [0]), { ok: 4 });
+});
+
+await check('option', async () => {
+  await fresh();
+  assert.deepEqual(await call(RUN, 'maybe', [7]), { ok: { tag: 'some', val: 7 } });
+  assert.deepEqual(await call(RUN, 'maybe', [0]), { ok: { tag: 'none' } });
+});
+
+await check('result: ok and error (ComponentError)', async () => {
+  await fresh();
+  assert.deepEqual(await call(RUN, 'even', [4]), { ok: { tag: 'ok', val: 4 } });
+  assert.deepEqual(await call(RUN, 'even', [5]), { ok: { tag: 'error', val: 5 } });
+});
+
+await check('f64 specials', async () => {
+  await fresh();
+  assert.deepEqual(await call(null, 'neg', [1.5]), { ok: -1.5 });
+  assert.deepEqual(await call(null, 'neg', ['inf']), { ok: '-inf' });
+  assert.deepEqual(await call(null, 'neg', [0]), { ok: '-0' });
+  assert.deepEqual(await call(null, 'neg', ['nan']), { ok: 'nan' });
+});
+
+await check('unreachable is a guest-trap', async () => {
+  await fresh();
+  const r = await call(RUN, 'boom', []);
+  assert.equal(r.trap?.class, 'guest-trap', JSON.stringify(r));
+});
+
+await check('a surrogate char is invalid-char', async () => {
+  await fresh();
+  const r = await call(RUN, 'bad-char', []);
+  assert.equal(r.trap?.class, 'invalid-char', JSON.stringify(r));
+});
+
+await check('option discriminant 7 is invalid-discriminant', async () => {
+  await fresh();
+  const r = await call(RUN, 'bad-option', []);
+  assert.equal(r.trap?.class, 'invalid-discriminant', JSON.stringify(r));
+});
+
+await check('a list<u32> at an odd pointer is misaligned-pointer', async () => {
+  await fresh();
+  const r = await call(RUN, 'misaligned', []);
+  assert.equal(r.trap?.class, 'misaligned-pointer', JSON.stringify(r));
+});
+
+await check('an import witness fails makes the call fail', async () => {
+  await fresh();
+  importHandler = () => ({ error: 'no' });
+  const r = await call(RUN, 'call-twice', [1]);
+  assert.ok(r.trap, JSON.stringify(r));
+});
+
+await check('a fresh instance after a trap works', async () => {
+  await fresh();
+  assert.deepEqual(await call(RUN, 'add', ['1', '2']), { ok: '3' });
+});
+
+await check('an undeclared export is an error', async () => {
+  const r = await call(RUN, 'nope', []);
+  assert.ok(r.error, JSON.stringify(r));
+});
+
+child.stdin.end();
+const code = await new Promise((r) => child.on('exit', r));
+await check('adapter exits 0 when stdin closes', () => assert.equal(code, 0));
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
