@@ -109,8 +109,9 @@ pub struct Summary {
     pub engine_time: BTreeMap<String, Duration>,
     /// Worlds that could not be prepared (a generator or encoder bug): seed and error.
     pub setup_failures: Vec<(u64, String)>,
-    /// Worlds an engine cannot run (an adapter protocol limit), per engine.
-    pub unsupported: BTreeMap<String, u64>,
+    /// Worlds an engine cannot run (an adapter's or the protocol's limit), per engine: how
+    /// many, and the first reason.
+    pub unsupported: BTreeMap<String, (u64, String)>,
     pub elapsed: Duration,
 }
 
@@ -301,7 +302,7 @@ pub fn run_campaign(
             match make_engine(name, &prepared) {
                 Ok(e) => engines.push((name.as_str(), e)),
                 Err(e) => match e.downcast_ref::<Unsupported>() {
-                    Some(u) => *s.unsupported.entry(u.engine.clone()).or_default() += 1,
+                    Some(u) => s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1,
                     None => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
                 },
             }

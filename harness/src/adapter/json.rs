@@ -5,12 +5,33 @@
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value as Json, json};
 
-use crate::reference::types::{CaseType, FieldType, FuncType, ValType};
+use crate::reference::types::{CaseType, FieldType, FuncType, ResourceType, ValType};
 use crate::reference::value::{HostString, Value};
 
-/// The JSON type of `t`. Resources are not in protocol version 1.
-pub fn type_to_json(t: &ValType) -> Result<Json> {
+/// How resource types are named in JSON (`{"interface":I,"name":N,"side":S}`): witness knows
+/// each `ResourceType`'s interface and side; an adapter maps the names to its own types.
+pub trait ResourceNames {
+    fn name_of(&self, rt: &ResourceType) -> Result<Json>;
+    fn resource_of(&mut self, j: &Json) -> Result<ResourceType>;
+}
+
+/// For worlds without resources.
+pub struct NoResources;
+
+impl ResourceNames for NoResources {
+    fn name_of(&self, rt: &ResourceType) -> Result<Json> {
+        bail!("resource `{}` in a world without resources", rt.name)
+    }
+    fn resource_of(&mut self, j: &Json) -> Result<ResourceType> {
+        bail!("resource {j} in a world without resources")
+    }
+}
+
+/// The JSON type of `t`.
+pub fn type_to_json(t: &ValType, r: &dyn ResourceNames) -> Result<Json> {
     let name = |l: &str| json!(l);
+    let ty = |t: &ValType| type_to_json(t, r);
+    let opt = |t: Option<&ValType>| t.map(ty).transpose();
     Ok(match t {
         ValType::Bool => name("bool"),
         ValType::S8 => name("s8"),
@@ -25,40 +46,38 @@ pub fn type_to_json(t: &ValType) -> Result<Json> {
         ValType::F64 => name("f64"),
         ValType::Char => name("char"),
         ValType::String => name("string"),
-        ValType::List(e, None) => json!({ "list": type_to_json(e)? }),
-        ValType::List(e, Some(n)) => json!({ "list": type_to_json(e)?, "length": n }),
+        ValType::List(e, None) => json!({ "list": ty(e)? }),
+        ValType::List(e, Some(n)) => json!({ "list": ty(e)?, "length": n }),
         ValType::Record(fields) => json!({ "record": fields
             .iter()
-            .map(|f| Ok(json!({ "name": f.label, "type": type_to_json(&f.t)? })))
+            .map(|f| Ok(json!({ "name": f.label, "type": ty(&f.t)? })))
             .collect::<Result<Vec<_>>>()? }),
-        ValType::Tuple(ts) => json!({ "tuple": ts.iter().map(type_to_json).collect::<Result<Vec<_>>>()? }),
+        ValType::Tuple(ts) => json!({ "tuple": ts.iter().map(ty).collect::<Result<Vec<_>>>()? }),
         ValType::Variant(cases) => json!({ "variant": cases
             .iter()
-            .map(|c| Ok(json!({ "name": c.label, "type": c.t.as_ref().map(type_to_json).transpose()? })))
+            .map(|c| Ok(json!({ "name": c.label, "type": opt(c.t.as_ref())? })))
             .collect::<Result<Vec<_>>>()? }),
         ValType::Enum(labels) => json!({ "enum": labels }),
-        ValType::Option(t) => json!({ "option": type_to_json(t)? }),
-        ValType::Result(ok, err) => json!({ "result": {
-            "ok": ok.as_deref().map(type_to_json).transpose()?,
-            "error": err.as_deref().map(type_to_json).transpose()?,
-        } }),
+        ValType::Option(t) => json!({ "option": ty(t)? }),
+        ValType::Result(ok, err) => json!({ "result": { "ok": opt(ok.as_deref())?, "error": opt(err.as_deref())? } }),
         ValType::Flags(labels) => json!({ "flags": labels }),
-        ValType::Own(_) | ValType::Borrow(_) => bail!("resource handles are not in adapter protocol version 1"),
+        ValType::Own(rt) => json!({ "own": r.name_of(rt)? }),
+        ValType::Borrow(rt) => json!({ "borrow": r.name_of(rt)? }),
     })
 }
 
 /// `type_to_json` for a function: its params and result.
-pub fn func_to_json(interface: Option<&str>, name: &str, ft: &FuncType) -> Result<Json> {
+pub fn func_to_json(interface: Option<&str>, name: &str, ft: &FuncType, r: &dyn ResourceNames) -> Result<Json> {
     let params = ft
         .params
         .iter()
-        .map(|(n, t)| Ok(json!({ "name": n, "type": type_to_json(t)? })))
+        .map(|(n, t)| Ok(json!({ "name": n, "type": type_to_json(t, r)? })))
         .collect::<Result<Vec<_>>>()?;
     Ok(json!({
         "interface": interface,
         "name": name,
         "params": params,
-        "result": ft.result.as_ref().map(type_to_json).transpose()?,
+        "result": ft.result.as_ref().map(|t| type_to_json(t, r)).transpose()?,
     }))
 }
 
@@ -78,55 +97,66 @@ fn names_of(j: &Json) -> Result<Vec<String>> {
     array_of(j)?.iter().map(|n| str_of(n).map(str::to_string)).collect()
 }
 
-fn opt_type(j: &Json) -> Result<Option<ValType>> {
-    if j.is_null() { Ok(None) } else { type_from_json(j).map(Some) }
-}
-
 /// Parse a JSON type.
-pub fn type_from_json(j: &Json) -> Result<ValType> {
+pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
     if let Some(name) = j.as_str() {
         return ValType::primitive(name).ok_or_else(|| anyhow!("unknown type `{name}`"));
     }
     let obj = j.as_object().ok_or_else(|| anyhow!("a type is a string or an object, got {j}"))?;
     let (key, inner) =
         obj.iter().find(|(k, _)| *k != "length").ok_or_else(|| anyhow!("a type object needs a kind, got {j}"))?;
+    let mut ty = |j: &Json| type_from_json(j, r);
     Ok(match key.as_str() {
         "list" => {
             let length = obj.get("length").map(|n| n.as_u64().map(|n| n as u32).ok_or_else(|| anyhow!("bad length")));
-            ValType::List(Box::new(type_from_json(inner)?), length.transpose()?)
+            ValType::List(Box::new(ty(inner)?), length.transpose()?)
         }
         "record" => ValType::Record(
             array_of(inner)?
                 .iter()
-                .map(|f| {
-                    Ok(FieldType { label: str_of(field(f, "name")?)?.into(), t: type_from_json(field(f, "type")?)? })
-                })
+                .map(|f| Ok(FieldType { label: str_of(field(f, "name")?)?.into(), t: ty(field(f, "type")?)? }))
                 .collect::<Result<_>>()?,
         ),
-        "tuple" => ValType::Tuple(array_of(inner)?.iter().map(type_from_json).collect::<Result<_>>()?),
+        "tuple" => ValType::Tuple(array_of(inner)?.iter().map(&mut ty).collect::<Result<_>>()?),
         "variant" => ValType::Variant(
             array_of(inner)?
                 .iter()
-                .map(|c| Ok(CaseType { label: str_of(field(c, "name")?)?.into(), t: opt_type(field(c, "type")?)? }))
+                .map(|c| {
+                    let t = field(c, "type")?;
+                    Ok(CaseType {
+                        label: str_of(field(c, "name")?)?.into(),
+                        t: (!t.is_null()).then(|| ty(t)).transpose()?,
+                    })
+                })
                 .collect::<Result<_>>()?,
         ),
         "enum" => ValType::Enum(names_of(inner)?),
-        "option" => ValType::option(type_from_json(inner)?),
-        "result" => ValType::result(opt_type(field(inner, "ok")?)?, opt_type(field(inner, "error")?)?),
+        "option" => ValType::option(ty(inner)?),
+        "result" => {
+            let (ok, err) = (field(inner, "ok")?, field(inner, "error")?);
+            let ok = (!ok.is_null()).then(|| ty(ok)).transpose()?;
+            let err = (!err.is_null()).then(|| ty(err)).transpose()?;
+            ValType::result(ok, err)
+        }
         "flags" => ValType::Flags(names_of(inner)?),
+        "own" => ValType::Own(r.resource_of(inner)?),
+        "borrow" => ValType::Borrow(r.resource_of(inner)?),
         other => bail!("unknown type kind `{other}`"),
     })
 }
 
 /// Parse a JSON function declaration: (interface, name, type).
-pub fn func_from_json(j: &Json) -> Result<(Option<String>, String, FuncType)> {
+pub fn func_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<(Option<String>, String, FuncType)> {
     let interface = field(j, "interface")?.as_str().map(str::to_string);
     let name = str_of(field(j, "name")?)?.to_string();
     let params = array_of(field(j, "params")?)?
         .iter()
-        .map(|p| Ok((str_of(field(p, "name")?)?.to_string(), type_from_json(field(p, "type")?)?)))
+        .map(|p| Ok((str_of(field(p, "name")?)?.to_string(), type_from_json(field(p, "type")?, r)?)))
         .collect::<Result<_>>()?;
-    let result = opt_type(j.get("result").unwrap_or(&Json::Null))?;
+    let result = match j.get("result") {
+        None | Some(Json::Null) => None,
+        Some(t) => Some(type_from_json(t, r)?),
+    };
     Ok((interface, name, FuncType { params, result }))
 }
 
@@ -215,6 +245,7 @@ pub fn value_to_json(t: &ValType, v: &Value) -> Result<Json> {
             _ => return Err(bad()),
         },
         (ValType::Flags(_), Value::Flags(set)) => json!(set),
+        (ValType::Own(_) | ValType::Borrow(_), Value::Handle(x)) => json!(x),
         _ => return Err(bad()),
     })
 }
@@ -296,7 +327,7 @@ pub fn value_from_json(t: &ValType, j: &Json) -> Result<Value> {
             // Declaration order, whatever order the adapter sent.
             Value::Flags(labels.iter().filter(|l| set.contains(l)).cloned().collect())
         }
-        ValType::Own(_) | ValType::Borrow(_) => bail!("resource handles are not in adapter protocol version 1"),
+        ValType::Own(_) | ValType::Borrow(_) => Value::Handle(int_from_json(j)?),
     })
 }
 
@@ -315,8 +346,8 @@ mod tests {
             let data = seed_bytes(seed, 2048);
             let mut u = arbitrary::Unstructured::new(&data);
             let Ok(t) = arbitrary_type(&mut u, &TypeConfig::default()) else { continue };
-            let j = type_to_json(&t).unwrap();
-            assert_eq!(type_from_json(&j).unwrap(), t, "{j}");
+            let j = type_to_json(&t, &NoResources).unwrap();
+            assert_eq!(type_from_json(&j, &mut NoResources).unwrap(), t, "{j}");
             let Ok(v) = arbitrary_value(&mut u, &t, StringEncoding::Utf8, &[]) else { continue };
             // Through the text, as the protocol carries it.
             let text = serde_json::to_string(&value_to_json(&t, &v).unwrap()).unwrap();

@@ -21,6 +21,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Greeting {
     pub adapter: String,
     pub version: String,
+    /// What it supports beyond the base protocol (`resources`).
+    pub features: Vec<String>,
 }
 
 pub struct AdapterProcess {
@@ -63,7 +65,7 @@ impl AdapterProcess {
             stdin,
             lines,
             stderr,
-            greeting: Greeting { adapter: String::new(), version: String::new() },
+            greeting: Greeting { adapter: String::new(), version: String::new(), features: vec![] },
         };
         let hello = p.receive().context("reading the adapter's greeting")?;
         let version = hello.get("protocol").and_then(Json::as_u64);
@@ -71,7 +73,11 @@ impl AdapterProcess {
             bail!("adapter `{command}` speaks protocol {version:?}, witness speaks {PROTOCOL_VERSION}: {hello}");
         }
         let text = |k: &str| hello.get(k).and_then(Json::as_str).unwrap_or_default().to_string();
-        p.greeting = Greeting { adapter: text("adapter"), version: text("version") };
+        let features = hello
+            .get("features")
+            .and_then(Json::as_array)
+            .map_or(vec![], |fs| fs.iter().filter_map(Json::as_str).map(str::to_string).collect());
+        p.greeting = Greeting { adapter: text("adapter"), version: text("version"), features };
         if p.greeting.adapter.is_empty() {
             bail!("adapter `{command}` greets without a name: {hello}");
         }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{Value as Json, json};
 use wasmi::{Config, Linker, Module, Store};
 
-use super::json::{value_from_json, value_to_json};
+use super::json::{NoResources, value_from_json, value_to_json};
 use super::server::{Compiled, Decl, Shared, call_args, decls, lock, trap_reply};
 use crate::engine::core_wasmi::{CoreImport, Ctx, WasmiGuestParts, instantiate, reference_linker};
 use crate::engine::host::{CoreGuest as _, Forward, HostState, call_core_export};
@@ -87,7 +87,7 @@ impl ServedModule {
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
         let module = Module::new(&engine, &wasm[..]).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
-        let imports = decls(request, "imports")?;
+        let imports = decls(request, "imports", &mut NoResources)?;
         let core_names = imports
             .iter()
             .map(|d| {
@@ -105,7 +105,7 @@ impl ServedModule {
             &realloc,
         )?;
         let mut exports = HashMap::new();
-        for Decl { interface, name, ft, core } in decls(request, "exports")? {
+        for Decl { interface, name, ft, core } in decls(request, "exports", &mut NoResources)? {
             let post_return = core["post-return"].as_str().map(str::to_string);
             exports.insert((interface, name), CoreExport { ft, name: text(&core, "name")?, post_return });
         }
@@ -172,5 +172,9 @@ impl Compiled for ServedModule {
             Err(t) if t.kind == TrapKind::Assertion => bail!("{t}"),
             Err(t) => Ok(trap_reply(&t)),
         }
+    }
+
+    fn drop_handle(&mut self, _: u32) -> Result<Json> {
+        bail!("core modules carry no resources")
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value as Json, json};
 
 use super::PROTOCOL_VERSION;
-use super::json::func_from_json;
+use super::json::{ResourceNames, func_from_json};
 use crate::reference::types::FuncType;
 use crate::reference::{Trap, TrapKind};
 
@@ -35,14 +35,19 @@ impl Io {
         Ok(Some(serde_json::from_str(&line).with_context(|| format!("not a JSON line: {line:?}"))?))
     }
 
-    /// Forward an import call to witness; its answer (`ok`'s value).
-    pub(super) fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<Json> {
-        self.send(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))?;
-        let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in an import call"))?;
+    /// Send a callback to witness (an import call, a destructor); its answer (`ok`'s value).
+    pub(super) fn callback(&mut self, message: &Json) -> Result<Json> {
+        self.send(message)?;
+        let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in a callback"))?;
         if let Some(e) = reply.get("error") {
-            bail!("witness failed the import call: {e}");
+            bail!("witness failed the callback {}: {e}", message["op"]);
         }
-        reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to an import call: {reply}"))
+        reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))
+    }
+
+    /// Forward an import call to witness; its result.
+    pub(super) fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<Json> {
+        self.callback(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))
     }
 }
 
@@ -61,11 +66,11 @@ pub(super) struct Decl {
 }
 
 /// The `imports` or `exports` of a `compile` request.
-pub(super) fn decls(request: &Json, key: &str) -> Result<Vec<Decl>> {
+pub(super) fn decls(request: &Json, key: &str, r: &mut dyn ResourceNames) -> Result<Vec<Decl>> {
     let list = request[key].as_array().ok_or_else(|| anyhow!("`{key}` missing"))?;
     list.iter()
         .map(|j| {
-            let (interface, name, ft) = func_from_json(j)?;
+            let (interface, name, ft) = func_from_json(j, r)?;
             Ok(Decl { interface, name, ft, core: j["core"].clone() })
         })
         .collect()
@@ -92,6 +97,8 @@ pub(super) trait Compiled {
     fn instantiate(&mut self) -> Result<()>;
     /// The final reply to a `call` request (`Err`: an adapter error).
     fn call(&mut self, request: &Json) -> Result<Json>;
+    /// The final reply to a `drop` request.
+    fn drop_handle(&mut self, handle: u32) -> Result<Json>;
 }
 
 fn compile(io: &Shared, request: &Json) -> Result<Box<dyn Compiled>> {
@@ -106,7 +113,13 @@ fn compile(io: &Shared, request: &Json) -> Result<Box<dyn Compiled>> {
 pub fn serve(input: impl BufRead + Send + 'static, output: impl Write + Send + 'static) -> Result<()> {
     let io: Shared = Arc::new(Mutex::new(Io { input: Box::new(input), output: Box::new(output) }));
     let version = env!("CARGO_PKG_VERSION");
-    lock(&io).send(&json!({ "adapter": "witness-adapter", "version": version, "protocol": PROTOCOL_VERSION }))?;
+    let greeting = json!({
+        "adapter": "witness-adapter",
+        "version": version,
+        "protocol": PROTOCOL_VERSION,
+        "features": ["resources"],
+    });
+    lock(&io).send(&greeting)?;
     let mut compiled: Option<Box<dyn Compiled>> = None;
     loop {
         let Some(request) = lock(&io).receive()? else { return Ok(()) };
@@ -117,12 +130,16 @@ pub fn serve(input: impl BufRead + Send + 'static, output: impl Write + Send + '
             }),
             (Some("instantiate"), Some(c)) => c.instantiate().map(|()| Json::Null),
             (Some("call"), Some(c)) => c.call(&request),
-            (Some("instantiate" | "call"), None) => Err(anyhow!("{} before `compile`", request["op"])),
+            (Some("drop"), Some(c)) => match request["handle"].as_u64().and_then(|h| u32::try_from(h).ok()) {
+                Some(h) => c.drop_handle(h),
+                None => Err(anyhow!("bad handle in {request}")),
+            },
+            (Some("instantiate" | "call" | "drop"), None) => Err(anyhow!("{} before `compile`", request["op"])),
             _ => Err(anyhow!("unknown request {request}")),
         };
         let reply = match reply {
-            // `call` builds its whole reply (a value or a trap); the others only succeed.
-            Ok(Json::Null) if request["op"] != "call" => json!({ "ok": null }),
+            // `call` and `drop` build their whole reply (a value or a trap); the others only succeed.
+            Ok(Json::Null) if request["op"] != "call" && request["op"] != "drop" => json!({ "ok": null }),
             Ok(reply) => reply,
             Err(e) => json!({ "error": format!("{e:#}") }),
         };

@@ -112,8 +112,8 @@ pub fn run(args: DiffArgs) -> Result<()> {
             println!("{engine:<14} {area:<14} {new:>6} {expected:>9}");
         }
     }
-    for (engine, worlds) in &s.unsupported {
-        println!("\n{engine}: {worlds} world(s) skipped (they need what adapter protocol version 1 lacks)");
+    for (engine, (worlds, reason)) in &s.unsupported {
+        println!("\n{engine}: {worlds} world(s) skipped: {reason}");
     }
     for (seed, e) in &s.setup_failures {
         println!("\nSETUP FAILURE world {seed}: {e}");

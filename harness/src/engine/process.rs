@@ -11,12 +11,13 @@ use base64::Engine as _;
 use serde_json::{Value as Json, json};
 
 use super::prepared::ImportType;
+use super::resources::{is_guest_resource, resource_owner};
 use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
-use crate::adapter::json::{func_to_json, value_from_json, value_to_json};
+use crate::adapter::json::{ResourceNames, func_to_json, value_from_json, value_to_json};
 use crate::adapter::process::AdapterProcess;
 use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_func_types, control_interface};
 use crate::encode::script::parse_log;
-use crate::reference::types::FuncType;
+use crate::reference::types::{FuncType, ResourceType, ValType};
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 
@@ -61,9 +62,24 @@ struct Func {
     core: Json,
 }
 
+/// Resource types as the protocol names them: the instance that defines them, on the side
+/// that implements them.
+struct PreparedResources<'p>(&'p Prepared);
+
+impl ResourceNames for PreparedResources<'_> {
+    fn name_of(&self, rt: &ResourceType) -> Result<Json> {
+        let side = if is_guest_resource(rt) { "export" } else { "import" };
+        Ok(json!({ "interface": resource_owner(self.0, rt)?, "name": rt.name, "side": side }))
+    }
+
+    fn resource_of(&mut self, j: &Json) -> Result<ResourceType> {
+        bail!("witness does not read resource types ({j})")
+    }
+}
+
 impl Func {
-    fn declaration(&self) -> Result<Json> {
-        let mut decl = func_to_json(self.interface.as_deref(), &self.name, &self.ft)?;
+    fn declaration(&self, r: &dyn ResourceNames) -> Result<Json> {
+        let mut decl = func_to_json(self.interface.as_deref(), &self.name, &self.ft, r)?;
         if !self.core.is_null() {
             decl["core"] = self.core.clone();
         }
@@ -80,8 +96,10 @@ pub struct ProcessEngine {
     adapter: AdapterProcess,
     /// Function export k.
     exports: Vec<Func>,
-    /// Import thunk t (functions only: version 1 carries no resources).
-    imports: Vec<Func>,
+    /// The function imports, with their thunk indices (resource built-ins are the runtime's).
+    imports: Vec<(u32, Func)>,
+    /// Host resource types, as the protocol names them (for destructor callbacks).
+    resources: Vec<(Json, ResourceType)>,
     load: Func,
     reset: Func,
     read_log: Func,
@@ -112,15 +130,33 @@ impl ProcessEngine {
             Kind::Module => format!("{}-core", adapter.greeting.adapter),
         };
         let unsupported = |reason: String| Unsupported { engine: name.clone(), reason };
+        let has_resources = prepared.imports.iter().any(|i| !matches!(i, ImportType::Func { .. }));
+        match (has_resources, kind, adapter.greeting.features.iter().any(|f| f == "resources")) {
+            (true, Kind::Module, _) => {
+                bail!(unsupported("the world has resources (not carried for core modules)".into()))
+            }
+            (true, Kind::Component, false) => {
+                bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)".into()))
+            }
+            _ => {}
+        }
+        let names = PreparedResources(prepared);
         let core = |json: Json| if kind == Kind::Module { json } else { Json::Null };
         let mut imports = vec![];
-        for (imp, ty) in prepared.spec.imports.iter().zip(&prepared.imports) {
-            let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else {
-                bail!(unsupported("the world has resources (adapter protocol version 1 carries none)".into()));
-            };
-            let interface = interface.map(|i| prepared.interface_name(i, true)).transpose()?;
-            let core = core(json!({ "module": imp.module, "name": imp.name }));
-            imports.push(Func { interface, name: func.clone(), ft: ft.clone(), core });
+        let mut resources = vec![];
+        for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
+            match (&imp.kind, ty) {
+                (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) => {
+                    let interface = interface.map(|i| prepared.interface_name(i, true)).transpose()?;
+                    let core = core(json!({ "module": imp.module, "name": imp.name }));
+                    imports.push((thunk as u32, Func { interface, name: func.clone(), ft: ft.clone(), core }));
+                }
+                // Each host resource type the guest imports has its drop built-in.
+                (_, ImportType::ResourceDrop(rt)) if !is_guest_resource(rt) => {
+                    resources.push((names.name_of(rt)?, rt.clone()));
+                }
+                _ => {}
+            }
         }
         let mut exports = vec![];
         let entries = prepared.spec.exports.iter().filter_map(|e| match &e.kind {
@@ -145,12 +181,9 @@ impl ProcessEngine {
             Func { interface: control.clone(), name: name.into(), ft, core }
         });
         let declare =
-            |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> { fs.map(Func::declaration).collect() };
-        let (import_decls, export_decls) =
-            match (declare(&mut imports.iter()), declare(&mut exports.iter().chain([&load, &reset, &read_log]))) {
-                (Ok(i), Ok(e)) => (i, e),
-                (Err(e), _) | (_, Err(e)) => bail!(unsupported(format!("{e:#}"))),
-            };
+            |fs: &mut dyn Iterator<Item = &Func>| -> Result<Vec<Json>> { fs.map(|f| f.declaration(&names)).collect() };
+        let import_decls = declare(&mut imports.iter().map(|(_, f)| f))?;
+        let export_decls = declare(&mut exports.iter().chain([&load, &reset, &read_log]))?;
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let compile = match kind {
             Kind::Component => json!({
@@ -159,6 +192,7 @@ impl ProcessEngine {
                 "wasm": b64(&prepared.component),
                 "imports": import_decls,
                 "exports": export_decls,
+                "resources": resources.iter().map(|(j, _)| j.clone()).collect::<Vec<_>>(),
             }),
             Kind::Module => json!({
                 "op": "compile",
@@ -173,7 +207,7 @@ impl ProcessEngine {
             }),
         };
         adapter.request(&compile).map_err(|e| AdapterFailed { engine: name.clone(), message: format!("{e:#}") })?;
-        Ok(ProcessEngine { name, adapter, exports, imports, load, reset, read_log })
+        Ok(ProcessEngine { name, adapter, exports, imports, resources, load, reset, read_log })
     }
 
     /// Run one call to its final reply, answering import callbacks with `results` and recording
@@ -187,11 +221,20 @@ impl ProcessEngine {
         self.adapter.send(request)?;
         loop {
             let reply = self.adapter.receive()?;
+            if reply["op"] == "dtor" {
+                let rep = reply["rep"].as_u64().and_then(|r| u32::try_from(r).ok());
+                let known = self.resources.iter().any(|(j, _)| *j == reply["resource"]);
+                let Some(rep) = rep.filter(|_| known) else {
+                    bail!("the adapter reports a bad destructor call: {reply}")
+                };
+                events.push(HostEvent::Dtor { rep });
+                self.adapter.send(&json!({ "ok": null }))?;
+                continue;
+            }
             if reply["op"] == "import" {
                 let (thunk, f) = self
                     .imports
                     .iter()
-                    .enumerate()
                     .find(|(_, f)| reply["interface"].as_str() == f.interface.as_deref() && reply["name"] == *f.name)
                     .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
                 let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
@@ -201,7 +244,7 @@ impl ProcessEngine {
                         .zip(args)
                         .map(|((_, t), j)| value_from_json(t, j))
                         .collect::<Result<Vec<_>>>()?;
-                events.push(HostEvent::Import { thunk: thunk as u32, args });
+                events.push(HostEvent::Import { thunk: *thunk, args });
                 let answer = match (results.pop_front(), &f.ft.result) {
                     (Some(Some(v)), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
                     (Some(None), None) => json!({ "ok": null }),
@@ -234,6 +277,12 @@ impl ProcessEngine {
     }
 }
 
+/// What a step's final reply completes.
+enum Done {
+    Returned(u32, Option<ValType>),
+    Dropped(u32),
+}
+
 impl Engine for ProcessEngine {
     fn name(&self) -> &str {
         &self.name
@@ -253,16 +302,21 @@ impl Engine for ProcessEngine {
         let mut results: VecDeque<Option<Value>> = case.import_results.iter().cloned().collect();
         let mut outcome = Outcome::default();
         for step in &case.steps {
-            let Step::Call(call) = step else { bail!("host drops need resources, which protocol version 1 lacks") };
-            let f = &self.exports[call.export as usize];
-            let args =
-                f.ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
-            let (request, result_type) = (f.call(args), f.ft.result.clone());
-            match self.call(&request, &mut results, &mut outcome.events)? {
-                Ok(v) => {
-                    let result = result_type.map(|t| value_from_json(&t, &v)).transpose()?;
-                    outcome.events.push(HostEvent::Returned { export: call.export, result });
+            let (request, done) = match step {
+                Step::Call(call) => {
+                    let f = &self.exports[call.export as usize];
+                    let args = f.ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_json(t, v));
+                    (f.call(args.collect::<Result<_>>()?), Done::Returned(call.export, f.ft.result.clone()))
                 }
+                Step::Drop { slot } => (json!({ "op": "drop", "handle": slot }), Done::Dropped(*slot)),
+            };
+            match self.call(&request, &mut results, &mut outcome.events)? {
+                Ok(v) => outcome.events.push(match done {
+                    Done::Returned(export, t) => {
+                        HostEvent::Returned { export, result: t.map(|t| value_from_json(&t, &v)).transpose()? }
+                    }
+                    Done::Dropped(slot) => HostEvent::Dropped { slot },
+                }),
                 Err(trap) => {
                     outcome.trap = Some(trap);
                     break;

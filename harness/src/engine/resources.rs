@@ -3,6 +3,9 @@
 //! order the host received them, so every engine names them alike (an engine may not expose
 //! the rep of a guest resource).
 
+use anyhow::{Result, anyhow};
+
+use super::Prepared;
 use crate::reference::types::{ResourceType, ValType, despecialize};
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
@@ -11,6 +14,19 @@ use crate::world::wit::GUEST_INSTANCE;
 /// Whether the guest implements `rt` (else the host does).
 pub fn is_guest_resource(rt: &ResourceType) -> bool {
     rt.impl_instance == GUEST_INSTANCE
+}
+
+/// The instance that defines `rt`, on the side that implements it: an imported interface for
+/// a host resource, an exported one for a guest resource (`None`: the world's root).
+pub fn resource_owner(prepared: &Prepared, rt: &ResourceType) -> Result<Option<String>> {
+    let resolve = &prepared.wit.resolve;
+    let index = crate::world::wit::resource_type_index(rt);
+    let (_, def) =
+        resolve.types.iter().find(|(id, _)| id.index() == index).ok_or_else(|| anyhow!("no resource {}", rt.name))?;
+    match def.owner {
+        wit_parser::TypeOwner::Interface(i) => Ok(Some(prepared.interface_name(i, !is_guest_resource(rt))?)),
+        _ => Ok(None),
+    }
 }
 
 /// A copy of `v` (of type `t`) with each handle replaced by `f(resource, own, handle)`.

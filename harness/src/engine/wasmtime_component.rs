@@ -12,7 +12,7 @@ use wasmtime::component::{
 use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 
 use super::prepared::ImportType;
-use super::resources::is_guest_resource;
+use super::resources::{is_guest_resource, resource_owner};
 use super::{Case, Engine, ExportCall, HarnessError, HostEvent, Outcome, Prepared, Step};
 use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_interface};
 use crate::encode::script::parse_log;
@@ -109,16 +109,27 @@ pub struct Ctx {
     limits: wasmtime::StoreLimits,
 }
 
-/// Handles through a store: host resources are `ResourceDynamic`s typed by the reference
-/// resource id; guest resources the host receives go to slots.
-struct StoreHandles<'a, 's> {
-    store: &'a mut StoreContextMut<'s, Ctx>,
+/// Store data that keeps the guest resources the host holds, by slot.
+pub(crate) trait GuestSlots: 'static {
+    fn slots(&mut self) -> &mut Vec<Option<ResourceAny>>;
 }
 
-impl HandleMap for StoreHandles<'_, '_> {
+impl GuestSlots for Ctx {
+    fn slots(&mut self) -> &mut Vec<Option<ResourceAny>> {
+        &mut self.slots
+    }
+}
+
+/// Handles through a store: host resources are `ResourceDynamic`s typed by the reference
+/// resource id; guest resources the host receives go to slots.
+pub(crate) struct StoreHandles<'a, 's, T: GuestSlots> {
+    pub(crate) store: &'a mut StoreContextMut<'s, T>,
+}
+
+impl<T: GuestSlots> HandleMap for StoreHandles<'_, '_, T> {
     fn lower(&mut self, rt: &ResourceType, own: bool, x: u32) -> Result<Val> {
         if is_guest_resource(rt) {
-            let slots = &mut self.store.data_mut().slots;
+            let slots = self.store.data_mut().slots();
             let slot = slots.get_mut(x as usize).ok_or_else(|| anyhow!("no host slot {x}"))?;
             let any = if own { slot.take() } else { *slot };
             return Ok(Val::Resource(any.ok_or_else(|| anyhow!("host slot {x} is empty"))?));
@@ -132,7 +143,7 @@ impl HandleMap for StoreHandles<'_, '_> {
 
     fn lift(&mut self, rt: &ResourceType, any: ResourceAny) -> Result<u32> {
         if is_guest_resource(rt) {
-            let slots = &mut self.store.data_mut().slots;
+            let slots = self.store.data_mut().slots();
             slots.push(Some(any));
             return Ok(slots.len() as u32 - 1);
         }
@@ -320,18 +331,6 @@ pub struct WasmtimeEngine<'p> {
     load: ComponentExportIndex,
     reset: ComponentExportIndex,
     read_log: ComponentExportIndex,
-}
-
-/// The import instance that defines host resource `rt` (`None`: the world's root).
-fn resource_owner(prepared: &Prepared, rt: &ResourceType) -> Result<Option<String>> {
-    let resolve = &prepared.wit.resolve;
-    let index = crate::world::wit::resource_type_index(rt);
-    let (_, def) =
-        resolve.types.iter().find(|(id, _)| id.index() == index).ok_or_else(|| anyhow!("no resource {}", rt.name))?;
-    match def.owner {
-        wit_parser::TypeOwner::Interface(i) => Ok(Some(prepared.interface_name(i, true)?)),
-        _ => Ok(None),
-    }
 }
 
 impl<'p> WasmtimeEngine<'p> {
