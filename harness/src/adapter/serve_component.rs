@@ -12,11 +12,10 @@ use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre
 use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 
 use super::json::{ResourceNames, value_from_json, value_to_json};
-use super::server::{Compiled, Decl, Shared, call_args, decls, lock, trap_reply};
+use super::server::{Compiled, Decl, RequestResources, Shared, call_args, decls, lock, trap_reply};
 use crate::engine::HarnessError;
 use crate::engine::wasmtime_component::{FUEL, GuestSlots, StoreHandles, classify, from_val_with, to_val_with};
 use crate::reference::types::{FuncType, ResourceType};
-use crate::world::wit::{GUEST_INSTANCE, HOST_INSTANCE};
 
 /// Store data: limits, and the guest resources the host holds.
 struct Data {
@@ -32,38 +31,6 @@ impl GuestSlots for Data {
 
 fn handles<'a, 's>(store: &'a mut StoreContextMut<'s, Data>) -> StoreHandles<'a, 's, Data> {
     StoreHandles { store }
-}
-
-/// The resource types a `compile` request names, each made a reference `ResourceType` with
-/// its own id (the id of its dynamic host resource type in Wasmtime).
-#[derive(Default)]
-struct RequestResources {
-    seen: Vec<(Json, ResourceType)>,
-}
-
-impl ResourceNames for RequestResources {
-    fn name_of(&self, rt: &ResourceType) -> Result<Json> {
-        self.seen
-            .iter()
-            .find(|(_, t)| t.id == rt.id)
-            .map(|(j, _)| j.clone())
-            .ok_or_else(|| anyhow!("no resource {rt:?}"))
-    }
-
-    fn resource_of(&mut self, j: &Json) -> Result<ResourceType> {
-        if let Some((_, rt)) = self.seen.iter().find(|(k, _)| k == j) {
-            return Ok(rt.clone());
-        }
-        let name = j["name"].as_str().ok_or_else(|| anyhow!("resource without a name: {j}"))?.to_string();
-        let impl_instance = match j["side"].as_str() {
-            Some("export") => GUEST_INSTANCE,
-            Some("import") => HOST_INSTANCE,
-            _ => bail!("resource without a side: {j}"),
-        };
-        let rt = ResourceType { id: self.seen.len() as u32 + 1, name, impl_instance };
-        self.seen.push((j.clone(), rt.clone()));
-        Ok(rt)
-    }
 }
 
 pub(super) struct ServedComponent {

@@ -1,6 +1,7 @@
 //! `kind: module` in `witness adapter`: a core module of the core-module build target
 //! (`cm32p2` or legacy names) on wasmi, with the reference host doing all lowering and lifting
-//! — what a core-only runtime's host must do. Import calls reach witness through the protocol.
+//! — what a core-only runtime's host must do, the handle table included. Import calls and host
+//! destructors reach witness through the protocol.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,14 +11,14 @@ use base64::Engine as _;
 use serde_json::{Value as Json, json};
 use wasmi::{Config, Linker, Module, Store};
 
-use super::json::{NoResources, value_from_json, value_to_json};
-use super::server::{Compiled, Decl, Shared, call_args, decls, lock, trap_reply};
+use super::json::{ResourceNames, value_from_json, value_to_json};
+use super::server::{Compiled, Decl, RequestResources, Shared, call_args, decls, lock, trap_reply};
 use crate::engine::core_wasmi::{CoreImport, Ctx, WasmiGuestParts, instantiate, reference_linker};
-use crate::engine::host::{CoreGuest as _, Forward, HostState, call_core_export};
+use crate::engine::host::{CoreGuest as _, Forward, HostState, call_core_export, drop_slot};
 use crate::engine::prepared::ImportType;
 use crate::reference::context::ComponentInstance;
-use crate::reference::flatten::{Context, flatten_functype};
-use crate::reference::types::{FuncType, PtrType, StringEncoding};
+use crate::reference::flatten::{Context, CoreFuncType, flatten_functype};
+use crate::reference::types::{CoreType, FuncType, PtrType, ResourceType, StringEncoding};
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 use crate::world::wit::GUEST_INSTANCE;
@@ -25,10 +26,11 @@ use crate::world::wit::GUEST_INSTANCE;
 /// The module's imports by thunk: (interface, name, type).
 type Imports = Arc<Vec<(Option<String>, String, FuncType)>>;
 
-/// The reference host's imports go to witness, over the protocol.
+/// The reference host's imports and host destructors go to witness, over the protocol.
 struct ProtocolForward {
     io: Shared,
     imports: Imports,
+    resources: Arc<RequestResources>,
 }
 
 impl Forward for ProtocolForward {
@@ -46,9 +48,34 @@ impl Forward for ProtocolForward {
         ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose().map_err(harness)
     }
 
+    fn host_dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<(), Trap> {
+        let harness = |e: anyhow::Error| Trap::new(TrapKind::Assertion, format!("{e:#}"));
+        let resource = self.resources.name_of(rt).map_err(harness)?;
+        lock(&self.io).callback(&json!({ "op": "dtor", "resource": resource, "rep": rep })).map_err(harness)?;
+        Ok(())
+    }
+
     fn as_any(&mut self) -> &mut dyn std::any::Any {
         self
     }
+}
+
+/// A resource built-in the module imports: `resource-new`, `resource-rep` or `resource-drop`.
+fn builtin(j: &Json, names: &mut RequestResources) -> Result<(ImportType, String, String)> {
+    let rt = names.resource_of(&j["resource"])?;
+    let ty = match j["builtin"].as_str() {
+        Some("resource-new") => ImportType::ResourceNew(rt),
+        Some("resource-rep") => ImportType::ResourceRep(rt),
+        Some("resource-drop") => ImportType::ResourceDrop(rt),
+        _ => bail!("unknown built-in in {j}"),
+    };
+    Ok((ty, text(&j["core"], "module")?, text(&j["core"], "name")?))
+}
+
+/// The core signature of a resource built-in: an i32 in, an i32 out but for drop.
+fn builtin_sig(ty: &ImportType) -> CoreFuncType {
+    let results = if matches!(ty, ImportType::ResourceDrop(_)) { vec![] } else { vec![CoreType::I32] };
+    CoreFuncType { params: vec![CoreType::I32], results }
 }
 
 /// A core export: its type, core name and post-return.
@@ -68,6 +95,11 @@ pub(super) struct ServedModule {
     initialize: Option<String>,
     encoding: StringEncoding,
     imports: Imports,
+    /// Every import by thunk: the functions, then the resource built-ins.
+    import_types: Vec<ImportType>,
+    /// The guest's destructor export of each guest resource type (by id).
+    dtors: Vec<(u32, String)>,
+    resources: Arc<RequestResources>,
     exports: HashMap<(Option<String>, String), CoreExport>,
     running: Option<(Store<Ctx>, HostState, WasmiGuestParts)>,
 }
@@ -87,28 +119,47 @@ impl ServedModule {
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
         let module = Module::new(&engine, &wasm[..]).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
-        let imports = decls(request, "imports", &mut NoResources)?;
-        let core_names = imports
+        let mut names = RequestResources::default();
+        for j in request["resources"].as_array().map_or(&[][..], Vec::as_slice) {
+            names.resource_of(j)?;
+        }
+        let imports = decls(request, "imports", &mut names)?;
+        let builtins = request["builtins"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .map(|d| {
-                Ok((
-                    text(&d.core, "module")?,
-                    text(&d.core, "name")?,
-                    flatten_functype(PtrType::I32, &d.ft, Context::Lower),
-                ))
-            })
+            .map(|j| builtin(j, &mut names))
             .collect::<Result<Vec<_>>>()?;
+        let dtors = request["dtors"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|j| Ok((names.resource_of(&j["resource"])?.id, text(j, "core")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut core_imports = vec![];
+        for d in &imports {
+            let sig = flatten_functype(PtrType::I32, &d.ft, Context::Lower);
+            core_imports.push((text(&d.core, "module")?, text(&d.core, "name")?, sig));
+        }
+        for (ty, module, name) in &builtins {
+            core_imports.push((module.clone(), name.clone(), builtin_sig(ty)));
+        }
         let linker = reference_linker(
             &engine,
-            core_names.iter().map(|(module, name, sig)| CoreImport { module, name, sig }),
+            core_imports.iter().map(|(module, name, sig)| CoreImport { module, name, sig }),
             &memory,
             &realloc,
         )?;
         let mut exports = HashMap::new();
-        for Decl { interface, name, ft, core } in decls(request, "exports", &mut NoResources)? {
+        for Decl { interface, name, ft, core } in decls(request, "exports", &mut names)? {
             let post_return = core["post-return"].as_str().map(str::to_string);
             exports.insert((interface, name), CoreExport { ft, name: text(&core, "name")?, post_return });
         }
+        let import_types = imports
+            .iter()
+            .map(|d| ImportType::Func { name: d.name.clone(), ft: d.ft.clone() })
+            .chain(builtins.into_iter().map(|(ty, _, _)| ty))
+            .collect();
         Ok(ServedModule {
             io: io.clone(),
             engine,
@@ -119,6 +170,9 @@ impl ServedModule {
             initialize: request["initialize"].as_str().map(str::to_string),
             encoding,
             imports: Arc::new(imports.into_iter().map(|d| (d.interface, d.name, d.ft)).collect()),
+            import_types,
+            dtors,
+            resources: Arc::new(names),
             exports,
             running: None,
         })
@@ -131,13 +185,14 @@ impl Compiled for ServedModule {
         let host = HostState {
             inst: ComponentInstance::new(GUEST_INSTANCE),
             encoding: self.encoding,
-            imports: self
-                .imports
-                .iter()
-                .map(|(_, name, ft)| ImportType::Func { name: name.clone(), ft: ft.clone() })
-                .collect(),
+            imports: self.import_types.clone(),
+            dtors: self.dtors.clone(),
             present: true,
-            forward: Some(Box::new(ProtocolForward { io: self.io.clone(), imports: self.imports.clone() })),
+            forward: Some(Box::new(ProtocolForward {
+                io: self.io.clone(),
+                imports: self.imports.clone(),
+                resources: self.resources.clone(),
+            })),
             ..HostState::default()
         };
         let (mut store, mut host, parts) =
@@ -174,7 +229,12 @@ impl Compiled for ServedModule {
         }
     }
 
-    fn drop_handle(&mut self, _: u32) -> Result<Json> {
-        bail!("core modules carry no resources")
+    fn drop_handle(&mut self, handle: u32) -> Result<Json> {
+        let (store, host, parts) = self.running.as_mut().ok_or_else(|| anyhow!("`drop` before `instantiate`"))?;
+        match drop_slot(host, &mut parts.guest(store), handle) {
+            Ok(()) => Ok(json!({ "ok": null })),
+            Err(t) if t.kind == TrapKind::Assertion => bail!("{t}"),
+            Err(t) => Ok(trap_reply(&t)),
+        }
     }
 }

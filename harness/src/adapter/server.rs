@@ -11,8 +11,9 @@ use serde_json::{Value as Json, json};
 
 use super::PROTOCOL_VERSION;
 use super::json::{ResourceNames, func_from_json};
-use crate::reference::types::FuncType;
+use crate::reference::types::{FuncType, ResourceType};
 use crate::reference::{Trap, TrapKind};
+use crate::world::wit::{GUEST_INSTANCE, HOST_INSTANCE};
 
 /// The two ends of the conversation; host functions use them in the middle of a call.
 pub(super) struct Io {
@@ -89,6 +90,38 @@ pub(super) fn call_args<'a>(request: &'a Json, ft: &FuncType) -> Result<&'a Vec<
 pub(super) fn trap_reply(trap: &Trap) -> Json {
     let class = (trap.kind != TrapKind::Unclassified).then_some(trap.kind.name());
     json!({ "trap": { "class": class, "message": trap.message } })
+}
+
+/// The resource types a `compile` request names, each made a reference `ResourceType` with
+/// its own id (the id of its dynamic host resource type in Wasmtime).
+#[derive(Default)]
+pub(super) struct RequestResources {
+    seen: Vec<(Json, ResourceType)>,
+}
+
+impl ResourceNames for RequestResources {
+    fn name_of(&self, rt: &ResourceType) -> Result<Json> {
+        self.seen
+            .iter()
+            .find(|(_, t)| t.id == rt.id)
+            .map(|(j, _)| j.clone())
+            .ok_or_else(|| anyhow!("no resource {rt:?}"))
+    }
+
+    fn resource_of(&mut self, j: &Json) -> Result<ResourceType> {
+        if let Some((_, rt)) = self.seen.iter().find(|(k, _)| k == j) {
+            return Ok(rt.clone());
+        }
+        let name = j["name"].as_str().ok_or_else(|| anyhow!("resource without a name: {j}"))?.to_string();
+        let impl_instance = match j["side"].as_str() {
+            Some("export") => GUEST_INSTANCE,
+            Some("import") => HOST_INSTANCE,
+            _ => bail!("resource without a side: {j}"),
+        };
+        let rt = ResourceType { id: self.seen.len() as u32 + 1, name, impl_instance };
+        self.seen.push((j.clone(), rt.clone()));
+        Ok(rt)
+    }
 }
 
 /// What a `compile` produced.

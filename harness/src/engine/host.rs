@@ -33,6 +33,11 @@ pub trait CoreGuest: Memory {
 pub trait Forward {
     /// The import `thunk` was called with these (lifted) arguments; the callee's result.
     fn call(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>, Trap>;
+    /// The guest dropped the last own handle of host resource `rt` with this rep: the host's
+    /// destructor runs (recorded as a host event either way).
+    fn host_dtor(&mut self, _rt: &ResourceType, _rep: u32) -> Result<(), Trap> {
+        Ok(())
+    }
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
@@ -159,7 +164,12 @@ pub fn serve_import(
         ImportType::ResourceDrop(rt) => {
             match canon_resource_drop(&mut host.inst, &rt, arg(0)?)? {
                 // The host's own resource: the host's destructor runs.
-                DropEffect::Destructor { rep, local: false, .. } => host.events.push(HostEvent::Dtor { rep }),
+                DropEffect::Destructor { rep, local: false, .. } => {
+                    host.events.push(HostEvent::Dtor { rep });
+                    if let Some(forward) = host.forward.as_mut() {
+                        forward.host_dtor(&rt, rep)?;
+                    }
+                }
                 // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
                 DropEffect::Destructor { rep, local: true, .. } => {
                     if let Some(dtor) = host.dtor_of(&rt) {

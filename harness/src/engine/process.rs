@@ -131,33 +131,45 @@ impl ProcessEngine {
         };
         let unsupported = |reason: String| Unsupported { engine: name.clone(), reason };
         let has_resources = prepared.imports.iter().any(|i| !matches!(i, ImportType::Func { .. }));
-        match (has_resources, kind, adapter.greeting.features.iter().any(|f| f == "resources")) {
-            (true, Kind::Module, _) => {
-                bail!(unsupported("the world has resources (not carried for core modules)".into()))
-            }
-            (true, Kind::Component, false) => {
-                bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)".into()))
-            }
-            _ => {}
+        if has_resources && !adapter.greeting.features.iter().any(|f| f == "resources") {
+            bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)".into()));
         }
         let names = PreparedResources(prepared);
         let core = |json: Json| if kind == Kind::Module { json } else { Json::Null };
         let mut imports = vec![];
         let mut resources = vec![];
+        // For a core module: the resource built-ins it imports, which the adapter's host serves.
+        let mut builtins = vec![];
+        let mut resource_types = vec![];
         for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
-            match (&imp.kind, ty) {
+            let (builtin, rt) = match (&imp.kind, ty) {
                 (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) => {
                     let interface = interface.map(|i| prepared.interface_name(i, true)).transpose()?;
                     let core = core(json!({ "module": imp.module, "name": imp.name }));
                     imports.push((thunk as u32, Func { interface, name: func.clone(), ft: ft.clone(), core }));
+                    continue;
                 }
-                // Each host resource type the guest imports has its drop built-in.
-                (_, ImportType::ResourceDrop(rt)) if !is_guest_resource(rt) => {
-                    resources.push((names.name_of(rt)?, rt.clone()));
-                }
-                _ => {}
+                (_, ImportType::ResourceNew(rt)) => ("resource-new", rt),
+                (_, ImportType::ResourceRep(rt)) => ("resource-rep", rt),
+                (_, ImportType::ResourceDrop(rt)) => ("resource-drop", rt),
+                (_, ImportType::Func { .. }) => bail!("import {} is a function of another kind", imp.name),
+            };
+            // Each host resource type the guest imports has its drop built-in.
+            if builtin == "resource-drop" && !is_guest_resource(rt) {
+                resources.push((names.name_of(rt)?, rt.clone()));
             }
+            let core = json!({ "module": imp.module, "name": imp.name });
+            builtins.push(json!({ "builtin": builtin, "resource": names.name_of(rt)?, "core": core }));
+            resource_types.push(rt.clone());
         }
+        let dtors = prepared
+            .dtors
+            .iter()
+            .map(|(id, core)| {
+                let rt = resource_types.iter().find(|rt| rt.id == *id).ok_or_else(|| anyhow!("no resource {id}"))?;
+                Ok(json!({ "resource": names.name_of(rt)?, "core": core }))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut exports = vec![];
         let entries = prepared.spec.exports.iter().filter_map(|e| match &e.kind {
             EntryKind::Func { interface, func } => Some((interface, func)),
@@ -204,6 +216,9 @@ impl ProcessEngine {
                 "initialize": prepared.scheme.initialize(),
                 "imports": import_decls,
                 "exports": export_decls,
+                "resources": resources.iter().map(|(j, _)| j.clone()).collect::<Vec<_>>(),
+                "builtins": builtins,
+                "dtors": dtors,
             }),
         };
         adapter.request(&compile).map_err(|e| AdapterFailed { engine: name.clone(), message: format!("{e:#}") })?;
