@@ -1,8 +1,9 @@
-//! `process:CMD`: the scripted guest as a component on a runtime witness drives through an
-//! adapter process (adapters/PROTOCOL.md). The adapter's runtime does all lowering and
-//! lifting; witness plays the host exactly as the `wasmtime` engine does: it loads the script
-//! through the control interface, makes the calls, answers import callbacks with the planned
-//! results, and reads the guest's log.
+//! `process:CMD` / `process-core:CMD`: the scripted guest, as a component or as the core module
+//! of the core-module build target, on a runtime witness drives through an adapter process
+//! (adapters/PROTOCOL.md). The adapter's runtime (or its host, for a core module) does all
+//! lowering and lifting; witness plays the host exactly as the `wasmtime` engine does: it loads
+//! the script through the control interface, makes the calls and host drops, answers import
+//! and destructor callbacks, and reads the guest's log.
 
 use std::collections::VecDeque;
 
@@ -21,8 +22,7 @@ use crate::reference::types::{FuncType, ResourceType, ValType};
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 
-/// A world this adapter protocol version cannot carry on engine `engine` (its cases are
-/// skipped, not failed).
+/// A world the adapter of engine `engine` cannot take (its cases are skipped, not failed).
 #[derive(Debug)]
 pub struct Unsupported {
     pub engine: String,
