@@ -11,6 +11,10 @@
 // `instantiate(getCoreModule, imports)`, so each `instantiate` request gets a fresh component
 // instance (all of jco's runtime state lives inside that call) wired to our host functions.
 //
+// Resources (the protocol's feature `resources`, see "Resources" below): host resources are
+// classes in jco's imports object whose objects stand for witness's reps; guest resources are
+// the objects of jco's exported classes, numbered as the host receives them.
+//
 // Environment: WITNESS_JCO_KEEP=1 keeps the transpiled files (their directory is logged on
 // stderr) for reading the generated JS; WITNESS_JCO_DEBUG=1 logs every line on stderr.
 
@@ -27,6 +31,15 @@ const DEBUG = !!process.env.WITNESS_JCO_DEBUG;
 for (const k of ['log', 'info', 'debug', 'warn', 'trace', 'dir']) {
   console[k] = (...args) => console.error(...args);
 }
+// jco registers every guest-resource object it hands the host with a FinalizationRegistry
+// whose callback drops the handle and runs the guest's destructor when the object is garbage
+// collected. That would run guest code (and possibly import callbacks) at whatever moment V8
+// collects: between requests, or on an instance witness has already replaced. witness drops
+// guest resources explicitly (`drop`), so the registry is made inert for the generated code.
+globalThis.FinalizationRegistry = class InertFinalizationRegistry {
+  register() {}
+  unregister() {}
+};
 process.on('unhandledRejection', (e) => console.error('jco adapter: unhandled rejection:', e));
 
 // ---------------------------------------------------------------------------------------------
@@ -147,6 +160,12 @@ function camel(name) {
     .join('');
 }
 
+/** jco's class name for a resource: heck's UpperCamelCase (`my-thing` -> `MyThing`). */
+function upperCamel(name) {
+  const c = camel(name);
+  return c.charAt(0).toUpperCase() + c.slice(1);
+}
+
 function stripVersion(iface) {
   const at = iface.indexOf('@');
   return at < 0 ? iface : iface.slice(0, at);
@@ -196,7 +215,7 @@ function maybeNull(t) {
 function kindOf(t) {
   if (typeof t === 'string') return t;
   if (t && typeof t === 'object') {
-    for (const k of ['list', 'record', 'tuple', 'variant', 'enum', 'option', 'result', 'flags']) {
+    for (const k of ['list', 'record', 'tuple', 'variant', 'enum', 'option', 'result', 'flags', 'own', 'borrow']) {
       if (k in t) return k;
     }
   }
@@ -297,6 +316,9 @@ function toJs(t, v) {
       for (const name of t.flags) o[camel(name)] = v.includes(name);
       return o;
     }
+    case 'own':
+    case 'borrow':
+      return handleToJs(t[k], k === 'own', v);
   }
   throw new AdapterError(`unsupported type ${JSON.stringify(t)}`);
 }
@@ -374,6 +396,9 @@ function fromJs(t, x) {
       if (x === null || typeof x !== 'object') throw new AdapterError(`not flags: ${String(x)}`);
       return t.flags.filter((name) => !!x[camel(name)]);
     }
+    case 'own':
+    case 'borrow':
+      return handleFromJs(t[k], x);
   }
   throw new AdapterError(`unsupported type ${JSON.stringify(t)}`);
 }
@@ -414,6 +439,11 @@ const TRAP_TABLE = [
   [/cannot leave component instance/, 'may-not-leave'],
   [/cannot enter component instance/, 'reentrance'],
   [/borrow handles still remain/, 'borrow-not-dropped'],
+  // rscTableGet / rscTableRemove (an empty or freed slot, index 0)
+  [/unknown handle index \d+/, 'unknown-handle'],
+  // rscTableRemove of an own handle whose scope is set (lent; sync code in jco 1.35 never sets
+  // it, see expectations/jco.toml)
+  [/cannot remove owned resource while borrowed/, 'handle-lent'],
   [/Resource borrow was not dropped/, 'borrow-not-dropped'],
   [/borrows not dropped for resource call/, 'borrow-not-dropped'],
   // decoders (jco 1.35 uses non-fatal TextDecoders, so these only matter if that changes)
@@ -457,18 +487,178 @@ function classify(e) {
 
 class ImportFailed extends Error {}
 
-let compiled = null; // { mod, coreModules, imports, exports, dir }
+/**
+ * jco handed the host a resource it cannot stand for: an object jco made itself for a handle
+ * index its table does not hold (it lifts some invalid handles without trapping, see
+ * expectations/jco.toml), or one of the wrong type. The call is answered as an unclassified
+ * trap whose message says so: there is no value to answer with.
+ */
+class BadHandle extends Error {}
+
+let compiled = null; // { mod, getCoreModule, imports, exports, resources, dir }
 let instance = null; // jco's Root object
 let inCall = false;
 
+/** A callback line to witness during a call (an import, a destructor); witness's `ok` value. */
+function callback(message, what) {
+  if (!inCall) throw new AdapterError(`${what} called outside a call`);
+  writeLine(message);
+  const reply = readRequest();
+  if (reply === null) {
+    // witness is gone: nothing more to do.
+    process.exit(0);
+  }
+  if ('error' in reply) throw new ImportFailed(`witness failed the ${what}: ${reply.error}`);
+  if (!('ok' in reply)) throw new AdapterError(`bad reply to the ${what}: ${JSON.stringify(reply)}`);
+  return reply.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources (feature `resources`; adapters/PROTOCOL.md, "Resources").
+//
+// What jco 1.35.0 does with them (js-component-bindgen's generated JS):
+// * A host resource R of an imported interface I is the class `imports[I][UpperCamel(R)]` (a
+//   resource of the world's own imports: `imports[R].default`). Lowering an object of it into
+//   the guest (own or borrow; `instanceof R` is checked) puts the object in a capture table
+//   under a rep jco counts itself (`++captureCnt`) and adds a handle to R's handle table (one
+//   table per resource type). Lifting a handle out of the guest (an import's argument, an
+//   export's result) finds the object again by that rep (`captureTable.get(rep)`), or, when
+//   there is none, makes one with `Object.create(R.prototype)`. `[resource-drop]R` of an own
+//   handle calls the captured object's `[Symbol.dispose]()`: the host destructor.
+//   An imported `[constructor]R` is called as `new R(...)`, `[method]R.m` as `obj.m(...)`,
+//   `[static]R.s` as `R.s(...)`.
+// * A guest resource R of an exported interface I is the class `root[I][UpperCamel(R)]`:
+//   `[constructor]R` is `new R(...)`, `[method]R.m` is `R.prototype.m` called on the object,
+//   `[static]R.s` is `R.s(...)`. Each object lifted out of the guest (own) keeps its guest
+//   handle index; its `[Symbol.dispose]()` drops that handle and runs the guest's destructor.
+//
+// The adapter: one class per host resource type per instance, whose objects stand for
+// witness's reps (one object per rep per instance); the guest-resource objects jco hands the
+// host are numbered 0, 1, 2, ... per instance.
+
+/** A symbol-keyed slot on a host resource class: its imported constructor, if any. */
+const CONSTRUCT = Symbol('witness imported constructor');
+const DISPOSE_KEYS = [...new Set([Symbol.dispose, Symbol.for('dispose')].filter((k) => k !== undefined))];
+const RESOURCE_FN = /^\[(constructor|method|static)\]([^.]+)(?:\.(.+))?$/;
+
+let res = null; // per instance: { hostClasses, hostObjects, guest, nextGuestId }
+const hostRep = new WeakMap(); // host resource object -> { key, rep }
+
+function rtKey(rt) {
+  return JSON.stringify([rt.interface ?? null, rt.name, rt.side]);
+}
+
+function freshResourceState() {
+  return { hostClasses: new Map(), hostObjects: new Map(), guest: new Map(), nextGuestId: 0 };
+}
+
+/** The class standing for host resource `rt` in one instance. */
+function makeHostClass(rt) {
+  const Cls = class {
+    // jco calls it only for an imported `[constructor]R` (`new R(...)`): the callback's answer,
+    // an own<R>, is our object for witness's rep, and `new` yields it.
+    constructor(...args) {
+      const ctor = Cls[CONSTRUCT];
+      if (!ctor) throw new AdapterError(`jco constructed host resource ${rt.name}, which has no imported constructor`);
+      return ctor(...args);
+    }
+  };
+  Object.defineProperty(Cls, 'name', { value: upperCamel(rt.name) });
+  const dispose = function () {
+    const info = hostRep.get(this);
+    if (!info) throw new BadHandle(`jco ran the destructor of a ${rt.name} the host never gave it`);
+    callback({ op: 'dtor', resource: rt, rep: info.rep }, `destructor of ${rt.name}`);
+  };
+  for (const k of DISPOSE_KEYS) Cls.prototype[k] = dispose;
+  return Cls;
+}
+
+/** The object standing for host resource `rt`'s rep `rep` in this instance. */
+function hostObject(rt, rep) {
+  if (!Number.isInteger(rep) || rep < 0 || rep > 0xffffffff) throw new AdapterError(`not a rep: ${JSON.stringify(rep)}`);
+  const key = rtKey(rt);
+  const Cls = res.hostClasses.get(key);
+  if (!Cls) throw new AdapterError(`host resource ${JSON.stringify(rt)} is not in compile's resources`);
+  let objects = res.hostObjects.get(key);
+  if (!objects) res.hostObjects.set(key, (objects = new Map()));
+  let o = objects.get(rep);
+  if (!o) {
+    o = Object.create(Cls.prototype);
+    hostRep.set(o, { key, rep });
+    objects.set(rep, o);
+  }
+  return o;
+}
+
+/** The exported class of guest resource `rt` in this instance, if jco has it. */
+function guestClass(rt) {
+  try {
+    return exportHolder(instance, rt.interface ?? null)[upperCamel(rt.name)];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Protocol value `v` of own<rt> (`own`) or borrow<rt> as jco's JS value. */
+function handleToJs(rt, own, v) {
+  if (!res) throw new AdapterError('a handle outside an instance');
+  if (rt.side === 'import') return hostObject(rt, v);
+  const entry = res.guest.get(v);
+  if (!entry) throw new AdapterError(`no guest resource ${JSON.stringify(v)} (never received, moved or dropped)`);
+  if (entry.key !== rtKey(rt)) throw new AdapterError(`guest resource ${v} is not a ${rt.name}`);
+  if (own) res.guest.delete(v); // moved to the guest
+  return entry.obj;
+}
+
+/** jco's JS value `x` of own<rt> or borrow<rt> as a protocol value. */
+function handleFromJs(rt, x) {
+  if (!res) throw new AdapterError('a handle outside an instance');
+  const key = rtKey(rt);
+  if (rt.side === 'import') {
+    const info = x !== null && typeof x === 'object' ? hostRep.get(x) : undefined;
+    if (!info || info.key !== key) {
+      throw new BadHandle(
+        `jco handed the host a ${rt.name} the host never gave it (an object jco made for a handle ` +
+          `it did not find in its table: jco lifted an invalid handle without trapping)`,
+      );
+    }
+    return info.rep;
+  }
+  const Cls = guestClass(rt);
+  if (x === null || typeof x !== 'object' || (typeof Cls === 'function' && !(x instanceof Cls))) {
+    throw new BadHandle(`jco handed the host something that is not a ${rt.name}: ${String(x)}`);
+  }
+  const id = res.nextGuestId++;
+  res.guest.set(id, { obj: x, key });
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function exportHolder(root, iface) {
+  if (iface === null || iface === undefined) return root;
+  const holder = root[iface] ?? root[stripVersion(iface)] ?? root[camel(shortName(iface))];
+  if (!holder) throw new AdapterError(`jco instance has no export for interface ${iface}`);
+  return holder;
+}
+
+/** Export `name` of `iface` as a JS function of its declared params' JS values. */
 function findExport(root, iface, name) {
-  let holder = root;
-  if (iface !== null && iface !== undefined) {
-    holder = root[iface] ?? root[stripVersion(iface)] ?? root[camel(shortName(iface))];
-    if (!holder) throw new AdapterError(`jco instance has no export for interface ${iface}`);
+  const holder = exportHolder(root, iface);
+  const where = iface ?? 'the world';
+  const m = RESOURCE_FN.exec(name);
+  if (m) {
+    const [, kind, resource, fname] = m;
+    const Cls = holder[upperCamel(resource)];
+    if (typeof Cls !== 'function') throw new AdapterError(`jco instance has no class ${upperCamel(resource)} in ${where}`);
+    if (kind === 'constructor') return (...args) => new Cls(...args);
+    const f = kind === 'method' ? Cls.prototype[camel(fname)] : Cls[camel(fname)];
+    if (typeof f !== 'function') throw new AdapterError(`jco's ${Cls.name} has no ${kind} ${camel(fname)} (${name})`);
+    // A method's first param is self (a borrow of the resource): the object it is called on.
+    return kind === 'method' ? (self, ...args) => f.apply(self, args) : (...args) => f(...args);
   }
   const fn = holder[camel(name)] ?? holder[name];
-  if (typeof fn !== 'function') throw new AdapterError(`jco instance has no function ${name} in ${iface ?? 'the world'}`);
+  if (typeof fn !== 'function') throw new AdapterError(`jco instance has no function ${name} in ${where}`);
   return fn;
 }
 
@@ -479,28 +669,47 @@ function makeImport(decl) {
     try {
       args = decl.params.map((p, i) => fromJs(p.type, jsArgs[i]));
     } catch (e) {
-      throw e instanceof AdapterError ? e : new AdapterError(`import ${decl.name} args: ${describe(e)}`);
+      throw e instanceof AdapterError || e instanceof BadHandle ? e : new AdapterError(`import ${decl.name} args: ${describe(e)}`);
     }
-    writeLine({ op: 'import', interface: decl.interface ?? null, name: decl.name, args });
-    const reply = readRequest();
-    if (reply === null) {
-      // witness is gone: nothing more to do.
-      process.exit(0);
-    }
-    if ('error' in reply) throw new ImportFailed(`witness failed the import ${decl.name}: ${reply.error}`);
-    if (!('ok' in reply)) throw new AdapterError(`bad import reply ${JSON.stringify(reply)}`);
+    const ok = callback({ op: 'import', interface: decl.interface ?? null, name: decl.name, args }, `import ${decl.name}`);
     if (decl.result === null || decl.result === undefined) return undefined;
     // A top-level result is handed back as {tag:'ok'|'err', val}: jco's import wrapper takes
     // an object with such a tag as the result itself (and would treat anything else as ok).
-    return toJs(decl.result, reply.ok);
+    return toJs(decl.result, ok);
   };
 }
 
-function buildImports(decls) {
+/** jco's imports object for one instance, with this instance's host resource classes. */
+function buildImports(decls, resources) {
   const obj = {};
+  for (const rt of resources) {
+    if (rt.side !== 'import') continue;
+    const Cls = makeHostClass(rt);
+    res.hostClasses.set(rtKey(rt), Cls);
+    if (rt.interface === null || rt.interface === undefined) {
+      // A resource of the world's own imports: `imports['r'].default`.
+      for (const key of new Set([rt.name, camel(rt.name)])) obj[key] = { default: Cls, [upperCamel(rt.name)]: Cls };
+    } else {
+      for (const key of new Set([rt.interface, stripVersion(rt.interface)])) {
+        obj[key] ??= {};
+        obj[key][upperCamel(rt.name)] = Cls;
+      }
+    }
+  }
   for (const d of decls) {
     const fn = makeImport(d);
-    if (d.interface === null || d.interface === undefined) {
+    const m = RESOURCE_FN.exec(d.name);
+    if (m) {
+      const [, kind, resource, fname] = m;
+      const Cls = res.hostClasses.get(rtKey({ interface: d.interface ?? null, name: resource, side: 'import' }));
+      if (!Cls) throw new AdapterError(`import ${d.name}: resource ${resource} is not in compile's resources`);
+      if (kind === 'constructor') Cls[CONSTRUCT] = fn;
+      else if (kind === 'static') Cls[camel(fname)] = fn;
+      else
+        Cls.prototype[camel(fname)] = function (...args) {
+          return fn(this, ...args); // self first
+        };
+    } else if (d.interface === null || d.interface === undefined) {
       // A world-level function import is its own "instance" with a default export.
       for (const key of new Set([d.name, camel(d.name)])) {
         obj[key] = { default: fn, [camel(d.name)]: fn };
@@ -520,6 +729,7 @@ async function compile(req) {
   if (compiled && !KEEP) fs.rmSync(compiled.dir, { recursive: true, force: true });
   compiled = null;
   instance = null;
+  res = null;
   const bytes = Buffer.from(req.wasm, 'base64');
   const { transpile } = await jco();
   let files;
@@ -564,15 +774,49 @@ async function compile(req) {
     return m;
   };
   for (const rel of wasm.keys()) getCoreModule(rel); // compile now: errors belong to `compile`
-  compiled = { mod, getCoreModule, imports: req.imports ?? [], exports: req.exports ?? [], dir };
+  compiled = {
+    mod,
+    getCoreModule,
+    imports: req.imports ?? [],
+    exports: req.exports ?? [],
+    resources: req.resources ?? [],
+    dir,
+  };
 }
 
 function instantiate() {
   if (!compiled) throw new AdapterError('instantiate before compile');
   instance = null;
-  const root = compiled.mod.instantiate(compiled.getCoreModule, buildImports(compiled.imports));
+  res = freshResourceState(); // guest handle ids start at 0 again; new host classes and objects
+  const root = compiled.mod.instantiate(compiled.getCoreModule, buildImports(compiled.imports, compiled.resources));
   if (root && typeof root.then === 'function') throw new AdapterError('jco instantiated asynchronously');
   instance = root;
+}
+
+/** Run `f` as a call into the guest (imports and destructor callbacks allowed). */
+function running(f) {
+  inCall = true;
+  try {
+    return { threw: false, value: f() };
+  } catch (e) {
+    return { threw: true, value: e };
+  } finally {
+    inCall = false;
+  }
+}
+
+/** The reply for an exception out of a call into the guest. */
+function failureReply(e) {
+  if (e instanceof AdapterError) return { error: `adapter: ${e.message}` };
+  if (e instanceof ImportFailed) return { trap: { class: null, message: e.message } };
+  if (e instanceof BadHandle) return { trap: { class: null, message: `adapter: ${e.message}` } };
+  return { trap: classify(e) };
+}
+
+/** The reply for a result that did not convert. */
+function conversionReply(e) {
+  if (e instanceof BadHandle) return { trap: { class: null, message: `adapter: ${e.message}` } };
+  return { error: `adapter: ${describe(e)}` };
 }
 
 function call(req) {
@@ -587,45 +831,44 @@ function call(req) {
   } catch (e) {
     return { error: `adapter: ${describe(e)}` };
   }
-  let ret;
-  let threw = false;
-  let thrown;
-  inCall = true;
-  try {
-    ret = fn(...jsArgs);
-  } catch (e) {
-    threw = true;
-    thrown = e;
-  } finally {
-    inCall = false;
-  }
+  const { threw, value } = running(() => fn(...jsArgs));
   const topResult = decl.result !== null && decl.result !== undefined && isResult(decl.result);
   if (threw) {
-    const e = thrown;
+    const e = value;
     // A top-level result's err: jco throws ComponentError with the payload.
     if (topResult && e instanceof Error && e.constructor?.name === 'ComponentError' && Object.hasOwn(e, 'payload')) {
       try {
         return { ok: fromJs(decl.result, { tag: 'err', val: e.payload }) };
       } catch (ce) {
-        return { error: `adapter: ${describe(ce)}` };
+        return conversionReply(ce);
       }
     }
-    if (e instanceof AdapterError) return { error: `adapter: ${e.message}` };
-    if (e instanceof ImportFailed) return { trap: { class: null, message: e.message } };
-    return { trap: classify(e) };
+    return failureReply(e);
   }
   if (decl.result === null || decl.result === undefined) return { ok: null };
   try {
-    return { ok: fromJs(decl.result, topResult ? { tag: 'ok', val: ret } : ret) };
+    return { ok: fromJs(decl.result, topResult ? { tag: 'ok', val: value } : value) };
   } catch (e) {
-    return { error: `adapter: ${describe(e)}` };
+    return conversionReply(e);
   }
+}
+
+/** `drop`: the host drops guest resource `handle` (jco: the object's `[Symbol.dispose]()`). */
+function drop(req) {
+  if (!instance) return { error: 'drop before instantiate' };
+  const entry = res.guest.get(req.handle);
+  if (!entry) return { error: `adapter: no guest resource ${JSON.stringify(req.handle)} (never received, moved or dropped)` };
+  res.guest.delete(req.handle);
+  const dispose = DISPOSE_KEYS.map((k) => entry.obj[k]).find((f) => typeof f === 'function');
+  if (!dispose) return { error: `adapter: jco's guest resource ${req.handle} has no [Symbol.dispose]` };
+  const { threw, value } = running(() => dispose.call(entry.obj));
+  return threw ? failureReply(value) : { ok: null };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 1 });
+  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 1, features: ['resources'] });
   for (;;) {
     let req;
     try {
@@ -648,6 +891,9 @@ async function main() {
           break;
         case 'call':
           reply = call(req);
+          break;
+        case 'drop':
+          reply = drop(req);
           break;
         default:
           reply = { error: `adapter: unknown op ${JSON.stringify(req.op)}` };

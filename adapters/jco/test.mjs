@@ -90,9 +90,112 @@ const WAT = `
 )
 `;
 
-const core = await parse(WAT);
-const embedded = await componentEmbed({ binary: core, witSource: WIT, world: 'w' });
-const component = await componentNew(embedded);
+// A second component with resources: the guest implements `thing` (its destructor tells the
+// host the rep through `noted`), the host implements `handle`.
+const RES_WIT = `
+package witness:res;
+interface host-api {
+  resource handle {
+    get: func() -> u32;
+  }
+  give: func(h: handle);
+  peek: func(h: borrow<handle>) -> u32;
+  fresh: func() -> handle;
+  noted: func(x: u32);
+}
+interface api {
+  use host-api.{handle};
+  resource thing {
+    constructor(seed: u32);
+    peek: func() -> u32;
+    make: static func(x: u32) -> thing;
+  }
+  consume: func(t: thing) -> u32;
+  lend: func(h: borrow<handle>) -> u32;
+  take: func(h: handle);
+  pass: func(h: handle);
+  back: func(h: handle) -> handle;
+  fetch: func() -> handle;
+  keep: func(h: borrow<handle>);
+  double-drop: func();
+}
+world w {
+  import host-api;
+  export api;
+}
+`;
+
+const RES_WAT = `
+(module
+  (import "witness:res/host-api" "[resource-drop]handle" (func $hdrop (param i32)))
+  (import "witness:res/host-api" "[method]handle.get" (func $hget (param i32) (result i32)))
+  (import "witness:res/host-api" "give" (func $give (param i32)))
+  (import "witness:res/host-api" "peek" (func $hpeek (param i32) (result i32)))
+  (import "witness:res/host-api" "fresh" (func $fresh (result i32)))
+  (import "witness:res/host-api" "noted" (func $noted (param i32)))
+  (import "[export]witness:res/api" "[resource-new]thing" (func $tnew (param i32) (result i32)))
+  (import "[export]witness:res/api" "[resource-rep]thing" (func $trep (param i32) (result i32)))
+  (import "[export]witness:res/api" "[resource-drop]thing" (func $tdrop (param i32)))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "witness:res/api#[constructor]thing") (param i32) (result i32)
+    (call $tnew (i32.add (local.get 0) (i32.const 100))))
+  (func (export "witness:res/api#[method]thing.peek") (param i32) (result i32) (local.get 0))
+  (func (export "witness:res/api#[static]thing.make") (param i32) (result i32) (call $tnew (local.get 0)))
+  (func (export "witness:res/api#consume") (param i32) (result i32) (local $r i32)
+    (local.set $r (call $trep (local.get 0)))
+    (call $tdrop (local.get 0))
+    (local.get $r))
+  (func (export "witness:res/api#lend") (param i32) (result i32) (local $s i32)
+    (local.set $s (i32.add (call $hpeek (local.get 0)) (call $hget (local.get 0))))
+    (call $hdrop (local.get 0))
+    (local.get $s))
+  (func (export "witness:res/api#take") (param i32) (call $hdrop (local.get 0)))
+  (func (export "witness:res/api#pass") (param i32) (call $give (local.get 0)))
+  (func (export "witness:res/api#back") (param i32) (result i32) (local.get 0))
+  (func (export "witness:res/api#fetch") (result i32) (call $fresh))
+  (func (export "witness:res/api#keep") (param i32))
+  (func (export "witness:res/api#double-drop") (local $h i32)
+    (local.set $h (call $tnew (i32.const 9)))
+    (call $tdrop (local.get $h))
+    (call $tdrop (local.get $h)))
+  (func (export "witness:res/api#[dtor]thing") (param i32) (call $noted (local.get 0)))
+)
+`;
+
+// A third: a resource of the world's own imports, with an imported constructor and method.
+const TOP_WIT = `
+package witness:top;
+world w {
+  resource top-r {
+    constructor(x: u32);
+    get: func() -> u32;
+  }
+  export run: func(r: top-r) -> u32;
+}
+`;
+
+const TOP_WAT = `
+(module
+  (import "$root" "[resource-drop]top-r" (func $drop (param i32)))
+  (import "$root" "[constructor]top-r" (func $new (param i32) (result i32)))
+  (import "$root" "[method]top-r.get" (func $get (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $r i32) (result i32) (local $n i32) (local $s i32)
+    (local.set $n (call $new (i32.const 7)))
+    (local.set $s (i32.add (call $get (local.get $r)) (call $get (local.get $n))))
+    (call $drop (local.get $r))
+    (call $drop (local.get $n))
+    (local.get $s))
+)
+`;
+
+const build = async (wat, wit) =>
+  componentNew(await componentEmbed({ binary: await parse(wat), witSource: wit, world: 'w' }));
+const component = await build(WAT, WIT);
+const resComponent = await build(RES_WAT, RES_WIT);
+const topComponent = await build(TOP_WAT, TOP_WIT);
 
 // --- a protocol client ---------------------------------------------------------------------
 
@@ -128,7 +231,7 @@ async function request(obj) {
   child.stdin.write(JSON.stringify(obj) + '\n');
   for (;;) {
     const msg = await nextLine();
-    if (msg.op === 'import') {
+    if (msg.op === 'import' || msg.op === 'dtor') {
       importLog.push(msg);
       child.stdin.write(JSON.stringify(importHandler(msg)) + '\n');
       continue;
@@ -280,6 +383,133 @@ await check('a fresh instance after a trap works', async () => {
 await check('an undeclared export is an error', async () => {
   const r = await call(RUN, 'nope', []);
   assert.ok(r.error, JSON.stringify(r));
+});
+
+// --- resources ---------------------------------------------------------------------------------
+
+const RAPI = 'witness:res/api';
+const RHOST = 'witness:res/host-api';
+const HANDLE = { interface: RHOST, name: 'handle', side: 'import' };
+const THING = { interface: RAPI, name: 'thing', side: 'export' };
+
+await check('greeting lists the resources feature', () => assert.deepEqual(greeting.features, ['resources']));
+
+const resCompile = await request({
+  op: 'compile',
+  kind: 'component',
+  wasm: Buffer.from(resComponent).toString('base64'),
+  resources: [HANDLE],
+  imports: [
+    fn(RHOST, '[method]handle.get', [{ borrow: HANDLE }], 'u32'),
+    fn(RHOST, 'give', [{ own: HANDLE }], null),
+    fn(RHOST, 'peek', [{ borrow: HANDLE }], 'u32'),
+    fn(RHOST, 'fresh', [], { own: HANDLE }),
+    fn(RHOST, 'noted', ['u32'], null),
+  ],
+  exports: [
+    fn(RAPI, '[constructor]thing', ['u32'], { own: THING }),
+    fn(RAPI, '[method]thing.peek', [{ borrow: THING }], 'u32'),
+    fn(RAPI, '[static]thing.make', ['u32'], { own: THING }),
+    fn(RAPI, 'consume', [{ own: THING }], 'u32'),
+    fn(RAPI, 'lend', [{ borrow: HANDLE }], 'u32'),
+    fn(RAPI, 'take', [{ own: HANDLE }], null),
+    fn(RAPI, 'pass', [{ own: HANDLE }], null),
+    fn(RAPI, 'back', [{ own: HANDLE }], { own: HANDLE }),
+    fn(RAPI, 'fetch', [], { own: HANDLE }),
+    fn(RAPI, 'keep', [{ borrow: HANDLE }], null),
+    fn(RAPI, 'double-drop', [], null),
+  ],
+});
+await check('compile (resources)', () => assert.deepEqual(resCompile, { ok: null }));
+
+const callbacks = async (f) => {
+  importLog.length = 0;
+  const r = await f();
+  return [r, importLog.map(({ op, name, resource, rep, args }) => (op === 'dtor' ? { dtor: rep, resource } : { [name]: args }))];
+};
+
+await check('guest resources: constructor, method, static, own back, drop', async () => {
+  await fresh();
+  importHandler = () => ({ ok: null });
+  assert.deepEqual(await call(RAPI, '[constructor]thing', [5]), { ok: 0 });
+  assert.deepEqual(await call(RAPI, '[method]thing.peek', [0]), { ok: 105 });
+  assert.deepEqual(await call(RAPI, '[static]thing.make', [7]), { ok: 1 });
+  // The own moves to the guest, which drops it: its destructor runs (and calls `noted`).
+  assert.deepEqual(await callbacks(() => call(RAPI, 'consume', [1])), [{ ok: 7 }, [{ noted: [7] }]]);
+  assert.deepEqual(await callbacks(() => request({ op: 'drop', handle: 0 })), [{ ok: null }, [{ noted: [105] }]]);
+  // Dropped and moved handles are gone; numbering goes on.
+  assert.ok((await request({ op: 'drop', handle: 0 })).error);
+  assert.ok((await request({ op: 'drop', handle: 1 })).error);
+  assert.deepEqual(await call(RAPI, '[constructor]thing', [6]), { ok: 2 });
+});
+
+await check('guest resource numbering starts at 0 in each instance', async () => {
+  await fresh();
+  assert.deepEqual(await call(RAPI, '[static]thing.make', [3]), { ok: 0 });
+});
+
+await check('host resources: own dropped by the guest runs the destructor', async () => {
+  await fresh();
+  assert.deepEqual(await callbacks(() => call(RAPI, 'take', [42])), [{ ok: null }, [{ dtor: 42, resource: HANDLE }]]);
+});
+
+await check('host resources: a borrow to imports, and its methods', async () => {
+  await fresh();
+  importHandler = (req) => ({ ok: req.name === 'peek' ? 1000 : 7 });
+  assert.deepEqual(await callbacks(() => call(RAPI, 'lend', [43])), [
+    { ok: 1007 },
+    [{ peek: [43] }, { '[method]handle.get': [43] }],
+  ]);
+});
+
+await check('host resources: own to an import, back as a result, from an import', async () => {
+  await fresh();
+  importHandler = (req) => ({ ok: req.name === 'fresh' ? 46 : null });
+  assert.deepEqual(await callbacks(() => call(RAPI, 'pass', [44])), [{ ok: null }, [{ give: [44] }]]);
+  assert.deepEqual(await callbacks(() => call(RAPI, 'back', [45])), [{ ok: 45 }, []]);
+  assert.deepEqual(await callbacks(() => call(RAPI, 'fetch', [])), [{ ok: 46 }, [{ fresh: [] }]]);
+});
+
+await check('a borrow not dropped: jco does not trap (expectations/jco.toml)', async () => {
+  await fresh();
+  // The spec traps (borrow-not-dropped); jco puts a sync export's borrows in no task's scope.
+  assert.deepEqual(await call(RAPI, 'keep', [47]), { ok: null });
+});
+
+await check('dropping a handle twice is unknown-handle', async () => {
+  await fresh();
+  importHandler = () => ({ ok: null });
+  const r = await call(RAPI, 'double-drop', []);
+  assert.equal(r.trap?.class, 'unknown-handle', JSON.stringify(r));
+});
+
+await check('a resource of the world imports: constructor, method, destructors', async () => {
+  const TOP = { interface: null, name: 'top-r', side: 'import' };
+  const r = await request({
+    op: 'compile',
+    kind: 'component',
+    wasm: Buffer.from(topComponent).toString('base64'),
+    resources: [TOP],
+    imports: [
+      fn(null, '[constructor]top-r', ['u32'], { own: TOP }),
+      fn(null, '[method]top-r.get', [{ borrow: TOP }], 'u32'),
+    ],
+    exports: [fn(null, 'run', [{ own: TOP }], 'u32')],
+  });
+  assert.deepEqual(r, { ok: null });
+  await fresh();
+  importHandler = (req) =>
+    req.op === 'dtor' ? { ok: null } : { ok: req.name === '[constructor]top-r' ? 50 : req.args[0] === 42 ? 1000 : 5 };
+  assert.deepEqual(await callbacks(() => call(null, 'run', [42])), [
+    { ok: 1005 },
+    [
+      { '[constructor]top-r': [7] },
+      { '[method]top-r.get': [42] },
+      { '[method]top-r.get': [50] },
+      { dtor: 42, resource: TOP },
+      { dtor: 50, resource: TOP },
+    ],
+  ]);
 });
 
 child.stdin.end();
