@@ -11,9 +11,9 @@ use arbitrary::Unstructured;
 
 use crate::encode::names::NameScheme;
 use crate::engine::fused::{FusedCase, FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
-use crate::engine::process::Unsupported;
+use crate::engine::process::{AdapterFailed, Unsupported};
 use crate::engine::{Case, Outcome, Prepared, make_engine};
-use crate::oracle::{Difference, compare, compare_fused};
+use crate::oracle::{Difference, compare, compare_fused, compile_difference};
 use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
 use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
@@ -301,9 +301,25 @@ pub fn run_campaign(
         for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
             match make_engine(name, &prepared) {
                 Ok(e) => engines.push((name.as_str(), e)),
-                Err(e) => match e.downcast_ref::<Unsupported>() {
-                    Some(u) => s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1,
-                    None => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
+                Err(e) => match (e.downcast_ref::<Unsupported>(), e.downcast_ref::<AdapterFailed>()) {
+                    (Some(u), _) => {
+                        s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1
+                    }
+                    // An engine that cannot take a valid world diverges; it is recorded as such.
+                    (_, Some(f)) => {
+                        let differences = vec![compile_difference(&f.message)];
+                        let none = Outcome::default();
+                        recorder.record(
+                            &mut s,
+                            &f.engine,
+                            name,
+                            0,
+                            differences,
+                            || "(compile)".into(),
+                            (&none, &none),
+                        )?;
+                    }
+                    _ => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
                 },
             }
         }

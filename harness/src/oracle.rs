@@ -5,6 +5,7 @@
 
 use crate::encode::script::Event;
 use crate::engine::fused::FusedPrepared;
+use crate::engine::prepared::ImportType;
 use crate::engine::{HostEvent, Outcome, Prepared};
 use crate::reference::types::CoreType;
 
@@ -101,10 +102,22 @@ fn events_equal(prepared: &Prepared, a: &Event, b: &Event) -> bool {
     }
 }
 
-fn describe(e: &Event) -> String {
+/// An event as text, for reports and for expectations files' `expected-event` patterns: an
+/// import call names what it called (`resource.new thing`, or the function).
+fn describe(prepared: &Prepared, e: &Event) -> String {
     match e {
         Event::Memory { addr, bytes } if bytes.len() > 64 => {
             format!("Memory {{ addr: {addr}, {} bytes }}", bytes.len())
+        }
+        Event::Import { thunk, results } => {
+            let what = match prepared.imports.get(*thunk as usize) {
+                Some(ImportType::Func { name, .. }) => name.clone(),
+                Some(ImportType::ResourceNew(rt)) => format!("resource.new {}", rt.name),
+                Some(ImportType::ResourceRep(rt)) => format!("resource.rep {}", rt.name),
+                Some(ImportType::ResourceDrop(rt)) => format!("resource.drop {}", rt.name),
+                None => "?".into(),
+            };
+            format!("Import {{ thunk: {thunk} ({what}), results: {results:?} }}")
         }
         other => format!("{other:?}"),
     }
@@ -127,6 +140,18 @@ fn host_event_equal(a: &HostEvent, b: &HostEvent) -> bool {
     }
 }
 
+/// An engine could not set a world up at all (an adapter's compile failed): a difference of
+/// area `compile`, whose `actual-event` text is the engine's message, so expectations files can
+/// name a known inability.
+pub fn compile_difference(message: &str) -> Difference {
+    Difference {
+        area: "compile",
+        detail: format!("the engine cannot set the world up: {message}"),
+        trap_classes: None,
+        events: Some(("the world compiles".into(), message.into())),
+    }
+}
+
 /// Compare two guest logs (when both exist), reporting the first difference.
 fn compare_logs(
     prepared: &Prepared,
@@ -141,7 +166,8 @@ fn compare_logs(
             (Some(a), Some(b)) if events_equal(prepared, a, b) => {}
             (a, b) => {
                 let area = a.or(b).map_or("log", event_area);
-                let (a, b) = (a.map_or("nothing".into(), describe), b.map_or("nothing".into(), describe));
+                let show = |e: Option<&Event>| e.map_or("nothing".into(), |e| describe(prepared, e));
+                let (a, b) = (show(a), show(b));
                 let detail = format!("{whose} log event {i}: expected {a}, engine {b}");
                 out.push(Difference { area, detail, trap_classes: None, events: Some((a, b)) });
                 return;
@@ -170,10 +196,11 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
             events: None,
         });
     }
-    // A trap ends a run: when only one side trapped, what the other went on to do is that trap
-    // difference again, so only the events both sides had are compared.
+    // A trap ends a run: when the runs end differently (one side trapped, or they trapped in
+    // different classes), what one went on to do is that trap difference again, so only the
+    // events both sides had are compared. Runs that end alike must match event for event.
     let (ne, na) = (expected.events.len(), actual.events.len());
-    let n = if expected.trap.is_some() != actual.trap.is_some() { ne.min(na) } else { ne.max(na) };
+    let n = if expected.trap_kind() != actual.trap_kind() { ne.min(na) } else { ne.max(na) };
     for i in 0..n {
         match (expected.events.get(i), actual.events.get(i)) {
             (Some(a), Some(b)) if host_event_equal(a, b) => {}
@@ -215,6 +242,12 @@ mod tests {
         assert_eq!(areas(compare(&p, &trapped, &returned)), ["trap"]);
         // Both returned: a missing event is a difference of its own.
         assert_eq!(areas(compare(&p, &returned, &Outcome::default())), ["value"]);
+        // Both trapped in one class, one of them a call later: the extra event is a difference.
+        let returned_then_trapped = Outcome { trap: trapped.trap.clone(), ..returned.clone() };
+        assert_eq!(areas(compare(&p, &returned_then_trapped, &trapped)), ["value"]);
+        // Both trapped, in different classes: the trap is the one difference.
+        let other = Outcome { trap: Some(Trap::new(TrapKind::OutOfBounds, "y")), ..Default::default() };
+        assert_eq!(areas(compare(&p, &returned_then_trapped, &other)), ["trap"]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::engine::prepared::ImportType;
 use crate::engine::process::{AdapterFailed, ProcessEngine, Unsupported, process_spec};
 use crate::engine::resources::is_guest_resource;
 use crate::engine::{Engine, Outcome, Prepared, make_engine};
-use crate::oracle::{Difference, compare};
+use crate::oracle::{Difference, compare, compile_difference};
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::Value;
 use crate::reference::types::{FuncType, StringEncoding};
@@ -485,8 +485,8 @@ pub(crate) fn engine_status(engine: &str, id: CaseId<'_>, diffs: &[Difference], 
 pub(crate) enum Unavailable {
     /// The world needs what the protocol lacks: its cases are skipped.
     Unsupported(String, String),
-    /// The adapter failed to start or to compile the world: its cases fail, unless an
-    /// expectations file says they do.
+    /// The adapter failed to start or to compile the world: its cases fail (a `compile`
+    /// difference), unless an expectations file says they do.
     Failed(String, String),
 }
 
@@ -506,13 +506,9 @@ impl Unavailable {
         match self {
             Unavailable::Unsupported(engine, reason) => Ran::new(engine, Status::Skipped(reason.clone()), None),
             Unavailable::Failed(engine, message) => {
-                let status = match (
-                    expectations.skip(engine, id.area, id.name),
-                    expectations.known_failure(engine, id.area, id.name),
-                ) {
-                    (Some(skip), _) => Status::Skipped(skip.reason.clone()),
-                    (None, Some(k)) => Status::Xfail(format!("engine error: {message} ({})", k.rule)),
-                    (None, None) => Status::Failed(format!("engine error: {message}")),
+                let status = match expectations.skip(engine, id.area, id.name) {
+                    Some(skip) => Status::Skipped(skip.reason.clone()),
+                    None => engine_status(engine, id, &[compile_difference(message)], expectations),
                 };
                 Ran::new(engine, status, None)
             }
