@@ -52,9 +52,10 @@ enum Task {
 /// What `cargo xtask conformance` passes on to `witness suite` (and `witness diff`).
 #[derive(clap::Args)]
 struct SuiteArgs {
-    /// An engine to run: an embedded one (`wasmtime`, `core`, `wasmtime-core`; comma-separated
-    /// works too) or `process:CMD`, an adapter (adapters/PROTOCOL.md). Repeatable; default:
-    /// every embedded engine.
+    /// An engine to run: an embedded one (`wasmtime`, `core`, `wasmtime-core`, `wasmtime-fused`;
+    /// comma-separated works too), or an adapter (adapters/PROTOCOL.md) given components
+    /// (`process:CMD`) or core modules (`process-core:CMD`). Repeatable; default: every
+    /// embedded engine.
     #[arg(long = "engine", visible_alias = "engines")]
     engines: Vec<String>,
     /// The directory of conformance suite files (default: suites/conformance).
