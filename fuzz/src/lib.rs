@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 use witness::encode::names::NameScheme;
-use witness::engine::{ENGINES, Prepared, make_engine};
+use std::sync::Arc;
+
+use witness::runtime::driver::run_case;
+use witness::runtime::{Artifact, Prepared, Selection, compile};
 use witness::oracle::compare;
 use witness::plan::resources::arbitrary_resource_steps;
 use witness::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
@@ -65,7 +68,7 @@ pub fn expectations() -> &'static Expectations {
 }
 
 /// Input → a generated world (name scheme and string encoding too) and one plan (a call, or
-/// resource steps) → the reference and every engine of `ENGINES` run the case; a difference
+/// resource steps) → the reference and every default runtime run the case; a difference
 /// the expectations do not explain panics, with the world's WIT. So does any harness failure
 /// (preparing the world, building the case, instantiating or running an engine): those are
 /// bugs of witness. Input that runs out before a world has a plan is skipped. Returns whether
@@ -95,14 +98,16 @@ pub fn differential(data: &[u8]) -> bool {
         },
     };
     let case = build_case(&prepared, &steps).unwrap_or_else(|e| setup("build_case", e));
-    let mut reference = make_engine("reference", &prepared).unwrap_or_else(|e| setup("make_engine reference", e));
-    let expected = reference.run(&case).unwrap_or_else(|e| setup("reference run", e));
-    for &name in ENGINES {
-        let mut engine = make_engine(name, &prepared).unwrap_or_else(|e| setup(&format!("make_engine {name}"), e));
-        let actual = engine.run(&case).unwrap_or_else(|e| setup(&format!("{name} run"), e));
+    let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| setup("artifact", e)));
+    let mut reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| setup("compile reference", e));
+    let expected = run_case(reference.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));
+    for selection in Selection::defaults().into_iter().filter(|s| !s.fused()) {
+        let mut engine = compile(&selection, &artifact).unwrap_or_else(|e| setup(&format!("compile {selection}"), e));
+        let name = engine.label().to_string();
+        let actual = run_case(engine.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
         let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
             .into_iter()
-            .filter(|d| expectations().explain(name, d).is_none())
+            .filter(|d| expectations().explain(&name, d).is_none())
             .collect();
         if !unexplained.is_empty() {
             let mut msg = format!("{name} diverges from the reference\n");

@@ -4,25 +4,24 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use arbitrary::Unstructured;
 
 use crate::encode::names::NameScheme;
-use crate::engine::fused::{FusedCase, FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
-use crate::engine::process::{AdapterFailed, Unsupported};
-use crate::engine::{Case, Outcome, Prepared, make_engine};
 use crate::oracle::{Difference, compare, compare_fused, compile_difference};
 use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
 use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
+use crate::runtime::driver::run_case;
+use crate::runtime::fused::{FusedCase, FusedPrepared};
+use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Selection, Unsupported};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
 use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
-
-pub use crate::engine::fused::FUSED;
 
 /// A user's world to run a campaign on instead of generated ones.
 #[derive(Clone, Debug)]
@@ -48,7 +47,7 @@ pub struct DiffConfig {
     pub seed: u64,
     pub worlds: u64,
     pub cases: u64,
-    pub engines: Vec<String>,
+    pub engines: Vec<Selection>,
     /// One scheme for every world, or alternate (None).
     pub names: Option<NameScheme>,
     /// Run only case `c` of each world (replays one divergence).
@@ -69,7 +68,7 @@ impl Default for DiffConfig {
             seed: 1,
             worlds: 10,
             cases: 100,
-            engines: crate::engine::ENGINES.iter().map(|s| s.to_string()).chain([FUSED.to_string()]).collect(),
+            engines: Selection::defaults(),
             names: None,
             only_case: None,
             world_config: WorldConfig::default(),
@@ -246,6 +245,36 @@ impl Recorder<'_> {
     }
 }
 
+/// Compile `artifact` on each of `selections`: the runtimes that take it, with how the command
+/// line names each. A runtime that cannot run the world is counted as unsupported; one that
+/// fails to compile a valid world diverges (area `compile`); any other failure is a setup
+/// failure of the world.
+fn compile_all<'s>(
+    s: &mut Summary,
+    recorder: &Recorder<'_>,
+    selections: impl Iterator<Item = &'s Selection>,
+    artifact: &Arc<Artifact>,
+) -> Result<Vec<(String, Box<dyn Compiled>)>> {
+    let mut out = vec![];
+    for selection in selections {
+        match crate::runtime::compile(selection, artifact) {
+            Ok(c) => out.push((selection.to_string(), c)),
+            Err(e) => match (e.downcast_ref::<Unsupported>(), e.downcast_ref::<CompileFailed>()) {
+                (Some(u), _) => s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1,
+                (_, Some(f)) => {
+                    let none = Outcome::default();
+                    let differences = vec![compile_difference(&f.message)];
+                    let spec = selection.to_string();
+                    recorder.record(s, &f.engine, &spec, 0, differences, || "(compile)".into(), (&none, &none))?;
+                }
+                _ => s.setup_failures.push((recorder.world_seed, format!("{selection}: {e:#}"))),
+            },
+        }
+    }
+    s.compilations += out.len() as u64;
+    Ok(out)
+}
+
 /// Run a campaign. `progress(done, total)` is called after each case.
 pub fn run_campaign(
     cfg: &DiffConfig,
@@ -296,107 +325,78 @@ pub fn run_campaign(
         };
         let recorder =
             Recorder { expectations, repro_dir: cfg.repro_dir.as_deref(), world: &world, world_seed, scheme, source };
-        let mut reference = make_engine("reference", &prepared)?;
-        let mut engines = vec![];
-        for name in cfg.engines.iter().filter(|n| n.as_str() != FUSED) {
-            match make_engine(name, &prepared) {
-                Ok(e) => engines.push((name.as_str(), e)),
-                Err(e) => match (e.downcast_ref::<Unsupported>(), e.downcast_ref::<AdapterFailed>()) {
-                    (Some(u), _) => {
-                        s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1
-                    }
-                    // An engine that cannot take a valid world diverges; it is recorded as such.
-                    (_, Some(f)) => {
-                        let differences = vec![compile_difference(&f.message)];
-                        let none = Outcome::default();
-                        recorder.record(
-                            &mut s,
-                            &f.engine,
-                            name,
-                            0,
-                            differences,
-                            || "(compile)".into(),
-                            (&none, &none),
-                        )?;
-                    }
-                    _ => s.setup_failures.push((world_seed, format!("{name}: {e:#}"))),
-                },
-            }
-        }
-        s.compilations += engines.len() as u64;
-        let fused = if cfg.engines.iter().any(|n| n == FUSED) {
-            match fused_of(world_seed, &world, &world_name, prepared.scheme) {
+        let artifact = Arc::new(Artifact::of(&prepared)?);
+        let mut reference = crate::runtime::compile(&Selection::reference(), &artifact)?;
+        let mut engines = compile_all(&mut s, &recorder, cfg.engines.iter().filter(|e| !e.fused()), &artifact)?;
+        let fused = if cfg.engines.iter().any(Selection::fused) {
+            match fused_of(world_seed, &world, &world_name, prepared.scheme).and_then(|fp| match fp {
+                Some(fp) => Ok(Some((Arc::new(fp.artifact()?), fp))),
+                None => Ok(None),
+            }) {
                 Ok(fp) => fp,
                 Err(e) => {
-                    s.setup_failures.push((world_seed, format!("{FUSED}: {e:#}")));
+                    s.setup_failures.push((world_seed, format!("compositions: {e:#}")));
                     None
                 }
             }
         } else {
             None
         };
-        let mut fused_engine = match fused.as_ref().map(WasmtimeFused::new).transpose() {
-            Ok(e) => e,
-            Err(e) => {
-                s.setup_failures.push((world_seed, format!("{FUSED}: {e:#}")));
-                None
-            }
+        let (mut fused_reference, mut fused_engines) = match &fused {
+            Some((artifact, _)) => (
+                Some(crate::runtime::compile(&Selection::reference(), artifact)?),
+                compile_all(&mut s, &recorder, cfg.engines.iter().filter(|e| e.fused()), artifact)?,
+            ),
+            None => (None, vec![]),
         };
-        s.compilations += u64::from(fused_engine.is_some());
         for &c in &cases {
             done += 1;
             if let Some(case) = case_of(world_seed, c, &prepared, &cfg.plan_config)? {
                 s.cases += 1;
                 let t = Instant::now();
-                let expected =
-                    reference.run(&case).with_context(|| format!("world {world_seed} case {c}: reference"))?;
+                let expected = run_case(reference.as_mut(), &artifact, &case, &[])
+                    .with_context(|| format!("world {world_seed} case {c}: reference"))?;
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
                 for (spec, engine) in &mut engines {
-                    let name = engine.name().to_string();
-                    let name = name.as_str();
+                    let name = engine.label().to_string();
                     let t = Instant::now();
-                    let actual = match engine.run(&case) {
+                    let actual = match run_case(engine.as_mut(), &artifact, &case, &[]) {
                         Ok(o) => o,
                         Err(e) => {
                             s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}")));
                             continue;
                         }
                     };
-                    *s.engine_time.entry(name.to_string()).or_default() += t.elapsed();
+                    *s.engine_time.entry(name.clone()).or_default() += t.elapsed();
                     s.checked_calls += case.calls() as u64;
                     let differences = compare(&prepared, &expected, &actual);
                     let outcomes = (&expected, &actual);
-                    recorder.record(&mut s, name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
+                    recorder.record(&mut s, &name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
                 }
             }
-            if let (Some(fp), Some(engine)) = (&fused, &mut fused_engine)
+            if let (Some((artifact, fp)), Some(reference)) = (&fused, &mut fused_reference)
                 && let Some(case) = fused_case_of(world_seed, c, fp, &cfg.plan_config)?
             {
                 s.cases += 1;
                 let t = Instant::now();
-                let expected = SimFused::new(fp)
-                    .run(&case)
+                let expected = run_case(reference.as_mut(), artifact, &case.caller, &[&case.callee])
                     .with_context(|| format!("world {world_seed} fused case {c}: reference"))?;
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
-                let t = Instant::now();
-                match engine.run(&case) {
-                    Ok(actual) => {
-                        *s.engine_time.entry(FUSED.into()).or_default() += t.elapsed();
-                        // The host's call of `run`, and the caller's calls of the callee.
-                        s.checked_calls += 2 * (1 + case.caller.script_calls() as u64);
-                        let differences = compare_fused(fp, &expected, &actual);
-                        recorder.record(
-                            &mut s,
-                            FUSED,
-                            FUSED,
-                            c,
-                            differences,
-                            || format!("{case:#?}"),
-                            (&expected, &actual),
-                        )?;
+                for (spec, engine) in &mut fused_engines {
+                    let name = engine.label().to_string();
+                    let t = Instant::now();
+                    match run_case(engine.as_mut(), artifact, &case.caller, &[&case.callee]) {
+                        Ok(actual) => {
+                            *s.engine_time.entry(name.clone()).or_default() += t.elapsed();
+                            // The host's call of `run`, and the caller's calls of the callee.
+                            s.checked_calls += 2 * (1 + case.caller.script_calls() as u64);
+                            let differences = compare_fused(fp, &expected, &actual);
+                            let outcomes = (&expected, &actual);
+                            recorder.record(&mut s, &name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
+                        }
+                        Err(e) => s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}"))),
                     }
-                    Err(e) => s.setup_failures.push((world_seed, format!("{FUSED} case {c}: {e:#}"))),
                 }
             }
             progress(done, total);

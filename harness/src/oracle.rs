@@ -4,10 +4,10 @@
 //! are NaN on both sides.
 
 use crate::encode::script::Event;
-use crate::engine::fused::FusedPrepared;
-use crate::engine::prepared::ImportType;
-use crate::engine::{HostEvent, Outcome, Prepared};
 use crate::reference::types::CoreType;
+use crate::runtime::fused::FusedPrepared;
+use crate::runtime::prepared::ImportType;
+use crate::runtime::{HostEvent, Outcome, Prepared};
 
 /// One difference between the prediction and an engine.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -227,8 +227,8 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
 #[cfg(test)]
 mod tests {
     use super::{compare, memory_equal};
-    use crate::engine::{HostEvent, Outcome, Prepared};
     use crate::reference::{Trap, TrapKind};
+    use crate::runtime::{HostEvent, Outcome, Prepared};
 
     #[test]
     fn when_only_the_engine_traps_the_trap_is_the_one_difference() {

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbitrary::Unstructured;
@@ -41,16 +41,6 @@ use crate::encode::component::componentize;
 use crate::encode::guest::{EntryKind, ImportKind};
 use crate::encode::names::NameScheme;
 use crate::encode::signature::requirements;
-use crate::engine::HarnessError;
-use crate::engine::HostEvent;
-use crate::engine::core_wasmi::{
-    HostSlot, HostTrap, WasmiGuest, from_val as flat_of, func_exports, to_val as wasmi_val, trap_of as wasmi_trap,
-    val_type as wasmi_type,
-};
-use crate::engine::host::{CoreGuest, HostState, call_export, serve_import};
-use crate::engine::prepared::{ImportType, Prepared};
-use crate::engine::resources::has_handles;
-use crate::engine::wasmtime_component::{classify, from_val, to_val};
 use crate::plan::canonical_nans;
 use crate::reference::context::{BorrowScope, LiftLowerContext, Subtask};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS};
@@ -59,6 +49,18 @@ use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
+use crate::runtime::Artifact;
+use crate::runtime::HarnessError;
+use crate::runtime::HostEvent;
+use crate::runtime::core::{CoreGuest, HostState, call_export, serve_import};
+use crate::runtime::driver::PlannedHost;
+use crate::runtime::prepared::{ImportType, Prepared};
+use crate::runtime::resources::has_handles;
+use crate::runtime::wasmi::{
+    HostSlot, HostTrap, WasmiGuest, from_val as flat_of, func_exports, to_val as wasmi_val, trap_of as wasmi_trap,
+    val_type as wasmi_type,
+};
+use crate::runtime::wasmtime::{classify, from_val, to_val};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
 use crate::world::wit::{GUEST_INSTANCE, Wit};
 
@@ -269,6 +271,8 @@ fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 pub struct SmithWorld {
     /// The world's types, names and reference host (with the control interface, unused).
     pub prepared: Prepared,
+    /// The same as the runtimes see it.
+    pub artifact: Arc<Artifact>,
     /// The world as written (no control interface): what guests are shaped to.
     pub bare: Wit,
     pub bare_world: WorldId,
@@ -289,7 +293,8 @@ impl SmithWorld {
         let shape = no_panic("wit_component::dummy_module", || {
             Ok(wit_component::dummy_module(&bare.resolve, bare_world, mangling))
         })?;
-        Ok(SmithWorld { prepared, bare, bare_world, shape })
+        let artifact = Arc::new(Artifact::of(&prepared)?);
+        Ok(SmithWorld { prepared, artifact, bare, bare_world, shape })
     }
 
     /// An arbitrary core module with exactly the world's core imports and exports. Half of
@@ -429,6 +434,8 @@ fn host_err(t: Trap) -> wasmi::Error {
 struct WasmiCtx {
     /// The reference host; lent to the `WasmiGuest` between guest calls.
     host: HostState,
+    /// What the host's imports return, and what the host saw (shared with `host`).
+    planned: Arc<Mutex<PlannedHost>>,
     /// The guest's function exports (resolved once per instance).
     exports: Arc<HashMap<String, wasmi::Func>>,
     seed: u64,
@@ -501,7 +508,9 @@ fn drop_guest_resource(
                 guest.call(dtor, &[Flat::I32(rep)], host)?;
             }
         }
-        DropEffect::Destructor { rep, local: false, .. } => host.events.push(HostEvent::Dtor { rep }),
+        DropEffect::Destructor { rep, local: false, .. } => {
+            host.host.dtor(rt, rep).map_err(|e| Trap::new(TrapKind::Assertion, format!("{e:#}")))?
+        }
         DropEffect::None => {}
     }
     Ok(vec![])
@@ -536,6 +545,7 @@ fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker
             let flats = params.iter().map(flat_of).collect::<Result<Vec<_>, _>>().map_err(host_err)?;
             let memory = caller.get_export(&memory_name).and_then(wasmi::Extern::into_memory);
             let realloc = caller.get_export(&realloc_name).and_then(wasmi::Extern::into_func);
+            let planned = caller.data().planned.clone();
             let (seed, n, mut exports) = {
                 let d = caller.data_mut();
                 let n = d.next_import;
@@ -574,8 +584,10 @@ fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker
                     }
                     ImportType::Func { ft, .. } => match import_result(seed, n, ft.result.as_ref()) {
                         Ok(v) => {
-                            host.results.clear();
-                            host.results.push_back(v);
+                            let mut planned = planned.lock().unwrap_or_else(|e| e.into_inner());
+                            planned.results.clear();
+                            planned.results.push_back(v);
+                            drop(planned);
                             serve_import(&mut host, &mut guest, thunk, flats).map_err(ImportStop::Trap)
                         }
                         Err(e) => Err(ImportStop::Trap(Trap::new(TrapKind::Assertion, e))),
@@ -619,13 +631,20 @@ fn wasmi_ending(store: &mut wasmi::Store<WasmiCtx>, t: Trap) -> Ending {
     }
 }
 
+/// What the planned host saw so far.
+fn take_events(planned: &Arc<Mutex<PlannedHost>>) -> Vec<HostEvent> {
+    std::mem::take(&mut planned.lock().unwrap_or_else(|e| e.into_inner()).events)
+}
+
 /// Run a module on wasmi. `Err`: wasmi rejects the module, or the harness failed.
 fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
     let prepared = &sw.prepared;
     let module = wasmi::Module::new(engine, core).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
     let linker = wasmi_linker(engine, sw)?;
+    let planned = Arc::new(Mutex::new(PlannedHost::default()));
     let ctx = WasmiCtx {
-        host: HostState::new(prepared),
+        host: HostState::new(&sw.artifact, Box::new(planned.clone())),
+        planned: planned.clone(),
         exports: Arc::default(),
         seed,
         next_import: 0,
@@ -648,7 +667,7 @@ fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, pl
                 bail!("harness assertion in the reference host: {t}");
             }
             run.init = Some(wasmi_ending(&mut store, t));
-            run.init_events = std::mem::take(&mut store.data_mut().host.events);
+            run.init_events = take_events(&planned);
             run.rep_while_busy = store.data().rep_while_busy;
             return Ok(run);
         }
@@ -672,15 +691,15 @@ fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, pl
             Ok(_) => {}
         }
     }
-    run.init_events = std::mem::take(&mut host.events);
+    run.init_events = take_events(&planned);
     run.rep_while_busy = guest.ctx.data().rep_while_busy;
     if run.init.is_some() {
         return Ok(run);
     }
     for call in plan {
         guest.ctx.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
-        let r = call_export(&mut host, &mut guest, prepared, call.export, &call.args);
-        let events = std::mem::take(&mut host.events);
+        let r = call_export(&mut host, &mut guest, &sw.artifact.exports[call.export as usize], &call.args);
+        let events = take_events(&planned);
         let ending = match r {
             Ok(v) => Ending::Returned(v),
             Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use witness::engine::{Prepared, make_engine};
+use witness::runtime::{Artifact, Prepared, Selection, compile};
 use witness::suite::cases::{Status, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 
@@ -26,7 +26,7 @@ fn statuses(engine: &str) -> BTreeMap<(String, String), (String, Status)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
     let mut out = BTreeMap::new();
     for file in suite_files(&dir).unwrap() {
-        for r in run_file(&file, &[engine.to_string()], &expectations(), None).unwrap() {
+        for r in run_file(&file, &[Selection::parse(engine).unwrap()], &expectations(), None).unwrap() {
             if r.engine != "reference" {
                 out.insert((r.file.display().to_string(), r.name.clone()), (r.engine.clone(), r.status));
             }
@@ -80,7 +80,8 @@ fn engine_error(command: &str) -> String {
         witness::reference::StringEncoding::Utf8,
     )
     .unwrap();
-    match make_engine(&format!("process:{command}"), &p) {
+    let artifact = std::sync::Arc::new(Artifact::of(&p).unwrap());
+    match compile(&Selection::parse(&format!("process:{command}")).unwrap(), &artifact) {
         Ok(_) => panic!("`{command}` was accepted as an adapter"),
         Err(e) => format!("{e:#}"),
     }

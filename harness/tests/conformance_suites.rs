@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use witness::engine::ENGINES;
-use witness::engine::fused::FUSED;
+use witness::runtime::Selection;
 use witness::suite::cases::{CaseResult, Status, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 
@@ -18,7 +17,7 @@ fn expectations() -> Expectations {
 #[test]
 fn conformance_suites_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
-    let engines: Vec<String> = ENGINES.iter().chain([&FUSED]).map(|s| s.to_string()).collect();
+    let engines = Selection::defaults();
     let mut rows = vec![];
     for file in suite_files(&dir).unwrap() {
         rows.extend(run_file(&file, &engines, &expectations(), None).unwrap());
@@ -35,12 +34,13 @@ fn conformance_suites_pass() {
 }
 
 /// Run suite text `text` (written to a file of its own) on `engines`.
-fn run_text(tag: &str, text: &str, engines: &[String]) -> Vec<CaseResult> {
+fn run_text(tag: &str, text: &str, engines: &[&str]) -> Vec<CaseResult> {
+    let engines: Vec<Selection> = engines.iter().map(|e| Selection::parse(e).unwrap()).collect();
     let dir = std::env::temp_dir().join(format!("witness-suite-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("s.toml");
     std::fs::write(&file, text).unwrap();
-    let rows = run_file(&file, engines, &expectations(), None).unwrap();
+    let rows = run_file(&file, &engines, &expectations(), None).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     rows
 }
@@ -77,7 +77,7 @@ call = "echo"
 args = ['not wave']
 returns = '"abc"'
 "#,
-        &["core".to_string()],
+        &["core"],
     );
     let reference: Vec<(usize, &str, bool)> = rows
         .iter()
@@ -130,7 +130,7 @@ callee = { encoding = "utf8" }
 call = "api.take"
 args = ['"ab"']
 "#,
-        &["core".to_string(), FUSED.to_string()],
+        &["core", "wasmtime-fused"],
     );
     let got: Vec<(usize, &str, &str, bool)> =
         rows.iter().map(|r| (r.line, r.name.as_str(), r.engine.as_str(), matches!(r.status, Status::Passed))).collect();
@@ -140,9 +140,9 @@ args = ['"ab"']
             (8, "plain", "reference", true),
             (8, "plain", "core", true),
             (14, "fused right", "reference", true),
-            (14, "fused right", FUSED, true),
+            (14, "fused right", "wasmtime-fused", true),
             (21, "fused wrong expectation", "reference", false),
-            (21, "fused wrong expectation", FUSED, true),
+            (21, "fused wrong expectation", "wasmtime-fused", true),
             (28, "fused bad encoding", "reference", false),
             (34, "fused with a host call", "reference", false),
         ]

@@ -1,9 +1,12 @@
 //! Every embedded engine agrees with the reference on generated worlds and plans (the
 //! differential oracle end to end, value calls and resource sequences).
 
+use std::sync::Arc;
 use witness::diff::{DiffConfig, case_of, world_of};
-use witness::engine::{ENGINES, Prepared, make_engine};
+
 use witness::oracle::compare;
+use witness::runtime::driver::run_case;
+use witness::runtime::{Artifact, Prepared, Selection, compile};
 use witness::suite::expectations::Expectations;
 
 mod common;
@@ -19,15 +22,19 @@ fn engines_agree_with_the_reference_on_generated_worlds() {
         let (world, scheme, enc) = world_of(seed, &cfg).unwrap();
         let prepared = Prepared::from_wit(&world.wit, Some("w"), scheme, enc)
             .unwrap_or_else(|e| panic!("seed {seed}: {e:?}\n{}", world.wit));
-        let mut reference = make_engine("reference", &prepared).unwrap();
-        let mut engines: Vec<_> = ENGINES.iter().map(|e| make_engine(e, &prepared).unwrap()).collect();
+        let artifact = Arc::new(Artifact::of(&prepared).unwrap());
+        let mut reference = compile(&Selection::reference(), &artifact).unwrap();
+        let plain = Selection::defaults().into_iter().filter(|s| !s.fused());
+        let mut engines: Vec<_> = plain.map(|s| compile(&s, &artifact).unwrap()).collect();
         for c in 0..24 {
             let Some(case) = case_of(seed, c, &prepared, &cfg.plan_config).unwrap() else { continue };
             resource_steps += usize::from(case.steps.len() > 1);
-            let expected = reference.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
+            let expected = run_case(reference.as_mut(), &artifact, &case, &[])
+                .unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
             for engine in &mut engines {
-                let name = engine.name().to_string();
-                let actual = engine.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: {name}: {e:?}"));
+                let name = engine.label().to_string();
+                let actual = run_case(engine.as_mut(), &artifact, &case, &[])
+                    .unwrap_or_else(|e| panic!("seed {seed} case {c}: {name}: {e:?}"));
                 let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
                     .into_iter()
                     .filter(|d| expectations.explain(&name, d).is_none())

@@ -3,10 +3,12 @@
 
 use arbitrary::Unstructured;
 use witness::diff::{DiffConfig, world_of};
-use witness::engine::fused::{FusedEngine, FusedPrepared, SimFused, WasmtimeFused};
 use witness::oracle::compare_fused;
 use witness::plan::fused::arbitrary_fused_case;
 use witness::reference::StringEncoding;
+use witness::runtime::driver::run_case;
+use witness::runtime::fused::FusedPrepared;
+use witness::runtime::{Selection, compile};
 use witness::suite::expectations::Expectations;
 use witness::world::arbitrary::seed_bytes;
 
@@ -29,14 +31,17 @@ fn wasmtime_fused_agrees_with_the_reference() {
             Err(e) if format!("{e:#}").contains("exports nothing") => continue,
             Err(e) => panic!("seed {seed}: {e:?}\n{}", world.wit),
         };
-        let mut reference = SimFused::new(&fp);
-        let mut engine = WasmtimeFused::new(&fp).unwrap();
+        let artifact = std::sync::Arc::new(fp.artifact().unwrap());
+        let mut reference = compile(&Selection::reference(), &artifact).unwrap();
+        let mut engine = compile(&Selection::parse("wasmtime-fused").unwrap(), &artifact).unwrap();
         for c in 0..16 {
             let data = seed_bytes(seed * 1000 + c, 4096);
             let mut u = Unstructured::new(&data);
             let Some(case) = arbitrary_fused_case(&mut u, &fp, &cfg.plan_config).unwrap() else { break };
-            let expected = reference.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
-            let actual = engine.run(&case).unwrap_or_else(|e| panic!("seed {seed} case {c}: wasmtime-fused: {e:?}"));
+            let expected = run_case(reference.as_mut(), &artifact, &case.caller, &[&case.callee])
+                .unwrap_or_else(|e| panic!("seed {seed} case {c}: reference: {e:?}"));
+            let actual = run_case(engine.as_mut(), &artifact, &case.caller, &[&case.callee])
+                .unwrap_or_else(|e| panic!("seed {seed} case {c}: wasmtime-fused: {e:?}"));
             let unexplained: Vec<_> = compare_fused(&fp, &expected, &actual)
                 .into_iter()
                 .filter(|d| expectations.explain("wasmtime-fused", d).is_none())

@@ -13,9 +13,10 @@ use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 
 use super::json::{ResourceNames, value_from_json, value_to_json};
 use super::server::{Compiled, Decl, RequestResources, Shared, call_args, decls, lock, trap_reply};
-use crate::engine::HarnessError;
-use crate::engine::wasmtime_component::{FUEL, GuestSlots, StoreHandles, classify, from_val_with, to_val_with};
 use crate::reference::types::{FuncType, ResourceType};
+use crate::runtime::FUEL;
+use crate::runtime::HarnessError;
+use crate::runtime::wasmtime::{GuestSlots, StoreHandles, classify, from_val_with, to_val_with};
 
 /// Store data: limits, and the guest resources the host holds.
 struct Data {
@@ -137,7 +138,7 @@ fn failure_reply(e: &wasmtime::Error) -> Result<Json> {
 impl Compiled for ServedComponent {
     fn instantiate(&mut self) -> Result<()> {
         self.running = None;
-        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(crate::engine::MEMORY_LIMIT).build();
+        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(crate::runtime::MEMORY_LIMIT).build();
         let mut store = Store::new(&self.engine, Data { limits, slots: vec![] });
         store.limiter(|d| &mut d.limits);
         store.set_fuel(FUEL)?;

@@ -13,14 +13,15 @@ use wasmi::{Config, Linker, Module, Store};
 
 use super::json::{ResourceNames, value_from_json, value_to_json};
 use super::server::{Compiled, Decl, RequestResources, Shared, call_args, decls, lock, trap_reply};
-use crate::engine::core_wasmi::{CoreImport, Ctx, WasmiGuestParts, instantiate, reference_linker};
-use crate::engine::host::{CoreGuest as _, Forward, HostState, call_core_export, drop_slot};
-use crate::engine::prepared::ImportType;
+use crate::reference::TrapKind;
 use crate::reference::context::ComponentInstance;
 use crate::reference::flatten::{Context, CoreFuncType, flatten_functype};
 use crate::reference::types::{CoreType, FuncType, PtrType, ResourceType, StringEncoding};
 use crate::reference::value::Value;
-use crate::reference::{Trap, TrapKind};
+use crate::runtime::Host;
+use crate::runtime::core::{CoreGuest as _, HostState, call_core_export, drop_slot};
+use crate::runtime::prepared::ImportType;
+use crate::runtime::wasmi::{CoreImport, Ctx, WasmiGuestParts, instantiate, reference_linker};
 use crate::world::wit::GUEST_INSTANCE;
 
 /// The module's imports by thunk: (interface, name, type).
@@ -33,30 +34,18 @@ struct ProtocolForward {
     resources: Arc<RequestResources>,
 }
 
-impl Forward for ProtocolForward {
-    fn call(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>, Trap> {
-        let harness = |e: anyhow::Error| Trap::new(TrapKind::Assertion, format!("{e:#}"));
-        let (interface, name, ft) = self.imports.get(thunk as usize).ok_or_else(|| harness(anyhow!("no import")))?;
-        let args = ft
-            .params
-            .iter()
-            .zip(&args)
-            .map(|((_, t), v)| value_to_json(t, v))
-            .collect::<Result<_>>()
-            .map_err(harness)?;
-        let v = lock(&self.io).import_call(interface.as_deref(), name, args).map_err(harness)?;
-        ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose().map_err(harness)
+impl Host for ProtocolForward {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        let (interface, name, ft) = self.imports.get(thunk as usize).ok_or_else(|| anyhow!("no import"))?;
+        let args = ft.params.iter().zip(&args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
+        let v = lock(&self.io).import_call(interface.as_deref(), name, args)?;
+        ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose()
     }
 
-    fn host_dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<(), Trap> {
-        let harness = |e: anyhow::Error| Trap::new(TrapKind::Assertion, format!("{e:#}"));
-        let resource = self.resources.name_of(rt).map_err(harness)?;
-        lock(&self.io).callback(&json!({ "op": "dtor", "resource": resource, "rep": rep })).map_err(harness)?;
+    fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()> {
+        let resource = self.resources.name_of(rt)?;
+        lock(&self.io).callback(&json!({ "op": "dtor", "resource": resource, "rep": rep }))?;
         Ok(())
-    }
-
-    fn as_any(&mut self) -> &mut dyn std::any::Any {
-        self
     }
 }
 
@@ -188,11 +177,11 @@ impl Compiled for ServedModule {
             imports: self.import_types.clone(),
             dtors: self.dtors.clone(),
             present: true,
-            forward: Some(Box::new(ProtocolForward {
+            host: Box::new(ProtocolForward {
                 io: self.io.clone(),
                 imports: self.imports.clone(),
                 resources: self.resources.clone(),
-            })),
+            }),
             ..HostState::default()
         };
         let (mut store, mut host, parts) =

@@ -12,8 +12,8 @@ use super::{
     CallPlan, GuestOp, GuestValues, ImportPlan, PlanConfig, StepPlan, arbitrary_values, build_case, corruption,
     realloc_answers,
 };
-use crate::engine::fused::{FusedCase, FusedPrepared};
-use crate::engine::prepared::ImportType;
+use crate::runtime::fused::{FusedCase, FusedPrepared};
+use crate::runtime::prepared::ImportType;
 
 /// An arbitrary fused case, or `None` when the callee has no plannable function.
 pub fn arbitrary_fused_case(

@@ -8,9 +8,6 @@ use arbitrary::Unstructured;
 
 use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
-use crate::engine::prepared::ImportType;
-use crate::engine::resources::has_handles;
-use crate::engine::{Case, ExportCall, Prepared, Step};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype};
 use crate::reference::layout::{alignment, elem_size};
@@ -18,6 +15,9 @@ use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
+use crate::runtime::prepared::ImportType;
+use crate::runtime::resources::has_handles;
+use crate::runtime::{Case, ExportCall, Prepared, Step};
 use crate::world::arbitrary::arbitrary_value;
 use crate::world::wit::GUEST_INSTANCE;
 

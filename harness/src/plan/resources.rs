@@ -7,9 +7,6 @@ use arbitrary::Unstructured;
 
 use super::{CallPlan, GuestOp, GuestValues, PlanConfig, StepPlan, arbitrary_values};
 use crate::encode::protocol as p;
-use crate::engine::Prepared;
-use crate::engine::prepared::ImportType;
-use crate::engine::resources::{has_handles, is_guest_resource};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{MAX_FLAT_PARAMS, flatten_type, flatten_types};
 use crate::reference::handles::{canon_resource_drop, canon_resource_new};
@@ -17,6 +14,9 @@ use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
 use crate::reference::types::{FuncType, PtrType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
+use crate::runtime::Prepared;
+use crate::runtime::prepared::ImportType;
+use crate::runtime::resources::{has_handles, is_guest_resource};
 use crate::world::wit::GUEST_INSTANCE;
 
 /// What a parameter of a resource-plannable function is.

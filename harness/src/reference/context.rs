@@ -91,16 +91,33 @@ pub enum BorrowScope<'a> {
     Subtask(&'a mut Subtask),
 }
 
-/// `LiftLowerOptions`: the string encoding, and the memory with its realloc.
-pub struct LiftLowerOptions<'a> {
+/// `LiftLowerOptions`: the string encoding (the memory and its realloc are reached through
+/// the context, see `Reach`).
+pub struct LiftLowerOptions {
     pub string_encoding: StringEncoding,
-    pub memory: &'a mut dyn Memory,
 }
 
-/// `LiftLowerContext(opts, inst, borrow_scope)`.
+/// An instance as a lift or lower reaches it: its memory (with realloc) and its state. One
+/// object, because realloc runs guest code, and that code may reach the instance again
+/// (`canon resource.rep` from inside realloc): neither may stay borrowed across the call.
+pub trait InstanceMemory {
+    fn memory(&self) -> &dyn Memory;
+    fn memory_mut(&mut self) -> &mut dyn Memory;
+    fn inst(&mut self) -> &mut ComponentInstance;
+}
+
+/// How a context reaches memory and instance: two separate objects (the reference on its
+/// own heap), or one embedding that owns both.
+enum Reach<'a> {
+    Split { memory: &'a mut dyn Memory, inst: &'a mut ComponentInstance },
+    Joined(&'a mut dyn InstanceMemory),
+}
+
+/// `LiftLowerContext(opts, inst, borrow_scope)`: `cx.opts.memory` is `cx.memory()` and
+/// `cx.inst` is `cx.inst()`.
 pub struct LiftLowerContext<'a> {
-    pub opts: LiftLowerOptions<'a>,
-    pub inst: &'a mut ComponentInstance,
+    pub opts: LiftLowerOptions,
+    reach: Reach<'a>,
     pub borrow_scope: BorrowScope<'a>,
 }
 
@@ -111,16 +128,53 @@ impl<'a> LiftLowerContext<'a> {
         inst: &'a mut ComponentInstance,
         borrow_scope: BorrowScope<'a>,
     ) -> LiftLowerContext<'a> {
-        LiftLowerContext { opts: LiftLowerOptions { string_encoding, memory }, inst, borrow_scope }
+        LiftLowerContext {
+            opts: LiftLowerOptions { string_encoding },
+            reach: Reach::Split { memory, inst },
+            borrow_scope,
+        }
+    }
+
+    /// A context over an embedding that holds the instance beside its memory.
+    pub fn joined(
+        string_encoding: StringEncoding,
+        instance: &'a mut dyn InstanceMemory,
+        borrow_scope: BorrowScope<'a>,
+    ) -> LiftLowerContext<'a> {
+        LiftLowerContext { opts: LiftLowerOptions { string_encoding }, reach: Reach::Joined(instance), borrow_scope }
+    }
+
+    /// `cx.opts.memory`, to read.
+    pub fn memory(&self) -> &dyn Memory {
+        match &self.reach {
+            Reach::Split { memory, .. } => &**memory,
+            Reach::Joined(i) => i.memory(),
+        }
+    }
+
+    /// `cx.opts.memory`, to write or realloc.
+    pub fn memory_mut(&mut self) -> &mut dyn Memory {
+        match &mut self.reach {
+            Reach::Split { memory, .. } => &mut **memory,
+            Reach::Joined(i) => i.memory_mut(),
+        }
+    }
+
+    /// `cx.inst`.
+    pub fn inst(&mut self) -> &mut ComponentInstance {
+        match &mut self.reach {
+            Reach::Split { inst, .. } => inst,
+            Reach::Joined(i) => i.inst(),
+        }
     }
 
     /// `cx.opts.realloc(...)`: realloc runs with the instance's `may_leave` cleared, so it
-    /// cannot call imports or built-ins.
+    /// cannot call imports or built-ins that need it.
     pub fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
-        let may_leave = self.inst.may_leave;
-        self.inst.may_leave = false;
-        let r = self.opts.memory.realloc(old_ptr, old_size, align, new_size);
-        self.inst.may_leave = may_leave;
+        let may_leave = self.inst().may_leave;
+        self.inst().may_leave = false;
+        let r = self.memory_mut().realloc(old_ptr, old_size, align, new_size);
+        self.inst().may_leave = may_leave;
         r
     }
 }

@@ -99,7 +99,7 @@ fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
 /// `lift_own(cx, i, t)`: ownership moves out of the table; traps on a lent or borrowed handle.
 pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?;
-    let h = cx.inst.handles.remove(i)?;
+    let h = cx.inst().handles.remove(i)?;
     check_type(&h, rt, "lift_own")?;
     trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
         format!("lift_own: handle {i} is lent out ({} borrow(s))", h.num_lends)
@@ -111,26 +111,26 @@ pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u3
 /// `lift_borrow(cx, i, t)`: the handle stays; it is lent for the duration of the call.
 pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?;
-    let h = cx.inst.handles.get(i)?;
+    let h = cx.inst().handles.get(i)?;
     check_type(h, rt, "lift_borrow")?;
     let rep = h.rep;
-    match &mut cx.borrow_scope {
-        BorrowScope::Subtask(subtask) => {
-            // `Subtask.add_lender`
-            if let Some(h) = cx.inst.handles.resource_mut(i) {
-                h.num_lends += 1;
-            }
-            subtask.lenders.push(i);
-            Ok(rep)
-        }
-        _ => Err(Trap::new(TrapKind::Assertion, "lift_borrow needs a Subtask borrow scope")),
+    if !matches!(cx.borrow_scope, BorrowScope::Subtask(_)) {
+        return Err(Trap::new(TrapKind::Assertion, "lift_borrow needs a Subtask borrow scope"));
     }
+    // `Subtask.add_lender`
+    if let Some(h) = cx.inst().handles.resource_mut(i) {
+        h.num_lends += 1;
+    }
+    if let BorrowScope::Subtask(subtask) = &mut cx.borrow_scope {
+        subtask.lenders.push(i);
+    }
+    Ok(rep)
 }
 
 /// `lower_own(cx, rep, t)`: a new owning handle in the receiving instance's table.
 pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?.clone();
-    cx.inst.handles.add(ResourceHandle::new(rt, rep, true, None))
+    cx.inst().handles.add(ResourceHandle::new(rt, rep, true, None))
 }
 
 /// `lower_borrow(cx, rep, t)`: the resource's own implementation receives the bare rep;
@@ -140,11 +140,11 @@ pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Res
     let BorrowScope::Task(task) = cx.borrow_scope else {
         return Err(Trap::new(TrapKind::Assertion, "lower_borrow needs a Task borrow scope"));
     };
-    if cx.inst.id == rt.impl_instance {
+    if cx.inst().id == rt.impl_instance {
         return Ok(rep);
     }
-    cx.inst.tasks.entry(task).or_default().num_borrows += 1;
-    cx.inst.handles.add(ResourceHandle::new(rt, rep, false, Some(task)))
+    cx.inst().tasks.entry(task).or_default().num_borrows += 1;
+    cx.inst().handles.add(ResourceHandle::new(rt, rep, false, Some(task)))
 }
 
 /// `canon_resource_new(rt, rep)`.

@@ -103,7 +103,7 @@ fn next_i32(vi: &mut dyn ValueIter) -> Result<u32> {
 
 /// A pointer-sized flat value (i32 or i64 by the memory's address type).
 fn next_ptr(cx: &LiftLowerContext<'_>, vi: &mut dyn ValueIter) -> Result<u64> {
-    let t = cx.opts.memory.ptr_type().core_type();
+    let t = cx.memory().ptr_type().core_type();
     match vi.next(t)? {
         Flat::I32(i) => Ok(i.into()),
         Flat::I64(i) => Ok(i),
@@ -201,7 +201,7 @@ impl ValueIter for CoerceValueIter<'_> {
 /// `lift_flat_variant`: the whole i32 discriminant must name a case; the payload is read
 /// through the joined slots, and slots the case does not use are consumed and ignored.
 pub fn lift_flat_variant(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, cases: &[CaseType]) -> Result<Value> {
-    let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, cx.opts.memory.ptr_type()).into();
+    let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, cx.memory().ptr_type()).into();
     assert_that(flat_types.pop_front() == Some(CoreType::I32), "variant discriminant flattens to i32")?;
     let case_index = next_i32(vi)?;
     trap_if(case_index as usize >= cases.len(), TrapKind::InvalidDiscriminant, || {
@@ -240,7 +240,7 @@ pub fn lift_flat_values(
     vi: &mut dyn ValueIter,
     ts: &[ValType],
 ) -> Result<Vec<Value>> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);
     if flat_types.len() > max_flat {
         let ptr = next_ptr(cx, vi)?;
@@ -250,7 +250,7 @@ pub fn lift_flat_values(
             format!("lift_flat_values: tuple pointer {ptr} is not {a}-aligned")
         })?;
         let size = elem_size(&tuple_type, pt);
-        let mem_len = cx.opts.memory.len();
+        let mem_len = cx.memory().len();
         trap_if(exceeds(ptr, size.into(), mem_len), TrapKind::OutOfBounds, || {
             format!("lift_flat_values: tuple {ptr}+{size} is past the end of memory ({mem_len})")
         })?;

@@ -16,9 +16,9 @@ pub const CANONICAL_FLOAT64_NAN: u64 = 0x7ff8_0000_0000_0000;
 
 /// `load(cx, ptr, t)`.
 pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Value> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     assert_that(ptr == align_to(ptr, alignment(t, pt)), "load: ptr is aligned")?;
-    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()), "load: ptr is in bounds")?;
+    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.memory().len()), "load: ptr is in bounds")?;
     Ok(match despecialize(t).as_ref() {
         ValType::Bool => Value::Bool(convert_int_to_bool(load_int(cx, ptr, 1)?)),
         ValType::U8 => Value::U8(load_int(cx, ptr, 1)? as u8),
@@ -54,7 +54,7 @@ pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Valu
 /// `load_int(cx, ptr, nbytes)`: little-endian, unsigned (callers reinterpret signed types).
 pub fn load_int(cx: &LiftLowerContext<'_>, ptr: u64, nbytes: u64) -> Result<u64> {
     let mut buf = [0u8; 8];
-    cx.opts.memory.read(ptr, &mut buf[..nbytes as usize])?;
+    cx.memory().read(ptr, &mut buf[..nbytes as usize])?;
     Ok(u64::from_le_bytes(buf))
 }
 
@@ -102,7 +102,7 @@ pub fn load_list(
     if let Some(length) = maybe_length {
         return load_list_from_valid_range(cx, ptr, length.into(), elem_type);
     }
-    let ps = cx.opts.memory.ptr_type().ptr_size();
+    let ps = cx.memory().ptr_type().ptr_size();
     let begin = load_int(cx, ptr, ps)?;
     let length = load_int(cx, ptr + ps, ps)?;
     load_list_from_range(cx, begin, length, elem_type)
@@ -115,7 +115,7 @@ pub fn load_list_from_range(
     length: u64,
     elem_type: &ValType,
 ) -> Result<Value> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let byte_length = u128::from(length) * u128::from(elem_size(elem_type, pt));
     trap_if(byte_length > MAX_LIST_BYTE_LENGTH.into(), TrapKind::ListTooLong, || {
         format!("load_list_from_range: {length} elements = {byte_length} bytes > MAX_LIST_BYTE_LENGTH")
@@ -124,7 +124,7 @@ pub fn load_list_from_range(
     trap_if(ptr != align_to(ptr, a), TrapKind::MisalignedPointer, || {
         format!("load_list_from_range: list pointer {ptr} is not {a}-aligned")
     })?;
-    let mem_len = cx.opts.memory.len();
+    let mem_len = cx.memory().len();
     trap_if(exceeds(ptr, byte_length, mem_len), TrapKind::OutOfBounds, || {
         format!("load_list_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})")
     })?;
@@ -138,7 +138,7 @@ pub fn load_list_from_valid_range(
     length: u64,
     elem_type: &ValType,
 ) -> Result<Value> {
-    let size = elem_size(elem_type, cx.opts.memory.ptr_type());
+    let size = elem_size(elem_type, cx.memory().ptr_type());
     let mut a = Vec::with_capacity(length.min(1 << 16) as usize);
     for i in 0..length {
         a.push(load(cx, ptr + i * size, elem_type)?);
@@ -148,7 +148,7 @@ pub fn load_list_from_valid_range(
 
 /// `load_record`: each field at its own alignment, in order.
 pub fn load_record(cx: &mut LiftLowerContext<'_>, mut ptr: u64, fields: &[FieldType]) -> Result<Value> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let mut record = Vec::with_capacity(fields.len());
     for field in fields {
         ptr = align_to(ptr, alignment(&field.t, pt));
@@ -160,7 +160,7 @@ pub fn load_record(cx: &mut LiftLowerContext<'_>, mut ptr: u64, fields: &[FieldT
 
 /// `load_variant`: the discriminant must name a case; the payload sits at the common offset.
 pub fn load_variant(cx: &mut LiftLowerContext<'_>, mut ptr: u64, cases: &[CaseType]) -> Result<Value> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let disc_size = elem_size(&discriminant_type(cases), pt);
     let case_index = load_int(cx, ptr, disc_size)?;
     ptr += disc_size;

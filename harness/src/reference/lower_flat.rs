@@ -19,7 +19,7 @@ use super::value::{Flat, Value};
 
 /// A pointer-sized flat value for the memory's address type.
 fn ptr_flat(cx: &LiftLowerContext<'_>, v: u64) -> Flat {
-    match cx.opts.memory.ptr_type().core_type() {
+    match cx.memory().ptr_type().core_type() {
         CoreType::I32 => Flat::I32(v as u32),
         _ => Flat::I64(v),
     }
@@ -98,7 +98,7 @@ pub fn lower_flat_record(cx: &mut LiftLowerContext<'_>, v: &Value, fields: &[Fie
 /// and f32→i64 by bits, i32→i64 zero-extended, f64→i64 by bits), then zeros for unused slots.
 pub fn lower_flat_variant(cx: &mut LiftLowerContext<'_>, v: &Value, cases: &[CaseType]) -> Result<Vec<Flat>> {
     let (case_index, case_value) = match_case(v, cases)?;
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, pt).into();
     assert_that(flat_types.pop_front() == Some(CoreType::I32), "variant discriminant flattens to i32")?;
     let c = &cases[case_index];
@@ -153,8 +153,8 @@ pub fn lower_flat_values(
     out_param: SpillTo<'_>,
 ) -> Result<Vec<Flat>> {
     assert_that(vs.len() == ts.len(), "one value per type")?;
-    cx.inst.may_leave = false;
-    let pt = cx.opts.memory.ptr_type();
+    cx.inst().may_leave = false;
+    let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);
     let flat_vals = if flat_types.len() > max_flat {
         let tuple_type = ValType::Tuple(ts.to_vec());
@@ -185,7 +185,7 @@ pub fn lower_flat_values(
         trap_if(ptr != align_to(ptr, a), misaligned, || {
             format!("lower_flat_values: tuple pointer {ptr} is not {a}-aligned")
         })?;
-        let mem_len = cx.opts.memory.len();
+        let mem_len = cx.memory().len();
         trap_if(exceeds(ptr, size.into(), mem_len), oob, || {
             format!("lower_flat_values: tuple {ptr}+{size} is past the end of memory ({mem_len})")
         })?;
@@ -198,6 +198,6 @@ pub fn lower_flat_values(
         }
         flat_vals
     };
-    cx.inst.may_leave = true;
+    cx.inst().may_leave = true;
     Ok(flat_vals)
 }

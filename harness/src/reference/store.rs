@@ -22,9 +22,9 @@ pub(crate) fn mismatch(v: &Value, t: &ValType) -> Trap {
 
 /// `store(cx, v, t, ptr)`.
 pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) -> Result<()> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     assert_that(ptr == align_to(ptr, alignment(t, pt)), "store: ptr is aligned")?;
-    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.opts.memory.len()), "store: ptr is in bounds")?;
+    assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.memory().len()), "store: ptr is in bounds")?;
     match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => store_int(cx, u64::from(*b), ptr, 1),
         (ValType::U8, Value::U8(x)) => store_int(cx, u64::from(*x), ptr, 1),
@@ -57,7 +57,7 @@ pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) ->
 
 /// `store_int(cx, v, ptr, nbytes)`: the low `nbytes` bytes, little-endian.
 pub fn store_int(cx: &mut LiftLowerContext<'_>, v: u64, ptr: u64, nbytes: u64) -> Result<()> {
-    cx.opts.memory.write(ptr, &v.to_le_bytes()[..nbytes as usize])
+    cx.memory_mut().write(ptr, &v.to_le_bytes()[..nbytes as usize])
 }
 
 /// `maybe_scramble_nan32` in the deterministic profile: NaN becomes the canonical NaN.
@@ -98,7 +98,7 @@ pub fn store_list(
         return store_list_into_valid_range(cx, v, ptr, elem_type);
     }
     let (begin, length) = store_list_into_range(cx, v, elem_type)?;
-    let ps = cx.opts.memory.ptr_type().ptr_size();
+    let ps = cx.memory().ptr_type().ptr_size();
     store_int(cx, begin, ptr, ps)?;
     store_int(cx, length, ptr + ps, ps)
 }
@@ -106,7 +106,7 @@ pub fn store_list(
 /// `store_list_into_range`: exactly one `realloc(0, 0, alignment, byte_length)` per list, even
 /// an empty one; its result is checked for alignment before bounds.
 pub fn store_list_into_range(cx: &mut LiftLowerContext<'_>, v: &[Value], elem_type: &ValType) -> Result<(u64, u64)> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let byte_length = v.len() as u64 * elem_size(elem_type, pt);
     assert_that(byte_length <= REALLOC_I32_MAX, "byte_length <= REALLOC_I32_MAX")?;
     let a = alignment(elem_type, pt);
@@ -114,7 +114,7 @@ pub fn store_list_into_range(cx: &mut LiftLowerContext<'_>, v: &[Value], elem_ty
     trap_if(ptr != align_to(ptr, a), TrapKind::ReallocMisaligned, || {
         format!("store_list_into_range: realloc returned {ptr}, not {a}-aligned")
     })?;
-    let mem_len = cx.opts.memory.len();
+    let mem_len = cx.memory().len();
     trap_if(exceeds(ptr, byte_length.into(), mem_len), TrapKind::ReallocOutOfBounds, || {
         format!(
             "store_list_into_range: realloc returned {ptr}, and {ptr}+{byte_length} is past the end of memory ({mem_len})"
@@ -131,7 +131,7 @@ pub fn store_list_into_valid_range(
     ptr: u64,
     elem_type: &ValType,
 ) -> Result<()> {
-    let size = elem_size(elem_type, cx.opts.memory.ptr_type());
+    let size = elem_size(elem_type, cx.memory().ptr_type());
     for (i, e) in v.iter().enumerate() {
         store(cx, e, elem_type, ptr + i as u64 * size)?;
     }
@@ -151,7 +151,7 @@ pub(crate) fn record_fields<'v>(v: &'v Value, fields: &[FieldType], t: &ValType)
 
 /// `store_record`.
 pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fields: &[FieldType]) -> Result<()> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
     for (f, fv) in fields.iter().zip(values) {
         ptr = align_to(ptr, alignment(&f.t, pt));
@@ -163,7 +163,7 @@ pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fiel
 
 /// `store_variant`: discriminant, then the payload at the common offset.
 pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cases: &[CaseType]) -> Result<()> {
-    let pt = cx.opts.memory.ptr_type();
+    let pt = cx.memory().ptr_type();
     let (case_index, case_value) = match_case(v, cases)?;
     let disc_size = elem_size(&discriminant_type(cases), pt);
     store_int(cx, case_index as u64, ptr, disc_size)?;

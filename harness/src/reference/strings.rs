@@ -22,7 +22,7 @@ pub fn utf16_tag(ptr_type: PtrType) -> u64 {
 
 /// `load_string(cx, ptr)`: (begin, tagged_code_units) as two pointer-sized integers.
 pub fn load_string(cx: &mut LiftLowerContext<'_>, ptr: u64) -> Result<HostString> {
-    let ps = cx.opts.memory.ptr_type().ptr_size();
+    let ps = cx.memory().ptr_type().ptr_size();
     let begin = load_int(cx, ptr, ps)?;
     let tagged_code_units = load_int(cx, ptr + ps, ps)?;
     load_string_from_range(cx, begin, tagged_code_units)
@@ -38,7 +38,7 @@ enum Decoding {
 /// `load_string_from_range(cx, ptr, tagged_code_units)`. Trap order: byte length over
 /// `MAX_STRING_BYTE_LENGTH`, misaligned pointer, out of bounds, invalid encoding.
 pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_code_units: u64) -> Result<HostString> {
-    let tag = utf16_tag(cx.opts.memory.ptr_type());
+    let tag = utf16_tag(cx.memory().ptr_type());
     let (alignment, byte_length, encoding) = match cx.opts.string_encoding {
         StringEncoding::Utf8 => (1, tagged_code_units, Decoding::Utf8),
         StringEncoding::Utf16 => (2, tagged_code_units.saturating_mul(2), Decoding::Utf16Le),
@@ -58,12 +58,12 @@ pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_co
     trap_if(!ptr.is_multiple_of(alignment), TrapKind::MisalignedPointer, || {
         format!("load_string_from_range: string pointer {ptr} is not {alignment}-aligned")
     })?;
-    let mem_len = cx.opts.memory.len();
+    let mem_len = cx.memory().len();
     trap_if(exceeds(ptr, byte_length.into(), mem_len), TrapKind::OutOfBounds, || {
         format!("load_string_from_range: {ptr}+{byte_length} is past the end of memory ({mem_len})")
     })?;
     let mut bytes = vec![0; byte_length as usize];
-    cx.opts.memory.read(ptr, &mut bytes)?;
+    cx.memory().read(ptr, &mut bytes)?;
     let text = match encoding {
         Decoding::Utf8 => String::from_utf8(bytes)
             .map_err(|e| Trap::new(TrapKind::InvalidUtf8, format!("load_string_from_range: invalid utf-8: {e}")))?,
@@ -81,7 +81,7 @@ pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_co
 /// `store_string(cx, v, ptr)`.
 pub fn store_string(cx: &mut LiftLowerContext<'_>, v: &HostString, ptr: u64) -> Result<()> {
     let (begin, tagged_code_units) = store_string_into_range(cx, v)?;
-    let ps = cx.opts.memory.ptr_type().ptr_size();
+    let ps = cx.memory().ptr_type().ptr_size();
     store_int(cx, begin, ptr, ps)?;
     store_int(cx, tagged_code_units, ptr + ps, ps)
 }
@@ -96,7 +96,7 @@ enum Simple {
 /// `store_string_into_range(cx, v)`: split latin1+utf16 by its tag, then pick the algorithm
 /// for the (destination, source) pair.
 pub fn store_string_into_range(cx: &mut LiftLowerContext<'_>, v: &HostString) -> Result<(u64, u64)> {
-    let tag = utf16_tag(cx.opts.memory.ptr_type());
+    let tag = utf16_tag(cx.memory().ptr_type());
     let (src_simple_encoding, src_code_units) = match v.encoding {
         StringEncoding::Latin1Utf16 if v.tagged_code_units & tag != 0 => (Simple::Utf16, v.tagged_code_units ^ tag),
         StringEncoding::Latin1Utf16 => (Simple::Latin1, v.tagged_code_units),
@@ -157,7 +157,7 @@ fn check_realloc_aligned(ptr: u64, alignment: u64, what: &str) -> Result<()> {
 
 /// `trap_if(ptr + size > len(cx.opts.memory))` on a realloc result.
 fn check_realloc_in_bounds(cx: &LiftLowerContext<'_>, ptr: u64, size: u64, what: &str) -> Result<()> {
-    let mem_len = cx.opts.memory.len();
+    let mem_len = cx.memory().len();
     trap_if(exceeds(ptr, size.into(), mem_len), TrapKind::ReallocOutOfBounds, || {
         format!("{what}: realloc returned {ptr}, and {ptr}+{size} is past the end of memory ({mem_len})")
     })
@@ -180,7 +180,7 @@ pub fn store_string_copy(
     check_realloc_in_bounds(cx, ptr, dst_byte_length, WHAT)?;
     let encoded = encode(src, dst_encoding)?;
     assert_that(dst_byte_length == encoded.len() as u64, "dst_byte_length == len(encoded)")?;
-    cx.opts.memory.write(ptr, &encoded)?;
+    cx.memory_mut().write(ptr, &encoded)?;
     Ok((ptr, src_code_units))
 }
 
@@ -211,7 +211,7 @@ pub fn store_string_to_utf8(
     // The ASCII prefix is written one byte per code point, as the spec's loop does.
     let ascii_len = src.chars().take_while(|c| c.is_ascii()).count();
     assert_that(ascii_len as u64 <= src_code_units, "the source has at least as many code units as code points")?;
-    cx.opts.memory.write(ptr, &src.as_bytes()[..ascii_len])?;
+    cx.memory_mut().write(ptr, &src.as_bytes()[..ascii_len])?;
     if ascii_len == src.len() {
         return Ok((ptr, src_code_units));
     }
@@ -220,7 +220,7 @@ pub fn store_string_to_utf8(
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = src.as_bytes();
     assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
-    cx.opts.memory.write(ptr + ascii_len as u64, &encoded[ascii_len..])?;
+    cx.memory_mut().write(ptr + ascii_len as u64, &encoded[ascii_len..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
         ptr = cx.realloc(ptr, worst_case_size, 1, len)?;
@@ -239,7 +239,7 @@ pub fn store_utf8_to_utf16(cx: &mut LiftLowerContext<'_>, src: &str, src_code_un
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = utf16le(src);
     assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
-    cx.opts.memory.write(ptr, &encoded)?;
+    cx.memory_mut().write(ptr, &encoded)?;
     let len = encoded.len() as u64;
     if len < worst_case_size {
         ptr = cx.realloc(ptr, worst_case_size, 2, len)?;
@@ -264,7 +264,7 @@ pub fn store_string_to_latin1_or_utf16(
     let latin1: Vec<u8> = src.chars().map_while(|c| u8::try_from(c as u32).ok()).collect();
     let dst_byte_length = latin1.len() as u64;
     assert_that(dst_byte_length <= src_code_units, "the source has at least as many code units as code points")?;
-    cx.opts.memory.write(ptr, &latin1)?;
+    cx.memory_mut().write(ptr, &latin1)?;
     if latin1.len() == src.chars().count() {
         if dst_byte_length < src_code_units {
             ptr = cx.realloc(ptr, src_code_units, 2, dst_byte_length)?;
@@ -281,19 +281,19 @@ pub fn store_string_to_latin1_or_utf16(
     // Inflate in place, back to front: the spec reads each byte from the new block before any
     // write can reach it, so reading the prefix first and writing it inflated is the same.
     let mut prefix = vec![0; latin1.len()];
-    cx.opts.memory.read(ptr, &mut prefix)?;
+    cx.memory().read(ptr, &mut prefix)?;
     let inflated: Vec<u8> = prefix.iter().flat_map(|&b| [b, 0]).collect();
-    cx.opts.memory.write(ptr, &inflated)?;
+    cx.memory_mut().write(ptr, &inflated)?;
     let encoded = utf16le(src);
     assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
-    cx.opts.memory.write(ptr + 2 * dst_byte_length, &encoded[2 * latin1.len()..])?;
+    cx.memory_mut().write(ptr + 2 * dst_byte_length, &encoded[2 * latin1.len()..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
         ptr = cx.realloc(ptr, worst_case_size, 2, len)?;
         check_realloc_aligned(ptr, 2, WHAT)?;
         check_realloc_in_bounds(cx, ptr, len, WHAT)?;
     }
-    Ok((ptr, (len / 2) | utf16_tag(cx.opts.memory.ptr_type())))
+    Ok((ptr, (len / 2) | utf16_tag(cx.memory().ptr_type())))
 }
 
 /// `store_probably_utf16_to_latin1_or_utf16`: the producer chose UTF-16, so allocate for it;
@@ -312,14 +312,14 @@ pub fn store_probably_utf16_to_latin1_or_utf16(
     check_realloc_in_bounds(cx, ptr, src_byte_length, WHAT)?;
     let encoded = utf16le(src);
     assert_that(encoded.len() as u64 <= src_byte_length, "len(encoded) <= src_byte_length")?;
-    cx.opts.memory.write(ptr, &encoded)?;
+    cx.memory_mut().write(ptr, &encoded)?;
     if src.chars().any(|c| c as u32 >= 1 << 8) {
-        let tagged = (encoded.len() as u64 / 2) | utf16_tag(cx.opts.memory.ptr_type());
+        let tagged = (encoded.len() as u64 / 2) | utf16_tag(cx.memory().ptr_type());
         return Ok((ptr, tagged));
     }
     let latin1_size = encoded.len() as u64 / 2;
     let compact: Vec<u8> = encoded.iter().step_by(2).copied().collect();
-    cx.opts.memory.write(ptr, &compact)?;
+    cx.memory_mut().write(ptr, &compact)?;
     ptr = cx.realloc(ptr, src_byte_length, 1, latin1_size)?;
     check_realloc_in_bounds(cx, ptr, latin1_size, WHAT)?;
     Ok((ptr, latin1_size))

@@ -14,15 +14,17 @@ use serde::Deserialize;
 
 use crate::encode::names::NameScheme;
 use crate::encode::script::ReallocAnswer;
-use crate::engine::fused::FUSED;
-use crate::engine::prepared::ImportType;
-use crate::engine::process::{AdapterFailed, ProcessEngine, Unsupported, process_spec};
-use crate::engine::resources::is_guest_resource;
-use crate::engine::{Engine, Outcome, Prepared, make_engine};
+use std::sync::Arc;
+
+use crate::encode::script::Script;
 use crate::oracle::{Difference, compare, compile_difference};
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::Value;
 use crate::reference::types::{FuncType, StringEncoding};
+use crate::runtime::driver::run_case;
+use crate::runtime::prepared::ImportType;
+use crate::runtime::resources::is_guest_resource;
+use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Selection, Unsupported};
 use crate::suite::expect::check_plain;
 use crate::suite::expectations::Expectations;
 use crate::suite::fused::run_fused;
@@ -443,12 +445,12 @@ impl<'w, K: Ord + Copy, P> WorldCache<'w, K, P> {
         WorldCache { world, file, made: BTreeMap::new() }
     }
 
-    pub(crate) fn get(&mut self, key: K, make: impl FnOnce(&str, K) -> Result<P>) -> Result<&P> {
+    pub(crate) fn get(&mut self, key: K, make: impl FnOnce(&str, K) -> Result<P>) -> Result<&mut P> {
         let (world, file) = (self.world, self.file);
         self.made
             .entry(key)
             .or_insert_with(|| make(world, key).map_err(|e| format!("{}: the world: {e:#}", file.display())))
-            .as_ref()
+            .as_mut()
             .map_err(|e| anyhow!("{e}"))
     }
 }
@@ -481,23 +483,25 @@ pub(crate) fn engine_status(engine: &str, id: CaseId<'_>, diffs: &[Difference], 
     }
 }
 
-/// Why an adapter engine cannot run a world: (its label, what happened).
+/// Why a runtime cannot run a world: (its label, what happened).
 pub(crate) enum Unavailable {
-    /// The world needs what the protocol lacks: its cases are skipped.
+    /// The world needs what the runtime lacks: its cases are skipped.
     Unsupported(String, String),
-    /// The adapter failed to start or to compile the world: its cases fail (a `compile`
-    /// difference), unless an expectations file says they do.
+    /// The runtime failed to compile a valid world: its cases fail (a `compile` difference),
+    /// unless an expectations file says they do.
     Failed(String, String),
+    /// The harness failed to set the runtime up.
+    Broken(String, String),
 }
 
 impl Unavailable {
-    fn of(spec: &str, e: anyhow::Error) -> Unavailable {
+    fn of(selection: &Selection, e: anyhow::Error) -> Unavailable {
         if let Some(u) = e.downcast_ref::<Unsupported>() {
             return Unavailable::Unsupported(u.engine.clone(), u.reason.clone());
         }
-        match e.downcast_ref::<AdapterFailed>() {
+        match e.downcast_ref::<CompileFailed>() {
             Some(f) => Unavailable::Failed(f.engine.clone(), f.message.clone()),
-            None => Unavailable::Failed(spec.to_string(), format!("{e:#}")),
+            None => Unavailable::Broken(selection.to_string(), format!("{e:#}")),
         }
     }
 
@@ -512,68 +516,104 @@ impl Unavailable {
                 };
                 Ran::new(engine, status, None)
             }
+            Unavailable::Broken(engine, message) => {
+                Ran::new(engine, Status::Failed(format!("engine error: {message}")), None)
+            }
         }
     }
 }
 
-/// Adapter processes, started once per world variant: an adapter compiles (or transpiles)
-/// the guest once, then runs every case of the file on it. Embedded engines are made per case.
-pub(crate) type Adapters = BTreeMap<((StringEncoding, NameScheme), String), Result<ProcessEngine, Unavailable>>;
+/// A world of one suite file made ready: prepared, as an artifact, and compiled once per
+/// runtime (an adapter compiles or transpiles it once, then runs every case of the file).
+pub(crate) struct Ready<P> {
+    pub prepared: P,
+    pub artifact: Arc<Artifact>,
+    compiled: BTreeMap<String, Result<Box<dyn Compiled>, Unavailable>>,
+}
 
-/// A plain case: the guest alone, called by the host, on the reference and on `engines`
-/// except the composition engine (which runs fused cases only).
+impl<P> Ready<P> {
+    pub(crate) fn new(prepared: P, artifact: Artifact) -> Ready<P> {
+        Ready { prepared, artifact: Arc::new(artifact), compiled: BTreeMap::new() }
+    }
+
+    /// The reference's outcome of `case`.
+    pub(crate) fn expected(&mut self, case: &Case, more: &[&Script]) -> Result<Outcome> {
+        match compiled(&mut self.compiled, &self.artifact, &Selection::reference()) {
+            Ok(reference) => run_case(reference.as_mut(), &self.artifact, case, more),
+            Err(_) => bail!("the reference cannot run this world"),
+        }
+    }
+
+    /// One row per selected runtime: each runs `case`, compared with `expected`.
+    pub(crate) fn rows(
+        &mut self,
+        run: (CaseId<'_>, &Case, &[&Script]),
+        selections: impl Iterator<Item = Selection>,
+        expectations: &Expectations,
+        compare: impl Fn(&P, &Outcome, &Outcome) -> Vec<Difference>,
+        expected: &Outcome,
+    ) -> Vec<Ran> {
+        let (id, case, more) = run;
+        let Ready { prepared, artifact, compiled: made } = self;
+        let mut out = vec![];
+        for selection in selections {
+            let compiled = match compiled(made, artifact, &selection) {
+                Ok(c) => c,
+                Err(unavailable) => {
+                    out.push(unavailable.row(id, expectations));
+                    continue;
+                }
+            };
+            let label = compiled.label().to_string();
+            if let Some(skip) = expectations.skip(&label, id.area, id.name) {
+                out.push(Ran::new(&label, Status::Skipped(skip.reason.clone()), None));
+                continue;
+            }
+            out.push(match run_case(compiled.as_mut(), artifact, case, more) {
+                Err(e) => Ran::new(&label, Status::Failed(format!("engine error: {e:#}")), None),
+                Ok(actual) => {
+                    let status = engine_status(&label, id, &compare(prepared, expected, &actual), expectations);
+                    Ran::new(&label, status, Some(&actual))
+                }
+            });
+        }
+        out
+    }
+}
+
+/// The world compiled on `selection`'s runtime, once.
+fn compiled<'m>(
+    made: &'m mut BTreeMap<String, Result<Box<dyn Compiled>, Unavailable>>,
+    artifact: &Arc<Artifact>,
+    selection: &Selection,
+) -> Result<&'m mut Box<dyn Compiled>, &'m Unavailable> {
+    made.entry(selection.to_string())
+        .or_insert_with(|| crate::runtime::compile(selection, artifact).map_err(|e| Unavailable::of(selection, e)))
+        .as_mut()
+        .map_err(|u| &*u)
+}
+
+/// A plain case: the guest alone, called by the host, on the reference and on the selected
+/// runtimes in their plain mode (compositions run fused cases only).
 fn run_plain(
-    worlds: &mut WorldCache<'_, (StringEncoding, NameScheme), Prepared>,
-    adapters: &mut Adapters,
+    worlds: &mut WorldCache<'_, (StringEncoding, NameScheme), Ready<Prepared>>,
     id: CaseId<'_>,
     c: &CaseSpec,
-    engines: &[String],
+    engines: &[Selection],
     expectations: &Expectations,
 ) -> Result<Vec<Ran>> {
     let key = (parse_encoding(c.encoding.as_deref())?, parse_names(c.names.as_deref())?);
-    let p = worlds.get(key, |world, (enc, scheme)| Prepared::from_wit(world, None, scheme, enc))?;
-    let case = build_case(p, &plan(p, c)?)?;
-    let expected = make_engine("reference", p)?.run(&case)?;
-    let mut out = vec![Ran::new("reference", expectation_status(check_plain(p, c, &expected)), Some(&expected))];
-    for spec in engines.iter().filter(|n| n.as_str() != FUSED) {
-        let mut embedded;
-        let engine: &mut dyn Engine = match process_spec(spec) {
-            Some((command, kind)) => {
-                let made = adapters
-                    .entry((key, spec.clone()))
-                    .or_insert_with(|| ProcessEngine::new(p, command, kind).map_err(|e| Unavailable::of(spec, e)));
-                match made {
-                    Ok(engine) => engine,
-                    Err(unavailable) => {
-                        out.push(unavailable.row(id, expectations));
-                        continue;
-                    }
-                }
-            }
-            None => match make_engine(spec, p) {
-                Ok(e) => {
-                    embedded = e;
-                    embedded.as_mut()
-                }
-                Err(e) => {
-                    out.push(Ran::new(spec, Status::Failed(format!("engine error: {e:#}")), None));
-                    continue;
-                }
-            },
-        };
-        let label = engine.name().to_string();
-        if let Some(skip) = expectations.skip(&label, id.area, id.name) {
-            out.push(Ran::new(&label, Status::Skipped(skip.reason.clone()), None));
-            continue;
-        }
-        out.push(match engine.run(&case) {
-            Err(e) => Ran::new(&label, Status::Failed(format!("engine error: {e:#}")), None),
-            Ok(actual) => {
-                let status = engine_status(&label, id, &compare(p, &expected, &actual), expectations);
-                Ran::new(&label, status, Some(&actual))
-            }
-        });
-    }
+    let ready = worlds.get(key, |world, (enc, scheme)| {
+        let p = Prepared::from_wit(world, None, scheme, enc)?;
+        let artifact = Artifact::of(&p)?;
+        Ok(Ready::new(p, artifact))
+    })?;
+    let case = build_case(&ready.prepared, &plan(&ready.prepared, c)?)?;
+    let expected = ready.expected(&case, &[])?;
+    let status = expectation_status(check_plain(&ready.prepared, c, &expected));
+    let mut out = vec![Ran::new("reference", status, Some(&expected))];
+    let plain = engines.iter().filter(|s| !s.fused()).cloned();
+    out.extend(ready.rows((id, &case, &[]), plain, expectations, compare, &expected));
     Ok(out)
 }
 
@@ -589,7 +629,7 @@ pub(crate) fn expectation_status(checked: Result<()>) -> Status {
 /// fused cases on `wasmtime-fused` only.
 pub fn run_file(
     file: &Path,
-    engines: &[String],
+    engines: &[Selection],
     expectations: &Expectations,
     filter: Option<&str>,
 ) -> Result<Vec<CaseResult>> {
@@ -598,7 +638,6 @@ pub fn run_file(
     let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let mut plain = WorldCache::new(&suite.world, file);
     let mut fused = WorldCache::new(&suite.world, file);
-    let mut adapters = Adapters::new();
     let mut out = vec![];
     for c in &suite.cases {
         if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
@@ -617,7 +656,7 @@ pub fn run_file(
         };
         let id = CaseId { area, name: &c.name };
         let rows = check_rules(c).and_then(|()| match &c.callee {
-            None => run_plain(&mut plain, &mut adapters, id, c, engines, expectations),
+            None => run_plain(&mut plain, id, c, engines, expectations),
             Some(callee) => run_fused(&mut fused, id, c, callee, engines, expectations),
         });
         match rows {

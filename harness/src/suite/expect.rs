@@ -7,10 +7,10 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::encode::protocol::{HEAP, dtor_entry, export_entry, post_return_entry};
 use crate::encode::script::Event;
-use crate::engine::fused::FusedPrepared;
-use crate::engine::prepared::ImportType;
-use crate::engine::{HostEvent, Outcome, Prepared};
 use crate::reference::types::StringEncoding;
+use crate::runtime::fused::FusedPrepared;
+use crate::runtime::prepared::ImportType;
+use crate::runtime::{HostEvent, Outcome, Prepared};
 use crate::suite::cases::{CaseSpec, ExpectSpec};
 use crate::world::wave::{parse_value, print_value};
 

@@ -1,18 +1,20 @@
 //! Fused suite cases: the case's guest is a caller composed with a callee guest (`callee`), each
 //! with its own memory and string encoding. The caller's `run` calls the callee's exports
 //! through its imports; the reference chains the two guest models with canon_lower and
-//! canon_lift (SimFused), and `wasmtime-fused` runs the composite with Wasmtime's fused adapters.
+//! canon_lift, and each selected runtime in its `-fused` mode (`wasmtime-fused`) runs the
+//! composite with its fused adapters.
 
 use anyhow::{Result, anyhow, bail};
 
 use crate::encode::names::NameScheme;
-use crate::engine::fused::{FUSED, FusedCase, FusedPrepared, make_fused_engine};
 use crate::oracle::compare_fused;
 use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::types::StringEncoding;
+use crate::runtime::Selection;
+use crate::runtime::fused::{FusedCase, FusedPrepared};
 use crate::suite::cases::{
-    CalleeSpec, CaseId, CaseSpec, Ran, Status, WorldCache, corruption, engine_status, expectation_status, import_call,
-    parse_encoding, parse_names, realloc_answers, result_values,
+    CalleeSpec, CaseId, CaseSpec, Ran, Ready, WorldCache, corruption, expectation_status, import_call, parse_encoding,
+    parse_names, realloc_answers, result_values,
 };
 use crate::suite::expect::check_fused;
 use crate::suite::expectations::Expectations;
@@ -20,13 +22,13 @@ use crate::suite::expectations::Expectations;
 /// (caller encoding, callee encoding, name scheme).
 pub(crate) type FusedKey = (StringEncoding, StringEncoding, NameScheme);
 
-/// Run a fused case on the reference and, if asked for, on `wasmtime-fused`.
+/// Run a fused case on the reference and on the selected runtimes' composition modes.
 pub(crate) fn run_fused(
-    worlds: &mut WorldCache<'_, FusedKey, FusedPrepared>,
+    worlds: &mut WorldCache<'_, FusedKey, Ready<FusedPrepared>>,
     id: CaseId<'_>,
     c: &CaseSpec,
     callee: &CalleeSpec,
-    engines: &[String],
+    engines: &[Selection],
     expectations: &Expectations,
 ) -> Result<Vec<Ran>> {
     let key = (
@@ -34,25 +36,18 @@ pub(crate) fn run_fused(
         parse_encoding(callee.encoding.as_deref())?,
         parse_names(c.names.as_deref())?,
     );
-    let fp =
-        worlds.get(key, |world, (caller, callee, scheme)| FusedPrepared::new(world, None, scheme, caller, callee))?;
-    let case = plan_fused(fp, c, callee)?;
-    let expected = make_fused_engine("reference", fp)?.run(&case)?;
-    let mut out = vec![Ran::new("reference", expectation_status(check_fused(fp, c, &expected)), Some(&expected))];
-    if engines.iter().any(|n| n == FUSED) {
-        if let Some(skip) = expectations.skip(FUSED, id.area, id.name) {
-            out.push(Ran::new(FUSED, Status::Skipped(skip.reason.clone()), None));
-            return Ok(out);
-        }
-        out.push(match make_fused_engine(FUSED, fp).and_then(|mut e| e.run(&case)) {
-            Err(e) => Ran::new(FUSED, Status::Failed(format!("engine error: {e:#}")), None),
-            Ok(actual) => Ran::new(
-                FUSED,
-                engine_status(FUSED, id, &compare_fused(fp, &expected, &actual), expectations),
-                Some(&actual),
-            ),
-        });
-    }
+    let ready = worlds.get(key, |world, (caller, callee, scheme)| {
+        let fp = FusedPrepared::new(world, None, scheme, caller, callee)?;
+        let artifact = fp.artifact()?;
+        Ok(Ready::new(fp, artifact))
+    })?;
+    let case = plan_fused(&ready.prepared, c, callee)?;
+    let expected = ready.expected(&case.caller, &[&case.callee])?;
+    let status = expectation_status(check_fused(&ready.prepared, c, &expected));
+    let mut out = vec![Ran::new("reference", status, Some(&expected))];
+    let fused = engines.iter().filter(|s| s.fused()).cloned();
+    let run = (id, &case.caller, &[&case.callee][..]);
+    out.extend(ready.rows(run, fused, expectations, compare_fused, &expected));
     Ok(out)
 }
 

@@ -1,20 +1,25 @@
 //! The guest model: the scripted guest of `encode::guest`, implemented again in Rust over a
 //! byte vector, step for step (same memory map, same script semantics, same log bytes). Run
-//! with the reference host it is the `reference` engine: the prediction every engine is
-//! compared with.
+//! with the reference host it is the `reference` runtime: the prediction every runtime is
+//! compared with. In a composition the caller model's imports reach the callee model through
+//! the reference's `canon_lower` and `canon_lift`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow, bail};
 
-use super::host::{CoreGuest, HostState, call_export, drop_slot, serve_import};
-use super::{Case, Engine, HostEvent, Outcome, Prepared, Step};
+use super::artifact::Artifact;
+use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, call_export, serve_import};
+use super::{Compiled, Host, Instance, NoHost, Runtime, Unsupported};
 use crate::encode::guest::{EntryKind, GuestSpec, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
-use crate::encode::script::{Event, Script, parse_log};
 use crate::reference::memory::{Memory, exceeds, read_at, write_at};
 use crate::reference::types::CoreType;
+use crate::reference::types::ResourceType;
 use crate::reference::value::Flat;
+use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 
 fn guest_trap(what: impl Into<String>) -> Trap {
@@ -22,14 +27,14 @@ fn guest_trap(what: impl Into<String>) -> Trap {
 }
 
 /// The scripted guest, modelled.
-pub struct SimGuest {
+pub struct GuestModel {
     pub mem: Vec<u8>,
     spec: Arc<GuestSpec>,
 }
 
-impl SimGuest {
-    pub fn new(spec: Arc<GuestSpec>) -> SimGuest {
-        SimGuest { mem: vec![0; p::MEMORY_SIZE as usize], spec }
+impl GuestModel {
+    pub fn new(spec: Arc<GuestSpec>) -> GuestModel {
+        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], spec }
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
@@ -246,7 +251,7 @@ impl SimGuest {
     }
 }
 
-impl Memory for SimGuest {
+impl Memory for GuestModel {
     fn len(&self) -> u64 {
         self.mem.len() as u64
     }
@@ -266,7 +271,7 @@ impl Memory for SimGuest {
     }
 }
 
-impl CoreGuest for SimGuest {
+impl CoreGuest for GuestModel {
     fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
         self.entry(name, args, host)
     }
@@ -276,98 +281,120 @@ impl CoreGuest for SimGuest {
     }
 }
 
-fn control(guest: &mut dyn CoreGuest, host: &mut HostState, name: &str, args: &[Flat]) -> Result<Vec<Flat>> {
-    guest.call(name, args, host).map_err(|t| anyhow::anyhow!("control call {name} trapped: {t}"))
+/// The `reference` runtime.
+pub fn runtime() -> Box<dyn Runtime> {
+    Box::new(ModelRuntime)
 }
 
-/// Reset a guest and load a script into it through its control interface.
-pub fn load_script(
-    guest: &mut dyn CoreGuest,
-    host: &mut HostState,
-    prepared: &Prepared,
-    script: &Script,
-) -> Result<()> {
-    let spec = &prepared.spec;
-    let image = script.control_image()?;
-    control(guest, host, &spec.control_reset, &[])?;
-    for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
-        let mut args = vec![Flat::I32((i * LOAD_CHUNK) as u32)];
-        let mut padded = chunk.to_vec();
-        padded.resize(LOAD_CHUNK, 0);
-        args.extend(padded.chunks(8).map(|w| Flat::I64(u64::from_le_bytes(w.try_into().unwrap()))));
-        control(guest, host, &spec.control_load, &args)?;
-    }
-    Ok(())
-}
+struct ModelRuntime;
 
-/// Read and parse a guest's log through its control interface.
-pub fn read_log(guest: &mut dyn CoreGuest, host: &mut HostState, prepared: &Prepared) -> Result<Vec<Event>> {
-    let ret = control(guest, host, &prepared.spec.control_read_log, &[])?;
-    let Some(Flat::I32(ret)) = ret.first().copied() else { anyhow::bail!("read-log returned {ret:?}") };
-    let mut pair = [0u8; 8];
-    guest.read(ret.into(), &mut pair).map_err(|t| anyhow::anyhow!("{t}"))?;
-    let (ptr, len) = (u32::from_le_bytes(pair[..4].try_into()?), u32::from_le_bytes(pair[4..].try_into()?));
-    let mut bytes = vec![0; len as usize];
-    guest.read(ptr.into(), &mut bytes).map_err(|t| anyhow::anyhow!("{t}"))?;
-    parse_log(&bytes)
-}
-
-/// Drive any `CoreGuest` through a case with the reference host: reset, load the script, run
-/// the steps, read the log. Shared by the model and the core engines.
-pub fn run_core_case(
-    guest: &mut dyn CoreGuest,
-    host: &mut HostState,
-    prepared: &Prepared,
-    case: &Case,
-) -> Result<Outcome> {
-    load_script(guest, host, prepared, &case.script)?;
-    host.results = case.import_results.iter().cloned().collect();
-    host.events.clear();
-    let mut outcome = Outcome::default();
-    for step in &case.steps {
-        let r = match step {
-            Step::Call(call) => call_export(host, guest, prepared, call.export, &call.args)
-                .map(|result| host.events.push(HostEvent::Returned { export: call.export, result })),
-            Step::Drop { slot } => {
-                drop_slot(host, guest, *slot).map(|()| host.events.push(HostEvent::Dropped { slot: *slot }))
-            }
-        };
-        match r {
-            Ok(()) => {}
-            Err(trap) if trap.kind == TrapKind::Assertion => anyhow::bail!("harness assertion: {trap}"),
-            Err(trap) => {
-                outcome.trap = Some(trap);
-                break;
-            }
+impl Runtime for ModelRuntime {
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        if artifact.model.is_none() {
+            bail!(Unsupported { engine: "reference".into(), reason: "the world was not prepared here".into() });
         }
-    }
-    outcome.events = std::mem::take(&mut host.events);
-    if outcome.trap.is_none() {
-        outcome.log = Some(read_log(guest, host, prepared)?);
-    }
-    Ok(outcome)
-}
-
-/// The `reference` engine: the guest model with the reference host.
-pub struct SimEngine<'p> {
-    prepared: &'p Prepared,
-}
-
-impl<'p> SimEngine<'p> {
-    pub fn new(prepared: &'p Prepared) -> SimEngine<'p> {
-        SimEngine { prepared }
+        Ok(Box::new(ModelCompiled { artifact }))
     }
 }
 
-impl Engine for SimEngine<'_> {
-    fn name(&self) -> &'static str {
+struct ModelCompiled {
+    artifact: Arc<Artifact>,
+}
+
+/// A guest model with its host state (the model's store).
+struct ModelStore {
+    guest: GuestModel,
+    host: HostState,
+}
+
+impl ModelStore {
+    fn new(artifact: &Artifact, host: Box<dyn Host>) -> Result<ModelStore> {
+        let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
+        Ok(ModelStore { guest: GuestModel::new(model.guest.clone()), host: HostState::new(artifact, host) })
+    }
+}
+
+impl CoreStore for ModelStore {
+    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R {
+        f(&mut self.guest, &mut self.host)
+    }
+}
+
+/// The callee of a composition, behind the caller's imports: each import thunk reaches one
+/// callee export (`canon_lower` in the caller, then `canon_lift` of the callee).
+struct CalleeHost {
+    callee: Rc<RefCell<CoreInstance<ModelStore>>>,
+    thunk_to_export: Vec<Option<u32>>,
+}
+
+impl Host for CalleeHost {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        let k = self
+            .thunk_to_export
+            .get(thunk as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| anyhow!("caller import {thunk} reaches no callee export"))?;
+        let mut callee = self.callee.borrow_mut();
+        let artifact = callee.artifact.clone();
+        let export = &artifact.exports[k as usize];
+        // A trap of the callee is the caller's trap (see `Host::import`).
+        Ok(callee.store.with_guest(|guest, host| call_export(host, guest, export, &args))?)
+    }
+
+    fn dtor(&mut self, _: &ResourceType, _: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A model instance: the guest, and in a composition the callee its imports reach.
+struct ModelInstance {
+    caller: CoreInstance<ModelStore>,
+    /// The callee, and the artifact's export index where its control functions start.
+    callee: Option<(Rc<RefCell<CoreInstance<ModelStore>>>, usize)>,
+}
+
+impl Compiled for ModelCompiled {
+    fn label(&self) -> &str {
         "reference"
     }
 
-    fn run(&mut self, case: &Case) -> Result<Outcome> {
-        // A fresh model per case: the model is cheap, and a trap poisons an instance anyway.
-        let mut guest = SimGuest::new(Arc::new(self.prepared.spec.clone()));
-        let mut host = HostState::new(self.prepared);
-        run_core_case(&mut guest, &mut host, self.prepared, case)
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+        let artifact = &self.artifact;
+        let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
+        let Some(c) = &model.composition else {
+            let store = ModelStore::new(artifact, host)?;
+            return Ok(Box::new(ModelInstance {
+                caller: CoreInstance { store, artifact: artifact.clone() },
+                callee: None,
+            }));
+        };
+        let callee_store = ModelStore::new(&c.callee, Box::new(NoHost))?;
+        let callee = Rc::new(RefCell::new(CoreInstance { store: callee_store, artifact: c.callee.clone() }));
+        let forward = CalleeHost { callee: callee.clone(), thunk_to_export: c.thunk_to_export.clone() };
+        let store = ModelStore::new(&c.caller, Box::new(forward))?;
+        Ok(Box::new(ModelInstance {
+            caller: CoreInstance { store, artifact: c.caller.clone() },
+            callee: Some((callee, c.caller.exports.len())),
+        }))
+    }
+}
+
+impl Instance for ModelInstance {
+    fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, crate::reference::Trap>> {
+        match &self.callee {
+            // The callee's control functions: the callee artifact's own, in the same order.
+            Some((callee, first)) if export >= *first => {
+                let mut callee = callee.borrow_mut();
+                // Both lists hold the three control functions in one order from their first.
+                let index = callee.artifact.guests[0].load + (export - first);
+                callee.call(index, args)
+            }
+            _ => self.caller.call(export, args),
+        }
+    }
+
+    fn drop_resource(&mut self, slot: u32) -> Result<Result<(), crate::reference::Trap>> {
+        self.caller.drop_resource(slot)
     }
 }

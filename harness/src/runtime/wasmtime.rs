@@ -1,27 +1,21 @@
-//! `wasmtime`: the scripted guest as a component on Wasmtime; the host calls exports and
-//! implements imports with the dynamic `component::Val` API, so Wasmtime's own Canonical ABI
-//! does all lowering and lifting. Post-return runs inside `Func::call` (Wasmtime 48); the
-//! guest's log shows it.
+//! `wasmtime` (and `wasmtime-winch`, `wasmtime-pulley`): the guest component on Wasmtime; the
+//! host calls exports and implements imports with the dynamic `component::Val` API, so
+//! Wasmtime's own Canonical ABI does all lowering and lifting. Post-return runs inside
+//! `Func::call` (Wasmtime 48); the guest's log shows it. A composition's component is the
+//! composite, with no imports: its values cross Wasmtime's fused adapters.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
-use wasmtime::component::{
-    Component, ComponentExportIndex, Func, InstancePre, Linker, ResourceAny, ResourceDynamic, Val,
-};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceAny, ResourceDynamic, Val};
 use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 
-use super::prepared::ImportType;
-use super::resources::{is_guest_resource, resource_owner};
-use super::{Case, Engine, ExportCall, HarnessError, HostEvent, Outcome, Prepared, Step};
-use crate::encode::guest::{EntryKind, ImportKind, LOAD_CHUNK, control_interface};
-use crate::encode::script::parse_log;
+use super::artifact::{Artifact, Import};
+use super::resources::is_guest_resource;
+use super::{Compiled, FUEL, HarnessError, Host, Instance, MAX_HANDLES, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::types::{ResourceType, ValType, despecialize};
 use crate::reference::value::{HostString, Value};
 use crate::reference::{Trap, TrapKind};
-
-/// Fuel per case.
-pub const FUEL: u64 = 10_000_000;
 
 /// Wasmtime's trap messages and trap codes, by class. The first matching substring wins; a
 /// message matching none is `Unclassified`, a finding in itself.
@@ -99,12 +93,9 @@ pub fn classify(e: &wasmtime::Error) -> Trap {
     Trap::new(kind, message)
 }
 
-/// Store data: what the host's imports return, what they received, and the guest resources
-/// the host holds (by slot).
-#[derive(Default)]
+/// Store data: the host behind the imports, and the guest resources it holds (by slot).
 pub struct Ctx {
-    results: VecDeque<Option<Value>>,
-    events: Vec<HostEvent>,
+    host: Box<dyn Host>,
     slots: Vec<Option<ResourceAny>>,
     limits: wasmtime::StoreLimits,
 }
@@ -322,28 +313,100 @@ pub fn from_val_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Valu
     })
 }
 
-pub struct WasmtimeEngine<'p> {
-    prepared: &'p Prepared,
-    engine: wasmtime::Engine,
-    pre: InstancePre<Ctx>,
-    /// Export index of each function export k.
-    exports: Vec<ComponentExportIndex>,
-    load: ComponentExportIndex,
-    reset: ComponentExportIndex,
-    read_log: ComponentExportIndex,
+/// Which of Wasmtime's code generators runs the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    Cranelift,
+    Winch,
+    Pulley,
 }
 
-impl<'p> WasmtimeEngine<'p> {
-    pub fn new(prepared: &'p Prepared) -> Result<WasmtimeEngine<'p>> {
-        let mut config = Config::new();
-        config.wasm_component_model(true).consume_fuel(true);
-        let engine = wasmtime::Engine::new(&config)?;
-        let component = Component::new(&engine, &prepared.component)
-            .map_err(|e| anyhow!("Wasmtime rejects the guest component: {e:#}"))?;
+/// The `wasmtime` runtime.
+pub fn cranelift() -> Box<dyn Runtime> {
+    Box::new(WasmtimeRuntime(Strategy::Cranelift))
+}
+
+/// The `wasmtime-winch` runtime.
+pub fn winch() -> Box<dyn Runtime> {
+    Box::new(WasmtimeRuntime(Strategy::Winch))
+}
+
+/// The `wasmtime-pulley` runtime.
+pub fn pulley() -> Box<dyn Runtime> {
+    Box::new(WasmtimeRuntime(Strategy::Pulley))
+}
+
+/// A Wasmtime engine for components with fuel, compiled by `strategy`.
+pub fn engine(strategy: Strategy) -> Result<wasmtime::Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).consume_fuel(true);
+    match strategy {
+        Strategy::Cranelift => {}
+        Strategy::Winch => {
+            config.strategy(wasmtime::Strategy::Winch);
+        }
+        Strategy::Pulley => {
+            config.target("pulley64").map_err(|e| anyhow!("{e:#}"))?;
+        }
+    }
+    wasmtime::Engine::new(&config).map_err(|e| anyhow!("{e:#}"))
+}
+
+/// A fresh store with fuel, a memory limit and the spec's handle-table size.
+pub fn store<T: 'static>(
+    engine: &wasmtime::Engine,
+    data: T,
+    limits: fn(&mut T) -> &mut wasmtime::StoreLimits,
+) -> Result<Store<T>> {
+    let mut store = Store::new(engine, data);
+    store.limiter(move |d| limits(d) as &mut dyn wasmtime::ResourceLimiter);
+    store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
+    store.set_max_component_handles(MAX_HANDLES);
+    Ok(store)
+}
+
+/// The memory limit of one store.
+pub fn limits() -> wasmtime::StoreLimits {
+    wasmtime::StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build()
+}
+
+/// The index of export `name` of interface `interface` (`None`: the root) of `component`.
+pub fn export_index(component: &Component, interface: Option<&str>, name: &str) -> Result<ComponentExportIndex> {
+    let parent = match interface {
+        Some(i) => Some(component.get_export_index(None, i).ok_or_else(|| anyhow!("no export {i}"))?),
+        None => None,
+    };
+    component.get_export_index(parent.as_ref(), name).ok_or_else(|| anyhow!("no export {name}"))
+}
+
+struct WasmtimeRuntime(Strategy);
+
+impl WasmtimeRuntime {
+    /// How results name it: a composition runs in its `-fused` mode (see `Selection`).
+    fn label(&self, artifact: &Artifact) -> String {
+        let name = match self.0 {
+            Strategy::Cranelift => "wasmtime",
+            Strategy::Winch => "wasmtime-winch",
+            Strategy::Pulley => "wasmtime-pulley",
+        };
+        let selection = super::Selection::Embedded { name, fused: artifact.guests.len() > 1 };
+        selection.to_string()
+    }
+}
+
+impl Runtime for WasmtimeRuntime {
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        let label = self.label(&artifact);
+        let Some(wasm) = &artifact.component else {
+            bail!(Unsupported { engine: label, reason: "the world has no component".into() });
+        };
+        let engine = engine(self.0)?;
+        let component =
+            Component::new(&engine, wasm).map_err(|e| anyhow!("Wasmtime rejects the guest component: {e:#}"))?;
         let mut linker = Linker::<Ctx>::new(&engine);
-        for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
-            let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else { continue };
-            let ft = ft.clone();
+        for (thunk, import) in artifact.imports.iter().enumerate() {
+            let Import::Func { func, .. } = import else { continue };
+            let ft = func.ft.clone();
             let thunk = thunk as u32;
             let host = move |mut store: wasmtime::StoreContextMut<'_, Ctx>,
                              _ty: wasmtime::component::types::ComponentFunc,
@@ -359,12 +422,7 @@ impl<'p> WasmtimeEngine<'p> {
                     .map(|((_, t), v)| from_val_with(t, v, &mut h))
                     .collect::<Result<Vec<_>>>()
                     .map_err(harness)?;
-                let ctx = store.data_mut();
-                ctx.events.push(HostEvent::Import { thunk, args });
-                let result = ctx
-                    .results
-                    .pop_front()
-                    .ok_or_else(|| harness(anyhow!("no planned result for this import call")))?;
+                let result = store.data_mut().host.import(thunk, args).map_err(harness)?;
                 let mut h = StoreHandles { store: &mut store };
                 match (&ft.result, result, results.first_mut()) {
                     (Some(t), Some(v), Some(slot)) => *slot = to_val_with(t, &v, &mut h).map_err(harness)?,
@@ -373,167 +431,102 @@ impl<'p> WasmtimeEngine<'p> {
                 }
                 Ok(())
             };
-            match interface {
-                Some(iface) => {
-                    let name = prepared.interface_name(*iface, true)?;
-                    linker.instance(&name)?.func_new(func, host)?;
-                }
-                None => {
-                    linker.root().func_new(func, host)?;
-                }
+            match &func.interface {
+                Some(iface) => linker.instance(iface)?.func_new(&func.name, host)?,
+                None => linker.root().func_new(&func.name, host)?,
             }
         }
         // Host resources the guest imports: dynamic host resource types named by the
-        // reference's resource id; their destructor is a host event.
-        for ty in &prepared.imports {
-            let ImportType::ResourceDrop(rt) = ty else { continue };
-            if is_guest_resource(rt) {
-                continue;
-            }
-            let dtor = |mut store: wasmtime::StoreContextMut<'_, Ctx>, rep: u32| -> wasmtime::Result<()> {
-                store.data_mut().events.push(HostEvent::Dtor { rep });
-                Ok(())
+        // reference's resource id; their destructor goes to the host.
+        for r in artifact.resources.iter().filter(|r| !is_guest_resource(&r.rt)) {
+            let rt = r.rt.clone();
+            let dtor = move |mut store: wasmtime::StoreContextMut<'_, Ctx>, rep: u32| -> wasmtime::Result<()> {
+                let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+                store.data_mut().host.dtor(&rt, rep).map_err(harness)
             };
-            let rty = wasmtime::component::ResourceType::host_dynamic(rt.id);
-            match resource_owner(prepared, rt)? {
-                Some(iface) => linker.instance(&iface)?.resource(&rt.name, rty, dtor)?,
-                None => linker.root().resource(&rt.name, rty, dtor)?,
+            let rty = wasmtime::component::ResourceType::host_dynamic(r.rt.id);
+            match &r.interface {
+                Some(iface) => linker.instance(iface)?.resource(&r.rt.name, rty, dtor)?,
+                None => linker.root().resource(&r.rt.name, rty, dtor)?,
             }
         }
         linker.define_unknown_imports_as_traps(&component)?;
         let pre = linker.instantiate_pre(&component)?;
-        let export_index = |iface: Option<String>, func: &str| -> Result<ComponentExportIndex> {
-            let parent = match iface {
-                Some(name) => Some(component.get_export_index(None, &name).ok_or_else(|| anyhow!("no export {name}"))?),
-                None => None,
-            };
-            component.get_export_index(parent.as_ref(), func).ok_or_else(|| anyhow!("no export {func}"))
-        };
-        let mut exports = vec![];
-        for e in &prepared.spec.exports {
-            if let EntryKind::Func { interface, func } = &e.kind {
-                let iface = interface.map(|i| prepared.interface_name(i, false)).transpose()?;
-                exports.push(export_index(iface, func)?);
-            }
-        }
-        let control = control_interface(&prepared.wit.resolve, prepared.world)?;
-        let control_name = Some(prepared.interface_name(control, false)?);
-        Ok(WasmtimeEngine {
-            prepared,
-            load: export_index(control_name.clone(), "load")?,
-            reset: export_index(control_name.clone(), "reset")?,
-            read_log: export_index(control_name, "read-log")?,
-            engine,
-            pre,
-            exports,
-        })
-    }
-}
-
-impl WasmtimeEngine<'_> {
-    /// One export call; a Wasmtime error (a trap, or a harness error inside a host function)
-    /// comes back as is.
-    fn call(
-        &self,
-        store: &mut Store<Ctx>,
-        instance: &wasmtime::component::Instance,
-        call: &ExportCall,
-    ) -> wasmtime::Result<()> {
-        let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
-        let (_, ft) = &self.prepared.exports[call.export as usize];
-        let f = instance
-            .get_func(&mut *store, self.exports[call.export as usize])
-            .ok_or_else(|| harness(anyhow!("export is not a function")))?;
-        let mut ctx = store.as_context_mut();
-        let mut h = StoreHandles { store: &mut ctx };
-        let args = ft
-            .params
+        let exports = artifact
+            .exports
             .iter()
-            .zip(&call.args)
-            .map(|((_, t), v)| to_val_with(t, v, &mut h))
-            .collect::<Result<Vec<_>>>()
-            .map_err(harness)?;
-        let mut results = vec![Val::Bool(false); ft.result.iter().count()];
-        f.call(&mut *store, &args, &mut results)?;
-        let mut ctx = store.as_context_mut();
-        let mut h = StoreHandles { store: &mut ctx };
-        let result = match (&ft.result, results.first()) {
-            (Some(t), Some(v)) => Some(from_val_with(t, v, &mut h).map_err(harness)?),
-            _ => None,
-        };
-        store.data_mut().events.push(HostEvent::Returned { export: call.export, result });
-        Ok(())
+            .map(|e| export_index(&component, e.func.interface.as_deref(), &e.func.name))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(WasmtimeCompiled { label, engine, pre, exports, artifact }))
     }
 }
 
-impl Engine for WasmtimeEngine<'_> {
-    fn name(&self) -> &'static str {
-        "wasmtime"
+struct WasmtimeCompiled {
+    label: String,
+    engine: wasmtime::Engine,
+    pre: InstancePre<Ctx>,
+    /// The index of each artifact export.
+    exports: Vec<ComponentExportIndex>,
+    artifact: Arc<Artifact>,
+}
+
+impl Compiled for WasmtimeCompiled {
+    fn label(&self) -> &str {
+        &self.label
     }
 
-    fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let mut store = Store::new(
-            &self.engine,
-            Ctx {
-                results: case.import_results.iter().cloned().collect(),
-                events: vec![],
-                slots: vec![],
-                limits: wasmtime::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build(),
-            },
-        );
-        store.limiter(|c| &mut c.limits);
-        store.set_fuel(FUEL)?;
-        // The spec's handle table holds 2^28 - 1 entries; Wasmtime's default store limit is
-        // lower (a denial-of-service cap), which would show up as a false table-full trap.
-        store.set_max_component_handles(1 << 28);
-        // A fresh instance per case: no state leaks between cases, and a trap poisons only it.
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+        let mut store = store(&self.engine, Ctx { host, slots: vec![], limits: limits() }, |c| &mut c.limits)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the guest component: {e:#}"))?;
-        let func = |store: &mut Store<Ctx>, idx: &ComponentExportIndex| -> Result<Func> {
-            instance.get_func(&mut *store, idx).ok_or_else(|| anyhow!("export is not a function"))
-        };
-        let control = |store: &mut Store<Ctx>, f: Func, args: &[Val], results: &mut [Val]| -> Result<()> {
-            f.call(&mut *store, args, results).map_err(|e| anyhow!("control call trapped: {e:#}"))
-        };
-        let reset = func(&mut store, &self.reset)?;
-        control(&mut store, reset, &[], &mut [])?;
-        let load = func(&mut store, &self.load)?;
-        let image = case.script.control_image()?;
-        for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
-            let mut padded = chunk.to_vec();
-            padded.resize(LOAD_CHUNK, 0);
-            let mut args = vec![Val::U32((i * LOAD_CHUNK) as u32)];
-            args.extend(padded.chunks(8).map(|w| Val::U64(u64::from_le_bytes(w.try_into().unwrap()))));
-            control(&mut store, load, &args, &mut [])?;
+        Ok(Box::new(WasmtimeInstance { compiled: self, store, instance }))
+    }
+}
+
+struct WasmtimeInstance<'c> {
+    compiled: &'c WasmtimeCompiled,
+    store: Store<Ctx>,
+    instance: wasmtime::component::Instance,
+}
+
+/// A Wasmtime failure: a trap, or (a harness error inside a host function) a harness failure.
+fn ending<T>(r: wasmtime::Result<T>) -> Result<Result<T, Trap>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => match e.downcast_ref::<HarnessError>() {
+            Some(h) => bail!("{h}"),
+            None => Ok(Err(classify(&e))),
+        },
+    }
+}
+
+impl Instance for WasmtimeInstance<'_> {
+    fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, Trap>> {
+        let ft = &self.compiled.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?.func.ft;
+        let store = &mut self.store;
+        let f = self
+            .instance
+            .get_func(&mut *store, self.compiled.exports[export])
+            .ok_or_else(|| anyhow!("export {export} is not a function"))?;
+        let mut ctx = store.as_context_mut();
+        let mut h = StoreHandles { store: &mut ctx };
+        let args =
+            ft.params.iter().zip(args).map(|((_, t), v)| to_val_with(t, v, &mut h)).collect::<Result<Vec<_>>>()?;
+        let mut results = vec![Val::Bool(false); ft.result.iter().count()];
+        if let Err(trap) = ending(f.call(&mut *store, &args, &mut results))? {
+            return Ok(Err(trap));
         }
-        let mut outcome = Outcome::default();
-        for step in &case.steps {
-            let r = match step {
-                Step::Call(call) => self.call(&mut store, &instance, call),
-                Step::Drop { slot } => {
-                    let any = store.data_mut().slots.get_mut(*slot as usize).and_then(Option::take);
-                    let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
-                    any.resource_drop(&mut store)
-                        .map(|()| store.data_mut().events.push(HostEvent::Dropped { slot: *slot }))
-                }
-            };
-            if let Err(e) = r {
-                if let Some(h) = e.downcast_ref::<HarnessError>() {
-                    bail!("{h}");
-                }
-                outcome.trap = Some(classify(&e));
-                break;
-            }
-        }
-        outcome.events = std::mem::take(&mut store.data_mut().events);
-        if outcome.trap.is_none() {
-            let read_log = func(&mut store, &self.read_log)?;
-            let mut out = [Val::Bool(false)];
-            control(&mut store, read_log, &[], &mut out)?;
-            let Val::List(bytes) = &out[0] else { bail!("read-log returned {:?}", out[0]) };
-            let bytes: Vec<u8> = bytes.iter().map(|b| if let Val::U8(b) = b { *b } else { 0 }).collect();
-            outcome.log = Some(parse_log(&bytes)?);
-        }
-        Ok(outcome)
+        let mut ctx = store.as_context_mut();
+        let mut h = StoreHandles { store: &mut ctx };
+        Ok(Ok(match (&ft.result, results.first()) {
+            (Some(t), Some(v)) => Some(from_val_with(t, v, &mut h)?),
+            _ => None,
+        }))
+    }
+
+    fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>> {
+        let any = self.store.data_mut().slots.get_mut(slot as usize).and_then(Option::take);
+        let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
+        ending(any.resource_drop(&mut self.store))
     }
 }

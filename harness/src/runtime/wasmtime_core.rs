@@ -7,21 +7,19 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use wasmtime::{
     AsContextMut, Caller, Config, Extern, Func, FuncType, InstancePre, Linker, Module, Store, Val, ValType,
 };
 
-use super::host::{CoreGuest, HostState, serve_import};
-use super::sim::run_core_case;
-use super::{Case, Engine, Outcome, Prepared};
+use super::artifact::Artifact;
+use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, serve_import};
+use super::wasmi::core_imports;
+use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
 use crate::reference::{Trap, TrapKind};
-
-/// Fuel per case: a guest that loops costs one case, not the run.
-pub const FUEL: u64 = 10_000_000;
 
 /// A trap raised by the reference host inside an import, carried through Wasmtime.
 #[derive(Debug)]
@@ -139,32 +137,38 @@ impl<C: AsContextMut<Data = Ctx>> CoreGuest for WasmtimeGuest<C> {
     }
 }
 
-pub struct WasmtimeCoreEngine<'p> {
-    prepared: &'p Prepared,
-    engine: wasmtime::Engine,
-    pre: InstancePre<Ctx>,
+/// The `wasmtime-core` runtime.
+pub fn runtime() -> Box<dyn Runtime> {
+    Box::new(WasmtimeCoreRuntime)
 }
 
-impl<'p> WasmtimeCoreEngine<'p> {
-    pub fn new(prepared: &'p Prepared) -> Result<WasmtimeCoreEngine<'p>> {
+struct WasmtimeCoreRuntime;
+
+impl Runtime for WasmtimeCoreRuntime {
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        let Some(core) = &artifact.core else {
+            bail!(Unsupported {
+                engine: "wasmtime-core".into(),
+                reason: "the world has no core module (a composition)".into()
+            });
+        };
         let mut config = Config::new();
         config.consume_fuel(true);
         let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("wasmtime: {e:#}"))?;
-        let module =
-            Module::new(&engine, &prepared.core[..]).map_err(|e| anyhow!("wasmtime rejects the guest: {e:#}"))?;
+        let module = Module::new(&engine, &core.wasm[..]).map_err(|e| anyhow!("wasmtime rejects the guest: {e:#}"))?;
         let mut linker = Linker::<Ctx>::new(&engine);
-        for (k, imp) in prepared.spec.imports.iter().enumerate() {
+        for (k, imp) in core_imports(&artifact).enumerate() {
             let ty = FuncType::new(
                 &engine,
                 imp.sig.params.iter().map(|&t| val_type(t)),
                 imp.sig.results.iter().map(|&t| val_type(t)),
             );
-            let memory_name = prepared.spec.memory.clone();
-            let realloc_name = prepared.spec.realloc.clone();
+            let memory_name = core.memory.clone();
+            let realloc_name = core.realloc.clone();
             linker
                 .func_new(
-                    &imp.module,
-                    &imp.name,
+                    imp.module,
+                    imp.name,
                     ty,
                     move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
                         let flats = params.iter().map(from_val).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
@@ -192,24 +196,49 @@ impl<'p> WasmtimeCoreEngine<'p> {
                 .map_err(|e| anyhow!("linking {}::{}: {e:#}", imp.module, imp.name))?;
         }
         let pre = linker.instantiate_pre(&module).map_err(|e| anyhow!("wasmtime: linking the guest: {e:#}"))?;
-        Ok(WasmtimeCoreEngine { prepared, engine, pre })
+        Ok(Box::new(WasmtimeCoreCompiled { engine, pre, artifact }))
     }
 }
 
-impl Engine for WasmtimeCoreEngine<'_> {
-    fn name(&self) -> &'static str {
+struct WasmtimeCoreCompiled {
+    engine: wasmtime::Engine,
+    pre: InstancePre<Ctx>,
+    artifact: Arc<Artifact>,
+}
+
+/// A live instance: its store, the guest's memory, realloc and exports, and the host state lent
+/// to each call.
+struct WasmtimeCoreStore {
+    store: Store<Ctx>,
+    memory: wasmtime::Memory,
+    realloc: Func,
+    exports: Arc<HashMap<String, Func>>,
+    host: HostState,
+}
+
+impl CoreStore for WasmtimeCoreStore {
+    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R {
+        let exports = self.exports.clone();
+        let mut guest = WasmtimeGuest { ctx: &mut self.store, memory: self.memory, realloc: self.realloc, exports };
+        f(&mut guest, &mut self.host)
+    }
+}
+
+impl Compiled for WasmtimeCoreCompiled {
+    fn label(&self) -> &str {
         "wasmtime-core"
     }
 
-    fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(super::MEMORY_LIMIT).build();
-        let mut store =
-            Store::new(&self.engine, Ctx { host: HostState::new(self.prepared), exports: Arc::default(), limits });
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+        let core = self.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?;
+        let limits = wasmtime::StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build();
+        let host = HostState::new(&self.artifact, host);
+        let mut store = Store::new(&self.engine, Ctx { host, exports: Arc::default(), limits });
         store.limiter(|c| &mut c.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("wasmtime: instantiation: {e:#}"))?;
-        let memory = instance.get_memory(&mut store, &self.prepared.spec.memory).context("guest memory")?;
-        let realloc = instance.get_func(&mut store, &self.prepared.spec.realloc).context("guest realloc")?;
+        let memory = instance.get_memory(&mut store, &core.memory).context("guest memory")?;
+        let realloc = instance.get_func(&mut store, &core.realloc).context("guest realloc")?;
         let exports: HashMap<String, Func> = instance
             .exports(&mut store)
             .filter_map(|e| {
@@ -223,7 +252,10 @@ impl Engine for WasmtimeCoreEngine<'_> {
         // called by the host (lowering arguments) find it and trap MayNotLeave.
         let mut host = std::mem::take(&mut store.data_mut().host);
         host.present = true;
-        let mut guest = WasmtimeGuest { ctx: &mut store, memory, realloc, exports };
-        run_core_case(&mut guest, &mut host, self.prepared, case)
+        let mut live = WasmtimeCoreStore { store, memory, realloc, exports, host };
+        if let Some(init) = core.initialize.as_deref().filter(|i| live.exports.contains_key(*i)) {
+            live.with_guest(|guest, host| guest.call(init, &[], host)).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+        }
+        Ok(Box::new(CoreInstance { store: live, artifact: self.artifact.clone() }))
     }
 }

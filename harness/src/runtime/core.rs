@@ -2,13 +2,17 @@
 //! module (the core-module build target). It lowers arguments into the guest and lifts results
 //! (`canon lift` of an export, called by the host), lifts arguments and lowers results of the
 //! guest's import calls (`canon lower`), keeps the guest's handle table and runs post-return.
-//! The same code serves wasmi, Wasmtime's core API and the guest model.
+//! The same code serves every core runtime (wasmi, Wasmtime's core API, the guest model):
+//! each provides a `CoreGuest` and a store for `CoreInstance`.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::engine::HostEvent;
-use crate::engine::prepared::{ImportType, Prepared};
-use crate::engine::resources::{is_guest_resource, map_handles};
+use anyhow::{Result as AnyResult, anyhow, bail};
+
+use super::artifact::{Artifact, Export};
+use super::prepared::ImportType;
+use super::resources::{is_guest_resource, map_handles};
+use super::{Host, Instance, NoHost};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use crate::reference::handles::{DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep};
@@ -28,56 +32,38 @@ pub trait CoreGuest: Memory {
     fn as_memory(&mut self) -> &mut dyn Memory;
 }
 
-/// Where a guest's import calls go instead of the host's planned answers: the other guest of a
-/// composition (its callee), which the reference reaches through `canon_lift`.
-pub trait Forward {
-    /// The import `thunk` was called with these (lifted) arguments; the callee's result.
-    fn call(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>, Trap>;
-    /// The guest dropped the last own handle of host resource `rt` with this rep: the host's
-    /// destructor runs (recorded as a host event either way).
-    fn host_dtor(&mut self, _rt: &ResourceType, _rep: u32) -> Result<(), Trap> {
-        Ok(())
-    }
-    fn as_any(&mut self) -> &mut dyn std::any::Any;
-}
-
-impl std::fmt::Debug for dyn Forward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Forward")
-    }
-}
-
 /// The host's state for one guest instance.
-#[derive(Debug)]
 pub struct HostState {
     pub inst: ComponentInstance,
     pub encoding: StringEncoding,
     pub imports: Vec<ImportType>,
-    /// What the host's imports return, in call order.
-    pub results: VecDeque<Option<Value>>,
-    pub events: Vec<HostEvent>,
+    /// What the guest's imports reach.
+    pub host: Box<dyn Host>,
     /// Guest resources the host holds, by slot (type and rep; `None` once moved or dropped).
     pub slots: Vec<Option<(ResourceType, u32)>>,
     /// The guest's destructor export of each guest resource type (by `ResourceType::id`).
     pub dtors: Vec<(u32, String)>,
     /// `false` while the state is lent out to a call (a call that finds it gone is reentrant).
     pub present: bool,
-    /// Set in a composition: imports reach the callee instead of the host.
-    pub forward: Option<Box<dyn Forward>>,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState").field("inst", &self.inst).field("slots", &self.slots).finish_non_exhaustive()
+    }
 }
 
 impl HostState {
-    pub fn new(prepared: &Prepared) -> HostState {
+    /// The host of a fresh instance of `artifact`, whose imports reach `host`.
+    pub fn new(artifact: &Artifact, host: Box<dyn Host>) -> HostState {
         HostState {
             inst: ComponentInstance::new(GUEST_INSTANCE),
-            encoding: prepared.encoding,
-            imports: prepared.imports.clone(),
-            results: VecDeque::new(),
-            events: vec![],
+            encoding: artifact.encoding,
+            imports: artifact.import_types(),
+            host,
             slots: vec![],
-            dtors: prepared.dtors.clone(),
+            dtors: artifact.dtors.clone(),
             present: true,
-            forward: None,
         }
     }
 
@@ -120,18 +106,21 @@ impl Default for HostState {
             inst: ComponentInstance::new(GUEST_INSTANCE),
             encoding: StringEncoding::Utf8,
             imports: vec![],
-            results: VecDeque::new(),
-            events: vec![],
+            host: Box::new(NoHost),
             slots: vec![],
             dtors: vec![],
             present: false,
-            forward: None,
         }
     }
 }
 
 fn assertion(msg: impl Into<String>) -> Trap {
     Trap::new(TrapKind::Assertion, msg)
+}
+
+/// A failure of the host behind the imports, as the harness failure it is.
+fn harness(e: anyhow::Error) -> Trap {
+    assertion(format!("{e:#}"))
 }
 
 /// The guest called import `thunk` with `flat_args` (`canon_lower`, synchronous).
@@ -164,12 +153,7 @@ pub fn serve_import(
         ImportType::ResourceDrop(rt) => {
             match canon_resource_drop(&mut host.inst, &rt, arg(0)?)? {
                 // The host's own resource: the host's destructor runs.
-                DropEffect::Destructor { rep, local: false, .. } => {
-                    host.events.push(HostEvent::Dtor { rep });
-                    if let Some(forward) = host.forward.as_mut() {
-                        forward.host_dtor(&rt, rep)?;
-                    }
-                }
+                DropEffect::Destructor { rep, local: false, .. } => host.host.dtor(&rt, rep).map_err(harness)?,
                 // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
                 DropEffect::Destructor { rep, local: true, .. } => {
                     if let Some(dtor) = host.dtor_of(&rt) {
@@ -192,13 +176,7 @@ pub fn serve_import(
             LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
         lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types())?
     };
-    let result = match host.forward.as_mut() {
-        Some(forward) => forward.call(thunk, args)?,
-        None => {
-            host.events.push(HostEvent::Import { thunk, args });
-            host.results.pop_front().ok_or_else(|| assertion("the case gives no result for this import call"))?
-        }
-    };
+    let result = host.host.import(thunk, args).map_err(|e| e.downcast::<Trap>().unwrap_or_else(harness))?;
     let values: Vec<Value> = result.into_iter().collect();
     if values.len() != ft.result_type().len() {
         return Err(assertion("the planned import result does not match the function's result type"));
@@ -212,17 +190,16 @@ pub fn serve_import(
     Ok(flat_results)
 }
 
-/// The host calls guest export `k` (`canon_lift`, synchronous): see `call_core_export`.
+/// The host calls `export` of the artifact (`canon_lift`, synchronous): see `call_core_export`.
 pub fn call_export(
     host: &mut HostState,
     guest: &mut dyn CoreGuest,
-    prepared: &Prepared,
-    k: u32,
+    export: &Export,
     args: &[Value],
 ) -> Result<Option<Value>, Trap> {
-    let (_, ft) = prepared.exports.get(k as usize).ok_or_else(|| assertion(format!("no export {k}")))?;
-    let name = prepared.export_name(k).ok_or_else(|| assertion(format!("no export {k}")))?;
-    call_core_export(host, guest, name, prepared.post_return_name(k), ft, args)
+    let core =
+        export.core.as_ref().ok_or_else(|| assertion(format!("export {} has no core function", export.func.name)))?;
+    call_core_export(host, guest, &core.name, core.post_return.as_deref(), &export.func.ft, args)
 }
 
 /// The host calls core export `name` of type `ft` (`canon_lift`, synchronous): lower the
@@ -272,4 +249,36 @@ pub fn drop_slot(host: &mut HostState, guest: &mut dyn CoreGuest, slot: u32) -> 
         guest.call(&dtor, &[Flat::I32(rep)], host)?;
     }
     Ok(())
+}
+
+/// A core runtime's live instance: a store that can show the guest (`CoreGuest`) with its host
+/// state lent to it.
+pub trait CoreStore {
+    /// Run `f` on the guest and its host state.
+    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R;
+}
+
+/// An instance of any core runtime: calls go through the reference host.
+pub struct CoreInstance<S> {
+    pub store: S,
+    pub artifact: Arc<Artifact>,
+}
+
+/// A trap of the reference host's own assertions is a harness failure, not a guest trap.
+fn guest_trap<T>(r: Result<T, Trap>) -> AnyResult<Result<T, Trap>> {
+    match r {
+        Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion: {t}"),
+        r => Ok(r),
+    }
+}
+
+impl<S: CoreStore> Instance for CoreInstance<S> {
+    fn call(&mut self, export: usize, args: &[Value]) -> AnyResult<Result<Option<Value>, Trap>> {
+        let export = self.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?;
+        guest_trap(self.store.with_guest(|guest, host| call_export(host, guest, export, args)))
+    }
+
+    fn drop_resource(&mut self, slot: u32) -> AnyResult<Result<(), Trap>> {
+        guest_trap(self.store.with_guest(|guest, host| drop_slot(host, guest, slot)))
+    }
 }

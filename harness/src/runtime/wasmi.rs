@@ -6,20 +6,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use wasmi::{AsContextMut, Caller, Config, Extern, Func, FuncType, Linker, Module, Store, Val, ValType};
 
-use super::host::{CoreGuest, HostState, serve_import};
-use super::sim::run_core_case;
-use super::{Case, Engine, Outcome, Prepared};
+use super::artifact::{Artifact, CoreModule};
+use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, serve_import};
+use super::{Compiled, FUEL, Host, Instance, Runtime, Unsupported};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
 use crate::reference::{Trap, TrapKind};
-
-/// Fuel per case: a guest that loops costs one case, not the run.
-pub const FUEL: u64 = 10_000_000;
 
 /// A trap raised by the reference host inside an import, carried through wasmi.
 #[derive(Debug)]
@@ -269,41 +266,84 @@ impl WasmiGuestParts {
     }
 }
 
-pub struct WasmiEngine<'p> {
-    prepared: &'p Prepared,
-    engine: wasmi::Engine,
-    module: Module,
-    linker: Linker<Ctx>,
+/// The `core` runtime.
+pub fn runtime() -> Box<dyn Runtime> {
+    Box::new(WasmiRuntime)
 }
 
-impl<'p> WasmiEngine<'p> {
-    pub fn new(prepared: &'p Prepared) -> Result<WasmiEngine<'p>> {
+struct WasmiRuntime;
+
+impl Runtime for WasmiRuntime {
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        let Some(core) = &artifact.core else {
+            bail!(Unsupported { engine: "core".into(), reason: "the world has no core module (a composition)".into() });
+        };
         let mut config = Config::default();
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
-        let module = Module::new(&engine, &prepared.core[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
-        let imports =
-            prepared.spec.imports.iter().map(|i| CoreImport { module: &i.module, name: &i.name, sig: &i.sig });
-        let linker = reference_linker(&engine, imports, &prepared.spec.memory, &prepared.spec.realloc)?;
-        Ok(WasmiEngine { prepared, engine, module, linker })
+        let module = Module::new(&engine, &core.wasm[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
+        let linker = reference_linker(&engine, core_imports(&artifact), &core.memory, &core.realloc)?;
+        Ok(Box::new(WasmiCompiled { engine, module, linker, artifact }))
     }
 }
 
-impl Engine for WasmiEngine<'_> {
-    fn name(&self) -> &'static str {
+/// The core imports of an artifact, by thunk.
+pub(crate) fn core_imports(artifact: &Artifact) -> impl Iterator<Item = CoreImport<'_>> {
+    artifact.imports.iter().filter_map(|i| match i {
+        super::artifact::Import::Func { core: Some(c), .. } | super::artifact::Import::Builtin { core: c, .. } => {
+            Some(CoreImport { module: &c.module, name: &c.name, sig: &c.sig })
+        }
+        super::artifact::Import::Func { core: None, .. } => None,
+    })
+}
+
+struct WasmiCompiled {
+    engine: wasmi::Engine,
+    module: Module,
+    linker: Linker<Ctx>,
+    artifact: Arc<Artifact>,
+}
+
+/// A live wasmi instance: its store and the host state lent to each call.
+pub(crate) struct WasmiStore {
+    pub(crate) store: Store<Ctx>,
+    pub(crate) host: HostState,
+    pub(crate) parts: WasmiGuestParts,
+}
+
+impl CoreStore for WasmiStore {
+    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R {
+        f(&mut self.parts.guest(&mut self.store), &mut self.host)
+    }
+}
+
+impl WasmiStore {
+    /// A fresh instance of the artifact's core module; its initialization export runs.
+    pub(crate) fn new(
+        engine: &wasmi::Engine,
+        linker: &Linker<Ctx>,
+        module: &Module,
+        core: &CoreModule,
+        host: HostState,
+    ) -> Result<WasmiStore> {
+        let (store, host, parts) = instantiate(engine, linker, module, host, &core.memory, &core.realloc)?;
+        let mut s = WasmiStore { store, host, parts };
+        if let Some(init) = core.initialize.as_deref().filter(|i| s.parts.exports.contains_key(*i)) {
+            s.with_guest(|guest, host| guest.call(init, &[], host)).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+        }
+        Ok(s)
+    }
+}
+
+impl Compiled for WasmiCompiled {
+    fn label(&self) -> &str {
         "core"
     }
 
-    fn run(&mut self, case: &Case) -> Result<Outcome> {
-        let spec = &self.prepared.spec;
-        let (mut store, mut host, parts) = instantiate(
-            &self.engine,
-            &self.linker,
-            &self.module,
-            HostState::new(self.prepared),
-            &spec.memory,
-            &spec.realloc,
-        )?;
-        run_core_case(&mut parts.guest(&mut store), &mut host, self.prepared, case)
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+        let core = self.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?;
+        let host = HostState::new(&self.artifact, host);
+        let store = WasmiStore::new(&self.engine, &self.linker, &self.module, core, host)?;
+        Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() }))
     }
 }

@@ -1,0 +1,106 @@
+//! The case driver, for every runtime: a fresh instance, each scripted guest reset and its
+//! script loaded through its control functions, the host's steps, then each guest's log read
+//! back. The host answers imports from the case's plan and records what it saw.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow, bail};
+
+use super::artifact::{Artifact, Control};
+use super::{Case, Compiled, Host, HostEvent, Instance, Outcome, Step};
+use crate::encode::guest::LOAD_CHUNK;
+use crate::encode::script::{Event, Script, parse_log};
+use crate::reference::types::ResourceType;
+use crate::reference::value::Value;
+
+/// The host of a case: planned import results, in call order, and the events so far.
+#[derive(Debug, Default)]
+pub struct PlannedHost {
+    pub results: VecDeque<Option<Value>>,
+    pub events: Vec<HostEvent>,
+}
+
+impl Host for PlannedHost {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        self.events.push(HostEvent::Import { thunk, args });
+        self.results.pop_front().ok_or_else(|| anyhow!("the case gives no result for this import call"))
+    }
+
+    fn dtor(&mut self, _: &ResourceType, rep: u32) -> Result<()> {
+        self.events.push(HostEvent::Dtor { rep });
+        Ok(())
+    }
+}
+
+/// Run `case` on a fresh instance of `compiled`. `more` are the scripts of the artifact's
+/// further guests (a composition's callee), in order.
+pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, more: &[&Script]) -> Result<Outcome> {
+    let scripts: Vec<&Script> = std::iter::once(&case.script).chain(more.iter().copied()).collect();
+    if scripts.len() != artifact.guests.len() {
+        bail!("{} scripts for {} guests", scripts.len(), artifact.guests.len());
+    }
+    let host =
+        Arc::new(Mutex::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
+    let mut instance = compiled.instantiate(Box::new(host.clone()))?;
+    for (control, script) in artifact.guests.iter().zip(&scripts) {
+        load_script(instance.as_mut(), control, script)?;
+    }
+    let record = |e: HostEvent| host.lock().unwrap_or_else(|e| e.into_inner()).events.push(e);
+    let mut outcome = Outcome::default();
+    for step in &case.steps {
+        let done = match step {
+            Step::Call(call) => instance
+                .call(call.export as usize, &call.args)?
+                .map(|result| HostEvent::Returned { export: call.export, result }),
+            Step::Drop { slot } => instance.drop_resource(*slot)?.map(|()| HostEvent::Dropped { slot: *slot }),
+        };
+        match done {
+            Ok(event) => record(event),
+            Err(trap) => {
+                outcome.trap = Some(trap);
+                break;
+            }
+        }
+    }
+    outcome.events = std::mem::take(&mut host.lock().unwrap_or_else(|e| e.into_inner()).events);
+    if outcome.trap.is_none() {
+        let mut logs = artifact.guests.iter().map(|control| read_log(instance.as_mut(), control));
+        outcome.log = logs.next().transpose()?;
+        outcome.callee_log = logs.next().transpose()?;
+    }
+    Ok(outcome)
+}
+
+/// A control call, which must not trap.
+fn control(instance: &mut dyn Instance, export: usize, args: &[Value]) -> Result<Option<Value>> {
+    instance.call(export, args)?.map_err(|trap| anyhow!("control call trapped: {trap}"))
+}
+
+/// Reset a guest and load a script into it, `LOAD_CHUNK` bytes a call.
+pub fn load_script(instance: &mut dyn Instance, guest: &Control, script: &Script) -> Result<()> {
+    control(instance, guest.reset, &[])?;
+    for (i, chunk) in script.control_image()?.chunks(LOAD_CHUNK).enumerate() {
+        let mut padded = chunk.to_vec();
+        padded.resize(LOAD_CHUNK, 0);
+        let mut args = vec![Value::U32((i * LOAD_CHUNK) as u32)];
+        args.extend(padded.chunks(8).map(|w| Value::U64(u64::from_le_bytes(w.try_into().expect("8-byte words")))));
+        control(instance, guest.load, &args)?;
+    }
+    Ok(())
+}
+
+/// Read and parse a guest's log.
+pub fn read_log(instance: &mut dyn Instance, guest: &Control) -> Result<Vec<Event>> {
+    let bytes = match control(instance, guest.read_log, &[])? {
+        Some(Value::List(bytes)) => bytes
+            .iter()
+            .map(|b| match b {
+                Value::U8(b) => Ok(*b),
+                other => Err(anyhow!("read-log returned a non-byte {other:?}")),
+            })
+            .collect::<Result<Vec<u8>>>()?,
+        other => bail!("read-log returned {other:?}"),
+    };
+    parse_log(&bytes)
+}

@@ -1,0 +1,303 @@
+//! Runtimes, in the shape of the adapter protocol (adapters/PROTOCOL.md): a `Runtime`
+//! compiles an `Artifact` (a prepared world: component, core module, boundary); a `Compiled`
+//! world makes fresh instances, each with the `Host` that answers its imports; an `Instance`
+//! calls exports with values and drops resources. One file per runtime; `REGISTRY` is the only
+//! list of their names; `driver` runs a case on any of them.
+
+pub mod artifact;
+pub mod case;
+pub mod core;
+pub mod driver;
+pub mod fused;
+pub mod model;
+pub mod prepared;
+pub mod process;
+pub mod resources;
+pub mod wasmi;
+pub mod wasmtime;
+pub mod wasmtime_core;
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use crate::reference::Trap;
+use crate::reference::types::ResourceType;
+use crate::reference::value::Value;
+
+pub use artifact::Artifact;
+pub use case::{Case, ExportCall, HostEvent, Outcome, Step};
+pub use prepared::Prepared;
+
+/// A runtime: compiles artifacts.
+pub trait Runtime {
+    /// Compile `artifact`: its component or its core module, whichever this runtime runs.
+    /// `Err(Unsupported)` when it cannot run this artifact at all.
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>>;
+}
+
+/// A compiled world.
+pub trait Compiled {
+    /// How results name this runtime (an adapter names itself).
+    fn label(&self) -> &str;
+    /// A fresh instance whose imports `host` answers; no state survives from the last one.
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>>;
+}
+
+/// One instance of a compiled world. `Err` is a failure of the harness or the runtime's
+/// setup; `Ok(Err(trap))` a trap (the instance is not called again).
+pub trait Instance {
+    /// Call export `export` (an index into the artifact's exports) with `args`. Handles are
+    /// the host's: reps of host resources, slots of guest ones (see `resources`).
+    fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, Trap>>;
+    /// Drop the guest resource in host slot `slot`: its destructor runs in the guest.
+    fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>>;
+}
+
+/// The host side of an instance: what its imports return, and its resources' destructors.
+pub trait Host {
+    /// The guest called import `thunk` with these arguments; the result. An error that is a
+    /// `Trap` is a trap of whatever the import reached (a composition's callee); any other
+    /// error is a failure of the harness.
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>>;
+    /// The last own handle of host resource `rt` with this rep was dropped.
+    fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()>;
+}
+
+impl<H: Host + ?Sized> Host for Arc<std::sync::Mutex<H>> {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).import(thunk, args)
+    }
+    fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).dtor(rt, rep)
+    }
+}
+
+/// A host with nothing to answer (a composition's callee: its imports were removed).
+pub struct NoHost;
+
+impl Host for NoHost {
+    fn import(&mut self, thunk: u32, _: Vec<Value>) -> Result<Option<Value>> {
+        bail!("import {thunk} was called, but nothing implements it")
+    }
+    fn dtor(&mut self, _: &ResourceType, _: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A failure of the harness inside a host function (not a trap of the guest), carried through
+/// an engine's error type.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "harness: {}", self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// An artifact runtime `engine` cannot run (its cases are skipped, not failed).
+#[derive(Debug)]
+pub struct Unsupported {
+    pub engine: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// A runtime that should have taken a valid world failed to (an adapter's `compile`): the
+/// error carries the runtime's label, so expectations files can name the failure.
+#[derive(Debug)]
+pub struct CompileFailed {
+    pub engine: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CompileFailed {}
+
+/// Fuel per call of a guest: a guest that loops costs one case, not the run.
+pub const FUEL: u64 = 10_000_000;
+
+/// The memory one store may hold (guest memories are 2 pages and never grow; arbitrary guests
+/// may try): a runaway guest costs one case, not the machine.
+pub const MEMORY_LIMIT: usize = 16 << 20;
+
+/// The handles one instance may hold: the spec's table holds 2^28 - 1 entries, and a lower
+/// cap in a runtime shows up as a false table-full trap.
+pub const MAX_HANDLES: usize = 1 << 28;
+
+/// An embedded runtime.
+pub struct Registered {
+    pub name: &'static str,
+    /// What runs, and who lowers and lifts.
+    pub about: &'static str,
+    /// Run by default (`--engine` not given).
+    pub default: bool,
+    /// Runs compositions (two guests in one component); selected as `NAME-fused`.
+    pub compositions: bool,
+    pub make: fn() -> Box<dyn Runtime>,
+}
+
+/// Every embedded runtime: the only list of their names.
+pub const REGISTRY: &[Registered] = &[
+    Registered {
+        name: "reference",
+        about: "the guest model with the reference host: the prediction",
+        default: false,
+        compositions: false,
+        make: model::runtime,
+    },
+    Registered {
+        name: "wasmtime",
+        about: "the guest component on Wasmtime (Cranelift); Wasmtime lowers and lifts",
+        default: true,
+        compositions: true,
+        make: wasmtime::cranelift,
+    },
+    Registered {
+        name: "core",
+        about: "the guest core module on wasmi; the reference host lowers and lifts",
+        default: true,
+        compositions: false,
+        make: wasmi::runtime,
+    },
+    Registered {
+        name: "wasmtime-core",
+        about: "the guest core module on Wasmtime's core API; the reference host lowers and lifts",
+        default: true,
+        compositions: false,
+        make: wasmtime_core::runtime,
+    },
+    Registered {
+        name: "wasmtime-winch",
+        about: "the guest component on Wasmtime with the Winch compiler",
+        default: false,
+        compositions: true,
+        make: wasmtime::winch,
+    },
+    Registered {
+        name: "wasmtime-pulley",
+        about: "the guest component on Wasmtime's Pulley interpreter",
+        default: false,
+        compositions: true,
+        make: wasmtime::pulley,
+    },
+];
+
+/// The suffix that selects a runtime's composition mode (`wasmtime-fused`).
+const FUSED_SUFFIX: &str = "-fused";
+
+/// A runtime as the command line selects it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// An embedded runtime on plain worlds, or (`fused`) on compositions only.
+    Embedded { name: &'static str, fused: bool },
+    /// `process:CMD` (components) or `process-core:CMD` (core modules): an adapter.
+    Process { command: String, kind: process::Kind },
+}
+
+impl Selection {
+    pub fn parse(arg: &str) -> Result<Selection> {
+        if let Some(command) = arg.strip_prefix("process:") {
+            return Ok(Selection::Process { command: command.into(), kind: process::Kind::Component });
+        }
+        if let Some(command) = arg.strip_prefix("process-core:") {
+            return Ok(Selection::Process { command: command.into(), kind: process::Kind::Module });
+        }
+        let (base, fused) = match arg.strip_suffix(FUSED_SUFFIX) {
+            Some(base) => (base, true),
+            None => (arg, false),
+        };
+        match REGISTRY.iter().find(|r| r.name == base && (!fused || r.compositions)) {
+            Some(r) => Ok(Selection::Embedded { name: r.name, fused }),
+            None => {
+                bail!("unknown engine `{arg}` (known: {}, process:CMD, process-core:CMD)", known_names().join(", "))
+            }
+        }
+    }
+
+    /// Engine arguments as given on the command line: embedded names may be comma-separated;
+    /// a `process:CMD` or `process-core:CMD` argument is one engine whatever its command holds.
+    pub fn parse_args(args: &[String]) -> Result<Vec<Selection>> {
+        let mut out = vec![];
+        for a in args {
+            if a.starts_with("process:") || a.starts_with("process-core:") {
+                out.push(Selection::parse(a)?);
+            } else {
+                for s in a.split(',').filter(|s| !s.is_empty()) {
+                    out.push(Selection::parse(s)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The default selection: every default runtime, and its compositions where it has them.
+    pub fn defaults() -> Vec<Selection> {
+        let plain = REGISTRY.iter().filter(|r| r.default).map(|r| Selection::Embedded { name: r.name, fused: false });
+        let fused = REGISTRY
+            .iter()
+            .filter(|r| r.default && r.compositions)
+            .map(|r| Selection::Embedded { name: r.name, fused: true });
+        plain.chain(fused).collect()
+    }
+
+    /// The reference.
+    pub fn reference() -> Selection {
+        Selection::Embedded { name: "reference", fused: false }
+    }
+
+    /// Runs compositions (and nothing else).
+    pub fn fused(&self) -> bool {
+        matches!(self, Selection::Embedded { fused: true, .. })
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> Box<dyn Runtime> {
+        match self {
+            Selection::Embedded { name, .. } => {
+                let r = REGISTRY.iter().find(|r| r.name == *name).expect("selections name registered runtimes");
+                (r.make)()
+            }
+            Selection::Process { command, kind } => Box::new(process::ProcessRuntime::new(command, *kind)),
+        }
+    }
+}
+
+impl std::fmt::Display for Selection {
+    /// As the command line names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selection::Embedded { name, fused: false } => f.write_str(name),
+            Selection::Embedded { name, fused: true } => write!(f, "{name}{FUSED_SUFFIX}"),
+            Selection::Process { command, kind: process::Kind::Component } => write!(f, "process:{command}"),
+            Selection::Process { command, kind: process::Kind::Module } => write!(f, "process-core:{command}"),
+        }
+    }
+}
+
+/// Every embedded name a selection may use, compositions included.
+pub fn known_names() -> Vec<String> {
+    let plain = REGISTRY.iter().map(|r| r.name.to_string());
+    let fused = REGISTRY.iter().filter(|r| r.compositions).map(|r| format!("{}{FUSED_SUFFIX}", r.name));
+    plain.chain(fused).collect()
+}
+
+/// Compile `artifact` on the runtime `selection` names.
+pub fn compile(selection: &Selection, artifact: &Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+    selection.runtime().compile(artifact.clone())
+}

@@ -1,0 +1,272 @@
+//! `process:CMD` / `process-core:CMD`: the scripted guest, as a component or as the core module
+//! of the core-module build target, on a runtime witness drives through an adapter process
+//! (adapters/PROTOCOL.md). The adapter's runtime (or its host, for a core module) does all
+//! lowering and lifting; witness plays the host: the driver's calls and drops become requests, and
+//! the adapter's import and destructor callbacks go to the instance's `Host`.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+
+use super::artifact::{Artifact, Func, Import};
+use super::resources::is_guest_resource;
+use super::{CompileFailed, Compiled, Host, Instance, Runtime, Unsupported};
+use crate::adapter::json::{ResourceNames, func_to_json, value_from_json, value_to_json};
+use crate::adapter::process::AdapterProcess;
+use crate::reference::types::ResourceType;
+use crate::reference::value::Value;
+use crate::reference::{Trap, TrapKind};
+
+/// What witness hands the adapter: the component, or the core module of the core-module
+/// build target (the adapter's host then lowers and lifts itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Component,
+    Module,
+}
+
+/// Resource types as the protocol names them: the instance that defines them, on the side
+/// that implements them.
+pub struct ArtifactResources<'a>(pub &'a Artifact);
+
+impl ResourceNames for ArtifactResources<'_> {
+    fn name_of(&self, rt: &ResourceType) -> Result<Json> {
+        let side = if is_guest_resource(rt) { "export" } else { "import" };
+        Ok(json!({ "interface": self.0.resource(rt)?.interface, "name": rt.name, "side": side }))
+    }
+
+    fn resource_of(&mut self, j: &Json) -> Result<ResourceType> {
+        bail!("witness does not read resource types ({j})")
+    }
+}
+
+/// The `compile` request of an artifact (adapters/PROTOCOL.md).
+pub fn compile_request(artifact: &Artifact, kind: Kind) -> Result<Json> {
+    let names = ArtifactResources(artifact);
+    let module = kind == Kind::Module;
+    let declare = |func: &Func, core: Json| -> Result<Json> {
+        let mut decl = func_to_json(func.interface.as_deref(), &func.name, &func.ft, &names)?;
+        if module {
+            decl["core"] = core;
+        }
+        Ok(decl)
+    };
+    let mut imports = vec![];
+    let mut builtins = vec![];
+    for import in &artifact.imports {
+        match import {
+            Import::Func { func, core } => {
+                let core = core.as_ref().map_or(Json::Null, |c| json!({ "module": c.module, "name": c.name }));
+                imports.push(declare(func, core)?);
+            }
+            Import::Builtin { builtin, rt, core } => builtins.push(json!({
+                "builtin": builtin.name(),
+                "resource": names.name_of(rt)?,
+                "core": { "module": core.module, "name": core.name },
+            })),
+        }
+    }
+    let exports = artifact
+        .exports
+        .iter()
+        .map(|e| {
+            let core = e.core.as_ref().map_or(Json::Null, |c| json!({ "name": c.name, "post-return": c.post_return }));
+            declare(&e.func, core)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let resources = artifact
+        .resources
+        .iter()
+        .filter(|r| !is_guest_resource(&r.rt))
+        .map(|r| names.name_of(&r.rt))
+        .collect::<Result<Vec<_>>>()?;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    Ok(match kind {
+        Kind::Component => json!({
+            "op": "compile",
+            "kind": "component",
+            "wasm": b64(artifact.component.as_deref().ok_or_else(|| anyhow!("the world has no component"))?),
+            "imports": imports,
+            "exports": exports,
+            "resources": resources,
+        }),
+        Kind::Module => {
+            let core = artifact.core.as_ref().ok_or_else(|| anyhow!("the world has no core module"))?;
+            let dtors = artifact
+                .dtors
+                .iter()
+                .map(|(id, export)| {
+                    let r = artifact
+                        .resources
+                        .iter()
+                        .find(|r| r.rt.id == *id)
+                        .ok_or_else(|| anyhow!("no resource {id}"))?;
+                    Ok(json!({ "resource": names.name_of(&r.rt)?, "core": export }))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            json!({
+                "op": "compile",
+                "kind": "module",
+                "wasm": b64(&core.wasm),
+                "encoding": artifact.encoding.name(),
+                "memory": core.memory,
+                "realloc": core.realloc,
+                "initialize": core.initialize,
+                "imports": imports,
+                "exports": exports,
+                "resources": resources,
+                "builtins": builtins,
+                "dtors": dtors,
+            })
+        }
+    })
+}
+
+/// A runtime behind an adapter process (`process:CMD`, `process-core:CMD`).
+pub struct ProcessRuntime {
+    command: String,
+    kind: Kind,
+}
+
+impl ProcessRuntime {
+    pub fn new(command: &str, kind: Kind) -> ProcessRuntime {
+        ProcessRuntime { command: command.into(), kind }
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    /// Start the adapter and compile the artifact on it: one adapter process per world.
+    fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        let mut adapter = AdapterProcess::spawn(&self.command)?;
+        let label = match self.kind {
+            Kind::Component => adapter.greeting.adapter.clone(),
+            Kind::Module => format!("{}-core", adapter.greeting.adapter),
+        };
+        let unsupported = |reason: &str| Unsupported { engine: label.clone(), reason: reason.into() };
+        if artifact.core.is_none() {
+            bail!(unsupported("adapters do not run compositions"));
+        }
+        if artifact.has_resources() && !adapter.greeting.features.iter().any(|f| f == "resources") {
+            bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)"));
+        }
+        let request = compile_request(&artifact, self.kind)?;
+        adapter.request(&request).map_err(|e| CompileFailed { engine: label.clone(), message: format!("{e:#}") })?;
+        Ok(Box::new(ProcessCompiled { label, adapter, artifact }))
+    }
+}
+
+struct ProcessCompiled {
+    label: String,
+    adapter: AdapterProcess,
+    artifact: Arc<Artifact>,
+}
+
+impl Compiled for ProcessCompiled {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+        self.adapter.request(&json!({ "op": "instantiate" }))?;
+        Ok(Box::new(ProcessInstance { compiled: self, host }))
+    }
+}
+
+struct ProcessInstance<'c> {
+    compiled: &'c mut ProcessCompiled,
+    host: Box<dyn Host>,
+}
+
+impl ProcessInstance<'_> {
+    /// Send `request` and run it to its final reply, answering import and destructor
+    /// callbacks through the host. `Ok(Err(trap))` is a trap of the guest.
+    fn run(&mut self, request: &Json) -> Result<std::result::Result<Json, Trap>> {
+        let adapter = &mut self.compiled.adapter;
+        let artifact = &self.compiled.artifact;
+        adapter.send(request)?;
+        loop {
+            let reply = adapter.receive()?;
+            if reply["op"] == "dtor" {
+                let rep = reply["rep"].as_u64().and_then(|r| u32::try_from(r).ok());
+                let names = ArtifactResources(artifact);
+                let rt = artifact
+                    .resources
+                    .iter()
+                    .filter(|r| !is_guest_resource(&r.rt))
+                    .find(|r| names.name_of(&r.rt).is_ok_and(|j| j == reply["resource"]));
+                let (Some(rep), Some(r)) = (rep, rt) else {
+                    bail!("the adapter reports a bad destructor call: {reply}")
+                };
+                self.host.dtor(&r.rt, rep)?;
+                adapter.send(&json!({ "ok": null }))?;
+                continue;
+            }
+            if reply["op"] == "import" {
+                let (thunk, func) = artifact
+                    .imports
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, i)| match i {
+                        Import::Func { func, .. }
+                            if reply["interface"].as_str() == func.interface.as_deref()
+                                && reply["name"] == *func.name =>
+                        {
+                            Some((k as u32, func))
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
+                let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
+                let args = func
+                    .ft
+                    .params
+                    .iter()
+                    .zip(args)
+                    .map(|((_, t), j)| value_from_json(t, j))
+                    .collect::<Result<Vec<_>>>()?;
+                let answer = match self.host.import(thunk, args) {
+                    Ok(result) => match (result, &func.ft.result) {
+                        (Some(v), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
+                        (None, None) => json!({ "ok": null }),
+                        _ => json!({ "error": "the import's result does not match its type" }),
+                    },
+                    Err(e) => json!({ "error": format!("{e:#}") }),
+                };
+                adapter.send(&answer)?;
+                if let Some(e) = answer.get("error") {
+                    bail!("import call {reply} failed: {e}");
+                }
+                continue;
+            }
+            if let Some(v) = reply.get("ok") {
+                return Ok(Ok(v.clone()));
+            }
+            if let Some(t) = reply.get("trap") {
+                let message = t["message"].as_str().unwrap_or_default().to_string();
+                let kind = t["class"].as_str().and_then(TrapKind::from_name).unwrap_or(TrapKind::Unclassified);
+                return Ok(Err(Trap::new(kind, message)));
+            }
+            bail!("the adapter failed the call {}: {}", request["name"], reply.get("error").unwrap_or(&reply));
+        }
+    }
+}
+
+impl Instance for ProcessInstance<'_> {
+    fn call(&mut self, export: usize, args: &[Value]) -> Result<std::result::Result<Option<Value>, Trap>> {
+        let func = &self.compiled.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?.func;
+        let json_args =
+            func.ft.params.iter().zip(args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<Vec<_>>>()?;
+        let request = json!({ "op": "call", "interface": func.interface, "name": func.name, "args": json_args });
+        let result = func.ft.result.clone();
+        Ok(match self.run(&request)? {
+            Ok(v) => Ok(result.map(|t| value_from_json(&t, &v)).transpose()?),
+            Err(trap) => Err(trap),
+        })
+    }
+
+    fn drop_resource(&mut self, slot: u32) -> Result<std::result::Result<(), Trap>> {
+        Ok(self.run(&json!({ "op": "drop", "handle": slot }))?.map(|_| ()))
+    }
+}
