@@ -140,13 +140,23 @@ pub const MEMORY_LIMIT: usize = 16 << 20;
 /// cap in a runtime shows up as a false table-full trap.
 pub const MAX_HANDLES: usize = 1 << 28;
 
+/// What a registered runtime is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The prediction the others are compared with.
+    Reference,
+    /// Under test, run when `--engine` is not given.
+    Default,
+    /// Under test when selected.
+    Optional,
+}
+
 /// An embedded runtime.
 pub struct Registered {
     pub name: &'static str,
     /// What runs, and who lowers and lifts.
     pub about: &'static str,
-    /// Run by default (`--engine` not given).
-    pub default: bool,
+    pub role: Role,
     /// Runs compositions (two guests in one component); selected as `NAME-fused`.
     pub compositions: bool,
     pub make: fn() -> Box<dyn Runtime>,
@@ -157,42 +167,42 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         name: "reference",
         about: "the guest model with the reference host: the prediction",
-        default: false,
+        role: Role::Reference,
         compositions: false,
         make: model::runtime,
     },
     Registered {
         name: "wasmtime",
         about: "the guest component on Wasmtime (Cranelift); Wasmtime lowers and lifts",
-        default: true,
+        role: Role::Default,
         compositions: true,
         make: wasmtime::cranelift,
     },
     Registered {
         name: "core",
         about: "the guest core module on wasmi; the reference host lowers and lifts",
-        default: true,
+        role: Role::Default,
         compositions: false,
         make: wasmi::runtime,
     },
     Registered {
         name: "wasmtime-core",
         about: "the guest core module on Wasmtime's core API; the reference host lowers and lifts",
-        default: true,
+        role: Role::Default,
         compositions: false,
         make: wasmtime_core::runtime,
     },
     Registered {
         name: "wasmtime-winch",
         about: "the guest component on Wasmtime with the Winch compiler",
-        default: false,
+        role: Role::Optional,
         compositions: true,
         make: wasmtime::winch,
     },
     Registered {
         name: "wasmtime-pulley",
         about: "the guest component on Wasmtime's Pulley interpreter",
-        default: false,
+        role: Role::Optional,
         compositions: true,
         make: wasmtime::pulley,
     },
@@ -248,17 +258,31 @@ impl Selection {
 
     /// The default selection: every default runtime, and its compositions where it has them.
     pub fn defaults() -> Vec<Selection> {
-        let plain = REGISTRY.iter().filter(|r| r.default).map(|r| Selection::Embedded { name: r.name, fused: false });
+        let default = |r: &&Registered| r.role == Role::Default;
+        let plain = REGISTRY.iter().filter(default).map(|r| Selection::Embedded { name: r.name, fused: false });
         let fused = REGISTRY
             .iter()
-            .filter(|r| r.default && r.compositions)
+            .filter(default)
+            .filter(|r| r.compositions)
             .map(|r| Selection::Embedded { name: r.name, fused: true });
+        plain.chain(fused).collect()
+    }
+
+    /// Every embedded runtime but the reference, and every composition mode.
+    pub fn all() -> Vec<Selection> {
+        let plain = REGISTRY
+            .iter()
+            .filter(|r| r.name != "reference")
+            .map(|r| Selection::Embedded { name: r.name, fused: false });
+        let fused =
+            REGISTRY.iter().filter(|r| r.compositions).map(|r| Selection::Embedded { name: r.name, fused: true });
         plain.chain(fused).collect()
     }
 
     /// The reference.
     pub fn reference() -> Selection {
-        Selection::Embedded { name: "reference", fused: false }
+        let r = REGISTRY.iter().find(|r| r.role == Role::Reference).expect("the registry has the reference");
+        Selection::Embedded { name: r.name, fused: false }
     }
 
     /// Runs compositions (and nothing else).
