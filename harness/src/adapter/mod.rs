@@ -1,13 +1,10 @@
 //! The adapter protocol (adapters/PROTOCOL.md): how witness drives a runtime it does not embed,
 //! through JSON lines over a child process's stdin and stdout. `json` encodes types and values,
 //! `process` is witness's side (spawn an adapter, send requests, read replies), `server` is an
-//! adapter's side served from embedded engines (`witness adapter`): components on Wasmtime
-//! (`serve_component`), core modules on wasmi with the reference host (`serve_module`).
+//! adapter's side served from any embedded runtime (`witness adapter`).
 
 pub mod json;
 pub mod process;
-pub mod serve_component;
-pub mod serve_module;
 pub mod server;
 
 /// The protocol version this witness speaks.

@@ -1,7 +1,7 @@
-//! An adapter's side of the protocol, served from embedded engines (`witness adapter`): it
-//! proves the protocol end to end and is the model for foreign adapters. Components run on
-//! Wasmtime (`serve_component`); core modules of the core-module build target run on wasmi
-//! with the reference host doing the lowering and lifting (`serve_module`).
+//! An adapter's side of the protocol, served from any embedded runtime (`witness adapter`): it
+//! proves the protocol end to end and is the model for foreign adapters. A `compile` request
+//! becomes an `Artifact`, compiled by the runtime that serves its kind; each instance's
+//! imports and host destructors call back into witness.
 
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
@@ -9,26 +9,32 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value as Json, json};
 
+use base64::Engine as _;
+
 use super::PROTOCOL_VERSION;
-use super::json::{ResourceNames, func_from_json};
-use crate::reference::types::{FuncType, ResourceType};
+use super::json::{ResourceNames, func_from_json, value_from_json, value_to_json};
+use crate::reference::flatten::{Context, CoreFuncType, flatten_functype};
+use crate::reference::types::{CoreType, PtrType, ResourceType, StringEncoding};
+use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
+use crate::runtime::artifact::{Artifact, Builtin, CoreExport, CoreImport, CoreModule, Export, Func, Import, Resource};
+use crate::runtime::{Compiled, Host, Instance, Runtime};
 use crate::world::wit::{GUEST_INSTANCE, HOST_INSTANCE};
 
 /// The two ends of the conversation; host functions use them in the middle of a call.
-pub(super) struct Io {
+struct Io {
     input: Box<dyn BufRead + Send>,
     output: Box<dyn Write + Send>,
 }
 
 impl Io {
-    pub(super) fn send(&mut self, message: &Json) -> Result<()> {
+    fn send(&mut self, message: &Json) -> Result<()> {
         writeln!(self.output, "{message}")?;
         Ok(self.output.flush()?)
     }
 
     /// The next message, or `None` at the end of input.
-    pub(super) fn receive(&mut self) -> Result<Option<Json>> {
+    fn receive(&mut self) -> Result<Option<Json>> {
         let mut line = String::new();
         if self.input.read_line(&mut line)? == 0 {
             return Ok(None);
@@ -37,7 +43,7 @@ impl Io {
     }
 
     /// Send a callback to witness (an import call, a destructor); its answer (`ok`'s value).
-    pub(super) fn callback(&mut self, message: &Json) -> Result<Json> {
+    fn callback(&mut self, message: &Json) -> Result<Json> {
         self.send(message)?;
         let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in a callback"))?;
         if let Some(e) = reply.get("error") {
@@ -47,47 +53,19 @@ impl Io {
     }
 
     /// Forward an import call to witness; its result.
-    pub(super) fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<Json> {
+    fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<Json> {
         self.callback(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))
     }
 }
 
-pub(super) type Shared = Arc<Mutex<Io>>;
+type Shared = Arc<Mutex<Io>>;
 
-pub(super) fn lock(io: &Shared) -> std::sync::MutexGuard<'_, Io> {
+fn lock(io: &Shared) -> std::sync::MutexGuard<'_, Io> {
     io.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A function declaration of a `compile` request, with the request's `core` field if any.
-pub(super) struct Decl {
-    pub interface: Option<String>,
-    pub name: String,
-    pub ft: FuncType,
-    pub core: Json,
-}
-
-/// The `imports` or `exports` of a `compile` request.
-pub(super) fn decls(request: &Json, key: &str, r: &mut dyn ResourceNames) -> Result<Vec<Decl>> {
-    let list = request[key].as_array().ok_or_else(|| anyhow!("`{key}` missing"))?;
-    list.iter()
-        .map(|j| {
-            let (interface, name, ft) = func_from_json(j, r)?;
-            Ok(Decl { interface, name, ft, core: j["core"].clone() })
-        })
-        .collect()
-}
-
-/// The `args` of a `call` request, checked against the function's arity.
-pub(super) fn call_args<'a>(request: &'a Json, ft: &FuncType) -> Result<&'a Vec<Json>> {
-    let args = request["args"].as_array().ok_or_else(|| anyhow!("`args` missing"))?;
-    if args.len() != ft.params.len() {
-        bail!("{} arguments for {} params", args.len(), ft.params.len());
-    }
-    Ok(args)
-}
-
 /// The reply to a call that trapped: the class, unless the trap is unclassified.
-pub(super) fn trap_reply(trap: &Trap) -> Json {
+fn trap_reply(trap: &Trap) -> Json {
     let class = (trap.kind != TrapKind::Unclassified).then_some(trap.kind.name());
     json!({ "trap": { "class": class, "message": trap.message } })
 }
@@ -95,7 +73,7 @@ pub(super) fn trap_reply(trap: &Trap) -> Json {
 /// The resource types a `compile` request names, each made a reference `ResourceType` with
 /// its own id (the id of its dynamic host resource type in Wasmtime).
 #[derive(Default)]
-pub(super) struct RequestResources {
+struct RequestResources {
     seen: Vec<(Json, ResourceType)>,
 }
 
@@ -124,26 +102,193 @@ impl ResourceNames for RequestResources {
     }
 }
 
-/// What a `compile` produced.
-pub(super) trait Compiled {
-    /// Replace the instance by a fresh one.
-    fn instantiate(&mut self) -> Result<()>;
-    /// The final reply to a `call` request (`Err`: an adapter error).
-    fn call(&mut self, request: &Json) -> Result<Json>;
-    /// The final reply to a `drop` request.
-    fn drop_handle(&mut self, handle: u32) -> Result<Json>;
+fn text(j: &Json, key: &str) -> Result<String> {
+    j[key].as_str().map(str::to_string).ok_or_else(|| anyhow!("`{key}` missing in {j}"))
 }
 
-fn compile(io: &Shared, request: &Json) -> Result<Box<dyn Compiled>> {
-    match request["kind"].as_str() {
-        Some("component") => Ok(Box::new(super::serve_component::ServedComponent::compile(io, request)?)),
-        Some("module") => Ok(Box::new(super::serve_module::ServedModule::compile(io, request)?)),
+fn list<'a>(request: &'a Json, key: &str) -> &'a [Json] {
+    request[key].as_array().map_or(&[][..], Vec::as_slice)
+}
+
+/// The artifact a `compile` request describes. For a core module, function imports come
+/// first, then the resource built-ins (the thunk order of the reference host).
+pub fn artifact_of(request: &Json) -> Result<Artifact> {
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(request["wasm"].as_str().ok_or_else(|| anyhow!("`wasm` missing"))?)
+        .context("`wasm` is not base64")?;
+    let module = match request["kind"].as_str() {
+        Some("component") => false,
+        Some("module") => true,
         other => bail!("unknown kind {other:?}"),
+    };
+    let mut names = RequestResources::default();
+    for j in list(request, "resources") {
+        names.resource_of(j)?;
+    }
+    let func = |j: &Json, names: &mut RequestResources| -> Result<Func> {
+        let (interface, name, ft) = func_from_json(j, names)?;
+        Ok(Func { interface, name, ft })
+    };
+    let mut imports = vec![];
+    for j in list(request, "imports") {
+        let func = func(j, &mut names)?;
+        let core = match module {
+            true => Some(CoreImport {
+                module: text(&j["core"], "module")?,
+                name: text(&j["core"], "name")?,
+                sig: flatten_functype(PtrType::I32, &func.ft, Context::Lower),
+            }),
+            false => None,
+        };
+        imports.push(Import::Func { func, core });
+    }
+    for j in list(request, "builtins") {
+        let builtin =
+            j["builtin"].as_str().and_then(Builtin::from_name).ok_or_else(|| anyhow!("unknown built-in in {j}"))?;
+        let results = if builtin == Builtin::Drop { vec![] } else { vec![CoreType::I32] };
+        let sig = CoreFuncType { params: vec![CoreType::I32], results };
+        let core = CoreImport { module: text(&j["core"], "module")?, name: text(&j["core"], "name")?, sig };
+        imports.push(Import::Builtin { builtin, rt: names.resource_of(&j["resource"])?, core });
+    }
+    let mut exports = vec![];
+    for j in list(request, "exports") {
+        let func = func(j, &mut names)?;
+        let core = match module {
+            true => Some(CoreExport {
+                name: text(&j["core"], "name")?,
+                post_return: j["core"]["post-return"].as_str().map(str::to_string),
+            }),
+            false => None,
+        };
+        exports.push(Export { func, core });
+    }
+    let dtors = list(request, "dtors")
+        .iter()
+        .map(|j| Ok((names.resource_of(&j["resource"])?.id, text(j, "core")?)))
+        .collect::<Result<Vec<_>>>()?;
+    let resources = names
+        .seen
+        .iter()
+        .map(|(j, rt)| Resource { rt: rt.clone(), interface: j["interface"].as_str().map(str::to_string) })
+        .collect();
+    let (component, core, encoding) = match module {
+        false => (Some(wasm), None, StringEncoding::Utf8),
+        true => {
+            let encoding =
+                StringEncoding::parse(&text(request, "encoding")?).ok_or_else(|| anyhow!("bad `encoding`"))?;
+            let core = CoreModule {
+                wasm,
+                memory: text(request, "memory")?,
+                realloc: text(request, "realloc")?,
+                initialize: request["initialize"].as_str().map(str::to_string),
+            };
+            (None, Some(core), encoding)
+        }
+    };
+    Ok(Artifact { component, core, encoding, imports, exports, guests: vec![], resources, dtors, model: None })
+}
+
+/// The host of a served instance: imports and host destructors are callbacks to witness.
+struct ProtocolHost {
+    io: Shared,
+    artifact: Arc<Artifact>,
+}
+
+impl ProtocolHost {
+    fn resource_name(&self, rt: &ResourceType) -> Result<Json> {
+        let r = self.artifact.resource(rt)?;
+        let side = if rt.impl_instance == GUEST_INSTANCE { "export" } else { "import" };
+        Ok(json!({ "interface": r.interface, "name": rt.name, "side": side }))
+    }
+}
+
+impl Host for ProtocolHost {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        let Some(Import::Func { func, .. }) = self.artifact.imports.get(thunk as usize) else {
+            bail!("import {thunk} is no function");
+        };
+        let args = func.ft.params.iter().zip(&args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
+        let v = lock(&self.io).import_call(func.interface.as_deref(), &func.name, args)?;
+        func.ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose()
+    }
+
+    fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()> {
+        let resource = self.resource_name(rt)?;
+        lock(&self.io).callback(&json!({ "op": "dtor", "resource": resource, "rep": rep }))?;
+        Ok(())
+    }
+}
+
+/// Which runtime serves which kind of `compile` request.
+pub struct Served {
+    pub component: Box<dyn Runtime>,
+    pub module: Box<dyn Runtime>,
+}
+
+/// The reply to a `call` request on `instance`.
+fn call(instance: &mut dyn Instance, artifact: &Artifact, request: &Json) -> Result<Json> {
+    let interface = request["interface"].as_str();
+    let name = request["name"].as_str().unwrap_or("");
+    let (index, export) = artifact
+        .exports
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.func.interface.as_deref() == interface && e.func.name == name)
+        .ok_or_else(|| anyhow!("no declared export {interface:?} {name:?}"))?;
+    let ft = &export.func.ft;
+    let args = request["args"].as_array().ok_or_else(|| anyhow!("`args` missing"))?;
+    if args.len() != ft.params.len() {
+        bail!("{} arguments for {} params", args.len(), ft.params.len());
+    }
+    let args = ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
+    Ok(match instance.call(index, &args)? {
+        Ok(result) => match (&ft.result, result) {
+            (Some(t), Some(v)) => json!({ "ok": value_to_json(t, &v)? }),
+            _ => json!({ "ok": null }),
+        },
+        Err(trap) => trap_reply(&trap),
+    })
+}
+
+/// The reply to a `drop` request on `instance`.
+fn drop_handle(instance: &mut dyn Instance, request: &Json) -> Result<Json> {
+    let handle = request["handle"].as_u64().and_then(|h| u32::try_from(h).ok());
+    let handle = handle.ok_or_else(|| anyhow!("bad handle in {request}"))?;
+    Ok(match instance.drop_resource(handle)? {
+        Ok(()) => json!({ "ok": null }),
+        Err(trap) => trap_reply(&trap),
+    })
+}
+
+fn error_reply(e: anyhow::Error) -> Json {
+    json!({ "error": format!("{e:#}") })
+}
+
+/// Serve one instance of `compiled` (its `instantiate` request has arrived): answer its calls
+/// and drops until another request comes, which is returned (`None`: the input ended).
+fn serve_instance(io: &Shared, compiled: &mut dyn Compiled, artifact: &Arc<Artifact>) -> Result<Option<Json>> {
+    let host = ProtocolHost { io: io.clone(), artifact: artifact.clone() };
+    let mut instance = match compiled.instantiate(Box::new(host)) {
+        Ok(instance) => instance,
+        Err(e) => {
+            lock(io).send(&error_reply(e))?;
+            return lock(io).receive();
+        }
+    };
+    lock(io).send(&json!({ "ok": null }))?;
+    loop {
+        let Some(request) = lock(io).receive()? else { return Ok(None) };
+        let reply = match request["op"].as_str() {
+            Some("call") => call(instance.as_mut(), artifact, &request),
+            Some("drop") => drop_handle(instance.as_mut(), &request),
+            _ => return Ok(Some(request)),
+        };
+        lock(io).send(&reply.unwrap_or_else(error_reply))?;
     }
 }
 
 /// Serve the protocol on `input` / `output` until the input ends.
-pub fn serve(input: impl BufRead + Send + 'static, output: impl Write + Send + 'static) -> Result<()> {
+pub fn serve(served: Served, input: impl BufRead + Send + 'static, output: impl Write + Send + 'static) -> Result<()> {
     let io: Shared = Arc::new(Mutex::new(Io { input: Box::new(input), output: Box::new(output) }));
     let version = env!("CARGO_PKG_VERSION");
     let greeting = json!({
@@ -153,29 +298,45 @@ pub fn serve(input: impl BufRead + Send + 'static, output: impl Write + Send + '
         "features": ["resources"],
     });
     lock(&io).send(&greeting)?;
-    let mut compiled: Option<Box<dyn Compiled>> = None;
+    let mut compiled: Option<(Box<dyn Compiled>, Arc<Artifact>)> = None;
+    let mut next = None;
     loop {
-        let Some(request) = lock(&io).receive()? else { return Ok(()) };
-        let reply = match (request["op"].as_str(), compiled.as_mut()) {
-            (Some("compile"), _) => compile(&io, &request).map(|c| {
-                compiled = Some(c);
-                Json::Null
-            }),
-            (Some("instantiate"), Some(c)) => c.instantiate().map(|()| Json::Null),
-            (Some("call"), Some(c)) => c.call(&request),
-            (Some("drop"), Some(c)) => match request["handle"].as_u64().and_then(|h| u32::try_from(h).ok()) {
-                Some(h) => c.drop_handle(h),
-                None => Err(anyhow!("bad handle in {request}")),
+        let request = match next.take() {
+            Some(r) => r,
+            None => match lock(&io).receive()? {
+                Some(r) => r,
+                None => return Ok(()),
             },
-            (Some("instantiate" | "call" | "drop"), None) => Err(anyhow!("{} before `compile`", request["op"])),
-            _ => Err(anyhow!("unknown request {request}")),
         };
-        let reply = match reply {
-            // `call` and `drop` build their whole reply (a value or a trap); the others only succeed.
-            Ok(Json::Null) if request["op"] != "call" && request["op"] != "drop" => json!({ "ok": null }),
-            Ok(reply) => reply,
-            Err(e) => json!({ "error": format!("{e:#}") }),
-        };
-        lock(&io).send(&reply)?;
+        match (request["op"].as_str(), compiled.as_mut()) {
+            (Some("compile"), _) => {
+                compiled = None;
+                let made = artifact_of(&request).and_then(|artifact| {
+                    let artifact = Arc::new(artifact);
+                    let runtime = if artifact.core.is_some() { &served.module } else { &served.component };
+                    Ok((runtime.compile(artifact.clone())?, artifact))
+                });
+                let reply = match made {
+                    Ok(c) => {
+                        compiled = Some(c);
+                        json!({ "ok": null })
+                    }
+                    Err(e) => error_reply(e),
+                };
+                lock(&io).send(&reply)?;
+            }
+            (Some("instantiate"), Some((c, artifact))) => {
+                let artifact = artifact.clone();
+                match serve_instance(&io, c.as_mut(), &artifact)? {
+                    Some(r) => next = Some(r),
+                    None => return Ok(()),
+                }
+            }
+            (Some("instantiate" | "call" | "drop"), _) => {
+                let what = if compiled.is_none() { "`compile`" } else { "`instantiate`" };
+                lock(&io).send(&json!({ "error": format!("{} before {what}", request["op"]) }))?;
+            }
+            _ => lock(&io).send(&json!({ "error": format!("unknown request {request}") }))?,
+        }
     }
 }

@@ -1,13 +1,31 @@
-//! `witness adapter`: serve the adapter protocol (adapters/PROTOCOL.md) on stdin/stdout from the
-//! embedded Wasmtime, so `--engines 'process:witness adapter'` runs the suites end to end
+//! `witness adapter`: serve the adapter protocol (adapters/PROTOCOL.md) on stdin/stdout from
+//! an embedded runtime, so `--engine 'process:witness adapter'` runs the suites end to end
 //! through the protocol.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 
-#[derive(Args)]
-pub struct AdapterArgs {}
+use crate::adapter::server::{Served, serve};
+use crate::runtime::Selection;
 
-pub fn run(_: AdapterArgs) -> Result<()> {
-    crate::adapter::server::serve(std::io::BufReader::new(std::io::stdin()), std::io::stdout())
+#[derive(Args)]
+pub struct AdapterArgs {
+    /// The embedded runtime that serves components and core modules alike (default: `wasmtime`
+    /// for components, `core` for core modules).
+    #[arg(long)]
+    engine: Option<String>,
+}
+
+pub fn run(args: AdapterArgs) -> Result<()> {
+    let runtime = |name: &str| -> Result<_> {
+        match Selection::parse(name)? {
+            s @ Selection::Embedded { fused: false, .. } => Ok(s.runtime()),
+            _ => bail!("`{name}`: witness adapter serves an embedded runtime"),
+        }
+    };
+    let served = match &args.engine {
+        Some(name) => Served { component: runtime(name)?, module: runtime(name)? },
+        None => Served { component: runtime("wasmtime")?, module: runtime("core")? },
+    };
+    serve(served, std::io::BufReader::new(std::io::stdin()), std::io::stdout())
 }

@@ -29,7 +29,7 @@ enum Command {
         #[command(subcommand)]
         command: abi::AbiCommand,
     },
-    /// Serve the adapter protocol (adapters/PROTOCOL.md) from the embedded Wasmtime.
+    /// Serve the adapter protocol (adapters/PROTOCOL.md) from an embedded runtime.
     Adapter(adapter::AdapterArgs),
     /// Run the differential campaign: generated worlds and cases, engines against the reference.
     Diff(diff::DiffArgs),

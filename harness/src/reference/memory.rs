@@ -35,6 +35,24 @@ pub trait Memory {
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64>;
 }
 
+impl<M: Memory + ?Sized> Memory for &mut M {
+    fn ptr_type(&self) -> PtrType {
+        (**self).ptr_type()
+    }
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<()> {
+        (**self).read(ptr, out)
+    }
+    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<()> {
+        (**self).write(ptr, bytes)
+    }
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
+        (**self).realloc(old_ptr, old_size, align, new_size)
+    }
+}
+
 /// `ptr + len > mem_len` without wrap-around (definitions.py's integers are unbounded).
 pub fn exceeds(ptr: u64, len: u128, mem_len: u64) -> bool {
     u128::from(ptr) + len > u128::from(mem_len)

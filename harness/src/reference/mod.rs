@@ -13,10 +13,12 @@
 //! | Flat Lowering / `lower_flat_values` | `lower_flat` |
 //! | Table/Resource state, resource built-ins | `handles` |
 //! | ComponentInstance, Task, Subtask, LiftLowerContext | `context` |
+//! | `canon_lift`, `canon_lower` (synchronous) | `canon` |
 //!
 //! Every `trap_if` is an early return of a [`Trap`] with a [`TrapKind`]; every spec `assert`
 //! is a `TrapKind::Assertion` (a broken precondition of the caller). Arithmetic never wraps.
 
+pub mod canon;
 pub mod context;
 pub mod flatten;
 pub mod handles;

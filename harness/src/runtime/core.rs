@@ -1,9 +1,15 @@
 //! The reference host: the host side of the Canonical ABI for a guest that is a plain core
-//! module (the core-module build target). It lowers arguments into the guest and lifts results
-//! (`canon lift` of an export, called by the host), lifts arguments and lowers results of the
-//! guest's import calls (`canon lower`), keeps the guest's handle table and runs post-return.
-//! The same code serves every core runtime (wasmi, Wasmtime's core API, the guest model):
-//! each provides a `CoreGuest` and a store for `CoreInstance`.
+//! module (the core-module build target), as every core runtime embeds it (wasmi, Wasmtime's
+//! core API, the guest model). Export calls are the reference's `canon_lift`, import calls its
+//! `canon_lower`, resource built-ins its `canon_resource_*`; this file adds what only an
+//! embedding knows: the host state in the runtime's store (handle table, host slots, the
+//! `Host` behind the imports) and the guest's exports and destructors.
+//!
+//! A runtime shows its instance as a `CoreGuest` from any context (the store between calls, a
+//! caller inside an import): memory, realloc, exports, and the host state in the store. No
+//! borrow of that state outlives one step, so guest code run from inside the host (realloc,
+//! a destructor) finds the state where it always is: `canon resource.rep` from inside realloc
+//! reads the table, as the spec says.
 
 use std::sync::Arc;
 
@@ -12,24 +18,49 @@ use anyhow::{Result as AnyResult, anyhow, bail};
 use super::artifact::{Artifact, Export};
 use super::prepared::ImportType;
 use super::resources::{is_guest_resource, map_handles};
-use super::{Host, Instance, NoHost};
-use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
-use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
+use super::{Host, Instance};
+use crate::reference::canon::{CoreCallee, LiftOptions, canon_lift, canon_lower};
+use crate::reference::context::{ComponentInstance, InstanceMemory};
 use crate::reference::handles::{DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep};
-use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
-use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::Memory;
-use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
+use crate::reference::types::{ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
 use crate::world::wit::GUEST_INSTANCE;
 
-/// A guest core instance the host can call: its memory (with realloc) and its exports.
+/// A guest core instance as the reference host reaches it: its memory and realloc, its
+/// exports, and the host state that lives in its store.
 pub trait CoreGuest: Memory {
-    /// Call core export `name`; the guest's import calls are served by `host`.
-    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap>;
-    /// Itself as plain memory (for the reference's lifting and lowering).
-    fn as_memory(&mut self) -> &mut dyn Memory;
+    fn host(&mut self) -> &mut HostState;
+    /// Call core export `name` (`call_and_trap_on_throw`).
+    fn call_export(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap>;
+}
+
+impl<G: CoreGuest + ?Sized> CoreGuest for &mut G {
+    fn host(&mut self) -> &mut HostState {
+        (**self).host()
+    }
+    fn call_export(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+        (**self).call_export(name, args)
+    }
+}
+
+impl<G: CoreGuest> InstanceMemory for G {
+    fn memory(&self) -> &dyn Memory {
+        self
+    }
+    fn memory_mut(&mut self) -> &mut dyn Memory {
+        self
+    }
+    fn inst(&mut self) -> &mut ComponentInstance {
+        &mut self.host().inst
+    }
+}
+
+impl<G: CoreGuest> CoreCallee for G {
+    fn call(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+        self.call_export(name, args)
+    }
 }
 
 /// The host's state for one guest instance.
@@ -43,8 +74,6 @@ pub struct HostState {
     pub slots: Vec<Option<(ResourceType, u32)>>,
     /// The guest's destructor export of each guest resource type (by `ResourceType::id`).
     pub dtors: Vec<(u32, String)>,
-    /// `false` while the state is lent out to a call (a call that finds it gone is reentrant).
-    pub present: bool,
 }
 
 impl std::fmt::Debug for HostState {
@@ -63,7 +92,6 @@ impl HostState {
             host,
             slots: vec![],
             dtors: artifact.dtors.clone(),
-            present: true,
         }
     }
 
@@ -99,163 +127,100 @@ impl HostState {
     }
 }
 
-impl Default for HostState {
-    /// The placeholder left while the real state is lent to a call.
-    fn default() -> HostState {
-        HostState {
-            inst: ComponentInstance::new(GUEST_INSTANCE),
-            encoding: StringEncoding::Utf8,
-            imports: vec![],
-            host: Box::new(NoHost),
-            slots: vec![],
-            dtors: vec![],
-            present: false,
-        }
-    }
-}
-
 fn assertion(msg: impl Into<String>) -> Trap {
     Trap::new(TrapKind::Assertion, msg)
 }
 
-/// A failure of the host behind the imports, as the harness failure it is.
-fn harness(e: anyhow::Error) -> Trap {
-    assertion(format!("{e:#}"))
+/// A failure of the `Host` behind an import: a trap of what it reached (a composition's
+/// callee), else a failure of the harness.
+fn host_failure(e: anyhow::Error) -> Trap {
+    e.downcast::<Trap>().unwrap_or_else(|e| assertion(format!("{e:#}")))
 }
 
-/// The guest called import `thunk` with `flat_args` (`canon_lower`, synchronous).
-pub fn serve_import(
-    host: &mut HostState,
-    guest: &mut dyn CoreGuest,
-    thunk: u32,
-    flat_args: Vec<Flat>,
-) -> Result<Vec<Flat>, Trap> {
-    if !host.present {
-        return Err(Trap::new(
-            TrapKind::MayNotLeave,
-            "an import was called while the host was busy (from realloc or post-return)",
-        ));
-    }
-    let ty = host.imports.get(thunk as usize).cloned().ok_or_else(|| assertion(format!("no import {thunk}")))?;
+/// The guest called import `thunk` with `flat_args`: a resource built-in, or a function
+/// (`canon_lower`, synchronous, whose callee is the host).
+pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat>) -> Result<Vec<Flat>, Trap> {
+    let ty =
+        guest.host().imports.get(thunk as usize).cloned().ok_or_else(|| assertion(format!("no import {thunk}")))?;
     let arg = |i: usize| -> Result<u32, Trap> {
         match flat_args.get(i) {
             Some(Flat::I32(v)) => Ok(*v),
             other => Err(assertion(format!("resource built-in argument {other:?}"))),
         }
     };
-    let ft: FuncType = match ty {
-        ImportType::ResourceNew(rt) => {
-            return Ok(vec![Flat::I32(canon_resource_new(&mut host.inst, &rt, arg(0)?)?)]);
-        }
-        ImportType::ResourceRep(rt) => {
-            return Ok(vec![Flat::I32(canon_resource_rep(&host.inst, &rt, arg(0)?)?)]);
-        }
+    match ty {
+        ImportType::ResourceNew(rt) => Ok(vec![Flat::I32(canon_resource_new(&mut guest.host().inst, &rt, arg(0)?)?)]),
+        ImportType::ResourceRep(rt) => Ok(vec![Flat::I32(canon_resource_rep(&guest.host().inst, &rt, arg(0)?)?)]),
         ImportType::ResourceDrop(rt) => {
-            match canon_resource_drop(&mut host.inst, &rt, arg(0)?)? {
+            match canon_resource_drop(&mut guest.host().inst, &rt, arg(0)?)? {
                 // The host's own resource: the host's destructor runs.
-                DropEffect::Destructor { rep, local: false, .. } => host.host.dtor(&rt, rep).map_err(harness)?,
+                DropEffect::Destructor { rep, local: false, .. } => {
+                    guest.host().host.dtor(&rt, rep).map_err(host_failure)?
+                }
                 // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
                 DropEffect::Destructor { rep, local: true, .. } => {
-                    if let Some(dtor) = host.dtor_of(&rt) {
-                        guest.call(&dtor, &[Flat::I32(rep)], host)?;
+                    if let Some(dtor) = guest.host().dtor_of(&rt) {
+                        guest.call_export(&dtor, &[Flat::I32(rep)])?;
                     }
                 }
                 DropEffect::None => {}
             }
-            return Ok(vec![]);
+            Ok(vec![])
         }
-        ImportType::Func { ft, .. } => ft,
-    };
-    if !host.inst.may_leave {
-        return Err(Trap::new(TrapKind::MayNotLeave, "canon_lower: the instance may not leave"));
+        ImportType::Func { ft, .. } => {
+            let encoding = guest.host().encoding;
+            canon_lower(encoding, guest, &ft, flat_args, |guest, args| {
+                guest.host().host.import(thunk, args).map_err(host_failure)
+            })
+        }
     }
-    let mut subtask = Subtask::default();
-    let mut vi = CoreValueIter::new(flat_args);
-    let args = {
-        let mut cx =
-            LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
-        lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &ft.param_types())?
-    };
-    let result = host.host.import(thunk, args).map_err(|e| e.downcast::<Trap>().unwrap_or_else(harness))?;
-    let values: Vec<Value> = result.into_iter().collect();
-    if values.len() != ft.result_type().len() {
-        return Err(assertion("the planned import result does not match the function's result type"));
-    }
-    let flat_results = {
-        let mut cx =
-            LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Subtask(&mut subtask));
-        lower_flat_values(&mut cx, MAX_FLAT_RESULTS, &values, &ft.result_type(), SpillTo::OutParam(&mut vi))?
-    };
-    subtask.deliver_resolve(&mut host.inst);
-    Ok(flat_results)
 }
 
-/// The host calls `export` of the artifact (`canon_lift`, synchronous): see `call_core_export`.
-pub fn call_export(
-    host: &mut HostState,
-    guest: &mut dyn CoreGuest,
-    export: &Export,
-    args: &[Value],
-) -> Result<Option<Value>, Trap> {
+/// The host calls `export` of the artifact with host-side values (`canon_lift`, synchronous).
+pub fn call_export<G: CoreGuest>(guest: &mut G, export: &Export, args: &[Value]) -> Result<Option<Value>, Trap> {
     let core =
         export.core.as_ref().ok_or_else(|| assertion(format!("export {} has no core function", export.func.name)))?;
-    call_core_export(host, guest, &core.name, core.post_return.as_deref(), &export.func.ft, args)
-}
-
-/// The host calls core export `name` of type `ft` (`canon_lift`, synchronous): lower the
-/// arguments (realloc in the guest), call, lift the results, check the borrow scope, then
-/// call `post_return` if the guest has one.
-pub fn call_core_export(
-    host: &mut HostState,
-    guest: &mut dyn CoreGuest,
-    name: &str,
-    post_return: Option<&str>,
-    ft: &FuncType,
-    args: &[Value],
-) -> Result<Option<Value>, Trap> {
-    let args = ft.params.iter().zip(args).map(|((_, t), v)| host.slots_to_reps(t, v)).collect::<Result<Vec<_>, _>>()?;
-    let task = host.inst.start_task();
-    let flat_args = {
-        let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::Task(task));
-        lower_flat_values(&mut cx, MAX_FLAT_PARAMS, &args, &ft.param_types(), SpillTo::Realloc)?
-    };
-    let flat_results = guest.call(name, &flat_args, host)?;
-    let results = {
-        let mut cx = LiftLowerContext::new(host.encoding, guest.as_memory(), &mut host.inst, BorrowScope::None);
-        lift_flat_values(&mut cx, MAX_FLAT_RESULTS, &mut CoreValueIter::new(flat_results.clone()), &ft.result_type())?
-    };
-    host.inst.task_return(task)?;
-    if let Some(post) = post_return {
-        host.inst.may_leave = false;
-        let r = guest.call(post, &flat_results, host);
-        host.inst.may_leave = true;
-        r?;
+    let ft = &export.func.ft;
+    if args.len() != ft.params.len() {
+        return Err(assertion(format!("{} arguments for {} params", args.len(), ft.params.len())));
     }
-    host.inst.task_exit(task);
-    match (&ft.result, results.first()) {
-        (Some(t), Some(v)) => Ok(Some(host.reps_to_slots(t, v)?)),
+    let args = ft
+        .params
+        .iter()
+        .zip(args)
+        .map(|((_, t), v)| guest.host().slots_to_reps(t, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = LiftOptions {
+        string_encoding: guest.host().encoding,
+        callee: &core.name,
+        post_return: core.post_return.as_deref(),
+    };
+    match (&ft.result, canon_lift(&opts, guest, ft, &args)?) {
+        (Some(t), Some(v)) => Ok(Some(guest.host().reps_to_slots(t, &v)?)),
         _ => Ok(None),
     }
 }
 
 /// The host drops the guest resource in `slot`: its destructor runs in the guest.
-pub fn drop_slot(host: &mut HostState, guest: &mut dyn CoreGuest, slot: u32) -> Result<(), Trap> {
-    let (rt, rep) = host
+pub fn drop_slot<G: CoreGuest>(guest: &mut G, slot: u32) -> Result<(), Trap> {
+    let (rt, rep) = guest
+        .host()
         .slots
         .get_mut(slot as usize)
         .and_then(Option::take)
         .ok_or_else(|| assertion(format!("host slot {slot} holds no resource")))?;
-    if let Some(dtor) = host.dtor_of(&rt) {
-        guest.call(&dtor, &[Flat::I32(rep)], host)?;
+    if let Some(dtor) = guest.host().dtor_of(&rt) {
+        guest.call_export(&dtor, &[Flat::I32(rep)])?;
     }
     Ok(())
 }
 
-/// A core runtime's live instance: a store that can show the guest (`CoreGuest`) with its host
-/// state lent to it.
+/// A core runtime's live instance: its store, shown as a `CoreGuest`.
 pub trait CoreStore {
-    /// Run `f` on the guest and its host state.
-    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R;
+    type Guest<'a>: CoreGuest
+    where
+        Self: 'a;
+    fn guest(&mut self) -> Self::Guest<'_>;
 }
 
 /// An instance of any core runtime: calls go through the reference host.
@@ -275,10 +240,10 @@ fn guest_trap<T>(r: Result<T, Trap>) -> AnyResult<Result<T, Trap>> {
 impl<S: CoreStore> Instance for CoreInstance<S> {
     fn call(&mut self, export: usize, args: &[Value]) -> AnyResult<Result<Option<Value>, Trap>> {
         let export = self.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?;
-        guest_trap(self.store.with_guest(|guest, host| call_export(host, guest, export, args)))
+        guest_trap(call_export(&mut self.store.guest(), export, args))
     }
 
     fn drop_resource(&mut self, slot: u32) -> AnyResult<Result<(), Trap>> {
-        guest_trap(self.store.with_guest(|guest, host| drop_slot(host, guest, slot)))
+        guest_trap(drop_slot(&mut self.store.guest(), slot))
     }
 }

@@ -26,15 +26,16 @@ fn guest_trap(what: impl Into<String>) -> Trap {
     Trap::new(TrapKind::GuestTrap, what)
 }
 
-/// The scripted guest, modelled.
+/// The scripted guest, modelled, with the reference host's state (its store).
 pub struct GuestModel {
     pub mem: Vec<u8>,
     spec: Arc<GuestSpec>,
+    host: HostState,
 }
 
 impl GuestModel {
-    pub fn new(spec: Arc<GuestSpec>) -> GuestModel {
-        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], spec }
+    pub fn new(spec: Arc<GuestSpec>, host: HostState) -> GuestModel {
+        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], spec, host }
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
@@ -152,7 +153,7 @@ impl GuestModel {
         })
     }
 
-    fn run_frame(&mut self, entry: u32, optional: bool, host: &mut HostState) -> Result<(), Trap> {
+    fn run_frame(&mut self, entry: u32, optional: bool) -> Result<(), Trap> {
         let mut ip = u64::from(self.u32_at(p::SCRIPT_CURSOR)?);
         if self.u32_at(ip)? != op::FRAME || self.u32_at(ip + 4)? != entry {
             if optional {
@@ -175,7 +176,7 @@ impl GuestModel {
                     self.set_u32(p::SCRIPT_CURSOR, ip as u32)?;
                 }
                 op::ARG => self.push_value(p::ARG_COUNT, p::ARG_BUF, b)?,
-                op::CALL => self.call_thunk(a, host)?,
+                op::CALL => self.call_thunk(a)?,
                 op::LOG_MEMORY => self.log_memory(a, b as u32)?,
                 op::LOG_HEAP => {
                     let next = self.u32_at(p::HEAP_NEXT)?;
@@ -191,7 +192,7 @@ impl GuestModel {
         }
     }
 
-    fn call_thunk(&mut self, k: u32, host: &mut HostState) -> Result<(), Trap> {
+    fn call_thunk(&mut self, k: u32) -> Result<(), Trap> {
         let imp =
             self.spec.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
         let sig = imp.sig.clone();
@@ -201,7 +202,7 @@ impl GuestModel {
             .enumerate()
             .map(|(i, &t)| self.load_typed(t, p::ARG_BUF + 8 * i as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = serve_import(host, self, k, args)?;
+        let results = serve_import(self, k, args)?;
         self.log_record(log::IMPORT_DONE, k, 0)?;
         for r in results {
             self.log_record(log::IMPORT_RESULT, 0, r.bits())?;
@@ -209,7 +210,7 @@ impl GuestModel {
         self.set_u32(p::ARG_COUNT, 0)
     }
 
-    fn entry(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
+    fn entry(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
         let spec = self.spec.clone();
         if name == spec.control_load {
             let offset = match args.first() {
@@ -246,7 +247,7 @@ impl GuestModel {
         for a in args {
             self.log_record(log::PARAM, 0, a.bits())?;
         }
-        self.run_frame(exp.entry, !matches!(exp.kind, EntryKind::Func { .. }), host)?;
+        self.run_frame(exp.entry, !matches!(exp.kind, EntryKind::Func { .. }))?;
         exp.sig.results.iter().enumerate().map(|(j, &t)| self.load_typed(t, p::RESULT_BUF + 8 * j as u64)).collect()
     }
 }
@@ -272,12 +273,12 @@ impl Memory for GuestModel {
 }
 
 impl CoreGuest for GuestModel {
-    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
-        self.entry(name, args, host)
+    fn host(&mut self) -> &mut HostState {
+        &mut self.host
     }
 
-    fn as_memory(&mut self) -> &mut dyn Memory {
-        self
+    fn call_export(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+        self.entry(name, args)
     }
 }
 
@@ -301,29 +302,24 @@ struct ModelCompiled {
     artifact: Arc<Artifact>,
 }
 
-/// A guest model with its host state (the model's store).
-struct ModelStore {
-    guest: GuestModel,
-    host: HostState,
+/// A fresh model of `artifact`'s guest, whose imports reach `host`.
+fn model_of(artifact: &Artifact, host: Box<dyn Host>) -> Result<GuestModel> {
+    let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
+    Ok(GuestModel::new(model.guest.clone(), HostState::new(artifact, host)))
 }
 
-impl ModelStore {
-    fn new(artifact: &Artifact, host: Box<dyn Host>) -> Result<ModelStore> {
-        let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
-        Ok(ModelStore { guest: GuestModel::new(model.guest.clone()), host: HostState::new(artifact, host) })
-    }
-}
+impl CoreStore for GuestModel {
+    type Guest<'a> = &'a mut GuestModel;
 
-impl CoreStore for ModelStore {
-    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R {
-        f(&mut self.guest, &mut self.host)
+    fn guest(&mut self) -> &mut GuestModel {
+        self
     }
 }
 
 /// The callee of a composition, behind the caller's imports: each import thunk reaches one
 /// callee export (`canon_lower` in the caller, then `canon_lift` of the callee).
 struct CalleeHost {
-    callee: Rc<RefCell<CoreInstance<ModelStore>>>,
+    callee: Rc<RefCell<CoreInstance<GuestModel>>>,
     thunk_to_export: Vec<Option<u32>>,
 }
 
@@ -339,7 +335,7 @@ impl Host for CalleeHost {
         let artifact = callee.artifact.clone();
         let export = &artifact.exports[k as usize];
         // A trap of the callee is the caller's trap (see `Host::import`).
-        Ok(callee.store.with_guest(|guest, host| call_export(host, guest, export, &args))?)
+        Ok(call_export(&mut callee.store, export, &args)?)
     }
 
     fn dtor(&mut self, _: &ResourceType, _: u32) -> Result<()> {
@@ -349,9 +345,9 @@ impl Host for CalleeHost {
 
 /// A model instance: the guest, and in a composition the callee its imports reach.
 struct ModelInstance {
-    caller: CoreInstance<ModelStore>,
+    caller: CoreInstance<GuestModel>,
     /// The callee, and the artifact's export index where its control functions start.
-    callee: Option<(Rc<RefCell<CoreInstance<ModelStore>>>, usize)>,
+    callee: Option<(Rc<RefCell<CoreInstance<GuestModel>>>, usize)>,
 }
 
 impl Compiled for ModelCompiled {
@@ -363,16 +359,16 @@ impl Compiled for ModelCompiled {
         let artifact = &self.artifact;
         let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
         let Some(c) = &model.composition else {
-            let store = ModelStore::new(artifact, host)?;
+            let store = model_of(artifact, host)?;
             return Ok(Box::new(ModelInstance {
                 caller: CoreInstance { store, artifact: artifact.clone() },
                 callee: None,
             }));
         };
-        let callee_store = ModelStore::new(&c.callee, Box::new(NoHost))?;
+        let callee_store = model_of(&c.callee, Box::new(NoHost))?;
         let callee = Rc::new(RefCell::new(CoreInstance { store: callee_store, artifact: c.callee.clone() }));
         let forward = CalleeHost { callee: callee.clone(), thunk_to_export: c.thunk_to_export.clone() };
-        let store = ModelStore::new(&c.caller, Box::new(forward))?;
+        let store = model_of(&c.caller, Box::new(forward))?;
         Ok(Box::new(ModelInstance {
             caller: CoreInstance { store, artifact: c.caller.clone() },
             callee: Some((callee, c.caller.exports.len())),

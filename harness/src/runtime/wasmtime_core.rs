@@ -1,7 +1,7 @@
 //! `wasmtime-core`: the guest as a plain core module (cm32p2 or legacy names) on Wasmtime's
 //! core API, a second core-only engine next to `core` (wasmi); the host side of the Canonical
-//! ABI is the reference host. Its differences from the reference are Wasmtime's execution of
-//! core wasm, never its Canonical ABI (that is the `wasmtime` engine).
+//! ABI is the reference host (`core`). Its differences from the reference are Wasmtime's
+//! execution of core wasm, never its Canonical ABI (that is the `wasmtime` runtime).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use wasmtime::{
-    AsContextMut, Caller, Config, Extern, Func, FuncType, InstancePre, Linker, Module, Store, Val, ValType,
+    AsContext, AsContextMut, Caller, Config, Func, FuncType, InstancePre, Linker, Module, Store, StoreContextMut, Val,
+    ValType,
 };
 
 use super::artifact::Artifact;
@@ -79,61 +80,66 @@ fn trap_of(e: wasmtime::Error) -> Trap {
     }
 }
 
-struct Ctx {
+/// Store data: the reference host's state, the guest's memory, realloc and exports (known
+/// once it is instantiated), the store's limits.
+struct Data {
     host: HostState,
+    memory: Option<wasmtime::Memory>,
+    realloc: Option<Func>,
     exports: Arc<HashMap<String, Func>>,
     limits: wasmtime::StoreLimits,
 }
 
-/// The guest seen through any Wasmtime context (the store, or a caller inside a host
-/// function): its memory, realloc and exports (resolved once per instance).
-struct WasmtimeGuest<C> {
-    ctx: C,
-    memory: wasmtime::Memory,
-    realloc: Func,
-    exports: Arc<HashMap<String, Func>>,
+/// The guest seen through any Wasmtime context (the store, or a caller inside a host function).
+struct WasmtimeGuest<'a> {
+    ctx: StoreContextMut<'a, Data>,
 }
 
-impl<C: AsContextMut<Data = Ctx>> Memory for WasmtimeGuest<C> {
+fn out_of_reach() -> Trap {
+    Trap::new(TrapKind::Assertion, "the guest's memory or realloc is out of reach")
+}
+
+impl Memory for WasmtimeGuest<'_> {
     fn len(&self) -> u64 {
-        self.memory.data(self.ctx.as_context()).len() as u64
+        self.ctx.data().memory.map_or(0, |m| m.data(self.ctx.as_context()).len() as u64)
     }
 
     fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
-        read_at(self.memory.data(self.ctx.as_context()), ptr, out)
+        let memory = self.ctx.data().memory.ok_or_else(out_of_reach)?;
+        read_at(memory.data(self.ctx.as_context()), ptr, out)
     }
 
     fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        write_at(self.memory.data_mut(self.ctx.as_context_mut()), ptr, bytes)
+        let memory = self.ctx.data().memory.ok_or_else(out_of_reach)?;
+        write_at(memory.data_mut(self.ctx.as_context_mut()), ptr, bytes)
     }
 
     fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
+        let realloc = self.ctx.data().realloc.ok_or_else(out_of_reach)?;
         let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
         let mut out = [Val::I32(0)];
-        self.realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
+        realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
         Ok(u64::from(from_val(&out[0])?.bits() as u32))
     }
 }
 
-impl<C: AsContextMut<Data = Ctx>> CoreGuest for WasmtimeGuest<C> {
-    fn call(&mut self, name: &str, args: &[Flat], host: &mut HostState) -> Result<Vec<Flat>, Trap> {
+impl CoreGuest for WasmtimeGuest<'_> {
+    fn host(&mut self) -> &mut HostState {
+        &mut self.ctx.data_mut().host
+    }
+
+    fn call_export(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
         let func = *self
+            .ctx
+            .data()
             .exports
             .get(name)
             .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
         let mut results: Vec<Val> =
             func.ty(self.ctx.as_context()).results().map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0))).collect();
         let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
-        // The host state lives in the store while guest code runs, so imports can reach it.
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
-        let r = func.call(self.ctx.as_context_mut(), &vals, &mut results);
-        std::mem::swap(&mut self.ctx.as_context_mut().data_mut().host, host);
-        r.map_err(trap_of)?;
+        func.call(self.ctx.as_context_mut(), &vals, &mut results).map_err(trap_of)?;
         results.iter().map(from_val).collect()
-    }
-
-    fn as_memory(&mut self) -> &mut dyn Memory {
-        self
     }
 }
 
@@ -156,44 +162,23 @@ impl Runtime for WasmtimeCoreRuntime {
         config.consume_fuel(true);
         let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("wasmtime: {e:#}"))?;
         let module = Module::new(&engine, &core.wasm[..]).map_err(|e| anyhow!("wasmtime rejects the guest: {e:#}"))?;
-        let mut linker = Linker::<Ctx>::new(&engine);
-        for (k, imp) in core_imports(&artifact).enumerate() {
+        let mut linker = Linker::<Data>::new(&engine);
+        for (thunk, (module, name, sig)) in core_imports(&artifact).enumerate() {
             let ty = FuncType::new(
                 &engine,
-                imp.sig.params.iter().map(|&t| val_type(t)),
-                imp.sig.results.iter().map(|&t| val_type(t)),
+                sig.params.iter().map(|&t| val_type(t)),
+                sig.results.iter().map(|&t| val_type(t)),
             );
-            let memory_name = core.memory.clone();
-            let realloc_name = core.realloc.clone();
-            linker
-                .func_new(
-                    imp.module,
-                    imp.name,
-                    ty,
-                    move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
-                        let flats = params.iter().map(from_val).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
-                        let memory = caller.get_export(&memory_name).and_then(Extern::into_memory);
-                        let realloc = caller.get_export(&realloc_name).and_then(Extern::into_func);
-                        let (Some(memory), Some(realloc)) = (memory, realloc) else {
-                            return Err(host_error(Trap::new(TrapKind::Assertion, "guest lacks memory or realloc")));
-                        };
-                        let exports = caller.data().exports.clone();
-                        // Lend the host state out of the store for the call; a reentrant import
-                        // call (from realloc) finds the placeholder (`present == false`).
-                        let mut host = std::mem::take(&mut caller.data_mut().host);
-                        let r = {
-                            let mut guest = WasmtimeGuest { ctx: &mut caller, memory, realloc, exports };
-                            serve_import(&mut host, &mut guest, k as u32, flats)
-                        };
-                        caller.data_mut().host = host;
-                        let out = r.map_err(host_error)?;
-                        for (slot, f) in results.iter_mut().zip(out) {
-                            *slot = to_val(f);
-                        }
-                        Ok(())
-                    },
-                )
-                .map_err(|e| anyhow!("linking {}::{}: {e:#}", imp.module, imp.name))?;
+            let serve = move |mut caller: Caller<'_, Data>, params: &[Val], results: &mut [Val]| {
+                let flats = params.iter().map(from_val).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
+                let guest = &mut WasmtimeGuest { ctx: caller.as_context_mut() };
+                let out = serve_import(guest, thunk as u32, flats).map_err(host_error)?;
+                for (slot, f) in results.iter_mut().zip(out) {
+                    *slot = to_val(f);
+                }
+                Ok(())
+            };
+            linker.func_new(module, name, ty, serve).map_err(|e| anyhow!("linking {module}::{name}: {e:#}"))?;
         }
         let pre = linker.instantiate_pre(&module).map_err(|e| anyhow!("wasmtime: linking the guest: {e:#}"))?;
         Ok(Box::new(WasmtimeCoreCompiled { engine, pre, artifact }))
@@ -202,25 +187,15 @@ impl Runtime for WasmtimeCoreRuntime {
 
 struct WasmtimeCoreCompiled {
     engine: wasmtime::Engine,
-    pre: InstancePre<Ctx>,
+    pre: InstancePre<Data>,
     artifact: Arc<Artifact>,
 }
 
-/// A live instance: its store, the guest's memory, realloc and exports, and the host state lent
-/// to each call.
-struct WasmtimeCoreStore {
-    store: Store<Ctx>,
-    memory: wasmtime::Memory,
-    realloc: Func,
-    exports: Arc<HashMap<String, Func>>,
-    host: HostState,
-}
+impl CoreStore for Store<Data> {
+    type Guest<'a> = WasmtimeGuest<'a>;
 
-impl CoreStore for WasmtimeCoreStore {
-    fn with_guest<R>(&mut self, f: impl FnOnce(&mut dyn CoreGuest, &mut HostState) -> R) -> R {
-        let exports = self.exports.clone();
-        let mut guest = WasmtimeGuest { ctx: &mut self.store, memory: self.memory, realloc: self.realloc, exports };
-        f(&mut guest, &mut self.host)
+    fn guest(&mut self) -> WasmtimeGuest<'_> {
+        WasmtimeGuest { ctx: self.as_context_mut() }
     }
 }
 
@@ -233,8 +208,9 @@ impl Compiled for WasmtimeCoreCompiled {
         let core = self.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?;
         let limits = wasmtime::StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build();
         let host = HostState::new(&self.artifact, host);
-        let mut store = Store::new(&self.engine, Ctx { host, exports: Arc::default(), limits });
-        store.limiter(|c| &mut c.limits);
+        let data = Data { host, memory: None, realloc: None, exports: Arc::default(), limits };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|d| &mut d.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("wasmtime: instantiation: {e:#}"))?;
         let memory = instance.get_memory(&mut store, &core.memory).context("guest memory")?;
@@ -246,16 +222,11 @@ impl Compiled for WasmtimeCoreCompiled {
                 e.into_func().map(|f| (name, f))
             })
             .collect();
-        let exports = Arc::new(exports);
-        store.data_mut().exports = exports.clone();
-        // Outside guest code the store holds the placeholder; imports reached from realloc
-        // called by the host (lowering arguments) find it and trap MayNotLeave.
-        let mut host = std::mem::take(&mut store.data_mut().host);
-        host.present = true;
-        let mut live = WasmtimeCoreStore { store, memory, realloc, exports, host };
-        if let Some(init) = core.initialize.as_deref().filter(|i| live.exports.contains_key(*i)) {
-            live.with_guest(|guest, host| guest.call(init, &[], host)).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+        let data = store.data_mut();
+        (data.memory, data.realloc, data.exports) = (Some(memory), Some(realloc), Arc::new(exports));
+        if let Some(init) = core.initialize.as_deref().filter(|i| store.data().exports.contains_key(*i)) {
+            store.guest().call_export(init, &[]).map_err(|t| anyhow!("{init} trapped: {t}"))?;
         }
-        Ok(Box::new(CoreInstance { store: live, artifact: self.artifact.clone() }))
+        Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() }))
     }
 }
