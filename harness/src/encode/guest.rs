@@ -345,7 +345,7 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     funcs.function(t_log_memory);
     code.function(&log_memory_fn(f_log_record));
     funcs.function(t_realloc);
-    code.function(&realloc_fn(f_log_record));
+    code.function(&realloc_fn(f_log_record, t_thunk, ni > 0));
     funcs.function(t_run_frame);
     code.function(&run_frame_fn(f_log_memory, t_thunk));
     for (k, imp) in spec.imports.iter().enumerate() {
@@ -453,7 +453,7 @@ fn log_memory_fn(f_log_record: u32) -> Function {
 }
 
 /// realloc(old_ptr, old_size, align, new_size): log, then answer from the script.
-fn realloc_fn(f_log_record: u32) -> Function {
+fn realloc_fn(f_log_record: u32, t_thunk: u32, has_thunks: bool) -> Function {
     // params 0 old_ptr, 1 old_size, 2 align, 3 new_size; locals 4 rc, 5 kind, 6 ptr, 7 a (i32), 8 end (i64)
     let mut f = Function::new([(4, WasmValType::I32), (1, WasmValType::I64)]);
     let mut s = f.instructions();
@@ -464,6 +464,18 @@ fn realloc_fn(f_log_record: u32) -> Function {
     s.i32_const(c(p::REALLOC_CURSOR)).local_get(4).i32_const(8).i32_add().i32_store(mem(0, 2));
     s.end();
     s.local_get(5).i32_const(answer::TRAP as i32).i32_eq().if_(BlockType::Empty).unreachable().end();
+    if has_thunks {
+        // CALL: ARG_BUF[0] = the next slot's first word; skip that slot; call the thunk; then
+        // allocate as BUMP does (below).
+        s.local_get(5).i32_const(answer::CALL as i32).i32_eq().if_(BlockType::Empty);
+        s.i32_const(c(p::ARG_BUF)).local_get(4).i32_load(mem(8, 2)).i64_extend_i32_u().i64_store(mem(0, 3));
+        s.i32_const(c(p::REALLOC_CURSOR)).local_get(4).i32_const(16).i32_add().i32_store(mem(0, 2));
+        s.local_get(4).i32_load(mem(4, 2)).call_indirect(0, t_thunk);
+        s.end();
+    } else {
+        // No import to call: the guest traps, as a call_indirect into an empty table would.
+        s.local_get(5).i32_const(answer::CALL as i32).i32_eq().if_(BlockType::Empty).unreachable().end();
+    }
     s.local_get(5).i32_const(answer::VALUE as i32).i32_eq().if_(BlockType::Empty);
     s.local_get(4).i32_load(mem(4, 2)).local_set(6);
     s.else_();

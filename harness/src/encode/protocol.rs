@@ -94,6 +94,9 @@ pub mod answer {
     pub const VALUE: u32 = 2;
     /// Trap inside realloc.
     pub const TRAP: u32 = 3;
+    /// Call import thunk `value` with one i32 argument (the next slot's first word), then
+    /// bump-allocate: guest code that reaches the host from inside realloc.
+    pub const CALL: u32 = 4;
 }
 
 /// Log record tags.

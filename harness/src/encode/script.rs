@@ -14,6 +14,8 @@ pub enum ReallocAnswer {
     Value(u32),
     /// Trap inside realloc.
     Trap,
+    /// Call import `thunk` (a resource built-in) with `arg`, then bump-allocate.
+    Call { thunk: u32, arg: u32 },
 }
 
 /// A script: realloc answers, then frames of instructions, one per guest entry that runs.
@@ -117,16 +119,22 @@ impl Script {
     /// The bytes of the control region (`protocol::CONTROL` .. `protocol::LOG`): the realloc
     /// answers (END-terminated) then the instructions (END-terminated).
     pub fn control_image(&self) -> Result<Vec<u8>> {
-        if self.realloc.len() as u64 >= protocol::MAX_REALLOC_ANSWERS {
-            bail!("script has {} realloc answers; at most {}", self.realloc.len(), protocol::MAX_REALLOC_ANSWERS - 1);
+        // Each answer is one slot of (kind, value); `Call` takes a second for its argument.
+        let slots: Vec<(u32, u32)> = self
+            .realloc
+            .iter()
+            .flat_map(|a| match a {
+                ReallocAnswer::Bump => vec![(answer::BUMP, 0)],
+                ReallocAnswer::Value(v) => vec![(answer::VALUE, *v)],
+                ReallocAnswer::Trap => vec![(answer::TRAP, 0)],
+                ReallocAnswer::Call { thunk, arg } => vec![(answer::CALL, *thunk), (*arg, 0)],
+            })
+            .collect();
+        if slots.len() as u64 >= protocol::MAX_REALLOC_ANSWERS {
+            bail!("script has {} realloc answer slots; at most {}", slots.len(), protocol::MAX_REALLOC_ANSWERS - 1);
         }
         let mut out = vec![0u8; (protocol::SCRIPT - protocol::CONTROL) as usize];
-        for (i, a) in self.realloc.iter().enumerate() {
-            let (kind, value) = match a {
-                ReallocAnswer::Bump => (answer::BUMP, 0),
-                ReallocAnswer::Value(v) => (answer::VALUE, *v),
-                ReallocAnswer::Trap => (answer::TRAP, 0),
-            };
+        for (i, (kind, value)) in slots.iter().enumerate() {
             out[8 * i..8 * i + 4].copy_from_slice(&kind.to_le_bytes());
             out[8 * i + 4..8 * i + 8].copy_from_slice(&value.to_le_bytes());
         }
@@ -165,6 +173,8 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
         ))
     };
     let mut events = vec![];
+    // Reallocs not returned yet: the guest's realloc may call an import before it returns.
+    let mut open = vec![];
     let mut i = 0;
     while i < bytes.len() {
         let Some((tag, a, b)) = rec(i) else { bail!("log ends inside a record at byte {i}") };
@@ -180,21 +190,19 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
                     bail!("REALLOC without REALLOC_ARGS at byte {i}")
                 };
                 i += 16;
-                let returned = match rec(i) {
-                    Some((log::REALLOC_RET, ret, _)) => {
-                        i += 16;
-                        Some(ret)
-                    }
-                    _ => None,
-                };
+                open.push(events.len());
                 events.push(Event::Realloc {
                     old_ptr: a,
                     old_size: b as u32,
                     align,
                     new_size: new_size as u32,
-                    returned,
+                    returned: None,
                 });
             }
+            log::REALLOC_RET => match open.pop().and_then(|k| events.get_mut(k)) {
+                Some(Event::Realloc { returned, .. }) => *returned = Some(a),
+                _ => bail!("REALLOC_RET record at byte {} outside a realloc", i - 16),
+            },
             log::IMPORT_DONE => events.push(Event::Import { thunk: a, results: vec![] }),
             log::IMPORT_RESULT => match events.last_mut() {
                 Some(Event::Import { results, .. }) => results.push(b),

@@ -110,6 +110,13 @@ impl GuestModel {
         if kind != answer::END {
             self.set_u32(p::REALLOC_CURSOR, rc + 8)?;
         }
+        if kind == answer::CALL {
+            let thunk = self.u32_at(u64::from(rc) + 4)?;
+            let arg = self.u32_at(u64::from(rc) + 8)?;
+            self.set_u64(p::ARG_BUF, u64::from(arg))?;
+            self.set_u32(p::REALLOC_CURSOR, rc + 16)?;
+            self.call_thunk(thunk)?;
+        }
         let ptr = match kind {
             answer::TRAP => return Err(guest_trap("realloc: scripted trap")),
             answer::VALUE => self.u32_at(u64::from(rc) + 4)?,

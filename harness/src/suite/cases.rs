@@ -282,21 +282,25 @@ pub(crate) fn corruption(c: &Option<CorruptSpec>) -> Result<Option<Corruption>> 
     })
 }
 
-fn realloc_answer(s: &str) -> Result<ReallocAnswer> {
+fn realloc_answer(prepared: &Prepared, s: &str) -> Result<ReallocAnswer> {
+    let bad = || anyhow!("realloc answer `{s}`: bump, trap, value:N or call:BUILTIN:N");
     Ok(match s {
         "bump" => ReallocAnswer::Bump,
         "trap" => ReallocAnswer::Trap,
-        v => ReallocAnswer::Value(
-            v.strip_prefix("value:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| anyhow!("realloc answer `{v}`: bump, trap or value:N"))?,
-        ),
+        v => match (v.strip_prefix("value:"), v.strip_prefix("call:")) {
+            (Some(n), _) => ReallocAnswer::Value(n.parse().map_err(|_| bad())?),
+            (_, Some(call)) => {
+                let (builtin, arg) = call.rsplit_once(':').ok_or_else(bad)?;
+                ReallocAnswer::Call { thunk: builtin_thunk(prepared, builtin)?, arg: arg.parse().map_err(|_| bad())? }
+            }
+            _ => return Err(bad()),
+        },
     })
 }
 
 /// A guest's realloc answers, in order.
-pub(crate) fn realloc_answers(answers: &[String]) -> Result<Vec<ReallocAnswer>> {
-    answers.iter().map(|r| realloc_answer(r)).collect()
+pub(crate) fn realloc_answers(prepared: &Prepared, answers: &[String]) -> Result<Vec<ReallocAnswer>> {
+    answers.iter().map(|r| realloc_answer(prepared, r)).collect()
 }
 
 fn builtin_thunk(prepared: &Prepared, name: &str) -> Result<u32> {
@@ -396,7 +400,7 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
 
 /// Turn a case into steps for its prepared world.
 fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
-    let realloc = realloc_answers(&c.realloc)?;
+    let realloc = realloc_answers(prepared, &c.realloc)?;
     if c.steps.is_empty() {
         if c.call.is_empty() {
             bail!("give `call` or `step`s");

@@ -68,7 +68,7 @@ fn plan_fused(fp: &FusedPrepared, c: &CaseSpec, callee: &CalleeSpec) -> Result<F
     }
     let mut ops = vec![];
     let mut callee_steps = vec![];
-    let mut callee_realloc = Some(realloc_answers(&callee.realloc)?);
+    let mut callee_realloc = Some(realloc_answers(&fp.callee, &callee.realloc)?);
     for imp in &c.imports {
         let (thunk, ft, args) = import_call(&fp.caller, imp)?;
         let export = fp.thunk_to_export[thunk as usize]
@@ -85,7 +85,7 @@ fn plan_fused(fp: &FusedPrepared, c: &CaseSpec, callee: &CalleeSpec) -> Result<F
         }));
     }
     let result = GuestValues { values: vec![], corruption: None };
-    let run = CallPlan { export: 0, args: vec![], ops, result, realloc: realloc_answers(&c.realloc)? };
+    let run = CallPlan { export: 0, args: vec![], ops, result, realloc: realloc_answers(&fp.caller, &c.realloc)? };
     let caller = build_case(&fp.caller, &[StepPlan::Call(run)])?;
     let callee = build_case(&fp.callee, &callee_steps)?.script;
     Ok(FusedCase { caller, callee })
