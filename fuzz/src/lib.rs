@@ -11,7 +11,8 @@ use witness::encode::names::NameScheme;
 use std::sync::Arc;
 
 use witness::runtime::driver::run_case;
-use witness::runtime::{Artifact, Prepared, Selection, compile};
+use witness::runtime::{Artifact, Prepared};
+use witness::engine::{Selection, compile};
 use witness::oracle::compare;
 use witness::plan::resources::arbitrary_resource_steps;
 use witness::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};

@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result};
 use arbitrary::Unstructured;
 
 use crate::encode::names::NameScheme;
+use crate::engine::Selection;
 use crate::oracle::{Difference, compare, compare_fused, compile_difference};
 use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
@@ -18,7 +19,7 @@ use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
 use crate::runtime::driver::run_case;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
-use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Selection, Unsupported};
+use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Unsupported};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
 use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
@@ -257,7 +258,7 @@ fn compile_all<'s>(
 ) -> Result<Vec<(String, Box<dyn Compiled>)>> {
     let mut out = vec![];
     for selection in selections {
-        match crate::runtime::compile(selection, artifact) {
+        match crate::engine::compile(selection, artifact) {
             Ok(c) => out.push((selection.to_string(), c)),
             Err(e) => match (e.downcast_ref::<Unsupported>(), e.downcast_ref::<CompileFailed>()) {
                 (Some(u), _) => s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1,
@@ -326,7 +327,7 @@ pub fn run_campaign(
         let recorder =
             Recorder { expectations, repro_dir: cfg.repro_dir.as_deref(), world: &world, world_seed, scheme, source };
         let artifact = Arc::new(Artifact::of(&prepared)?);
-        let mut reference = crate::runtime::compile(&Selection::reference(), &artifact)?;
+        let mut reference = crate::engine::compile(&Selection::reference(), &artifact)?;
         let mut engines = compile_all(&mut s, &recorder, cfg.engines.iter().filter(|e| !e.fused()), &artifact)?;
         let fused = if cfg.engines.iter().any(Selection::fused) {
             match fused_of(world_seed, &world, &world_name, prepared.scheme).and_then(|fp| match fp {
@@ -344,7 +345,7 @@ pub fn run_campaign(
         };
         let (mut fused_reference, mut fused_engines) = match &fused {
             Some((artifact, _)) => (
-                Some(crate::runtime::compile(&Selection::reference(), artifact)?),
+                Some(crate::engine::compile(&Selection::reference(), artifact)?),
                 compile_all(&mut s, &recorder, cfg.engines.iter().filter(|e| e.fused()), artifact)?,
             ),
             None => (None, vec![]),

@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod cli;
 pub mod diff;
 pub mod encode;
+pub mod engine;
 pub mod oracle;
 pub mod plan;
 pub mod reference;

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use witness::runtime::{Artifact, Prepared, Selection, compile};
+use witness::engine::{Selection, compile};
+use witness::runtime::{Artifact, Prepared};
 use witness::suite::cases::{Status, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use witness::runtime::Selection;
+use witness::engine::Selection;
 use witness::suite::cases::{CaseResult, Status, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 

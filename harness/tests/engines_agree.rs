@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use witness::diff::{DiffConfig, case_of, world_of};
 
+use witness::engine::{Selection, compile};
 use witness::oracle::compare;
 use witness::runtime::driver::run_case;
-use witness::runtime::{Artifact, Prepared, Selection, compile};
+use witness::runtime::{Artifact, Prepared};
 use witness::suite::expectations::Expectations;
 
 mod common;

@@ -3,12 +3,12 @@
 
 use arbitrary::Unstructured;
 use witness::diff::{DiffConfig, world_of};
+use witness::engine::{Selection, compile};
 use witness::oracle::compare_fused;
 use witness::plan::fused::arbitrary_fused_case;
 use witness::reference::StringEncoding;
 use witness::runtime::driver::run_case;
 use witness::runtime::fused::FusedPrepared;
-use witness::runtime::{Selection, compile};
 use witness::suite::expectations::Expectations;
 use witness::world::arbitrary::seed_bytes;
 

@@ -1,8 +1,10 @@
 //! The adapter protocol (adapters/PROTOCOL.md): how witness drives a runtime it does not embed,
 //! through JSON lines over a child process's stdin and stdout. `json` encodes types and values,
-//! `process` is witness's side (spawn an adapter, send requests, read replies), `server` is an
-//! adapter's side served from any embedded runtime (`witness adapter`).
+//! `process` runs an adapter (spawn, greeting, requests, replies, timeouts), `client` is
+//! witness's side as a runtime, `server` an adapter's side served from any embedded runtime
+//! (`witness adapter`).
 
+pub mod client;
 pub mod json;
 pub mod process;
 pub mod server;

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::encode::names::NameScheme;
 use crate::encode::signature::core_signature;
-use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::flatten_type;
 use crate::reference::layout::{alignment, elem_size, field_offsets, payload_offset};
-use crate::reference::lift_flat::{CoreValueIter, lift_flat};
+use crate::reference::lift_flat::lift_value;
 use crate::reference::lower_flat::lower_flat;
 use crate::reference::memory::{BumpHeap, ReallocCall};
 use crate::reference::types::{CoreType, PtrType, StringEncoding, ValType, despecialize};
@@ -347,22 +347,9 @@ pub struct Lifted {
     pub trap: Option<TrapJson>,
 }
 
-/// Lift `flats` with `heap` as the guest's memory (a Subtask borrow scope, an empty table).
-pub fn lift_value(
-    t: &ValType,
-    flats: Vec<Flat>,
-    encoding: StringEncoding,
-    heap: &mut BumpHeap,
-) -> Result<crate::reference::Value, Trap> {
-    let mut inst = ComponentInstance::new(GUEST_INSTANCE);
-    let mut subtask = Subtask::default();
-    let mut cx = LiftLowerContext::new(encoding, heap, &mut inst, BorrowScope::Subtask(&mut subtask));
-    lift_flat(&mut cx, &mut CoreValueIter::new(flats), t)
-}
-
 /// `lift_value`, with the value printed in WAVE.
 pub fn lift(t: &ValType, flats: Vec<Flat>, encoding: StringEncoding, heap: &mut BumpHeap) -> Lifted {
-    match lift_value(t, flats, encoding, heap) {
+    match lift_value(&mut ComponentInstance::new(GUEST_INSTANCE), t, flats, encoding, heap) {
         Ok(v) => match print_value(t, &v) {
             Ok(text) => Lifted { value: Some(text), trap: None },
             Err(e) => Lifted { value: Some(format!("{v:?} ({e})")), trap: None },

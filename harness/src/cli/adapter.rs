@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::adapter::server::{Served, serve};
-use crate::runtime::Selection;
+use crate::engine::Selection;
 
 #[derive(Args)]
 pub struct AdapterArgs {

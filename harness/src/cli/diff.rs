@@ -28,7 +28,7 @@ pub struct DiffArgs {
     case: Option<u64>,
     /// Engines to compare with the reference: embedded names (comma-separated) or
     /// `process:CMD` (an adapter, adapters/PROTOCOL.md); repeatable.
-    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::runtime::Selection::defaults().iter().map(|s| s.to_string()))]
+    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::Selection::defaults().iter().map(|s| s.to_string()))]
     engines: Vec<String>,
     /// Name scheme of the guests (default: alternate by world).
     #[arg(long, value_enum)]
@@ -65,7 +65,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         seed: args.seed,
         worlds: args.worlds,
         cases: args.cases,
-        engines: crate::runtime::Selection::parse_args(&args.engines)?,
+        engines: crate::engine::Selection::parse_args(&args.engines)?,
         names: args.names.map(|n| match n {
             super::abi::Names::Standard => NameScheme::Standard,
             super::abi::Names::Legacy => NameScheme::Legacy,

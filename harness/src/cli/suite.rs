@@ -21,7 +21,7 @@ pub struct SuiteArgs {
     /// Engines to run: embedded names (comma-separated; `wasmtime-fused` runs the fused cases,
     /// the others the plain ones) or `process:CMD` / `process-core:CMD` (an adapter,
     /// adapters/PROTOCOL.md); repeatable.
-    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::runtime::Selection::defaults().iter().map(|s| s.to_string()))]
+    #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::Selection::defaults().iter().map(|s| s.to_string()))]
     engines: Vec<String>,
     /// Only cases whose name or rules contain this text.
     #[arg(long)]
@@ -97,7 +97,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
     let files = suite_files(&args.suite)?;
-    let engines = crate::runtime::Selection::parse_args(&args.engines)?;
+    let engines = crate::engine::Selection::parse_args(&args.engines)?;
     let mut json = match &args.json {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

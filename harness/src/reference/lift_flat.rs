@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::context::LiftLowerContext;
+use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use super::flatten::{flatten_types, flatten_variant};
 use super::handles::{lift_borrow, lift_own};
 use super::layout::{align_to, alignment, elem_size};
@@ -10,10 +10,10 @@ use super::load::{
     canonicalize_nan32, canonicalize_nan64, convert_i32_to_char, convert_int_to_bool, decode_i32_as_float,
     decode_i64_as_float, load, load_list_from_range, unpack_flags_from_int,
 };
-use super::memory::exceeds;
+use super::memory::{Memory, exceeds};
 use super::strings::load_string_from_range;
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
-use super::types::{CaseType, CoreType, FieldType, ValType, despecialize};
+use super::types::{CaseType, CoreType, FieldType, StringEncoding, ValType, despecialize};
 use super::value::{Flat, Value};
 
 /// A source of flat values that hands them out by core type (`CoreValueIter.next(t)`).
@@ -260,4 +260,19 @@ pub fn lift_flat_values(
         return Ok(fields.into_iter().map(|(_, v)| v).collect());
     }
     ts.iter().map(|t| lift_flat(cx, vi, t)).collect()
+}
+
+/// `lift_flat` of one value outside any call, the reference asked directly (`witness abi
+/// lift`, the reference vectors): `memory` is the guest's memory, `inst` holds the handle
+/// table, borrows are scoped to a fresh `Subtask`.
+pub fn lift_value(
+    inst: &mut ComponentInstance,
+    t: &ValType,
+    flats: Vec<Flat>,
+    encoding: StringEncoding,
+    memory: &mut dyn Memory,
+) -> Result<Value> {
+    let mut subtask = Subtask::default();
+    let mut cx = LiftLowerContext::new(encoding, memory, inst, BorrowScope::Subtask(&mut subtask));
+    lift_flat(&mut cx, &mut CoreValueIter::new(flats), t)
 }

@@ -11,7 +11,6 @@ pub mod driver;
 pub mod fused;
 pub mod model;
 pub mod prepared;
-pub mod process;
 pub mod resources;
 pub mod wasmi;
 pub mod wasmtime;
@@ -151,6 +150,14 @@ pub enum Role {
     Optional,
 }
 
+/// What names a runtime's composition mode: `wasmtime-fused`.
+pub const FUSED_SUFFIX: &str = "-fused";
+
+/// The name of a runtime's composition mode.
+pub fn fused_name(name: &str) -> String {
+    format!("{name}{FUSED_SUFFIX}")
+}
+
 /// An embedded runtime.
 pub struct Registered {
     pub name: &'static str,
@@ -207,121 +214,3 @@ pub const REGISTRY: &[Registered] = &[
         make: wasmtime::pulley,
     },
 ];
-
-/// The suffix that selects a runtime's composition mode (`wasmtime-fused`).
-const FUSED_SUFFIX: &str = "-fused";
-
-/// A runtime as the command line selects it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Selection {
-    /// An embedded runtime on plain worlds, or (`fused`) on compositions only.
-    Embedded { name: &'static str, fused: bool },
-    /// `process:CMD` (components) or `process-core:CMD` (core modules): an adapter.
-    Process { command: String, kind: process::Kind },
-}
-
-impl Selection {
-    pub fn parse(arg: &str) -> Result<Selection> {
-        if let Some(command) = arg.strip_prefix("process:") {
-            return Ok(Selection::Process { command: command.into(), kind: process::Kind::Component });
-        }
-        if let Some(command) = arg.strip_prefix("process-core:") {
-            return Ok(Selection::Process { command: command.into(), kind: process::Kind::Module });
-        }
-        let (base, fused) = match arg.strip_suffix(FUSED_SUFFIX) {
-            Some(base) => (base, true),
-            None => (arg, false),
-        };
-        match REGISTRY.iter().find(|r| r.name == base && (!fused || r.compositions)) {
-            Some(r) => Ok(Selection::Embedded { name: r.name, fused }),
-            None => {
-                bail!("unknown engine `{arg}` (known: {}, process:CMD, process-core:CMD)", known_names().join(", "))
-            }
-        }
-    }
-
-    /// Engine arguments as given on the command line: embedded names may be comma-separated;
-    /// a `process:CMD` or `process-core:CMD` argument is one engine whatever its command holds.
-    pub fn parse_args(args: &[String]) -> Result<Vec<Selection>> {
-        let mut out = vec![];
-        for a in args {
-            if a.starts_with("process:") || a.starts_with("process-core:") {
-                out.push(Selection::parse(a)?);
-            } else {
-                for s in a.split(',').filter(|s| !s.is_empty()) {
-                    out.push(Selection::parse(s)?);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The default selection: every default runtime, and its compositions where it has them.
-    pub fn defaults() -> Vec<Selection> {
-        let default = |r: &&Registered| r.role == Role::Default;
-        let plain = REGISTRY.iter().filter(default).map(|r| Selection::Embedded { name: r.name, fused: false });
-        let fused = REGISTRY
-            .iter()
-            .filter(default)
-            .filter(|r| r.compositions)
-            .map(|r| Selection::Embedded { name: r.name, fused: true });
-        plain.chain(fused).collect()
-    }
-
-    /// Every embedded runtime but the reference, and every composition mode.
-    pub fn all() -> Vec<Selection> {
-        let plain = REGISTRY
-            .iter()
-            .filter(|r| r.name != "reference")
-            .map(|r| Selection::Embedded { name: r.name, fused: false });
-        let fused =
-            REGISTRY.iter().filter(|r| r.compositions).map(|r| Selection::Embedded { name: r.name, fused: true });
-        plain.chain(fused).collect()
-    }
-
-    /// The reference.
-    pub fn reference() -> Selection {
-        let r = REGISTRY.iter().find(|r| r.role == Role::Reference).expect("the registry has the reference");
-        Selection::Embedded { name: r.name, fused: false }
-    }
-
-    /// Runs compositions (and nothing else).
-    pub fn fused(&self) -> bool {
-        matches!(self, Selection::Embedded { fused: true, .. })
-    }
-
-    /// The runtime.
-    pub fn runtime(&self) -> Box<dyn Runtime> {
-        match self {
-            Selection::Embedded { name, .. } => {
-                let r = REGISTRY.iter().find(|r| r.name == *name).expect("selections name registered runtimes");
-                (r.make)()
-            }
-            Selection::Process { command, kind } => Box::new(process::ProcessRuntime::new(command, *kind)),
-        }
-    }
-}
-
-impl std::fmt::Display for Selection {
-    /// As the command line names it.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Selection::Embedded { name, fused: false } => f.write_str(name),
-            Selection::Embedded { name, fused: true } => write!(f, "{name}{FUSED_SUFFIX}"),
-            Selection::Process { command, kind: process::Kind::Component } => write!(f, "process:{command}"),
-            Selection::Process { command, kind: process::Kind::Module } => write!(f, "process-core:{command}"),
-        }
-    }
-}
-
-/// Every embedded name a selection may use, compositions included.
-pub fn known_names() -> Vec<String> {
-    let plain = REGISTRY.iter().map(|r| r.name.to_string());
-    let fused = REGISTRY.iter().filter(|r| r.compositions).map(|r| format!("{}{FUSED_SUFFIX}", r.name));
-    plain.chain(fused).collect()
-}
-
-/// Compile `artifact` on the runtime `selection` names.
-pub fn compile(selection: &Selection, artifact: &Arc<Artifact>) -> Result<Box<dyn Compiled>> {
-    selection.runtime().compile(artifact.clone())
-}

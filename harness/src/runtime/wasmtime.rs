@@ -389,8 +389,7 @@ impl WasmtimeRuntime {
             Strategy::Winch => "wasmtime-winch",
             Strategy::Pulley => "wasmtime-pulley",
         };
-        let selection = super::Selection::Embedded { name, fused: artifact.guests.len() > 1 };
-        selection.to_string()
+        if artifact.guests.len() > 1 { super::fused_name(name) } else { name.to_string() }
     }
 }
 

@@ -17,6 +17,7 @@ use crate::encode::script::ReallocAnswer;
 use std::sync::Arc;
 
 use crate::encode::script::Script;
+use crate::engine::Selection;
 use crate::oracle::{Difference, compare, compile_difference};
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::Value;
@@ -24,7 +25,7 @@ use crate::reference::types::{FuncType, StringEncoding};
 use crate::runtime::driver::run_case;
 use crate::runtime::prepared::ImportType;
 use crate::runtime::resources::is_guest_resource;
-use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Selection, Unsupported};
+use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Unsupported};
 use crate::suite::expect::check_plain;
 use crate::suite::expectations::Expectations;
 use crate::suite::fused::run_fused;
@@ -592,7 +593,7 @@ fn compiled<'m>(
     selection: &Selection,
 ) -> Result<&'m mut Box<dyn Compiled>, &'m Unavailable> {
     made.entry(selection.to_string())
-        .or_insert_with(|| crate::runtime::compile(selection, artifact).map_err(|e| Unavailable::of(selection, e)))
+        .or_insert_with(|| crate::engine::compile(selection, artifact).map_err(|e| Unavailable::of(selection, e)))
         .as_mut()
         .map_err(|u| &*u)
 }

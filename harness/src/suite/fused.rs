@@ -7,10 +7,10 @@
 use anyhow::{Result, anyhow, bail};
 
 use crate::encode::names::NameScheme;
+use crate::engine::Selection;
 use crate::oracle::compare_fused;
 use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::types::StringEncoding;
-use crate::runtime::Selection;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
 use crate::suite::cases::{
     CalleeSpec, CaseId, CaseSpec, Ran, Ready, WorldCache, corruption, expectation_status, import_call, parse_encoding,

@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
+use crate::reference::context::ComponentInstance;
 use crate::reference::flatten::flatten_type;
 use crate::reference::layout::{alignment, elem_size};
+use crate::reference::lift_flat::lift_value;
 use crate::reference::memory::BumpHeap;
 use crate::reference::types::{PtrType, StringEncoding};
 use crate::reference::value::Flat;
 use crate::world::typexpr::parse_type;
 use crate::world::wave::{parse_value, print_value};
+use crate::world::wit::GUEST_INSTANCE;
 
 /// One case's outcome.
 #[derive(Debug)]
@@ -113,7 +116,8 @@ fn check_lift(line: &str) -> Result<()> {
         None => StringEncoding::Utf8,
     };
     let mut heap = BumpHeap::new(BumpHeap::DEFAULT_MEMORY_SIZE, BumpHeap::DEFAULT_HEAP_BASE);
-    let lifted = crate::cli::abi::lift_value(&t, flats, encoding, &mut heap);
+    let mut inst = ComponentInstance::new(GUEST_INSTANCE);
+    let lifted = lift_value(&mut inst, &t, flats, encoding, &mut heap);
     let expected = cols[2];
     match (expected.strip_prefix("trap "), lifted) {
         (Some(kind), Err(trap)) if trap.kind.name() == kind.trim() => Ok(()),

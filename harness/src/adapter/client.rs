@@ -1,8 +1,9 @@
-//! `process:CMD` / `process-core:CMD`: the scripted guest, as a component or as the core module
-//! of the core-module build target, on a runtime witness drives through an adapter process
-//! (adapters/PROTOCOL.md). The adapter's runtime (or its host, for a core module) does all
-//! lowering and lifting; witness plays the host: the driver's calls and drops become requests, and
-//! the adapter's import and destructor callbacks go to the instance's `Host`.
+//! witness's side of the protocol as a runtime (`process:CMD` / `process-core:CMD`): the
+//! scripted guest, as a component or as the core module of the core-module build target, on a
+//! runtime witness drives through an adapter process (adapters/PROTOCOL.md). The adapter's
+//! runtime (or its host, for a core module) does all lowering and lifting; witness plays the
+//! host: the driver's calls and drops become requests, and the adapter's import and
+//! destructor callbacks go to the instance's `Host`.
 
 use std::sync::Arc;
 
@@ -10,14 +11,14 @@ use anyhow::{Result, anyhow, bail};
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
 
-use super::artifact::{Artifact, Func, Import};
-use super::resources::is_guest_resource;
-use super::{CompileFailed, Compiled, Host, Instance, Runtime, Unsupported};
-use crate::adapter::json::{ResourceNames, func_to_json, value_from_json, value_to_json};
-use crate::adapter::process::AdapterProcess;
+use super::json::{ResourceNames, func_to_json, value_from_json, value_to_json};
+use super::process::AdapterProcess;
 use crate::reference::types::ResourceType;
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
+use crate::runtime::artifact::{Artifact, Func, Import};
+use crate::runtime::resources::is_guest_resource;
+use crate::runtime::{CompileFailed, Compiled, Host, Instance, Runtime, Unsupported};
 
 /// What witness hands the adapter: the component, or the core module of the core-module
 /// build target (the adapter's host then lowers and lifts itself).
