@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
-use witness::encode::names::NameScheme;
 use std::sync::Arc;
+use witness::encode::names::NameScheme;
 
-use witness::runtime::driver::run_case;
-use witness::runtime::{Artifact, Prepared};
 use witness::engine::{Selection, compile};
 use witness::oracle::compare;
 use witness::plan::resources::arbitrary_resource_steps;
@@ -21,6 +19,8 @@ use witness::reference::flatten::flatten_type;
 use witness::reference::lift_flat::{CoreValueIter, lift_flat};
 use witness::reference::types::{CoreType, InstanceId, PtrType, StringEncoding};
 use witness::reference::{BumpHeap, Flat, TrapKind};
+use witness::runtime::driver::run_case;
+use witness::runtime::{Artifact, Prepared};
 use witness::suite::expectations::Expectations;
 use witness::world::arbitrary::{TypeConfig, arbitrary_type};
 use witness::world::generate::{WorldConfig, arbitrary_world};
@@ -105,7 +105,8 @@ pub fn differential(data: &[u8]) -> bool {
     for selection in Selection::defaults().into_iter().filter(|s| !s.fused()) {
         let mut engine = compile(&selection, &artifact).unwrap_or_else(|e| setup(&format!("compile {selection}"), e));
         let name = engine.label().to_string();
-        let actual = run_case(engine.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
+        let actual =
+            run_case(engine.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
         let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
             .into_iter()
             .filter(|d| expectations().explain(&name, d).is_none())

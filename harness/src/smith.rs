@@ -186,7 +186,7 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "spec vs Wasmtime 48: definitions.py traps a lifted string/list whose byte length exceeds \
          2^28-1 before checking alignment and bounds (StringTooLong/ListTooLong, since \
          component-model #624); Wasmtime's lift has no such limit and reports the alignment or \
-         bounds failure (SPEC-NOTES.md, length limits; expectations/wasmtime.toml). Recognized: \
+         bounds failure (component-model #624; expectations/wasmtime.toml). Recognized: \
          wasmi (reference) StringTooLong/ListTooLong vs Wasmtime OutOfBounds/MisalignedPointer",
     ),
     (

@@ -7,7 +7,9 @@
 //! derives the same list from the BuildTargets.md rules on its own.
 //!
 //! Hand-written expectations are copied from BuildTargets.md's text and
-//! example (standard scheme) and from SPEC-NOTES §6.3 (legacy scheme), never
+//! example (standard scheme) and from the names wit-bindgen emits and wit-component's
+//! `Legacy` mangling accepts (legacy scheme, see
+//! `build_targets_example_legacy_follows_the_legacy_rules`), never
 //! from our own output, so the tests also pin both implementations to the
 //! spec text.
 //!
@@ -215,7 +217,7 @@ fn check_world(
         // BuildTargets.md "Imports and Exports": every standard name starts
         // with the prefix, so a runtime can tell build-target names apart;
         // legacy names must not, or wit-component would classify them as
-        // standard (SPEC-NOTES §6.2).
+        // standard (wit-component picks the scheme by the `cm32p2` prefix).
         for module in imports.iter().map(|i| &i.module) {
             assert_eq!(module.starts_with(STANDARD_PREFIX), scheme == NameScheme::Standard, "{ctx}: module {module}");
         }
@@ -366,11 +368,12 @@ fn build_targets_example_exports_match_spec_text() {
     assert_eq!(ours.len(), expected.len(), "no duplicates");
 }
 
-/// Rule: SPEC-NOTES §6.3 table (legacy scheme), applied by hand to the
-/// BuildTargets.md example: full version in module names, `$root`,
-/// `[export]` modules, `[resource-*]` fields, `#` exports, `cabi_post_`.
+/// Rule: the legacy scheme (world-level imports in module `$root`, interfaces by their full
+/// name and version, `[export]<iface>` modules for exported resources' built-ins,
+/// `[resource-new|rep|drop]<r>` fields, `<iface>#<fn>` exports, `cabi_post_<export>`
+/// post-returns), applied by hand to the BuildTargets.md example.
 #[test]
-fn build_targets_example_legacy_matches_spec_notes_table() {
+fn build_targets_example_legacy_follows_the_legacy_rules() {
     let (resolve, world) = load(&[BUILD_TARGETS_EXAMPLE]);
     let i = "ns:pkg/i@0.2.1";
     let mut expected_imports = vec![("$root".to_string(), "f".to_string())];
@@ -524,7 +527,7 @@ fn versioned_interfaces_vs_wit_parser() {
     assert!(exports.contains(&"cm32p2|v:three/api@0.0.1|[method]file.read_post".to_string()));
     assert!(exports.contains(&"cm32p2|v:four/api@1.2.3-rc.1|dir_dtor".to_string()));
 
-    // Legacy keeps the full version, build metadata included (SPEC-NOTES §6.3).
+    // Legacy keeps the full version, build metadata included.
     let legacy = world_imports(&resolve, world, NameScheme::Legacy);
     assert!(legacy.iter().any(|i| i.module == "[export]v:four/api@1.2.3-rc.1+build" && i.name == "[resource-new]file"));
 }

@@ -260,7 +260,7 @@ fn bytes(heap: &BumpHeap, ptr: u64, len: usize) -> &[u8] {
 }
 
 // ------------------------------------------------------------------------------------------
-// Alignment and element size (SPEC-NOTES §1 worked values)
+// Alignment and element size (CanonicalABI.md "Alignment" and "Element Size" worked values)
 
 #[test]
 fn elem_size_and_alignment_worked_values() {

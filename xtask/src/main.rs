@@ -10,6 +10,10 @@
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
 //!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
 //!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
+//! * `cargo xtask tidy` — rustfmt, clippy with warnings as errors, and ARCHITECTURE.md's
+//!   dependency rule and code map (see tidy.rs). Run it before every commit; CI runs it.
+
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -38,6 +42,8 @@ enum Task {
         #[command(flatten)]
         suites: SuiteArgs,
     },
+    /// Check formatting, clippy, and ARCHITECTURE.md's dependency rule and code map.
+    Tidy,
     /// Benchmark the differential campaign (release build).
     Bench {
         #[arg(long, default_value_t = 1)]
@@ -52,10 +58,11 @@ enum Task {
 /// What `cargo xtask conformance` passes on to `witness suite` (and `witness diff`).
 #[derive(clap::Args)]
 struct SuiteArgs {
-    /// An engine to run: an embedded one (`wasmtime`, `core`, `wasmtime-core`, `wasmtime-fused`;
-    /// comma-separated works too), or an adapter (adapters/PROTOCOL.md) given components
-    /// (`process:CMD`) or core modules (`process-core:CMD`). Repeatable; default: every
-    /// embedded engine.
+    /// An engine to run: an embedded runtime (`wasmtime`, `core`, `wasmtime-core`,
+    /// `wasmtime-fused`, `wasmtime-winch`, `wasmtime-pulley`, ...; `witness suite --help` lists
+    /// them all; comma-separated works too), or an adapter (adapters/PROTOCOL.md) given
+    /// components (`process:CMD`) or core modules (`process-core:CMD`). Repeatable; default:
+    /// the default runtimes.
     #[arg(long = "engine", visible_alias = "engines")]
     engines: Vec<String>,
     /// The directory of conformance suite files (default: suites/conformance).
@@ -231,6 +238,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Conformance { vectors, fuzz_seconds, suites } => conformance(vectors, fuzz_seconds, &suites),
         Task::Bench { seed, worlds, cases } => bench(seed, worlds, cases),
+        Task::Tidy => tidy::tidy(&root()),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

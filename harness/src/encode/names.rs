@@ -5,12 +5,12 @@
 //! a WIT item of a *target world*. Two conventions exist:
 //!
 //! * [`NameScheme::Standard`]: the `wasm32` build target of BuildTargets.md
-//!   (component-model PR #378, summarised in SPEC-NOTES §6.1): every name
+//!   (component-model PR #378, branch `add-build-targets`): every name
 //!   carries the prefix `cm32p2` and interfaces are named by their
 //!   *canonicalized interface name* (`cin`), so a core-only host can match
 //!   imports by plain string equality.
 //! * [`NameScheme::Legacy`]: the names wit-bindgen emits today and
-//!   `wit-component` still accepts (SPEC-NOTES §6.3), with the synchronous ABI
+//!   `wit-component` still accepts (its `Legacy` mangling), with the synchronous ABI
 //!   only (no `[async-lower]`/`[async-lift]` prefixes).
 //!
 //! This module only *lists* the names a world defines (the "build target");
@@ -300,7 +300,7 @@ fn interface_id(resolve: &Resolve, iface: InterfaceId, canonical: bool) -> Optio
             canonical_version(v.major, v.minor, v.patch, v.pre.as_str())
         } else {
             // The legacy scheme keeps the full version, build metadata
-            // included (SPEC-NOTES §6.3).
+            // included (as wit-component's `Legacy` mangling matches it).
             v.to_string()
         };
         id.push('@');
@@ -385,7 +385,7 @@ enum Intrinsic {
 }
 
 /// The string rules of each scheme (BuildTargets.md for `Standard`,
-/// SPEC-NOTES §6.3 for `Legacy`). `label` is the interface's name as chosen by
+/// wit-component's `Legacy` mangling for `Legacy`). `label` is the interface's name as chosen by
 /// [`interface_and_label`]; `None` means world level.
 impl NameScheme {
     /// Module of imported functions and of imported resources' drops.

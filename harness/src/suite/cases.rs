@@ -47,7 +47,7 @@ pub struct CaseSpec {
     pub name: String,
     /// The definitions.py functions whose rules the case checks.
     pub rules: Vec<String>,
-    /// Known bugs (shared/PEERS.md §7) the case guards against.
+    /// Known bugs of real implementations (issue or advisory ids) the case guards against.
     #[serde(default)]
     pub bugs: Vec<String>,
     /// The guest's string encoding (utf8, utf16, latin1+utf16; default utf8).
