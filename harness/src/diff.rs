@@ -203,14 +203,14 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    /// Record `differences` of `engine` (its label) on case `c`; `spec` is how the command
-    /// line names the engine, for the replay command.
+    /// Record `differences` of `engine` (its label) on case `c`; `selection` is how the
+    /// command line names the engine, for the replay command.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         s: &mut Summary,
         engine: &str,
-        spec: &str,
+        selection: &str,
         c: u64,
         differences: Vec<Difference>,
         case: impl FnOnce() -> String,
@@ -224,9 +224,9 @@ impl Recorder<'_> {
             let e = s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
             if expected_all { e.1 += 1 } else { e.0 += 1 }
         }
-        let spec = if spec.contains(' ') { format!("'{spec}'") } else { spec.to_string() };
+        let selection = if selection.contains(' ') { format!("'{selection}'") } else { selection.to_string() };
         let replay = format!(
-            "witness diff --seed {} --worlds 1 --case {c} --engine {spec} --names {}{}",
+            "witness diff --seed {} --worlds 1 --case {c} --engine {selection} --names {}{}",
             self.world_seed, self.scheme, self.source
         );
         let mut div = Divergence {
@@ -265,8 +265,8 @@ fn compile_all<'s>(
                 (_, Some(f)) => {
                     let none = Outcome::default();
                     let differences = vec![compile_difference(&f.message)];
-                    let spec = selection.to_string();
-                    recorder.record(s, &f.engine, &spec, 0, differences, || "(compile)".into(), (&none, &none))?;
+                    let arg = selection.to_string();
+                    recorder.record(s, &f.engine, &arg, 0, differences, || "(compile)".into(), (&none, &none))?;
                 }
                 _ => s.setup_failures.push((recorder.world_seed, format!("{selection}: {e:#}"))),
             },
@@ -359,7 +359,7 @@ pub fn run_campaign(
                     .with_context(|| format!("world {world_seed} case {c}: reference"))?;
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
-                for (spec, engine) in &mut engines {
+                for (arg, engine) in &mut engines {
                     let name = engine.label().to_string();
                     let t = Instant::now();
                     let actual = match run_case(engine.as_mut(), &artifact, &case, &[]) {
@@ -373,7 +373,7 @@ pub fn run_campaign(
                     s.checked_calls += case.calls() as u64;
                     let differences = compare(&prepared, &expected, &actual);
                     let outcomes = (&expected, &actual);
-                    recorder.record(&mut s, &name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
+                    recorder.record(&mut s, &name, arg, c, differences, || format!("{case:#?}"), outcomes)?;
                 }
             }
             if let (Some((artifact, fp)), Some(reference)) = (&fused, &mut fused_reference)
@@ -384,7 +384,7 @@ pub fn run_campaign(
                 let expected = run_case(reference.as_mut(), artifact, &case.caller, &[&case.callee])
                     .with_context(|| format!("world {world_seed} fused case {c}: reference"))?;
                 *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
-                for (spec, engine) in &mut fused_engines {
+                for (arg, engine) in &mut fused_engines {
                     let name = engine.label().to_string();
                     let t = Instant::now();
                     match run_case(engine.as_mut(), artifact, &case.caller, &[&case.callee]) {
@@ -394,7 +394,7 @@ pub fn run_campaign(
                             s.checked_calls += 2 * (1 + case.caller.script_calls() as u64);
                             let differences = compare_fused(fp, &expected, &actual);
                             let outcomes = (&expected, &actual);
-                            recorder.record(&mut s, &name, spec, c, differences, || format!("{case:#?}"), outcomes)?;
+                            recorder.record(&mut s, &name, arg, c, differences, || format!("{case:#?}"), outcomes)?;
                         }
                         Err(e) => s.setup_failures.push((world_seed, format!("{name} case {c}: {e:#}"))),
                     }

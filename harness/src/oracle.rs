@@ -4,16 +4,65 @@
 //! are NaN on both sides.
 
 use crate::encode::script::Event;
+use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use crate::reference::types::CoreType;
 use crate::runtime::fused::FusedPrepared;
 use crate::runtime::prepared::ImportType;
 use crate::runtime::{HostEvent, Outcome, Prepared};
 
+/// What part of an outcome differs: the oracle's rule areas, as expectations files name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Area {
+    /// The engine could not take a valid world.
+    Compile,
+    /// The trap, or its class.
+    Trap,
+    /// A value an export returned.
+    Value,
+    /// The arguments an import received.
+    ImportArgs,
+    /// The host's other events (destructors, drops), or their number.
+    Events,
+    /// The guest's log: its realloc calls,
+    Realloc,
+    /// the flat params of its entries,
+    Params,
+    /// the flat results of its import calls,
+    ImportResult,
+    /// the memory it logged,
+    Memory,
+    /// or where one log ends before the other.
+    Log,
+}
+
+impl Area {
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Compile => "compile",
+            Area::Trap => "trap",
+            Area::Value => "value",
+            Area::ImportArgs => "import-args",
+            Area::Events => "events",
+            Area::Realloc => "realloc",
+            Area::Params => "params",
+            Area::ImportResult => "import-result",
+            Area::Memory => "memory",
+            Area::Log => "log",
+        }
+    }
+}
+
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One difference between the prediction and an engine.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Difference {
-    /// The rule area: trap, value, import-args, realloc, params, import-result, memory, events.
-    pub area: &'static str,
+    pub area: Area,
     pub detail: String,
     /// For `trap`: the trap classes expected and seen (`none` for no trap).
     pub trap_classes: Option<(String, String)>,
@@ -52,14 +101,14 @@ fn memory_equal(addr: u32, expected: &[u8], actual: &[u8]) -> bool {
             (at.is_multiple_of(n as u64) && i + n <= expected.len()).then(|| (&expected[i..i + n], &actual[i..i + n]))
         };
         if let Some((e, a)) = window(8)
-            && e == CANONICAL_F64_NAN.to_le_bytes()
+            && e == CANONICAL_FLOAT64_NAN.to_le_bytes()
             && f64::from_le_bytes(a.try_into().unwrap()).is_nan()
         {
             i += 8;
             continue;
         }
         if let Some((e, a)) = window(4)
-            && e == CANONICAL_F32_NAN.to_le_bytes()
+            && e == CANONICAL_FLOAT32_NAN.to_le_bytes()
             && f32::from_le_bytes(a.try_into().unwrap()).is_nan()
         {
             i += 4;
@@ -73,26 +122,23 @@ fn memory_equal(addr: u32, expected: &[u8], actual: &[u8]) -> bool {
     true
 }
 
-const CANONICAL_F32_NAN: u32 = 0x7fc0_0000;
-const CANONICAL_F64_NAN: u64 = 0x7ff8_0000_0000_0000;
-
-fn event_area(e: &Event) -> &'static str {
+fn event_area(e: &Event) -> Area {
     match e {
-        Event::Enter { .. } => "params",
-        Event::Realloc { .. } => "realloc",
-        Event::Import { .. } => "import-result",
-        Event::Memory { .. } => "memory",
+        Event::Enter { .. } => Area::Params,
+        Event::Realloc { .. } => Area::Realloc,
+        Event::Import { .. } => Area::ImportResult,
+        Event::Memory { .. } => Area::Memory,
     }
 }
 
 fn events_equal(prepared: &Prepared, a: &Event, b: &Event) -> bool {
     match (a, b) {
         (Event::Enter { entry: ea, params: pa }, Event::Enter { entry: eb, params: pb }) => {
-            let types = prepared.spec.export_of(*ea).map(|e| e.sig.params.as_slice());
+            let types = prepared.guest.export_of(*ea).map(|e| e.sig.params.as_slice());
             ea == eb && raws_equal(types, pa, pb)
         }
         (Event::Import { thunk: ta, results: ra }, Event::Import { thunk: tb, results: rb }) => {
-            let types = prepared.spec.imports.get(*ta as usize).map(|i| i.sig.results.as_slice());
+            let types = prepared.guest.imports.get(*ta as usize).map(|i| i.sig.results.as_slice());
             ta == tb && raws_equal(types, ra, rb)
         }
         (Event::Memory { addr: aa, bytes: ba }, Event::Memory { addr: ab, bytes: bb }) => {
@@ -145,7 +191,7 @@ fn host_event_equal(a: &HostEvent, b: &HostEvent) -> bool {
 /// name a known inability.
 pub fn compile_difference(message: &str) -> Difference {
     Difference {
-        area: "compile",
+        area: Area::Compile,
         detail: format!("the engine cannot set the world up: {message}"),
         trap_classes: None,
         events: Some(("the world compiles".into(), message.into())),
@@ -165,7 +211,7 @@ fn compare_logs(
         match (la.get(i), lb.get(i)) {
             (Some(a), Some(b)) if events_equal(prepared, a, b) => {}
             (a, b) => {
-                let area = a.or(b).map_or("log", event_area);
+                let area = a.or(b).map_or(Area::Log, event_area);
                 let show = |e: Option<&Event>| e.map_or("nothing".into(), |e| describe(prepared, e));
                 let (a, b) = (show(a), show(b));
                 let detail = format!("{whose} log event {i}: expected {a}, engine {b}");
@@ -190,7 +236,7 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
         let show = |o: &Outcome| o.trap.as_ref().map_or("no trap".to_string(), |t| t.to_string());
         let class = |o: &Outcome| o.trap_kind().map_or("none".to_string(), |k| k.name().to_string());
         out.push(Difference {
-            area: "trap",
+            area: Area::Trap,
             detail: format!("expected {}, engine: {}", show(expected), show(actual)),
             trap_classes: Some((class(expected), class(actual))),
             events: None,
@@ -206,9 +252,9 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
             (Some(a), Some(b)) if host_event_equal(a, b) => {}
             (a, b) => {
                 let area = match a.or(b) {
-                    Some(HostEvent::Import { .. }) => "import-args",
-                    Some(HostEvent::Returned { .. }) => "value",
-                    _ => "events",
+                    Some(HostEvent::Import { .. }) => Area::ImportArgs,
+                    Some(HostEvent::Returned { .. }) => Area::Value,
+                    _ => Area::Events,
                 };
                 out.push(Difference {
                     area,
@@ -226,7 +272,7 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{compare, memory_equal};
+    use super::{Area, compare, memory_equal};
     use crate::reference::{Trap, TrapKind};
     use crate::runtime::{HostEvent, Outcome, Prepared};
 
@@ -238,16 +284,16 @@ mod tests {
         let returned = Outcome { events: vec![HostEvent::Returned { export: 0, result: None }], ..Default::default() };
         let trapped = Outcome { trap: Some(Trap::new(TrapKind::MisalignedPointer, "x")), ..Default::default() };
         let areas = |d: Vec<super::Difference>| d.into_iter().map(|d| d.area).collect::<Vec<_>>();
-        assert_eq!(areas(compare(&p, &returned, &trapped)), ["trap"]);
-        assert_eq!(areas(compare(&p, &trapped, &returned)), ["trap"]);
+        assert_eq!(areas(compare(&p, &returned, &trapped)), [Area::Trap]);
+        assert_eq!(areas(compare(&p, &trapped, &returned)), [Area::Trap]);
         // Both returned: a missing event is a difference of its own.
-        assert_eq!(areas(compare(&p, &returned, &Outcome::default())), ["value"]);
+        assert_eq!(areas(compare(&p, &returned, &Outcome::default())), [Area::Value]);
         // Both trapped in one class, one of them a call later: the extra event is a difference.
         let returned_then_trapped = Outcome { trap: trapped.trap.clone(), ..returned.clone() };
-        assert_eq!(areas(compare(&p, &returned_then_trapped, &trapped)), ["value"]);
+        assert_eq!(areas(compare(&p, &returned_then_trapped, &trapped)), [Area::Value]);
         // Both trapped, in different classes: the trap is the one difference.
         let other = Outcome { trap: Some(Trap::new(TrapKind::OutOfBounds, "y")), ..Default::default() };
-        assert_eq!(areas(compare(&p, &returned_then_trapped, &other)), ["trap"]);
+        assert_eq!(areas(compare(&p, &returned_then_trapped, &other)), [Area::Trap]);
     }
 
     #[test]

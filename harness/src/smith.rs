@@ -57,10 +57,10 @@ use crate::runtime::driver::PlannedHost;
 use crate::runtime::prepared::{ImportType, Prepared};
 use crate::runtime::resources::has_handles;
 use crate::runtime::wasmi::{
-    CoreData, HasCore, WasmiGuest, attach, from_val as flat_of, func_type, host_error as host_err, to_val as wasmi_val,
-    trap_of as wasmi_trap,
+    CoreData, HasCore, WasmiGuest, attach, flat_to_val as wasmi_val, func_type, host_error as host_err,
+    trap_of as wasmi_trap, val_to_flat as flat_of,
 };
-use crate::runtime::wasmtime::{classify, from_val, to_val};
+use crate::runtime::wasmtime::{classify, val_to_value, value_to_val};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
 use crate::world::wit::{GUEST_INSTANCE, Wit};
 
@@ -498,8 +498,8 @@ fn drop_guest_resource(
 fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker<WasmiCtx>> {
     let prepared = &sw.prepared;
     let mut linker = wasmi::Linker::<WasmiCtx>::new(engine);
-    for (k, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
-        let (memory_name, realloc_name) = (prepared.spec.memory.clone(), prepared.spec.realloc.clone());
+    for (k, (imp, ty)) in prepared.guest.imports.iter().zip(&prepared.imports).enumerate() {
+        let (memory_name, realloc_name) = (prepared.guest.memory.clone(), prepared.guest.realloc.clone());
         let ty = ty.clone();
         let dtor = match &ty {
             ImportType::ResourceDrop(rt) => prepared.dtors.iter().find(|(id, _)| *id == rt.id).map(|(_, n)| n.clone()),
@@ -713,7 +713,7 @@ fn wasmtime_linker(
 ) -> Result<wasmtime::component::Linker<WasmtimeCtx>> {
     use wasmtime::component::Val;
     let mut linker = wasmtime::component::Linker::<WasmtimeCtx>::new(engine);
-    for (thunk, (imp, ty)) in prepared.spec.imports.iter().zip(&prepared.imports).enumerate() {
+    for (thunk, (imp, ty)) in prepared.guest.imports.iter().zip(&prepared.imports).enumerate() {
         let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else { continue };
         let ft = ft.clone();
         let thunk = thunk as u32;
@@ -730,7 +730,7 @@ fn wasmtime_linker(
                 .params
                 .iter()
                 .zip(params)
-                .map(|((_, t), v)| from_val(t, v))
+                .map(|((_, t), v)| val_to_value(t, v))
                 .collect::<Result<Vec<_>>>()
                 .map_err(harness)?;
             let ctx = store.data_mut();
@@ -739,7 +739,7 @@ fn wasmtime_linker(
             ctx.next_import += 1;
             let result = import_result(ctx.seed, n, ft.result.as_ref()).map_err(|e| harness(anyhow!(e)))?;
             match (&ft.result, result, results.first_mut()) {
-                (Some(t), Some(v), Some(slot)) => *slot = to_val(t, &v).map_err(harness)?,
+                (Some(t), Some(v), Some(slot)) => *slot = value_to_val(t, &v).map_err(harness)?,
                 (None, None, None) => {}
                 _ => return Err(harness(anyhow!("the result does not match the import's type"))),
             }
@@ -774,7 +774,7 @@ fn run_wasmtime(
     let linker = wasmtime_linker(engine, &component, prepared)?;
     let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("Wasmtime cannot link: {e:#}"))?;
     let mut exports = vec![];
-    for e in &prepared.spec.exports {
+    for e in &prepared.guest.exports {
         if let EntryKind::Func { interface, func } = &e.kind {
             let parent = match interface {
                 Some(i) => {
@@ -807,11 +807,12 @@ fn run_wasmtime(
         let f = instance
             .get_func(&mut store, exports[call.export as usize])
             .ok_or_else(|| anyhow!("export {} is not a function", call.export))?;
-        let args = ft.params.iter().zip(&call.args).map(|((_, t), v)| to_val(t, v)).collect::<Result<Vec<_>>>()?;
+        let args =
+            ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_val(t, v)).collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); ft.result.iter().count()];
         let ending = match f.call(&mut store, &args, &mut results) {
             Ok(()) => Ending::Returned(match (&ft.result, results.first()) {
-                (Some(t), Some(v)) => Some(from_val(t, v)?),
+                (Some(t), Some(v)) => Some(val_to_value(t, v)?),
                 _ => None,
             }),
             Err(e) => wasmtime_ending(&e)?,
@@ -909,7 +910,7 @@ fn describe_events(events: &[HostEvent]) -> String {
 }
 
 /// The first difference between two runs of one module.
-struct Difference {
+struct RunDifference {
     call: Option<u64>,
     what: String,
     wasmtime: String,
@@ -938,7 +939,7 @@ struct Verdict {
     agreeing: Vec<String>,
     /// Import calls of the agreeing part.
     import_calls: u64,
-    difference: Option<Difference>,
+    difference: Option<RunDifference>,
 }
 
 fn imports_in(events: &[HostEvent]) -> u64 {
@@ -951,7 +952,7 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
     match (&wt.init, &wi.init) {
         (None, None) => {
             if !events_match(&wt.init_events, &wi.init_events) {
-                v.difference = Some(Difference {
+                v.difference = Some(RunDifference {
                     call: None,
                     what: "host events during instantiation differ".into(),
                     wasmtime: format!("instantiated{}", describe_events(&wt.init_events)),
@@ -978,7 +979,7 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
                 None => format!("instantiated{}", describe_events(ev)),
                 Some(e) => format!("{}{}", e.describe(), describe_events(ev)),
             };
-            v.difference = Some(Difference {
+            v.difference = Some(RunDifference {
                 call: None,
                 what: "instantiation outcome differs".into(),
                 wasmtime: d(a, &wt.init_events),
@@ -996,7 +997,7 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
             continue;
         };
         let export = &sw.prepared.exports[plan[c].export as usize].0;
-        v.difference = Some(Difference {
+        v.difference = Some(RunDifference {
             call: Some(c as u64),
             what: format!("{what} (export {export}, args {:?})", plan[c].args),
             wasmtime: format!("{}{}", ea.describe(), describe_events(va)),

@@ -2,7 +2,7 @@
 //! and all three string encodings.
 
 use witness::encode::component::componentize;
-use witness::encode::guest::{GuestSpec, add_control, encode_guest};
+use witness::encode::guest::{GuestModule, add_control, encode_guest};
 use witness::encode::names::NameScheme;
 use witness::reference::StringEncoding;
 use witness::world::wit::Wit;
@@ -31,7 +31,7 @@ fn guest_encodes_and_componentizes() {
         let mut wit = Wit::parse("demo.wit", WORLD).unwrap();
         let world = wit.world(Some("w")).unwrap();
         add_control(&mut wit.resolve, world, witness::encode::guest::CONTROL_PACKAGE).unwrap();
-        let spec = GuestSpec::new(&wit.resolve, world, scheme).unwrap();
+        let spec = GuestModule::new(&wit.resolve, world, scheme).unwrap();
         let core = encode_guest(&spec).unwrap();
         for enc in StringEncoding::ALL {
             let component = componentize(&wit.resolve, world, &core, enc, scheme)

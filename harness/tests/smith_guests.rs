@@ -90,7 +90,7 @@ fn dump_smith_module() {
     let (world, _, _) = witness::diff::world_of(w, &Default::default()).unwrap();
     std::fs::write(dir.join("world.wit"), world.wit).unwrap();
     let sw = witness::smith::smith_world(w).unwrap();
-    for (k, i) in sw.prepared.spec.imports.iter().enumerate() {
+    for (k, i) in sw.prepared.guest.imports.iter().enumerate() {
         println!("import {k}: {}::{} {:?}", i.module, i.name, i.sig);
     }
     for (k, (n, ft)) in sw.prepared.exports.iter().enumerate() {

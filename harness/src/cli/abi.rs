@@ -185,9 +185,9 @@ pub fn run(command: AbiCommand) -> Result<()> {
                 );
             }
             let mut heap = mem.heap()?;
-            for spec in &memory_hex {
-                let (addr, bytes) = parse_memory_hex(spec)?;
-                heap.preload(addr, &bytes).map_err(|e| anyhow!("--memory-hex {spec}: {e}"))?;
+            for arg in &memory_hex {
+                let (addr, bytes) = parse_memory_hex(arg)?;
+                heap.preload(addr, &bytes).map_err(|e| anyhow!("--memory-hex {arg}: {e}"))?;
             }
             let out = lift(&t, flats, mem.encoding.into(), &mut heap);
             emit(json, &out, print_lifted)
@@ -402,18 +402,18 @@ fn parse_flats(text: &str) -> Result<Vec<Flat>> {
     text.split(',').map(|s| Flat::parse(s.trim()).map_err(|e| anyhow!("--flat: {e}"))).collect()
 }
 
-fn parse_memory_hex(spec: &str) -> Result<(u64, Vec<u8>)> {
-    let (addr, hexs) = spec.split_once(':').ok_or_else(|| anyhow!("--memory-hex `{spec}`: expected ADDR:HEX"))?;
-    let addr: u64 = addr.parse().with_context(|| format!("--memory-hex `{spec}`: bad address"))?;
+fn parse_memory_hex(arg: &str) -> Result<(u64, Vec<u8>)> {
+    let (addr, hexs) = arg.split_once(':').ok_or_else(|| anyhow!("--memory-hex `{arg}`: expected ADDR:HEX"))?;
+    let addr: u64 = addr.parse().with_context(|| format!("--memory-hex `{arg}`: bad address"))?;
     let hexs: String = hexs.chars().filter(|c| !c.is_whitespace()).collect();
     if !hexs.len().is_multiple_of(2) {
-        bail!("--memory-hex `{spec}`: odd number of hex digits");
+        bail!("--memory-hex `{arg}`: odd number of hex digits");
     }
     let bytes = (0..hexs.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hexs[i..i + 2], 16))
         .collect::<std::result::Result<Vec<u8>, _>>()
-        .with_context(|| format!("--memory-hex `{spec}`: bad hex"))?;
+        .with_context(|| format!("--memory-hex `{arg}`: bad hex"))?;
     Ok((addr, bytes))
 }
 

@@ -96,7 +96,7 @@ pub struct GuestExport {
 
 /// Everything the encoder needs: the world's core imports and exports under one name scheme.
 #[derive(Clone, Debug)]
-pub struct GuestSpec {
+pub struct GuestModule {
     pub scheme: NameScheme,
     pub imports: Vec<GuestImport>,
     pub exports: Vec<GuestExport>,
@@ -107,9 +107,9 @@ pub struct GuestSpec {
     pub control_read_log: String,
 }
 
-impl GuestSpec {
+impl GuestModule {
     /// The guest of `world`, which must export the control interface (`add_control`).
-    pub fn new(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> Result<GuestSpec> {
+    pub fn new(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> Result<GuestModule> {
         let sig = core_signature(resolve, world, scheme)?;
         let control = control_interface(resolve, world)?;
         let mut imports = vec![];
@@ -172,7 +172,7 @@ impl GuestSpec {
             }
         }
         let mut take = |n: &str| control_names.remove(n).ok_or_else(|| anyhow!("the control interface has no `{n}`"));
-        Ok(GuestSpec {
+        Ok(GuestModule {
             scheme,
             imports,
             exports,
@@ -304,19 +304,19 @@ impl Types {
     }
 }
 
-/// Encode the scripted guest of `spec` as a core wasm module.
-pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
+/// Encode the scripted guest of `module` as a core wasm module.
+pub fn encode_guest(module: &GuestModule) -> Result<Vec<u8>> {
     use WasmValType::{I32, I64};
-    if spec.memory.is_empty() || spec.realloc.is_empty() {
+    if module.memory.is_empty() || module.realloc.is_empty() {
         bail!("the guest needs memory and realloc export names");
     }
     let mut types = Types { section: TypeSection::new(), map: HashMap::new() };
     let mut imports = ImportSection::new();
-    for imp in &spec.imports {
+    for imp in &module.imports {
         let ty = types.core(&imp.sig);
         imports.import(&imp.module, &imp.name, EntityType::Function(ty));
     }
-    let ni = spec.imports.len() as u32;
+    let ni = module.imports.len() as u32;
     // Defined functions, in this order.
     let f_log_record = ni;
     let f_log_memory = ni + 1;
@@ -324,7 +324,7 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     let f_run_frame = ni + 3;
     let f_thunks = ni + 4;
     let f_exports = f_thunks + ni;
-    let f_load = f_exports + spec.exports.len() as u32;
+    let f_load = f_exports + module.exports.len() as u32;
     let f_reset = f_load + 1;
     let f_read_log = f_load + 2;
 
@@ -348,11 +348,11 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
     code.function(&realloc_fn(f_log_record, t_thunk, ni > 0));
     funcs.function(t_run_frame);
     code.function(&run_frame_fn(f_log_memory, t_thunk));
-    for (k, imp) in spec.imports.iter().enumerate() {
+    for (k, imp) in module.imports.iter().enumerate() {
         funcs.function(t_thunk);
         code.function(&thunk_fn(k as u32, &imp.sig, f_log_record));
     }
-    for exp in &spec.exports {
+    for exp in &module.exports {
         let optional = !matches!(exp.kind, EntryKind::Func { .. });
         funcs.function(types.core(&exp.sig));
         code.function(&export_fn(exp, optional, f_log_record, f_run_frame));
@@ -381,14 +381,14 @@ pub fn encode_guest(spec: &GuestSpec) -> Result<Vec<u8>> {
         page_size_log2: None,
     });
     let mut exports = ExportSection::new();
-    exports.export(&spec.memory, ExportKind::Memory, 0);
-    exports.export(&spec.realloc, ExportKind::Func, f_realloc);
-    for (i, exp) in spec.exports.iter().enumerate() {
+    exports.export(&module.memory, ExportKind::Memory, 0);
+    exports.export(&module.realloc, ExportKind::Func, f_realloc);
+    for (i, exp) in module.exports.iter().enumerate() {
         exports.export(&exp.name, ExportKind::Func, f_exports + i as u32);
     }
-    exports.export(&spec.control_load, ExportKind::Func, f_load);
-    exports.export(&spec.control_reset, ExportKind::Func, f_reset);
-    exports.export(&spec.control_read_log, ExportKind::Func, f_read_log);
+    exports.export(&module.control_load, ExportKind::Func, f_load);
+    exports.export(&module.control_reset, ExportKind::Func, f_reset);
+    exports.export(&module.control_read_log, ExportKind::Func, f_read_log);
     let mut elems = ElementSection::new();
     let thunks: Vec<u32> = (0..ni).map(|k| f_thunks + k).collect();
     if ni > 0 {

@@ -11,6 +11,7 @@ use crate::encode::script::{ReallocAnswer, Script};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype};
 use crate::reference::layout::{alignment, elem_size};
+use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
@@ -255,8 +256,8 @@ pub fn plannable(ft: &FuncType) -> bool {
 /// (deterministic profile) stores the canonical NaN, and both are right.
 pub fn canonical_nans(v: Value) -> Value {
     match v {
-        Value::F32(f) if f.is_nan() => Value::F32(f32::from_bits(0x7fc0_0000)),
-        Value::F64(f) if f.is_nan() => Value::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
+        Value::F32(f) if f.is_nan() => Value::F32(f32::from_bits(CANONICAL_FLOAT32_NAN)),
+        Value::F64(f) if f.is_nan() => Value::F64(f64::from_bits(CANONICAL_FLOAT64_NAN)),
         Value::List(vs) => Value::List(vs.into_iter().map(canonical_nans).collect()),
         Value::Record(fs) => Value::Record(fs.into_iter().map(|(l, v)| (l, canonical_nans(v))).collect()),
         Value::Variant(l, p) => Value::Variant(l, p.map(|b| Box::new(canonical_nans(*b)))),

@@ -10,7 +10,7 @@ use anyhow::{Result, anyhow};
 
 use super::prepared::{ImportType, Prepared};
 use super::resources::{is_guest_resource, resource_owner};
-use crate::encode::guest::{EntryKind, GuestSpec, ImportKind, control_func_types, control_interface};
+use crate::encode::guest::{EntryKind, GuestModule, ImportKind, control_func_types, control_interface};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::types::{FuncType, ResourceType, StringEncoding};
 
@@ -106,7 +106,7 @@ pub struct Control {
 /// What the reference runtime models: the scripted guest, or a composition of two.
 #[derive(Clone, Debug)]
 pub struct Model {
-    pub guest: Arc<GuestSpec>,
+    pub guest: Arc<GuestModule>,
     pub composition: Option<Composition>,
 }
 
@@ -178,7 +178,7 @@ impl Artifact {
 
     /// The artifact of a prepared world: its component and core module, as they are.
     pub fn of(prepared: &Prepared) -> Result<Artifact> {
-        let spec = &prepared.spec;
+        let module = &prepared.guest;
         let mut imports = vec![];
         let mut resources: Vec<Resource> = vec![];
         let mut add_resource = |rt: &ResourceType| -> Result<()> {
@@ -187,7 +187,7 @@ impl Artifact {
             }
             Ok(())
         };
-        for (imp, ty) in spec.imports.iter().zip(&prepared.imports) {
+        for (imp, ty) in module.imports.iter().zip(&prepared.imports) {
             let core = CoreImport { module: imp.module.clone(), name: imp.name.clone(), sig: imp.sig.clone() };
             let (builtin, rt) = match (&imp.kind, ty) {
                 (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) => {
@@ -205,7 +205,7 @@ impl Artifact {
             imports.push(Import::Builtin { builtin, rt: rt.clone(), core });
         }
         let mut exports = vec![];
-        let entries = spec.exports.iter().filter_map(|e| match &e.kind {
+        let entries = module.exports.iter().filter_map(|e| match &e.kind {
             EntryKind::Func { interface, func } => Some((interface, func)),
             _ => None,
         });
@@ -223,8 +223,8 @@ impl Artifact {
             component: Some(prepared.component.clone()),
             core: Some(CoreModule {
                 wasm: prepared.core.clone(),
-                memory: spec.memory.clone(),
-                realloc: spec.realloc.clone(),
+                memory: module.memory.clone(),
+                realloc: module.realloc.clone(),
                 initialize: Some(prepared.scheme.initialize().to_string()),
             }),
             encoding: prepared.encoding,
@@ -233,21 +233,21 @@ impl Artifact {
             guests,
             resources,
             dtors: prepared.dtors.clone(),
-            model: Some(Model { guest: Arc::new(spec.clone()), composition: None }),
+            model: Some(Model { guest: Arc::new(module.clone()), composition: None }),
         })
     }
 }
 
 /// Append `prepared`'s control functions to `exports`.
 pub(super) fn add_control(exports: &mut Vec<Export>, prepared: &Prepared) -> Result<Control> {
-    let spec = &prepared.spec;
+    let module = &prepared.guest;
     let interface = Some(prepared.interface_name(control_interface(&prepared.wit.resolve, prepared.world)?, false)?);
     let base = exports.len();
     for (name, ft) in control_func_types() {
         let core_name = match name {
-            "load" => &spec.control_load,
-            "reset" => &spec.control_reset,
-            _ => &spec.control_read_log,
+            "load" => &module.control_load,
+            "reset" => &module.control_reset,
+            _ => &module.control_read_log,
         };
         let core = Some(CoreExport { name: core_name.clone(), post_return: None });
         exports.push(Export { func: Func { interface: interface.clone(), name: name.into(), ft }, core });

@@ -113,12 +113,12 @@ impl FusedPrepared {
             &control(&callee)?,
         )?;
         let thunk_to_export = caller
-            .spec
+            .guest
             .imports
             .iter()
             .map(|imp| match &imp.kind {
                 ImportKind::Func { interface, func } => callee
-                    .spec
+                    .guest
                     .exports
                     .iter()
                     .filter(|e| matches!(e.kind, EntryKind::Func { .. }))

@@ -13,7 +13,7 @@ use anyhow::{Result, anyhow, bail};
 use super::artifact::Artifact;
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, call_export, serve_import};
 use super::{Compiled, Host, Instance, NoHost, Runtime, Unsupported};
-use crate::encode::guest::{EntryKind, GuestSpec, LOAD_CHUNK};
+use crate::encode::guest::{EntryKind, GuestModule, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
 use crate::reference::memory::{Memory, exceeds, read_at, write_at};
 use crate::reference::types::CoreType;
@@ -29,13 +29,13 @@ fn guest_trap(what: impl Into<String>) -> Trap {
 /// The scripted guest, modelled, with the reference host's state (its store).
 pub struct GuestModel {
     pub mem: Vec<u8>,
-    spec: Arc<GuestSpec>,
+    module: Arc<GuestModule>,
     host: HostState,
 }
 
 impl GuestModel {
-    pub fn new(spec: Arc<GuestSpec>, host: HostState) -> GuestModel {
-        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], spec, host }
+    pub fn new(module: Arc<GuestModule>, host: HostState) -> GuestModel {
+        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], module, host }
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
@@ -201,7 +201,7 @@ impl GuestModel {
 
     fn call_thunk(&mut self, k: u32) -> Result<(), Trap> {
         let imp =
-            self.spec.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
+            self.module.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
         let sig = imp.sig.clone();
         let args = sig
             .params
@@ -218,8 +218,8 @@ impl GuestModel {
     }
 
     fn entry(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
-        let spec = self.spec.clone();
-        if name == spec.control_load {
+        let module = self.module.clone();
+        if name == module.control_load {
             let offset = match args.first() {
                 Some(Flat::I32(o)) => u64::from(*o),
                 _ => return Err(Trap::new(TrapKind::Assertion, "load: bad arguments")),
@@ -232,20 +232,20 @@ impl GuestModel {
             }
             return Ok(vec![]);
         }
-        if name == spec.control_reset {
+        if name == module.control_reset {
             for (addr, value) in p::RESET {
                 self.set_u32(addr, value as u32)?;
             }
             self.mem[p::LOG as usize..].fill(0);
             return Ok(vec![]);
         }
-        if name == spec.control_read_log {
+        if name == module.control_read_log {
             let len = self.u32_at(p::LOG_CURSOR)? - p::LOG as u32;
             self.set_u32(p::RET_AREA, p::LOG as u32)?;
             self.set_u32(p::RET_AREA + 4, len)?;
             return Ok(vec![Flat::I32(p::RET_AREA as u32)]);
         }
-        let exp = spec
+        let exp = module
             .exports
             .iter()
             .find(|e| e.name == name)

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use wit_parser::{TypeDefKind, TypeId, WorldId, WorldItem};
 
 use crate::encode::component::componentize;
-use crate::encode::guest::{CONTROL_PACKAGE, EntryKind, GuestSpec, ImportKind, add_control, encode_guest};
+use crate::encode::guest::{CONTROL_PACKAGE, EntryKind, GuestModule, ImportKind, add_control, encode_guest};
 use crate::encode::names::NameScheme;
 use crate::reference::types::{FuncType, ResourceType, StringEncoding};
 use crate::world::wit::{Converter, Wit};
@@ -26,7 +26,7 @@ pub struct Prepared {
     pub world: WorldId,
     pub scheme: NameScheme,
     pub encoding: StringEncoding,
-    pub spec: GuestSpec,
+    pub guest: GuestModule,
     pub core: Vec<u8>,
     pub component: Vec<u8>,
     /// Function exports by index k (entry `export_entry(k)`): (name in the world, type).
@@ -75,8 +75,8 @@ impl Prepared {
         control: &str,
     ) -> Result<Prepared> {
         add_control(&mut wit.resolve, world, control)?;
-        let spec = GuestSpec::new(&wit.resolve, world, scheme)?;
-        let core = encode_guest(&spec)?;
+        let guest = GuestModule::new(&wit.resolve, world, scheme)?;
+        let core = encode_guest(&guest)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
         let guest_owned = guest_resources(&wit, world);
         let exp = Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true };
@@ -97,7 +97,7 @@ impl Prepared {
             conv.func_type(f.ok_or_else(|| anyhow!("function `{name}` not found"))?)
         };
         let mut exports = vec![];
-        for e in &spec.exports {
+        for e in &guest.exports {
             if let EntryKind::Func { interface, func } = &e.kind {
                 exports.push((
                     func_name(&wit, *interface, func),
@@ -106,7 +106,7 @@ impl Prepared {
             }
         }
         let mut imports = vec![];
-        for i in &spec.imports {
+        for i in &guest.imports {
             imports.push(match &i.kind {
                 ImportKind::Func { interface, func } => ImportType::Func {
                     name: func_name(&wit, *interface, func),
@@ -122,7 +122,7 @@ impl Prepared {
                 }
             });
         }
-        let dtors = spec
+        let dtors = guest
             .exports
             .iter()
             .filter_map(|e| match e.kind {
@@ -130,7 +130,7 @@ impl Prepared {
                 _ => None,
             })
             .collect();
-        Ok(Prepared { wit, world, scheme, encoding, spec, core, component, exports, imports, dtors })
+        Ok(Prepared { wit, world, scheme, encoding, guest, core, component, exports, imports, dtors })
     }
 
     /// Parse WIT text and prepare its world `world` (or its only world).
@@ -157,11 +157,11 @@ impl Prepared {
 
     /// The core export name of function export k.
     pub fn export_name(&self, k: u32) -> Option<&str> {
-        self.spec.export_of(crate::encode::protocol::export_entry(k)).map(|e| e.name.as_str())
+        self.guest.export_of(crate::encode::protocol::export_entry(k)).map(|e| e.name.as_str())
     }
 
     /// The core export name of the post-return of function export k.
     pub fn post_return_name(&self, k: u32) -> Option<&str> {
-        self.spec.export_of(crate::encode::protocol::post_return_entry(k)).map(|e| e.name.as_str())
+        self.guest.export_of(crate::encode::protocol::post_return_entry(k)).map(|e| e.name.as_str())
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn val_type(t: CoreType) -> ValType {
     }
 }
 
-pub(crate) fn to_val(f: Flat) -> Val {
+pub(crate) fn flat_to_val(f: Flat) -> Val {
     match f {
         Flat::I32(v) => Val::I32(v as i32),
         Flat::I64(v) => Val::I64(v as i64),
@@ -50,7 +50,7 @@ pub(crate) fn to_val(f: Flat) -> Val {
     }
 }
 
-pub(crate) fn from_val(v: &Val) -> Result<Flat, Trap> {
+pub(crate) fn val_to_flat(v: &Val) -> Result<Flat, Trap> {
     Ok(match v {
         Val::I32(v) => Flat::I32(*v as u32),
         Val::I64(v) => Flat::I64(*v as u64),
@@ -149,7 +149,7 @@ impl<T: HasCore> Memory for WasmiGuest<'_, T> {
         let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
         let mut out = [Val::I32(0)];
         realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
-        Ok(u64::from(from_val(&out[0])?.bits() as u32))
+        Ok(u64::from(val_to_flat(&out[0])?.bits() as u32))
     }
 }
 
@@ -167,9 +167,9 @@ impl<T: HasCore> CoreGuest for WasmiGuest<'_, T> {
             .get(name)
             .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
         let mut results: Vec<Val> = func.ty(self.ctx.as_context()).results().iter().map(zero).collect();
-        let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
+        let vals: Vec<Val> = args.iter().map(|&f| flat_to_val(f)).collect();
         func.call(self.ctx.as_context_mut(), &vals, &mut results).map_err(trap_of)?;
-        results.iter().map(from_val).collect()
+        results.iter().map(val_to_flat).collect()
     }
 }
 
@@ -180,10 +180,10 @@ pub(crate) fn serve_thunk<T: HasCore>(
     params: &[Val],
     results: &mut [Val],
 ) -> Result<(), wasmi::Error> {
-    let flats = params.iter().map(from_val).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
+    let flats = params.iter().map(val_to_flat).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
     let out = serve_import(&mut WasmiGuest { ctx: caller.as_context_mut() }, thunk, flats).map_err(host_error)?;
     for (slot, f) in results.iter_mut().zip(out) {
-        *slot = to_val(f);
+        *slot = flat_to_val(f);
     }
     Ok(())
 }

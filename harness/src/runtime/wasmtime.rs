@@ -94,7 +94,7 @@ pub fn classify(e: &wasmtime::Error) -> Trap {
 }
 
 /// Store data: the host behind the imports, and the guest resources it holds (by slot).
-pub struct Ctx {
+pub struct Data {
     host: Box<dyn Host>,
     slots: Vec<Option<ResourceAny>>,
     limits: wasmtime::StoreLimits,
@@ -105,7 +105,7 @@ pub(crate) trait GuestSlots: 'static {
     fn slots(&mut self) -> &mut Vec<Option<ResourceAny>>;
 }
 
-impl GuestSlots for Ctx {
+impl GuestSlots for Data {
     fn slots(&mut self) -> &mut Vec<Option<ResourceAny>> {
         &mut self.slots
     }
@@ -164,19 +164,19 @@ impl HandleMap for NoHandles {
 }
 
 /// A reference value as a Wasmtime `Val` of type `t` (no handles inside).
-pub fn to_val(t: &ValType, v: &Value) -> Result<Val> {
-    to_val_with(t, v, &mut NoHandles)
+pub fn value_to_val(t: &ValType, v: &Value) -> Result<Val> {
+    value_to_val_with(t, v, &mut NoHandles)
 }
 
 /// A Wasmtime `Val` of type `t` as a reference value (no handles inside).
-pub fn from_val(t: &ValType, v: &Val) -> Result<Value> {
-    from_val_with(t, v, &mut NoHandles)
+pub fn val_to_value(t: &ValType, v: &Val) -> Result<Value> {
+    val_to_value_with(t, v, &mut NoHandles)
 }
 
 /// A reference value as a Wasmtime `Val` of type `t`.
-pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val> {
+pub fn value_to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val> {
     let bad = || anyhow!("value {v:?} does not have type {t:?}");
-    let to_val = |t: &ValType, v: &Value, h: &mut dyn HandleMap| to_val_with(t, v, h);
+    let recurse = |t: &ValType, v: &Value, h: &mut dyn HandleMap| value_to_val_with(t, v, h);
     Ok(match (t, v) {
         (ValType::Bool, Value::Bool(x)) => Val::Bool(*x),
         (ValType::S8, Value::S8(x)) => Val::S8(*x),
@@ -192,10 +192,10 @@ pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val>
         (ValType::Char, Value::Char(x)) => Val::Char(*x),
         (ValType::String, Value::String(s)) => Val::String(s.text.clone()),
         (ValType::List(e, None), Value::List(xs)) => {
-            Val::List(xs.iter().map(|x| to_val(e, x, h)).collect::<Result<_>>()?)
+            Val::List(xs.iter().map(|x| recurse(e, x, h)).collect::<Result<_>>()?)
         }
         (ValType::List(e, Some(_)), Value::List(xs)) => {
-            Val::FixedLengthList(xs.iter().map(|x| to_val(e, x, h)).collect::<Result<_>>()?)
+            Val::FixedLengthList(xs.iter().map(|x| recurse(e, x, h)).collect::<Result<_>>()?)
         }
         (ValType::Own(rt), Value::Handle(x)) => h.lower(rt, true, *x)?,
         (ValType::Borrow(rt), Value::Handle(x)) => h.lower(rt, false, *x)?,
@@ -204,17 +204,17 @@ pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val>
                 .iter()
                 .map(|f| {
                     let (_, x) = xs.iter().find(|(l, _)| *l == f.label).ok_or_else(bad)?;
-                    Ok((f.label.clone(), to_val(&f.t, x, h)?))
+                    Ok((f.label.clone(), recurse(&f.t, x, h)?))
                 })
                 .collect::<Result<_>>()?,
         ),
         (ValType::Tuple(ts), Value::Record(xs)) if ts.len() == xs.len() => {
-            Val::Tuple(ts.iter().zip(xs).map(|(t, (_, x))| to_val(t, x, h)).collect::<Result<_>>()?)
+            Val::Tuple(ts.iter().zip(xs).map(|(t, (_, x))| recurse(t, x, h)).collect::<Result<_>>()?)
         }
         (ValType::Variant(cases), Value::Variant(label, p)) => {
             let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
             let payload = match (&case.t, p) {
-                (Some(t), Some(p)) => Some(Box::new(to_val(t, p, h)?)),
+                (Some(t), Some(p)) => Some(Box::new(recurse(t, p, h)?)),
                 (None, None) => None,
                 _ => return Err(bad()),
             };
@@ -223,13 +223,13 @@ pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val>
         (ValType::Enum(_), Value::Variant(label, None)) => Val::Enum(label.clone()),
         (ValType::Option(t), Value::Variant(label, p)) => match (label.as_str(), p) {
             ("none", None) => Val::Option(None),
-            ("some", Some(p)) => Val::Option(Some(Box::new(to_val(t, p, h)?))),
+            ("some", Some(p)) => Val::Option(Some(Box::new(recurse(t, p, h)?))),
             _ => return Err(bad()),
         },
         (ValType::Result(ok, err), Value::Variant(label, p)) => {
             let mut side = |t: &Option<Box<ValType>>| -> Result<Option<Box<Val>>> {
                 match (t, p) {
-                    (Some(t), Some(p)) => Ok(Some(Box::new(to_val(t, p, h)?))),
+                    (Some(t), Some(p)) => Ok(Some(Box::new(recurse(t, p, h)?))),
                     (None, None) => Ok(None),
                     _ => Err(bad()),
                 }
@@ -246,9 +246,9 @@ pub fn to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Result<Val>
 }
 
 /// A Wasmtime `Val` of type `t` as a reference value.
-pub fn from_val_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Value> {
+pub fn val_to_value_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Value> {
     let bad = || anyhow!("Wasmtime value {v:?} does not have type {t:?}");
-    let from_val = |t: &ValType, v: &Val, h: &mut dyn HandleMap| from_val_with(t, v, h);
+    let recurse = |t: &ValType, v: &Val, h: &mut dyn HandleMap| val_to_value_with(t, v, h);
     Ok(match (despecialize(t).as_ref(), t, v) {
         (_, ValType::Bool, Val::Bool(x)) => Value::Bool(*x),
         (_, ValType::S8, Val::S8(x)) => Value::S8(*x),
@@ -264,24 +264,24 @@ pub fn from_val_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Valu
         (_, ValType::Char, Val::Char(x)) => Value::Char(*x),
         (_, ValType::String, Val::String(s)) => Value::String(HostString::utf8(s)),
         (_, ValType::List(e, _), Val::List(xs) | Val::FixedLengthList(xs)) => {
-            Value::List(xs.iter().map(|x| from_val(e, x, h)).collect::<Result<_>>()?)
+            Value::List(xs.iter().map(|x| recurse(e, x, h)).collect::<Result<_>>()?)
         }
         (_, ValType::Record(fields), Val::Record(xs)) => Value::Record(
             fields
                 .iter()
                 .map(|f| {
                     let (_, x) = xs.iter().find(|(l, _)| *l == f.label).ok_or_else(bad)?;
-                    Ok((f.label.clone(), from_val(&f.t, x, h)?))
+                    Ok((f.label.clone(), recurse(&f.t, x, h)?))
                 })
                 .collect::<Result<_>>()?,
         ),
         (_, ValType::Tuple(ts), Val::Tuple(xs)) if ts.len() == xs.len() => {
-            Value::tuple(ts.iter().zip(xs).map(|(t, x)| from_val(t, x, h)).collect::<Result<Vec<_>>>()?)
+            Value::tuple(ts.iter().zip(xs).map(|(t, x)| recurse(t, x, h)).collect::<Result<Vec<_>>>()?)
         }
         (ValType::Variant(cases), ValType::Variant(_), Val::Variant(label, p)) => {
             let case = cases.iter().find(|c| c.label == *label).ok_or_else(bad)?;
             let payload = match (&case.t, p) {
-                (Some(t), Some(p)) => Some(from_val(t, p, h)?),
+                (Some(t), Some(p)) => Some(recurse(t, p, h)?),
                 (None, None) => None,
                 _ => return Err(bad()),
             };
@@ -290,12 +290,12 @@ pub fn from_val_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<Valu
         (_, ValType::Enum(labels), Val::Enum(label)) if labels.contains(label) => Value::case(label, None),
         (_, ValType::Option(t), Val::Option(p)) => match p {
             None => Value::case("none", None),
-            Some(p) => Value::case("some", Some(from_val(t, p, h)?)),
+            Some(p) => Value::case("some", Some(recurse(t, p, h)?)),
         },
         (_, ValType::Result(ok, err), Val::Result(r)) => {
             let mut side = |t: &Option<Box<ValType>>, p: &Option<Box<Val>>| -> Result<Option<Value>> {
                 match (t, p) {
-                    (Some(t), Some(p)) => Ok(Some(from_val(t, p, h)?)),
+                    (Some(t), Some(p)) => Ok(Some(recurse(t, p, h)?)),
                     (None, None) => Ok(None),
                     _ => Err(bad()),
                 }
@@ -402,12 +402,12 @@ impl Runtime for WasmtimeRuntime {
         let engine = engine(self.0)?;
         let component =
             Component::new(&engine, wasm).map_err(|e| anyhow!("Wasmtime rejects the guest component: {e:#}"))?;
-        let mut linker = Linker::<Ctx>::new(&engine);
+        let mut linker = Linker::<Data>::new(&engine);
         for (thunk, import) in artifact.imports.iter().enumerate() {
             let Import::Func { func, .. } = import else { continue };
             let ft = func.ft.clone();
             let thunk = thunk as u32;
-            let host = move |mut store: wasmtime::StoreContextMut<'_, Ctx>,
+            let host = move |mut store: wasmtime::StoreContextMut<'_, Data>,
                              _ty: wasmtime::component::types::ComponentFunc,
                              params: &[Val],
                              results: &mut [Val]|
@@ -418,13 +418,13 @@ impl Runtime for WasmtimeRuntime {
                     .params
                     .iter()
                     .zip(params)
-                    .map(|((_, t), v)| from_val_with(t, v, &mut h))
+                    .map(|((_, t), v)| val_to_value_with(t, v, &mut h))
                     .collect::<Result<Vec<_>>>()
                     .map_err(harness)?;
                 let result = store.data_mut().host.import(thunk, args).map_err(harness)?;
                 let mut h = StoreHandles { store: &mut store };
                 match (&ft.result, result, results.first_mut()) {
-                    (Some(t), Some(v), Some(slot)) => *slot = to_val_with(t, &v, &mut h).map_err(harness)?,
+                    (Some(t), Some(v), Some(slot)) => *slot = value_to_val_with(t, &v, &mut h).map_err(harness)?,
                     (None, None, None) => {}
                     _ => return Err(harness(anyhow!("planned result does not match the import's type"))),
                 }
@@ -439,7 +439,7 @@ impl Runtime for WasmtimeRuntime {
         // reference's resource id; their destructor goes to the host.
         for r in artifact.resources.iter().filter(|r| !is_guest_resource(&r.rt)) {
             let rt = r.rt.clone();
-            let dtor = move |mut store: wasmtime::StoreContextMut<'_, Ctx>, rep: u32| -> wasmtime::Result<()> {
+            let dtor = move |mut store: wasmtime::StoreContextMut<'_, Data>, rep: u32| -> wasmtime::Result<()> {
                 let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
                 store.data_mut().host.dtor(&rt, rep).map_err(harness)
             };
@@ -463,7 +463,7 @@ impl Runtime for WasmtimeRuntime {
 struct WasmtimeCompiled {
     label: String,
     engine: wasmtime::Engine,
-    pre: InstancePre<Ctx>,
+    pre: InstancePre<Data>,
     /// The index of each artifact export.
     exports: Vec<ComponentExportIndex>,
     artifact: Arc<Artifact>,
@@ -475,7 +475,7 @@ impl Compiled for WasmtimeCompiled {
     }
 
     fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
-        let mut store = store(&self.engine, Ctx { host, slots: vec![], limits: limits() }, |c| &mut c.limits)?;
+        let mut store = store(&self.engine, Data { host, slots: vec![], limits: limits() }, |c| &mut c.limits)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the guest component: {e:#}"))?;
         Ok(Box::new(WasmtimeInstance { compiled: self, store, instance }))
@@ -484,7 +484,7 @@ impl Compiled for WasmtimeCompiled {
 
 struct WasmtimeInstance<'c> {
     compiled: &'c WasmtimeCompiled,
-    store: Store<Ctx>,
+    store: Store<Data>,
     instance: wasmtime::component::Instance,
 }
 
@@ -509,8 +509,12 @@ impl Instance for WasmtimeInstance<'_> {
             .ok_or_else(|| anyhow!("export {export} is not a function"))?;
         let mut ctx = store.as_context_mut();
         let mut h = StoreHandles { store: &mut ctx };
-        let args =
-            ft.params.iter().zip(args).map(|((_, t), v)| to_val_with(t, v, &mut h)).collect::<Result<Vec<_>>>()?;
+        let args = ft
+            .params
+            .iter()
+            .zip(args)
+            .map(|((_, t), v)| value_to_val_with(t, v, &mut h))
+            .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); ft.result.iter().count()];
         if let Err(trap) = ending(f.call(&mut *store, &args, &mut results))? {
             return Ok(Err(trap));
@@ -518,7 +522,7 @@ impl Instance for WasmtimeInstance<'_> {
         let mut ctx = store.as_context_mut();
         let mut h = StoreHandles { store: &mut ctx };
         Ok(Ok(match (&ft.result, results.first()) {
-            (Some(t), Some(v)) => Some(from_val_with(t, v, &mut h)?),
+            (Some(t), Some(v)) => Some(val_to_value_with(t, v, &mut h)?),
             _ => None,
         }))
     }

@@ -47,7 +47,7 @@ fn val_type(t: CoreType) -> ValType {
     }
 }
 
-fn to_val(f: Flat) -> Val {
+fn flat_to_val(f: Flat) -> Val {
     match f {
         Flat::I32(v) => Val::I32(v as i32),
         Flat::I64(v) => Val::I64(v as i64),
@@ -56,7 +56,7 @@ fn to_val(f: Flat) -> Val {
     }
 }
 
-fn from_val(v: &Val) -> Result<Flat, Trap> {
+fn val_to_flat(v: &Val) -> Result<Flat, Trap> {
     Ok(match v {
         Val::I32(v) => Flat::I32(*v as u32),
         Val::I64(v) => Flat::I64(*v as u64),
@@ -119,7 +119,7 @@ impl Memory for WasmtimeGuest<'_> {
         let args = [old_ptr, old_size, align, new_size].map(|v| Val::I32(v as u32 as i32));
         let mut out = [Val::I32(0)];
         realloc.call(self.ctx.as_context_mut(), &args, &mut out).map_err(trap_of)?;
-        Ok(u64::from(from_val(&out[0])?.bits() as u32))
+        Ok(u64::from(val_to_flat(&out[0])?.bits() as u32))
     }
 }
 
@@ -137,9 +137,9 @@ impl CoreGuest for WasmtimeGuest<'_> {
             .ok_or_else(|| Trap::new(TrapKind::Assertion, format!("guest has no export {name}")))?;
         let mut results: Vec<Val> =
             func.ty(self.ctx.as_context()).results().map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0))).collect();
-        let vals: Vec<Val> = args.iter().map(|&f| to_val(f)).collect();
+        let vals: Vec<Val> = args.iter().map(|&f| flat_to_val(f)).collect();
         func.call(self.ctx.as_context_mut(), &vals, &mut results).map_err(trap_of)?;
-        results.iter().map(from_val).collect()
+        results.iter().map(val_to_flat).collect()
     }
 }
 
@@ -170,11 +170,11 @@ impl Runtime for WasmtimeCoreRuntime {
                 sig.results.iter().map(|&t| val_type(t)),
             );
             let serve = move |mut caller: Caller<'_, Data>, params: &[Val], results: &mut [Val]| {
-                let flats = params.iter().map(from_val).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
+                let flats = params.iter().map(val_to_flat).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
                 let guest = &mut WasmtimeGuest { ctx: caller.as_context_mut() };
                 let out = serve_import(guest, thunk as u32, flats).map_err(host_error)?;
                 for (slot, f) in results.iter_mut().zip(out) {
-                    *slot = to_val(f);
+                    *slot = flat_to_val(f);
                 }
                 Ok(())
             };

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
-use crate::oracle::Difference;
+use crate::oracle::{Area, Difference};
 
 /// One engine name or several.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Engines {
 pub struct KnownDivergence {
     pub engine: Engines,
     /// The oracle's area (`trap`, `value`, `realloc`, ...).
-    pub area: String,
+    pub area: Area,
     /// For `trap`: the class the reference expects and the class the engine shows.
     pub expected: Option<String>,
     pub actual: Option<String>,
@@ -187,7 +187,7 @@ mod tests {
 
     fn realloc_difference(expected: &str, actual: &str) -> Difference {
         Difference {
-            area: "realloc",
+            area: crate::oracle::Area::Realloc,
             detail: String::new(),
             trap_classes: None,
             events: Some((expected.into(), actual.into())),

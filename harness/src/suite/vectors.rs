@@ -22,9 +22,9 @@ use crate::world::typexpr::parse_type;
 use crate::world::wave::{parse_value, print_value};
 use crate::world::wit::GUEST_INSTANCE;
 
-/// One case's outcome.
+/// How one reference vector came out.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct VectorResult {
     pub file: PathBuf,
     pub line: usize,
     pub rules: String,
@@ -34,7 +34,7 @@ pub struct Outcome {
 }
 
 /// Run every `*.txt` file in `dir`. A malformed line fails alone, with its file and line.
-pub fn run_dir(dir: &Path) -> Result<Vec<Outcome>> {
+pub fn run_dir(dir: &Path) -> Result<Vec<VectorResult>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read suite directory {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -64,7 +64,7 @@ pub fn run_dir(dir: &Path) -> Result<Vec<Outcome>> {
             }
             .err()
             .map(|e| format!("{e:#}"));
-            out.push(Outcome {
+            out.push(VectorResult {
                 file: file.clone(),
                 line: i + 1,
                 rules: rules.clone(),
