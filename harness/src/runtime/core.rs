@@ -17,7 +17,7 @@ use anyhow::{Result as AnyResult, anyhow, bail};
 
 use super::artifact::{Artifact, Export};
 use super::prepared::ImportType;
-use super::resources::{is_guest_resource, map_handles};
+use super::resources::{has_handles, is_guest_resource, map_handles};
 use super::{Host, Instance};
 use crate::reference::canon::{CoreCallee, LiftOptions, canon_lift, canon_lower};
 use crate::reference::context::{ComponentInstance, InstanceMemory};
@@ -184,20 +184,28 @@ pub fn call_export<G: CoreGuest>(guest: &mut G, export: &Export, args: &[Value])
     if args.len() != ft.params.len() {
         return Err(assertion(format!("{} arguments for {} params", args.len(), ft.params.len())));
     }
-    let args = ft
-        .params
-        .iter()
-        .zip(args)
-        .map(|((_, t), v)| guest.host().slots_to_reps(t, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Host-side handles become reps (most calls have none: their arguments go as they are).
+    let mapped;
+    let args = match ft.params.iter().any(|(_, t)| has_handles(t)) {
+        false => args,
+        true => {
+            mapped = ft
+                .params
+                .iter()
+                .zip(args)
+                .map(|((_, t), v)| guest.host().slots_to_reps(t, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            &mapped[..]
+        }
+    };
     let opts = LiftOptions {
         string_encoding: guest.host().encoding,
         callee: &core.name,
         post_return: core.post_return.as_deref(),
     };
-    match (&ft.result, canon_lift(&opts, guest, ft, &args)?) {
-        (Some(t), Some(v)) => Ok(Some(guest.host().reps_to_slots(t, &v)?)),
-        _ => Ok(None),
+    match (&ft.result, canon_lift(&opts, guest, ft, args)?) {
+        (Some(t), Some(v)) if has_handles(t) => Ok(Some(guest.host().reps_to_slots(t, &v)?)),
+        (_, v) => Ok(v),
     }
 }
 
