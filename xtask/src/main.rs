@@ -117,8 +117,12 @@ impl SuiteArgs {
     }
 }
 
+/// The repository root. `cargo run` sets CARGO_MANIFEST_DIR for the run too; prefer it to
+/// the build's, which a target directory shared between checkouts may have from another one.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let xtask =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    xtask.join("..")
 }
 
 /// `cargo run [--release] -p witness -- args...`, from the repository root.
