@@ -246,13 +246,22 @@ pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn line_of(text: &str, name: &str) -> usize {
-    let needle = format!("name = {}", toml_string(name));
-    text.lines().position(|l| l.trim_start().starts_with(&needle)).map_or(1, |i| i + 1)
+/// Where each case's name stands in its file, from the TOML parser's spans.
+#[derive(Deserialize)]
+struct NameSpans {
+    #[serde(default, rename = "case")]
+    cases: Vec<NameSpan>,
 }
 
-fn toml_string(s: &str) -> String {
-    format!("{s:?}")
+#[derive(Deserialize)]
+struct NameSpan {
+    name: toml::Spanned<String>,
+}
+
+/// The line of each case's `name` (1-based), in file order.
+fn name_lines(text: &str) -> Result<Vec<usize>> {
+    let spans: NameSpans = toml::from_str(text)?;
+    Ok(spans.cases.iter().map(|c| text[..c.name.span().start].matches('\n').count() + 1).collect())
 }
 
 pub(crate) fn parse_encoding(e: Option<&str>) -> Result<StringEncoding> {
@@ -640,15 +649,15 @@ pub fn run_file(
 ) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
+    let lines = name_lines(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let mut plain = WorldCache::new(&suite.world, file);
     let mut fused = WorldCache::new(&suite.world, file);
     let mut out = vec![];
-    for c in &suite.cases {
+    for (c, &line) in suite.cases.iter().zip(&lines) {
         if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
             continue;
         }
-        let line = line_of(&text, &c.name);
         let row = |ran: Ran| CaseResult {
             file: file.to_path_buf(),
             line,
