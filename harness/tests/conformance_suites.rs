@@ -1,11 +1,15 @@
-//! The conformance suites pass: every case's expectation (worked out from the spec) holds on
-//! the reference, and every embedded engine agrees with the reference or fails as an
-//! expectations file says. A malformed case fails alone, named by file and line.
+//! The conformance suites pass, one test per case (`cargo test --test conformance_suites --
+//! strings/` runs the cases of strings.toml): every case's expectation (worked out from the
+//! spec) holds on the reference, and every registered runtime, in every mode, agrees with the
+//! reference or fails as an expectations file says. One more test checks that every
+//! `[[case]]` of every file became a test, so a case cannot silently drop out.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use libtest_mimic::{Arguments, Failed, Trial};
 use witness::engine::Selection;
-use witness::suite::cases::{CaseResult, Status, run_file, suite_files};
+use witness::suite::cases::{CaseResult, Status, case_names, run_file, suite_files};
 use witness::suite::expectations::Expectations;
 
 fn expectations() -> Expectations {
@@ -14,138 +18,69 @@ fn expectations() -> Expectations {
     Expectations::load(&files).unwrap()
 }
 
-#[test]
-fn conformance_suites_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
-    // Every registered runtime, in every mode.
-    let engines = Selection::all();
-    let mut rows = vec![];
-    for file in suite_files(&dir).unwrap() {
-        rows.extend(run_file(&file, &engines, &expectations(), None).unwrap());
-    }
-    assert!(rows.iter().filter(|r| r.engine == "reference").count() >= 17, "too few cases");
-    let failed: Vec<String> = rows
-        .iter()
+/// Whether libtest's filter arguments select the test `name` (as libtest-mimic decides).
+fn selected(args: &Arguments, name: &str) -> bool {
+    let matches = |f: &str| if args.exact { name == f } else { name.contains(f) };
+    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
+}
+
+/// The failures among one case's rows, one line each.
+fn failures(rows: &[CaseResult]) -> Vec<String> {
+    rows.iter()
         .filter_map(|r| match &r.status {
             Status::Failed(why) => Some(format!("{}:{} [{}] {}: {why}", r.file.display(), r.line, r.engine, r.name)),
             _ => None,
         })
-        .collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+        .collect()
 }
 
-/// Run suite text `text` (written to a file of its own) on `engines`.
-fn run_text(tag: &str, text: &str, engines: &[&str]) -> Vec<CaseResult> {
-    let engines: Vec<Selection> = engines.iter().map(|e| Selection::parse(e).unwrap()).collect();
-    let dir = std::env::temp_dir().join(format!("witness-suite-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("s.toml");
-    std::fs::write(&file, text).unwrap();
-    let rows = run_file(&file, &engines, &expectations(), None).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    rows
-}
-
-#[test]
-fn a_wrong_expectation_or_a_bad_value_fails_alone_with_its_line() {
-    let rows = run_text(
-        "plain",
-        r#"world = """
-package t:t;
-world w { export echo: func(s: string) -> string; }
-"""
-
-[[case]]
-name = "right"
-rules = ["store_string_copy"]
-call = "echo"
-args = ['"abc"']
-returns = '"abc"'
-expect = { realloc = [[0, 0, 1, 3]] }
-
-[[case]]
-name = "wrong expectation"
-rules = ["store_string_copy"]
-call = "echo"
-args = ['"abc"']
-returns = '"abc"'
-expect = { realloc = [[0, 0, 1, 4]] }
-
-[[case]]
-name = "bad value"
-rules = ["store_string_copy"]
-call = "echo"
-args = ['not wave']
-returns = '"abc"'
-"#,
-        &["core"],
-    );
-    let reference: Vec<(usize, &str, bool)> = rows
-        .iter()
-        .filter(|r| r.engine == "reference")
-        .map(|r| (r.line, r.name.as_str(), matches!(r.status, Status::Passed)))
-        .collect();
-    assert_eq!(reference, vec![(7, "right", true), (15, "wrong expectation", false), (23, "bad value", false)]);
-}
-
-#[test]
-fn fused_cases_run_on_the_composition_only_and_a_bad_one_fails_alone() {
-    let rows = run_text(
-        "fused",
-        r#"world = """
-package t:t;
-interface api { take: func(s: string); }
-world w { export api; }
-"""
-
-[[case]]
-name = "plain"
-rules = ["store_string_copy"]
-call = "api.take"
-args = ['"abc"']
-
-[[case]]
-name = "fused right"
-rules = ["store_utf8_to_utf16"]
-callee = { encoding = "utf16" }
-imports = [{ call = "api.take", args = ['"ab"'] }]
-expect = { callee = { realloc = [[0, 0, 2, 4]], params = [[65536, 2]] } }
-
-[[case]]
-name = "fused wrong expectation"
-rules = ["store_utf8_to_utf16"]
-callee = { encoding = "utf16" }
-imports = [{ call = "api.take", args = ['"ab"'] }]
-expect = { callee = { realloc = [[0, 0, 2, 2]] } }
-
-[[case]]
-name = "fused bad encoding"
-rules = ["store_string_copy"]
-callee = { encoding = "utf32" }
-imports = [{ call = "api.take", args = ['"ab"'] }]
-
-[[case]]
-name = "fused with a host call"
-rules = ["store_string_copy"]
-callee = { encoding = "utf8" }
-call = "api.take"
-args = ['"ab"']
-"#,
-        &["core", "wasmtime-fused"],
-    );
-    let got: Vec<(usize, &str, &str, bool)> =
-        rows.iter().map(|r| (r.line, r.name.as_str(), r.engine.as_str(), matches!(r.status, Status::Passed))).collect();
-    assert_eq!(
-        got,
-        vec![
-            (8, "plain", "reference", true),
-            (8, "plain", "core", true),
-            (14, "fused right", "reference", true),
-            (14, "fused right", "wasmtime-fused", true),
-            (21, "fused wrong expectation", "reference", false),
-            (21, "fused wrong expectation", "wasmtime-fused", true),
-            (28, "fused bad encoding", "reference", false),
-            (34, "fused with a host call", "reference", false),
-        ]
-    );
+fn main() {
+    let args = Arguments::from_args();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
+    let engines = Selection::all();
+    let expectations = expectations();
+    let mut trials = vec![];
+    let mut counts = vec![];
+    for file in suite_files(&dir).expect("the suite directory") {
+        let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(&file).expect("a readable suite file");
+        let headers = text.lines().filter(|l| l.trim() == "[[case]]").count();
+        let names = case_names(&file);
+        counts.push((file.display().to_string(), headers, names.as_ref().map(Vec::len)));
+        let Some(names) = names else { continue };
+        // Run the selected cases of the file together (its worlds compile once), then report
+        // each case as its own test.
+        let keep = |area: &str, c: &witness::suite::cases::CaseSpec| selected(&args, &format!("{area}/{}", c.name));
+        let mut rows: BTreeMap<String, Vec<CaseResult>> = BTreeMap::new();
+        if names.iter().any(|n| selected(&args, &format!("{area}/{n}"))) {
+            for r in run_file(&file, &engines, &expectations, &keep).expect("a suite file that parses") {
+                rows.entry(r.name.clone()).or_default().push(r);
+            }
+        }
+        for name in names {
+            let case_rows = rows.remove(&name).unwrap_or_default();
+            trials.push(Trial::test(format!("{area}/{name}"), move || {
+                let failed = failures(&case_rows);
+                match (case_rows.is_empty(), failed.is_empty()) {
+                    (true, _) => Err(Failed::from("the case gave no result")),
+                    (false, true) => Ok(()),
+                    (false, false) => Err(Failed::from(failed.join("\n"))),
+                }
+            }));
+        }
+    }
+    trials.push(Trial::test("every [[case]] of every suite file is a test", move || {
+        let lost: Vec<String> = counts
+            .iter()
+            .filter(|(_, headers, parsed)| *parsed != Some(*headers))
+            .map(|(file, headers, parsed)| format!("{file}: {headers} [[case]] headers, {parsed:?} cases parsed"))
+            .collect();
+        let total: usize = counts.iter().map(|(_, h, _)| h).sum();
+        match (lost.is_empty(), total) {
+            (true, t) if t > 0 => Ok(()),
+            (true, _) => Err(Failed::from("no cases at all")),
+            (false, _) => Err(Failed::from(lost.join("\n"))),
+        }
+    }));
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 
-use crate::suite::cases::{Status, run_file, suite_files};
+use crate::suite::cases::{Status, run_file, suite_files, text_filter};
 use crate::suite::coverage::coverage;
 use crate::suite::expectations::Expectations;
 
@@ -109,7 +109,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let mut broken_files = 0;
     for file in files {
         bar.set_message(file.display().to_string());
-        match run_file(&file, &engines, &expectations, args.filter.as_deref()) {
+        match run_file(&file, &engines, &expectations, &text_filter(args.filter.as_deref())) {
             Ok(r) => {
                 if let Some(out) = json.as_mut() {
                     for row in &r {

@@ -645,7 +645,7 @@ pub fn run_file(
     file: &Path,
     engines: &[Selection],
     expectations: &Expectations,
-    filter: Option<&str>,
+    keep: &dyn Fn(&str, &CaseSpec) -> bool,
 ) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
@@ -655,7 +655,7 @@ pub fn run_file(
     let mut fused = WorldCache::new(&suite.world, file);
     let mut out = vec![];
     for (c, &line) in suite.cases.iter().zip(&lines) {
-        if filter.is_some_and(|f| !c.name.contains(f) && !c.rules.iter().any(|r| r.contains(f))) {
+        if !keep(area, c) {
             continue;
         }
         let row = |ran: Ran| CaseResult {
@@ -679,6 +679,19 @@ pub fn run_file(
         }
     }
     Ok(out)
+}
+
+/// `witness suite --filter TEXT`: the cases whose name or one of whose rules contains `TEXT`
+/// (all without one).
+pub fn text_filter(text: Option<&str>) -> impl Fn(&str, &CaseSpec) -> bool + '_ {
+    move |_, c| text.is_none_or(|f| c.name.contains(f) || c.rules.iter().any(|r| r.contains(f)))
+}
+
+/// The names of the cases of suite `file`, in order (`None` where the file does not parse).
+pub fn case_names(file: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let suite: SuiteFile = toml::from_str(&text).ok()?;
+    Some(suite.cases.into_iter().map(|c| c.name).collect())
 }
 
 /// Every case names the definitions.py functions whose rules it checks.

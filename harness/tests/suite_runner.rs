@@ -1,0 +1,130 @@
+//! The suite runner itself: a wrong expectation or a bad value fails alone, named by file and
+//! line; fused cases run on the composition modes only.
+
+use std::path::Path;
+
+use witness::engine::Selection;
+use witness::suite::cases::{CaseResult, Status, run_file};
+use witness::suite::expectations::Expectations;
+
+fn expectations() -> Expectations {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    Expectations::load(&files).unwrap()
+}
+
+/// Run suite text `text` (written to a file of its own) on `engines`.
+fn run_text(tag: &str, text: &str, engines: &[&str]) -> Vec<CaseResult> {
+    let engines: Vec<Selection> = engines.iter().map(|e| Selection::parse(e).unwrap()).collect();
+    let dir = std::env::temp_dir().join(format!("witness-suite-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.toml");
+    std::fs::write(&file, text).unwrap();
+    let rows = run_file(&file, &engines, &expectations(), &|_, _| true).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    rows
+}
+
+#[test]
+fn a_wrong_expectation_or_a_bad_value_fails_alone_with_its_line() {
+    let rows = run_text(
+        "plain",
+        r#"world = """
+package t:t;
+world w { export echo: func(s: string) -> string; }
+"""
+
+[[case]]
+name = "right"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['"abc"']
+returns = '"abc"'
+expect = { realloc = [[0, 0, 1, 3]] }
+
+[[case]]
+name = "wrong expectation"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['"abc"']
+returns = '"abc"'
+expect = { realloc = [[0, 0, 1, 4]] }
+
+[[case]]
+name = "bad value"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['not wave']
+returns = '"abc"'
+"#,
+        &["core"],
+    );
+    let reference: Vec<(usize, &str, bool)> = rows
+        .iter()
+        .filter(|r| r.engine == "reference")
+        .map(|r| (r.line, r.name.as_str(), matches!(r.status, Status::Passed)))
+        .collect();
+    assert_eq!(reference, vec![(7, "right", true), (15, "wrong expectation", false), (23, "bad value", false)]);
+}
+
+#[test]
+fn fused_cases_run_on_the_composition_only_and_a_bad_one_fails_alone() {
+    let rows = run_text(
+        "fused",
+        r#"world = """
+package t:t;
+interface api { take: func(s: string); }
+world w { export api; }
+"""
+
+[[case]]
+name = "plain"
+rules = ["store_string_copy"]
+call = "api.take"
+args = ['"abc"']
+
+[[case]]
+name = "fused right"
+rules = ["store_utf8_to_utf16"]
+callee = { encoding = "utf16" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+expect = { callee = { realloc = [[0, 0, 2, 4]], params = [[65536, 2]] } }
+
+[[case]]
+name = "fused wrong expectation"
+rules = ["store_utf8_to_utf16"]
+callee = { encoding = "utf16" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+expect = { callee = { realloc = [[0, 0, 2, 2]] } }
+
+[[case]]
+name = "fused bad encoding"
+rules = ["store_string_copy"]
+callee = { encoding = "utf32" }
+imports = [{ call = "api.take", args = ['"ab"'] }]
+
+[[case]]
+name = "fused with a host call"
+rules = ["store_string_copy"]
+callee = { encoding = "utf8" }
+call = "api.take"
+args = ['"ab"']
+"#,
+        &["core", "wasmtime-fused"],
+    );
+    let got: Vec<(usize, &str, &str, bool)> =
+        rows.iter().map(|r| (r.line, r.name.as_str(), r.engine.as_str(), matches!(r.status, Status::Passed))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (8, "plain", "reference", true),
+            (8, "plain", "core", true),
+            (14, "fused right", "reference", true),
+            (14, "fused right", "wasmtime-fused", true),
+            (21, "fused wrong expectation", "reference", false),
+            (21, "fused wrong expectation", "wasmtime-fused", true),
+            (28, "fused bad encoding", "reference", false),
+            (34, "fused with a host call", "reference", false),
+        ]
+    );
+}
