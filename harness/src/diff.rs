@@ -210,7 +210,7 @@ impl Recorder<'_> {
         &self,
         s: &mut Summary,
         engine: &str,
-        selection: &str,
+        selection: &Selection,
         c: u64,
         differences: Vec<Difference>,
         case: impl FnOnce() -> String,
@@ -224,10 +224,12 @@ impl Recorder<'_> {
             let e = s.by_area.entry((engine.to_string(), d.area.to_string())).or_default();
             if expected_all { e.1 += 1 } else { e.0 += 1 }
         }
-        let selection = if selection.contains(' ') { format!("'{selection}'") } else { selection.to_string() };
         let replay = format!(
-            "witness diff --seed {} --worlds 1 --case {c} --engine {selection} --names {}{}",
-            self.world_seed, self.scheme, self.source
+            "witness diff --seed {} --worlds 1 --case {c} --engine {} --names {}{}",
+            self.world_seed,
+            selection.shell_arg(),
+            self.scheme,
+            self.source
         );
         let mut div = Divergence {
             world_seed: self.world_seed,
@@ -255,18 +257,17 @@ fn compile_all<'s>(
     recorder: &Recorder<'_>,
     selections: impl Iterator<Item = &'s Selection>,
     artifact: &Arc<Artifact>,
-) -> Result<Vec<(String, Box<dyn Compiled>)>> {
+) -> Result<Vec<(&'s Selection, Box<dyn Compiled>)>> {
     let mut out = vec![];
     for selection in selections {
         match crate::engine::compile(selection, artifact) {
-            Ok(c) => out.push((selection.to_string(), c)),
+            Ok(c) => out.push((selection, c)),
             Err(e) => match (e.downcast_ref::<Unsupported>(), e.downcast_ref::<CompileFailed>()) {
                 (Some(u), _) => s.unsupported.entry(u.engine.clone()).or_insert_with(|| (0, u.reason.clone())).0 += 1,
                 (_, Some(f)) => {
                     let none = Outcome::default();
                     let differences = vec![compile_difference(&f.message)];
-                    let arg = selection.to_string();
-                    recorder.record(s, &f.engine, &arg, 0, differences, || "(compile)".into(), (&none, &none))?;
+                    recorder.record(s, &f.engine, selection, 0, differences, || "(compile)".into(), (&none, &none))?;
                 }
                 _ => s.setup_failures.push((recorder.world_seed, format!("{selection}: {e:#}"))),
             },

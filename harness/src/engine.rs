@@ -100,6 +100,14 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// As a shell command line names it (quoted where it holds a space).
+    pub fn shell_arg(&self) -> String {
+        let arg = self.to_string();
+        if arg.contains(' ') { format!("'{arg}'") } else { arg }
+    }
+}
+
 impl std::fmt::Display for Selection {
     /// As the command line names it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

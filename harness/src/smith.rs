@@ -34,39 +34,22 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbitrary::Unstructured;
-use wasmi::AsContextMut as _;
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, WorldId};
 
 use crate::diff::{DiffConfig, world_of};
 use crate::encode::component::componentize;
-use crate::encode::guest::{EntryKind, ImportKind};
 use crate::encode::names::NameScheme;
-use crate::encode::signature::requirements;
+use crate::engine::{Selection, compile};
 use crate::plan::canonical_nans;
-use crate::reference::canon::canon_lower;
-use crate::reference::flatten::Context;
-use crate::reference::handles::{DropEffect, canon_resource_drop};
 use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
-use crate::reference::value::{Flat, Value};
+use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
-use crate::runtime::Artifact;
-use crate::runtime::HarnessError;
-use crate::runtime::HostEvent;
-use crate::runtime::core::{CoreGuest, HostState, call_export, serve_import};
-use crate::runtime::driver::PlannedHost;
-use crate::runtime::prepared::{ImportType, Prepared};
+use crate::runtime::artifact::Import;
+use crate::runtime::prepared::Prepared;
 use crate::runtime::resources::has_handles;
-use crate::runtime::wasmi::{
-    CoreData, HasCore, WasmiGuest, attach, flat_to_val as wasmi_val, func_type, host_error as host_err,
-    trap_of as wasmi_trap, val_to_flat as flat_of,
-};
-use crate::runtime::wasmtime::{classify, val_to_value, value_to_val};
+use crate::runtime::{Artifact, Compiled, Host, HostEvent};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
-use crate::world::wit::{GUEST_INSTANCE, Wit};
-
-/// Fuel for instantiation and for each call, on both engines: a guest that loops costs one
-/// call, not the run.
-pub const FUEL: u64 = 10_000_000;
+use crate::world::wit::Wit;
 
 /// Bytes of wasm-smith input per module.
 const MODULE_INPUT: usize = 16 * 1024;
@@ -130,8 +113,10 @@ pub struct SmithMismatch {
     pub call: Option<u64>,
     /// What differs.
     pub what: String,
-    pub wasmtime: String,
-    pub wasmi: String,
+    /// The two engines, as the command line names them.
+    pub engines: [String; 2],
+    /// What each did.
+    pub ends: [String; 2],
     /// How to run it again.
     pub replay: String,
     /// The allow-list entry that explains it (see `ALLOWED`), if any.
@@ -144,11 +129,11 @@ impl std::fmt::Display for SmithMismatch {
             Some(c) => format!("call {c}"),
             None => "instantiation".into(),
         };
-        write!(
-            f,
-            "world {} module {} {at}: {}\n  wasmtime: {}\n  wasmi:    {}\n  replay: {}",
-            self.world_seed, self.module, self.what, self.wasmtime, self.wasmi, self.replay
-        )?;
+        write!(f, "world {} module {} {at}: {}", self.world_seed, self.module, self.what)?;
+        for (engine, end) in self.engines.iter().zip(&self.ends) {
+            write!(f, "\n  {engine}: {end}")?;
+        }
+        write!(f, "\n  replay: {}", self.replay)?;
         if let Some(a) = self.allowed {
             write!(f, "\n  allowed: {a}")?;
         }
@@ -413,418 +398,86 @@ pub fn plan_calls(prepared: &Prepared, seed: u64, calls: u64) -> Result<Vec<Smit
 }
 
 // ---------------------------------------------------------------------------------------------
-// wasmi: the core module with the reference host.
-
-/// Store data of a wasmi run.
-struct WasmiCtx {
-    /// The reference host and the guest's memory, realloc and exports.
-    core: CoreData,
-    /// What the host's imports return, and what the host saw (shared with the host state).
-    planned: Arc<Mutex<PlannedHost>>,
-    seed: u64,
-    next_import: u64,
-    /// Set by an unimplemented import when it traps.
-    unimplemented: Option<u32>,
-    /// The module's start function is running.
-    in_start: bool,
-    /// Destructor calls in progress (a destructor may drop another resource).
-    dtor_depth: u32,
-}
-
-impl HasCore for WasmiCtx {
-    fn core(&self) -> &CoreData {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut CoreData {
-        &mut self.core
-    }
-}
-
-/// BuildTargets.md: "no memory-needing import calls during the core `start` function (host must
-/// trap eagerly)". (A component made by wit-component traps the same way: such imports are
-/// lowered through a table that is filled only after the module is instantiated, so Wasmtime
-/// reports `uninitialized element`, a core trap.)
-pub const START_IMPORT_TRAP: &str = "a memory-needing import was called during the core start function";
-
-/// Most nested destructor calls on wasmi (each is a native-stack recursion of the harness).
-const MAX_DTOR_DEPTH: u32 = 64;
-
-/// How an import closure ended besides returning flat values.
-enum ImportStop {
-    Trap(Trap),
-    Unimplemented(Trap),
-}
+// Running a guest on one runtime.
 
 /// The message of the trap that stops an import the host does not implement.
 const UNIMPLEMENTED: &str = "unimplemented import";
 
-/// `canon lower` of a function the host does not implement: the arguments are lifted (as
-/// Wasmtime does before calling any host function), then the call stops.
-fn lift_then_stop(guest: &mut WasmiGuest<'_, WasmiCtx>, ft: &FuncType, flats: Vec<Flat>) -> ImportStop {
-    let encoding = guest.host().encoding;
-    let stop = |_: &mut WasmiGuest<'_, WasmiCtx>, _| Err(Trap::new(TrapKind::Unclassified, UNIMPLEMENTED));
-    match canon_lower(encoding, guest, ft, flats, stop) {
-        Err(t) if t.kind == TrapKind::Unclassified && t.message == UNIMPLEMENTED => ImportStop::Unimplemented(t),
-        Err(t) => ImportStop::Trap(t),
-        Ok(_) => ImportStop::Trap(Trap::new(TrapKind::Assertion, "an unimplemented import returned")),
-    }
-}
-
-/// `canon resource.drop` of a guest-defined resource: an own handle's destructor (the guest's
-/// dtor export) runs directly, as definitions.py's `rt.dtor(h.rep)` for `inst is rt.impl`.
-fn drop_guest_resource(
-    guest: &mut WasmiGuest<'_, WasmiCtx>,
-    rt: &ResourceType,
-    dtor: Option<&str>,
-    flats: &[Flat],
-) -> Result<Vec<Flat>, Trap> {
-    let Some(Flat::I32(i)) = flats.first().copied() else {
-        return Err(Trap::new(TrapKind::Assertion, format!("resource.drop argument {flats:?}")));
-    };
-    match canon_resource_drop(&mut guest.host().inst, rt, i)? {
-        DropEffect::Destructor { rep, local: true, .. } => {
-            if let Some(dtor) = dtor {
-                guest.call_export(dtor, &[Flat::I32(rep)])?;
-            }
-        }
-        DropEffect::Destructor { rep, local: false, .. } => {
-            guest.host().host.dtor(rt, rep).map_err(|e| Trap::new(TrapKind::Assertion, format!("{e:#}")))?
-        }
-        DropEffect::None => {}
-    }
-    Ok(vec![])
-}
-
-fn wasmi_linker(engine: &wasmi::Engine, sw: &SmithWorld) -> Result<wasmi::Linker<WasmiCtx>> {
-    let prepared = &sw.prepared;
-    let mut linker = wasmi::Linker::<WasmiCtx>::new(engine);
-    for (k, (imp, ty)) in prepared.guest.imports.iter().zip(&prepared.imports).enumerate() {
-        let (memory_name, realloc_name) = (prepared.guest.memory.clone(), prepared.guest.realloc.clone());
-        let ty = ty.clone();
-        let dtor = match &ty {
-            ImportType::ResourceDrop(rt) => prepared.dtors.iter().find(|(id, _)| *id == rt.id).map(|(_, n)| n.clone()),
-            _ => None,
-        };
-        let thunk = k as u32;
-        let needs_memory = match &ty {
-            ImportType::Func { ft, .. } => requirements(ft, Context::Lower).0,
-            _ => false,
-        };
-        let f = move |mut caller: wasmi::Caller<'_, WasmiCtx>,
-                      params: &[wasmi::Val],
-                      results: &mut [wasmi::Val]|
-              -> Result<(), wasmi::Error> {
-            if needs_memory && caller.data().in_start {
-                return Err(host_err(Trap::new(TrapKind::GuestTrap, START_IMPORT_TRAP)));
-            }
-            let flats = params.iter().map(flat_of).collect::<Result<Vec<_>, _>>().map_err(host_err)?;
-            // During the start function the store knows none of the guest's exports yet.
-            if caller.data().core.memory.is_none() {
-                let memory = caller.get_export(&memory_name).and_then(wasmi::Extern::into_memory);
-                let realloc = caller.get_export(&realloc_name).and_then(wasmi::Extern::into_func);
-                let core = &mut caller.data_mut().core;
-                (core.memory, core.realloc) = (memory, realloc);
-            }
-            if let Some(name) = &dtor
-                && !caller.data().core.exports.contains_key(name)
-                && let Some(f) = caller.get_export(name).and_then(wasmi::Extern::into_func)
-            {
-                let mut exports = (*caller.data().core.exports).clone();
-                exports.insert(name.clone(), f);
-                caller.data_mut().core.exports = Arc::new(exports);
-            }
-            let (seed, n, planned) = {
-                let d = caller.data_mut();
-                let n = d.next_import;
-                if matches!(&ty, ImportType::Func { ft, .. } if handle_free(ft)) {
-                    d.next_import += 1;
-                }
-                (d.seed, n, d.planned.clone())
-            };
-            let guest_drop = matches!(&ty, ImportType::ResourceDrop(rt) if rt.impl_instance == GUEST_INSTANCE);
-            if guest_drop {
-                // Each nested destructor call is a nested wasmi call on the native stack.
-                if caller.data().dtor_depth >= MAX_DTOR_DEPTH {
-                    return Err(host_err(Trap::new(
-                        TrapKind::GuestTrap,
-                        "wasmi: call stack exhausted (nested destructor calls)",
-                    )));
-                }
-                caller.data_mut().dtor_depth += 1;
-            }
-            let r = {
-                let mut guest = WasmiGuest { ctx: caller.as_context_mut() };
-                match &ty {
-                    ImportType::Func { ft, .. } if !handle_free(ft) => Err(lift_then_stop(&mut guest, ft, flats)),
-                    ImportType::Func { ft, .. } => match import_result(seed, n, ft.result.as_ref()) {
-                        Ok(v) => {
-                            let mut planned = planned.lock().unwrap_or_else(|e| e.into_inner());
-                            planned.results.clear();
-                            planned.results.push_back(v);
-                            drop(planned);
-                            serve_import(&mut guest, thunk, flats).map_err(ImportStop::Trap)
-                        }
-                        Err(e) => Err(ImportStop::Trap(Trap::new(TrapKind::Assertion, e))),
-                    },
-                    ImportType::ResourceDrop(rt) if rt.impl_instance == GUEST_INSTANCE => {
-                        drop_guest_resource(&mut guest, rt, dtor.as_deref(), &flats).map_err(ImportStop::Trap)
-                    }
-                    _ => serve_import(&mut guest, thunk, flats).map_err(ImportStop::Trap),
-                }
-            };
-            if guest_drop {
-                caller.data_mut().dtor_depth -= 1;
-            }
-            let out = match r {
-                Ok(out) => out,
-                Err(ImportStop::Trap(t)) => return Err(host_err(t)),
-                Err(ImportStop::Unimplemented(t)) => {
-                    caller.data_mut().unimplemented = Some(thunk);
-                    return Err(host_err(t));
-                }
-            };
-            for (slot, f) in results.iter_mut().zip(out) {
-                *slot = wasmi_val(f);
-            }
-            Ok(())
-        };
-        linker
-            .func_new(&imp.module, &imp.name, func_type(&imp.sig), f)
-            .map_err(|e| anyhow!("linking {}::{}: {e}", imp.module, imp.name))?;
-    }
-    Ok(linker)
-}
-
-/// How a wasmi failure ended a call: an unimplemented import, or a trap.
-fn wasmi_ending(store: &mut wasmi::Store<WasmiCtx>, t: Trap) -> Ending {
-    match store.data_mut().unimplemented.take() {
-        Some(k) => Ending::Unimplemented(k),
-        None => Ending::Trapped(t),
-    }
-}
-
-/// What the planned host saw so far.
-fn take_events(planned: &Arc<Mutex<PlannedHost>>) -> Vec<HostEvent> {
-    std::mem::take(&mut planned.lock().unwrap_or_else(|e| e.into_inner()).events)
-}
-
-/// Run a module on wasmi. `Err`: wasmi rejects the module, or the harness failed.
-fn run_wasmi(engine: &wasmi::Engine, sw: &SmithWorld, core: &[u8], seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
-    let prepared = &sw.prepared;
-    let module = wasmi::Module::new(engine, core).map_err(|e| anyhow!("wasmi rejects the module: {e}"))?;
-    let linker = wasmi_linker(engine, sw)?;
-    let planned = Arc::new(Mutex::new(PlannedHost::default()));
-    let ctx = WasmiCtx {
-        core: CoreData::new(HostState::new(&sw.artifact, Box::new(planned.clone()))),
-        planned: planned.clone(),
-        seed,
-        next_import: 0,
-        unimplemented: None,
-        in_start: true,
-        dtor_depth: 0,
-    };
-    let mut store = wasmi::Store::new(engine, ctx);
-    store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
-    let mut run = EngineRun::default();
-    let started = linker.instantiate_and_start(&mut store, &module);
-    store.data_mut().in_start = false;
-    let instance = match started {
-        Ok(i) => i,
-        Err(e) if matches!(e.kind(), wasmi::errors::ErrorKind::Linker(_)) => bail!("wasmi cannot link: {e}"),
-        Err(e) => {
-            let t = wasmi_trap(e);
-            if t.kind == TrapKind::Assertion {
-                bail!("harness assertion in the reference host: {t}");
-            }
-            run.init = Some(wasmi_ending(&mut store, t));
-            run.init_events = take_events(&planned);
-            return Ok(run);
-        }
-    };
-    attach(&mut store, &instance, sw.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?)?;
-    let init_name = prepared.scheme.initialize();
-    if store.data().core.exports.contains_key(init_name) {
-        // wit-component runs `_initialize` at instantiation, after the start function.
-        match (WasmiGuest { ctx: store.as_context_mut() }).call_export(init_name, &[]) {
-            Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
-            Err(t) => run.init = Some(wasmi_ending(&mut store, t)),
-            Ok(_) => {}
-        }
-    }
-    run.init_events = take_events(&planned);
-    if run.init.is_some() {
-        return Ok(run);
-    }
-    for call in plan {
-        store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
-        let export = &sw.artifact.exports[call.export as usize];
-        let r = call_export(&mut WasmiGuest { ctx: store.as_context_mut() }, export, &call.args);
-        let events = take_events(&planned);
-        let ending = match r {
-            Ok(v) => Ending::Returned(v),
-            Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
-            Err(t) => wasmi_ending(&mut store, t),
-        };
-        let stop = !matches!(ending, Ending::Returned(_));
-        run.calls.push((ending, events));
-        if stop {
-            break;
-        }
-    }
-    Ok(run)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Wasmtime: the component.
-
-/// A host function of a type the host does not implement was called.
-#[derive(Debug)]
-struct Unimplemented(u32);
-
-impl std::fmt::Display for Unimplemented {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unimplemented import {}", self.0)
-    }
-}
-
-impl std::error::Error for Unimplemented {}
-
-struct WasmtimeCtx {
+/// The host of an arbitrary guest: each handle-free import call returns the next value of one
+/// seeded sequence; imports whose types hold handles are not implemented (the call traps after
+/// its arguments were lifted).
+struct SmithHost {
     seed: u64,
     next_import: u64,
+    /// Each import's function type, by thunk (`None`: a resource built-in).
+    types: Vec<Option<FuncType>>,
     events: Vec<HostEvent>,
+    /// The unimplemented import the guest called.
+    unimplemented: Option<u32>,
 }
 
-/// Wasmtime's error as an ending (`Err`: a failure of the harness).
-fn wasmtime_ending(e: &wasmtime::Error) -> Result<Ending> {
-    if let Some(h) = e.downcast_ref::<HarnessError>() {
-        bail!("{h}");
-    }
-    if let Some(Unimplemented(k)) = e.downcast_ref::<Unimplemented>() {
-        return Ok(Ending::Unimplemented(*k));
-    }
-    Ok(Ending::Trapped(classify(e)))
-}
-
-fn wasmtime_linker(
-    engine: &wasmtime::Engine,
-    component: &wasmtime::component::Component,
-    prepared: &Prepared,
-) -> Result<wasmtime::component::Linker<WasmtimeCtx>> {
-    use wasmtime::component::Val;
-    let mut linker = wasmtime::component::Linker::<WasmtimeCtx>::new(engine);
-    for (thunk, (imp, ty)) in prepared.guest.imports.iter().zip(&prepared.imports).enumerate() {
-        let (ImportKind::Func { interface, func }, ImportType::Func { ft, .. }) = (&imp.kind, ty) else { continue };
-        let ft = ft.clone();
-        let thunk = thunk as u32;
-        let host = move |mut store: wasmtime::StoreContextMut<'_, WasmtimeCtx>,
-                         _ty: wasmtime::component::types::ComponentFunc,
-                         params: &[Val],
-                         results: &mut [Val]|
-              -> wasmtime::Result<()> {
-            if !handle_free(&ft) {
-                return Err(wasmtime::Error::new(Unimplemented(thunk)));
-            }
-            let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
-            let args = ft
-                .params
-                .iter()
-                .zip(params)
-                .map(|((_, t), v)| val_to_value(t, v))
-                .collect::<Result<Vec<_>>>()
-                .map_err(harness)?;
-            let ctx = store.data_mut();
-            ctx.events.push(HostEvent::Import { thunk, args });
-            let n = ctx.next_import;
-            ctx.next_import += 1;
-            let result = import_result(ctx.seed, n, ft.result.as_ref()).map_err(|e| harness(anyhow!(e)))?;
-            match (&ft.result, result, results.first_mut()) {
-                (Some(t), Some(v), Some(slot)) => *slot = value_to_val(t, &v).map_err(harness)?,
-                (None, None, None) => {}
-                _ => return Err(harness(anyhow!("the result does not match the import's type"))),
-            }
-            Ok(())
-        };
-        match interface {
-            Some(iface) => {
-                let name = prepared.interface_name(*iface, true)?;
-                linker.instance(&name)?.func_new(func, host)?;
-            }
-            None => {
-                linker.root().func_new(func, host)?;
-            }
+impl Host for SmithHost {
+    fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
+        let ft = self.types.get(thunk as usize).cloned().flatten().ok_or_else(|| anyhow!("no import {thunk}"))?;
+        if !handle_free(&ft) {
+            self.unimplemented = Some(thunk);
+            return Err(Trap::new(TrapKind::Unclassified, UNIMPLEMENTED).into());
         }
+        self.events.push(HostEvent::Import { thunk, args });
+        let n = self.next_import;
+        self.next_import += 1;
+        import_result(self.seed, n, ft.result.as_ref()).map_err(|e| anyhow!(e))
     }
-    // Imported resource types (host resources the guest can only drop).
-    linker.define_unknown_imports_as_traps(component)?;
-    Ok(linker)
+
+    fn dtor(&mut self, _: &ResourceType, rep: u32) -> Result<()> {
+        self.events.push(HostEvent::Dtor { rep });
+        Ok(())
+    }
 }
 
-/// Run a component on Wasmtime. `Err`: Wasmtime rejects the component, or the harness failed.
-fn run_wasmtime(
-    engine: &wasmtime::Engine,
-    sw: &SmithWorld,
-    bytes: &[u8],
-    seed: u64,
-    plan: &[SmithCall],
-) -> Result<EngineRun> {
-    use wasmtime::component::{Component, Val};
-    let prepared = &sw.prepared;
-    let component = Component::new(engine, bytes).map_err(|e| anyhow!("Wasmtime rejects the component: {e:#}"))?;
-    let linker = wasmtime_linker(engine, &component, prepared)?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("Wasmtime cannot link: {e:#}"))?;
-    let mut exports = vec![];
-    for e in &prepared.guest.exports {
-        if let EntryKind::Func { interface, func } = &e.kind {
-            let parent = match interface {
-                Some(i) => {
-                    let name = prepared.interface_name(*i, false)?;
-                    Some(component.get_export_index(None, &name).ok_or_else(|| anyhow!("no export {name}"))?)
-                }
-                None => None,
-            };
-            exports.push(component.get_export_index(parent.as_ref(), func).ok_or_else(|| anyhow!("no export {func}"))?);
-        }
-    }
-    let mut store = wasmtime::Store::new(engine, WasmtimeCtx { seed, next_import: 0, events: vec![] });
-    store.set_fuel(FUEL)?;
-    // Wasmtime caps live handles per store at 100,000 (a DoS limit); the spec's limit is the
-    // table's MAX_LENGTH = 2^28-1, which the index check enforces.
-    store.set_max_component_handles(1 << 28);
+/// Run a module's plan on one compiled runtime: instantiate, then call until a call does not
+/// return. `Err`: a failure of the harness.
+fn run_on(compiled: &mut dyn Compiled, sw: &SmithWorld, seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
+    let types = sw.artifact.imports.iter().map(|i| match i {
+        Import::Func { func, .. } => Some(func.ft.clone()),
+        Import::Builtin { .. } => None,
+    });
+    let host = SmithHost { seed, next_import: 0, types: types.collect(), events: vec![], unimplemented: None };
+    let host = Arc::new(Mutex::new(host));
+    let lock = || host.lock().unwrap_or_else(|e| e.into_inner());
+    let ending = |t: Trap| match lock().unimplemented.take() {
+        Some(k) => Ending::Unimplemented(k),
+        None => Ending::Trapped(t),
+    };
     let mut run = EngineRun::default();
-    let instance = match pre.instantiate(&mut store) {
-        Ok(i) => i,
-        Err(e) => {
-            run.init = Some(wasmtime_ending(&e)?);
-            run.init_events = std::mem::take(&mut store.data_mut().events);
+    let mut instance = match compiled.instantiate(Box::new(host.clone()))? {
+        Ok(instance) => instance,
+        Err(t) => {
+            run.init = Some(ending(t));
+            run.init_events = std::mem::take(&mut lock().events);
             return Ok(run);
         }
     };
-    run.init_events = std::mem::take(&mut store.data_mut().events);
+    run.init_events = std::mem::take(&mut lock().events);
     for call in plan {
-        store.set_fuel(FUEL)?;
-        let (_, ft) = &prepared.exports[call.export as usize];
-        let f = instance
-            .get_func(&mut store, exports[call.export as usize])
-            .ok_or_else(|| anyhow!("export {} is not a function", call.export))?;
-        let args =
-            ft.params.iter().zip(&call.args).map(|((_, t), v)| value_to_val(t, v)).collect::<Result<Vec<_>>>()?;
-        let mut results = vec![Val::Bool(false); ft.result.iter().count()];
-        let ending = match f.call(&mut store, &args, &mut results) {
-            Ok(()) => Ending::Returned(match (&ft.result, results.first()) {
-                (Some(t), Some(v)) => Some(val_to_value(t, v)?),
-                _ => None,
-            }),
-            Err(e) => wasmtime_ending(&e)?,
+        let ending = match instance.call(call.export as usize, &call.args)? {
+            Ok(v) => Ending::Returned(v),
+            Err(t) => ending(t),
         };
-        let events = std::mem::take(&mut store.data_mut().events);
         let stop = !matches!(ending, Ending::Returned(_));
-        run.calls.push((ending, events));
+        run.calls.push((ending, std::mem::take(&mut lock().events)));
         if stop {
             break;
         }
     }
     Ok(run)
+}
+
+/// Compile module `core` (and its component) of world `sw` on `engine` and run the plan.
+fn run_module_on(engine: &Selection, sw: &SmithWorld, core: &[u8], seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
+    let component = sw.componentize(core)?;
+    let artifact = Arc::new(sw.artifact.with_guest(core.to_vec(), component));
+    no_panic(&format!("{engine} run"), || run_on(compile(engine, &artifact)?.as_mut(), sw, seed, plan))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -909,20 +562,20 @@ fn describe_events(events: &[HostEvent]) -> String {
     }
 }
 
-/// The first difference between two runs of one module.
+/// The first difference between two runs of one module: what each engine did.
 struct RunDifference {
     call: Option<u64>,
     what: String,
-    wasmtime: String,
-    wasmi: String,
+    a: String,
+    b: String,
     allowed: Option<&'static str>,
 }
 
 /// An instantiation that failed on both engines.
 struct InitFailed {
-    /// "wasmtime class / wasmi class".
+    /// "first engine's class / second engine's class".
     classes: String,
-    /// The start of Wasmtime's message.
+    /// The start of the first engine's message.
     message: String,
     /// Both endings, when their classes differ.
     differ: Option<(String, String)>,
@@ -946,7 +599,7 @@ fn imports_in(events: &[HostEvent]) -> u64 {
     events.iter().filter(|e| matches!(e, HostEvent::Import { .. })).count() as u64
 }
 
-/// Compare the runs of one module on Wasmtime (`wt`) and wasmi (`wi`).
+/// Compare the runs of one module on the first engine (`wt`) and the second (`wi`).
 fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) -> Verdict {
     let mut v = Verdict::default();
     match (&wt.init, &wi.init) {
@@ -955,8 +608,8 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
                 v.difference = Some(RunDifference {
                     call: None,
                     what: "host events during instantiation differ".into(),
-                    wasmtime: format!("instantiated{}", describe_events(&wt.init_events)),
-                    wasmi: format!("instantiated{}", describe_events(&wi.init_events)),
+                    a: format!("instantiated{}", describe_events(&wt.init_events)),
+                    b: format!("instantiated{}", describe_events(&wi.init_events)),
                     allowed: explain((None, &wt.init_events), (None, &wi.init_events)),
                 });
                 return v;
@@ -982,8 +635,8 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
             v.difference = Some(RunDifference {
                 call: None,
                 what: "instantiation outcome differs".into(),
-                wasmtime: d(a, &wt.init_events),
-                wasmi: d(b, &wi.init_events),
+                a: d(a, &wt.init_events),
+                b: d(b, &wi.init_events),
                 allowed: explain((a.as_ref(), &wt.init_events), (b.as_ref(), &wi.init_events)),
             });
             return v;
@@ -1000,8 +653,8 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
         v.difference = Some(RunDifference {
             call: Some(c as u64),
             what: format!("{what} (export {export}, args {:?})", plan[c].args),
-            wasmtime: format!("{}{}", ea.describe(), describe_events(va)),
-            wasmi: format!("{}{}", eb.describe(), describe_events(vb)),
+            a: format!("{}{}", ea.describe(), describe_events(va)),
+            b: format!("{}{}", eb.describe(), describe_events(vb)),
             allowed: explain((Some(ea), va), (Some(eb), vb)),
         });
         break;
@@ -1041,8 +694,14 @@ pub fn guard_selects(core: &[u8]) -> Result<Vec<u8>> {
     Ok(module.finish())
 }
 
-/// Run one module of one world (already prepared) and fold the result into `s`.
-fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
+/// Whether `engine` runs on wasmi, whose 2.0.0 release miscompiles some `select`s (see
+/// `ALLOWED`, "wasmi-select").
+fn on_wasmi(engine: &Selection) -> bool {
+    matches!(engine, Selection::Embedded { name, .. } if *name == crate::runtime::wasmi::NAME)
+}
+
+/// Run one module of one world (already prepared) on both engines and fold the result into `s`.
+fn run_module(engines: &[Selection; 2], sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
     let fail = |s: &mut SmithSummary, stage: &str, e: anyhow::Error| {
         s.setup_failures.push((world_seed, m, stage.to_string(), format!("{e:#}")));
     };
@@ -1053,37 +712,49 @@ fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls
         Err(e) => return fail(s, "generate", e),
     };
     s.modules_generated += 1;
-    let component = match sw.componentize(&core) {
-        Ok(c) => c,
-        Err(e) => return fail(s, "componentize", e),
-    };
+    if let Err(e) = sw.componentize(&core) {
+        return fail(s, "componentize", e);
+    }
     s.componentized += 1;
     let plan = match plan_calls(&sw.prepared, seed, calls) {
         Ok(p) => p,
         Err(e) => return fail(s, "plan", e),
     };
-    let wt = match no_panic("wasmtime run", || run_wasmtime(&engines.wasmtime, sw, &component, seed, &plan)) {
-        Ok(r) => r,
-        Err(e) => return fail(s, "wasmtime", e),
-    };
-    let wi = match no_panic("wasmi run", || run_wasmi(&engines.wasmi, sw, &core, seed, &plan)) {
-        Ok(r) => r,
-        Err(e) => return fail(s, "wasmi", e),
-    };
+    let mut runs = vec![];
+    for engine in engines {
+        match run_module_on(engine, sw, &core, seed, &plan) {
+            Ok(r) => runs.push(r),
+            Err(e) => return fail(s, &engine.to_string(), e),
+        }
+    }
+    let (ra, rb) = (&runs[0], &runs[1]);
     s.loaded += 1;
-    let v = judge(sw, &plan, &wt, &wi);
+    // The runs again with guarded selects on the sides that run on wasmi (same semantics).
+    let guarded = || -> Option<(EngineRun, EngineRun)> {
+        if !engines.iter().any(on_wasmi) {
+            return None;
+        }
+        let g = guard_selects(&core).ok()?;
+        let again = |k: usize| match on_wasmi(&engines[k]) {
+            true => run_module_on(&engines[k], sw, &g, seed, &plan).ok(),
+            false => Some(runs[k].clone()),
+        };
+        Some((again(0)?, again(1)?))
+    };
+    let v = judge(sw, &plan, ra, rb);
     if v.instantiated {
         s.instantiated += 1;
     }
     if let Some(InitFailed { classes, message, differ }) = v.init_failed {
         *s.instantiation_failures.entry(classes).or_default() += 1;
         *s.instantiation_messages.entry(message).or_default() += 1;
-        if let Some((a, mut b)) = differ {
-            // Is it wasmi's select miscompilation?
-            let rerun = guard_selects(&core)
-                .and_then(|g| no_panic("wasmi run", || run_wasmi(&engines.wasmi, sw, &g, seed, &plan)));
-            if let Ok(EngineRun { init: Some(e), .. }) = rerun {
-                b.push_str(&format!(" (guarded selects: {})", e.describe()));
+        if let Some((mut a, mut b)) = differ {
+            if let Some((ga, gb)) = guarded() {
+                for (text, run) in [(&mut a, ga), (&mut b, gb)] {
+                    if let Some(e) = run.init {
+                        text.push_str(&format!(" (guarded selects: {})", e.describe()));
+                    }
+                }
             }
             s.instantiation_class_differences.push((world_seed, m, a, b));
         }
@@ -1094,43 +765,27 @@ fn run_module(engines: &Engines, sw: &SmithWorld, world_seed: u64, m: u64, calls
     }
     s.import_calls += v.import_calls;
     let Some(mut d) = v.difference else { return };
-    if d.allowed.is_none() {
+    if d.allowed.is_none()
+        && let Some((ga, gb)) = guarded()
+        && judge(sw, &plan, &ga, &gb).difference.is_none()
+    {
         // wasmi's select miscompilation: the guarded module, same semantics, agrees in full.
-        let rerun =
-            guard_selects(&core).and_then(|g| no_panic("wasmi run", || run_wasmi(&engines.wasmi, sw, &g, seed, &plan)));
-        if let Ok(wi2) = rerun
-            && judge(sw, &plan, &wt, &wi2).difference.is_none()
-        {
-            d.allowed = Some("wasmi-select");
-        }
+        d.allowed = Some("wasmi-select");
     }
     s.mismatches.push(SmithMismatch {
         world_seed,
         module: m,
         call: d.call,
         what: d.what,
-        wasmtime: d.wasmtime,
-        wasmi: d.wasmi,
-        replay: format!("witness smith --seed {world_seed} --worlds 1 --module {m} --calls {calls}"),
+        engines: engines.clone().map(|e| e.to_string()),
+        ends: [d.a, d.b],
+        replay: format!(
+            "witness smith --seed {world_seed} --worlds 1 --module {m} --calls {calls} --engine {} --engine {}",
+            engines[0].shell_arg(),
+            engines[1].shell_arg()
+        ),
         allowed: d.allowed,
     });
-}
-
-/// The engines, built once per campaign.
-struct Engines {
-    wasmtime: wasmtime::Engine,
-    wasmi: wasmi::Engine,
-}
-
-impl Engines {
-    fn new() -> Result<Engines> {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true).consume_fuel(true);
-        let wasmtime = wasmtime::Engine::new(&config)?;
-        let mut config = wasmi::Config::default();
-        config.consume_fuel(true);
-        Ok(Engines { wasmtime, wasmi: wasmi::Engine::new(&config) })
-    }
 }
 
 /// The world of seed `world_seed` (as `witness diff` generates it), ready for arbitrary guests.
@@ -1139,8 +794,13 @@ pub fn smith_world(world_seed: u64) -> Result<SmithWorld> {
     SmithWorld::new(&world.wit, Some("w"), scheme, encoding)
 }
 
-fn campaign(seed: u64, worlds: u64, modules: impl Fn() -> Vec<u64>, calls: u64) -> Result<SmithSummary> {
-    let engines = Engines::new()?;
+fn campaign(
+    engines: &[Selection; 2],
+    seed: u64,
+    worlds: u64,
+    modules: impl Fn() -> Vec<u64>,
+    calls: u64,
+) -> Result<SmithSummary> {
     let mut s = SmithSummary::default();
     for w in 0..worlds {
         let world_seed = seed.wrapping_add(w);
@@ -1153,22 +813,37 @@ fn campaign(seed: u64, worlds: u64, modules: impl Fn() -> Vec<u64>, calls: u64) 
         };
         s.worlds += 1;
         for m in modules() {
-            run_module(&engines, &sw, world_seed, m, calls, &mut s);
+            run_module(engines, &sw, world_seed, m, calls, &mut s);
         }
     }
     Ok(s)
 }
 
+/// The engines smith compares unless told otherwise: Wasmtime's Canonical ABI against the
+/// reference host on wasmi.
+pub fn default_engines() -> [Selection; 2] {
+    [
+        Selection::parse("wasmtime").expect("registered"),
+        Selection::parse(crate::runtime::wasmi::NAME).expect("registered"),
+    ]
+}
+
 /// Run `modules_per_world` arbitrary guests of each of `worlds` worlds (seeds `seed`,
-/// `seed + 1`, ...; the worlds of `witness diff`), `calls` calls each, on Wasmtime and wasmi.
+/// `seed + 1`, ...; the worlds of `witness diff`), `calls` calls each, on both `engines`.
 /// `Err` only when the engines cannot be set up; everything a guest does is in the summary.
-pub fn run_smith_campaign(seed: u64, worlds: u64, modules_per_world: u64, calls: u64) -> Result<SmithSummary> {
-    campaign(seed, worlds, || (0..modules_per_world).collect(), calls)
+pub fn run_smith_campaign(
+    engines: &[Selection; 2],
+    seed: u64,
+    worlds: u64,
+    modules_per_world: u64,
+    calls: u64,
+) -> Result<SmithSummary> {
+    campaign(engines, seed, worlds, || (0..modules_per_world).collect(), calls)
 }
 
 /// Run module `module` of world `world_seed` again (the replay of a mismatch).
-pub fn run_smith_module(world_seed: u64, module: u64, calls: u64) -> Result<SmithSummary> {
-    campaign(world_seed, 1, || vec![module], calls)
+pub fn run_smith_module(engines: &[Selection; 2], world_seed: u64, module: u64, calls: u64) -> Result<SmithSummary> {
+    campaign(engines, world_seed, 1, || vec![module], calls)
 }
 
 /// The core module and component of module `module` of world `world_seed` (to inspect a

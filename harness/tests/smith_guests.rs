@@ -1,9 +1,10 @@
-//! Arbitrary (wasm-smith) guests shaped to generated worlds run on Wasmtime (as components) and
-//! on wasmi (as core modules with the reference host); every call must end in the same outcome
-//! class on both. Mismatches are printed; each must be explained by `smith::ALLOWED` (known
-//! engine differences and bugs, with their evidence).
+//! Arbitrary (wasm-smith) guests shaped to generated worlds run on two engines, by default
+//! Wasmtime (as components) and wasmi (as core modules with the reference host); every call
+//! must end in the same outcome class on both. Mismatches are printed; each must be explained
+//! by `smith::ALLOWED` (known engine differences and bugs, with their evidence).
 
-use witness::smith::{ALLOWED, SmithSummary, run_smith_campaign};
+use witness::engine::Selection;
+use witness::smith::{ALLOWED, SmithSummary, default_engines, run_smith_campaign};
 
 fn report(s: &SmithSummary) {
     println!(
@@ -39,7 +40,7 @@ fn report(s: &SmithSummary) {
 #[test]
 fn arbitrary_guests_agree_on_outcome_classes() {
     let (worlds, modules) = (10, 8);
-    let s = run_smith_campaign(1, worlds, modules, 6).expect("engines set up");
+    let s = run_smith_campaign(&default_engines(), 1, worlds, modules, 6).expect("engines set up");
     report(&s);
     assert!(s.world_failures.is_empty(), "worlds failed: {:?}", s.world_failures);
     assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);
@@ -58,6 +59,21 @@ fn arbitrary_guests_agree_on_outcome_classes() {
     }
 }
 
+#[test]
+fn any_two_registered_runtimes_compare() {
+    // Two core VMs behind the same reference host: they may differ only where the VMs do.
+    let engines = [Selection::parse("wasmtime-core").unwrap(), Selection::parse("core").unwrap()];
+    let s = run_smith_campaign(&engines, 3, 4, 6, 6).expect("engines set up");
+    report(&s);
+    assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);
+    assert_eq!(s.loaded, s.modules_generated);
+    assert!(s.calls >= 10, "too few calls: {}", s.calls);
+    for m in &s.mismatches {
+        assert!(m.engines == ["wasmtime-core", "core"], "{m}");
+        assert!(m.allowed.is_some(), "unexplained mismatch:\n{m}");
+    }
+}
+
 /// A longer campaign: `SMITH_SEED`, `SMITH_WORLDS`, `SMITH_MODULES`, `SMITH_CALLS` (run with
 /// `--ignored --nocapture`). Prints everything; fails on unexplained mismatches.
 #[test]
@@ -65,6 +81,7 @@ fn arbitrary_guests_agree_on_outcome_classes() {
 fn long_smith_campaign() {
     let var = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let s = run_smith_campaign(
+        &default_engines(),
         var("SMITH_SEED", 1),
         var("SMITH_WORLDS", 50),
         var("SMITH_MODULES", 20),

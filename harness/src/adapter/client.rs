@@ -125,6 +125,13 @@ pub fn compile_request(artifact: &Artifact, kind: Kind) -> Result<Json> {
     })
 }
 
+/// The trap of a `trap` reply: its class, or `unclassified` where the adapter gives none.
+fn trap_of(t: &Json) -> Trap {
+    let message = t["message"].as_str().unwrap_or_default().to_string();
+    let kind = t["class"].as_str().and_then(TrapKind::from_name).unwrap_or(TrapKind::Unclassified);
+    Trap::new(kind, message)
+}
+
 /// A runtime behind an adapter process (`process:CMD`, `process-core:CMD`).
 pub struct ProcessRuntime {
     command: String,
@@ -169,9 +176,12 @@ impl Compiled for ProcessCompiled {
         &self.label
     }
 
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
-        self.adapter.request(&json!({ "op": "instantiate" }))?;
-        Ok(Box::new(ProcessInstance { compiled: self, host }))
+    fn instantiate(&mut self, mut host: Box<dyn Host>) -> Result<std::result::Result<Box<dyn Instance + '_>, Trap>> {
+        let request = json!({ "op": "instantiate" });
+        if let Err(trap) = exchange(&mut self.adapter, &self.artifact, host.as_mut(), &request)? {
+            return Ok(Err(trap));
+        }
+        Ok(Ok(Box::new(ProcessInstance { compiled: self, host })))
     }
 }
 
@@ -181,76 +191,74 @@ struct ProcessInstance<'c> {
 }
 
 impl ProcessInstance<'_> {
-    /// Send `request` and run it to its final reply, answering import and destructor
-    /// callbacks through the host. `Ok(Err(trap))` is a trap of the guest.
     fn run(&mut self, request: &Json) -> Result<std::result::Result<Json, Trap>> {
-        let adapter = &mut self.compiled.adapter;
-        let artifact = &self.compiled.artifact;
-        adapter.send(request)?;
-        loop {
-            let reply = adapter.receive()?;
-            if reply["op"] == "dtor" {
-                let rep = reply["rep"].as_u64().and_then(|r| u32::try_from(r).ok());
-                let names = ArtifactResources(artifact);
-                let rt = artifact
-                    .resources
-                    .iter()
-                    .filter(|r| !is_guest_resource(&r.rt))
-                    .find(|r| names.name_of(&r.rt).is_ok_and(|j| j == reply["resource"]));
-                let (Some(rep), Some(r)) = (rep, rt) else {
-                    bail!("the adapter reports a bad destructor call: {reply}")
-                };
-                self.host.dtor(&r.rt, rep)?;
-                adapter.send(&json!({ "ok": null }))?;
-                continue;
-            }
-            if reply["op"] == "import" {
-                let (thunk, func) = artifact
-                    .imports
-                    .iter()
-                    .enumerate()
-                    .find_map(|(k, i)| match i {
-                        Import::Func { func, .. }
-                            if reply["interface"].as_str() == func.interface.as_deref()
-                                && reply["name"] == *func.name =>
-                        {
-                            Some((k as u32, func))
-                        }
-                        _ => None,
-                    })
-                    .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
-                let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
-                let args = func
-                    .ft
-                    .params
-                    .iter()
-                    .zip(args)
-                    .map(|((_, t), j)| value_from_json(t, j))
-                    .collect::<Result<Vec<_>>>()?;
-                let answer = match self.host.import(thunk, args) {
-                    Ok(result) => match (result, &func.ft.result) {
-                        (Some(v), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
-                        (None, None) => json!({ "ok": null }),
-                        _ => json!({ "error": "the import's result does not match its type" }),
-                    },
-                    Err(e) => json!({ "error": format!("{e:#}") }),
-                };
-                adapter.send(&answer)?;
-                if let Some(e) = answer.get("error") {
-                    bail!("import call {reply} failed: {e}");
-                }
-                continue;
-            }
-            if let Some(v) = reply.get("ok") {
-                return Ok(Ok(v.clone()));
-            }
-            if let Some(t) = reply.get("trap") {
-                let message = t["message"].as_str().unwrap_or_default().to_string();
-                let kind = t["class"].as_str().and_then(TrapKind::from_name).unwrap_or(TrapKind::Unclassified);
-                return Ok(Err(Trap::new(kind, message)));
-            }
-            bail!("the adapter failed the call {}: {}", request["name"], reply.get("error").unwrap_or(&reply));
+        exchange(&mut self.compiled.adapter, &self.compiled.artifact, self.host.as_mut(), request)
+    }
+}
+
+/// Send `request` and run it to its final reply, answering import and destructor callbacks
+/// through `host` (a `call`, or an `instantiate` whose start function calls imports).
+/// `Ok(Err(trap))` is a trap of the guest.
+fn exchange(
+    adapter: &mut AdapterProcess,
+    artifact: &Artifact,
+    host: &mut dyn Host,
+    request: &Json,
+) -> Result<std::result::Result<Json, Trap>> {
+    adapter.send(request)?;
+    loop {
+        let reply = adapter.receive()?;
+        if reply["op"] == "dtor" {
+            let rep = reply["rep"].as_u64().and_then(|r| u32::try_from(r).ok());
+            let names = ArtifactResources(artifact);
+            let rt = artifact
+                .resources
+                .iter()
+                .filter(|r| !is_guest_resource(&r.rt))
+                .find(|r| names.name_of(&r.rt).is_ok_and(|j| j == reply["resource"]));
+            let (Some(rep), Some(r)) = (rep, rt) else { bail!("the adapter reports a bad destructor call: {reply}") };
+            host.dtor(&r.rt, rep)?;
+            adapter.send(&json!({ "ok": null }))?;
+            continue;
         }
+        if reply["op"] == "import" {
+            let (thunk, func) = artifact
+                .imports
+                .iter()
+                .enumerate()
+                .find_map(|(k, i)| match i {
+                    Import::Func { func, .. }
+                        if reply["interface"].as_str() == func.interface.as_deref() && reply["name"] == *func.name =>
+                    {
+                        Some((k as u32, func))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
+            let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
+            let args =
+                func.ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
+            let answer = match host.import(thunk, args) {
+                Ok(result) => match (result, &func.ft.result) {
+                    (Some(v), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
+                    (None, None) => json!({ "ok": null }),
+                    _ => json!({ "error": "the import's result does not match its type" }),
+                },
+                Err(e) => json!({ "error": format!("{e:#}") }),
+            };
+            adapter.send(&answer)?;
+            if let Some(e) = answer.get("error") {
+                bail!("import call {reply} failed: {e}");
+            }
+            continue;
+        }
+        if let Some(v) = reply.get("ok") {
+            return Ok(Ok(v.clone()));
+        }
+        if let Some(t) = reply.get("trap") {
+            return Ok(Err(trap_of(t)));
+        }
+        bail!("the adapter failed the call {}: {}", request["name"], reply.get("error").unwrap_or(&reply));
     }
 }
 

@@ -268,12 +268,15 @@ fn error_reply(e: anyhow::Error) -> Json {
 /// and drops until another request comes, which is returned (`None`: the input ended).
 fn serve_instance(io: &Shared, compiled: &mut dyn Compiled, artifact: &Arc<Artifact>) -> Result<Option<Json>> {
     let host = ProtocolHost { io: io.clone(), artifact: artifact.clone() };
+    // No instance: say why, and hand the next request back.
+    let refuse = |reply: Json| -> Result<Option<Json>> {
+        lock(io).send(&reply)?;
+        lock(io).receive()
+    };
     let mut instance = match compiled.instantiate(Box::new(host)) {
-        Ok(instance) => instance,
-        Err(e) => {
-            lock(io).send(&error_reply(e))?;
-            return lock(io).receive();
-        }
+        Ok(Ok(instance)) => instance,
+        Ok(Err(trap)) => return refuse(trap_reply(&trap)),
+        Err(e) => return refuse(error_reply(e)),
     };
     lock(io).send(&json!({ "ok": null }))?;
     loop {

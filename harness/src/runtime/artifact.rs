@@ -163,6 +163,20 @@ impl Artifact {
             .ok_or_else(|| anyhow!("no resource `{}` (#{})", rt.name, rt.id))
     }
 
+    /// The artifact of another guest of the same world (an arbitrary module shaped to its
+    /// core signature): the world's exports only, no scripted guest inside, nothing to model.
+    pub fn with_guest(&self, core: Vec<u8>, component: Vec<u8>) -> Artifact {
+        let mut a = self.clone();
+        a.exports.truncate(self.world_exports());
+        a.guests.clear();
+        a.model = None;
+        a.component = Some(component);
+        if let Some(c) = &mut a.core {
+            c.wasm = core;
+        }
+        a
+    }
+
     /// The import types the reference host serves, by thunk.
     pub fn import_types(&self) -> Vec<ImportType> {
         self.imports

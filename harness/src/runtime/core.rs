@@ -19,8 +19,10 @@ use super::artifact::{Artifact, Export};
 use super::prepared::ImportType;
 use super::resources::{has_handles, is_guest_resource, map_handles};
 use super::{Host, Instance};
+use crate::encode::signature::requirements;
 use crate::reference::canon::{CoreCallee, LiftOptions, canon_lift, canon_lower};
 use crate::reference::context::{ComponentInstance, InstanceMemory};
+use crate::reference::flatten::Context;
 use crate::reference::handles::{DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep};
 use crate::reference::memory::Memory;
 use crate::reference::types::{ResourceType, StringEncoding, ValType};
@@ -74,7 +76,21 @@ pub struct HostState {
     pub slots: Vec<Option<(ResourceType, u32)>>,
     /// The guest's destructor export of each guest resource type (by `ResourceType::id`).
     pub dtors: Vec<(u32, String)>,
+    /// Instantiation is over: the start function has run (imports that need memory trap
+    /// before, see `START_IMPORT_TRAP`).
+    pub started: bool,
+    /// Destructor calls in progress (a destructor may drop another resource).
+    dtor_depth: u32,
 }
+
+/// BuildTargets.md: no memory-needing import may be called during the core `start` function
+/// (the host must trap eagerly). A component made by wit-component traps the same way: such
+/// imports are lowered through a table filled only after the module is instantiated.
+pub const START_IMPORT_TRAP: &str = "a memory-needing import was called during the core start function";
+
+/// The most nested destructor calls (each one is a nested call of the runtime, on the native
+/// stack of the harness).
+const MAX_DTOR_DEPTH: u32 = 64;
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +108,8 @@ impl HostState {
             host,
             slots: vec![],
             dtors: artifact.dtors.clone(),
+            started: false,
+            dtor_depth: 0,
         }
     }
 
@@ -160,7 +178,14 @@ pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat
                 // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
                 DropEffect::Destructor { rep, local: true, .. } => {
                     if let Some(dtor) = guest.host().dtor_of(&rt) {
-                        guest.call_export(&dtor, &[Flat::I32(rep)])?;
+                        if guest.host().dtor_depth >= MAX_DTOR_DEPTH {
+                            let message = "call stack exhausted (nested destructor calls)";
+                            return Err(Trap::new(TrapKind::GuestTrap, message));
+                        }
+                        guest.host().dtor_depth += 1;
+                        let r = guest.call_export(&dtor, &[Flat::I32(rep)]);
+                        guest.host().dtor_depth -= 1;
+                        r?;
                     }
                 }
                 DropEffect::None => {}
@@ -168,6 +193,9 @@ pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat
             Ok(vec![])
         }
         ImportType::Func { ft, .. } => {
+            if !guest.host().started && requirements(&ft, Context::Lower).0 {
+                return Err(Trap::new(TrapKind::GuestTrap, START_IMPORT_TRAP));
+            }
             let encoding = guest.host().encoding;
             canon_lower(encoding, guest, &ft, flat_args, |guest, args| {
                 guest.host().host.import(thunk, args).map_err(host_failure)
@@ -229,6 +257,10 @@ pub trait CoreStore {
     where
         Self: 'a;
     fn guest(&mut self) -> Self::Guest<'_>;
+    /// Give the guest `FUEL` for the next call (where the runtime meters fuel).
+    fn refuel(&mut self) -> AnyResult<()> {
+        Ok(())
+    }
 }
 
 /// An instance of any core runtime: calls go through the reference host.
@@ -248,10 +280,12 @@ fn guest_trap<T>(r: Result<T, Trap>) -> AnyResult<Result<T, Trap>> {
 impl<S: CoreStore> Instance for CoreInstance<S> {
     fn call(&mut self, export: usize, args: &[Value]) -> AnyResult<Result<Option<Value>, Trap>> {
         let export = self.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?;
+        self.store.refuel()?;
         guest_trap(call_export(&mut self.store.guest(), export, args))
     }
 
     fn drop_resource(&mut self, slot: u32) -> AnyResult<Result<(), Trap>> {
+        self.store.refuel()?;
         guest_trap(drop_slot(&mut self.store.guest(), slot))
     }
 }

@@ -42,7 +42,8 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
     }
     let host =
         Arc::new(Mutex::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
-    let mut instance = compiled.instantiate(Box::new(host.clone()))?;
+    let mut instance =
+        compiled.instantiate(Box::new(host.clone()))?.map_err(|trap| anyhow!("the instantiation trapped: {trap}"))?;
     for (control, script) in artifact.guests.iter().zip(&scripts) {
         load_script(instance.as_mut(), control, script)?;
     }

@@ -40,7 +40,8 @@ pub trait Compiled {
     /// How results name this runtime (an adapter names itself).
     fn label(&self) -> &str;
     /// A fresh instance whose imports `host` answers; no state survives from the last one.
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>>;
+    /// `Ok(Err(trap))`: the instantiation trapped (a start function, an initialization export).
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>>;
 }
 
 /// One instance of a compiled world. `Err` is a failure of the harness or the runtime's
@@ -128,7 +129,8 @@ impl std::fmt::Display for CompileFailed {
 
 impl std::error::Error for CompileFailed {}
 
-/// Fuel per call of a guest: a guest that loops costs one case, not the run.
+/// Fuel for an instantiation and for each call of a guest: a guest that loops costs one call,
+/// not the run.
 pub const FUEL: u64 = 10_000_000;
 
 /// The memory one store may hold (guest memories are 2 pages and never grow; arbitrary guests
@@ -186,7 +188,7 @@ pub const REGISTRY: &[Registered] = &[
         make: wasmtime::cranelift,
     },
     Registered {
-        name: "core",
+        name: wasmi::NAME,
         about: "the guest core module on wasmi; the reference host lowers and lifts",
         role: Role::Default,
         compositions: false,

@@ -312,7 +312,10 @@ struct ModelCompiled {
 /// A fresh model of `artifact`'s guest, whose imports reach `host`.
 fn model_of(artifact: &Artifact, host: Box<dyn Host>) -> Result<GuestModel> {
     let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
-    Ok(GuestModel::new(model.guest.clone(), HostState::new(artifact, host)))
+    let mut host = HostState::new(artifact, host);
+    // The scripted guest has no start function.
+    host.started = true;
+    Ok(GuestModel::new(model.guest.clone(), host))
 }
 
 impl CoreStore for GuestModel {
@@ -362,29 +365,27 @@ impl Compiled for ModelCompiled {
         "reference"
     }
 
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {
         let artifact = &self.artifact;
         let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
         let Some(c) = &model.composition else {
             let store = model_of(artifact, host)?;
-            return Ok(Box::new(ModelInstance {
-                caller: CoreInstance { store, artifact: artifact.clone() },
-                callee: None,
-            }));
+            let caller = CoreInstance { store, artifact: artifact.clone() };
+            return Ok(Ok(Box::new(ModelInstance { caller, callee: None })));
         };
         let callee_store = model_of(&c.callee, Box::new(NoHost))?;
         let callee = Rc::new(RefCell::new(CoreInstance { store: callee_store, artifact: c.callee.clone() }));
         let forward = CalleeHost { callee: callee.clone(), thunk_to_export: c.thunk_to_export.clone() };
         let store = model_of(&c.caller, Box::new(forward))?;
-        Ok(Box::new(ModelInstance {
+        Ok(Ok(Box::new(ModelInstance {
             caller: CoreInstance { store, artifact: c.caller.clone() },
             callee: Some((callee, c.caller.exports.len())),
-        }))
+        })))
     }
 }
 
 impl Instance for ModelInstance {
-    fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, crate::reference::Trap>> {
+    fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, Trap>> {
         match &self.callee {
             // The callee's control functions: the callee artifact's own, in the same order.
             Some((callee, first)) if export >= *first => {
@@ -397,7 +398,7 @@ impl Instance for ModelInstance {
         }
     }
 
-    fn drop_resource(&mut self, slot: u32) -> Result<Result<(), crate::reference::Trap>> {
+    fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>> {
         self.caller.drop_resource(slot)
     }
 }

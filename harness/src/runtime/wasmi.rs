@@ -173,19 +173,45 @@ impl<T: HasCore> CoreGuest for WasmiGuest<'_, T> {
     }
 }
 
-/// A host function that is import `thunk` of the guest, served by the reference host.
+/// A host function that is import `thunk` of the guest, served by the reference host. During
+/// the start function the store does not know the guest's exports yet: the memory, realloc
+/// and destructors of `names` come from the caller.
 pub(crate) fn serve_thunk<T: HasCore>(
     caller: &mut Caller<'_, T>,
+    names: &ExportNames,
     thunk: u32,
     params: &[Val],
     results: &mut [Val],
 ) -> Result<(), wasmi::Error> {
+    if !caller.data().core().host.started {
+        let find = |name: &str| caller.get_export(name).and_then(wasmi::Extern::into_func);
+        let memory = caller.get_export(&names.memory).and_then(wasmi::Extern::into_memory);
+        let (realloc, dtors): (_, HashMap<String, Func>) =
+            (find(&names.realloc), names.dtors.iter().filter_map(|d| Some((d.clone(), find(d)?))).collect());
+        let core = caller.data_mut().core_mut();
+        (core.memory, core.realloc, core.exports) = (memory, realloc, Arc::new(dtors));
+    }
     let flats = params.iter().map(val_to_flat).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
     let out = serve_import(&mut WasmiGuest { ctx: caller.as_context_mut() }, thunk, flats).map_err(host_error)?;
     for (slot, f) in results.iter_mut().zip(out) {
         *slot = flat_to_val(f);
     }
     Ok(())
+}
+
+/// The core exports an import may need before instantiation is over.
+#[derive(Clone, Debug)]
+pub(crate) struct ExportNames {
+    pub memory: String,
+    pub realloc: String,
+    pub dtors: Vec<String>,
+}
+
+impl ExportNames {
+    pub(crate) fn of(artifact: &Artifact, core: &CoreModule) -> ExportNames {
+        let dtors = artifact.dtors.iter().map(|(_, name)| name.clone()).collect();
+        ExportNames { memory: core.memory.clone(), realloc: core.realloc.clone(), dtors }
+    }
 }
 
 /// The core function type of a signature.
@@ -223,8 +249,24 @@ pub(crate) fn attach<T: HasCore>(store: &mut Store<T>, instance: &wasmi::Instanc
     let exports = func_exports(instance, &*store);
     let data = store.data_mut().core_mut();
     (data.memory, data.realloc, data.exports) = (Some(memory), Some(realloc), exports);
+    data.host.started = true;
     Ok(())
 }
+
+/// A wasmi failure of an instantiation: a trap, or (a link error) a failure of the harness.
+pub(crate) fn instantiation_trap(e: wasmi::Error) -> Result<Trap> {
+    if matches!(e.kind(), wasmi::errors::ErrorKind::Linker(_)) {
+        bail!("wasmi cannot link the guest: {e}");
+    }
+    let trap = trap_of(e);
+    if trap.kind == TrapKind::Assertion {
+        bail!("harness assertion in the reference host: {trap}");
+    }
+    Ok(trap)
+}
+
+/// The name of this runtime.
+pub const NAME: &str = "core";
 
 /// The `core` runtime.
 pub fn runtime() -> Box<dyn Runtime> {
@@ -236,7 +278,7 @@ struct WasmiRuntime;
 impl Runtime for WasmiRuntime {
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
         if artifact.core.is_none() {
-            bail!(Unsupported { engine: "core".into(), reason: "the world has no core module (a composition)".into() });
+            bail!(Unsupported { engine: NAME.into(), reason: "the world has no core module (a composition)".into() });
         }
         let wasm = &artifact.core.as_ref().expect("checked").wasm;
         let mut config = Config::default();
@@ -244,9 +286,11 @@ impl Runtime for WasmiRuntime {
         let engine = wasmi::Engine::new(&config);
         let module = Module::new(&engine, &wasm[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
         let mut linker = Linker::<Data>::new(&engine);
+        let names = ExportNames::of(&artifact, artifact.core.as_ref().expect("checked"));
         for (thunk, (module, name, sig)) in core_imports(&artifact).enumerate() {
+            let names = names.clone();
             let serve = move |mut caller: Caller<'_, Data>, params: &[Val], results: &mut [Val]| {
-                serve_thunk(&mut caller, thunk as u32, params, results)
+                serve_thunk(&mut caller, &names, thunk as u32, params, results)
             };
             linker
                 .func_new(module, name, func_type(sig), serve)
@@ -269,28 +313,36 @@ impl CoreStore for Store<Data> {
     fn guest(&mut self) -> WasmiGuest<'_, Data> {
         WasmiGuest { ctx: self.as_context_mut() }
     }
+
+    fn refuel(&mut self) -> Result<()> {
+        self.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))
+    }
 }
 
 impl Compiled for WasmiCompiled {
     fn label(&self) -> &str {
-        "core"
+        NAME
     }
 
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {
         let core = self.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?;
         let limits = wasmi::StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build();
         let data = Data { core: CoreData::new(HostState::new(&self.artifact, host)), limits };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e}"))?;
-        let instance = self
-            .linker
-            .instantiate_and_start(&mut store, &self.module)
-            .map_err(|e| anyhow!("wasmi: instantiation: {e}"))?;
+        let instance = match self.linker.instantiate_and_start(&mut store, &self.module) {
+            Ok(instance) => instance,
+            Err(e) => return Ok(Err(instantiation_trap(e)?)),
+        };
         attach(&mut store, &instance, core)?;
         if let Some(init) = core.initialize.as_deref().filter(|i| store.data().core.exports.contains_key(*i)) {
-            store.guest().call_export(init, &[]).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+            match store.guest().call_export(init, &[]) {
+                Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
+                Err(t) => return Ok(Err(t)),
+                Ok(_) => {}
+            }
         }
-        Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() }))
+        Ok(Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() })))
     }
 }

@@ -421,7 +421,7 @@ impl Runtime for WasmtimeRuntime {
                     .map(|((_, t), v)| val_to_value_with(t, v, &mut h))
                     .collect::<Result<Vec<_>>>()
                     .map_err(harness)?;
-                let result = store.data_mut().host.import(thunk, args).map_err(harness)?;
+                let result = store.data_mut().host.import(thunk, args).map_err(host_failure)?;
                 let mut h = StoreHandles { store: &mut store };
                 match (&ft.result, result, results.first_mut()) {
                     (Some(t), Some(v), Some(slot)) => *slot = value_to_val_with(t, &v, &mut h).map_err(harness)?,
@@ -474,11 +474,13 @@ impl Compiled for WasmtimeCompiled {
         &self.label
     }
 
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {
         let mut store = store(&self.engine, Data { host, slots: vec![], limits: limits() }, |c| &mut c.limits)?;
-        let instance =
-            self.pre.instantiate(&mut store).map_err(|e| anyhow!("instantiating the guest component: {e:#}"))?;
-        Ok(Box::new(WasmtimeInstance { compiled: self, store, instance }))
+        let instance = match ending(self.pre.instantiate(&mut store))? {
+            Ok(instance) => instance,
+            Err(trap) => return Ok(Err(trap)),
+        };
+        Ok(Ok(Box::new(WasmtimeInstance { compiled: self, store, instance })))
     }
 }
 
@@ -488,14 +490,24 @@ struct WasmtimeInstance<'c> {
     instance: wasmtime::component::Instance,
 }
 
-/// A Wasmtime failure: a trap, or (a harness error inside a host function) a harness failure.
+/// A Wasmtime failure: a trap (a trap the host raised in an import comes back as it was
+/// raised), or (a harness error inside a host function) a failure of the harness.
 fn ending<T>(r: wasmtime::Result<T>) -> Result<Result<T, Trap>> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e) => match e.downcast_ref::<HarnessError>() {
-            Some(h) => bail!("{h}"),
-            None => Ok(Err(classify(&e))),
+        Err(e) => match (e.downcast_ref::<HarnessError>(), e.downcast_ref::<Trap>()) {
+            (Some(h), _) => bail!("{h}"),
+            (_, Some(t)) => Ok(Err(t.clone())),
+            _ => Ok(Err(classify(&e))),
         },
+    }
+}
+
+/// A host failure inside an import: a trap it raised (see `Host::import`) stays a trap.
+fn host_failure(e: anyhow::Error) -> wasmtime::Error {
+    match e.downcast::<Trap>() {
+        Ok(t) => wasmtime::Error::new(t),
+        Err(e) => wasmtime::Error::new(HarnessError(format!("{e:#}"))),
     }
 }
 
@@ -503,6 +515,7 @@ impl Instance for WasmtimeInstance<'_> {
     fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, Trap>> {
         let ft = &self.compiled.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?.func.ft;
         let store = &mut self.store;
+        store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         let f = self
             .instance
             .get_func(&mut *store, self.compiled.exports[export])
@@ -530,6 +543,7 @@ impl Instance for WasmtimeInstance<'_> {
     fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>> {
         let any = self.store.data_mut().slots.get_mut(slot as usize).and_then(Option::take);
         let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
+        self.store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         ending(any.resource_drop(&mut self.store))
     }
 }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Config, Func, FuncType, InstancePre, Linker, Module, Store, StoreContextMut, Val,
-    ValType,
+    AsContext, AsContextMut, Caller, Config, Extern, Func, FuncType, InstancePre, Linker, Module, Store,
+    StoreContextMut, Val, ValType,
 };
 
 use super::artifact::Artifact;
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, serve_import};
-use super::wasmi::core_imports;
+use super::wasmi::{ExportNames, core_imports};
 use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
@@ -163,13 +163,25 @@ impl Runtime for WasmtimeCoreRuntime {
         let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("wasmtime: {e:#}"))?;
         let module = Module::new(&engine, &core.wasm[..]).map_err(|e| anyhow!("wasmtime rejects the guest: {e:#}"))?;
         let mut linker = Linker::<Data>::new(&engine);
+        let names = ExportNames::of(&artifact, core);
         for (thunk, (module, name, sig)) in core_imports(&artifact).enumerate() {
+            let names = names.clone();
             let ty = FuncType::new(
                 &engine,
                 sig.params.iter().map(|&t| val_type(t)),
                 sig.results.iter().map(|&t| val_type(t)),
             );
             let serve = move |mut caller: Caller<'_, Data>, params: &[Val], results: &mut [Val]| {
+                if !caller.data().host.started {
+                    // The start function runs: the guest's exports come from the caller.
+                    let memory = caller.get_export(&names.memory).and_then(Extern::into_memory);
+                    let mut find = |name: &str| caller.get_export(name).and_then(Extern::into_func);
+                    let realloc = find(&names.realloc);
+                    let dtors: HashMap<String, Func> =
+                        names.dtors.iter().filter_map(|d| Some((d.clone(), find(d)?))).collect();
+                    let data = caller.data_mut();
+                    (data.memory, data.realloc, data.exports) = (memory, realloc, Arc::new(dtors));
+                }
                 let flats = params.iter().map(val_to_flat).collect::<Result<Vec<_>, _>>().map_err(host_error)?;
                 let guest = &mut WasmtimeGuest { ctx: caller.as_context_mut() };
                 let out = serve_import(guest, thunk as u32, flats).map_err(host_error)?;
@@ -197,6 +209,10 @@ impl CoreStore for Store<Data> {
     fn guest(&mut self) -> WasmtimeGuest<'_> {
         WasmtimeGuest { ctx: self.as_context_mut() }
     }
+
+    fn refuel(&mut self) -> Result<()> {
+        self.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))
+    }
 }
 
 impl Compiled for WasmtimeCoreCompiled {
@@ -204,7 +220,7 @@ impl Compiled for WasmtimeCoreCompiled {
         "wasmtime-core"
     }
 
-    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Box<dyn Instance + '_>> {
+    fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {
         let core = self.artifact.core.as_ref().ok_or_else(|| anyhow!("no core module"))?;
         let limits = wasmtime::StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build();
         let host = HostState::new(&self.artifact, host);
@@ -212,7 +228,16 @@ impl Compiled for WasmtimeCoreCompiled {
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
         store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
-        let instance = self.pre.instantiate(&mut store).map_err(|e| anyhow!("wasmtime: instantiation: {e:#}"))?;
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(e) => {
+                let trap = trap_of(e);
+                if trap.kind == TrapKind::Assertion {
+                    bail!("wasmtime: instantiation: {trap}");
+                }
+                return Ok(Err(trap));
+            }
+        };
         let memory = instance.get_memory(&mut store, &core.memory).context("guest memory")?;
         let realloc = instance.get_func(&mut store, &core.realloc).context("guest realloc")?;
         let exports: HashMap<String, Func> = instance
@@ -224,9 +249,14 @@ impl Compiled for WasmtimeCoreCompiled {
             .collect();
         let data = store.data_mut();
         (data.memory, data.realloc, data.exports) = (Some(memory), Some(realloc), Arc::new(exports));
+        data.host.started = true;
         if let Some(init) = core.initialize.as_deref().filter(|i| store.data().exports.contains_key(*i)) {
-            store.guest().call_export(init, &[]).map_err(|t| anyhow!("{init} trapped: {t}"))?;
+            match store.guest().call_export(init, &[]) {
+                Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
+                Err(t) => return Ok(Err(t)),
+                Ok(_) => {}
+            }
         }
-        Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() }))
+        Ok(Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() })))
     }
 }
