@@ -19,6 +19,7 @@ use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
 use crate::runtime::driver::run_case;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
+use crate::runtime::model::NAME as REFERENCE;
 use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Unsupported};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::seed_bytes;
@@ -358,7 +359,7 @@ pub fn run_campaign(
                 let t = Instant::now();
                 let expected = run_case(reference.as_mut(), &artifact, &case, &[])
                     .with_context(|| format!("world {world_seed} case {c}: reference"))?;
-                *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
+                *s.engine_time.entry(REFERENCE.into()).or_default() += t.elapsed();
                 s.checked_calls += case.calls() as u64;
                 for (arg, engine) in &mut engines {
                     let name = engine.label().to_string();
@@ -384,7 +385,7 @@ pub fn run_campaign(
                 let t = Instant::now();
                 let expected = run_case(reference.as_mut(), artifact, &case.caller, &[&case.callee])
                     .with_context(|| format!("world {world_seed} fused case {c}: reference"))?;
-                *s.engine_time.entry("reference".into()).or_default() += t.elapsed();
+                *s.engine_time.entry(REFERENCE.into()).or_default() += t.elapsed();
                 for (arg, engine) in &mut fused_engines {
                     let name = engine.label().to_string();
                     let t = Instant::now();

@@ -70,7 +70,7 @@ impl Selection {
     pub fn all() -> Vec<Selection> {
         let plain = REGISTRY
             .iter()
-            .filter(|r| r.name != "reference")
+            .filter(|r| r.role != Role::Reference)
             .map(|r| Selection::Embedded { name: r.name, fused: false });
         let fused =
             REGISTRY.iter().filter(|r| r.compositions).map(|r| Selection::Embedded { name: r.name, fused: true });

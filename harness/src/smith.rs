@@ -823,7 +823,7 @@ fn campaign(
 /// reference host on wasmi.
 pub fn default_engines() -> [Selection; 2] {
     [
-        Selection::parse("wasmtime").expect("registered"),
+        Selection::parse(crate::runtime::wasmtime::NAME).expect("registered"),
         Selection::parse(crate::runtime::wasmi::NAME).expect("registered"),
     ]
 }

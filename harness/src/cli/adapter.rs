@@ -25,7 +25,10 @@ pub fn run(args: AdapterArgs) -> Result<()> {
     };
     let served = match &args.engine {
         Some(name) => Served { component: runtime(name)?, module: runtime(name)? },
-        None => Served { component: runtime("wasmtime")?, module: runtime("core")? },
+        None => Served {
+            component: runtime(crate::runtime::wasmtime::NAME)?,
+            module: runtime(crate::runtime::wasmi::NAME)?,
+        },
     };
     serve(served, std::io::BufReader::new(std::io::stdin()), std::io::stdout())
 }

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 
+use crate::runtime::model::NAME as REFERENCE;
 use crate::suite::cases::{Status, run_file, suite_files, text_filter};
 use crate::suite::coverage::coverage;
 use crate::suite::expectations::Expectations;
@@ -56,7 +57,7 @@ fn summary_table(table: &BTreeMap<(String, String), [u32; 4]>) -> String {
     let engines: Vec<&String> = {
         let mut e: Vec<&String> = table.keys().map(|(_, e)| e).collect();
         // The reference column (the expectations themselves) first.
-        e.sort_by_key(|e| (e.as_str() != "reference", e.as_str()));
+        e.sort_by_key(|e| (e.as_str() != REFERENCE, e.as_str()));
         e.dedup();
         e
     };
@@ -157,7 +158,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         }
     }
     if args.coverage {
-        let named = rows.iter().filter(|r| r.engine == "reference").flat_map(|r| r.rules.iter().map(String::as_str));
+        let named = rows.iter().filter(|r| r.engine == REFERENCE).flat_map(|r| r.rules.iter().map(String::as_str));
         let cov = coverage(named);
         let covered = cov.iter().filter(|(_, n)| *n > 0).count();
         println!("\nrule coverage: {covered} of {} definitions.py functions have cases (cases per rule)", cov.len());

@@ -174,14 +174,14 @@ pub struct Registered {
 /// Every embedded runtime: the only list of their names.
 pub const REGISTRY: &[Registered] = &[
     Registered {
-        name: "reference",
+        name: model::NAME,
         about: "the guest model with the reference host: the prediction",
         role: Role::Reference,
         compositions: false,
         make: model::runtime,
     },
     Registered {
-        name: "wasmtime",
+        name: wasmtime::NAME,
         about: "the guest component on Wasmtime (Cranelift); Wasmtime lowers and lifts",
         role: Role::Default,
         compositions: true,
@@ -195,21 +195,21 @@ pub const REGISTRY: &[Registered] = &[
         make: wasmi::runtime,
     },
     Registered {
-        name: "wasmtime-core",
+        name: wasmtime_core::NAME,
         about: "the guest core module on Wasmtime's core API; the reference host lowers and lifts",
         role: Role::Default,
         compositions: false,
         make: wasmtime_core::runtime,
     },
     Registered {
-        name: "wasmtime-winch",
+        name: wasmtime::WINCH,
         about: "the guest component on Wasmtime with the Winch compiler",
         role: Role::Optional,
         compositions: true,
         make: wasmtime::winch,
     },
     Registered {
-        name: "wasmtime-pulley",
+        name: wasmtime::PULLEY,
         about: "the guest component on Wasmtime's Pulley interpreter",
         role: Role::Optional,
         compositions: true,

@@ -289,6 +289,9 @@ impl CoreGuest for GuestModel {
     }
 }
 
+/// The name of this runtime, and of the rows that are the prediction.
+pub const NAME: &str = "reference";
+
 /// The `reference` runtime.
 pub fn runtime() -> Box<dyn Runtime> {
     Box::new(ModelRuntime)
@@ -299,7 +302,7 @@ struct ModelRuntime;
 impl Runtime for ModelRuntime {
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
         if artifact.model.is_none() {
-            bail!(Unsupported { engine: "reference".into(), reason: "the world was not prepared here".into() });
+            bail!(Unsupported { engine: NAME.into(), reason: "the world was not prepared here".into() });
         }
         Ok(Box::new(ModelCompiled { artifact }))
     }
@@ -362,7 +365,7 @@ struct ModelInstance {
 
 impl Compiled for ModelCompiled {
     fn label(&self) -> &str {
-        "reference"
+        NAME
     }
 
     fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {

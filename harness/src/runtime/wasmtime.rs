@@ -321,6 +321,11 @@ pub enum Strategy {
     Pulley,
 }
 
+/// The names of the three runtimes of this file.
+pub const NAME: &str = "wasmtime";
+pub const WINCH: &str = "wasmtime-winch";
+pub const PULLEY: &str = "wasmtime-pulley";
+
 /// The `wasmtime` runtime.
 pub fn cranelift() -> Box<dyn Runtime> {
     Box::new(WasmtimeRuntime(Strategy::Cranelift))
@@ -385,9 +390,9 @@ impl WasmtimeRuntime {
     /// How results name it: a composition runs in its `-fused` mode (see `Selection`).
     fn label(&self, artifact: &Artifact) -> String {
         let name = match self.0 {
-            Strategy::Cranelift => "wasmtime",
-            Strategy::Winch => "wasmtime-winch",
-            Strategy::Pulley => "wasmtime-pulley",
+            Strategy::Cranelift => NAME,
+            Strategy::Winch => WINCH,
+            Strategy::Pulley => PULLEY,
         };
         if artifact.guests.len() > 1 { super::fused_name(name) } else { name.to_string() }
     }

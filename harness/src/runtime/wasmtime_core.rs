@@ -143,6 +143,9 @@ impl CoreGuest for WasmtimeGuest<'_> {
     }
 }
 
+/// The name of this runtime.
+pub const NAME: &str = "wasmtime-core";
+
 /// The `wasmtime-core` runtime.
 pub fn runtime() -> Box<dyn Runtime> {
     Box::new(WasmtimeCoreRuntime)
@@ -153,10 +156,7 @@ struct WasmtimeCoreRuntime;
 impl Runtime for WasmtimeCoreRuntime {
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
         let Some(core) = &artifact.core else {
-            bail!(Unsupported {
-                engine: "wasmtime-core".into(),
-                reason: "the world has no core module (a composition)".into()
-            });
+            bail!(Unsupported { engine: NAME.into(), reason: "the world has no core module (a composition)".into() });
         };
         let mut config = Config::new();
         config.consume_fuel(true);
@@ -217,7 +217,7 @@ impl CoreStore for Store<Data> {
 
 impl Compiled for WasmtimeCoreCompiled {
     fn label(&self) -> &str {
-        "wasmtime-core"
+        NAME
     }
 
     fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::encode::names::NameScheme;
 use crate::encode::script::ReallocAnswer;
+use crate::runtime::model::NAME as REFERENCE;
 use std::sync::Arc;
 
 use crate::encode::script::Script;
@@ -625,7 +626,7 @@ fn run_plain(
     let case = build_case(&ready.prepared, &plan(&ready.prepared, c)?)?;
     let expected = ready.expected(&case, &[])?;
     let status = expectation_status(check_plain(&ready.prepared, c, &expected));
-    let mut out = vec![Ran::new("reference", status, Some(&expected))];
+    let mut out = vec![Ran::new(REFERENCE, status, Some(&expected))];
     let plain = engines.iter().filter(|s| !s.fused()).cloned();
     out.extend(ready.rows((id, &case, &[]), plain, expectations, compare, &expected));
     Ok(out)
@@ -675,7 +676,7 @@ pub fn run_file(
         });
         match rows {
             Ok(rows) => out.extend(rows.into_iter().map(row)),
-            Err(e) => out.push(row(Ran::new("reference", Status::Failed(format!("{e:#}")), None))),
+            Err(e) => out.push(row(Ran::new(REFERENCE, Status::Failed(format!("{e:#}")), None))),
         }
     }
     Ok(out)

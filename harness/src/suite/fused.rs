@@ -12,6 +12,7 @@ use crate::oracle::compare_fused;
 use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
 use crate::reference::types::StringEncoding;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
+use crate::runtime::model::NAME as REFERENCE;
 use crate::suite::cases::{
     CalleeSpec, CaseId, CaseSpec, Ran, Ready, WorldCache, corruption, expectation_status, import_call, parse_encoding,
     parse_names, realloc_answers, result_values,
@@ -44,7 +45,7 @@ pub(crate) fn run_fused(
     let case = plan_fused(&ready.prepared, c, callee)?;
     let expected = ready.expected(&case.caller, &[&case.callee])?;
     let status = expectation_status(check_fused(&ready.prepared, c, &expected));
-    let mut out = vec![Ran::new("reference", status, Some(&expected))];
+    let mut out = vec![Ran::new(REFERENCE, status, Some(&expected))];
     let fused = engines.iter().filter(|s| s.fused()).cloned();
     let run = (id, &case.caller, &[&case.callee][..]);
     out.extend(ready.rows(run, fused, expectations, compare_fused, &expected));
