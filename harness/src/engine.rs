@@ -83,6 +83,14 @@ impl Selection {
         Selection::Embedded { name: r.name, fused: false }
     }
 
+    /// An embedded runtime whose Canonical ABI is the reference's (`Registered::reference_abi`).
+    pub fn reference_abi(&self) -> bool {
+        match self {
+            Selection::Embedded { name, .. } => REGISTRY.iter().any(|r| r.name == *name && r.reference_abi),
+            Selection::Process { .. } => false,
+        }
+    }
+
     /// Runs compositions (and nothing else).
     pub fn fused(&self) -> bool {
         matches!(self, Selection::Embedded { fused: true, .. })

@@ -1,7 +1,7 @@
 //! Arbitrary guests: wasm-smith modules shaped to a world's core signature (the world's
 //! *dummy* module from wit-component is wasm-smith's `module_shape`), componentized with the
-//! world and run under the embedded engines: Wasmtime as a component (its own Canonical ABI),
-//! wasmi as a core module with the reference host. Whatever a random guest hands back (garbage
+//! world and run on two engines, by default Wasmtime as a component (its own Canonical ABI)
+//! and wasmi as a core module with the reference host. Whatever a random guest hands back (garbage
 //! pointers and lengths, bad realloc answers, traps, loops) must end every call in the same
 //! *outcome class* on both: returned (an equal value), trapped (the same `TrapKind`), or called
 //! an import the host does not implement.
@@ -18,15 +18,15 @@
 //! instantiation and for each call, on both engines. An instantiation that fails on both
 //! engines (a trap in the start function or `_initialize`) is the same outcome.
 //!
-//! The wasmi side follows the core-module build target where the reference host does not
-//! cover it yet: the start function may not call memory-needing imports (`START_IMPORT_TRAP`),
-//! `_initialize` runs after it, and `resource.drop` of an own handle of a guest resource calls
-//! the guest's destructor export.
+//! Core runtimes follow the core-module build target: the start function may not call
+//! memory-needing imports (runtime::core's `START_IMPORT_TRAP`), `_initialize` runs after it.
 //!
-//! A mismatch is explained (`ALLOWED`) only by precise evidence: fuel and stack limits (the
-//! events of one engine are a prefix of the other's), wasmi's `select` miscompilation (the
-//! module with guarded selects agrees in full), known spec-vs-Wasmtime check orders, and a
-//! known bug of the reference host. The rest are findings.
+//! A mismatch is explained only by precise evidence: a resource limit (`LIMITS`: fuel and
+//! stack, where the events of one engine are a prefix of the other's); a known divergence of
+//! one engine from the spec in the expectations files, where the other engine's Canonical ABI
+//! is the reference's (its trap class is the spec's); or a known bug of an engine's core wasm
+//! execution in the expectations files (`[[bug]]`, recognized as its kind says). The rest are
+//! findings.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -40,6 +40,7 @@ use crate::diff::{DiffConfig, world_of};
 use crate::encode::component::componentize;
 use crate::encode::names::NameScheme;
 use crate::engine::{Selection, compile};
+use crate::oracle::{Area, Difference};
 use crate::plan::canonical_nans;
 use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::Value;
@@ -48,6 +49,7 @@ use crate::runtime::artifact::Import;
 use crate::runtime::prepared::Prepared;
 use crate::runtime::resources::has_handles;
 use crate::runtime::{Artifact, Compiled, Host, HostEvent};
+use crate::suite::expectations::{BugKind, Expectations};
 use crate::world::arbitrary::{arbitrary_value, seed_bytes};
 use crate::world::wit::Wit;
 
@@ -88,6 +90,8 @@ impl Ending {
 /// One engine's run of one arbitrary guest.
 #[derive(Clone, Debug, Default)]
 pub struct EngineRun {
+    /// The engine's label (an adapter names itself).
+    pub label: String,
     /// `None`: instantiated (start function and `_initialize` ran); else how it failed.
     pub init: Option<Ending>,
     /// What the host saw during instantiation.
@@ -119,8 +123,8 @@ pub struct SmithMismatch {
     pub ends: [String; 2],
     /// How to run it again.
     pub replay: String,
-    /// The allow-list entry that explains it (see `ALLOWED`), if any.
-    pub allowed: Option<&'static str>,
+    /// What explains it (a limit, a known divergence, a known engine bug), if anything.
+    pub explained: Option<String>,
 }
 
 impl std::fmt::Display for SmithMismatch {
@@ -134,52 +138,27 @@ impl std::fmt::Display for SmithMismatch {
             write!(f, "\n  {engine}: {end}")?;
         }
         write!(f, "\n  replay: {}", self.replay)?;
-        if let Some(a) = self.allowed {
-            write!(f, "\n  allowed: {a}")?;
+        if let Some(a) = &self.explained {
+            write!(f, "\n  explained: {a}")?;
         }
         Ok(())
     }
 }
 
-/// Mismatches with a known explanation: (name, evidence). Each is recognized precisely (see
-/// `explain` and `run_module`), never by outcome class alone.
-pub const ALLOWED: &[(&str, &str)] = &[
+/// Where two engines may end differently without a finding: resource limits, which the spec
+/// leaves to the embedder. (name, why). A limit explains a mismatch only when the host events
+/// of one run are a prefix of the other's (see `explain`).
+pub const LIMITS: &[(&str, &str)] = &[
     (
         "fuel",
-        "engine difference: one engine ran out of fuel where the other did not, or both did after \
-         different numbers of import calls (the host events of one are a prefix of the other's); \
-         wasmi and Wasmtime charge different fuel per instruction and per host call",
+        "one engine ran out of fuel where the other did not, or both did after different numbers \
+         of import calls: engines charge different fuel per instruction and per host call",
     ),
     (
         "stack-limit",
-        "engine difference: one engine exhausted its call stack where the other did not, or both \
-         did at different depths (the host events of one are a prefix of the other's): wasmi \
-         limits recursion depth, Wasmtime the native stack size (512 KiB)",
-    ),
-    (
-        "wasmi-select",
-        "engine bug (wasmi 2.0.0 miscompiles core wasm): a `select` whose condition is \
-         `x == 0` / `x != 0` (i32.eqz, i32.eq/ne with 0) picks the wrong operand when a \
-         non-constant value was pushed and dropped before it. Reproducer: (module (global (mut \
-         i32) (i32.const 9)) (func (export \"f\") (result i32) (local i32) global.get 0 drop \
-         i32.const 10 i32.const 20 local.get 0 i32.eqz select)) returns 20 on wasmi, 10 by the \
-         spec. Recognized when the same module with `i32.const 0 i32.or` before every select \
-         (`guard_selects`, same semantics) agrees with Wasmtime on the whole run",
-    ),
-    (
-        "lift-length-limit",
-        "spec vs Wasmtime 48: definitions.py traps a lifted string/list whose byte length exceeds \
-         2^28-1 before checking alignment and bounds (StringTooLong/ListTooLong, since \
-         component-model #624); Wasmtime's lift has no such limit and reports the alignment or \
-         bounds failure (component-model #624; expectations/wasmtime.toml). Recognized: \
-         wasmi (reference) StringTooLong/ListTooLong vs Wasmtime OutOfBounds/MisalignedPointer",
-    ),
-    (
-        "list-bounds-before-alignment",
-        "spec vs Wasmtime 48: definitions.py's load_list_from_range checks the alignment of a \
-         list pointer before its bounds; Wasmtime's load_list (values.rs) and WasmList::new \
-         check bounds first (expectations/wasmtime.toml). Recognized: reference MisalignedPointer \
-         from load_list_from_range vs Wasmtime `list pointer/length out of bounds of memory`",
+        "one engine exhausted its call stack where the other did not, or both did at different \
+         depths: wasmi limits recursion depth, Wasmtime the native stack size (512 KiB), the \
+         reference host the depth of nested destructor calls",
     ),
 ];
 
@@ -218,7 +197,7 @@ pub struct SmithSummary {
 impl SmithSummary {
     /// Mismatches the allow-list does not explain.
     pub fn unexpected(&self) -> Vec<&SmithMismatch> {
-        self.mismatches.iter().filter(|m| m.allowed.is_none()).collect()
+        self.mismatches.iter().filter(|m| m.explained.is_none()).collect()
     }
 }
 
@@ -449,7 +428,7 @@ fn run_on(compiled: &mut dyn Compiled, sw: &SmithWorld, seed: u64, plan: &[Smith
         Some(k) => Ending::Unimplemented(k),
         None => Ending::Trapped(t),
     };
-    let mut run = EngineRun::default();
+    let mut run = EngineRun { label: compiled.label().to_string(), ..EngineRun::default() };
     let mut instance = match compiled.instantiate(Box::new(host.clone()))? {
         Ok(instance) => instance,
         Err(t) => {
@@ -522,36 +501,48 @@ fn prefix_related(a: &[HostEvent], b: &[HostEvent]) -> bool {
     events_match(&a[..n], &b[..n])
 }
 
-/// The allow-list entry that explains a mismatch (see `ALLOWED`), from the runs alone.
-fn explain(
-    (ea, va): (Option<&Ending>, &[HostEvent]),
-    (eb, vb): (Option<&Ending>, &[HostEvent]),
-) -> Option<&'static str> {
-    let trap = |e: Option<&Ending>| match e {
-        Some(Ending::Trapped(t)) => Some(t.clone()),
-        _ => None,
-    };
-    if let (Some(a), Some(b)) = (trap(ea), trap(eb)) {
-        if matches!(b.kind, TrapKind::StringTooLong | TrapKind::ListTooLong)
-            && matches!(a.kind, TrapKind::OutOfBounds | TrapKind::MisalignedPointer)
-        {
-            return Some("lift-length-limit");
+/// What two engines are, to explain their differences.
+struct Explainer<'a> {
+    /// Each engine's label (as expectations files name it) and whether its Canonical ABI is
+    /// the reference's.
+    engines: [(String, bool); 2],
+    expectations: &'a Expectations,
+}
+
+impl Explainer<'_> {
+    /// What explains a mismatch of the first engine's `(ending, events)` and the second's.
+    fn explain(
+        &self,
+        (ea, va): (Option<&Ending>, &[HostEvent]),
+        (eb, vb): (Option<&Ending>, &[HostEvent]),
+    ) -> Option<String> {
+        if let (Some(Ending::Trapped(a)), Some(Ending::Trapped(b))) = (ea, eb) {
+            // Where one engine's Canonical ABI is the reference's, its trap class is the spec's
+            // and the other's is a divergence, known or not.
+            let sides = [(&self.engines[1], b, &self.engines[0], a), (&self.engines[0], a, &self.engines[1], b)];
+            for ((_, spec_side), expected, (label, other_spec), actual) in sides {
+                if *spec_side && !*other_spec {
+                    let d = Difference {
+                        area: Area::Trap,
+                        detail: String::new(),
+                        trap_classes: Some((expected.kind.name().into(), actual.kind.name().into())),
+                        events: None,
+                    };
+                    if let Some(k) = self.expectations.explain(label, &d) {
+                        return Some(format!("a known divergence of {label} ({})", k.rule));
+                    }
+                }
+            }
         }
-        if b.kind == TrapKind::MisalignedPointer
-            && b.message.starts_with("load_list_from_range")
-            && a.kind == TrapKind::OutOfBounds
-            && a.message.contains("list pointer/length out of bounds")
-        {
-            return Some("list-bounds-before-alignment");
+        let limit = |hit: fn(&Ending) -> bool| (ea.is_some_and(hit) || eb.is_some_and(hit)) && prefix_related(va, vb);
+        if limit(is_fuel) {
+            return Some("limit: fuel".into());
         }
+        if limit(is_stack) {
+            return Some("limit: stack-limit".into());
+        }
+        None
     }
-    if (ea.is_some_and(is_fuel) || eb.is_some_and(is_fuel)) && prefix_related(va, vb) {
-        return Some("fuel");
-    }
-    if (ea.is_some_and(is_stack) || eb.is_some_and(is_stack)) && prefix_related(va, vb) {
-        return Some("stack-limit");
-    }
-    None
 }
 
 fn describe_events(events: &[HostEvent]) -> String {
@@ -568,7 +559,7 @@ struct RunDifference {
     what: String,
     a: String,
     b: String,
-    allowed: Option<&'static str>,
+    explained: Option<String>,
 }
 
 /// An instantiation that failed on both engines.
@@ -600,7 +591,7 @@ fn imports_in(events: &[HostEvent]) -> u64 {
 }
 
 /// Compare the runs of one module on the first engine (`wt`) and the second (`wi`).
-fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) -> Verdict {
+fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun, why: &Explainer<'_>) -> Verdict {
     let mut v = Verdict::default();
     match (&wt.init, &wi.init) {
         (None, None) => {
@@ -610,7 +601,7 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
                     what: "host events during instantiation differ".into(),
                     a: format!("instantiated{}", describe_events(&wt.init_events)),
                     b: format!("instantiated{}", describe_events(&wi.init_events)),
-                    allowed: explain((None, &wt.init_events), (None, &wi.init_events)),
+                    explained: why.explain((None, &wt.init_events), (None, &wi.init_events)),
                 });
                 return v;
             }
@@ -637,7 +628,7 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
                 what: "instantiation outcome differs".into(),
                 a: d(a, &wt.init_events),
                 b: d(b, &wi.init_events),
-                allowed: explain((a.as_ref(), &wt.init_events), (b.as_ref(), &wi.init_events)),
+                explained: why.explain((a.as_ref(), &wt.init_events), (b.as_ref(), &wi.init_events)),
             });
             return v;
         }
@@ -655,15 +646,16 @@ fn judge(sw: &SmithWorld, plan: &[SmithCall], wt: &EngineRun, wi: &EngineRun) ->
             what: format!("{what} (export {export}, args {:?})", plan[c].args),
             a: format!("{}{}", ea.describe(), describe_events(va)),
             b: format!("{}{}", eb.describe(), describe_events(vb)),
-            allowed: explain((Some(ea), va), (Some(eb), vb)),
+            explained: why.explain((Some(ea), va), (Some(eb), vb)),
         });
         break;
     }
     v
 }
 
-/// `core` with `i32.const 0; i32.or` before every `select` (the condition is unchanged): the
-/// form of a module that wasmi 2.0.0 compiles correctly (see `ALLOWED`, "wasmi-select").
+/// `core` with `i32.const 0; i32.or` before every `select` (the condition is unchanged): a
+/// module with the same semantics whose selects a select-miscompilation bug leaves alone (see
+/// `BugKind::SelectMiscompilation`).
 pub fn guard_selects(core: &[u8]) -> Result<Vec<u8>> {
     use wasm_encoder::Instruction;
     use wasm_encoder::reencode::{Error, Reencode};
@@ -694,14 +686,9 @@ pub fn guard_selects(core: &[u8]) -> Result<Vec<u8>> {
     Ok(module.finish())
 }
 
-/// Whether `engine` runs on wasmi, whose 2.0.0 release miscompiles some `select`s (see
-/// `ALLOWED`, "wasmi-select").
-fn on_wasmi(engine: &Selection) -> bool {
-    matches!(engine, Selection::Embedded { name, .. } if *name == crate::runtime::wasmi::NAME)
-}
-
 /// Run one module of one world (already prepared) on both engines and fold the result into `s`.
-fn run_module(engines: &[Selection; 2], sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
+fn run_module(cx: &Campaign<'_>, sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
+    let engines = cx.engines;
     let fail = |s: &mut SmithSummary, stage: &str, e: anyhow::Error| {
         s.setup_failures.push((world_seed, m, stage.to_string(), format!("{e:#}")));
     };
@@ -729,19 +716,25 @@ fn run_module(engines: &[Selection; 2], sw: &SmithWorld, world_seed: u64, m: u64
     }
     let (ra, rb) = (&runs[0], &runs[1]);
     s.loaded += 1;
-    // The runs again with guarded selects on the sides that run on wasmi (same semantics).
+    let why = Explainer {
+        engines: [0, 1].map(|k| (runs[k].label.clone(), engines[k].reference_abi())),
+        expectations: cx.expectations,
+    };
+    // The runs again with guarded selects on the engines with a known select miscompilation
+    // (the same semantics).
+    let buggy = |k: usize| cx.expectations.bug(&runs[k].label, BugKind::SelectMiscompilation).is_some();
     let guarded = || -> Option<(EngineRun, EngineRun)> {
-        if !engines.iter().any(on_wasmi) {
+        if !buggy(0) && !buggy(1) {
             return None;
         }
         let g = guard_selects(&core).ok()?;
-        let again = |k: usize| match on_wasmi(&engines[k]) {
+        let again = |k: usize| match buggy(k) {
             true => run_module_on(&engines[k], sw, &g, seed, &plan).ok(),
             false => Some(runs[k].clone()),
         };
         Some((again(0)?, again(1)?))
     };
-    let v = judge(sw, &plan, ra, rb);
+    let v = judge(sw, &plan, ra, rb, &why);
     if v.instantiated {
         s.instantiated += 1;
     }
@@ -765,12 +758,12 @@ fn run_module(engines: &[Selection; 2], sw: &SmithWorld, world_seed: u64, m: u64
     }
     s.import_calls += v.import_calls;
     let Some(mut d) = v.difference else { return };
-    if d.allowed.is_none()
+    if d.explained.is_none()
         && let Some((ga, gb)) = guarded()
-        && judge(sw, &plan, &ga, &gb).difference.is_none()
+        && judge(sw, &plan, &ga, &gb, &why).difference.is_none()
     {
-        // wasmi's select miscompilation: the guarded module, same semantics, agrees in full.
-        d.allowed = Some("wasmi-select");
+        // A select miscompilation: the guarded module, same semantics, agrees in full.
+        d.explained = Some("a known bug: select miscompilation".into());
     }
     s.mismatches.push(SmithMismatch {
         world_seed,
@@ -784,7 +777,7 @@ fn run_module(engines: &[Selection; 2], sw: &SmithWorld, world_seed: u64, m: u64
             engines[0].shell_arg(),
             engines[1].shell_arg()
         ),
-        allowed: d.allowed,
+        explained: d.explained,
     });
 }
 
@@ -794,8 +787,14 @@ pub fn smith_world(world_seed: u64) -> Result<SmithWorld> {
     SmithWorld::new(&world.wit, Some("w"), scheme, encoding)
 }
 
+/// What a campaign runs on: two engines, and what is known of them.
+pub struct Campaign<'a> {
+    pub engines: &'a [Selection; 2],
+    pub expectations: &'a Expectations,
+}
+
 fn campaign(
-    engines: &[Selection; 2],
+    cx: &Campaign<'_>,
     seed: u64,
     worlds: u64,
     modules: impl Fn() -> Vec<u64>,
@@ -813,7 +812,7 @@ fn campaign(
         };
         s.worlds += 1;
         for m in modules() {
-            run_module(engines, &sw, world_seed, m, calls, &mut s);
+            run_module(cx, &sw, world_seed, m, calls, &mut s);
         }
     }
     Ok(s)
@@ -829,21 +828,21 @@ pub fn default_engines() -> [Selection; 2] {
 }
 
 /// Run `modules_per_world` arbitrary guests of each of `worlds` worlds (seeds `seed`,
-/// `seed + 1`, ...; the worlds of `witness diff`), `calls` calls each, on both `engines`.
+/// `seed + 1`, ...; the worlds of `witness diff`), `calls` calls each, on both engines.
 /// `Err` only when the engines cannot be set up; everything a guest does is in the summary.
 pub fn run_smith_campaign(
-    engines: &[Selection; 2],
+    cx: &Campaign<'_>,
     seed: u64,
     worlds: u64,
     modules_per_world: u64,
     calls: u64,
 ) -> Result<SmithSummary> {
-    campaign(engines, seed, worlds, || (0..modules_per_world).collect(), calls)
+    campaign(cx, seed, worlds, || (0..modules_per_world).collect(), calls)
 }
 
 /// Run module `module` of world `world_seed` again (the replay of a mismatch).
-pub fn run_smith_module(engines: &[Selection; 2], world_seed: u64, module: u64, calls: u64) -> Result<SmithSummary> {
-    campaign(engines, world_seed, 1, || vec![module], calls)
+pub fn run_smith_module(cx: &Campaign<'_>, world_seed: u64, module: u64, calls: u64) -> Result<SmithSummary> {
+    campaign(cx, world_seed, 1, || vec![module], calls)
 }
 
 /// The core module and component of module `module` of world `world_seed` (to inspect a

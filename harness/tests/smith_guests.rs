@@ -1,10 +1,18 @@
 //! Arbitrary (wasm-smith) guests shaped to generated worlds run on two engines, by default
 //! Wasmtime (as components) and wasmi (as core modules with the reference host); every call
 //! must end in the same outcome class on both. Mismatches are printed; each must be explained
-//! by `smith::ALLOWED` (known engine differences and bugs, with their evidence).
+//! by a resource limit (`smith::LIMITS`) or by the expectations files (known divergences from
+//! the spec, known engine bugs, each with its evidence).
 
 use witness::engine::Selection;
-use witness::smith::{ALLOWED, SmithSummary, default_engines, run_smith_campaign};
+use witness::smith::{Campaign, SmithSummary, default_engines, run_smith_campaign};
+use witness::suite::expectations::Expectations;
+
+fn expectations() -> Expectations {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    Expectations::load(&files).unwrap()
+}
 
 fn report(s: &SmithSummary) {
     println!(
@@ -40,7 +48,9 @@ fn report(s: &SmithSummary) {
 #[test]
 fn arbitrary_guests_agree_on_outcome_classes() {
     let (worlds, modules) = (10, 8);
-    let s = run_smith_campaign(&default_engines(), 1, worlds, modules, 6).expect("engines set up");
+    let (engines, expectations) = (default_engines(), expectations());
+    let cx = Campaign { engines: &engines, expectations: &expectations };
+    let s = run_smith_campaign(&cx, 1, worlds, modules, 6).expect("engines set up");
     report(&s);
     assert!(s.world_failures.is_empty(), "worlds failed: {:?}", s.world_failures);
     assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);
@@ -55,7 +65,7 @@ fn arbitrary_guests_agree_on_outcome_classes() {
         s.outcomes.iter().filter(|(c, _)| c.starts_with("trap:") && *c != "trap:guest-trap").map(|(_, n)| n).sum();
     assert!(abi_traps > 0, "no call reached a Canonical ABI check");
     for m in &s.mismatches {
-        assert!(m.allowed.is_some_and(|a| ALLOWED.iter().any(|(n, _)| *n == a)), "unexplained mismatch:\n{m}");
+        assert!(m.explained.is_some(), "unexplained mismatch:\n{m}");
     }
 }
 
@@ -63,14 +73,16 @@ fn arbitrary_guests_agree_on_outcome_classes() {
 fn any_two_registered_runtimes_compare() {
     // Two core VMs behind the same reference host: they may differ only where the VMs do.
     let engines = [Selection::parse("wasmtime-core").unwrap(), Selection::parse("core").unwrap()];
-    let s = run_smith_campaign(&engines, 3, 4, 6, 6).expect("engines set up");
+    let expectations = expectations();
+    let s = run_smith_campaign(&Campaign { engines: &engines, expectations: &expectations }, 3, 4, 6, 6)
+        .expect("engines set up");
     report(&s);
     assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);
     assert_eq!(s.loaded, s.modules_generated);
     assert!(s.calls >= 10, "too few calls: {}", s.calls);
     for m in &s.mismatches {
         assert!(m.engines == ["wasmtime-core", "core"], "{m}");
-        assert!(m.allowed.is_some(), "unexplained mismatch:\n{m}");
+        assert!(m.explained.is_some(), "unexplained mismatch:\n{m}");
     }
 }
 
@@ -80,8 +92,9 @@ fn any_two_registered_runtimes_compare() {
 #[ignore]
 fn long_smith_campaign() {
     let var = |n: &str, d: u64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (engines, expectations) = (default_engines(), expectations());
     let s = run_smith_campaign(
-        &default_engines(),
+        &Campaign { engines: &engines, expectations: &expectations },
         var("SMITH_SEED", 1),
         var("SMITH_WORLDS", 50),
         var("SMITH_MODULES", 20),

@@ -3,8 +3,11 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
+use std::path::PathBuf;
+
 use crate::engine::Selection;
-use crate::smith::{default_engines, run_smith_campaign, run_smith_module};
+use crate::smith::{Campaign, default_engines, run_smith_campaign, run_smith_module};
+use crate::suite::expectations::Expectations;
 
 #[derive(Args)]
 pub struct SmithArgs {
@@ -25,6 +28,10 @@ pub struct SmithArgs {
     /// registered runtime, or an adapter (`process:CMD`, `process-core:CMD`).
     #[arg(long = "engine")]
     engines: Vec<String>,
+    /// Expectations files: the engines' known divergences and bugs (default:
+    /// expectations/*.toml).
+    #[arg(long)]
+    expectations: Vec<PathBuf>,
 }
 
 pub fn run(args: SmithArgs) -> Result<()> {
@@ -33,9 +40,12 @@ pub fn run(args: SmithArgs) -> Result<()> {
         [a, b] if !a.fused() && !b.fused() => [a.clone(), b.clone()],
         _ => bail!("give two engines with --engine (plain runtimes, not compositions), or none"),
     };
+    let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
+    let expectations = Expectations::load(&paths)?;
+    let cx = Campaign { engines: &engines, expectations: &expectations };
     let s = match args.module {
-        Some(m) => run_smith_module(&engines, args.seed, m, args.calls)?,
-        None => run_smith_campaign(&engines, args.seed, args.worlds, args.modules, args.calls)?,
+        Some(m) => run_smith_module(&cx, args.seed, m, args.calls)?,
+        None => run_smith_campaign(&cx, args.seed, args.worlds, args.modules, args.calls)?,
     };
     println!(
         "{} worlds, {} modules generated, {} componentized, {} loaded by both engines ({} and {}), {} instantiated on both",
@@ -46,7 +56,7 @@ pub fn run(args: SmithArgs) -> Result<()> {
         println!("  {class:<24} {n}");
     }
     for m in &s.mismatches {
-        let tag = if m.allowed.is_none() { " (NEW)" } else { "" };
+        let tag = if m.explained.is_none() { " (NEW)" } else { "" };
         println!("\nMISMATCH{tag} {m}");
     }
     for (w, m, stage, e) in &s.setup_failures {

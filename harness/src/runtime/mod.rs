@@ -168,6 +168,9 @@ pub struct Registered {
     pub role: Role,
     /// Runs compositions (two guests in one component); selected as `NAME-fused`.
     pub compositions: bool,
+    /// Its Canonical ABI is the reference's (the reference host lowers and lifts): where it
+    /// and another engine end differently, the other one diverges from the spec.
+    pub reference_abi: bool,
     pub make: fn() -> Box<dyn Runtime>,
 }
 
@@ -178,6 +181,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest model with the reference host: the prediction",
         role: Role::Reference,
         compositions: false,
+        reference_abi: true,
         make: model::runtime,
     },
     Registered {
@@ -185,6 +189,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest component on Wasmtime (Cranelift); Wasmtime lowers and lifts",
         role: Role::Default,
         compositions: true,
+        reference_abi: false,
         make: wasmtime::cranelift,
     },
     Registered {
@@ -192,6 +197,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest core module on wasmi; the reference host lowers and lifts",
         role: Role::Default,
         compositions: false,
+        reference_abi: true,
         make: wasmi::runtime,
     },
     Registered {
@@ -199,6 +205,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest core module on Wasmtime's core API; the reference host lowers and lifts",
         role: Role::Default,
         compositions: false,
+        reference_abi: true,
         make: wasmtime_core::runtime,
     },
     Registered {
@@ -206,6 +213,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest component on Wasmtime with the Winch compiler",
         role: Role::Optional,
         compositions: true,
+        reference_abi: false,
         make: wasmtime::winch,
     },
     Registered {
@@ -213,6 +221,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "the guest component on Wasmtime's Pulley interpreter",
         role: Role::Optional,
         compositions: true,
+        reference_abi: false,
         make: wasmtime::pulley,
     },
 ];

@@ -1,10 +1,12 @@
 //! Expectations files (TOML, one per runtime, like wasi-testsuite's): what an engine is known
-//! to get wrong, so a runtime can track its gaps. Three kinds of entries:
+//! to get wrong, so a runtime can track its gaps. Four kinds of entries:
 //! * `[[divergence]]`: a kind of difference (oracle area, trap classes) with the rule it breaks
 //!   and the evidence; any case showing exactly that difference is an expected failure.
 //! * `[[failure]]`: cases (by `area/name`, `*` matching any text) expected to fail, with the
 //!   rule and evidence; such a case that passes is reported, so the file stays true.
 //! * `[[skip]]`: cases not run on the engine, with the reason.
+//! * `[[bug]]`: a bug of the engine's execution of core wasm, of a kind `witness smith` knows
+//!   how to recognize (`BugKind`), with the evidence.
 //!
 //! `engine` is one engine name or a list of them.
 
@@ -82,6 +84,25 @@ pub struct Skip {
     pub reason: String,
 }
 
+/// A bug of an engine's execution of core wasm (not of its Canonical ABI) that `witness
+/// smith` knows how to recognize, so that a mismatch it causes is counted as expected.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BugKind {
+    /// `select` picks the wrong operand: recognized when the same module with every select's
+    /// condition guarded (`i32.const 0 i32.or`, the same semantics) ends alike on both engines.
+    SelectMiscompilation,
+}
+
+/// A known bug of an engine's core-wasm execution.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineBug {
+    pub engine: Engines,
+    pub kind: BugKind,
+    pub evidence: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -91,6 +112,8 @@ struct File {
     failure: Vec<KnownFailure>,
     #[serde(default)]
     skip: Vec<Skip>,
+    #[serde(default)]
+    bug: Vec<EngineBug>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -98,6 +121,7 @@ pub struct Expectations {
     pub entries: Vec<KnownDivergence>,
     pub failures: Vec<KnownFailure>,
     pub skips: Vec<Skip>,
+    pub bugs: Vec<EngineBug>,
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -129,6 +153,7 @@ impl Expectations {
             all.entries.extend(file.divergence);
             all.failures.extend(file.failure.into_iter().map(|f| KnownFailure { file: path.to_path_buf(), ..f }));
             all.skips.extend(file.skip);
+            all.bugs.extend(file.bug);
         }
         Ok(all)
     }
@@ -153,6 +178,11 @@ impl Expectations {
                     None => k.expected_event.is_none() && k.actual_event.is_none(),
                 }
         })
+    }
+
+    /// The known bug of kind `kind` of `engine`, if any.
+    pub fn bug(&self, engine: &str, kind: BugKind) -> Option<&EngineBug> {
+        self.bugs.iter().find(|b| b.kind == kind && b.engine.contains(engine))
     }
 
     /// The entry saying case `area/name` fails on `engine`, if any.
