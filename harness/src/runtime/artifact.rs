@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 
 use super::prepared::{ImportType, Prepared};
-use super::resources::{is_guest_resource, resource_owner};
+use super::resources::resource_owner;
 use crate::encode::guest::{EntryKind, GuestModule, ImportKind, control_func_types, control_interface};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::types::{FuncType, ResourceType, StringEncoding};
@@ -268,9 +268,4 @@ pub(super) fn add_control(exports: &mut Vec<Export>, prepared: &Prepared) -> Res
     }
     // In control_func_types' order: load, reset, read-log.
     Ok(Control { load: base, reset: base + 1, read_log: base + 2 })
-}
-
-/// Whether resource `r` is implemented by the guest (else by the host).
-pub fn guest_side(r: &Resource) -> bool {
-    is_guest_resource(&r.rt)
 }
