@@ -164,10 +164,22 @@ impl Artifact {
     }
 
     /// The artifact of another guest of the same world (an arbitrary module shaped to its
-    /// core signature): the world's exports only, no scripted guest inside, nothing to model.
+    /// core signature): the world's exports only, no scripted guest inside, nothing to model,
+    /// and post-returns only where the module exports them (BuildTargets.md: they are optional).
     pub fn with_guest(&self, core: Vec<u8>, component: Vec<u8>) -> Artifact {
+        let exported: Vec<String> = wasmparser::Parser::new(0)
+            .parse_all(&core)
+            .filter_map(|p| match p {
+                Ok(wasmparser::Payload::ExportSection(s)) => Some(s),
+                _ => None,
+            })
+            .flat_map(|s| s.into_iter().filter_map(|e| e.ok().map(|e| e.name.to_string())).collect::<Vec<_>>())
+            .collect();
         let mut a = self.clone();
         a.exports.truncate(self.world_exports());
+        for e in a.exports.iter_mut().filter_map(|e| e.core.as_mut()) {
+            e.post_return = e.post_return.take().filter(|p| exported.contains(p));
+        }
         a.guests.clear();
         a.model = None;
         a.component = Some(component);
