@@ -132,6 +132,8 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
         &["abi", "lift", "u8", "--flat", "i64:1"],
         &["abi", "lift", "u8", "--flat", "i32:x"],
         &["abi", "lift", "string", "--flat", "i32:0,i32:0", "--memory-hex", "99999999:00"],
+        // Not ASCII: a byte-indexed slice of it used to panic.
+        &["abi", "lift", "string", "--flat", "i32:16,i32:3", "--memory-hex", "16:aé0"],
     ] {
         let (code, out, err) = witness(args);
         assert_eq!(code, 2, "{args:?}: {out}{err}");

@@ -405,16 +405,17 @@ fn parse_flats(text: &str) -> Result<Vec<Flat>> {
 fn parse_memory_hex(arg: &str) -> Result<(u64, Vec<u8>)> {
     let (addr, hexs) = arg.split_once(':').ok_or_else(|| anyhow!("--memory-hex `{arg}`: expected ADDR:HEX"))?;
     let addr: u64 = addr.parse().with_context(|| format!("--memory-hex `{arg}`: bad address"))?;
-    let hexs: String = hexs.chars().filter(|c| !c.is_whitespace()).collect();
-    if !hexs.len().is_multiple_of(2) {
+    let digits: Vec<u8> = hexs
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| {
+            c.to_digit(16).map(|d| d as u8).ok_or_else(|| anyhow!("--memory-hex `{arg}`: `{c}` is not a hex digit"))
+        })
+        .collect::<Result<_>>()?;
+    if !digits.len().is_multiple_of(2) {
         bail!("--memory-hex `{arg}`: odd number of hex digits");
     }
-    let bytes = (0..hexs.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hexs[i..i + 2], 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .with_context(|| format!("--memory-hex `{arg}`: bad hex"))?;
-    Ok((addr, bytes))
+    Ok((addr, digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
