@@ -3,10 +3,12 @@
 //! behind an adapter process (`process:CMD`, `process-core:CMD`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 use crate::adapter::client::{Kind, ProcessRuntime};
+use crate::adapter::process::DEFAULT_TIMEOUT;
 use crate::runtime::{Artifact, Compiled, FUSED_SUFFIX, REGISTRY, Registered, Role, Runtime, fused_name};
 
 /// A runtime as the command line selects it.
@@ -14,17 +16,18 @@ use crate::runtime::{Artifact, Compiled, FUSED_SUFFIX, REGISTRY, Registered, Rol
 pub enum Selection {
     /// An embedded runtime on plain worlds, or (`fused`) on compositions only.
     Embedded { name: &'static str, fused: bool },
-    /// `process:CMD` (components) or `process-core:CMD` (core modules): an adapter.
-    Process { command: String, kind: Kind },
+    /// `process:CMD` (components) or `process-core:CMD` (core modules): an adapter, and how
+    /// long one line to or from it may take.
+    Process { command: String, kind: Kind, timeout: Duration },
 }
 
 impl Selection {
     pub fn parse(arg: &str) -> Result<Selection> {
         if let Some(command) = arg.strip_prefix("process:") {
-            return Ok(Selection::Process { command: command.into(), kind: Kind::Component });
+            return Ok(Selection::Process { command: command.into(), kind: Kind::Component, timeout: DEFAULT_TIMEOUT });
         }
         if let Some(command) = arg.strip_prefix("process-core:") {
-            return Ok(Selection::Process { command: command.into(), kind: Kind::Module });
+            return Ok(Selection::Process { command: command.into(), kind: Kind::Module, timeout: DEFAULT_TIMEOUT });
         }
         let (base, fused) = match arg.strip_suffix(FUSED_SUFFIX) {
             Some(base) => (base, true),
@@ -36,6 +39,17 @@ impl Selection {
                 bail!("unknown engine `{arg}` (known: {}, process:CMD, process-core:CMD)", known_names().join(", "))
             }
         }
+    }
+
+    /// `parse_args`, with adapters given `timeout` seconds a line (`--adapter-timeout`).
+    pub fn parse_args_with(args: &[String], timeout: Option<u64>) -> Result<Vec<Selection>> {
+        let mut out = Selection::parse_args(args)?;
+        for s in &mut out {
+            if let (Selection::Process { timeout: t, .. }, Some(secs)) = (s, timeout) {
+                *t = Duration::from_secs(secs);
+            }
+        }
+        Ok(out)
     }
 
     /// Engine arguments as given on the command line: embedded names may be comma-separated;
@@ -103,7 +117,7 @@ impl Selection {
                 let r = REGISTRY.iter().find(|r| r.name == *name).expect("selections name registered runtimes");
                 (r.make)()
             }
-            Selection::Process { command, kind } => Box::new(ProcessRuntime::new(command, *kind)),
+            Selection::Process { command, kind, timeout } => Box::new(ProcessRuntime::new(command, *kind, *timeout)),
         }
     }
 }
@@ -122,8 +136,8 @@ impl std::fmt::Display for Selection {
         match self {
             Selection::Embedded { name, fused: false } => f.write_str(name),
             Selection::Embedded { name, fused: true } => f.write_str(&fused_name(name)),
-            Selection::Process { command, kind: Kind::Component } => write!(f, "process:{command}"),
-            Selection::Process { command, kind: Kind::Module } => write!(f, "process-core:{command}"),
+            Selection::Process { command, kind: Kind::Component, .. } => write!(f, "process:{command}"),
+            Selection::Process { command, kind: Kind::Module, .. } => write!(f, "process-core:{command}"),
         }
     }
 }

@@ -100,3 +100,41 @@ fn an_adapter_that_breaks_the_protocol_is_named_with_the_reason() {
     let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":1}'; read line; echo '{\"error\":\"no luck\"}'");
     assert!(e.contains("compile") && e.contains("no luck"), "{e}");
 }
+
+/// The error of compiling world `wit` on adapter `command`, whose lines may take 1 s.
+fn quick_adapter_error(wit: &str, command: &str) -> String {
+    let scheme = witness::encode::names::NameScheme::Standard;
+    let p = Prepared::from_wit(wit, None, scheme, witness::reference::StringEncoding::Utf8).unwrap();
+    let artifact = std::sync::Arc::new(Artifact::of(&p).unwrap());
+    let selection = Selection::parse_args_with(&[format!("process:{command}")], Some(1)).unwrap();
+    match compile(&selection[0], &artifact) {
+        Ok(_) => panic!("`{command}` was accepted as an adapter"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// Whether a process whose command line holds `text` is running.
+fn running(text: &str) -> bool {
+    let out = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.contains(text) && !l.contains("ps -eo"))
+}
+
+#[test]
+fn a_hung_adapter_is_killed_with_everything_it_started() {
+    // `sh -c` forks the sleep (a command follows it): killing the shell alone left it running.
+    let e = quick_adapter_error("package t:t; world w { export f: func(); }", "sleep 987654; echo gone");
+    assert!(e.contains("no reply in 1 s (killed)"), "{e}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!running("sleep 987654"), "the adapter's child survived");
+}
+
+#[test]
+fn an_adapter_that_never_reads_is_killed() {
+    // A compile request larger than a pipe's buffer blocks its writer until the adapter reads.
+    let funcs: String = (0..300).map(|i| format!("export g{i}: func(a: string, b: list<u32>) -> string;\n")).collect();
+    let wit = format!("package t:t; world w {{\n{funcs}}}");
+    let e = quick_adapter_error(&wit, "echo '{\"adapter\":\"x\",\"protocol\":1}'; sleep 987655; echo gone");
+    assert!(e.contains("took no input for 1 s (killed)"), "{e}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!running("sleep 987655"), "the adapter's child survived");
+}

@@ -65,6 +65,10 @@ struct SuiteArgs {
     /// the default runtimes.
     #[arg(long = "engine", visible_alias = "engines")]
     engines: Vec<String>,
+    /// How long an adapter may take to read one request or write one line, in seconds
+    /// (default 120); an adapter over it is killed, with its children.
+    #[arg(long, value_name = "SECS")]
+    adapter_timeout: Option<u64>,
     /// The directory of conformance suite files (default: suites/conformance).
     #[arg(long)]
     suite: Option<PathBuf>,
@@ -94,6 +98,9 @@ impl SuiteArgs {
         let mut args: Vec<std::ffi::OsString> = vec![];
         for engine in &self.engines {
             args.extend(["--engine".into(), engine.into()]);
+        }
+        if let Some(secs) = self.adapter_timeout {
+            args.extend(["--adapter-timeout".into(), secs.to_string().into()]);
         }
         for path in &self.expectations {
             args.extend(["--expectations".into(), absolute(path)?]);

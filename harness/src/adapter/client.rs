@@ -136,18 +136,20 @@ fn trap_of(t: &Json) -> Trap {
 pub struct ProcessRuntime {
     command: String,
     kind: Kind,
+    /// How long one line to or from the adapter may take.
+    timeout: std::time::Duration,
 }
 
 impl ProcessRuntime {
-    pub fn new(command: &str, kind: Kind) -> ProcessRuntime {
-        ProcessRuntime { command: command.into(), kind }
+    pub fn new(command: &str, kind: Kind, timeout: std::time::Duration) -> ProcessRuntime {
+        ProcessRuntime { command: command.into(), kind, timeout }
     }
 }
 
 impl Runtime for ProcessRuntime {
     /// Start the adapter and compile the artifact on it: one adapter process per world.
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
-        let mut adapter = AdapterProcess::spawn(&self.command)?;
+        let mut adapter = AdapterProcess::spawn(&self.command, self.timeout)?;
         let label = match self.kind {
             Kind::Component => adapter.greeting.adapter.clone(),
             Kind::Module => format!("{}-core", adapter.greeting.adapter),

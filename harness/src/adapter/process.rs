@@ -1,11 +1,13 @@
-//! witness's side of the adapter protocol: a running adapter process. Replies are read on a
-//! thread so that a hung adapter costs a timeout, not the run; the adapter's stderr goes to a
-//! file whose tail is quoted when it fails.
+//! witness's side of the adapter protocol: a running adapter process. Replies are read and
+//! requests written on threads of their own, so that a hung adapter costs a timeout, not the
+//! run; the adapter runs in a process group of its own, killed whole when it hangs; its stderr
+//! goes to a file whose tail is quoted when it fails.
 
 use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -13,8 +15,9 @@ use serde_json::Value as Json;
 
 use super::PROTOCOL_VERSION;
 
-/// How long witness waits for one line from an adapter (a transpiling compile included).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long witness waits, by default, for an adapter to take one line or to write one (a
+/// transpiling compile included); `--adapter-timeout` sets it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the adapter said about itself in its greeting.
 #[derive(Clone, Debug)]
@@ -28,15 +31,19 @@ pub struct Greeting {
 pub struct AdapterProcess {
     command: String,
     child: Child,
-    stdin: ChildStdin,
+    /// Lines to write, to the writer thread; it answers each with the outcome of the write.
+    requests: Sender<String>,
+    written: Receiver<std::io::Result<()>>,
     lines: Receiver<std::io::Result<String>>,
     stderr: PathBuf,
+    timeout: Duration,
     pub greeting: Greeting,
 }
 
 impl AdapterProcess {
-    /// Start `command` (under `sh -c`) and read its greeting.
-    pub fn spawn(command: &str) -> Result<AdapterProcess> {
+    /// Start `command` (under `sh -c`, in a process group of its own) and read its greeting;
+    /// every line to and from it may take `timeout`.
+    pub fn spawn(command: &str, timeout: Duration) -> Result<AdapterProcess> {
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr = std::env::temp_dir().join(format!("witness-adapter-{}-{n}.log", std::process::id()));
@@ -47,9 +54,20 @@ impl AdapterProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
+            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start adapter `{command}`"))?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let (requests, to_write) = channel::<String>();
+        let (done, written) = channel();
+        std::thread::spawn(move || {
+            for line in to_write {
+                let r = writeln!(stdin, "{line}").and_then(|()| stdin.flush());
+                if done.send(r).is_err() {
+                    break;
+                }
+            }
+        });
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -62,9 +80,11 @@ impl AdapterProcess {
         let mut p = AdapterProcess {
             command: command.to_string(),
             child,
-            stdin,
+            requests,
+            written,
             lines,
             stderr,
+            timeout,
             greeting: Greeting { adapter: String::new(), version: String::new(), features: vec![] },
         };
         let hello = p.receive().context("reading the adapter's greeting")?;
@@ -100,22 +120,38 @@ impl AdapterProcess {
         }
     }
 
-    /// Write one message.
+    /// Kill the adapter and everything it started (its process group).
+    fn kill(&mut self) {
+        let _ = rustix::process::kill_process_group(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::KILL,
+        );
+        let _ = self.child.kill();
+    }
+
+    /// Write one message; an adapter that does not take it in time is killed.
     pub fn send(&mut self, message: &Json) -> Result<()> {
         let line = serde_json::to_string(message)?;
-        writeln!(self.stdin, "{line}")
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| self.failed(format!("cannot write to it ({e})")))
+        self.requests.send(line).map_err(|_| self.failed("cannot write to it (its input is closed)".into()))?;
+        match self.written.recv_timeout(self.timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.failed(format!("cannot write to it ({e})"))),
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(self.failed(format!("took no input for {} s (killed)", self.timeout.as_secs())))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.failed("cannot write to it".into())),
+        }
     }
 
     /// Read one message.
     pub fn receive(&mut self) -> Result<Json> {
-        let line = match self.lines.recv_timeout(REPLY_TIMEOUT) {
+        let line = match self.lines.recv_timeout(self.timeout) {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => return Err(self.failed(format!("cannot read from it ({e})"))),
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                return Err(self.failed(format!("no reply in {} s (killed)", REPLY_TIMEOUT.as_secs())));
+                self.kill();
+                return Err(self.failed(format!("no reply in {} s (killed)", self.timeout.as_secs())));
             }
             Err(RecvTimeoutError::Disconnected) => return Err(self.failed("it exited".into())),
         };
@@ -137,7 +173,7 @@ impl AdapterProcess {
 
 impl Drop for AdapterProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.stderr);
     }

@@ -30,6 +30,10 @@ pub struct DiffArgs {
     /// `process:CMD` (an adapter, adapters/PROTOCOL.md); repeatable.
     #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::Selection::defaults().iter().map(|s| s.to_string()))]
     engines: Vec<String>,
+    /// How long an adapter may take to read one request or write one line, in seconds
+    /// (a transpiling compile included); an adapter over it is killed, with its children.
+    #[arg(long, value_name = "SECS")]
+    adapter_timeout: Option<u64>,
     /// Name scheme of the guests (default: alternate by world).
     #[arg(long, value_enum)]
     names: Option<super::abi::Names>,
@@ -65,7 +69,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         seed: args.seed,
         worlds: args.worlds,
         cases: args.cases,
-        engines: crate::engine::Selection::parse_args(&args.engines)?,
+        engines: crate::engine::Selection::parse_args_with(&args.engines, args.adapter_timeout)?,
         names: args.names.map(|n| match n {
             super::abi::Names::Standard => NameScheme::Standard,
             super::abi::Names::Legacy => NameScheme::Legacy,

@@ -28,6 +28,10 @@ pub struct SmithArgs {
     /// registered runtime, or an adapter (`process:CMD`, `process-core:CMD`).
     #[arg(long = "engine")]
     engines: Vec<String>,
+    /// How long an adapter may take to read one request or write one line, in seconds
+    /// (a transpiling compile included); an adapter over it is killed, with its children.
+    #[arg(long, value_name = "SECS")]
+    adapter_timeout: Option<u64>,
     /// Expectations files: the engines' known divergences and bugs (default:
     /// expectations/*.toml).
     #[arg(long)]
@@ -35,7 +39,7 @@ pub struct SmithArgs {
 }
 
 pub fn run(args: SmithArgs) -> Result<()> {
-    let engines = match Selection::parse_args(&args.engines)?.as_slice() {
+    let engines = match Selection::parse_args_with(&args.engines, args.adapter_timeout)?.as_slice() {
         [] => default_engines(),
         [a, b] if !a.fused() && !b.fused() => [a.clone(), b.clone()],
         _ => bail!("give two engines with --engine (plain runtimes, not compositions), or none"),

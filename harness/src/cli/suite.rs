@@ -24,6 +24,10 @@ pub struct SuiteArgs {
     /// adapters/PROTOCOL.md); repeatable.
     #[arg(long = "engine", visible_alias = "engines", default_values_t = crate::engine::Selection::defaults().iter().map(|s| s.to_string()))]
     engines: Vec<String>,
+    /// How long an adapter may take to read one request or write one line, in seconds
+    /// (a transpiling compile included); an adapter over it is killed, with its children.
+    #[arg(long, value_name = "SECS")]
+    adapter_timeout: Option<u64>,
     /// Only cases whose name or rules contain this text.
     #[arg(long)]
     filter: Option<String>,
@@ -98,7 +102,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
     let files = suite_files(&args.suite)?;
-    let engines = crate::engine::Selection::parse_args(&args.engines)?;
+    let engines = crate::engine::Selection::parse_args_with(&args.engines, args.adapter_timeout)?;
     let mut json = match &args.json {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
