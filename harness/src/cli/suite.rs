@@ -189,8 +189,23 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     Ok(())
 }
 
+/// `s` as XML attribute text: markup escaped, white space kept as character references, and
+/// the characters XML 1.0 does not allow at all (other control characters, U+FFFE, U+FFFF)
+/// written out as `\u{..}`, so the report stays well-formed whatever a name or message holds.
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", c as u32)),
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A JUnit report: one testsuite per engine, one testcase per case.
@@ -225,4 +240,21 @@ fn junit(rows: &[crate::suite::cases::CaseResult]) -> String {
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// XML 1.0's `Char` production, written from the standard (section 2.2).
+    fn xml_char(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+    }
+
+    #[test]
+    fn xml_text_is_well_formed_whatever_it_holds() {
+        let nasty = "a\u{0}b\u{1b}[31m\u{7}c\u{fffe}\"<&>'\n\td";
+        let out = super::xml(nasty);
+        assert!(out.chars().all(xml_char), "{out:?}");
+        assert!(!out.contains(['<', '>', '"', '\n']), "{out:?}");
+        assert_eq!(out, "a\\u{0}b\\u{1b}[31m\\u{7}c\\u{fffe}&quot;&lt;&amp;&gt;'&#10;&#9;d");
+    }
 }
