@@ -138,3 +138,19 @@ fn an_adapter_that_never_reads_is_killed() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!running("sleep 987655"), "the adapter's child survived");
 }
+
+#[test]
+fn an_adapter_line_is_bounded_and_never_quoted_whole() {
+    // Not JSON, 100 kB: the message quotes its start only.
+    let e = engine_error("head -c 100000 /dev/zero | tr '\\0' x; echo");
+    assert!(
+        e.contains("not JSON") && e.contains("(100000 bytes)") && e.len() < 2000,
+        "{} bytes: {}",
+        e.len(),
+        &e[..200]
+    );
+    // Longer than a line may be: refused without reading it all.
+    let e =
+        engine_error("printf '{\"adapter\":\"'; head -c 70000000 /dev/zero | tr '\\0' x; echo '\",\"protocol\":1}'");
+    assert!(e.contains("a line longer than") && e.len() < 2000, "{} bytes: {}", e.len(), &e[..200]);
+}

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{Value as Json, json};
 
 use super::json::{ResourceNames, func_to_json, value_from_json, value_to_json};
-use super::process::AdapterProcess;
+use super::process::{AdapterProcess, brief};
 use crate::reference::types::ResourceType;
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
@@ -218,7 +218,9 @@ fn exchange(
                 .iter()
                 .filter(|r| !is_guest_resource(&r.rt))
                 .find(|r| names.name_of(&r.rt).is_ok_and(|j| j == reply["resource"]));
-            let (Some(rep), Some(r)) = (rep, rt) else { bail!("the adapter reports a bad destructor call: {reply}") };
+            let (Some(rep), Some(r)) = (rep, rt) else {
+                bail!("the adapter reports a bad destructor call: {}", brief(&reply.to_string()))
+            };
             host.dtor(&r.rt, rep)?;
             adapter.send(&json!({ "ok": null }))?;
             continue;
@@ -236,8 +238,10 @@ fn exchange(
                     }
                     _ => None,
                 })
-                .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {reply}"))?;
-            let args = reply["args"].as_array().ok_or_else(|| anyhow!("import callback without args: {reply}"))?;
+                .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {}", brief(&reply.to_string())))?;
+            let args = reply["args"]
+                .as_array()
+                .ok_or_else(|| anyhow!("import callback without args: {}", brief(&reply.to_string())))?;
             let args =
                 func.ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
             let answer = match host.import(thunk, args) {
@@ -250,7 +254,7 @@ fn exchange(
             };
             adapter.send(&answer)?;
             if let Some(e) = answer.get("error") {
-                bail!("import call {reply} failed: {e}");
+                bail!("import call {} failed: {e}", brief(&reply.to_string()));
             }
             continue;
         }

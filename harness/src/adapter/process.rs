@@ -19,6 +19,34 @@ use super::PROTOCOL_VERSION;
 /// transpiling compile included); `--adapter-timeout` sets it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The longest line an adapter may write (a reply with a large list is a few MiB).
+pub const MAX_LINE: u64 = 64 << 20;
+
+/// The next line of `reader` without its newline (`None`: the end of input); a line over
+/// `MAX_LINE` bytes is an error, read no further.
+fn read_line(reader: &mut impl std::io::BufRead) -> std::io::Result<Option<String>> {
+    let mut bytes = vec![];
+    let n = std::io::Read::take(&mut *reader, MAX_LINE + 1).read_until(b'\n', &mut bytes)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    } else if n as u64 > MAX_LINE {
+        return Err(std::io::Error::other(format!("a line longer than {MAX_LINE} bytes")));
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| std::io::Error::other("a line that is not UTF-8"))
+}
+
+/// `text`, or its start when it is long (what a message quotes of another process's output).
+pub fn brief(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}... ({} bytes)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
+}
+
 /// What the adapter said about itself in its greeting.
 #[derive(Clone, Debug)]
 pub struct Greeting {
@@ -71,8 +99,11 @@ impl AdapterProcess {
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
+            let mut reader = BufReader::new(stdout);
+            // The end of input drops the sender: the adapter exited.
+            while let Some(line) = read_line(&mut reader).transpose() {
+                let failed = line.is_err();
+                if tx.send(line).is_err() || failed {
                     break;
                 }
             }
@@ -155,7 +186,8 @@ impl AdapterProcess {
             }
             Err(RecvTimeoutError::Disconnected) => return Err(self.failed("it exited".into())),
         };
-        serde_json::from_str(&line).map_err(|e| self.failed(format!("wrote a line that is not JSON ({e}): {line}")))
+        serde_json::from_str(&line)
+            .map_err(|e| self.failed(format!("wrote a line that is not JSON ({e}): {}", brief(&line))))
     }
 
     /// Send a request whose only reply is final: `ok`'s value, or an error for `error` (and
@@ -166,7 +198,7 @@ impl AdapterProcess {
         match (reply.get("ok"), reply.get("error")) {
             (Some(v), _) => Ok(v.clone()),
             (_, Some(e)) => Err(self.failed(format!("{} failed: {}", message["op"], e.as_str().unwrap_or_default()))),
-            _ => Err(self.failed(format!("unexpected reply to {}: {reply}", message["op"]))),
+            _ => Err(self.failed(format!("unexpected reply to {}: {}", message["op"], brief(&reply.to_string())))),
         }
     }
 }
