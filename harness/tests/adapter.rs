@@ -154,3 +154,15 @@ fn an_adapter_line_is_bounded_and_never_quoted_whole() {
         engine_error("printf '{\"adapter\":\"'; head -c 70000000 /dev/zero | tr '\\0' x; echo '\",\"protocol\":1}'");
     assert!(e.contains("a line longer than") && e.len() < 2000, "{} bytes: {}", e.len(), &e[..200]);
 }
+
+#[test]
+fn an_adapter_name_is_a_plain_name_of_its_own() {
+    let greet = |name: &str| format!("echo '{{\"adapter\":\"{name}\",\"protocol\":1}}'");
+    let e = engine_error(&greet("x/../../../ESCAPED"));
+    assert!(e.contains("a name is 1 to 64 letters"), "{e}");
+    let e = engine_error(&greet(".."));
+    assert!(e.contains("a name is 1 to 64 letters"), "{e}");
+    // The label of a component adapter named like an embedded runtime would merge its column.
+    let e = engine_error(&greet("wasmtime"));
+    assert!(e.contains("the name of an embedded runtime"), "{e}");
+}

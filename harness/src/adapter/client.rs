@@ -18,7 +18,7 @@ use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
 use crate::runtime::artifact::{Artifact, Func, Import};
 use crate::runtime::resources::is_guest_resource;
-use crate::runtime::{CompileFailed, Compiled, Host, Instance, Runtime, Unsupported};
+use crate::runtime::{CompileFailed, Compiled, Host, Instance, REGISTRY, Runtime, Unsupported, fused_name};
 
 /// What witness hands the adapter: the component, or the core module of the core-module
 /// build target (the adapter's host then lowers and lifts itself).
@@ -154,6 +154,14 @@ impl Runtime for ProcessRuntime {
             Kind::Component => adapter.greeting.adapter.clone(),
             Kind::Module => format!("{}-core", adapter.greeting.adapter),
         };
+        let taken = REGISTRY.iter().any(|r| label == r.name || label == fused_name(r.name));
+        if taken {
+            bail!(
+                "adapter `{}` labels its results `{label}`, the name of an embedded runtime: they would \
+                 merge; give the adapter another name in its greeting",
+                self.command
+            );
+        }
         let unsupported = |reason: &str| Unsupported { engine: label.clone(), reason: reason.into() };
         if artifact.core.is_none() {
             bail!(unsupported("adapters do not run compositions"));

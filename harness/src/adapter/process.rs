@@ -129,8 +129,15 @@ impl AdapterProcess {
             .and_then(Json::as_array)
             .map_or(vec![], |fs| fs.iter().filter_map(Json::as_str).map(str::to_string).collect());
         p.greeting = Greeting { adapter: text("adapter"), version: text("version"), features };
-        if p.greeting.adapter.is_empty() {
-            bail!("adapter `{command}` greets without a name: {hello}");
+        let name = &p.greeting.adapter;
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if name.is_empty() || !name.chars().all(plain) || name.starts_with('.') || name.len() > 64 {
+            // The name labels results and names repro folders: a path in it would escape them.
+            bail!(
+                "adapter `{command}` greets with the name {:?}: a name is 1 to 64 letters, digits, \
+                 `.`, `_` or `-`, not starting with `.`",
+                brief(name)
+            );
         }
         Ok(p)
     }
