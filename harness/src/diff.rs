@@ -39,7 +39,12 @@ impl UserWorld {
     pub fn load(path: &Path, world: Option<&str>) -> Result<UserWorld> {
         let wit = crate::world::wit::Wit::load(path)?;
         let id = wit.world(world)?;
-        Ok(UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() })
+        let user =
+            UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() };
+        // A world witness cannot run fails here, once, with the reason.
+        Prepared::from_wit(&user.text, Some(&user.world), NameScheme::Standard, StringEncoding::Utf8)
+            .with_context(|| format!("{}: world `{}` cannot run", path.display(), user.world))?;
+        Ok(user)
     }
 }
 

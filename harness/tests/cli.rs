@@ -140,3 +140,18 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
         assert!(err.starts_with("error: ") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_async_function_is_refused_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("witness-cli-async-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wit = dir.join("async.wit");
+    std::fs::write(&wit, "package a:b;\nworld w {\n  export fetch: async func(url: string) -> string;\n}\n").unwrap();
+    let (code, _, err) = witness(&["abi", "signature", wit.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`fetch` is an `async func`"), "{err}");
+    let (code, _, err) = witness(&["diff", "--wit", wit.to_str().unwrap(), "--cases", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot run") && err.contains("`fetch` is an `async func`"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

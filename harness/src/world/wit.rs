@@ -200,6 +200,13 @@ impl<'a> Converter<'a> {
 
     /// The component-level type of a WIT function.
     pub fn func_type(&self, f: &wit_parser::Function) -> Result<FuncType> {
+        if f.kind.is_async() {
+            bail!(
+                "`{}` is an `async func`: witness runs the synchronous Canonical ABI only so far, so a \
+                 world with async functions cannot run yet",
+                f.name
+            );
+        }
         let params = f
             .params
             .iter()
