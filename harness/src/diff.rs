@@ -247,7 +247,11 @@ impl Recorder<'_> {
             repro: None,
         };
         if let (Some(dir), false) = (self.repro_dir, expected_all) {
-            div.repro = Some(write_repro(dir, &div, self.world, &case(), outcomes.0, outcomes.1)?);
+            // A reproducer that cannot be written loses the file, never the campaign.
+            match write_repro(dir, &div, self.world, &case(), outcomes.0, outcomes.1) {
+                Ok(path) => div.repro = Some(path),
+                Err(e) => s.setup_failures.push((self.world_seed, format!("cannot write a reproducer: {e:#}"))),
+            }
         }
         s.divergences.push(div);
         Ok(())

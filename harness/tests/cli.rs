@@ -155,3 +155,33 @@ fn an_async_function_is_refused_with_the_reason() {
     assert!(err.contains("cannot run") && err.contains("`fetch` is an `async func`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_that_compares_nothing_says_so_and_fails() {
+    let empty = std::env::temp_dir().join(format!("witness-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let suites = concat!(env!("CARGO_MANIFEST_DIR"), "/../suites/conformance");
+    for (args, says) in [
+        (vec!["suite", "--suite", suites, "--engine", ""], "no engine to run"),
+        (vec!["suite", "--suite", empty.to_str().unwrap()], "no suite files"),
+        (vec!["suite", "--suite", suites, "--filter", "no case is named like this"], "nothing was compared"),
+        (vec!["diff", "--engine", "", "--worlds", "1"], "no engine to run"),
+    ] {
+        let (code, out, err) = witness(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
+#[test]
+fn an_output_path_that_cannot_be_written_fails_before_the_run() {
+    let suites = concat!(env!("CARGO_MANIFEST_DIR"), "/../suites/conformance");
+    let nowhere = "/nonexistent-dir/report.xml";
+    let (code, out, err) = witness(&["suite", "--suite", suites, "--filter", "utf16", "--junit", nowhere]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("cannot create /nonexistent-dir/report.xml") && out.is_empty(), "{out}{err}");
+    let (code, _, err) = witness(&["diff", "--worlds", "1", "--cases", "1", "--repro", "/proc/witness-repro"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot create /proc/witness-repro"), "{err}");
+}

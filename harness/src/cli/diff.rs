@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -80,6 +80,11 @@ pub fn run(args: DiffArgs) -> Result<()> {
         time_budget: args.seconds.map(std::time::Duration::from_secs),
         ..DiffConfig::default()
     };
+    if cfg.engines.is_empty() {
+        bail!("no engine to run: --engine names none");
+    }
+    // The repro folder is made before the run: a path that cannot be written costs nothing.
+    std::fs::create_dir_all(&args.repro).with_context(|| format!("cannot create {}", args.repro.display()))?;
     let total = if args.case.is_some() { args.worlds } else { args.worlds * args.cases };
     // A time-bound campaign shows seconds, not cases, since its number of worlds is open.
     let (bar, unit) = match args.seconds {
@@ -143,8 +148,13 @@ pub fn run(args: DiffArgs) -> Result<()> {
         expected,
         expectations.entries.len()
     );
+    // The folder made before the run goes again if nothing went into it.
+    let _ = std::fs::remove_dir(&args.repro);
     if s.unexpected() > 0 {
         bail!("{} unexpected result(s)", s.unexpected());
+    }
+    if s.cases == 0 {
+        bail!("nothing was compared: no world had a case to run");
     }
     Ok(())
 }

@@ -102,13 +102,18 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { super::diff::default_expectations() } else { args.expectations };
     let expectations = Expectations::load(&paths)?;
     let files = suite_files(&args.suite)?;
+    if files.is_empty() {
+        bail!("no suite files (*.toml) in {}", args.suite.display());
+    }
     let engines = crate::engine::Selection::parse_args_with(&args.engines, args.adapter_timeout)?;
-    let mut json = match &args.json {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => None,
-    };
+    if engines.is_empty() {
+        bail!("no engine to run: --engine names none");
+    }
+    // Output files are created before the run, so a path that cannot be written costs nothing.
+    let create =
+        |p: &std::path::PathBuf| std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()));
+    let mut json = args.json.as_ref().map(create).transpose()?.map(std::io::BufWriter::new);
+    let junit_file = args.junit.as_ref().map(create).transpose()?;
     let bar = ProgressBar::new(files.len() as u64);
     let mut rows = vec![];
     let mut broken_files = 0;
@@ -132,9 +137,6 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if let Some(path) = &args.junit {
-        std::fs::write(path, junit(&rows)).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     // file stem (the area) × engine → passed, failed, xfail, skipped
     let mut table: BTreeMap<(String, String), [u32; 4]> = BTreeMap::new();
     for r in &rows {
@@ -183,8 +185,17 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         count(|s| matches!(s, Status::Xfail(_))),
         count(|s| matches!(s, Status::Skipped(_)))
     );
+    if let (Some(mut file), Some(path)) = (junit_file, &args.junit) {
+        file.write_all(junit(&rows).as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if !failed.is_empty() || broken_files > 0 {
         bail!("{} case result(s) failed, {broken_files} suite file(s) unreadable", failed.len());
+    }
+    if !rows.iter().any(|r| r.engine != REFERENCE) {
+        match (&args.filter, rows.is_empty()) {
+            (Some(f), true) => bail!("nothing was compared: no case's name or rules contain `{f}`"),
+            _ => bail!("nothing was compared: no engine ran a case"),
+        }
     }
     Ok(())
 }
