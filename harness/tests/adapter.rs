@@ -27,7 +27,7 @@ fn statuses(engine: &str) -> BTreeMap<(String, String), (String, Status)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
     let mut out = BTreeMap::new();
     for file in suite_files(&dir).unwrap() {
-        for r in run_file(&file, &[Selection::parse(engine).unwrap()], &expectations(), &|_, _| true).unwrap() {
+        for r in run_file(&file, &[Selection::parse(engine).unwrap()], &expectations(), &|_, _, _| true).unwrap() {
             if r.engine != "reference" {
                 out.insert((r.file.display().to_string(), r.name.clone()), (r.engine.clone(), r.status));
             }

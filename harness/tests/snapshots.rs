@@ -210,7 +210,7 @@ fn suite_trap_classes() {
     let mut lines = vec![];
     for file in witness::suite::cases::suite_files(&dir).unwrap() {
         let area = file.file_stem().unwrap().to_string_lossy().to_string();
-        for r in witness::suite::cases::run_file(&file, &[], &none, &|_, _| true).unwrap() {
+        for r in witness::suite::cases::run_file(&file, &[], &none, &|_, _, _| true).unwrap() {
             if let Some(trap) = &r.trap {
                 lines.push(format!("{area}/{}: {trap}", r.name));
             }

@@ -20,7 +20,7 @@ fn run_text(tag: &str, text: &str, engines: &[&str]) -> Vec<CaseResult> {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("s.toml");
     std::fs::write(&file, text).unwrap();
-    let rows = run_file(&file, &engines, &expectations(), &|_, _| true).unwrap();
+    let rows = run_file(&file, &engines, &expectations(), &|_, _, _| true).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     rows
 }
@@ -127,4 +127,54 @@ args = ['"ab"']
             (34, "fused with a host call", "reference", false),
         ]
     );
+}
+
+#[test]
+fn a_malformed_or_duplicate_case_fails_alone_with_its_line() {
+    let rows = run_text(
+        "schema",
+        r#"world = """
+package t:t;
+world w { export echo: func(s: string) -> string; }
+"""
+
+[[case]]
+name = "good"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['"abc"']
+returns = '"abc"'
+
+[[case]]
+name = 'unknown field'
+rules = ["store_string_copy"]
+call = "echo"
+colour = "blue"
+
+[[case]]
+name = "good"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['"x"']
+returns = '"x"'
+"#,
+        &["core"],
+    );
+    let got: Vec<(usize, &str, &str, bool)> =
+        rows.iter().map(|r| (r.line, r.name.as_str(), r.engine.as_str(), matches!(r.status, Status::Passed))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (7, "good", "reference", true),
+            (7, "good", "core", true),
+            (14, "unknown field", "reference", false),
+            (20, "good", "reference", false),
+        ]
+    );
+    let why = |i: usize| match &rows[i].status {
+        Status::Failed(why) => why.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(why(2).contains("unknown field `colour`"), "{}", why(2));
+    assert!(why(3).contains("a second case named `good` (the first is at line 7)"), "{}", why(3));
 }

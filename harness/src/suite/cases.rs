@@ -37,8 +37,19 @@ use crate::world::wave::parse_value;
 struct SuiteFile {
     /// The world, inline WIT (its only world is used).
     world: String,
+    /// The cases, each read on its own, so that a bad one fails alone.
     #[serde(default, rename = "case")]
-    cases: Vec<CaseSpec>,
+    cases: Vec<CaseEntry>,
+}
+
+/// One `[[case]]` as read: the case, or why it cannot be read.
+#[derive(Debug)]
+struct CaseEntry(std::result::Result<CaseSpec, String>);
+
+impl<'de> Deserialize<'de> for CaseEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CaseEntry, D::Error> {
+        Ok(CaseEntry(CaseSpec::deserialize(d).map_err(|e| e.to_string())))
+    }
 }
 
 /// One case of a suite file.
@@ -247,22 +258,34 @@ pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Where each case's name stands in its file, from the TOML parser's spans.
+/// Where each case stands in its file, from the TOML parser's spans.
 #[derive(Deserialize)]
-struct NameSpans {
+struct CaseSpans {
     #[serde(default, rename = "case")]
-    cases: Vec<NameSpan>,
+    cases: Vec<toml::Spanned<CaseSpan>>,
 }
 
 #[derive(Deserialize)]
-struct NameSpan {
-    name: toml::Spanned<String>,
+struct CaseSpan {
+    name: Option<toml::Spanned<toml::Value>>,
 }
 
-/// The line of each case's `name` (1-based), in file order.
-fn name_lines(text: &str) -> Result<Vec<usize>> {
-    let spans: NameSpans = toml::from_str(text)?;
-    Ok(spans.cases.iter().map(|c| text[..c.name.span().start].matches('\n').count() + 1).collect())
+/// Each case's line (1-based, its `name` where it has one) and name (or its position where it
+/// has none), in file order.
+fn case_places(text: &str) -> Result<Vec<(usize, String)>> {
+    let spans: CaseSpans = toml::from_str(text)?;
+    let line = |at: usize| text[..at].matches('\n').count() + 1;
+    Ok(spans
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match &c.get_ref().name {
+            Some(n) => {
+                (line(n.span().start), n.get_ref().as_str().map_or_else(|| n.get_ref().to_string(), str::to_string))
+            }
+            None => (line(c.span().start), format!("(case {})", i + 1)),
+        })
+        .collect())
 }
 
 pub(crate) fn parse_encoding(e: Option<&str>) -> Result<StringEncoding> {
@@ -646,19 +669,42 @@ pub fn run_file(
     file: &Path,
     engines: &[Selection],
     expectations: &Expectations,
-    keep: &dyn Fn(&str, &CaseSpec) -> bool,
+    keep: &Keep<'_>,
 ) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
-    let lines = name_lines(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
+    let places = case_places(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let mut plain = WorldCache::new(&suite.world, file);
     let mut fused = WorldCache::new(&suite.world, file);
     let mut out = vec![];
-    for (c, &line) in suite.cases.iter().zip(&lines) {
-        if !keep(area, c) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (CaseEntry(parsed), (line, name)) in suite.cases.into_iter().zip(places) {
+        let first = seen.get(&name).copied();
+        seen.entry(name.clone()).or_insert(line);
+        // A case that cannot run fails alone, as a row like any other.
+        let mut invalid = |why: String| {
+            if keep(area, &name, &[]) {
+                let (file, name, engine) = (file.to_path_buf(), name.clone(), REFERENCE.to_string());
+                let status = Status::Failed(why);
+                out.push(CaseResult { file, line, name, rules: vec![], bugs: vec![], engine, status, trap: None });
+            }
+        };
+        let c = match (parsed, first) {
+            (Ok(c), None) => c,
+            (Err(e), None) => {
+                invalid(format!("invalid case: {e}"));
+                continue;
+            }
+            (_, Some(at)) => {
+                invalid(format!("a second case named `{name}` (the first is at line {at})"));
+                continue;
+            }
+        };
+        if !keep(area, &c.name, &c.rules) {
             continue;
         }
+        let c = &c;
         let row = |ran: Ran| CaseResult {
             file: file.to_path_buf(),
             line,
@@ -682,17 +728,21 @@ pub fn run_file(
     Ok(out)
 }
 
+/// Which cases of a file run: given the area (the file's stem), the case's name and rules.
+pub type Keep<'a> = dyn Fn(&str, &str, &[String]) -> bool + 'a;
+
 /// `witness suite --filter TEXT`: the cases whose name or one of whose rules contains `TEXT`
 /// (all without one).
-pub fn text_filter(text: Option<&str>) -> impl Fn(&str, &CaseSpec) -> bool + '_ {
-    move |_, c| text.is_none_or(|f| c.name.contains(f) || c.rules.iter().any(|r| r.contains(f)))
+pub fn text_filter(text: Option<&str>) -> impl Fn(&str, &str, &[String]) -> bool + '_ {
+    move |_, name, rules| text.is_none_or(|f| name.contains(f) || rules.iter().any(|r| r.contains(f)))
 }
 
-/// The names of the cases of suite `file`, in order (`None` where the file does not parse).
+/// The names of the cases of suite `file`, in order, malformed ones included (`None` where
+/// the file itself does not parse).
 pub fn case_names(file: &Path) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(file).ok()?;
-    let suite: SuiteFile = toml::from_str(&text).ok()?;
-    Some(suite.cases.into_iter().map(|c| c.name).collect())
+    toml::from_str::<SuiteFile>(&text).ok()?;
+    Some(case_places(&text).ok()?.into_iter().map(|(_, name)| name).collect())
 }
 
 /// Every case names the definitions.py functions whose rules it checks.
