@@ -88,7 +88,7 @@ impl Default for DiffConfig {
 }
 
 /// One case on which an engine and the reference disagree.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Divergence {
     pub world_seed: u64,
     pub case: u64,
@@ -287,14 +287,17 @@ fn compile_all<'s>(
     Ok(out)
 }
 
-/// Run a campaign. `progress(done, total)` is called after each case.
+/// Run a campaign. `progress(done, total)` is called after each case, and `report` with each
+/// divergence as soon as it is found (a killed campaign keeps what it reported).
 pub fn run_campaign(
     cfg: &DiffConfig,
     expectations: &Expectations,
     mut progress: impl FnMut(u64, u64),
+    mut report: impl FnMut(&Divergence),
 ) -> Result<Summary> {
     let start = Instant::now();
     let mut s = Summary::default();
+    let mut reported = 0;
     let total = cfg.worlds * cfg.cases;
     let mut done = 0;
     for w in 0..cfg.worlds {
@@ -411,9 +414,12 @@ pub fn run_campaign(
                     }
                 }
             }
+            s.divergences[reported..].iter().for_each(&mut report);
+            reported = s.divergences.len();
             progress(done, total);
         }
     }
+    s.divergences[reported..].iter().for_each(&mut report);
     s.elapsed = start.elapsed();
     Ok(s)
 }

@@ -182,6 +182,33 @@ fn an_output_path_that_cannot_be_written_fails_before_the_run() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("cannot create /nonexistent-dir/report.xml") && out.is_empty(), "{out}{err}");
     let (code, _, err) = witness(&["diff", "--worlds", "1", "--cases", "1", "--repro", "/proc/witness-repro"]);
+    // (It fails before any world runs: nothing is written anywhere.)
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot create /proc/witness-repro"), "{err}");
+}
+
+#[test]
+fn diff_writes_each_divergence_as_a_json_line() {
+    let out = std::env::temp_dir().join(format!("witness-cli-diff-{}.json", std::process::id()));
+    let repro = std::env::temp_dir().join(format!("witness-cli-repro-{}", std::process::id()));
+    let mut args = vec!["diff", "--seed", "1", "--worlds", "5", "--cases", "50"];
+    args.extend(["--json", out.to_str().unwrap(), "--repro", repro.to_str().unwrap()]);
+    let expectations: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../expectations"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    for e in &expectations {
+        args.extend(["--expectations", e.as_str()]);
+    }
+    let (code, stdout, err) = witness(&args);
+    assert_eq!(code, 0, "{stdout}{err}");
+    // "0 new divergences, 8 expected (...)": the summary's count against the file's lines.
+    let summary = stdout.lines().find(|l| l.contains(" new divergences, ")).expect("a summary line");
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let total: usize = words[0].parse::<usize>().unwrap() + words[3].parse::<usize>().unwrap();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), total, "{summary}");
+    assert!(lines.iter().all(|d| d["engine"].is_string() && d["differences"].is_array()), "{lines:?}");
+    std::fs::remove_file(&out).unwrap();
 }

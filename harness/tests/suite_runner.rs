@@ -178,3 +178,19 @@ returns = '"x"'
     assert!(why(2).contains("unknown field `colour`"), "{}", why(2));
     assert!(why(3).contains("a second case named `good` (the first is at line 7)"), "{}", why(3));
 }
+
+#[test]
+fn each_case_is_reported_as_soon_as_it_is_decided() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance/strings.toml");
+    let engines = [Selection::parse("core").unwrap()];
+    // The names reported so far, seen each time a row comes: rows come case by case.
+    let mut reported: Vec<String> = vec![];
+    let mut at_report = vec![];
+    let rows = witness::suite::cases::run_file_reporting(&dir, &engines, &expectations(), &|_, _, _| true, &mut |r| {
+        at_report.push(reported.len());
+        reported.push(r.name.clone());
+    })
+    .unwrap();
+    assert_eq!(reported, rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
+    assert!(rows.len() > 10 && at_report.windows(2).all(|w| w[1] == w[0] + 1));
+}

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,6 +36,9 @@ pub struct DiffArgs {
     /// (a transpiling compile included); an adapter over it is killed, with its children.
     #[arg(long, value_name = "SECS")]
     adapter_timeout: Option<u64>,
+    /// Write each divergence as a JSON line to this file, as soon as it is found.
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// Name scheme of the guests (default: alternate by world).
     #[arg(long, value_enum)]
     names: Option<super::abi::Names>,
@@ -96,10 +101,28 @@ pub fn run(args: DiffArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = std::time::Instant::now();
-    let s = run_campaign(&cfg, &expectations, |_, _| match args.seconds {
+    // Each divergence goes to the JSON lines as soon as it is found; a failure to write them
+    // stops them, not the campaign, and is reported at the end.
+    let mut json = args
+        .json
+        .as_ref()
+        .map(|p| std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display())))
+        .transpose()?
+        .map(std::io::BufWriter::new);
+    let mut json_failed: Option<anyhow::Error> = None;
+    let write_json = |d: &crate::diff::Divergence| {
+        if let (Some(out), None) = (json.as_mut(), &json_failed) {
+            let written = serde_json::to_string(d)
+                .map_err(anyhow::Error::from)
+                .and_then(|l| writeln!(out, "{l}").and_then(|()| out.flush()).map_err(Into::into));
+            json_failed = written.err();
+        }
+    };
+    let progress = |_, _| match args.seconds {
         Some(secs) => bar.set_position(start.elapsed().as_secs().min(secs)),
         None => bar.inc(1),
-    })?;
+    };
+    let s = run_campaign(&cfg, &expectations, progress, write_json)?;
     bar.finish_and_clear();
 
     let secs = s.elapsed.as_secs_f64().max(1e-9);
@@ -148,6 +171,9 @@ pub fn run(args: DiffArgs) -> Result<()> {
         expected,
         expectations.entries.len()
     );
+    if let (Some(e), Some(path)) = (json_failed, &args.json) {
+        return Err(e.context(format!("cannot write {}", path.display())));
+    }
     // The folder made before the run goes again if nothing went into it.
     let _ = std::fs::remove_dir(&args.repro);
     if s.unexpected() > 0 {

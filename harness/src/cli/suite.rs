@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use crate::runtime::model::NAME as REFERENCE;
-use crate::suite::cases::{Status, run_file, suite_files, text_filter};
+use crate::suite::cases::{Status, run_file_reporting, suite_files, text_filter};
 use crate::suite::coverage::coverage;
 use crate::suite::expectations::Expectations;
 
@@ -117,18 +117,23 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let bar = ProgressBar::new(files.len() as u64);
     let mut rows = vec![];
     let mut broken_files = 0;
+    // A failure to write the JSON lines stops them, not the run; it is reported at the end.
+    let mut json_failed: Option<anyhow::Error> = None;
     for file in files {
         bar.set_message(file.display().to_string());
-        match run_file(&file, &engines, &expectations, &text_filter(args.filter.as_deref())) {
-            Ok(r) => {
-                if let Some(out) = json.as_mut() {
-                    for row in &r {
-                        writeln!(out, "{}", serde_json::to_string(row)?)?;
-                    }
-                    out.flush()?;
-                }
-                rows.extend(r);
+        // Each result goes to the JSON lines as soon as its case is decided.
+        let mut write_json = |row: &crate::suite::cases::CaseResult| {
+            if let (Some(out), None) = (json.as_mut(), &json_failed) {
+                let written = serde_json::to_string(row)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|l| writeln!(out, "{l}").and_then(|()| out.flush()).map_err(Into::into));
+                json_failed = written.err();
             }
+        };
+        let keep = text_filter(args.filter.as_deref());
+        let ran = run_file_reporting(&file, &engines, &expectations, &keep, &mut write_json);
+        match ran {
+            Ok(r) => rows.extend(r),
             Err(e) => {
                 bar.suspend(|| println!("FAIL {}: {e:#}", file.display()));
                 broken_files += 1;
@@ -185,6 +190,9 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         count(|s| matches!(s, Status::Xfail(_))),
         count(|s| matches!(s, Status::Skipped(_)))
     );
+    if let (Some(e), Some(path)) = (json_failed, &args.json) {
+        return Err(e.context(format!("cannot write {}", path.display())));
+    }
     if let (Some(mut file), Some(path)) = (junit_file, &args.junit) {
         file.write_all(junit(&rows).as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }

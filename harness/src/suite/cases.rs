@@ -671,6 +671,18 @@ pub fn run_file(
     expectations: &Expectations,
     keep: &Keep<'_>,
 ) -> Result<Vec<CaseResult>> {
+    run_file_reporting(file, engines, expectations, keep, &mut |_| {})
+}
+
+/// `run_file`, handing each case's rows to `report` as soon as the case is decided (a run that
+/// is killed keeps what it reported).
+pub fn run_file_reporting(
+    file: &Path,
+    engines: &[Selection],
+    expectations: &Expectations,
+    keep: &Keep<'_>,
+    report: &mut dyn FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let places = case_places(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
@@ -687,7 +699,9 @@ pub fn run_file(
             if keep(area, &name, &[]) {
                 let (file, name, engine) = (file.to_path_buf(), name.clone(), REFERENCE.to_string());
                 let status = Status::Failed(why);
-                out.push(CaseResult { file, line, name, rules: vec![], bugs: vec![], engine, status, trap: None });
+                let row = CaseResult { file, line, name, rules: vec![], bugs: vec![], engine, status, trap: None };
+                report(&row);
+                out.push(row);
             }
         };
         let c = match (parsed, first) {
@@ -720,10 +734,12 @@ pub fn run_file(
             None => run_plain(&mut plain, id, c, engines, expectations),
             Some(callee) => run_fused(&mut fused, id, c, callee, engines, expectations),
         });
+        let start = out.len();
         match rows {
             Ok(rows) => out.extend(rows.into_iter().map(row)),
             Err(e) => out.push(row(Ran::new(REFERENCE, Status::Failed(format!("{e:#}")), None))),
         }
+        out[start..].iter().for_each(&mut *report);
     }
     Ok(out)
 }
