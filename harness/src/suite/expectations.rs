@@ -54,6 +54,23 @@ pub struct KnownDivergence {
     pub evidence: String,
 }
 
+impl KnownDivergence {
+    /// Trap classes are named as the oracle names them (a misspelt one would match nothing).
+    fn check(&self) -> Result<()> {
+        for class in [&self.expected, &self.actual].into_iter().flatten() {
+            if class != "none" && crate::reference::TrapKind::from_name(class).is_none() {
+                anyhow::bail!(
+                    "`{class}` is no trap class (the classes are listed in adapters/PROTOCOL.md; `none` is no trap)"
+                );
+            }
+            if self.area != Area::Trap {
+                anyhow::bail!("`expected` and `actual` are trap classes, for area `trap` only");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Cases known to fail on an engine.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +167,9 @@ impl Expectations {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             let file: File =
                 toml::from_str(&text).with_context(|| format!("{}: invalid expectations file", path.display()))?;
+            for k in &file.divergence {
+                k.check().with_context(|| format!("{}: the [[divergence]] of rule `{}`", path.display(), k.rule))?;
+            }
             all.entries.extend(file.divergence);
             all.failures.extend(file.failure.into_iter().map(|f| KnownFailure { file: path.to_path_buf(), ..f }));
             all.skips.extend(file.skip);
@@ -222,6 +242,27 @@ mod tests {
             trap_classes: None,
             events: Some((expected.into(), actual.into())),
         }
+    }
+
+    #[test]
+    fn a_misspelt_trap_class_is_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("witness-expectations-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("e.toml");
+        let entry = |class: &str, area: &str| {
+            format!(
+                "[[divergence]]\nengine = \"e\"\narea = \"{area}\"\nexpected = \"{class}\"\nrule = \"r\"\nevidence = \"x\"\n"
+            )
+        };
+        std::fs::write(&file, entry("out-of-bound", "trap")).unwrap();
+        let e = format!("{:#}", Expectations::load(&[&file]).unwrap_err());
+        assert!(e.contains("e.toml") && e.contains("`out-of-bound` is no trap class"), "{e}");
+        std::fs::write(&file, entry("out-of-bounds", "realloc")).unwrap();
+        let e = format!("{:#}", Expectations::load(&[&file]).unwrap_err());
+        assert!(e.contains("for area `trap` only"), "{e}");
+        std::fs::write(&file, entry("none", "trap")).unwrap();
+        assert!(Expectations::load(&[&file]).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
