@@ -166,3 +166,11 @@ fn an_adapter_name_is_a_plain_name_of_its_own() {
     let e = engine_error(&greet("wasmtime"));
     assert!(e.contains("the name of an embedded runtime"), "{e}");
 }
+
+#[test]
+fn the_skeleton_adapter_speaks_the_protocol() {
+    // adapters/skeleton.py greets and answers every request; its missing parts are named.
+    let skeleton = concat!(env!("CARGO_MANIFEST_DIR"), "/../adapters/skeleton.py");
+    let e = engine_error(&format!("python3 {skeleton}"));
+    assert!(e.contains("\"compile\" failed: the skeleton does not implement `compile` yet"), "{e}");
+}
