@@ -212,3 +212,40 @@ fn diff_writes_each_divergence_as_a_json_line() {
     assert!(lines.iter().all(|d| d["engine"].is_string() && d["differences"].is_array()), "{lines:?}");
     std::fs::remove_file(&out).unwrap();
 }
+
+#[test]
+fn deep_input_is_refused_at_the_limit_or_works_never_a_crash() {
+    let nested = |open: &str, n: usize| format!("{}u8{}", open.repeat(n), ">".repeat(n));
+    // Past wasmparser's nesting limit for components (100): a clear error, not a stack overflow.
+    let (code, _, err) = witness(&["abi", "layout", &nested("tuple<", 16_000)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("types nest deeper than 100 levels") && err.len() < 500, "{err}");
+    // At the limit: it works.
+    let (code, out, err) = witness(&["abi", "layout", &nested("list<", 100)]);
+    assert_eq!(code, 0, "{err}");
+    // A list is a (pointer, length) pair at any depth: CanonicalABI.md, elem_size_list.
+    assert!(out.contains("size    8\nalign   4\nflat    (i32 i32)"), "{out}");
+    let dir = std::env::temp_dir().join(format!("witness-cli-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A WIT record chain 10,000 deep: refused with the limit, naming the function.
+    let mut wit = String::from("package a:b;\ninterface i {\n  record r0 { x: u8 }\n");
+    for i in 1..10_000 {
+        wit.push_str(&format!("  record r{i} {{ x: r{} }}\n", i - 1));
+    }
+    wit.push_str("  f: func(a: r9999);\n}\nworld w { export i; }\n");
+    std::fs::write(dir.join("deep.wit"), wit).unwrap();
+    let (code, _, err) = witness(&["abi", "signature", dir.join("deep.wit").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`f`") && err.contains("types nest deeper than 100 levels"), "{err}");
+    // 100,000 chained aliases are no nesting: they work.
+    let mut wit = String::from("package a:b;\ninterface i {\n  type t0 = u32;\n");
+    for i in 1..100_000 {
+        wit.push_str(&format!("  type t{i} = t{};\n", i - 1));
+    }
+    wit.push_str("  f: func(a: t99999);\n}\nworld w { export i; }\n");
+    std::fs::write(dir.join("alias.wit"), wit).unwrap();
+    let (code, out, err) = witness(&["abi", "signature", dir.join("alias.wit").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cm32p2|a:b/i|f"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use super::wit::{Converter, Wit, resource_root};
+use super::wit::{Converter, MAX_TYPE_DEPTH, Wit, resource_root};
 use crate::reference::types::ValType;
 use crate::reference::validate::validate_type;
 
@@ -11,13 +11,21 @@ use crate::reference::validate::validate_type;
 /// work. The type is validated (`validate_type`) before it is returned.
 pub fn parse_type(text: &str, wit: Option<&Wit>) -> Result<ValType> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { text, tokens, pos: 0, wit };
+    let mut p = Parser { text, tokens, pos: 0, wit, depth: 0 };
     let t = p.ty()?;
     if let Some((at, tok)) = p.tokens.get(p.pos) {
         bail!("unexpected `{tok}` at column {} of `{text}`", at + 1);
     }
     validate_type(&t).map_err(|e| anyhow!("invalid type `{text}`: {e}"))?;
     Ok(t)
+}
+
+/// `text`, or its start when it is long.
+fn brief(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 fn tokenize(text: &str) -> Result<Vec<(usize, String)>> {
@@ -52,6 +60,8 @@ struct Parser<'a> {
     tokens: Vec<(usize, String)>,
     pos: usize,
     wit: Option<&'a Wit>,
+    /// How deep the type being parsed nests here.
+    depth: u32,
 }
 
 impl Parser<'_> {
@@ -75,6 +85,16 @@ impl Parser<'_> {
     }
 
     fn ty(&mut self) -> Result<ValType> {
+        if self.depth > MAX_TYPE_DEPTH {
+            bail!("`{}`: types nest deeper than {MAX_TYPE_DEPTH} levels", brief(self.text));
+        }
+        self.depth += 1;
+        let t = self.ty_here();
+        self.depth -= 1;
+        t
+    }
+
+    fn ty_here(&mut self) -> Result<ValType> {
         let word = self.next()?;
         let name = word.strip_prefix('%').unwrap_or(&word);
         if let Some(t) = ValType::primitive(&word) {

@@ -124,6 +124,11 @@ impl<'a> Converter<'a> {
     }
 
     pub fn val_type(&self, ty: &Type) -> Result<ValType> {
+        self.val_type_in(ty, 0)
+    }
+
+    /// `val_type` of a type nested `depth` levels deep in the one being converted.
+    fn val_type_in(&self, ty: &Type, depth: u32) -> Result<ValType> {
         Ok(match ty {
             Type::Bool => ValType::Bool,
             Type::U8 => ValType::U8,
@@ -141,38 +146,46 @@ impl<'a> Converter<'a> {
             Type::ErrorContext => {
                 bail!("error-context is an async type; witness covers the synchronous ABI")
             }
-            Type::Id(id) => self.type_id(*id)?,
+            Type::Id(id) => self.type_id_in(*id, depth)?,
         })
     }
 
     pub fn type_id(&self, id: TypeId) -> Result<ValType> {
+        self.type_id_in(id, 0)
+    }
+
+    fn type_id_in(&self, id: TypeId, depth: u32) -> Result<ValType> {
+        // Aliases are followed in a loop: a chain of them is no nesting.
+        let id = alias_root(self.resolve, id);
+        if depth > MAX_TYPE_DEPTH {
+            bail!("types nest deeper than {MAX_TYPE_DEPTH} levels (wasmparser's limit for components)");
+        }
         let def = &self.resolve.types[id];
+        let inner = |t: &Type| self.val_type_in(t, depth + 1);
         let opt = |t: &Option<Type>| -> Result<Option<Box<ValType>>> {
-            t.as_ref().map(|t| self.val_type(t).map(Box::new)).transpose()
+            t.as_ref().map(|t| inner(t).map(Box::new)).transpose()
         };
         Ok(match &def.kind {
-            TypeDefKind::Type(t) => self.val_type(t)?,
+            TypeDefKind::Type(t) => self.val_type_in(t, depth)?,
             TypeDefKind::Record(r) => ValType::Record(
                 r.fields
                     .iter()
-                    .map(|f| Ok(FieldType { label: f.name.clone(), t: self.val_type(&f.ty)? }))
+                    .map(|f| Ok(FieldType { label: f.name.clone(), t: inner(&f.ty)? }))
                     .collect::<Result<_>>()?,
             ),
-            TypeDefKind::Tuple(t) => ValType::Tuple(t.types.iter().map(|t| self.val_type(t)).collect::<Result<_>>()?),
+            TypeDefKind::Tuple(t) => ValType::Tuple(t.types.iter().map(inner).collect::<Result<_>>()?),
             TypeDefKind::Variant(v) => ValType::Variant(
                 v.cases
                     .iter()
-                    .map(|c| {
-                        Ok(CaseType { label: c.name.clone(), t: c.ty.as_ref().map(|t| self.val_type(t)).transpose()? })
-                    })
+                    .map(|c| Ok(CaseType { label: c.name.clone(), t: c.ty.as_ref().map(inner).transpose()? }))
                     .collect::<Result<_>>()?,
             ),
             TypeDefKind::Enum(e) => ValType::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
             TypeDefKind::Flags(f) => ValType::Flags(f.flags.iter().map(|f| f.name.clone()).collect()),
-            TypeDefKind::Option(t) => ValType::Option(Box::new(self.val_type(t)?)),
+            TypeDefKind::Option(t) => ValType::Option(Box::new(inner(t)?)),
             TypeDefKind::Result(r) => ValType::Result(opt(&r.ok)?, opt(&r.err)?),
-            TypeDefKind::List(t) => ValType::List(Box::new(self.val_type(t)?), None),
-            TypeDefKind::FixedLengthList(t, n) => ValType::List(Box::new(self.val_type(t)?), Some(*n)),
+            TypeDefKind::List(t) => ValType::List(Box::new(inner(t)?), None),
+            TypeDefKind::FixedLengthList(t, n) => ValType::List(Box::new(inner(t)?), Some(*n)),
             TypeDefKind::Handle(Handle::Own(r)) => ValType::Own(self.resource(*r)),
             TypeDefKind::Handle(Handle::Borrow(r)) => ValType::Borrow(self.resource(*r)),
             TypeDefKind::Resource => bail!(
@@ -221,6 +234,19 @@ impl<'a> Converter<'a> {
             .with_context(|| format!("in function `{}`", f.name))?;
         Ok(FuncType { params, result })
     }
+}
+
+/// How deeply types may nest (records, variants, lists, ... in each other): wasmparser's
+/// `MAX_WASM_COMPONENT_TYPE_DEPTH`, so every type witness takes is one a component may have;
+/// deeper input is refused with this limit, never walked into a stack overflow.
+pub const MAX_TYPE_DEPTH: u32 = 100;
+
+/// Follow `type a = b` aliases (of defined types) to the type `id` stands for.
+fn alias_root(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
 }
 
 /// Follow `type a = b` aliases to the type that defines `id` (for resources: the resource).
