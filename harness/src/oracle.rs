@@ -198,6 +198,25 @@ pub fn compile_difference(message: &str) -> Difference {
     }
 }
 
+/// Where two logged memory ranges at one address first differ, with the bytes around it:
+/// the length alone says nothing of what went wrong.
+fn first_byte_difference(a: Option<&Event>, b: Option<&Event>) -> String {
+    let (Some(Event::Memory { addr, bytes: ea }), Some(Event::Memory { addr: ab, bytes: eb })) = (a, b) else {
+        return String::new();
+    };
+    let Some(i) = (0..ea.len().min(eb.len())).find(|&i| ea[i] != eb[i]).filter(|_| addr == ab) else {
+        return String::new();
+    };
+    let window =
+        |bytes: &[u8]| bytes[i..(i + 8).min(bytes.len())].iter().map(|b| format!("{b:02x}")).collect::<String>();
+    format!(
+        "; the first differing byte is at {} (offset {i}): expected {}.., engine {}..",
+        u64::from(*addr) + i as u64,
+        window(ea),
+        window(eb)
+    )
+}
+
 /// Compare two guest logs (when both exist), reporting the first difference.
 fn compare_logs(
     prepared: &Prepared,
@@ -213,8 +232,9 @@ fn compare_logs(
             (a, b) => {
                 let area = a.or(b).map_or(Area::Log, event_area);
                 let show = |e: Option<&Event>| e.map_or("nothing".into(), |e| describe(prepared, e));
+                let at = first_byte_difference(a, b);
                 let (a, b) = (show(a), show(b));
-                let detail = format!("{whose} log event {i}: expected {a}, engine {b}");
+                let detail = format!("{whose} log event {i}: expected {a}, engine {b}{at}");
                 out.push(Difference { area, detail, trap_classes: None, events: Some((a, b)) });
                 return;
             }
@@ -272,7 +292,21 @@ pub fn compare(prepared: &Prepared, expected: &Outcome, actual: &Outcome) -> Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{Area, compare, memory_equal};
+    use super::{Area, compare, first_byte_difference, memory_equal};
+
+    #[test]
+    fn a_memory_difference_names_its_first_byte() {
+        use crate::encode::script::Event;
+        let mut bytes = vec![0u8; 200];
+        let expected = Event::Memory { addr: 65536, bytes: bytes.clone() };
+        bytes[130] = 0xab;
+        let actual = Event::Memory { addr: 65536, bytes };
+        let at = first_byte_difference(Some(&expected), Some(&actual));
+        assert_eq!(
+            at,
+            "; the first differing byte is at 65666 (offset 130): expected 0000000000000000.., engine ab00000000000000.."
+        );
+    }
     use crate::reference::{Trap, TrapKind};
     use crate::runtime::{HostEvent, Outcome, Prepared};
 

@@ -177,7 +177,13 @@ pub fn run(args: DiffArgs) -> Result<()> {
     // The folder made before the run goes again if nothing went into it.
     let _ = std::fs::remove_dir(&args.repro);
     if s.unexpected() > 0 {
-        bail!("{} unexpected result(s)", s.unexpected());
+        bail!(
+            "{} unexpected result(s): {} new divergence(s) and {} setup failure(s) (worlds or cases witness \
+             could not run)",
+            s.unexpected(),
+            new.len(),
+            s.setup_failures.len()
+        );
     }
     if s.cases == 0 {
         bail!("nothing was compared: no world had a case to run");
