@@ -65,6 +65,13 @@ returns = '"abc"'
         .map(|r| (r.line, r.name.as_str(), matches!(r.status, Status::Passed)))
         .collect();
     assert_eq!(reference, vec![(7, "right", true), (15, "wrong expectation", false), (23, "bad value", false)]);
+    // The bad value's message names the field it is in.
+    let bad = rows.iter().find(|r| r.name == "bad value").unwrap();
+    assert!(
+        matches!(&bad.status, Status::Failed(why) if why.contains("`echo`: `args[0]` (parameter `s`)")),
+        "{:?}",
+        bad.status
+    );
 }
 
 #[test]

@@ -358,7 +358,7 @@ pub(crate) fn result_values(
     what: &str,
 ) -> Result<Vec<Value>> {
     Ok(match (&ft.result, returns) {
-        (Some(t), Some(r)) => vec![parse_value(t, r, enc)?],
+        (Some(t), Some(r)) => vec![parse_value(t, r, enc).with_context(|| format!("{what}'s `returns`"))?],
         (None, None) => vec![],
         (Some(_), None) => bail!("{what} has a result: say what it returns"),
         (None, Some(_)) => bail!("{what} has no result"),
@@ -384,7 +384,11 @@ pub(crate) fn import_call<'p>(prepared: &'p Prepared, imp: &ImportSpec) -> Resul
         .params
         .iter()
         .zip(&imp.args)
-        .map(|((_, t), a)| parse_value(t, a, prepared.encoding))
+        .enumerate()
+        .map(|(i, ((name, t), a))| {
+            parse_value(t, a, prepared.encoding)
+                .with_context(|| format!("import `{}`: `args[{i}]` (parameter `{name}`)", imp.call))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((thunk, ft, GuestValues { values, corruption: corruption(&imp.corrupt)? }))
 }
@@ -407,7 +411,11 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         .params
         .iter()
         .zip(args)
-        .map(|((_, t), a)| parse_value(t, a, StringEncoding::Utf8))
+        .enumerate()
+        .map(|(i, ((name, t), a))| {
+            parse_value(t, a, StringEncoding::Utf8)
+                .with_context(|| format!("`{call}`: `args[{i}]` (parameter `{name}`)"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let values = result_values(ft, returns, prepared.encoding, &format!("`{call}`"))?;
     let mut ops = vec![];
