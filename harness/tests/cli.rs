@@ -123,6 +123,12 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
     let (code, _, err) = witness(&["abi", "signature", wit.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("bad.wit:3:22") && err.contains("strin"), "{err}");
+    // A core module given as WIT is said to be one (it was read as text: "Control code").
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let (code, _, err) = witness(&["abi", "signature", core.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is a core wasm module, not WIT"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
     for args in [
         &["abi", "layout", "tuple<u8,"][..],

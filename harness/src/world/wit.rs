@@ -27,6 +27,14 @@ impl Wit {
     /// Load a WIT file, a WIT directory (with `deps/`), or a wasm-encoded WIT package.
     /// wit-parser's errors carry the file and line of the problem.
     pub fn load(path: &Path) -> Result<Wit> {
+        // A core module (wasm version 1) would otherwise be read as WIT text.
+        const CORE_MODULE: [u8; 8] = [0, b'a', b's', b'm', 1, 0, 0, 0];
+        if std::fs::read(path).is_ok_and(|bytes| bytes.starts_with(&CORE_MODULE)) {
+            bail!(
+                "{} is a core wasm module, not WIT: give a .wit file, a WIT directory or a wasm-encoded WIT package",
+                path.display()
+            );
+        }
         let mut resolve = Resolve::default();
         let (package, _) = resolve
             .push_path(path)
