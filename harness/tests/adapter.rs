@@ -174,3 +174,42 @@ fn the_skeleton_adapter_speaks_the_protocol() {
     let e = engine_error(&format!("python3 {skeleton}"));
     assert!(e.contains("\"compile\" failed: the skeleton does not implement `compile` yet"), "{e}");
 }
+
+#[test]
+fn an_adapter_that_crashes_is_started_again_for_the_next_instance() {
+    let dir = std::env::temp_dir().join(format!("witness-crash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Crashes on its first call ever (a marker file remembers), answers calls after that.
+    let script = dir.join("crash_once.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import json, os, sys
+def send(m): print(json.dumps(m), flush=True)
+send({{"adapter": "crash-once", "version": "0", "protocol": 1}})
+for line in sys.stdin:
+    op = json.loads(line)["op"]
+    if op == "call" and not os.path.exists({marker:?}):
+        open({marker:?}, "w").close()
+        sys.exit(3)
+    send({{"ok": None}})
+"#,
+            marker = dir.join("crashed").display().to_string()
+        ),
+    )
+    .unwrap();
+    let scheme = witness::encode::names::NameScheme::Standard;
+    let p = Prepared::from_wit("package t:t; world w { export f: func(); }", None, scheme, Default::default()).unwrap();
+    let artifact = std::sync::Arc::new(Artifact::of(&p).unwrap());
+    let selection = Selection::parse(&format!("process:python3 {}", script.display())).unwrap();
+    let mut compiled = compile(&selection, &artifact).unwrap();
+    {
+        let mut instance = compiled.instantiate(Box::new(witness::runtime::NoHost)).unwrap().unwrap();
+        let e = instance.call(0, &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("it exited"), "{e:#}");
+    }
+    // The next case gets a fresh adapter, not a broken pipe.
+    let mut instance = compiled.instantiate(Box::new(witness::runtime::NoHost)).unwrap().unwrap();
+    assert_eq!(instance.call(0, &[]).unwrap(), Ok(None));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -125,6 +125,13 @@ pub fn compile_request(artifact: &Artifact, kind: Kind) -> Result<Json> {
     })
 }
 
+/// Answer a callback witness cannot take with an error (so the adapter is not left waiting),
+/// and fail the exchange with `why`.
+fn reject(adapter: &mut AdapterProcess, why: String) -> anyhow::Error {
+    let _ = adapter.send(&json!({ "error": why }));
+    anyhow!("{why}")
+}
+
 /// The trap of a `trap` reply: its class, or `unclassified` where the adapter gives none.
 fn trap_of(t: &Json) -> Trap {
     let message = t["message"].as_str().unwrap_or_default().to_string();
@@ -133,6 +140,7 @@ fn trap_of(t: &Json) -> Trap {
 }
 
 /// A runtime behind an adapter process (`process:CMD`, `process-core:CMD`).
+#[derive(Clone)]
 pub struct ProcessRuntime {
     command: String,
     kind: Kind,
@@ -149,6 +157,14 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     /// Start the adapter and compile the artifact on it: one adapter process per world.
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
+        let (label, adapter) = self.start(&artifact)?;
+        Ok(Box::new(ProcessCompiled { runtime: self.clone(), label, adapter, artifact, broken: false, restarts: 0 }))
+    }
+}
+
+impl ProcessRuntime {
+    /// A new adapter process with `artifact` compiled on it, and the label of its results.
+    fn start(&self, artifact: &Artifact) -> Result<(String, AdapterProcess)> {
         let mut adapter = AdapterProcess::spawn(&self.command, self.timeout)?;
         let label = match self.kind {
             Kind::Component => adapter.greeting.adapter.clone(),
@@ -169,16 +185,24 @@ impl Runtime for ProcessRuntime {
         if artifact.has_resources() && !adapter.greeting.features.iter().any(|f| f == "resources") {
             bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)"));
         }
-        let request = compile_request(&artifact, self.kind)?;
+        let request = compile_request(artifact, self.kind)?;
         adapter.request(&request).map_err(|e| CompileFailed { engine: label.clone(), message: format!("{e:#}") })?;
-        Ok(Box::new(ProcessCompiled { label, adapter, artifact }))
+        Ok((label, adapter))
     }
 }
 
+/// The most times one compiled world's adapter is started again after it broke.
+const MAX_RESTARTS: u32 = 8;
+
 struct ProcessCompiled {
+    runtime: ProcessRuntime,
     label: String,
     adapter: AdapterProcess,
     artifact: Arc<Artifact>,
+    /// The adapter broke the protocol, crashed or hung: its state is unknown, so the next
+    /// instance starts a new one (the case it broke in has failed with the reason).
+    broken: bool,
+    restarts: u32,
 }
 
 impl Compiled for ProcessCompiled {
@@ -187,8 +211,18 @@ impl Compiled for ProcessCompiled {
     }
 
     fn instantiate(&mut self, mut host: Box<dyn Host>) -> Result<std::result::Result<Box<dyn Instance + '_>, Trap>> {
+        if self.broken {
+            if self.restarts == MAX_RESTARTS {
+                bail!("adapter `{}` broke {MAX_RESTARTS} times on this world: not started again", self.runtime.command);
+            }
+            self.restarts += 1;
+            self.adapter = self.runtime.start(&self.artifact)?.1;
+            self.broken = false;
+        }
         let request = json!({ "op": "instantiate" });
-        if let Err(trap) = exchange(&mut self.adapter, &self.artifact, host.as_mut(), &request)? {
+        let done = exchange(&mut self.adapter, &self.artifact, host.as_mut(), &request);
+        self.broken = done.is_err();
+        if let Err(trap) = done? {
             return Ok(Err(trap));
         }
         Ok(Ok(Box::new(ProcessInstance { compiled: self, host })))
@@ -201,8 +235,11 @@ struct ProcessInstance<'c> {
 }
 
 impl ProcessInstance<'_> {
+    /// `exchange`; an adapter that fails it is broken (see `ProcessCompiled::broken`).
     fn run(&mut self, request: &Json) -> Result<std::result::Result<Json, Trap>> {
-        exchange(&mut self.compiled.adapter, &self.compiled.artifact, self.host.as_mut(), request)
+        let done = exchange(&mut self.compiled.adapter, &self.compiled.artifact, self.host.as_mut(), request);
+        self.compiled.broken |= done.is_err();
+        done
     }
 }
 
@@ -227,7 +264,10 @@ fn exchange(
                 .filter(|r| !is_guest_resource(&r.rt))
                 .find(|r| names.name_of(&r.rt).is_ok_and(|j| j == reply["resource"]));
             let (Some(rep), Some(r)) = (rep, rt) else {
-                bail!("the adapter reports a bad destructor call: {}", brief(&reply.to_string()))
+                return Err(reject(
+                    adapter,
+                    format!("the adapter reports a bad destructor call: {}", brief(&reply.to_string())),
+                ));
             };
             host.dtor(&r.rt, rep)?;
             adapter.send(&json!({ "ok": null }))?;
@@ -246,12 +286,22 @@ fn exchange(
                     }
                     _ => None,
                 })
-                .ok_or_else(|| anyhow!("the adapter calls an undeclared import: {}", brief(&reply.to_string())))?;
-            let args = reply["args"]
-                .as_array()
-                .ok_or_else(|| anyhow!("import callback without args: {}", brief(&reply.to_string())))?;
-            let args =
-                func.ft.params.iter().zip(args).map(|((_, t), j)| value_from_json(t, j)).collect::<Result<Vec<_>>>()?;
+                .ok_or_else(|| {
+                    reject(adapter, format!("the adapter calls an undeclared import: {}", brief(&reply.to_string())))
+                })?;
+            let args = reply["args"].as_array().filter(|args| args.len() == func.ft.params.len()).ok_or_else(|| {
+                reject(adapter, format!("import callback with bad args: {}", brief(&reply.to_string())))
+            })?;
+            let args = func
+                .ft
+                .params
+                .iter()
+                .zip(args)
+                .map(|((_, t), j)| value_from_json(t, j))
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| {
+                    reject(adapter, format!("import callback with bad args ({e:#}): {}", brief(&reply.to_string())))
+                })?;
             let answer = match host.import(thunk, args) {
                 Ok(result) => match (result, &func.ft.result) {
                     (Some(v), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
