@@ -213,3 +213,38 @@ for line in sys.stdin:
     assert_eq!(instance.call(0, &[]).unwrap(), Ok(None));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The error of calling `f` (no result) once on a fresh instance of adapter script `script`.
+fn first_call_error(name: &str, script: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("witness-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("adapter.py");
+    std::fs::write(&path, script).unwrap();
+    let scheme = witness::encode::names::NameScheme::Standard;
+    let p = Prepared::from_wit("package t:t; world w { export f: func(); }", None, scheme, Default::default()).unwrap();
+    let artifact = std::sync::Arc::new(Artifact::of(&p).unwrap());
+    let selection = Selection::parse(&format!("process:python3 {}", path.display())).unwrap();
+    let mut compiled = compile(&selection, &artifact).unwrap();
+    let mut instance = compiled.instantiate(Box::new(witness::runtime::NoHost)).unwrap().unwrap();
+    let e = format!("{:#}", instance.call(0, &[]).expect_err("the call must fail"));
+    drop(instance);
+    std::fs::remove_dir_all(&dir).unwrap();
+    e
+}
+
+#[test]
+fn a_reply_nobody_asked_for_or_of_the_wrong_shape_is_a_protocol_failure() {
+    let head = "import json, sys, time\ndef send(m): print(json.dumps(m), flush=True)\n";
+    // Answers `instantiate` twice: the second reply would have been taken for the call's.
+    let twice = format!(
+        "{head}send({{\"adapter\": \"twice\", \"protocol\": 1}})\nfor line in sys.stdin:\n    send({{\"ok\": None}})\n    if json.loads(line)[\"op\"] == \"instantiate\":\n        send({{\"ok\": None}})\n        time.sleep(0.3)\n"
+    );
+    let e = first_call_error("twice", &twice);
+    assert!(e.contains("wrote a line no request asked for"), "{e}");
+    // Returns a value from `f`, which has none.
+    let valued = format!(
+        "{head}send({{\"adapter\": \"valued\", \"protocol\": 1}})\nfor line in sys.stdin:\n    send({{\"ok\": 7 if json.loads(line)[\"op\"] == \"call\" else None}})\n"
+    );
+    let e = first_call_error("valued", &valued);
+    assert!(e.contains("returns 7 from `f`, which has no result"), "{e}");
+}

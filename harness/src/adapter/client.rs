@@ -332,9 +332,15 @@ impl Instance for ProcessInstance<'_> {
         let json_args =
             func.ft.params.iter().zip(args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<Vec<_>>>()?;
         let request = json!({ "op": "call", "interface": func.interface, "name": func.name, "args": json_args });
-        let result = func.ft.result.clone();
+        let (result, name) = (func.ft.result.clone(), func.name.clone());
         Ok(match self.run(&request)? {
-            Ok(v) => Ok(result.map(|t| value_from_json(&t, &v)).transpose()?),
+            Ok(v) => match result {
+                Some(t) => Ok(Some(value_from_json(&t, &v)?)),
+                None if v.is_null() => Ok(None),
+                None => {
+                    bail!("the adapter returns {} from `{name}`, which has no result", brief(&v.to_string()))
+                }
+            },
             Err(trap) => Err(trap),
         })
     }

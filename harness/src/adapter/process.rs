@@ -169,6 +169,11 @@ impl AdapterProcess {
 
     /// Write one message; an adapter that does not take it in time is killed.
     pub fn send(&mut self, message: &Json) -> Result<()> {
+        // Whenever witness writes, the adapter waits for it: a line already waiting is one no
+        // request asked for (a second reply), which would be taken as the answer to this one.
+        if let Ok(Ok(extra)) = self.lines.try_recv() {
+            return Err(self.failed(format!("wrote a line no request asked for: {}", brief(&extra))));
+        }
         let line = serde_json::to_string(message)?;
         self.requests.send(line).map_err(|_| self.failed("cannot write to it (its input is closed)".into()))?;
         match self.written.recv_timeout(self.timeout) {
