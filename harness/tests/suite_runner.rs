@@ -201,3 +201,27 @@ fn each_case_is_reported_as_soon_as_it_is_decided() {
     assert_eq!(reported, rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
     assert!(rows.len() > 10 && at_report.windows(2).all(|w| w[1] == w[0] + 1));
 }
+
+#[test]
+fn an_error_in_the_world_names_its_line_in_the_suite_file() {
+    let rows = run_text(
+        "badworld",
+        r#"# a comment first
+world = """
+package t:t;
+world w { export echo: func(s: strin) -> string; }
+"""
+
+[[case]]
+name = "any"
+rules = ["store_string_copy"]
+call = "echo"
+args = ['"abc"']
+returns = '"abc"'
+"#,
+        &["core"],
+    );
+    let Status::Failed(why) = &rows[0].status else { panic!("{:?}", rows[0].status) };
+    // `strin` is on line 4 of the file (line 2 of the world text).
+    assert!(why.contains("s.toml:4:") && why.contains("strin"), "{why}");
+}

@@ -258,6 +258,20 @@ pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The file's line of the first line of the `world` text: the line of its opening quotes, or
+/// the next one for a multi-line string (TOML drops the newline right after the quotes).
+fn world_first_line(text: &str) -> Result<usize> {
+    #[derive(Deserialize)]
+    struct WorldSpan {
+        world: toml::Spanned<String>,
+    }
+    let span: WorldSpan = toml::from_str(text)?;
+    let start = span.world.span().start;
+    let line = text[..start].matches('\n').count() + 1;
+    let multi_line = ["\"\"\"\n", "'''\n"].iter().any(|quotes| text[start..].starts_with(quotes));
+    Ok(line + usize::from(multi_line))
+}
+
 /// Where each case stands in its file, from the TOML parser's spans.
 #[derive(Deserialize)]
 struct CaseSpans {
@@ -483,22 +497,44 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
 pub(crate) struct WorldCache<'w, K, P> {
     world: &'w str,
     file: &'w Path,
+    /// The file's line of the world text's first line.
+    first_line: usize,
     made: BTreeMap<K, Result<P, String>>,
 }
 
 impl<'w, K: Ord + Copy, P> WorldCache<'w, K, P> {
-    pub(crate) fn new(world: &'w str, file: &'w Path) -> Self {
-        WorldCache { world, file, made: BTreeMap::new() }
+    pub(crate) fn new(world: &'w str, file: &'w Path, first_line: usize) -> Self {
+        WorldCache { world, file, first_line, made: BTreeMap::new() }
     }
 
     pub(crate) fn get(&mut self, key: K, make: impl FnOnce(&str, K) -> Result<P>) -> Result<&mut P> {
         let (world, file) = (self.world, self.file);
         self.made
             .entry(key)
-            .or_insert_with(|| make(world, key).map_err(|e| format!("{}: the world: {e:#}", file.display())))
+            .or_insert_with(|| make(world, key).map_err(|e| in_file(&format!("{e:#}"), file, self.first_line)))
             .as_mut()
             .map_err(|e| anyhow!("{e}"))
     }
+}
+
+/// An error about the world text (parsed as `world.wit`) placed in the suite file: each
+/// `world.wit:LINE:COL` becomes `FILE:LINE':COL`, the line counted in the file.
+fn in_file(message: &str, file: &Path, first_line: usize) -> String {
+    const NAME: &str = "world.wit:";
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find(NAME) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + NAME.len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(line) => out.push_str(&format!("{}:{}", file.display(), line + first_line - 1)),
+            Err(_) => out.push_str(NAME),
+        }
+        rest = if digits > 0 { &after[digits..] } else { after };
+    }
+    out.push_str(rest);
+    format!("{}: the world: {out}", file.display())
 }
 
 /// Where a case is, for expectations files: its area (the suite file's stem) and name.
@@ -695,8 +731,9 @@ pub fn run_file_reporting(
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let places = case_places(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let mut plain = WorldCache::new(&suite.world, file);
-    let mut fused = WorldCache::new(&suite.world, file);
+    let first_line = world_first_line(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
+    let mut plain = WorldCache::new(&suite.world, file, first_line);
+    let mut fused = WorldCache::new(&suite.world, file, first_line);
     let mut out = vec![];
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (CaseEntry(parsed), (line, name)) in suite.cases.into_iter().zip(places) {
