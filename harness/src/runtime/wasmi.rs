@@ -277,16 +277,16 @@ struct WasmiRuntime;
 
 impl Runtime for WasmiRuntime {
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
-        if artifact.core.is_none() {
+        let Some(core) = &artifact.core else {
             bail!(Unsupported { engine: NAME.into(), reason: "the world has no core module (a composition)".into() });
-        }
-        let wasm = &artifact.core.as_ref().expect("checked").wasm;
+        };
+        let wasm = &core.wasm;
         let mut config = Config::default();
         config.consume_fuel(true);
         let engine = wasmi::Engine::new(&config);
         let module = Module::new(&engine, &wasm[..]).map_err(|e| anyhow!("wasmi rejects the guest: {e}"))?;
         let mut linker = Linker::<Data>::new(&engine);
-        let names = ExportNames::of(&artifact, artifact.core.as_ref().expect("checked"));
+        let names = ExportNames::of(&artifact, core);
         for (thunk, (module, name, sig)) in core_imports(&artifact).enumerate() {
             let names = names.clone();
             let serve = move |mut caller: Caller<'_, Data>, params: &[Val], results: &mut [Val]| {
