@@ -13,7 +13,7 @@ use witness::encode::names::NameScheme;
 use witness::engine::{Selection, compile};
 use witness::oracle::compare;
 use witness::plan::resources::arbitrary_resource_steps;
-use witness::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
+use witness::plan::{Misses, PlanConfig, StepPlan, arbitrary_call, build_case};
 use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use witness::reference::flatten::flatten_type;
 use witness::reference::lift_flat::{CoreValueIter, lift_flat};
@@ -98,7 +98,7 @@ pub fn differential(data: &[u8]) -> bool {
             Ok(None) | Err(_) => return false,
         },
     };
-    let case = build_case(&prepared, &steps).unwrap_or_else(|e| setup("build_case", e));
+    let case = build_case(&prepared, &steps, Misses::Ignore).unwrap_or_else(|e| setup("build_case", e));
     let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| setup("artifact", e)));
     let mut reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| setup("compile reference", e));
     let expected = run_case(reference.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));

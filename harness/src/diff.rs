@@ -15,7 +15,7 @@ use crate::engine::Selection;
 use crate::oracle::{Difference, compare, compare_fused, compile_difference};
 use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
-use crate::plan::{PlanConfig, StepPlan, arbitrary_call, build_case};
+use crate::plan::{Misses, PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::types::StringEncoding;
 use crate::runtime::driver::run_case;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
@@ -144,13 +144,13 @@ pub fn case_of(world_seed: u64, c: u64, prepared: &Prepared, cfg: &PlanConfig) -
     // One case in three drives resources, where the world has any to drive.
     if c % 3 == 2 {
         match arbitrary_resource_steps(&mut u, prepared, cfg) {
-            Ok(Some(steps)) => return Ok(Some(build_case(prepared, &steps)?)),
+            Ok(Some(steps)) => return Ok(Some(build_case(prepared, &steps, Misses::Ignore)?)),
             Ok(None) => {}
             Err(e) => anyhow::bail!("resource plan generator: {e}"),
         }
     }
     match arbitrary_call(&mut u, prepared, cfg) {
-        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[StepPlan::Call(plan)])?)),
+        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[StepPlan::Call(plan)], Misses::Ignore)?)),
         Ok(None) => Ok(None),
         Err(e) => anyhow::bail!("plan generator: {e}"),
     }

@@ -225,3 +225,51 @@ returns = '"abc"'
     // `strin` is on line 4 of the file (line 2 of the world text).
     assert!(why.contains("s.toml:4:") && why.contains("strin"), "{why}");
 }
+
+#[test]
+fn a_corruption_past_the_data_fails_the_case_instead_of_doing_nothing() {
+    let rows = run_text(
+        "corrupt",
+        r#"world = """
+package t:t;
+world w { export get: func() -> u32; }
+"""
+
+[[case]]
+name = "in range"
+rules = ["lift_flat_values"]
+call = "get"
+returns = '7'
+corrupt = { flat = [0, 9] }
+expect = { result = '9' }
+
+[[case]]
+name = "past the flat values"
+rules = ["lift_flat_values"]
+call = "get"
+returns = '7'
+corrupt = { flat = [1, 9] }
+
+[[case]]
+name = "no bytes to corrupt"
+rules = ["lift_flat_values"]
+call = "get"
+returns = '7'
+corrupt = { byte = [0, 1] }
+"#,
+        &["core"],
+    );
+    let status = |name: &str| &rows.iter().find(|r| r.engine == "reference" && r.name == name).unwrap().status;
+    // A u32 result is the i32 the guest returns, whatever was planned (lift_flat, `u32`).
+    assert!(matches!(status("in range"), Status::Passed), "{:?}", status("in range"));
+    assert!(
+        matches!(status("past the flat values"), Status::Failed(why) if why.contains("flat value 1, but the guest hands over 1")),
+        "{:?}",
+        status("past the flat values")
+    );
+    assert!(
+        matches!(status("no bytes to corrupt"), Status::Failed(why) if why.contains("byte 0, but the guest writes 0 bytes")),
+        "{:?}",
+        status("no bytes to corrupt")
+    );
+}

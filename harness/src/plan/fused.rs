@@ -9,7 +9,7 @@ use anyhow::Result;
 use arbitrary::Unstructured;
 
 use super::{
-    CallPlan, GuestOp, GuestValues, ImportPlan, PlanConfig, StepPlan, arbitrary_values, build_case, corruption,
+    CallPlan, GuestOp, GuestValues, ImportPlan, Misses, PlanConfig, StepPlan, arbitrary_values, build_case, corruption,
     realloc_answers,
 };
 use crate::runtime::fused::{FusedCase, FusedPrepared};
@@ -62,7 +62,8 @@ pub fn arbitrary_fused_case(
             result: GuestValues { values: vec![], corruption: None },
             realloc: if results_corrupt { vec![] } else { realloc_answers(u, cfg).map_err(ar)? },
         })],
+        Misses::Ignore,
     )?;
-    let callee = build_case(&fp.callee, &callee_steps)?.script;
+    let callee = build_case(&fp.callee, &callee_steps, Misses::Ignore)?.script;
     Ok(Some(FusedCase { caller, callee }))
 }

@@ -127,45 +127,64 @@ fn lay_out(
         .map_err(|t| anyhow!("laying out guest values: {t}"))
 }
 
-fn apply(corruption: &Option<Corruption>, flats: &mut [Flat], writes: &mut [(u64, Vec<u8>)]) {
+/// What to do with a corruption that points past the data the guest hands over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misses {
+    /// Drop it: the generator picks offsets before it knows how much data a value makes.
+    Ignore,
+    /// Refuse the case: a suite's author named that offset and means it.
+    Refuse,
+}
+
+/// Apply a corruption; `Err` says why it missed the data.
+fn apply(corruption: &Option<Corruption>, flats: &mut [Flat], writes: &mut [(u64, Vec<u8>)]) -> Result<()> {
     match corruption {
-        None => {}
+        None => Ok(()),
         Some(Corruption::Flat { index, bits }) => {
-            if let Some(f) = flats.get_mut(*index) {
-                *f = match f {
-                    Flat::I32(_) => Flat::I32(*bits as u32),
-                    Flat::I64(_) => Flat::I64(*bits),
-                    Flat::F32(_) => Flat::F32(f32::from_bits(*bits as u32)),
-                    Flat::F64(_) => Flat::F64(f64::from_bits(*bits)),
-                };
-            }
+            let count = flats.len();
+            let f = flats
+                .get_mut(*index)
+                .ok_or_else(|| anyhow!("corrupt: flat value {index}, but the guest hands over {count} flat values"))?;
+            *f = match f {
+                Flat::I32(_) => Flat::I32(*bits as u32),
+                Flat::I64(_) => Flat::I64(*bits),
+                Flat::F32(_) => Flat::F32(f32::from_bits(*bits as u32)),
+                Flat::F64(_) => Flat::F64(f64::from_bits(*bits)),
+            };
+            Ok(())
         }
         Some(Corruption::Byte { index, xor }) => {
             let mut i = *index;
             for (_, bytes) in writes.iter_mut() {
                 if i < bytes.len() {
                     bytes[i] ^= xor;
-                    return;
+                    return Ok(());
                 }
                 i -= bytes.len();
             }
+            let total: usize = writes.iter().map(|(_, b)| b.len()).sum();
+            bail!("corrupt: byte {index}, but the guest writes {total} bytes to memory")
         }
     }
 }
 
 /// Script the writes and return the flat values as raw bits.
-fn emit(script: &mut Script, heap: &BumpHeap, gv: &GuestValues, flats: Vec<Flat>) -> Vec<u64> {
+fn emit(script: &mut Script, heap: &BumpHeap, gv: &GuestValues, flats: Vec<Flat>, misses: Misses) -> Result<Vec<u64>> {
     let mut flats = flats;
     let mut writes = heap.written_ranges();
-    apply(&gv.corruption, &mut flats, &mut writes);
+    if let Err(e) = apply(&gv.corruption, &mut flats, &mut writes)
+        && misses == Misses::Refuse
+    {
+        return Err(e);
+    }
     for (addr, bytes) in writes {
         script.write(addr as u32, &bytes);
     }
-    flats.iter().map(|f| f.bits()).collect()
+    Ok(flats.iter().map(|f| f.bits()).collect())
 }
 
 /// Turn step plans into a case.
-pub fn build_case(prepared: &Prepared, steps: &[StepPlan]) -> Result<Case> {
+pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Result<Case> {
     let mut case = Case::default();
     let enc = prepared.encoding;
     for step in steps {
@@ -199,7 +218,7 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan]) -> Result<Case> {
             let flats = lay_out(enc, &imp.args.values, &ift.param_types(), MAX_FLAT_PARAMS, &mut scratch)?;
             let mut part = scratch.clone();
             part.writes.drain(..mark);
-            for raw in emit(&mut case.script, &part, &imp.args, flats) {
+            for raw in emit(&mut case.script, &part, &imp.args, flats, misses)? {
                 case.script.arg(raw);
             }
             // A spilled result goes to a return area the guest provides.
@@ -230,7 +249,7 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan]) -> Result<Case> {
             .context("the planned result")?;
         let mut part = scratch.clone();
         part.writes.drain(..mark);
-        let raws = emit(&mut case.script, &part, &call.result, flats);
+        let raws = emit(&mut case.script, &part, &call.result, flats, misses)?;
         // Everything the engine wrote into the guest during the call (import results too).
         case.script.log_heap(p::HEAP as u32);
         for raw in raws {

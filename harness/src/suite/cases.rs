@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::encode::script::Script;
 use crate::engine::Selection;
 use crate::oracle::{Difference, compare, compile_difference};
-use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
+use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, Misses, StepPlan, build_case};
 use crate::reference::Value;
 use crate::reference::types::{FuncType, StringEncoding};
 use crate::runtime::driver::run_case;
@@ -690,7 +690,7 @@ fn run_plain(
         let artifact = Artifact::of(&p)?;
         Ok(Ready::new(p, artifact))
     })?;
-    let case = build_case(&ready.prepared, &plan(&ready.prepared, c)?)?;
+    let case = build_case(&ready.prepared, &plan(&ready.prepared, c)?, Misses::Refuse)?;
     let expected = ready.expected(&case, &[])?;
     let status = expectation_status(check_plain(&ready.prepared, c, &expected));
     let mut out = vec![Ran::new(REFERENCE, status, Some(&expected))];

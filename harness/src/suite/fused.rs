@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 use crate::encode::names::NameScheme;
 use crate::engine::Selection;
 use crate::oracle::compare_fused;
-use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, StepPlan, build_case};
+use crate::plan::{CallPlan, GuestOp, GuestValues, ImportPlan, Misses, StepPlan, build_case};
 use crate::reference::types::StringEncoding;
 use crate::runtime::fused::{FusedCase, FusedPrepared};
 use crate::runtime::model::NAME as REFERENCE;
@@ -87,7 +87,7 @@ fn plan_fused(fp: &FusedPrepared, c: &CaseSpec, callee: &CalleeSpec) -> Result<F
     }
     let result = GuestValues { values: vec![], corruption: None };
     let run = CallPlan { export: 0, args: vec![], ops, result, realloc: realloc_answers(&fp.caller, &c.realloc)? };
-    let caller = build_case(&fp.caller, &[StepPlan::Call(run)])?;
-    let callee = build_case(&fp.callee, &callee_steps)?.script;
+    let caller = build_case(&fp.caller, &[StepPlan::Call(run)], Misses::Refuse)?;
+    let callee = build_case(&fp.callee, &callee_steps, Misses::Refuse)?.script;
     Ok(FusedCase { caller, callee })
 }
