@@ -182,6 +182,15 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             println!("no cases yet: {}", missing.join(", "));
         }
     }
+    // A filtered run leaves cases out, so entries for them are not stale.
+    if args.filter.is_none() && broken_files == 0 {
+        let area = |f: &std::path::Path| f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let areas: Vec<String> = rows.iter().map(|r| area(&r.file)).collect();
+        let ran = rows.iter().zip(&areas).map(|(r, a)| (r.engine.as_str(), a.as_str(), r.name.as_str()));
+        for stale in expectations.unused(ran) {
+            println!("\nwarning: {stale}");
+        }
+    }
     let count = |f: fn(&Status) -> bool| rows.iter().filter(|r| f(&r.status)).count();
     println!(
         "\n{} passed, {} failed, {} expected failures, {} skipped",

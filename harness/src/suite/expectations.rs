@@ -27,10 +27,16 @@ pub enum Engines {
 
 impl Engines {
     fn contains(&self, engine: &str) -> bool {
+        self.names().any(|e| e == engine)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
         match self {
-            Engines::One(e) => e == engine,
-            Engines::Many(es) => es.iter().any(|e| e == engine),
+            Engines::One(e) => std::slice::from_ref(e),
+            Engines::Many(es) => es.as_slice(),
         }
+        .iter()
+        .map(String::as_str)
     }
 }
 
@@ -99,6 +105,8 @@ pub struct Skip {
     /// `area/name`; `*` matches any text.
     pub case: String,
     pub reason: String,
+    #[serde(skip)]
+    pub file: PathBuf,
 }
 
 /// A bug of an engine's execution of core wasm (not of its Canonical ABI) that `witness
@@ -172,7 +180,7 @@ impl Expectations {
             }
             all.entries.extend(file.divergence);
             all.failures.extend(file.failure.into_iter().map(|f| KnownFailure { file: path.to_path_buf(), ..f }));
-            all.skips.extend(file.skip);
+            all.skips.extend(file.skip.into_iter().map(|k| Skip { file: path.to_path_buf(), ..k }));
             all.bugs.extend(file.bug);
         }
         Ok(all)
@@ -215,6 +223,28 @@ impl Expectations {
     pub fn skip(&self, engine: &str, area: &str, name: &str) -> Option<&Skip> {
         let id = format!("{area}/{name}");
         self.skips.iter().find(|s| s.engine.contains(engine) && glob(&s.case, &id))
+    }
+
+    /// The `[[failure]]` and `[[skip]]` entries that matched no case of a run in which one of
+    /// their engines ran, given as `(engine, area, name)` of every case that ran: stale entries
+    /// (a case renamed or removed) that would otherwise stay in the files unseen.
+    pub fn unused<'a>(&self, ran: impl Iterator<Item = (&'a str, &'a str, &'a str)> + Clone) -> Vec<String> {
+        let entries = self.failures.iter().map(|f| ("failure", &f.engine, &f.case, &f.file));
+        let entries = entries.chain(self.skips.iter().map(|s| ("skip", &s.engine, &s.case, &s.file)));
+        let mut out = vec![];
+        for (kind, engines, case, file) in entries {
+            let ran_here: Vec<&str> = engines.names().filter(|e| ran.clone().any(|(r, _, _)| r == *e)).collect();
+            let matched =
+                ran.clone().any(|(e, area, name)| engines.contains(e) && glob(case, &format!("{area}/{name}")));
+            if !ran_here.is_empty() && !matched {
+                out.push(format!(
+                    "{}: [[{kind}]] case = {case:?} matches no case run on {}",
+                    file.display(),
+                    ran_here.join(", ")
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -282,5 +312,36 @@ evidence = "x"
         assert!(ex.explain("e", &realloc_difference(&event(1), &event(2))).is_some());
         assert!(ex.explain("e", &realloc_difference(&event(2), &event(1))).is_none());
         assert!(ex.explain("other", &realloc_difference(&event(1), &event(2))).is_none());
+    }
+
+    #[test]
+    fn an_entry_matching_no_case_run_on_its_engines_is_reported() {
+        let text = r#"
+[[failure]]
+engine = ["a", "b"]
+case = "strings/gone*"
+rule = "r"
+evidence = "x"
+
+[[failure]]
+engine = "a"
+case = "strings/*"
+rule = "r"
+evidence = "x"
+
+[[skip]]
+engine = "c"
+case = "lists/gone"
+reason = "c did not run"
+"#;
+        let file: File = toml::from_str(text).unwrap();
+        let ex = Expectations { failures: file.failure, skips: file.skip, ..Expectations::default() };
+        let ran = [("a", "strings", "kept"), ("reference", "strings", "gone case"), ("b", "lists", "gone")];
+        // Only the first entry: its engines ran, but not on a case it names (the reference
+        // row does not count); the third names an engine that did not run.
+        assert_eq!(
+            ex.unused(ran.iter().copied()),
+            vec![r#": [[failure]] case = "strings/gone*" matches no case run on a, b"#]
+        );
     }
 }
