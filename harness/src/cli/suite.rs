@@ -191,6 +191,9 @@ pub fn run(args: SuiteArgs) -> Result<()> {
             println!("\nwarning: {stale}");
         }
     }
+    for misspelt in expectations.misspelt_engines(rows.iter().map(|r| r.engine.as_str())) {
+        println!("\nwarning: {misspelt}");
+    }
     let count = |f: fn(&Status) -> bool| rows.iter().filter(|r| f(&r.status)).count();
     println!(
         "\n{} passed, {} failed, {} expected failures, {} skipped",

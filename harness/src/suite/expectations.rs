@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
 use crate::oracle::{Area, Difference};
+use crate::runtime::{REGISTRY, fused_name};
 
 /// One engine name or several.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -147,6 +148,23 @@ pub struct Expectations {
     pub failures: Vec<KnownFailure>,
     pub skips: Vec<Skip>,
     pub bugs: Vec<EngineBug>,
+    /// Engine names close to an embedded runtime's but not one: `(file, name, the runtime)`.
+    /// Adapters' names are known only when they greet, so these are judged after a run.
+    pub near_misses: Vec<(PathBuf, String, String)>,
+}
+
+/// The embedded runtime (or composition mode) a name not among them is a likely misspelling
+/// of: at most two edits away.
+fn near_miss(name: &str) -> Option<String> {
+    let known = REGISTRY.iter().flat_map(|r| {
+        let fused = r.compositions.then(|| fused_name(r.name));
+        std::iter::once(r.name.to_string()).chain(fused)
+    });
+    let known: Vec<String> = known.collect();
+    if known.iter().any(|k| k == name) {
+        return None;
+    }
+    known.into_iter().find(|k| strsim::levenshtein(k, name) <= 2)
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -177,6 +195,13 @@ impl Expectations {
                 toml::from_str(&text).with_context(|| format!("{}: invalid expectations file", path.display()))?;
             for k in &file.divergence {
                 k.check().with_context(|| format!("{}: the [[divergence]] of rule `{}`", path.display(), k.rule))?;
+            }
+            let named = file.divergence.iter().map(|k| &k.engine);
+            let named = named.chain(file.failure.iter().map(|k| &k.engine)).chain(file.skip.iter().map(|k| &k.engine));
+            for name in named.chain(file.bug.iter().map(|k| &k.engine)).flat_map(Engines::names) {
+                if let Some(runtime) = near_miss(name) {
+                    all.near_misses.push((path.to_path_buf(), name.to_string(), runtime));
+                }
             }
             all.entries.extend(file.divergence);
             all.failures.extend(file.failure.into_iter().map(|f| KnownFailure { file: path.to_path_buf(), ..f }));
@@ -223,6 +248,21 @@ impl Expectations {
     pub fn skip(&self, engine: &str, area: &str, name: &str) -> Option<&Skip> {
         let id = format!("{area}/{name}");
         self.skips.iter().find(|s| s.engine.contains(engine) && glob(&s.case, &id))
+    }
+
+    /// Engine names close to an embedded runtime's that are neither a runtime nor an engine
+    /// that ran (an adapter's greeting name): likely misspellings, whose entries match nothing.
+    pub fn misspelt_engines<'a>(&self, ran: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .near_misses
+            .iter()
+            .filter(|(_, name, _)| !ran.clone().any(|r| r == name))
+            .map(|(file, name, runtime)| {
+                format!("{}: engine `{name}` is no runtime and did not run (did you mean `{runtime}`?)", file.display())
+            })
+            .collect();
+        out.dedup();
+        out
     }
 
     /// The `[[failure]]` and `[[skip]]` entries that matched no case of a run in which one of
@@ -312,6 +352,24 @@ evidence = "x"
         assert!(ex.explain("e", &realloc_difference(&event(1), &event(2))).is_some());
         assert!(ex.explain("e", &realloc_difference(&event(2), &event(1))).is_none());
         assert!(ex.explain("other", &realloc_difference(&event(1), &event(2))).is_none());
+    }
+
+    #[test]
+    fn an_engine_name_a_typo_away_from_a_runtime_is_reported_unless_it_ran() {
+        let dir = std::env::temp_dir().join(format!("witness-misspelt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("e.toml");
+        let skip = |engine: &str| format!("[[skip]]\nengine = {engine}\ncase = \"x/y\"\nreason = \"r\"\n");
+        let text = [skip(r#"["wasmtim", "wasmtime"]"#), skip(r#""wasmtime-fusde""#), skip(r#""jco""#)].concat();
+        std::fs::write(&file, text).unwrap();
+        let ex = Expectations::load(&[&file]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let warned = ex.misspelt_engines(["wasmtime"].into_iter());
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("engine `wasmtim`") && warned[0].contains("did you mean `wasmtime`?"));
+        assert!(warned[1].contains("engine `wasmtime-fusde`") && warned[1].contains("`wasmtime-fused`"));
+        // An adapter that greets with such a name ran: its name is its own.
+        assert_eq!(ex.misspelt_engines(["wasmtim", "wasmtime-fusde"].into_iter()), Vec::<String>::new());
     }
 
     #[test]
