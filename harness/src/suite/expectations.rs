@@ -261,6 +261,8 @@ impl Expectations {
                 format!("{}: engine `{name}` is no runtime and did not run (did you mean `{runtime}`?)", file.display())
             })
             .collect();
+        // A name misspelt in several entries is said once.
+        out.sort();
         out.dedup();
         out
     }
@@ -360,7 +362,9 @@ evidence = "x"
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("e.toml");
         let skip = |engine: &str| format!("[[skip]]\nengine = {engine}\ncase = \"x/y\"\nreason = \"r\"\n");
-        let text = [skip(r#"["wasmtim", "wasmtime"]"#), skip(r#""wasmtime-fusde""#), skip(r#""jco""#)].concat();
+        let text =
+            [skip(r#"["wasmtim", "wasmtime"]"#), skip(r#""wasmtime-fusde""#), skip(r#""jco""#), skip(r#""wasmtim""#)]
+                .concat();
         std::fs::write(&file, text).unwrap();
         let ex = Expectations::load(&[&file]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
