@@ -255,3 +255,21 @@ fn deep_input_is_refused_at_the_limit_or_works_never_a_crash() {
     assert!(out.contains("cm32p2|a:b/i|f"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_misspelt_engine_in_an_expectations_file_is_warned_about() {
+    let dir = std::env::temp_dir().join(format!("witness-cli-typo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("typo.toml");
+    std::fs::write(&file, "[[skip]]\nengine = \"wasmtime-cor\"\ncase = \"x/y\"\nreason = \"r\"\n").unwrap();
+    let repro = dir.join("repro");
+    let (file_arg, repro_arg) = (file.to_str().unwrap(), repro.to_str().unwrap());
+    let args =
+        ["diff", "--seed", "1", "--worlds", "1", "--cases", "2", "--expectations", file_arg, "--repro", repro_arg];
+    let (_, out, err) = witness(&args);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.contains("engine `wasmtime-cor` is no runtime and did not run (did you mean `wasmtime-core`?)"),
+        "{out}{err}"
+    );
+}

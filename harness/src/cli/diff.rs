@@ -164,6 +164,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
     if new.len() > 20 {
         println!("\n... and {} more new divergences", new.len() - 20);
     }
+    let ran = s.engine_time.keys().chain(s.unsupported.keys()).map(String::as_str);
+    for misspelt in expectations.misspelt_engines(ran) {
+        println!("\nwarning: {misspelt}");
+    }
     let expected = s.divergences.len() - new.len();
     println!(
         "\n{} new divergences, {} expected (explained by {} expectation entries)",
