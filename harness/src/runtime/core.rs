@@ -277,6 +277,14 @@ fn guest_trap<T>(r: Result<T, Trap>) -> AnyResult<Result<T, Trap>> {
     }
 }
 
+/// Run the guest's initialization export `init`, where it has one: a trap ends instantiation.
+pub fn initialize<S: CoreStore>(store: &mut S, init: Option<&str>) -> AnyResult<Result<(), Trap>> {
+    match init {
+        None => Ok(Ok(())),
+        Some(init) => guest_trap(store.guest().call_export(init, &[]).map(drop)),
+    }
+}
+
 impl<S: CoreStore> Instance for CoreInstance<S> {
     fn call(&mut self, export: usize, args: &[Value]) -> AnyResult<Result<Option<Value>, Trap>> {
         let export = self.artifact.exports.get(export).ok_or_else(|| anyhow!("no export {export}"))?;

@@ -12,7 +12,7 @@ use wasmi::{
 };
 
 use super::artifact::{Artifact, CoreModule, Import};
-use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, serve_import};
+use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, initialize, serve_import};
 use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::memory::{Memory, read_at, write_at};
@@ -336,12 +336,9 @@ impl Compiled for WasmiCompiled {
             Err(e) => return Ok(Err(instantiation_trap(e)?)),
         };
         attach(&mut store, &instance, core)?;
-        if let Some(init) = core.initialize.as_deref().filter(|i| store.data().core.exports.contains_key(*i)) {
-            match store.guest().call_export(init, &[]) {
-                Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
-                Err(t) => return Ok(Err(t)),
-                Ok(_) => {}
-            }
+        let init = core.initialize.as_deref().filter(|i| store.data().core.exports.contains_key(*i));
+        if let Err(t) = initialize(&mut store, init)? {
+            return Ok(Err(t));
         }
         Ok(Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() })))
     }

@@ -14,7 +14,7 @@ use wasmtime::{
 };
 
 use super::artifact::Artifact;
-use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, serve_import};
+use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, initialize, serve_import};
 use super::wasmi::{ExportNames, core_imports};
 use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::memory::{Memory, read_at, write_at};
@@ -250,12 +250,9 @@ impl Compiled for WasmtimeCoreCompiled {
         let data = store.data_mut();
         (data.memory, data.realloc, data.exports) = (Some(memory), Some(realloc), Arc::new(exports));
         data.host.started = true;
-        if let Some(init) = core.initialize.as_deref().filter(|i| store.data().exports.contains_key(*i)) {
-            match store.guest().call_export(init, &[]) {
-                Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion in the reference host: {t}"),
-                Err(t) => return Ok(Err(t)),
-                Ok(_) => {}
-            }
+        let init = core.initialize.as_deref().filter(|i| store.data().exports.contains_key(*i));
+        if let Err(t) = initialize(&mut store, init)? {
+            return Ok(Err(t));
         }
         Ok(Ok(Box::new(CoreInstance { store, artifact: self.artifact.clone() })))
     }
