@@ -145,8 +145,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     // file stem (the area) × engine → passed, failed, xfail, skipped
     let mut table: BTreeMap<(String, String), [u32; 4]> = BTreeMap::new();
     for r in &rows {
-        let area = r.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let e = table.entry((area, r.engine.clone())).or_default();
+        let e = table.entry((r.area().to_string(), r.engine.clone())).or_default();
         match &r.status {
             Status::Passed => e[0] += 1,
             Status::Failed(_) => e[1] += 1,
@@ -184,9 +183,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     }
     // A filtered run leaves cases out, so entries for them are not stale.
     if args.filter.is_none() && broken_files == 0 {
-        let area = |f: &std::path::Path| f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let areas: Vec<String> = rows.iter().map(|r| area(&r.file)).collect();
-        let ran = rows.iter().zip(&areas).map(|(r, a)| (r.engine.as_str(), a.as_str(), r.name.as_str()));
+        let ran = rows.iter().map(|r| (r.engine.as_str(), r.area(), r.name.as_str()));
         for stale in expectations.unused(ran) {
             println!("\nwarning: {stale}");
         }
@@ -255,8 +252,7 @@ fn junit(rows: &[crate::suite::cases::CaseResult]) -> String {
             rows.len()
         ));
         for r in rows {
-            let class = r.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            out.push_str(&format!("    <testcase classname=\"{}\" name=\"{}\"", xml(class), xml(&r.name)));
+            out.push_str(&format!("    <testcase classname=\"{}\" name=\"{}\"", xml(r.area()), xml(&r.name)));
             match &r.status {
                 Status::Passed => out.push_str("/>\n"),
                 Status::Failed(why) => {

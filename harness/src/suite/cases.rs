@@ -233,6 +233,18 @@ pub struct CaseResult {
     pub trap: Option<String>,
 }
 
+impl CaseResult {
+    /// The case's area, as expectations files name it.
+    pub fn area(&self) -> &str {
+        area_of(&self.file)
+    }
+}
+
+/// The area of the cases in suite file `file`: its stem.
+fn area_of(file: &Path) -> &str {
+    file.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+}
+
 /// How a case ended on one engine: its row, before the case's own fields are added.
 pub(crate) struct Ran {
     pub engine: String,
@@ -730,7 +742,7 @@ pub fn run_file_reporting(
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let places = case_places(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
-    let area = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let area = area_of(file);
     let first_line = world_first_line(&text).with_context(|| format!("{}: invalid suite file", file.display()))?;
     let mut plain = WorldCache::new(&suite.world, file, first_line);
     let mut fused = WorldCache::new(&suite.world, file, first_line);

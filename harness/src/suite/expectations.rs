@@ -270,14 +270,14 @@ impl Expectations {
     /// The `[[failure]]` and `[[skip]]` entries that matched no case of a run in which one of
     /// their engines ran, given as `(engine, area, name)` of every case that ran: stale entries
     /// (a case renamed or removed) that would otherwise stay in the files unseen.
-    pub fn unused<'a>(&self, ran: impl Iterator<Item = (&'a str, &'a str, &'a str)> + Clone) -> Vec<String> {
+    pub fn unused<'a>(&self, ran: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<String> {
+        let ran: Vec<(&str, String)> = ran.map(|(e, area, name)| (e, format!("{area}/{name}"))).collect();
         let entries = self.failures.iter().map(|f| ("failure", &f.engine, &f.case, &f.file));
         let entries = entries.chain(self.skips.iter().map(|s| ("skip", &s.engine, &s.case, &s.file)));
         let mut out = vec![];
         for (kind, engines, case, file) in entries {
-            let ran_here: Vec<&str> = engines.names().filter(|e| ran.clone().any(|(r, _, _)| r == *e)).collect();
-            let matched =
-                ran.clone().any(|(e, area, name)| engines.contains(e) && glob(case, &format!("{area}/{name}")));
+            let ran_here: Vec<&str> = engines.names().filter(|e| ran.iter().any(|(r, _)| r == e)).collect();
+            let matched = ran.iter().any(|(e, id)| engines.contains(e) && glob(case, id));
             if !ran_here.is_empty() && !matched {
                 out.push(format!(
                     "{}: [[{kind}]] case = {case:?} matches no case run on {}",
