@@ -38,26 +38,28 @@ def callback(message):
 
 
 def main():
-    send({"adapter": "skeleton", "version": "0", "protocol": 1, "features": []})
+    send({"adapter": "skeleton", "version": "0", "protocol": 2, "features": []})
     for line in sys.stdin:
         request = json.loads(line)
         op = request.get("op")
         try:
             if op == "compile":
                 compile_world(request)
-                send({"ok": None})
+                reply = {"ok": None}
             elif op == "instantiate":
                 instantiate()
-                send({"ok": None})
+                reply = {"ok": None}
             elif op == "call":
-                send({"ok": call(request["interface"], request["name"], request["args"], callback)})
+                reply = {"ok": call(request["interface"], request["name"], request["args"], callback)}
             elif op == "drop":
                 drop(request["handle"])
-                send({"ok": None})
+                reply = {"ok": None}
             else:
-                send({"error": f"unknown request {op!r}"})
+                reply = {"error": f"unknown request {op!r}"}
         except NotImplementedError as missing:
-            send({"error": f"the skeleton does not implement `{missing}` yet"})
+            reply = {"error": f"the skeleton does not implement `{missing}` yet"}
+        # A final reply names its request's id; callbacks and their answers have none.
+        send({**reply, "id": request.get("id")})
 
 
 if __name__ == "__main__":

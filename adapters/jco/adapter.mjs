@@ -868,7 +868,7 @@ function drop(req) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 1, features: ['resources'] });
+  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 2, features: ['resources'] });
   for (;;) {
     let req;
     try {
@@ -901,7 +901,8 @@ async function main() {
     } catch (e) {
       reply = { error: e instanceof AdapterError ? e.message : `${req.op}: ${describe(e)}` };
     }
-    writeLine(reply);
+    // The final reply names its request's id (protocol 2), so witness matches the two.
+    writeLine({ ...reply, id: req.id });
   }
   if (compiled && !KEEP) fs.rmSync(compiled.dir, { recursive: true, force: true });
   process.exit(0);

@@ -226,9 +226,13 @@ async function nextLine() {
 const importLog = [];
 let importHandler = (req) => ({ ok: null });
 
-/** Send one request; answer import callbacks with importHandler; return the final reply. */
+let lastId = 0;
+
+/** Send one request (numbered, as witness does); answer import callbacks with importHandler;
+ * return the final reply, whose id must be the request's, without it. */
 async function request(obj) {
-  child.stdin.write(JSON.stringify(obj) + '\n');
+  const id = ++lastId;
+  child.stdin.write(JSON.stringify({ ...obj, id }) + '\n');
   for (;;) {
     const msg = await nextLine();
     if (msg.op === 'import' || msg.op === 'dtor') {
@@ -236,7 +240,9 @@ async function request(obj) {
       child.stdin.write(JSON.stringify(importHandler(msg)) + '\n');
       continue;
     }
-    return msg;
+    const { id: answered, ...reply } = msg;
+    assert.equal(answered, id, `the final reply to request ${id} names request ${answered}`);
+    return reply;
   }
 }
 
@@ -267,7 +273,7 @@ const fn = (iface, name, params, result) => ({
 const greeting = await nextLine();
 await check('greeting', () => {
   assert.equal(greeting.adapter, 'jco');
-  assert.equal(greeting.protocol, 1);
+  assert.equal(greeting.protocol, 2);
   assert.match(greeting.version, /^\d+\.\d+\.\d+/);
 });
 

@@ -97,8 +97,11 @@ fn an_adapter_that_breaks_the_protocol_is_named_with_the_reason() {
     let e = engine_error("echo 'not json'");
     assert!(e.contains("not JSON"), "{e}");
     // Greets, then fails the compile request.
-    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":1}'; read line; echo '{\"error\":\"no luck\"}'");
+    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":2}'; read line; echo '{\"error\":\"no luck\",\"id\":1}'");
     assert!(e.contains("compile") && e.contains("no luck"), "{e}");
+    // Protocol 1 had no request ids: refused with the version named.
+    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":1}'");
+    assert!(e.contains("speaks protocol Some(1), witness speaks 2"), "{e}");
 }
 
 /// The error of compiling world `wit` on adapter `command`, whose lines may take 1 s.
@@ -133,7 +136,7 @@ fn an_adapter_that_never_reads_is_killed() {
     // A compile request larger than a pipe's buffer blocks its writer until the adapter reads.
     let funcs: String = (0..300).map(|i| format!("export g{i}: func(a: string, b: list<u32>) -> string;\n")).collect();
     let wit = format!("package t:t; world w {{\n{funcs}}}");
-    let e = quick_adapter_error(&wit, "echo '{\"adapter\":\"x\",\"protocol\":1}'; sleep 987655; echo gone");
+    let e = quick_adapter_error(&wit, "echo '{\"adapter\":\"x\",\"protocol\":2}'; sleep 987655; echo gone");
     assert!(e.contains("took no input for 1 s (killed)"), "{e}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!running("sleep 987655"), "the adapter's child survived");
@@ -151,13 +154,13 @@ fn an_adapter_line_is_bounded_and_never_quoted_whole() {
     );
     // Longer than a line may be: refused without reading it all.
     let e =
-        engine_error("printf '{\"adapter\":\"'; head -c 70000000 /dev/zero | tr '\\0' x; echo '\",\"protocol\":1}'");
+        engine_error("printf '{\"adapter\":\"'; head -c 70000000 /dev/zero | tr '\\0' x; echo '\",\"protocol\":2}'");
     assert!(e.contains("a line longer than") && e.len() < 2000, "{} bytes: {}", e.len(), &e[..200]);
 }
 
 #[test]
 fn an_adapter_name_is_a_plain_name_of_its_own() {
-    let greet = |name: &str| format!("echo '{{\"adapter\":\"{name}\",\"protocol\":1}}'");
+    let greet = |name: &str| format!("echo '{{\"adapter\":\"{name}\",\"protocol\":2}}'");
     let e = engine_error(&greet("x/../../../ESCAPED"));
     assert!(e.contains("a name is 1 to 64 letters"), "{e}");
     let e = engine_error(&greet(".."));
@@ -186,13 +189,13 @@ fn an_adapter_that_crashes_is_started_again_for_the_next_instance() {
         format!(
             r#"import json, os, sys
 def send(m): print(json.dumps(m), flush=True)
-send({{"adapter": "crash-once", "version": "0", "protocol": 1}})
+send({{"adapter": "crash-once", "version": "0", "protocol": 2}})
 for line in sys.stdin:
-    op = json.loads(line)["op"]
-    if op == "call" and not os.path.exists({marker:?}):
+    request = json.loads(line)
+    if request["op"] == "call" and not os.path.exists({marker:?}):
         open({marker:?}, "w").close()
         sys.exit(3)
-    send({{"ok": None}})
+    send({{"ok": None, "id": request["id"]}})
 "#,
             marker = dir.join("crashed").display().to_string()
         ),
@@ -226,9 +229,6 @@ fn first_call_error(name: &str, script: &str) -> String {
     let selection = Selection::parse(&format!("process:python3 {}", path.display())).unwrap();
     let mut compiled = compile(&selection, &artifact).unwrap();
     let mut instance = compiled.instantiate(Box::new(witness::runtime::NoHost)).unwrap().unwrap();
-    // A line no request asked for is caught if it is already waiting when witness writes the
-    // next request; give it time to arrive, as a busy machine may not.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let e = format!("{:#}", instance.call(0, &[]).expect_err("the call must fail"));
     drop(instance);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -237,17 +237,30 @@ fn first_call_error(name: &str, script: &str) -> String {
 
 #[test]
 fn a_reply_nobody_asked_for_or_of_the_wrong_shape_is_a_protocol_failure() {
-    let head = "import json, sys, time\ndef send(m): print(json.dumps(m), flush=True)\n";
-    // Answers `instantiate` twice: the second reply would have been taken for the call's.
-    let twice = format!(
-        "{head}send({{\"adapter\": \"twice\", \"protocol\": 1}})\nfor line in sys.stdin:\n    send({{\"ok\": None}})\n    if json.loads(line)[\"op\"] == \"instantiate\":\n        send({{\"ok\": None}})\n        time.sleep(0.3)\n"
-    );
+    // Each script answers every request (numbered by witness) with `answer(request)`.
+    let adapter = |name: &str, answer: &str| {
+        format!(
+            "import json, sys\ndef send(m): print(json.dumps(m), flush=True)\n\
+             send({{\"adapter\": \"{name}\", \"protocol\": 2}})\n\
+             for line in sys.stdin:\n    request = json.loads(line)\n    {answer}\n"
+        )
+    };
+    let ok = r#"send({"ok": None, "id": request["id"]})"#;
+    // Answers `instantiate` twice: the second reply would have been taken for the call's. It
+    // is seen waiting when the call is written, or else by its id.
+    let twice = adapter("twice", &format!("{ok}\n    if request[\"op\"] == \"instantiate\": {ok}"));
     let e = first_call_error("twice", &twice);
-    assert!(e.contains("wrote a line no request asked for"), "{e}");
+    assert!(e.contains("wrote a line no request asked for") || e.contains("answered request 2 a second time"), "{e}");
+    // Answers the call (request 3) with the previous request's id, as a late second reply does.
+    let stale = adapter("stale", r#"send({"ok": None, "id": request["id"] - (request["op"] == "call")})"#);
+    let e = first_call_error("stale", &stale);
+    assert!(e.contains("answered request 2 a second time while witness waited for request 3's reply"), "{e}");
+    // Answers the call without an id.
+    let bare = adapter("bare", r#"send({"ok": None, "id": None if request["op"] == "call" else request["id"]})"#);
+    let e = first_call_error("bare", &bare);
+    assert!(e.contains("a final reply without the `id` of its request (3)"), "{e}");
     // Returns a value from `f`, which has none.
-    let valued = format!(
-        "{head}send({{\"adapter\": \"valued\", \"protocol\": 1}})\nfor line in sys.stdin:\n    send({{\"ok\": 7 if json.loads(line)[\"op\"] == \"call\" else None}})\n"
-    );
+    let valued = adapter("valued", r#"send({"ok": 7 if request["op"] == "call" else None, "id": request["id"]})"#);
     let e = first_call_error("valued", &valued);
     assert!(e.contains("returns 7 from `f`, which has no result"), "{e}");
 }

@@ -252,7 +252,7 @@ fn exchange(
     host: &mut dyn Host,
     request: &Json,
 ) -> Result<std::result::Result<Json, Trap>> {
-    adapter.send(request)?;
+    let id = adapter.send_request(request)?;
     loop {
         let reply = adapter.receive()?;
         if reply["op"] == "dtor" {
@@ -316,6 +316,7 @@ fn exchange(
             }
             continue;
         }
+        adapter.check_id(&reply, id)?;
         if let Some(v) = reply.get("ok") {
             return Ok(Ok(v.clone()));
         }

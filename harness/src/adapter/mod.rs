@@ -9,5 +9,6 @@ pub mod json;
 pub mod process;
 pub mod server;
 
-/// The protocol version this witness speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The protocol version this witness speaks (2: each request has an `id` that its final reply
+/// names, so a reply can never be taken for another request's).
+pub const PROTOCOL_VERSION: u64 = 2;

@@ -65,6 +65,8 @@ pub struct AdapterProcess {
     lines: Receiver<std::io::Result<String>>,
     stderr: PathBuf,
     timeout: Duration,
+    /// The `id` of the last request written (requests are numbered from 1).
+    last_id: u64,
     pub greeting: Greeting,
 }
 
@@ -116,6 +118,7 @@ impl AdapterProcess {
             lines,
             stderr,
             timeout,
+            last_id: 0,
             greeting: Greeting { adapter: String::new(), version: String::new(), features: vec![] },
         };
         let hello = p.receive().context("reading the adapter's greeting")?;
@@ -187,6 +190,31 @@ impl AdapterProcess {
         }
     }
 
+    /// Write `request` with the next `id`, which is returned: its final reply must name it.
+    pub fn send_request(&mut self, request: &Json) -> Result<u64> {
+        self.last_id += 1;
+        let mut numbered = request.clone();
+        numbered["id"] = self.last_id.into();
+        self.send(&numbered)?;
+        Ok(self.last_id)
+    }
+
+    /// Whether final reply `reply` answers request `id`: anything else is a protocol failure
+    /// (a second reply to an earlier request would otherwise pass for this one's).
+    pub fn check_id(&self, reply: &Json, id: u64) -> Result<()> {
+        match reply.get("id").and_then(Json::as_u64) {
+            Some(n) if n == id => Ok(()),
+            Some(n) if n < id => Err(self.failed(format!(
+                "answered request {n} a second time while witness waited for request {id}'s reply: {}",
+                brief(&reply.to_string())
+            ))),
+            _ => Err(self.failed(format!(
+                "wrote a final reply without the `id` of its request ({id}): {}",
+                brief(&reply.to_string())
+            ))),
+        }
+    }
+
     /// Read one message.
     pub fn receive(&mut self) -> Result<Json> {
         let line = match self.lines.recv_timeout(self.timeout) {
@@ -205,8 +233,9 @@ impl AdapterProcess {
     /// Send a request whose only reply is final: `ok`'s value, or an error for `error` (and
     /// for anything else).
     pub fn request(&mut self, message: &Json) -> Result<Json> {
-        self.send(message)?;
+        let id = self.send_request(message)?;
         let reply = self.receive()?;
+        self.check_id(&reply, id)?;
         match (reply.get("ok"), reply.get("error")) {
             (Some(v), _) => Ok(v.clone()),
             (_, Some(e)) => Err(self.failed(format!("{} failed: {}", message["op"], e.as_str().unwrap_or_default()))),

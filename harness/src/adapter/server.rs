@@ -42,6 +42,12 @@ impl Io {
         Ok(Some(serde_json::from_str(&line).with_context(|| format!("not a JSON line: {line:?}"))?))
     }
 
+    /// Send the final reply to `request`, naming its `id` as the protocol asks.
+    fn reply(&mut self, request: &Json, mut reply: Json) -> Result<()> {
+        reply["id"] = request.get("id").cloned().unwrap_or(Json::Null);
+        self.send(&reply)
+    }
+
     /// Send a callback to witness (an import call, a destructor); its answer (`ok`'s value).
     fn callback(&mut self, message: &Json) -> Result<Json> {
         self.send(message)?;
@@ -266,11 +272,16 @@ fn error_reply(e: anyhow::Error) -> Json {
 
 /// Serve one instance of `compiled` (its `instantiate` request has arrived): answer its calls
 /// and drops until another request comes, which is returned (`None`: the input ended).
-fn serve_instance(io: &Shared, compiled: &mut dyn Compiled, artifact: &Arc<Artifact>) -> Result<Option<Json>> {
+fn serve_instance(
+    io: &Shared,
+    compiled: &mut dyn Compiled,
+    artifact: &Arc<Artifact>,
+    request: &Json,
+) -> Result<Option<Json>> {
     let host = ProtocolHost { io: io.clone(), artifact: artifact.clone() };
     // No instance: say why, and hand the next request back.
     let refuse = |reply: Json| -> Result<Option<Json>> {
-        lock(io).send(&reply)?;
+        lock(io).reply(request, reply)?;
         lock(io).receive()
     };
     let mut instance = match compiled.instantiate(Box::new(host)) {
@@ -278,7 +289,7 @@ fn serve_instance(io: &Shared, compiled: &mut dyn Compiled, artifact: &Arc<Artif
         Ok(Err(trap)) => return refuse(trap_reply(&trap)),
         Err(e) => return refuse(error_reply(e)),
     };
-    lock(io).send(&json!({ "ok": null }))?;
+    lock(io).reply(request, json!({ "ok": null }))?;
     loop {
         let Some(request) = lock(io).receive()? else { return Ok(None) };
         let reply = match request["op"].as_str() {
@@ -286,7 +297,7 @@ fn serve_instance(io: &Shared, compiled: &mut dyn Compiled, artifact: &Arc<Artif
             Some("drop") => drop_handle(instance.as_mut(), &request),
             _ => return Ok(Some(request)),
         };
-        lock(io).send(&reply.unwrap_or_else(error_reply))?;
+        lock(io).reply(&request, reply.unwrap_or_else(error_reply))?;
     }
 }
 
@@ -326,20 +337,20 @@ pub fn serve(served: Served, input: impl BufRead + Send + 'static, output: impl 
                     }
                     Err(e) => error_reply(e),
                 };
-                lock(&io).send(&reply)?;
+                lock(&io).reply(&request, reply)?;
             }
             (Some("instantiate"), Some((c, artifact))) => {
                 let artifact = artifact.clone();
-                match serve_instance(&io, c.as_mut(), &artifact)? {
+                match serve_instance(&io, c.as_mut(), &artifact, &request)? {
                     Some(r) => next = Some(r),
                     None => return Ok(()),
                 }
             }
             (Some("instantiate" | "call" | "drop"), _) => {
                 let what = if compiled.is_none() { "`compile`" } else { "`instantiate`" };
-                lock(&io).send(&json!({ "error": format!("{} before {what}", request["op"]) }))?;
+                lock(&io).reply(&request, json!({ "error": format!("{} before {what}", request["op"]) }))?;
             }
-            _ => lock(&io).send(&json!({ "error": format!("unknown request {request}") }))?,
+            _ => lock(&io).reply(&request, json!({ "error": format!("unknown request {request}") }))?,
         }
     }
 }

@@ -764,7 +764,7 @@ pub fn run_file_reporting(
         let c = match (parsed, first) {
             (Ok(c), None) => c,
             (Err(e), None) => {
-                invalid(format!("invalid case: {e}"));
+                invalid(format!("invalid case: {}", e.to_string().trim_end()));
                 continue;
             }
             (_, Some(at)) => {

@@ -57,7 +57,14 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
 /// the value is said to come from, which decides how `store_string` transcodes it).
 pub fn parse_value(t: &ValType, text: &str, encoding: StringEncoding) -> Result<Value> {
     let wt = wave_type(t)?;
-    let wv: WaveValue = wasm_wave::from_str(&wt, text).map_err(|e| anyhow!("invalid value `{text}`: {e}"))?;
+    let wv: WaveValue = wasm_wave::from_str(&wt, text).map_err(|e| {
+        // wasm-wave names the span in bytes; quote what it covers, which says more to a reader.
+        let span = e.span();
+        match text.get(span.clone()).filter(|s| !s.is_empty()) {
+            Some(part) => anyhow!("invalid value `{text}`: {e}: `{part}`"),
+            None => anyhow!("invalid value `{text}`: {e}"),
+        }
+    })?;
     from_wave(t, &wv, encoding)
 }
 
