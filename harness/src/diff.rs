@@ -37,8 +37,9 @@ pub struct UserWorld {
 impl UserWorld {
     /// Load a WIT file, a WIT directory with deps/, or a wasm-encoded WIT package.
     pub fn load(path: &Path, world: Option<&str>) -> Result<UserWorld> {
-        let wit = crate::world::wit::Wit::load(path)?;
+        let mut wit = crate::world::wit::Wit::load(path)?;
         let id = wit.world(world)?;
+        wit.add_driver(id);
         let user =
             UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() };
         // A world witness cannot run fails here, once, with the reason.
@@ -350,7 +351,15 @@ pub fn run_campaign(
             }) {
                 Ok(fp) => fp,
                 Err(e) => {
-                    s.setup_failures.push((world_seed, format!("compositions: {e:#}")));
+                    match e.downcast_ref::<Unsupported>() {
+                        Some(u) => {
+                            for selection in cfg.engines.iter().filter(|e| e.fused()) {
+                                let entry = s.unsupported.entry(selection.to_string());
+                                entry.or_insert_with(|| (0, u.reason.clone())).0 += 1;
+                            }
+                        }
+                        None => s.setup_failures.push((world_seed, format!("compositions: {e:#}"))),
+                    }
                     None
                 }
             }

@@ -97,7 +97,8 @@ fn an_adapter_that_breaks_the_protocol_is_named_with_the_reason() {
     let e = engine_error("echo 'not json'");
     assert!(e.contains("not JSON"), "{e}");
     // Greets, then fails the compile request.
-    let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":2}'; read line; echo '{\"error\":\"no luck\",\"id\":1}'");
+    let e =
+        engine_error("echo '{\"adapter\":\"x\",\"protocol\":2}'; read line; echo '{\"error\":\"no luck\",\"id\":1}'");
     assert!(e.contains("compile") && e.contains("no luck"), "{e}");
     // Protocol 1 had no request ids: refused with the version named.
     let e = engine_error("echo '{\"adapter\":\"x\",\"protocol\":1}'");

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use wasm_encoder::ComponentExportKind;
-use wit_parser::{Function, FunctionKind, WorldItem, WorldKey};
+use wit_parser::{Function, FunctionKind, InterfaceId, WorldItem, WorldKey};
 
 use super::artifact::{Artifact, Composition, Model, add_control};
-use super::{Case, Prepared};
+use super::{Case, Prepared, Unsupported};
 use crate::encode::compose::compose;
 use crate::encode::guest::{CALLER_CONTROL_PACKAGE, EntryKind, ImportKind, control_interface};
 use crate::encode::names::NameScheme;
@@ -65,6 +65,29 @@ impl FusedPrepared {
             resolve.worlds[w].exports.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if links.is_empty() {
             bail!("the world exports nothing to compose");
+        }
+        // An exported interface that `use`s an imported one (wasi:http's incoming-handler uses
+        // wasi:http/types) needs the composite to pass that import through to both guests,
+        // which `compose` does not do yet.
+        let exported: Vec<InterfaceId> = links
+            .iter()
+            .filter_map(|(_, item)| match item {
+                WorldItem::Interface { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for &id in &exported {
+            if let Some(dep) = resolve.interface_direct_deps(id).find(|d| !exported.contains(d)) {
+                let name = |i: InterfaceId| resolve.id_of(i).unwrap_or_else(|| "an unnamed interface".into());
+                bail!(Unsupported {
+                    engine: String::new(),
+                    reason: format!(
+                        "compositions of a world whose export `{}` uses imported interface `{}` are not built yet",
+                        name(id),
+                        name(dep)
+                    ),
+                });
+            }
         }
         caller.imports.extend(links.iter().cloned());
         let run = Function {

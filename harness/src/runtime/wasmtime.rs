@@ -384,6 +384,31 @@ pub fn export_index(component: &Component, interface: Option<&str>, name: &str) 
     component.get_export_index(parent.as_ref(), name).ok_or_else(|| anyhow!("no export {name}"))
 }
 
+/// Every resource `component` imports, as (instance, name, type): the root's and those of
+/// its imported instances. A `use`d resource appears under each interface that names it, with
+/// the type of the interface that defines it.
+fn imported_resources(
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> Vec<(Option<String>, String, wasmtime::component::ResourceType)> {
+    use wasmtime::component::types::ComponentItem;
+    let mut out = vec![];
+    for (name, import) in component.component_type().imports(engine) {
+        match import.ty {
+            ComponentItem::Resource(t) => out.push((None, name.to_string(), t)),
+            ComponentItem::ComponentInstance(instance) => {
+                for (export, item) in instance.exports(engine) {
+                    if let ComponentItem::Resource(t) = item.ty {
+                        out.push((Some(name.to_string()), export.to_string(), t));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 struct WasmtimeRuntime(Strategy);
 
 impl WasmtimeRuntime {
@@ -441,17 +466,26 @@ impl Runtime for WasmtimeRuntime {
             }
         }
         // Host resources the guest imports: dynamic host resource types named by the
-        // reference's resource id; their destructor goes to the host.
+        // reference's resource id; their destructor goes to the host. A resource another
+        // imported interface `use`s is the same type there, so it is defined there too.
+        let places = imported_resources(&component, &engine);
         for r in artifact.resources.iter().filter(|r| !is_guest_resource(&r.rt)) {
-            let rt = r.rt.clone();
-            let dtor = move |mut store: wasmtime::StoreContextMut<'_, Data>, rep: u32| -> wasmtime::Result<()> {
-                let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
-                store.data_mut().host.dtor(&rt, rep).map_err(harness)
+            let own = places.iter().find(|p| p.0 == r.interface && p.1 == r.rt.name).map(|p| p.2);
+            let same: Vec<(Option<String>, String)> = match own {
+                Some(t) => places.iter().filter(|p| p.2 == t).map(|p| (p.0.clone(), p.1.clone())).collect(),
+                None => vec![(r.interface.clone(), r.rt.name.clone())],
             };
-            let rty = wasmtime::component::ResourceType::host_dynamic(r.rt.id);
-            match &r.interface {
-                Some(iface) => linker.instance(iface)?.resource(&r.rt.name, rty, dtor)?,
-                None => linker.root().resource(&r.rt.name, rty, dtor)?,
+            for (interface, name) in same {
+                let rt = r.rt.clone();
+                let dtor = move |mut store: wasmtime::StoreContextMut<'_, Data>, rep: u32| -> wasmtime::Result<()> {
+                    let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+                    store.data_mut().host.dtor(&rt, rep).map_err(harness)
+                };
+                let rty = wasmtime::component::ResourceType::host_dynamic(r.rt.id);
+                match &interface {
+                    Some(iface) => linker.instance(iface)?.resource(&name, rty, dtor)?,
+                    None => linker.root().resource(&name, rty, dtor)?,
+                }
             }
         }
         linker.define_unknown_imports_as_traps(&component)?;

@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use wit_parser::{Handle, PackageId, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldId};
+use wit_parser::{
+    Function, FunctionKind, Handle, PackageId, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldId, WorldItem,
+    WorldKey,
+};
 
 use crate::reference::types::{CaseType, FieldType, FuncType, InstanceId, ResourceType, ValType};
 
@@ -16,6 +19,9 @@ pub fn resource_type_index(rt: &ResourceType) -> usize {
 pub const HOST_INSTANCE: InstanceId = InstanceId(0);
 /// The guest instance under test.
 pub const GUEST_INSTANCE: InstanceId = InstanceId(1);
+
+/// The export witness adds to a user's world that imports functions (see `Wit::add_driver`).
+pub const DRIVER_EXPORT: &str = "witness-drive";
 
 /// A loaded WIT package and the `Resolve` that holds it and its dependencies.
 pub struct Wit {
@@ -57,6 +63,34 @@ impl Wit {
         let mut printer = wit_component::WitPrinter::default();
         printer.print(&self.resolve, self.package, &others)?;
         Ok(printer.output.to_string())
+    }
+
+    /// Give world `id` an export `DRIVER_EXPORT: func()` if it imports functions, and say so:
+    /// a case calls it to make the guest call imports, which a world's own exports may not
+    /// allow (a world with no exports, or whose exports take resources).
+    pub fn add_driver(&mut self, id: WorldId) -> bool {
+        let world = &self.resolve.worlds[id];
+        let imports_functions = world.imports.values().any(|item| match item {
+            WorldItem::Function(_) => true,
+            WorldItem::Interface { id, .. } => !self.resolve.interfaces[*id].functions.is_empty(),
+            WorldItem::Type { .. } => false,
+        });
+        let key = WorldKey::Name(DRIVER_EXPORT.into());
+        if !imports_functions || world.exports.contains_key(&key) {
+            return false;
+        }
+        let drive = Function {
+            name: DRIVER_EXPORT.into(),
+            kind: FunctionKind::Freestanding,
+            params: vec![],
+            result: None,
+            docs: Default::default(),
+            stability: Default::default(),
+            span: Default::default(),
+            external_id: None,
+        };
+        self.resolve.worlds[id].exports.insert(key, WorldItem::Function(drive));
+        true
     }
 
     /// The world named `name`, or the package's only world.
