@@ -108,6 +108,8 @@ pub struct Summary {
     pub cases: u64,
     /// Export calls run on engines (reference included).
     pub checked_calls: u64,
+    /// Import calls the cases' guests are scripted to make (each case counted once).
+    pub import_calls: u64,
     pub compilations: u64,
     pub divergences: Vec<Divergence>,
     /// (engine, area) → (new, expected) divergence counts.
@@ -377,6 +379,7 @@ pub fn run_campaign(
             done += 1;
             if let Some(case) = case_of(world_seed, c, &prepared, &cfg.plan_config)? {
                 s.cases += 1;
+                s.import_calls += case.script_calls() as u64;
                 let t = Instant::now();
                 let expected = run_case(reference.as_mut(), &artifact, &case, &[])
                     .with_context(|| format!("world {world_seed} case {c}: reference"))?;

@@ -22,15 +22,24 @@ fn wasmtime_fused_agrees_with_the_reference() {
     let cfg = DiffConfig::default();
     let mut pairs = std::collections::BTreeSet::new();
     let (mut cases, mut traps) = (0, 0);
-    for seed in 0..common::cases(18) {
+    // The encoding pair comes from the count of worlds whose compositions ran cases, so all 9
+    // come round.
+    let (wanted, mut composed) = (common::cases(18), 0);
+    for seed in 0..wanted * 4 {
+        if composed == wanted {
+            break;
+        }
         let (world, scheme, _) = world_of(seed, &cfg).unwrap();
-        let caller_enc = StringEncoding::ALL[(seed % 3) as usize];
-        let callee_enc = StringEncoding::ALL[(seed / 3 % 3) as usize];
+        let caller_enc = StringEncoding::ALL[(composed % 3) as usize];
+        let callee_enc = StringEncoding::ALL[(composed / 3 % 3) as usize];
         let fp = match FusedPrepared::new(&world.wit, Some("w"), scheme, caller_enc, callee_enc) {
             Ok(fp) => fp,
             Err(e) if format!("{e:#}").contains("exports nothing") => continue,
+            // Exports built on imported interfaces: not composed yet (the campaign skips them).
+            Err(e) if e.downcast_ref::<witness::runtime::Unsupported>().is_some() => continue,
             Err(e) => panic!("seed {seed}: {e:?}\n{}", world.wit),
         };
+        let cases_before = cases;
         let artifact = std::sync::Arc::new(fp.artifact().unwrap());
         let mut reference = compile(&Selection::reference(), &artifact).unwrap();
         let mut engine = compile(&Selection::parse("wasmtime-fused").unwrap(), &artifact).unwrap();
@@ -51,6 +60,7 @@ fn wasmtime_fused_agrees_with_the_reference() {
             traps += usize::from(expected.trap.is_some());
             pairs.insert((caller_enc, callee_enc));
         }
+        composed += u64::from(cases > cases_before);
     }
     assert!(cases > 50, "only {cases} cases ran");
     assert!(traps > 0 && traps < cases, "{traps} of {cases} cases trapped");

@@ -77,3 +77,32 @@ fn a_world_that_only_imports_is_driven_through_witness_drive() {
     let user = UserWorld::load(&fixture("sensors"), Some("sensors")).unwrap();
     assert!(user.text.contains("export witness-drive: func();"), "{}", user.text);
 }
+
+#[test]
+fn guests_call_imports_with_the_host_handles_they_hold() {
+    use witness::plan::resources::arbitrary_resource_steps;
+    use witness::plan::{GuestOp, PlanConfig, StepPlan};
+    use witness::runtime::Prepared;
+    use witness::runtime::prepared::ImportType;
+    use witness::runtime::resources::has_handles;
+    let user = UserWorld::load(&fixture("sensors"), Some("sensors")).unwrap();
+    let scheme = witness::encode::names::NameScheme::Standard;
+    let prepared = Prepared::from_wit(&user.text, Some(&user.world), scheme, Default::default()).unwrap();
+    let (mut passed, mut received) = (0, 0);
+    for seed in 0..200u64 {
+        let data = witness::world::arbitrary::seed_bytes(seed, 4096);
+        let mut u = arbitrary::Unstructured::new(&data);
+        let Ok(Some(steps)) = arbitrary_resource_steps(&mut u, &prepared, &PlanConfig::default()) else { continue };
+        for step in &steps {
+            let StepPlan::Call(call) = step else { continue };
+            for op in &call.ops {
+                let GuestOp::Import(imp) = op else { continue };
+                let ImportType::Func { ft, .. } = &prepared.imports[imp.thunk as usize] else { panic!() };
+                passed += usize::from(ft.params.iter().any(|(_, t)| has_handles(t)));
+                received += usize::from(ft.result.as_ref().is_some_and(has_handles));
+            }
+        }
+    }
+    // `subscribe` and `devices` hand the guest handles; `is-ready`, `kind` and `wait` take them.
+    assert!(passed > 20 && received > 20, "{passed} calls passed handles, {received} returned some");
+}

@@ -74,7 +74,7 @@ fn any_two_registered_runtimes_compare() {
     // Two core VMs behind the same reference host: they may differ only where the VMs do.
     let engines = [Selection::parse("wasmtime-core").unwrap(), Selection::parse("core").unwrap()];
     let expectations = expectations();
-    let s = run_smith_campaign(&Campaign { engines: &engines, expectations: &expectations }, 3, 4, 6, 6)
+    let s = run_smith_campaign(&Campaign { engines: &engines, expectations: &expectations }, 20, 6, 6, 6)
         .expect("engines set up");
     report(&s);
     assert!(s.setup_failures.is_empty(), "setup failures: {:?}", s.setup_failures);

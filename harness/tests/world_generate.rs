@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use arbitrary::Unstructured;
 use wit_parser::abi::AbiVariant;
 use wit_parser::{
-    Function, FunctionKind, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic, TypeDefKind,
-    TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
+    Function, FunctionKind, Handle, InterfaceId, LiftLowerAbi, ManglingAndAbi, Resolve, ResourceIntrinsic, Type,
+    TypeDefKind, TypeId, TypeOwner, WasmExport, WasmExportKind, WasmImport, WorldId, WorldItem, WorldKey,
 };
 use witness::encode::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use witness::encode::signature::core_signature;
@@ -110,6 +110,33 @@ fn depth(t: &ValType) -> u32 {
     sub + 1
 }
 
+/// Every type id a wit-parser type reaches (through aliases, handles and compound types).
+fn reached(resolve: &Resolve, t: &Type, out: &mut Vec<TypeId>) {
+    let Type::Id(id) = t else { return };
+    if out.contains(id) {
+        return;
+    }
+    out.push(*id);
+    let mut go = |t: &Type| reached(resolve, t, out);
+    match &resolve.types[*id].kind {
+        TypeDefKind::Record(r) => r.fields.iter().for_each(|f| go(&f.ty)),
+        TypeDefKind::Tuple(t) => t.types.iter().for_each(go),
+        TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty.as_ref()).for_each(go),
+        TypeDefKind::Option(t) | TypeDefKind::List(t) | TypeDefKind::Type(t) => go(t),
+        TypeDefKind::Result(r) => r.ok.iter().chain(&r.err).for_each(go),
+        TypeDefKind::Handle(Handle::Own(r) | Handle::Borrow(r)) => go(&Type::Id(*r)),
+        _ => {}
+    }
+}
+
+/// Follow `type a = b` aliases (a `use` makes one) to the defining type.
+fn root(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
+}
+
 /// Which type kinds to tally, with their predicates.
 /// A type kind's name and whether a type is of that kind.
 type TypeFeature = (&'static str, fn(&ValType) -> bool);
@@ -168,6 +195,30 @@ fn features(resolve: &Resolve, world: WorldId) -> Vec<&'static str> {
             assert_eq!(flat.results, [CoreType::I32], "{}", f.func.name);
             add("spilled results");
         }
+        // What the signature reaches through a `use` (an alias of another interface's type).
+        let mut ids = vec![];
+        for t in f.func.params.iter().map(|p| &p.ty).chain(&f.func.result) {
+            reached(resolve, t, &mut ids);
+        }
+        for &id in &ids {
+            if !matches!(resolve.types[id].kind, TypeDefKind::Type(Type::Id(_))) {
+                continue;
+            }
+            let def = &resolve.types[root(resolve, id)];
+            if matches!(def.kind, TypeDefKind::Resource) {
+                add("resource used from another interface");
+                if matches!(f.func.kind, FunctionKind::Method(_) | FunctionKind::Constructor(_)) {
+                    add("resource member taking or returning a used resource");
+                }
+            } else {
+                add("type used from another interface");
+            }
+            if let TypeOwner::Interface(i) = def.owner
+                && resolve.interfaces[i].package != Some(pkg)
+            {
+                add("type or resource from a dependency package");
+            }
+        }
         for (name, t) in &ft.params {
             if any_type(t, &|t| matches!(t, ValType::Own(_))) {
                 add("own param");
@@ -191,6 +242,14 @@ fn features(resolve: &Resolve, world: WorldId) -> Vec<&'static str> {
     let exported = interfaces(resolve, world, false);
     if imported.iter().any(|(_, i)| exported.iter().any(|(_, e)| e == i)) {
         add("interface imported and exported");
+    }
+    if exported.iter().any(|(_, e)| resolve.interface_direct_deps(*e).any(|d| !exported.iter().any(|(_, x)| *x == d))) {
+        add("exported interface using an imported one");
+    }
+    if resolve.worlds[world].imports.values().any(|item| {
+        matches!(item, WorldItem::Type { id, .. } if matches!(resolve.types[*id].kind, TypeDefKind::Type(Type::Id(_))))
+    }) {
+        add("world-level use");
     }
     let res_in = |l: &[(&WorldKey, InterfaceId)]| l.iter().any(|(_, i)| has_resource(resolve, *i));
     if res_in(&imported) {
@@ -235,6 +294,12 @@ fn generated_worlds_parse_and_cover_every_feature() {
         "versioned package",
         "unversioned package",
         "type nested 3 deep",
+        "resource used from another interface",
+        "resource member taking or returning a used resource",
+        "type used from another interface",
+        "type or resource from a dependency package",
+        "exported interface using an imported one",
+        "world-level use",
     ]
     .into_iter()
     .chain(TYPE_FEATURES.iter().map(|(f, _)| *f))

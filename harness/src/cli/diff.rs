@@ -127,9 +127,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
 
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "{} worlds, {} cases, {} checked calls in {:.1} s ({:.0} calls/s), {} compilations",
+        "{} worlds, {} cases ({} import calls scripted), {} checked calls in {:.1} s ({:.0} calls/s), {} compilations",
         s.worlds,
         s.cases,
+        s.import_calls,
         s.checked_calls,
         secs,
         s.checked_calls as f64 / secs,

@@ -5,10 +5,10 @@
 
 use arbitrary::Unstructured;
 
-use super::{CallPlan, GuestOp, GuestValues, PlanConfig, StepPlan, arbitrary_values};
+use super::{CallPlan, GuestOp, GuestValues, ImportPlan, PlanConfig, StepPlan, arbitrary_values, plannable};
 use crate::encode::protocol as p;
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
-use crate::reference::flatten::{MAX_FLAT_PARAMS, flatten_type, flatten_types};
+use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_type, flatten_types};
 use crate::reference::handles::{canon_resource_drop, canon_resource_new};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
@@ -16,7 +16,8 @@ use crate::reference::types::{FuncType, PtrType, ResourceType, StringEncoding, V
 use crate::reference::value::{Flat, Value};
 use crate::runtime::Prepared;
 use crate::runtime::prepared::ImportType;
-use crate::runtime::resources::{has_handles, is_guest_resource};
+use crate::runtime::resources::{has_handle_of, has_handles, is_guest_resource, map_handles};
+use crate::world::arbitrary::arbitrary_value;
 use crate::world::wit::GUEST_INSTANCE;
 
 /// What a parameter of a resource-plannable function is.
@@ -100,6 +101,108 @@ impl Model {
         }
         Some(out)
     }
+
+    /// The host resources the guest owns and may hand over: (table index, type).
+    fn held_host_handles(&self) -> Vec<(u32, ResourceType)> {
+        self.inst
+            .handles
+            .entries()
+            .filter(|(_, h)| h.own && h.num_lends == 0 && !is_guest_resource(&h.rt))
+            .map(|(i, h)| (i, h.rt.clone()))
+            .collect()
+    }
+
+    /// Lower an import's result into the guest's table as the engine will (its own handles
+    /// become new entries); `None` if the reference refuses it.
+    fn lower_result(&mut self, t: &ValType, v: &Value) -> Option<()> {
+        let mut scratch = BumpHeap::new(p::MEMORY_SIZE, p::HEAP);
+        let task = self.inst.start_task();
+        let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut scratch, &mut self.inst, BorrowScope::Task(task));
+        let lowered = lower_flat_values(
+            &mut cx,
+            MAX_FLAT_RESULTS,
+            std::slice::from_ref(v),
+            std::slice::from_ref(t),
+            SpillTo::Realloc,
+        );
+        self.inst.task_exit(task);
+        lowered.ok().map(|_| ())
+    }
+}
+
+/// Import calls a guest makes from a plain export (`witness-drive` or any other): functions of
+/// host resources, passed the host handles the guest holds (each once per call: an own moves it
+/// to the host) and returning new ones (fresh reps), which the model lowers into its table; then
+/// maybe drops of held host handles. `None` when nothing fit.
+fn import_round(
+    u: &mut Unstructured<'_>,
+    prepared: &Prepared,
+    m: &mut Model,
+    drivers: &[u32],
+    imports: &[u32],
+) -> arbitrary::Result<Option<CallPlan>> {
+    let export = *u.choose(drivers)?;
+    let ft = &prepared.exports[export as usize].1;
+    let args = arbitrary_values(u, &ft.param_types(), StringEncoding::Utf8)?;
+    let mut ops = vec![];
+    for _ in 0..u.int_in_range(1..=4)? {
+        let thunk = *u.choose(imports)?;
+        let ImportType::Func { ft: ift, .. } = &prepared.imports[thunk as usize] else { continue };
+        let mut free = m.held_host_handles();
+        let mut moved = vec![];
+        let mut values = vec![];
+        let mut fits = true;
+        for t in ift.param_types() {
+            let v = super::canonical_nans(arbitrary_value(u, &t, prepared.encoding, &[0])?);
+            let picked = map_handles(&t, &v, &mut |rt, own, _| {
+                let at = free.iter().position(|(_, r)| r.id == rt.id).ok_or_else(|| {
+                    crate::reference::Trap::new(crate::reference::TrapKind::Assertion, "no handle".to_string())
+                })?;
+                let (i, _) = free.remove(at);
+                if own {
+                    moved.push(i);
+                }
+                Ok(i)
+            });
+            match picked {
+                Ok(v) => values.push(v),
+                Err(_) => fits = false,
+            }
+        }
+        if !fits {
+            continue;
+        }
+        // lift_own takes an owned handle out of the guest's table.
+        for i in moved {
+            let _ = m.inst.handles.remove(i);
+        }
+        let result = match &ift.result {
+            Some(t) => {
+                let v = super::canonical_nans(arbitrary_value(u, t, StringEncoding::Utf8, &[0])?);
+                let v = map_handles(t, &v, &mut |_, _, _| Ok(m.fresh_rep())).ok();
+                match v {
+                    Some(v) if m.lower_result(t, &v).is_some() => Some(v),
+                    _ => break,
+                }
+            }
+            None => None,
+        };
+        ops.push(GuestOp::Import(ImportPlan { thunk, args: GuestValues { values, corruption: None }, result }));
+    }
+    // The guest drops some of what it holds: the host's destructor runs.
+    for (i, rt) in m.held_host_handles() {
+        if let Some(drop) = drop_thunk(prepared, &rt)
+            && u.ratio(1, 3)?
+        {
+            ops.push(GuestOp::Builtin { thunk: drop, arg: i });
+            let _ = canon_resource_drop(&mut m.inst, &rt, i);
+        }
+    }
+    if ops.is_empty() {
+        return Ok(None);
+    }
+    let result = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
+    Ok(Some(CallPlan { export, args, ops, result: GuestValues { values: result, corruption: None }, realloc: vec![] }))
 }
 
 /// Arbitrary resource steps for a world with resources, or `None` if it has none to drive.
@@ -133,7 +236,27 @@ pub fn arbitrary_resource_steps(
             _ => None,
         })
         .collect();
-    if shapes.is_empty() && producers.is_empty() {
+    // Plain exports to make import calls from, and the imports of host resources to call.
+    let drivers: Vec<u32> =
+        (0..prepared.exports.len() as u32).filter(|&k| plannable(&prepared.exports[k as usize].1)).collect();
+    let imports: Vec<u32> = (0..prepared.imports.len() as u32)
+        .filter(|&t| match &prepared.imports[t as usize] {
+            ImportType::Func { ft, .. } => {
+                ft.params.iter().any(|(_, t)| has_handles(t)) || ft.result.as_ref().is_some_and(has_handles)
+            }
+            _ => false,
+        })
+        .filter(|&t| match &prepared.imports[t as usize] {
+            ImportType::Func { ft, .. } => {
+                !ft.params.iter().any(|(_, t)| has_handle_of(t, &is_guest_resource))
+                    && !ft.result.as_ref().is_some_and(|t| has_handle_of(t, &is_guest_resource))
+                    && flatten_types(&ft.param_types(), PtrType::I32).len() <= MAX_FLAT_PARAMS
+            }
+            _ => false,
+        })
+        .collect();
+    let import_rounds = !drivers.is_empty() && !imports.is_empty();
+    if shapes.is_empty() && producers.is_empty() && !import_rounds {
         return Ok(None);
     }
     let mut m = Model { inst: ComponentInstance::new(GUEST_INSTANCE), slots: vec![], next_rep: 100 };
@@ -163,6 +286,11 @@ pub fn arbitrary_resource_steps(
                 let slot = *u.choose(&live)?;
                 m.slots[slot as usize] = None;
                 steps.push(StepPlan::Drop { slot });
+            }
+            pick if import_rounds && (pick >= 7 || shapes.is_empty()) => {
+                if let Some(call) = import_round(u, prepared, &mut m, &drivers, &imports)? {
+                    steps.push(StepPlan::Call(call));
+                }
             }
             _ if !shapes.is_empty() => {
                 let (k, params) = u.choose(&shapes)?.clone();

@@ -65,11 +65,16 @@ pub fn map_handles(
 
 /// Whether a type holds any handle.
 pub fn has_handles(t: &ValType) -> bool {
+    has_handle_of(t, &|_| true)
+}
+
+/// Whether a type holds a handle of a resource type for which `which` holds.
+pub fn has_handle_of(t: &ValType, which: &dyn Fn(&ResourceType) -> bool) -> bool {
     match despecialize(t).as_ref() {
-        ValType::Own(_) | ValType::Borrow(_) => true,
-        ValType::List(e, _) => has_handles(e),
-        ValType::Record(fs) => fs.iter().any(|f| has_handles(&f.t)),
-        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(has_handles),
+        ValType::Own(rt) | ValType::Borrow(rt) => which(rt),
+        ValType::List(e, _) => has_handle_of(e, which),
+        ValType::Record(fs) => fs.iter().any(|f| has_handle_of(&f.t, which)),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(|t| has_handle_of(t, which)),
         _ => false,
     }
 }

@@ -32,7 +32,8 @@ use crate::world::print::{WitPrinter, escape};
 /// Knobs of the world generator, like wit-smith's `Config`.
 #[derive(Clone, Debug)]
 pub struct WorldConfig {
-    /// Most interfaces the world imports or exports (an interface may be both).
+    /// Most interfaces the world imports or exports (an interface may be both), a dependency
+    /// package's interface aside.
     pub max_interfaces: usize,
     /// Most world-level imported functions, and most world-level exported functions.
     pub max_world_funcs: usize,
@@ -49,6 +50,12 @@ pub struct WorldConfig {
     pub spill_results_prob: (u32, u32),
     /// Resources with constructors, methods and static functions, and `own`/`borrow` params.
     pub resources: bool,
+    /// Ratio of worlds with a dependency package (`witness:dep`, nested in the text) whose
+    /// interface `d0` the world imports, by name or only through the `use`s of others.
+    pub dependency_prob: (u32, u32),
+    /// Ratio of scopes (interfaces, the world) that `use` resources and types of an imported
+    /// interface that comes before them.
+    pub use_prob: (u32, u32),
     /// Param and result types. Its `resources` and `borrows` are replaced per scope: the
     /// resources of the interface (or world) being generated, `borrows` in params only.
     pub type_config: TypeConfig,
@@ -64,6 +71,8 @@ impl Default for WorldConfig {
             spill_params_prob: (1, 8),
             spill_results_prob: (1, 4),
             resources: true,
+            dependency_prob: (1, 2),
+            use_prob: (1, 2),
             type_config: TypeConfig::default(),
         }
     }
@@ -94,33 +103,56 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
     let mut wit = format!("package witness:gen{version};\n");
     let mut world_body = String::new();
     let mut funcs = 0usize;
+    // Interfaces whose resources and types later scopes may `use`: the imported ones only, as
+    // in WASI (an exported interface may use an imported one, as wasi:http's handler does).
+    let mut sources: Vec<Source> = vec![];
+    let mut nested = String::new();
+
+    // Sometimes a dependency package (nested in the text, as `deps/` would give it), whose
+    // interface the world imports by name or only through the `use`s of others.
+    if cfg.max_interfaces > 0 && ratio(u, cfg.dependency_prob)? {
+        let dep_version = *u.choose(VERSIONS)?;
+        let mut scope = Scope::new(u, cfg, true, &[])?;
+        for f in 0..mostly_some(u, cfg.max_funcs_per_interface)? {
+            scope.plain_func(u, &format!("f{f}"), "")?;
+        }
+        let _ = write!(nested, "\npackage witness:dep{dep_version} {{\ninterface d0 {{\n{}}}\n}}\n", scope.body());
+        let path = format!("witness:dep/d0{dep_version}");
+        if u.arbitrary()? {
+            let _ = writeln!(world_body, "  import {path};");
+        }
+        sources.push(scope.source(path, "d0"));
+    }
 
     let n_interfaces = mostly_some(u, cfg.max_interfaces)?;
     for i in 0..n_interfaces {
         let name = format!("i{i}");
-        let mut scope = Scope::new(u, cfg, true)?;
+        let direction = match u.int_in_range(0..=4u8)? {
+            0 | 1 => Direction::Import,
+            2 | 3 => Direction::Export,
+            _ => Direction::Both,
+        };
+        let mut scope = Scope::new(u, cfg, true, &sources)?;
         let n = mostly_some(u, cfg.max_funcs_per_interface)?;
         for f in 0..n {
             scope.plain_func(u, &format!("f{f}"), "")?;
         }
         funcs += scope.funcs;
         let _ = write!(wit, "\ninterface {name} {{\n{}}}\n", scope.body());
-        let direction = match u.int_in_range(0..=4u8)? {
-            0 | 1 => Direction::Import,
-            2 | 3 => Direction::Export,
-            _ => Direction::Both,
-        };
         if matches!(direction, Direction::Import | Direction::Both) {
             let _ = writeln!(world_body, "  import {name};");
         }
         if matches!(direction, Direction::Export | Direction::Both) {
             let _ = writeln!(world_body, "  export {name};");
         }
+        if matches!(direction, Direction::Import) {
+            sources.push(scope.source(name.clone(), &name));
+        }
     }
 
     // World-level resources are rarer than interface ones; they are always imported.
     let world_resources = cfg.resources && ratio(u, (1, 5))?;
-    let mut scope = Scope::new(u, cfg, world_resources)?;
+    let mut scope = Scope::new(u, cfg, world_resources, &sources)?;
     let n_imports = u.int_in_range(0..=cfg.max_world_funcs)?;
     for f in 0..n_imports {
         scope.plain_func(u, &format!("f{f}"), "import ")?;
@@ -132,7 +164,7 @@ pub fn arbitrary_world(u: &mut Unstructured<'_>, cfg: &WorldConfig) -> Result<Ge
     if funcs + scope.funcs == 0 {
         scope.plain_func(u, &format!("f{n_imports}"), "import ")?;
     }
-    let _ = write!(wit, "\nworld w {{\n{world_body}{}}}\n", scope.body());
+    let _ = write!(wit, "\nworld w {{\n{world_body}{}}}\n{nested}", scope.body());
     Ok(GeneratedWorld { wit })
 }
 
@@ -161,11 +193,30 @@ enum Kind {
     Static,
 }
 
-/// The body of one interface or of the world: its resources, type definitions and functions.
+/// What an interface offers the scopes that `use` it: its resources and its named types that
+/// hold no handles (so they may appear in results too).
+struct Source {
+    /// How a `use` names the interface: `i0`, or `witness:dep/d0@0.1.0` in another package.
+    path: String,
+    /// The prefix of the aliases its items get where they are used (`i0-r0`).
+    tag: String,
+    resources: Vec<String>,
+    types: Vec<(ValType, String)>,
+}
+
+/// The body of one interface or of the world: its `use`s, resources, type definitions and
+/// functions.
 struct Scope<'c> {
     cfg: &'c WorldConfig,
     printer: WitPrinter,
+    /// The resources in scope: its own (declared), then the `use`d ones (by alias).
     resources: Vec<ResourceType>,
+    /// How many of `resources` the scope declares.
+    own_resources: usize,
+    /// Named types `use`d from another interface.
+    used_types: Vec<ValType>,
+    /// The `use` line, if any.
+    uses: String,
     /// Resource declarations and function lines, indented, each ending in a newline.
     items: String,
     /// Functions (resource members included) generated so far.
@@ -173,17 +224,33 @@ struct Scope<'c> {
 }
 
 impl<'c> Scope<'c> {
-    /// A scope with its resources (when `cfg.resources` and `allow_resources`) declared.
-    fn new(u: &mut Unstructured<'_>, cfg: &'c WorldConfig, allow_resources: bool) -> Result<Scope<'c>> {
-        let mut scope =
-            Scope { cfg, printer: WitPrinter::default(), resources: vec![], items: String::new(), funcs: 0 };
-        if !(cfg.resources && allow_resources) {
-            return Ok(scope);
-        }
-        let n = *u.choose(&[0usize, 0, 1, 1, 2])?;
+    /// A scope with its resources (when `cfg.resources` and `allow_resources`) declared, and
+    /// sometimes a `use` of some of what one of `sources` offers.
+    fn new(
+        u: &mut Unstructured<'_>,
+        cfg: &'c WorldConfig,
+        allow_resources: bool,
+        sources: &[Source],
+    ) -> Result<Scope<'c>> {
+        let mut scope = Scope {
+            cfg,
+            printer: WitPrinter::default(),
+            resources: vec![],
+            own_resources: 0,
+            used_types: vec![],
+            uses: String::new(),
+            items: String::new(),
+            funcs: 0,
+        };
+        let n = if cfg.resources && allow_resources { *u.choose(&[0usize, 0, 1, 1, 2])? } else { 0 };
+        scope.own_resources = n;
         scope.resources = (0..n)
             .map(|i| ResourceType { id: i as u32, name: format!("r{i}"), impl_instance: InstanceId(0) })
             .collect();
+        if !sources.is_empty() && ratio(u, cfg.use_prob)? {
+            let source = u.choose(sources)?;
+            scope.use_from(u, source)?;
+        }
         for r in 0..n {
             let name = escape(&scope.resources[r].name);
             let mut members = String::new();
@@ -211,6 +278,41 @@ impl<'c> Scope<'c> {
         Ok(scope)
     }
 
+    /// `use` some of `source`'s resources and types, under aliases of their own.
+    fn use_from(&mut self, u: &mut Unstructured<'_>, source: &Source) -> Result<()> {
+        let mut names = vec![];
+        for r in &source.resources {
+            if self.cfg.resources && ratio(u, (2, 3))? {
+                let alias = format!("{}-{r}", source.tag);
+                names.push(format!("{} as {}", escape(r), escape(&alias)));
+                let id = 1000 + self.resources.len() as u32;
+                self.resources.push(ResourceType { id, name: alias, impl_instance: InstanceId(0) });
+            }
+        }
+        for (t, name) in &source.types {
+            if u.arbitrary()? {
+                let alias = format!("{}-{name}", source.tag);
+                names.push(format!("{} as {}", escape(name), escape(&alias)));
+                self.printer.used.push((t.clone(), alias));
+                self.used_types.push(t.clone());
+            }
+        }
+        if !names.is_empty() {
+            self.uses = format!("  use {}.{{{}}};\n", source.path, names.join(", "));
+        }
+        Ok(())
+    }
+
+    /// What this scope offers the scopes that `use` it, as interface `path`.
+    fn source(&self, path: String, tag: &str) -> Source {
+        Source {
+            path,
+            tag: tag.to_string(),
+            resources: self.resources[..self.own_resources].iter().map(|r| r.name.clone()).collect(),
+            types: self.printer.defined.iter().filter(|(t, _)| !holds_handles(t)).cloned().collect(),
+        }
+    }
+
     /// Adds `<prefix>name: func(...) -> ...;`.
     fn plain_func(&mut self, u: &mut Unstructured<'_>, name: &str, prefix: &str) -> Result<()> {
         let sig = self.signature(u, Kind::Plain)?;
@@ -219,9 +321,9 @@ impl<'c> Scope<'c> {
         Ok(())
     }
 
-    /// The type definitions then the items.
+    /// The `use`, the type definitions, then the items.
     fn body(&self) -> String {
-        let mut out = String::new();
+        let mut out = self.uses.clone();
         for def in &self.printer.typedefs {
             let _ = writeln!(out, "  {def}");
         }
@@ -245,11 +347,25 @@ impl<'c> Scope<'c> {
             params.push(arbitrary_type(u, &param_cfg)?);
         }
         // A handle param of its own, so that `own`/`borrow` params are common.
-        if !self.resources.is_empty() && ratio(u, (1, 3))? {
+        // Resource members favour `use`d resources, as a WASI stream's methods take another
+        // interface's `pollable`.
+        let used = &self.resources[self.own_resources..];
+        let member = matches!(kind, Kind::Method | Kind::Constructor | Kind::Static);
+        if member && !used.is_empty() && ratio(u, (1, 2))? {
+            let r = u.choose(used)?.clone();
+            let t = if u.arbitrary()? { ValType::Own(r) } else { ValType::Borrow(r) };
+            let at = u.int_in_range(0..=params.len())?;
+            params.insert(at, t);
+        } else if !self.resources.is_empty() && ratio(u, (1, 3))? {
             let r = u.choose(&self.resources)?.clone();
             let t = if u.arbitrary()? { ValType::Own(r) } else { ValType::Borrow(r) };
             let at = u.int_in_range(0..=params.len())?;
             params.insert(at, t);
+        }
+        // A type of another interface, as WASI's functions take `descriptor-stat`s and the like.
+        if !self.used_types.is_empty() && !params.is_empty() && ratio(u, (1, 2))? {
+            let at = u.int_in_range(0..=params.len() - 1)?;
+            params[at] = u.choose(&self.used_types)?.clone();
         }
         if ratio(u, self.cfg.spill_params_prob)? {
             spill_params(u, &mut params, kind)?;
@@ -262,6 +378,7 @@ impl<'c> Scope<'c> {
                 Some(spill_result(u, t)?)
             }
             _ if ratio(u, (1, 3))? => None,
+            _ if !self.used_types.is_empty() && ratio(u, (1, 4))? => Some(u.choose(&self.used_types)?.clone()),
             _ => Some(arbitrary_type(u, &self.type_config(false))?),
         };
 
@@ -272,6 +389,19 @@ impl<'c> Scope<'c> {
             let _ = write!(sig, " -> {}", self.printer.expr(t));
         }
         Ok(sig)
+    }
+}
+
+/// Whether `t` holds an `own` or `borrow` anywhere.
+fn holds_handles(t: &ValType) -> bool {
+    match t {
+        ValType::Own(_) | ValType::Borrow(_) => true,
+        ValType::List(e, _) | ValType::Option(e) => holds_handles(e),
+        ValType::Record(fs) => fs.iter().any(|f| holds_handles(&f.t)),
+        ValType::Tuple(ts) => ts.iter().any(holds_handles),
+        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(holds_handles),
+        ValType::Result(ok, err) => [ok, err].into_iter().flatten().any(|t| holds_handles(t)),
+        _ => false,
     }
 }
 

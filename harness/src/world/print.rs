@@ -10,12 +10,19 @@ use crate::reference::types::ValType;
 pub struct WitPrinter {
     /// `record t0 { ... }`, `variant t1 { ... }`, ... in dependency order.
     pub typedefs: Vec<String>,
+    /// The type of each of `typedefs`, with its name.
+    pub defined: Vec<(ValType, String)>,
+    /// Named types in scope from elsewhere (`use`d), printed by name instead of defined again.
+    pub used: Vec<(ValType, String)>,
 }
 
 impl WitPrinter {
     /// The WIT expression for `t`, adding named definitions to `self.typedefs` as needed.
     /// Resources are referred to by name and must be declared by the caller.
     pub fn expr(&mut self, t: &ValType) -> String {
+        if let Some((_, name)) = self.used.iter().find(|(u, _)| u == t) {
+            return escape(name);
+        }
         match t {
             ValType::Bool => "bool".into(),
             ValType::S8 => "s8".into(),
@@ -53,7 +60,7 @@ impl WitPrinter {
                     let t = self.expr(&f.t);
                     let _ = write!(body, "{}: {t}, ", escape(&f.label));
                 }
-                self.define("record", &body)
+                self.define(t, "record", &body)
             }
             ValType::Variant(cases) => {
                 let mut body = String::new();
@@ -68,22 +75,23 @@ impl WitPrinter {
                         }
                     }
                 }
-                self.define("variant", &body)
+                self.define(t, "variant", &body)
             }
             ValType::Enum(labels) => {
                 let body: String = labels.iter().map(|l| format!("{}, ", escape(l))).collect();
-                self.define("enum", &body)
+                self.define(t, "enum", &body)
             }
             ValType::Flags(labels) => {
                 let body: String = labels.iter().map(|l| format!("{}, ", escape(l))).collect();
-                self.define("flags", &body)
+                self.define(t, "flags", &body)
             }
         }
     }
 
-    fn define(&mut self, kind: &str, body: &str) -> String {
+    fn define(&mut self, t: &ValType, kind: &str, body: &str) -> String {
         let name = format!("t{}", self.typedefs.len());
         self.typedefs.push(format!("{kind} {name} {{ {body}}}"));
+        self.defined.push((t.clone(), name.clone()));
         name
     }
 }
