@@ -1816,3 +1816,135 @@ fn store_string_tagged_utf16_source_to_utf8_and_utf16() {
     assert_eq!(h.calls, vec![call(0, 0, 2, 6, 18)]);
     assert_eq!(bytes(&h, 18, 6), &[0x78, 0, 0x79, 0, 0xFF, 0x01]);
 }
+
+#[test]
+fn canon_options_required_by_lift_and_lower() {
+    use witness::encode::signature::requirements;
+    use witness::reference::flatten::Context;
+    // CanonicalABI.md "canon lower" (component-model #670): a spilled result needs `memory`
+    // (the caller's out-param), not `realloc`; only a string or list result needs realloc.
+    let spilled = func(vec![], Some(tuple([ValType::U32, ValType::U32])));
+    assert_eq!(requirements(&spilled, Context::Lower), (true, false));
+    assert_eq!(requirements(&func(vec![], Some(ValType::String)), Context::Lower), (true, true));
+    // Spilled or string params of an import: memory only (lower(param)).
+    let many = func(vec![ValType::U8; 17], None);
+    assert_eq!(requirements(&many, Context::Lower), (true, false));
+    assert_eq!(requirements(&func(vec![ValType::list(ValType::U8)], None), Context::Lower), (true, false));
+    // "canon lift": spilled params need realloc, a spilled result memory, a string result memory.
+    assert_eq!(requirements(&many, Context::Lift), (true, true));
+    assert_eq!(requirements(&spilled, Context::Lift), (true, false));
+    assert_eq!(requirements(&func(vec![], Some(ValType::String)), Context::Lift), (true, false));
+    // Nothing to point at: neither.
+    assert_eq!(requirements(&func(vec![ValType::U64], Some(ValType::F64)), Context::Lower), (false, false));
+}
+
+/// A memory whose realloc records the instance's `may_leave` as it runs.
+struct WatchesMayLeave {
+    heap: BumpHeap,
+    seen: Vec<bool>,
+    inst: ComponentInstance,
+}
+
+impl witness::reference::context::InstanceMemory for WatchesMayLeave {
+    fn memory(&self) -> &dyn Memory {
+        &self.heap
+    }
+    fn memory_mut(&mut self) -> &mut dyn Memory {
+        self.seen.push(self.inst.may_leave);
+        &mut self.heap
+    }
+    fn inst(&mut self) -> &mut ComponentInstance {
+        &mut self.inst
+    }
+}
+
+#[test]
+fn realloc_runs_with_may_leave_cleared_and_lowering_leaves_it_set() {
+    // LiftLowerContext.reallocate (component-model #680): assert(may_leave), clear it around
+    // the realloc call only, set it again; lower_flat_values no longer touches it.
+    let mut m = WatchesMayLeave {
+        heap: BumpHeap::new(1 << 16, 16),
+        seen: vec![],
+        inst: ComponentInstance::new(witness::reference::types::InstanceId(1)),
+    };
+    {
+        let mut cx = LiftLowerContext::joined(Utf8, &mut m, BorrowScope::None);
+        let strings = [Value::string("ab"), Value::string("c")];
+        let ts = [ValType::String, ValType::String];
+        lower_flat_values(&mut cx, 16, &strings, &ts, SpillTo::Realloc).unwrap();
+        assert!(cx.inst().may_leave, "may_leave is set again after lowering");
+    }
+    // memory_mut is reached for each realloc (then may_leave is clear) and each write (then
+    // it is set: before #680 it was clear for the whole lowering).
+    assert_eq!(m.heap.calls.len(), 2);
+    assert_eq!(m.seen.iter().filter(|&&set| !set).count(), 2, "{:?}", m.seen);
+    assert!(m.seen.contains(&true), "{:?}", m.seen);
+    // Entered with may_leave clear (a reentrant lowering): the spec's assert fails.
+    m.inst.may_leave = false;
+    let mut cx = LiftLowerContext::joined(Utf8, &mut m, BorrowScope::None);
+    assert_eq!(kind(cx.allocate(1, 4)), TrapKind::Assertion);
+}
+
+#[test]
+fn every_type_in_a_type_is_below_the_static_size_limit() {
+    // Binary.md / Explainer.md (component-model #688): elem_size(t, 'i64') < 2^28 for every
+    // defvaltype t, boundaries as in test/validation/max-value-size.wast.
+    use witness::reference::validate::validate_type;
+    let fixed = |t: ValType, n: u32| ValType::List(Box::new(t), Some(n));
+    let record = |a: ValType, b: ValType| ValType::record([("a", a), ("b", b)]);
+    let valid = [
+        fixed(ValType::U8, (1 << 28) - 1),
+        fixed(ValType::U64, (1 << 25) - 1),
+        fixed(ValType::String, (1 << 24) - 1), // 16 bytes per string with 64-bit pointers
+        tuple([fixed(ValType::U8, (1 << 28) - 2), fixed(ValType::U8, 1)]),
+        record(fixed(ValType::U8, (1 << 27) - 1), fixed(ValType::U8, 1 << 27)),
+        fixed(fixed(ValType::U8, (1 << 27) - 1), 2),
+        // Behind a pointer the outer type is small, and the inner one is at the limit.
+        ValType::list(fixed(ValType::U8, (1 << 28) - 1)),
+    ];
+    for t in &valid {
+        assert_eq!(validate_type(t), Ok(()), "{t:?}");
+    }
+    let invalid = [
+        fixed(ValType::U8, 1 << 28),
+        fixed(ValType::U64, 1 << 25),
+        fixed(ValType::U64, 1 << 29), // 2^32 bytes: wraps to 0 in a 32-bit product
+        tuple([fixed(ValType::U8, (1 << 28) - 1), fixed(ValType::U8, 1)]),
+        record(fixed(ValType::U8, 1 << 27), fixed(ValType::U8, 1 << 27)),
+        fixed(fixed(ValType::U8, (1 << 28) - 1), 2),
+        fixed(ValType::String, 1 << 24), // passes with 32-bit pointers, fails with 64-bit
+        // #688: the limit holds for nested types too, not only the root.
+        ValType::list(fixed(ValType::U8, 1 << 28)),
+        ValType::option(record(ValType::U8, fixed(ValType::U64, 1 << 25))),
+    ];
+    for t in &invalid {
+        assert!(validate_type(t).is_err(), "{t:?}");
+    }
+}
+
+#[test]
+fn the_handle_asserts_of_the_spec_are_assertion_traps() {
+    let r = rt(1, 0);
+    let mut h = BumpHeap::new(0, 0);
+    // lower_borrow: assert(isinstance(cx.borrow_scope, Task)), and the Task is a live object
+    // (`h.borrow_scope.num_borrows += 1`): a task that is not running is no scope.
+    let mut b = ComponentInstance::new(InstanceId(1));
+    let task = b.start_task();
+    b.task_exit(task);
+    let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::Task(task));
+    assert_eq!(kind(lower_borrow(&mut cx, 42, &ValType::Borrow(r.clone()))), TrapKind::Assertion);
+    assert_eq!(b.handles.entries().count(), 0, "no handle is made");
+    // lift_borrow: the Subtask assertion comes before the table lookup, so a missing handle
+    // outside a Subtask is an assertion, not unknown-handle.
+    let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::None);
+    assert_eq!(kind(lift_borrow(&mut cx, 7, &ValType::Borrow(r.clone()))), TrapKind::Assertion);
+    // canon_resource_drop of an own handle: assert(h.borrow_scope is None).
+    let mut c = ComponentInstance::new(InstanceId(1));
+    let task = c.start_task();
+    let i = c.handles.add(witness::reference::handles::ResourceHandle::new(r.clone(), 5, true, Some(task))).unwrap();
+    assert_eq!(kind(canon_resource_drop(&mut c, &r, i)), TrapKind::Assertion);
+    // ... of a borrow: `h.borrow_scope.num_borrows -= 1` on its live task.
+    let i = c.handles.add(witness::reference::handles::ResourceHandle::new(r.clone(), 6, false, Some(task))).unwrap();
+    c.task_exit(task);
+    assert_eq!(kind(canon_resource_drop(&mut c, &r, i)), TrapKind::Assertion);
+}

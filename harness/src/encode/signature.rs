@@ -53,18 +53,21 @@ pub fn contains_string_or_list(t: &ValType) -> bool {
     }
 }
 
-/// What `canon lift` (an export) or `canon lower` (an import) of `ft` requires.
+/// What `canon lift` (an export) or `canon lower` (an import) of `ft` requires, as
+/// (memory, realloc) (CanonicalABI.md "canon lift" / "canon lower" validation; `lift(T)`
+/// needs realloc and `lower(T)` memory when T holds a string or list):
 /// canon lift: realloc for string/list params or spilled params; memory for string/list
-/// results or spilled results. canon lower: memory for string/list params or spilled params;
-/// realloc for string/list results or spilled results. (`realloc` implies `memory`.)
+/// results or spilled results. canon lower: memory for string/list params, spilled params or
+/// spilled results (component-model #670: memory, not realloc); realloc for string/list
+/// results. (`realloc` implies `memory`.)
 pub fn requirements(ft: &FuncType, context: Context) -> (bool, bool) {
-    let params_need = ft.params.iter().any(|(_, t)| contains_string_or_list(t))
-        || flatten_types(&ft.param_types(), PtrType::I32).len() > MAX_FLAT_PARAMS;
-    let results_need = ft.result.as_ref().is_some_and(contains_string_or_list)
-        || flatten_types(&ft.result_type(), PtrType::I32).len() > MAX_FLAT_RESULTS;
+    let params_hold = ft.params.iter().any(|(_, t)| contains_string_or_list(t));
+    let result_holds = ft.result.as_ref().is_some_and(contains_string_or_list);
+    let params_spill = flatten_types(&ft.param_types(), PtrType::I32).len() > MAX_FLAT_PARAMS;
+    let results_spill = flatten_types(&ft.result_type(), PtrType::I32).len() > MAX_FLAT_RESULTS;
     let (memory, realloc) = match context {
-        Context::Lift => (results_need, params_need),
-        Context::Lower => (params_need, results_need),
+        Context::Lift => (result_holds || results_spill, params_hold || params_spill),
+        Context::Lower => (params_hold || params_spill || results_spill, result_holds),
     };
     (memory || realloc, realloc)
 }

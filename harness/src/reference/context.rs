@@ -6,31 +6,24 @@ use std::collections::BTreeMap;
 
 use super::handles::Table;
 use super::memory::Memory;
-use super::trap::{Result, TrapKind, trap_if};
+use super::trap::{Result, TrapKind, assert_that, trap_if};
 use super::types::{InstanceId, StringEncoding};
 
 /// `ComponentInstance`, reduced to the synchronous ABI: one handle table for every resource
-/// type, `may_leave`, `may_enter`, and the tasks currently running in it.
+/// type, `may_leave`, and the tasks currently running in it. (No `may_enter`: component-model
+/// #705 removed the reentrance flag and its trap.)
 #[derive(Clone, Debug)]
 pub struct ComponentInstance {
     pub id: InstanceId,
     pub handles: Table,
     pub may_leave: bool,
-    pub may_enter: bool,
     pub tasks: BTreeMap<TaskId, Task>,
     next_task: u32,
 }
 
 impl ComponentInstance {
     pub fn new(id: InstanceId) -> ComponentInstance {
-        ComponentInstance {
-            id,
-            handles: Table::default(),
-            may_leave: true,
-            may_enter: true,
-            tasks: BTreeMap::new(),
-            next_task: 0,
-        }
+        ComponentInstance { id, handles: Table::default(), may_leave: true, tasks: BTreeMap::new(), next_task: 0 }
     }
 
     /// Start a `Task` for a call into this instance (the borrow scope of `lower_borrow`).
@@ -168,13 +161,19 @@ impl<'a> LiftLowerContext<'a> {
         }
     }
 
-    /// `cx.opts.realloc(...)`: realloc runs with the instance's `may_leave` cleared, so it
-    /// cannot call imports or built-ins that need it.
-    pub fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64> {
-        let may_leave = self.inst().may_leave;
+    /// `LiftLowerContext.reallocate`: realloc runs like a fresh synchronous export call
+    /// (component-model #680), with `may_leave` cleared around it alone, so it cannot call
+    /// imports or built-ins that need it.
+    pub fn reallocate(&mut self, old: u64, old_byte_length: u64, alignment: u64, new_byte_length: u64) -> Result<u64> {
+        assert_that(self.inst().may_leave, "reallocate: may_leave is set")?;
         self.inst().may_leave = false;
-        let r = self.memory_mut().realloc(old_ptr, old_size, align, new_size);
-        self.inst().may_leave = may_leave;
-        r
+        let ptr = self.memory_mut().realloc(old, old_byte_length, alignment, new_byte_length)?;
+        self.inst().may_leave = true;
+        Ok(ptr)
+    }
+
+    /// `LiftLowerContext.allocate`.
+    pub fn allocate(&mut self, alignment: u64, byte_length: u64) -> Result<u64> {
+        self.reallocate(0, 0, alignment, byte_length)
     }
 }

@@ -3,7 +3,7 @@
 //! resource built-ins `canon_resource_new`, `canon_resource_rep`, `canon_resource_drop`.
 
 use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, TaskId};
-use super::trap::{Result, Trap, TrapKind, trap_if};
+use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{ResourceType, ValType};
 
 /// `ResourceHandle(rt, rep, own, borrow_scope)` with its `num_lends` counter.
@@ -110,13 +110,11 @@ pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u3
 
 /// `lift_borrow(cx, i, t)`: the handle stays; it is lent for the duration of the call.
 pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
+    assert_that(matches!(cx.borrow_scope, BorrowScope::Subtask(_)), "lift_borrow: the borrow scope is a Subtask")?;
     let rt = resource_type(t)?;
     let h = cx.inst().handles.get(i)?;
     check_type(h, rt, "lift_borrow")?;
     let rep = h.rep;
-    if !matches!(cx.borrow_scope, BorrowScope::Subtask(_)) {
-        return Err(Trap::new(TrapKind::Assertion, "lift_borrow needs a Subtask borrow scope"));
-    }
     // `Subtask.add_lender`
     if let Some(h) = cx.inst().handles.resource_mut(i) {
         h.num_lends += 1;
@@ -143,7 +141,11 @@ pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Res
     if cx.inst().id == rt.impl_instance {
         return Ok(rep);
     }
-    cx.inst().tasks.entry(task).or_default().num_borrows += 1;
+    // `h.borrow_scope.num_borrows += 1`: the scope is a live Task.
+    let Some(scope) = cx.inst().tasks.get_mut(&task) else {
+        return Err(Trap::new(TrapKind::Assertion, format!("lower_borrow: task {} is not running", task.0)));
+    };
+    scope.num_borrows += 1;
     cx.inst().handles.add(ResourceHandle::new(rt, rep, false, Some(task)))
 }
 
@@ -178,11 +180,15 @@ pub fn canon_resource_drop(inst: &mut ComponentInstance, rt: &ResourceType, i: u
         format!("resource.drop: handle {i} is lent out ({} borrow(s))", h.num_lends)
     })?;
     if h.own {
+        assert_that(h.borrow_scope.is_none(), "resource.drop: an own handle has no borrow scope")?;
         let local = inst.id == rt.impl_instance;
         return Ok(DropEffect::Destructor { rt: rt.clone(), rep: h.rep, local });
     }
-    if let Some(task) = h.borrow_scope.and_then(|t| inst.tasks.get_mut(&t)) {
-        task.num_borrows = task.num_borrows.saturating_sub(1);
-    }
+    // `h.borrow_scope.num_borrows -= 1`: the borrow's task is running and counts it.
+    let task = h.borrow_scope.and_then(|t| inst.tasks.get_mut(&t));
+    let Some(task) = task.filter(|t| t.num_borrows > 0) else {
+        return Err(Trap::new(TrapKind::Assertion, format!("resource.drop: borrow {i} has no task counting it")));
+    };
+    task.num_borrows -= 1;
     Ok(DropEffect::None)
 }

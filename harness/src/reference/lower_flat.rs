@@ -143,8 +143,9 @@ pub enum SpillTo<'v> {
     OutParam(&'v mut dyn ValueIter),
 }
 
-/// `lower_flat_values(cx, max_flat, vs, ts, out_param)`: `may_leave` is cleared while
-/// lowering; more than `max_flat` flat values are stored as a tuple in memory.
+/// `lower_flat_values(cx, max_flat, vs, ts, out_param)`: more than `max_flat` flat values are
+/// stored as a tuple in memory. (Since component-model #680 it leaves `may_leave` alone:
+/// `reallocate` clears it around realloc.)
 pub fn lower_flat_values(
     cx: &mut LiftLowerContext<'_>,
     max_flat: usize,
@@ -153,7 +154,6 @@ pub fn lower_flat_values(
     out_param: SpillTo<'_>,
 ) -> Result<Vec<Flat>> {
     assert_that(vs.len() == ts.len(), "one value per type")?;
-    cx.inst().may_leave = false;
     let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);
     let flat_vals = if flat_types.len() > max_flat {
@@ -163,7 +163,7 @@ pub fn lower_flat_values(
         let size = elem_size(&tuple_type, pt);
         let (ptr, flat_vals, from_realloc) = match out_param {
             SpillTo::Realloc => {
-                let ptr = cx.realloc(0, 0, a, size)?;
+                let ptr = cx.allocate(a, size)?;
                 (ptr, vec![ptr_flat(cx, ptr)], true)
             }
             SpillTo::OutParam(vi) => {
@@ -198,6 +198,5 @@ pub fn lower_flat_values(
         }
         flat_vals
     };
-    cx.inst().may_leave = true;
     Ok(flat_vals)
 }

@@ -110,7 +110,7 @@ pub fn store_list_into_range(cx: &mut LiftLowerContext<'_>, v: &[Value], elem_ty
     let byte_length = v.len() as u64 * elem_size(elem_type, pt);
     assert_that(byte_length <= REALLOC_I32_MAX, "byte_length <= REALLOC_I32_MAX")?;
     let a = alignment(elem_type, pt);
-    let ptr = cx.realloc(0, 0, a, byte_length)?;
+    let ptr = cx.allocate(a, byte_length)?;
     trap_if(ptr != align_to(ptr, a), TrapKind::ReallocMisaligned, || {
         format!("store_list_into_range: realloc returned {ptr}, not {a}-aligned")
     })?;

@@ -175,7 +175,7 @@ pub fn store_string_copy(
     const WHAT: &str = "store_string_copy";
     let dst_byte_length = dst_code_unit_size * src_code_units;
     assert_that(dst_byte_length <= REALLOC_I32_MAX, "dst_byte_length <= REALLOC_I32_MAX")?;
-    let ptr = cx.realloc(0, 0, dst_alignment, dst_byte_length)?;
+    let ptr = cx.allocate(dst_alignment, dst_byte_length)?;
     check_realloc_aligned(ptr, dst_alignment, WHAT)?;
     check_realloc_in_bounds(cx, ptr, dst_byte_length, WHAT)?;
     let encoded = encode(src, dst_encoding)?;
@@ -206,7 +206,7 @@ pub fn store_string_to_utf8(
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_string_to_utf8";
     assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
-    let mut ptr = cx.realloc(0, 0, 1, src_code_units)?;
+    let mut ptr = cx.allocate(1, src_code_units)?;
     check_realloc_in_bounds(cx, ptr, src_code_units, WHAT)?;
     // The ASCII prefix is written one byte per code point, as the spec's loop does.
     let ascii_len = src.chars().take_while(|c| c.is_ascii()).count();
@@ -216,14 +216,14 @@ pub fn store_string_to_utf8(
         return Ok((ptr, src_code_units));
     }
     assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
-    ptr = cx.realloc(ptr, src_code_units, 1, worst_case_size)?;
+    ptr = cx.reallocate(ptr, src_code_units, 1, worst_case_size)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = src.as_bytes();
     assert_that(encoded.len() as u64 <= worst_case_size, "len(encoded) <= worst_case_size")?;
     cx.memory_mut().write(ptr + ascii_len as u64, &encoded[ascii_len..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
-        ptr = cx.realloc(ptr, worst_case_size, 1, len)?;
+        ptr = cx.reallocate(ptr, worst_case_size, 1, len)?;
         check_realloc_in_bounds(cx, ptr, len, WHAT)?;
     }
     Ok((ptr, len))
@@ -234,7 +234,7 @@ pub fn store_utf8_to_utf16(cx: &mut LiftLowerContext<'_>, src: &str, src_code_un
     const WHAT: &str = "store_utf8_to_utf16";
     let worst_case_size = 2 * src_code_units;
     assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
-    let mut ptr = cx.realloc(0, 0, 2, worst_case_size)?;
+    let mut ptr = cx.allocate(2, worst_case_size)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     let encoded = utf16le(src);
@@ -242,7 +242,7 @@ pub fn store_utf8_to_utf16(cx: &mut LiftLowerContext<'_>, src: &str, src_code_un
     cx.memory_mut().write(ptr, &encoded)?;
     let len = encoded.len() as u64;
     if len < worst_case_size {
-        ptr = cx.realloc(ptr, worst_case_size, 2, len)?;
+        ptr = cx.reallocate(ptr, worst_case_size, 2, len)?;
         check_realloc_aligned(ptr, 2, WHAT)?;
         check_realloc_in_bounds(cx, ptr, len, WHAT)?;
     }
@@ -258,7 +258,7 @@ pub fn store_string_to_latin1_or_utf16(
 ) -> Result<(u64, u64)> {
     const WHAT: &str = "store_string_to_latin1_or_utf16";
     assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
-    let mut ptr = cx.realloc(0, 0, 2, src_code_units)?;
+    let mut ptr = cx.allocate(2, src_code_units)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, src_code_units, WHAT)?;
     let latin1: Vec<u8> = src.chars().map_while(|c| u8::try_from(c as u32).ok()).collect();
@@ -267,7 +267,7 @@ pub fn store_string_to_latin1_or_utf16(
     cx.memory_mut().write(ptr, &latin1)?;
     if latin1.len() == src.chars().count() {
         if dst_byte_length < src_code_units {
-            ptr = cx.realloc(ptr, src_code_units, 2, dst_byte_length)?;
+            ptr = cx.reallocate(ptr, src_code_units, 2, dst_byte_length)?;
             check_realloc_aligned(ptr, 2, WHAT)?;
             check_realloc_in_bounds(cx, ptr, dst_byte_length, WHAT)?;
         }
@@ -275,7 +275,7 @@ pub fn store_string_to_latin1_or_utf16(
     }
     let worst_case_size = 2 * src_code_units;
     assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
-    ptr = cx.realloc(ptr, src_code_units, 2, worst_case_size)?;
+    ptr = cx.reallocate(ptr, src_code_units, 2, worst_case_size)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, worst_case_size, WHAT)?;
     // Inflate in place, back to front: the spec reads each byte from the new block before any
@@ -289,7 +289,7 @@ pub fn store_string_to_latin1_or_utf16(
     cx.memory_mut().write(ptr + 2 * dst_byte_length, &encoded[2 * latin1.len()..])?;
     let len = encoded.len() as u64;
     if worst_case_size > len {
-        ptr = cx.realloc(ptr, worst_case_size, 2, len)?;
+        ptr = cx.reallocate(ptr, worst_case_size, 2, len)?;
         check_realloc_aligned(ptr, 2, WHAT)?;
         check_realloc_in_bounds(cx, ptr, len, WHAT)?;
     }
@@ -307,7 +307,7 @@ pub fn store_probably_utf16_to_latin1_or_utf16(
     const WHAT: &str = "store_probably_utf16_to_latin1_or_utf16";
     let src_byte_length = 2 * src_code_units;
     assert_that(src_byte_length <= REALLOC_I32_MAX, "src_byte_length <= REALLOC_I32_MAX")?;
-    let mut ptr = cx.realloc(0, 0, 2, src_byte_length)?;
+    let mut ptr = cx.allocate(2, src_byte_length)?;
     check_realloc_aligned(ptr, 2, WHAT)?;
     check_realloc_in_bounds(cx, ptr, src_byte_length, WHAT)?;
     let encoded = utf16le(src);
@@ -320,7 +320,7 @@ pub fn store_probably_utf16_to_latin1_or_utf16(
     let latin1_size = encoded.len() as u64 / 2;
     let compact: Vec<u8> = encoded.iter().step_by(2).copied().collect();
     cx.memory_mut().write(ptr, &compact)?;
-    ptr = cx.realloc(ptr, src_byte_length, 1, latin1_size)?;
+    ptr = cx.reallocate(ptr, src_byte_length, 1, latin1_size)?;
     check_realloc_in_bounds(cx, ptr, latin1_size, WHAT)?;
     Ok((ptr, latin1_size))
 }

@@ -41,7 +41,9 @@ pub enum TrapKind {
     TableFull,
     /// An import or built-in was called while `may_leave` is false (e.g. from realloc or post-return).
     MayNotLeave,
-    /// The instance was entered while already on the stack (`may_enter`).
+    /// An engine refused to enter an instance already on the stack. The spec has had no such
+    /// trap since component-model #705 (which removed `may_enter`): the reference never
+    /// expects it; it only names what engines report.
     Reentrance,
     /// Core wasm trapped by itself (unreachable, out-of-bounds access, ... inside the guest).
     GuestTrap,

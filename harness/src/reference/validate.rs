@@ -8,14 +8,11 @@ use super::types::{PtrType, ValType};
 pub const MAX_VALUE_SIZE: u64 = 1 << 28;
 
 /// Check a type: records/tuples have fields, variants/enums cases, flags 1..=32 labels,
-/// labels are unique, fixed-length lists are non-empty, and the value fits the size limit.
+/// labels are unique, fixed-length lists are non-empty, and every type in it fits the size
+/// limit (Binary.md: "for every defvaltype t", component-model #688; behind a list's pointer
+/// too, so `list<list<u8, 268435456>>` is invalid though its own size is 8).
 pub fn validate_type(t: &ValType) -> Result<(), String> {
-    check(t)?;
-    let size = elem_size(t, PtrType::I64);
-    if size >= MAX_VALUE_SIZE {
-        return Err(format!("the type's size ({size} bytes with 64-bit pointers) is not below 2^28"));
-    }
-    Ok(())
+    check(t)
 }
 
 fn unique<'a>(what: &str, labels: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
@@ -29,6 +26,10 @@ fn unique<'a>(what: &str, labels: impl IntoIterator<Item = &'a str>) -> Result<(
 }
 
 fn check(t: &ValType) -> Result<(), String> {
+    let size = elem_size(t, PtrType::I64);
+    if size >= MAX_VALUE_SIZE {
+        return Err(format!("a type's size ({size} bytes with 64-bit pointers) is not below 2^28"));
+    }
     match t {
         ValType::List(e, l) => {
             if *l == Some(0) {
