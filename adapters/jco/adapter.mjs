@@ -215,7 +215,7 @@ function maybeNull(t) {
 function kindOf(t) {
   if (typeof t === 'string') return t;
   if (t && typeof t === 'object') {
-    for (const k of ['list', 'record', 'tuple', 'variant', 'enum', 'option', 'result', 'flags', 'own', 'borrow']) {
+    for (const k of ['list', 'map', 'record', 'tuple', 'variant', 'enum', 'option', 'result', 'flags', 'own', 'borrow']) {
       if (k in t) return k;
     }
   }
@@ -280,6 +280,11 @@ function toJs(t, v) {
     }
     case 'tuple':
       return t.tuple.map((et, i) => toJs(et, v[i]));
+    case 'map': {
+      // The protocol sends a map as its list of [key, value] pairs; jco takes a JS Map.
+      if (!Array.isArray(v)) throw new AdapterError(`not a map: ${JSON.stringify(v)}`);
+      return new Map(v.map(([key, val]) => [toJs(t.map.key, key), toJs(t.map.value, val)]));
+    }
     case 'record': {
       const o = {};
       for (const f of t.record) {
@@ -361,6 +366,12 @@ function fromJs(t, x) {
     case 'tuple':
       if (!Array.isArray(x)) throw new AdapterError(`not a tuple: ${String(x)}`);
       return t.tuple.map((et, i) => fromJs(et, x[i]));
+    case 'map': {
+      // A JS Map (or a list of pairs) as the protocol's list of [key, value] pairs, in order.
+      const pairs = x instanceof Map ? Array.from(x.entries()) : x;
+      if (!Array.isArray(pairs)) throw new AdapterError(`not a map: ${String(x)}`);
+      return pairs.map(([key, val]) => [fromJs(t.map.key, key), fromJs(t.map.value, val)]);
+    }
     case 'record': {
       if (x === null || typeof x !== 'object') throw new AdapterError(`not a record: ${String(x)}`);
       const o = {};

@@ -47,7 +47,7 @@ fn report(s: &SmithSummary) {
 
 #[test]
 fn arbitrary_guests_agree_on_outcome_classes() {
-    let (worlds, modules) = (10, 8);
+    let (worlds, modules) = (14, 8);
     let (engines, expectations) = (default_engines(), expectations());
     let cx = Campaign { engines: &engines, expectations: &expectations };
     let s = run_smith_campaign(&cx, 1, worlds, modules, 6).expect("engines set up");

@@ -1948,3 +1948,62 @@ fn the_handle_asserts_of_the_spec_are_assertion_traps() {
     c.task_exit(task);
     assert_eq!(kind(canon_resource_drop(&mut c, &r, i)), TrapKind::Assertion);
 }
+
+// ---- map<K, V> (🗺️, component-model #554) -----------------------------------------------------
+
+fn map(k: ValType, v: ValType) -> ValType {
+    ValType::Map(Box::new(k), Box::new(v))
+}
+
+#[test]
+fn a_map_despecializes_to_a_list_of_key_value_records() {
+    // despecialize: MapType(k, v) -> ListType(despecialize(TupleType([k, v]))), and a tuple
+    // despecializes to a record with fields "0", "1".
+    let t = map(ValType::String, ValType::U32);
+    let fields =
+        vec![FieldType { label: "0".into(), t: ValType::String }, FieldType { label: "1".into(), t: ValType::U32 }];
+    assert_eq!(despecialize(&t).into_owned(), ValType::List(Box::new(ValType::Record(fields)), None));
+    // So a map is laid out and flattened as a list: (ptr, len), 8 bytes, 4-aligned.
+    assert_eq!(size_align(&t), (8, 4));
+    assert_eq!(flatten_type(&t, I32P), [CI32, CI32]);
+    // Its entries are records: string (8) + u32 (4) = 12 bytes per entry, 4-aligned; a u8 key
+    // before a u64 value pads to 16.
+    assert_eq!(size_align(&tuple([ValType::String, ValType::U32])), (12, 4));
+    assert_eq!(size_align(&tuple([ValType::U8, ValType::U64])), (16, 8));
+}
+
+#[test]
+fn a_map_is_lowered_as_its_list_of_entries_in_order_duplicates_kept() {
+    // Explainer.md: the Component Model does not make keys unique or ordered; the list of
+    // (key, value) pairs is what crosses. store_list: realloc(0, 0, alignment(entry) = 8,
+    // 2 * 16), then each entry at 16-byte stride: u8 key at 0, u64 value at 8.
+    let t = map(ValType::U8, ValType::U64);
+    let entries =
+        Value::List(vec![Value::tuple([Value::U8(7), Value::U64(1)]), Value::tuple([Value::U8(7), Value::U64(2)])]);
+    let mut h = BumpHeap::new(1 << 16, 16);
+    let flat = with_cx(&mut h, Utf8, |cx| lower_flat(cx, &entries, &t)).unwrap();
+    assert_eq!(flat, i32s(&[16, 2]));
+    assert_eq!(h.calls, [call(0, 0, 8, 32, 16)]);
+    let mut expected = [0u8; 32];
+    expected[0] = 7;
+    expected[8] = 1;
+    expected[16] = 7;
+    expected[24] = 2;
+    assert_eq!(&h.bytes[16..48], &expected[..]);
+    // And lifted back the same, both entries.
+    assert_eq!(lift_heap(&t, i32s(&[16, 2]), &h.bytes[..48]).unwrap(), entries);
+}
+
+#[test]
+fn a_map_key_is_a_keytype() {
+    // keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string
+    use witness::reference::validate::validate_type;
+    for k in [ValType::Bool, ValType::S64, ValType::Char, ValType::String] {
+        assert_eq!(validate_type(&map(k.clone(), ValType::F32)), Ok(()), "{k:?}");
+    }
+    for k in
+        [ValType::F32, ValType::F64, tuple([ValType::U8]), ValType::list(ValType::U8), ValType::option(ValType::U8)]
+    {
+        assert!(validate_type(&map(k.clone(), ValType::U8)).is_err(), "{k:?}");
+    }
+}

@@ -90,6 +90,7 @@ fn has_resource(resolve: &Resolve, iface: InterfaceId) -> bool {
 fn any_type(t: &ValType, p: &dyn Fn(&ValType) -> bool) -> bool {
     p(t) || match t {
         ValType::List(e, _) | ValType::Option(e) => any_type(e, p),
+        ValType::Map(k, v) => any_type(k, p) || any_type(v, p),
         ValType::Record(fs) => fs.iter().any(|f| any_type(&f.t, p)),
         ValType::Tuple(ts) => ts.iter().any(|t| any_type(t, p)),
         ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(|t| any_type(t, p)),
@@ -101,6 +102,7 @@ fn any_type(t: &ValType, p: &dyn Fn(&ValType) -> bool) -> bool {
 fn depth(t: &ValType) -> u32 {
     let sub = match t {
         ValType::List(e, _) | ValType::Option(e) => depth(e),
+        ValType::Map(k, v) => depth(k).max(depth(v)),
         ValType::Record(fs) => fs.iter().map(|f| depth(&f.t)).max().unwrap_or(0),
         ValType::Tuple(ts) => ts.iter().map(depth).max().unwrap_or(0),
         ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).map(depth).max().unwrap_or(0),
@@ -157,6 +159,7 @@ const TYPE_FEATURES: &[TypeFeature] = &[
     ("type option", |t| matches!(t, ValType::Option(_))),
     ("type result", |t| matches!(t, ValType::Result(..))),
     ("type flags", |t| matches!(t, ValType::Flags(_))),
+    ("type map", |t| matches!(t, ValType::Map(..))),
     ("type own (anywhere)", |t| matches!(t, ValType::Own(_))),
 ];
 

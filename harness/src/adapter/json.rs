@@ -5,7 +5,7 @@
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value as Json, json};
 
-use crate::reference::types::{CaseType, FieldType, FuncType, ResourceType, ValType};
+use crate::reference::types::{CaseType, FieldType, FuncType, ResourceType, ValType, map_entries};
 use crate::reference::value::{HostString, Value};
 
 /// How resource types are named in JSON (`{"interface":I,"name":N,"side":S}`): witness knows
@@ -47,6 +47,7 @@ pub fn type_to_json(t: &ValType, r: &dyn ResourceNames) -> Result<Json> {
         ValType::Char => name("char"),
         ValType::String => name("string"),
         ValType::List(e, None) => json!({ "list": ty(e)? }),
+        ValType::Map(k, v) => json!({ "map": { "key": ty(k)?, "value": ty(v)? } }),
         ValType::List(e, Some(n)) => json!({ "list": ty(e)?, "length": n }),
         ValType::Record(fields) => json!({ "record": fields
             .iter()
@@ -118,6 +119,7 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
                 .collect::<Result<_>>()?,
         ),
         "tuple" => ValType::Tuple(array_of(inner)?.iter().map(&mut ty).collect::<Result<_>>()?),
+        "map" => ValType::Map(Box::new(ty(field(inner, "key")?)?), Box::new(ty(field(inner, "value")?)?)),
         "variant" => ValType::Variant(
             array_of(inner)?
                 .iter()
@@ -219,6 +221,7 @@ pub fn value_to_json(t: &ValType, v: &Value) -> Result<Json> {
         (ValType::List(e, _), Value::List(xs)) => {
             Json::Array(xs.iter().map(|x| value_to_json(e, x)).collect::<Result<_>>()?)
         }
+        (ValType::Map(k, t), _) => value_to_json(&map_entries(k, t), v)?,
         (ValType::Record(fields), Value::Record(xs)) if fields.len() == xs.len() => {
             let mut obj = Map::new();
             for (f, (_, x)) in fields.iter().zip(xs) {
@@ -296,6 +299,7 @@ pub fn value_from_json(t: &ValType, j: &Json) -> Result<Value> {
         }
         ValType::String => Value::String(HostString::utf8(str_of(j)?)),
         ValType::List(e, _) => Value::List(array_of(j)?.iter().map(|x| value_from_json(e, x)).collect::<Result<_>>()?),
+        ValType::Map(k, v) => value_from_json(&map_entries(k, v), j)?,
         ValType::Record(fields) => Value::Record(
             fields
                 .iter()

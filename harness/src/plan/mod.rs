@@ -86,6 +86,7 @@ fn guest_type(t: &ValType) -> ValType {
     match t {
         ValType::Own(_) | ValType::Borrow(_) => ValType::U32,
         ValType::List(e, l) => ValType::List(Box::new(guest_type(e)), *l),
+        ValType::Map(k, v) => ValType::Map(Box::new(guest_type(k)), Box::new(guest_type(v))),
         ValType::Record(fs) => {
             ValType::Record(fs.iter().map(|f| FieldType { label: f.label.clone(), t: guest_type(&f.t) }).collect())
         }

@@ -69,7 +69,7 @@ pub fn flatten_type(t: &ValType, ptr_type: PtrType) -> Vec<CoreType> {
         ValType::Variant(cases) => flatten_variant(cases, ptr_type),
         ValType::Flags(_) => vec![CoreType::I32],
         ValType::Own(_) | ValType::Borrow(_) => vec![CoreType::I32],
-        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) => {
+        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }
     }

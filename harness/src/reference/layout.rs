@@ -20,7 +20,7 @@ pub fn alignment(t: &ValType, ptr_type: PtrType) -> u64 {
         ValType::Variant(cases) => alignment_variant(cases, ptr_type),
         ValType::Flags(labels) => alignment_flags(labels),
         ValType::Own(_) | ValType::Borrow(_) => 4,
-        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) => {
+        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }
     }
@@ -85,7 +85,7 @@ pub fn elem_size(t: &ValType, ptr_type: PtrType) -> u64 {
         ValType::Variant(cases) => elem_size_variant(cases, ptr_type),
         ValType::Flags(labels) => elem_size_flags(labels),
         ValType::Own(_) | ValType::Borrow(_) => 4,
-        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) => {
+        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }
     }

@@ -84,7 +84,7 @@ pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValT
             let i = next_i32(vi)?;
             Value::Handle(lift_borrow(cx, i, t)?)
         }
-        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) => {
+        ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }
     })

@@ -140,6 +140,9 @@ pub enum ValType {
     Option(Box<ValType>),
     Result(Option<Box<ValType>>, Option<Box<ValType>>),
     Flags(Vec<String>),
+    /// `MapType(k, v)` (🗺️, component-model #554): `k` is a `keytype` (`bool`, the integers,
+    /// `char`, `string`); despecialized to a list of (key, value) tuples.
+    Map(Box<ValType>, Box<ValType>),
     Own(ResourceType),
     Borrow(ResourceType),
 }
@@ -212,8 +215,18 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
             CaseType { label: "ok".into(), t: ok.as_deref().cloned() },
             CaseType { label: "error".into(), t: err.as_deref().cloned() },
         ])),
+        ValType::Map(k, v) => Cow::Owned(ValType::List(
+            Box::new(despecialize(&ValType::Tuple(vec![(**k).clone(), (**v).clone()])).into_owned()),
+            None,
+        )),
         _ => Cow::Borrowed(t),
     }
+}
+
+/// The list of (key, value) tuples a `map<k, v>` is: how values, WAVE text and the adapter
+/// protocol see a map (despecialize goes on to a list of records).
+pub fn map_entries(k: &ValType, v: &ValType) -> ValType {
+    ValType::List(Box::new(ValType::Tuple(vec![k.clone(), v.clone()])), None)
 }
 
 /// A component-level function type: named params and at most one result.

@@ -70,6 +70,28 @@ fn check(t: &ValType) -> Result<(), String> {
             unique("flag", labels.iter().map(String::as_str))
         }
         ValType::Option(t) => check(t),
+        ValType::Map(k, v) => {
+            // `keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string`
+            // (Explainer.md, 🗺️).
+            let key = matches!(
+                **k,
+                ValType::Bool
+                    | ValType::S8
+                    | ValType::U8
+                    | ValType::S16
+                    | ValType::U16
+                    | ValType::S32
+                    | ValType::U32
+                    | ValType::S64
+                    | ValType::U64
+                    | ValType::Char
+                    | ValType::String
+            );
+            if !key {
+                return Err(format!("a map key is a bool, an integer, a char or a string, not {k:?}"));
+            }
+            check(v)
+        }
         ValType::Result(ok, err) => ok.iter().chain(err.iter()).try_for_each(|t| check(t)),
         _ => Ok(()),
     }

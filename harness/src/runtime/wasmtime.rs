@@ -197,6 +197,15 @@ pub fn value_to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Resul
         (ValType::List(e, Some(_)), Value::List(xs)) => {
             Val::FixedLengthList(xs.iter().map(|x| recurse(e, x, h)).collect::<Result<_>>()?)
         }
+        (ValType::Map(k, v), Value::List(entries)) => Val::Map(
+            entries
+                .iter()
+                .map(|entry| match entry {
+                    Value::Record(kv) if kv.len() == 2 => Ok((recurse(k, &kv[0].1, h)?, recurse(v, &kv[1].1, h)?)),
+                    other => Err(anyhow!("map entry {other:?} is not a (key, value) tuple")),
+                })
+                .collect::<Result<_>>()?,
+        ),
         (ValType::Own(rt), Value::Handle(x)) => h.lower(rt, true, *x)?,
         (ValType::Borrow(rt), Value::Handle(x)) => h.lower(rt, false, *x)?,
         (ValType::Record(fields), Value::Record(xs)) => Val::Record(
@@ -266,6 +275,12 @@ pub fn val_to_value_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<
         (_, ValType::List(e, _), Val::List(xs) | Val::FixedLengthList(xs)) => {
             Value::List(xs.iter().map(|x| recurse(e, x, h)).collect::<Result<_>>()?)
         }
+        (_, ValType::Map(k, v), Val::Map(entries)) => Value::List(
+            entries
+                .iter()
+                .map(|(key, val)| Ok(Value::tuple([recurse(k, key, h)?, recurse(v, val, h)?])))
+                .collect::<Result<_>>()?,
+        ),
         (_, ValType::Record(fields), Val::Record(xs)) => Value::Record(
             fields
                 .iter()
@@ -344,7 +359,8 @@ pub fn pulley() -> Box<dyn Runtime> {
 /// A Wasmtime engine for components with fuel, compiled by `strategy`.
 pub fn engine(strategy: Strategy) -> Result<wasmtime::Engine> {
     let mut config = Config::new();
-    config.wasm_component_model(true).consume_fuel(true);
+    // `map<K, V>` (🗺️) is behind a flag in Wasmtime 48.
+    config.wasm_component_model(true).wasm_component_model_map(true).consume_fuel(true);
     match strategy {
         Strategy::Cranelift => {}
         Strategy::Winch => {

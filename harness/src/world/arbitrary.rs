@@ -5,7 +5,7 @@
 use arbitrary::{Result, Unstructured};
 
 use crate::reference::StringEncoding;
-use crate::reference::types::{CaseType, FieldType, ResourceType, ValType};
+use crate::reference::types::{CaseType, FieldType, ResourceType, ValType, map_entries};
 use crate::reference::value::{HostString, Value};
 
 /// Knobs of the type generator.
@@ -19,11 +19,13 @@ pub struct TypeConfig {
     pub resources: Vec<ResourceType>,
     /// Whether `borrow<R>` may appear.
     pub borrows: bool,
+    /// Whether `map<K, V>` (🗺️) may appear.
+    pub maps: bool,
 }
 
 impl Default for TypeConfig {
     fn default() -> TypeConfig {
-        TypeConfig { max_depth: 3, max_width: 6, resources: vec![], borrows: false }
+        TypeConfig { max_depth: 3, max_width: 6, resources: vec![], borrows: false, maps: true }
     }
 }
 
@@ -34,7 +36,7 @@ pub fn arbitrary_type(u: &mut Unstructured<'_>, cfg: &TypeConfig) -> Result<ValT
 
 fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType> {
     let leaves = 13 + usize::from(!cfg.resources.is_empty());
-    let choices = if depth == 0 { leaves } else { leaves + 9 };
+    let choices = if depth == 0 { leaves } else { leaves + 9 + usize::from(cfg.maps) };
     let pick = u.choose_index(choices)?;
     if pick < leaves {
         return Ok(match pick {
@@ -87,6 +89,23 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
             let ok = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
             let err = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
             ValType::result(ok, err)
+        }
+        9 => {
+            // `keytype`: bool, the integers, char, string (Explainer.md, 🗺️).
+            let keys = [
+                ValType::Bool,
+                ValType::S8,
+                ValType::U8,
+                ValType::S16,
+                ValType::U16,
+                ValType::S32,
+                ValType::U32,
+                ValType::S64,
+                ValType::U64,
+                ValType::Char,
+                ValType::String,
+            ];
+            ValType::Map(Box::new(u.choose(&keys)?.clone()), Box::new(ty(u, cfg, d)?))
         }
         _ => {
             // Flags straddle the 8/16/32 size steps.
@@ -199,6 +218,7 @@ pub fn arbitrary_value(u: &mut Unstructured<'_>, t: &ValType, encoding: StringEn
         ValType::List(e, Some(n)) => {
             Value::List((0..*n).map(|_| arbitrary_value(u, e, encoding, reps)).collect::<Result<_>>()?)
         }
+        ValType::Map(k, v) => arbitrary_value(u, &map_entries(k, v), encoding, reps)?,
         ValType::List(e, None) => {
             let n = if u.ratio(1, 4)? { 0 } else { u.int_in_range(0..=8)? };
             Value::List((0..n).map(|_| arbitrary_value(u, e, encoding, reps)).collect::<Result<_>>()?)

@@ -397,6 +397,7 @@ fn holds_handles(t: &ValType) -> bool {
     match t {
         ValType::Own(_) | ValType::Borrow(_) => true,
         ValType::List(e, _) | ValType::Option(e) => holds_handles(e),
+        ValType::Map(k, v) => holds_handles(k) || holds_handles(v),
         ValType::Record(fs) => fs.iter().any(|f| holds_handles(&f.t)),
         ValType::Tuple(ts) => ts.iter().any(holds_handles),
         ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(holds_handles),

@@ -38,6 +38,7 @@ impl WitPrinter {
             ValType::Char => "char".into(),
             ValType::String => "string".into(),
             ValType::List(e, None) => format!("list<{}>", self.expr(e)),
+            ValType::Map(k, v) => format!("map<{}, {}>", self.expr(k), self.expr(v)),
             ValType::List(e, Some(n)) => format!("list<{}, {n}>", self.expr(e)),
             ValType::Tuple(ts) => {
                 let parts: Vec<String> = ts.iter().map(|t| self.expr(t)).collect();

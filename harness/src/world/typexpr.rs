@@ -117,6 +117,14 @@ impl Parser<'_> {
                 ValType::List(Box::new(t), len)
             }
             "tuple" => ValType::Tuple(self.type_list()?),
+            "map" => {
+                self.expect("<")?;
+                let k = self.ty()?;
+                self.expect(",")?;
+                let v = self.ty()?;
+                self.expect(">")?;
+                ValType::Map(Box::new(k), Box::new(v))
+            }
             "option" => {
                 self.expect("<")?;
                 let t = self.ty()?;

@@ -10,7 +10,7 @@ use anyhow::{Result, anyhow, bail};
 use wasm_wave::value::{Type as WaveType, Value as WaveValue};
 use wasm_wave::wasm::WasmValue;
 
-use crate::reference::types::{StringEncoding, ValType};
+use crate::reference::types::{StringEncoding, ValType, map_entries};
 use crate::reference::value::{HostString, Value};
 
 /// The WAVE type of a reference type.
@@ -31,6 +31,8 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
         ValType::Char => WaveType::CHAR,
         ValType::String => WaveType::STRING,
         ValType::List(e, None) => WaveType::list(wave_type(e)?),
+        // wasm-wave has no map syntax: a map is written as its list of (key, value) tuples.
+        ValType::Map(k, v) => wave_type(&map_entries(k, v))?,
         ValType::List(e, Some(n)) => WaveType::fixed_length_list(wave_type(e)?, *n),
         ValType::Record(fields) => WaveType::record(
             fields.iter().map(|f| Ok((f.label.as_str(), wave_type(&f.t)?))).collect::<Result<Vec<_>>>()?,
@@ -85,6 +87,7 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
         ValType::Char => Value::Char(v.unwrap_char()),
         ValType::String => Value::String(HostString::new(&v.unwrap_string(), enc)),
         ValType::List(e, _) => Value::List(v.unwrap_list().map(|x| from_wave(e, &x, enc)).collect::<Result<_>>()?),
+        ValType::Map(k, val) => from_wave(&map_entries(k, val), v, enc)?,
         ValType::Record(fields) => {
             let got: Vec<(Cow<str>, Cow<WaveValue>)> = v.unwrap_record().collect();
             let mut out = vec![];
@@ -161,6 +164,7 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
         (ValType::F64, Value::F64(x)) => WaveValue::make_f64(*x),
         (ValType::Char, Value::Char(x)) => WaveValue::make_char(*x),
         (ValType::String, Value::String(s)) => WaveValue::make_string(Cow::Borrowed(s.text.as_str())),
+        (ValType::Map(k, t), _) => to_wave(&map_entries(k, t), v)?,
         (ValType::List(e, _), Value::List(xs)) => {
             WaveValue::make_list(&wt, xs.iter().map(|x| to_wave(e, x)).collect::<Result<Vec<_>>>()?).map_err(err)?
         }

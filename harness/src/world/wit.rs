@@ -234,9 +234,7 @@ impl<'a> Converter<'a> {
                 "`{}` is a resource, not a value type: write own<{0}> or borrow<{0}>",
                 def.name.as_deref().unwrap_or("resource")
             ),
-            TypeDefKind::Map(..) => {
-                bail!("map<K, V> is not mirrored yet (witness covers the synchronous MVP ABI)")
-            }
+            TypeDefKind::Map(k, v) => ValType::Map(Box::new(inner(k)?), Box::new(inner(v)?)),
             TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
                 bail!("future and stream are async types; witness covers the synchronous ABI")
             }
