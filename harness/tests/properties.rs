@@ -166,3 +166,58 @@ fn spilled_params_round_trip_through_one_pointer() {
     let back = roundtrip(&ts, &vs, StringEncoding::Utf8, true).unwrap();
     assert_eq!(back, vs);
 }
+
+#[test]
+fn high_bits_in_a_joined_slot_change_nothing() {
+    // lift_flat_variant's CoerceValueIter reads an i32 or f32 payload from a joined i64 slot
+    // through wrap_i64_to_i32: the high 32 bits are ignored. Plans set them on import
+    // arguments; on the reference the case must end exactly as without them.
+    use witness::diff::{DiffConfig, world_of};
+    use witness::plan::{Corruption, Misses, PlanConfig, StepPlan, arbitrary_call, build_case};
+    use witness::runtime::Prepared;
+    use witness::runtime::driver::run_case;
+    let cfg = DiffConfig::default();
+    let mut planted = 0;
+    for seed in 0..common::cases(200) {
+        let (world, scheme, enc) = world_of(seed, &cfg).unwrap();
+        let p = Prepared::from_wit(&world.wit, Some("w"), scheme, enc).unwrap();
+        let artifact = std::sync::Arc::new(witness::runtime::Artifact::of(&p).unwrap());
+        let mut reference = witness::engine::compile(&witness::engine::Selection::reference(), &artifact).unwrap();
+        for c in 0..40 {
+            let data = witness::world::arbitrary::seed_bytes(seed * 1000 + c, 4096);
+            let mut u = Unstructured::new(&data);
+            let Ok(Some(mut plan)) = arbitrary_call(&mut u, &p, &PlanConfig::default()) else { continue };
+            // Only the high bits stay: every other corruption would change the outcome.
+            plan.result.corruption = None;
+            let mut touched = false;
+            for op in &mut plan.ops {
+                if let witness::plan::GuestOp::Import(imp) = op {
+                    match imp.args.corruption {
+                        Some(Corruption::HighBits { .. }) => touched = true,
+                        _ => imp.args.corruption = None,
+                    }
+                }
+            }
+            if !touched {
+                continue;
+            }
+            let mut clean = plan.clone();
+            for op in &mut clean.ops {
+                if let witness::plan::GuestOp::Import(imp) = op {
+                    imp.args.corruption = None;
+                }
+            }
+            planted += 1;
+            let mut run = |plan| {
+                // Refuse: a high-bits corruption that found no joined i64 slot is a plan bug.
+                let case = build_case(&p, &[StepPlan::Call(plan)], Misses::Refuse).unwrap();
+                run_case(reference.as_mut(), &artifact, &case, &[]).unwrap()
+            };
+            let (with, without) = (run(plan), run(clean));
+            // The oracle's comparison: NaNs by class, traps by class, events and guest logs.
+            let differences = witness::oracle::compare(&p, &without, &with);
+            assert!(differences.is_empty(), "seed {seed} case {c}: {differences:#?}");
+        }
+    }
+    assert!(planted > 10, "only {planted} plans set high bits");
+}

@@ -275,3 +275,40 @@ corrupt = { byte = [0, 1] }
         status("no bytes to corrupt")
     );
 }
+
+#[test]
+fn a_case_listed_as_failing_may_fail_with_an_engine_error() {
+    // An adapter that greets and compiles, then fails every call: each case is an engine error.
+    let dir = std::env::temp_dir().join(format!("witness-listed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let adapter = dir.join("flaky.py");
+    std::fs::write(
+        &adapter,
+        "import json, sys\nprint(json.dumps({'adapter': 'flaky', 'protocol': 2}), flush=True)\n\
+         for line in sys.stdin:\n    r = json.loads(line)\n    \
+         reply = {'error': 'boom'} if r['op'] == 'call' else {'ok': None}\n    \
+         print(json.dumps({**reply, 'id': r['id']}), flush=True)\n",
+    )
+    .unwrap();
+    let listed = dir.join("flaky.toml");
+    std::fs::write(
+        &listed,
+        "[[failure]]\nengine = \"flaky\"\ncase = \"s/listed\"\nrule = \"store_string_copy\"\nevidence = \"test\"\n",
+    )
+    .unwrap();
+    let file = dir.join("s.toml");
+    let case = |name: &str| {
+        format!(
+            "[[case]]\nname = \"{name}\"\nrules = [\"store_string_copy\"]\ncall = \"echo\"\nargs = ['\"a\"']\nreturns = '\"a\"'\n\n"
+        )
+    };
+    let world = "world = \"\"\"\npackage t:t;\nworld w { export echo: func(s: string) -> string; }\n\"\"\"\n\n";
+    std::fs::write(&file, format!("{world}{}{}", case("listed"), case("not listed"))).unwrap();
+    let engines = [Selection::parse(&format!("process:python3 {}", adapter.display())).unwrap()];
+    let expectations = Expectations::load(&[&listed]).unwrap();
+    let rows = run_file(&file, &engines, &expectations, &|_, _, _| true).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let flaky = |name: &str| rows.iter().find(|r| r.engine == "flaky" && r.name == name).unwrap().status.clone();
+    assert!(matches!(flaky("listed"), Status::Xfail(why) if why.contains("engine error") && why.contains("boom")));
+    assert!(matches!(flaky("not listed"), Status::Failed(why) if why.contains("engine error")));
+}

@@ -535,3 +535,30 @@ fn any_bytes_give_a_world_or_an_error_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn generated_labels_are_never_in_sorted_order() {
+    // Fields, cases and flags are laid out in declaration order; an implementation that sorts
+    // them by name must diverge, so no generated list of labels may be sorted already.
+    let cfg = WorldConfig::default();
+    let mut lists = 0;
+    for seed in 0..SEEDS {
+        let g = generate(seed, &cfg);
+        let (resolve, _) = load(&format!("seed {seed}"), &g.wit);
+        for (_, def) in resolve.types.iter() {
+            let names: Vec<&str> = match &def.kind {
+                TypeDefKind::Record(r) => r.fields.iter().map(|f| f.name.as_str()).collect(),
+                TypeDefKind::Variant(v) => v.cases.iter().map(|c| c.name.as_str()).collect(),
+                TypeDefKind::Enum(e) => e.cases.iter().map(|c| c.name.as_str()).collect(),
+                TypeDefKind::Flags(f) => f.flags.iter().map(|f| f.name.as_str()).collect(),
+                _ => continue,
+            };
+            if names.len() < 2 {
+                continue;
+            }
+            lists += 1;
+            assert!(!names.windows(2).all(|w| w[0] < w[1]), "seed {seed}: {names:?}\n{}", g.wit);
+        }
+    }
+    assert!(lists > 1000, "only {lists} label lists");
+}

@@ -9,7 +9,7 @@ use arbitrary::Unstructured;
 use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
-use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype};
+use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type};
 use crate::reference::layout::{alignment, elem_size};
 use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
@@ -32,6 +32,10 @@ pub enum Corruption {
     Flat { index: usize, bits: u64 },
     /// XOR one byte of the written data (`index` counts bytes across all writes).
     Byte { index: usize, xor: u8 },
+    /// Set the high 32 bits of flat value `index`, a joined i64 slot that holds an i32 or f32
+    /// payload: lifting must ignore them (`CoerceValueIter`: `wrap_i64_to_i32`), so this one
+    /// changes nothing a correct engine reports.
+    HighBits { index: usize, high: u32 },
 }
 
 /// Values the guest hands to the engine: laid out by the reference, then maybe corrupted.
@@ -154,6 +158,13 @@ fn apply(corruption: &Option<Corruption>, flats: &mut [Flat], writes: &mut [(u64
             };
             Ok(())
         }
+        Some(Corruption::HighBits { index, high }) => match flats.get_mut(*index) {
+            Some(Flat::I64(bits)) => {
+                *bits |= u64::from(*high) << 32;
+                Ok(())
+            }
+            other => bail!("corrupt: flat value {index} is {other:?}, not a joined i64 slot"),
+        },
         Some(Corruption::Byte { index, xor }) => {
             let mut i = *index;
             for (_, bytes) in writes.iter_mut() {
@@ -183,6 +194,9 @@ fn emit(script: &mut Script, heap: &BumpHeap, gv: &GuestValues, flats: Vec<Flat>
     }
     Ok(flats.iter().map(|f| f.bits()).collect())
 }
+
+/// What a post-return XORs into every byte the call returned through memory.
+pub const POST_RETURN_CLOBBER: u8 = 0xa5;
 
 /// Turn step plans into a case.
 pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Result<Case> {
@@ -257,6 +271,17 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
             case.script.result(raw);
         }
         case.script.ret();
+        // The post-return clobbers what the call returned, as a guest freeing it may: an
+        // engine that runs post-return before it lifts the results lifts the clobbered bytes.
+        let returned = part.written_ranges();
+        if !returned.is_empty() {
+            case.script.frame(p::post_return_entry(call.export));
+            for (addr, bytes) in returned {
+                let clobbered: Vec<u8> = bytes.iter().map(|b| b ^ POST_RETURN_CLOBBER).collect();
+                case.script.write(addr as u32, &clobbered);
+            }
+            case.script.ret();
+        }
         case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
     }
     Ok(case)
@@ -306,6 +331,57 @@ pub(crate) fn arbitrary_values(
     enc: StringEncoding,
 ) -> arbitrary::Result<Vec<Value>> {
     types.iter().map(|t| arbitrary_value(u, t, enc, &[]).map(canonical_nans)).collect()
+}
+
+/// For each flat value `lower_flat` makes of `v` (of type `t`), whether it is a joined i64
+/// slot of a variant holding a narrower payload value (an i32 or f32 of the case's own
+/// flattening), whose high bits lifting ignores.
+fn narrow_slots(t: &ValType, v: &Value, out: &mut Vec<bool>) {
+    use crate::reference::types::{CoreType, despecialize};
+    let pt = PtrType::I32;
+    match (despecialize(t).as_ref(), v) {
+        (ValType::Record(fields), Value::Record(xs)) => {
+            for (f, (_, x)) in fields.iter().zip(xs) {
+                narrow_slots(&f.t, x, out);
+            }
+        }
+        (ValType::List(e, Some(_)), Value::List(xs)) => xs.iter().for_each(|x| narrow_slots(e, x, out)),
+        (ValType::Variant(cases), Value::Variant(label, payload)) => {
+            let joined = crate::reference::flatten::flatten_variant(cases, pt);
+            out.push(false);
+            let case = cases.iter().find(|c| c.label == *label);
+            let mut inner = vec![];
+            let mut own = vec![];
+            if let (Some(ct), Some(p)) = (case.and_then(|c| c.t.as_ref()), payload) {
+                narrow_slots(ct, p, &mut inner);
+                own = flatten_type(ct, pt);
+            }
+            for (i, slot) in joined.iter().skip(1).enumerate() {
+                let widened = *slot == CoreType::I64 && matches!(own.get(i), Some(CoreType::I32 | CoreType::F32));
+                out.push(widened || inner.get(i).copied().unwrap_or(false));
+            }
+        }
+        (t, _) => out.extend(std::iter::repeat_n(false, flatten_type(t, pt).len())),
+    }
+}
+
+/// Sometimes, high bits in a joined slot of values the guest hands over flat (a slot only a
+/// variant's wider case fills): lifting must ignore them.
+pub(crate) fn high_bits(
+    u: &mut Unstructured<'_>,
+    values: &[Value],
+    types: &[ValType],
+    max_flat: usize,
+) -> arbitrary::Result<Option<Corruption>> {
+    let mut slots = vec![];
+    for (v, t) in values.iter().zip(types) {
+        narrow_slots(t, v, &mut slots);
+    }
+    let narrow: Vec<usize> = (0..slots.len()).filter(|&i| slots[i]).collect();
+    if slots.len() > max_flat || narrow.is_empty() || !u.ratio(3, 4)? {
+        return Ok(None);
+    }
+    Ok(Some(Corruption::HighBits { index: *u.choose(&narrow)?, high: u.int_in_range(1..=u32::MAX)? }))
 }
 
 pub(crate) fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Option<Corruption>> {
@@ -368,7 +444,11 @@ pub fn arbitrary_call(
         let values = arbitrary_values(u, &ift.param_types(), prepared.encoding)?;
         let result =
             ift.result.as_ref().map(|t| arbitrary_value(u, t, host_enc, &[]).map(canonical_nans)).transpose()?;
-        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption: corruption(u, cfg)? }, result });
+        let corruption = match high_bits(u, &values, &ift.param_types(), MAX_FLAT_PARAMS)? {
+            Some(c) => Some(c),
+            None => corruption(u, cfg)?,
+        };
+        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption }, result });
     }
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
     let result = GuestValues { values, corruption: corruption(u, cfg)? };

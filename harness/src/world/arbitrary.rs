@@ -65,25 +65,25 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
         0 | 1 => ValType::list(ty(u, cfg, d)?),
         2 => {
             let n = width(u)?;
+            let names = labels(u, "f", n)?;
             ValType::Record(
-                (0..n).map(|i| Ok(FieldType { label: format!("f{i}"), t: ty(u, cfg, d)? })).collect::<Result<_>>()?,
+                names.into_iter().map(|label| Ok(FieldType { label, t: ty(u, cfg, d)? })).collect::<Result<_>>()?,
             )
         }
         3 => ValType::Tuple((0..width(u)?).map(|_| ty(u, cfg, d)).collect::<Result<_>>()?),
         4 => {
             let n = width(u)?;
             ValType::Variant(
-                (0..n)
-                    .map(|i| {
-                        Ok(CaseType {
-                            label: format!("c{i}"),
-                            t: if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None },
-                        })
-                    })
+                labels(u, "c", n)?
+                    .into_iter()
+                    .map(|label| Ok(CaseType { label, t: if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None } }))
                     .collect::<Result<_>>()?,
             )
         }
-        5 => ValType::Enum((0..width(u)?).map(|i| format!("e{i}")).collect()),
+        5 => {
+            let n = width(u)?;
+            ValType::Enum(labels(u, "e", n)?)
+        }
         6 => ValType::option(ty(u, cfg, d)?),
         7 => {
             let ok = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
@@ -110,9 +110,24 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
         _ => {
             // Flags straddle the 8/16/32 size steps.
             let n = *u.choose(&[1usize, 2, 7, 8, 9, 15, 16, 17, 31, 32])?;
-            ValType::Flags((0..n).map(|i| format!("g{i}")).collect())
+            ValType::Flags(labels(u, "g", n)?)
         }
     })
+}
+
+/// `n` distinct labels `<prefix><k>`, never in sorted order (from 2 on): fields, cases and
+/// flags are laid out in declaration order, and an implementation that sorts them by name
+/// must not get the same layout by luck.
+pub fn labels(u: &mut Unstructured<'_>, prefix: &str, n: usize) -> Result<Vec<String>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, u.int_in_range(0..=i)?);
+    }
+    let mut names: Vec<String> = order.into_iter().map(|k| format!("{prefix}{k}")).collect();
+    if names.windows(2).all(|w| w[0] < w[1]) {
+        names.swap(0, 1.min(n.saturating_sub(1)));
+    }
+    Ok(names)
 }
 
 /// Strings that stress transcoding: empty, ASCII, Latin-1, BMP, astral, mixed.

@@ -26,7 +26,7 @@ use arbitrary::{Result, Unstructured};
 
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_type, flatten_types};
 use crate::reference::types::{FieldType, InstanceId, PtrType, ResourceType, ValType};
-use crate::world::arbitrary::{TypeConfig, arbitrary_type};
+use crate::world::arbitrary::{TypeConfig, arbitrary_type, labels};
 use crate::world::print::{WitPrinter, escape};
 
 /// Knobs of the world generator, like wit-smith's `Config`.
@@ -437,9 +437,8 @@ fn spill_params(u: &mut Unstructured<'_>, params: &mut Vec<ValType>, kind: Kind)
                 let width = u.int_in_range(1..=8usize)?;
                 let ts = (0..width).map(|_| Ok(u.choose(SCALARS)?.clone())).collect::<Result<Vec<_>>>()?;
                 if strategy == 2 {
-                    ValType::Record(
-                        ts.into_iter().enumerate().map(|(i, t)| FieldType { label: format!("f{i}"), t }).collect(),
-                    )
+                    let names = labels(u, "f", ts.len())?;
+                    ValType::Record(names.into_iter().zip(ts).map(|(label, t)| FieldType { label, t }).collect())
                 } else {
                     ValType::Tuple(ts)
                 }
@@ -461,6 +460,12 @@ fn spill_result(u: &mut Unstructured<'_>, t: ValType) -> Result<ValType> {
         0 => ValType::String,
         1 => ValType::list(t),
         2 => ValType::Tuple(vec![t, other]),
-        _ => ValType::record([("f0", t), ("f1", other)]),
+        _ => {
+            let names = labels(u, "f", 2)?;
+            ValType::Record(vec![
+                FieldType { label: names[0].clone(), t },
+                FieldType { label: names[1].clone(), t: other },
+            ])
+        }
     })
 }
