@@ -8,7 +8,7 @@ mod common;
 use arbitrary::Unstructured;
 use wit_parser::abi::{AbiVariant, WasmType};
 use wit_parser::{SizeAlign, Type, TypeDefKind};
-use witness::reference::flatten::{Context, flatten_functype};
+use witness::reference::flatten::{Context, FlattenOpts, flatten_functype};
 use witness::reference::layout::{alignment, elem_size, field_offsets, payload_offset};
 use witness::reference::types::{CoreType, FuncType, InstanceId, PtrType, ResourceType, ValType, despecialize};
 use witness::world::arbitrary::{TypeConfig, arbitrary_type};
@@ -109,7 +109,7 @@ fn check(seed: u64, t: &ValType) {
         for (variant, context) in [(AbiVariant::GuestImport, Context::Lower), (AbiVariant::GuestExport, Context::Lift)]
         {
             let theirs = resolve.wasm_signature(variant, f);
-            let ours = flatten_functype(PtrType::I32, &ft, context);
+            let ours = flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, context);
             let tp: Vec<CoreType> = theirs.params.iter().map(core).collect();
             let tr: Vec<CoreType> = theirs.results.iter().map(core).collect();
             assert_eq!((ours.params, ours.results), (tp, tr), "seed {seed}: {name} {context:?}\n{text}");
@@ -191,4 +191,66 @@ fn layout_matches_wit_parser_on_hand_picked_edges() {
     for (i, t) in cases.iter().enumerate() {
         check(10_000 + i as u64, t);
     }
+}
+
+/// 🔀 A WIT package of async functions over `root` (its type alias), streams and futures of it.
+fn async_package(t: &ValType) -> String {
+    let mut p = WitPrinter::default();
+    let root = p.expr(t);
+    let four: Vec<String> = (0..5).map(|i| format!("p{i}: root")).collect();
+    format!(
+        "package t:t;\ninterface i {{\n  resource r;\n  {}\n  type root = {root};\n  \
+         one: async func(p: root) -> root;\n  none: async func();\n  five: async func({}) -> tuple<root, root>;\n  \
+         ends: async func(s: stream<root>, f: future, e: error-context) -> future<root>;\n  \
+         sync-ends: func(s: stream, f: future<root>) -> stream<root>;\n}}\n",
+        p.typedefs.join("\n  "),
+        four.join(", ")
+    )
+}
+
+#[test]
+fn async_flattening_matches_wit_parser() {
+    // flatten_functype with opts.async_ (definitions.py): 'lower' is wit-parser's
+    // GuestImportAsync, 'lift' with a callback GuestExportAsync, without GuestExportAsyncStackful;
+    // a sync function passing stream and future ends flattens them as i32 handles.
+    let cfg = TypeConfig { resources: vec![resource_r()], ..TypeConfig::default() };
+    let n = common::cases(200);
+    let mut checked = 0;
+    for seed in 0..n {
+        let data = common::bytes(seed, 512);
+        let mut u = Unstructured::new(&data);
+        let Ok(t) = arbitrary_type(&mut u, &cfg) else {
+            continue;
+        };
+        let text = async_package(&t);
+        let wit =
+            Wit::parse("gen.wit", &text).unwrap_or_else(|e| panic!("seed {seed}: wit-parser rejects\n{text}\n{e:?}"));
+        let resolve = &wit.resolve;
+        let conv = Converter::with_async(resolve);
+        let iface = resolve.interfaces.iter().find(|(_, i)| i.name.as_deref() == Some("i")).unwrap().1;
+        for (name, f) in &iface.functions {
+            let ft = conv.func_type(f).unwrap_or_else(|e| panic!("seed {seed}: {name}: {e:#}"));
+            let variants: &[(AbiVariant, Context, FlattenOpts)] = if f.kind.is_async() {
+                &[
+                    (AbiVariant::GuestImportAsync, Context::Lower, FlattenOpts::async_(PtrType::I32, false)),
+                    (AbiVariant::GuestExportAsync, Context::Lift, FlattenOpts::async_(PtrType::I32, true)),
+                    (AbiVariant::GuestExportAsyncStackful, Context::Lift, FlattenOpts::async_(PtrType::I32, false)),
+                ]
+            } else {
+                &[
+                    (AbiVariant::GuestImport, Context::Lower, FlattenOpts::sync(PtrType::I32)),
+                    (AbiVariant::GuestExport, Context::Lift, FlattenOpts::sync(PtrType::I32)),
+                ]
+            };
+            for (variant, context, opts) in variants {
+                let theirs = resolve.wasm_signature(*variant, f);
+                let ours = flatten_functype(*opts, &ft, *context);
+                let tp: Vec<CoreType> = theirs.params.iter().map(core).collect();
+                let tr: Vec<CoreType> = theirs.results.iter().map(core).collect();
+                assert_eq!((ours.params, ours.results), (tp, tr), "seed {seed}: {name} {variant:?}\n{text}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked as u64 > n * 9 / 10, "only {checked} of {n} seeds produced a type");
 }

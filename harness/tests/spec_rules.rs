@@ -21,7 +21,7 @@ use std::fmt::Debug;
 
 use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
 use witness::reference::flatten::{
-    Context, CoreFuncType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type, join,
+    Context, CoreFuncType, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type, join,
 };
 use witness::reference::handles::{
     DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep, lift_borrow, lift_own, lower_borrow,
@@ -414,7 +414,12 @@ fn flatten_variant_examples() {
 #[test]
 fn flatten_functype_examples() {
     use ValType::*;
-    let both = |ft: &FuncType| (flatten_functype(I32P, ft, Context::Lift), flatten_functype(I32P, ft, Context::Lower));
+    let both = |ft: &FuncType| {
+        (
+            flatten_functype(FlattenOpts::sync(I32P), ft, Context::Lift),
+            flatten_functype(FlattenOpts::sync(I32P), ft, Context::Lower),
+        )
+    };
     // func(s: string) -> string: lift (i32 i32) -> (i32); lower (i32 i32 i32) -> ()
     let (l, w) = both(&func(vec![String], Some(String)));
     assert_eq!(l, core(&[CI32, CI32], &[CI32]));
@@ -442,7 +447,12 @@ fn flatten_functype_run_tests_vectors() {
     use ValType::*;
     // run_tests.py test_flatten
     let p = [U8, F32, F64].to_vec();
-    let both = |ft: &FuncType| (flatten_functype(I32P, ft, Context::Lift), flatten_functype(I32P, ft, Context::Lower));
+    let both = |ft: &FuncType| {
+        (
+            flatten_functype(FlattenOpts::sync(I32P), ft, Context::Lift),
+            flatten_functype(FlattenOpts::sync(I32P), ft, Context::Lower),
+        )
+    };
     let (l, w) = both(&func(p.clone(), None));
     assert_eq!(l, core(&[CI32, CF32, CF64], &[]));
     assert_eq!(w, l);
@@ -468,10 +478,10 @@ fn flatten_functype_i64_memory_uses_i64_pointers() {
     // flatten_functype: spilled params/results use opts.memory.ptr_type()
     let p = PtrType::I64;
     let ft = func(vec![String], Some(String));
-    assert_eq!(flatten_functype(p, &ft, Context::Lift), core(&[CI64, CI64], &[CI64]));
-    assert_eq!(flatten_functype(p, &ft, Context::Lower), core(&[CI64, CI64, CI64], &[]));
+    assert_eq!(flatten_functype(FlattenOpts::sync(p), &ft, Context::Lift), core(&[CI64, CI64], &[CI64]));
+    assert_eq!(flatten_functype(FlattenOpts::sync(p), &ft, Context::Lower), core(&[CI64, CI64, CI64], &[]));
     let ft = func(vec![U8; 17], None);
-    assert_eq!(flatten_functype(p, &ft, Context::Lift), core(&[CI64], &[]));
+    assert_eq!(flatten_functype(FlattenOpts::sync(p), &ft, Context::Lift), core(&[CI64], &[]));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2006,4 +2016,51 @@ fn a_map_key_is_a_keytype() {
     {
         assert!(validate_type(&map(k.clone(), ValType::U8)).is_err(), "{k:?}");
     }
+}
+
+// ---- 🔀 async types and signatures ------------------------------------------------------------
+
+#[test]
+fn stream_future_and_error_context_are_i32_handles() {
+    // alignment / elem_size: `case StreamType() | FutureType() | ErrorContextType(): return 4`;
+    // flatten_type: ['i32'].
+    for t in [
+        ValType::Stream(None),
+        ValType::Stream(Some(Box::new(ValType::String))),
+        ValType::Future(Some(Box::new(ValType::U64))),
+        ValType::ErrorContext,
+    ] {
+        assert_eq!(size_align(&t), (4, 4), "{t:?}");
+        assert_eq!(flatten_type(&t, I32P), [CI32], "{t:?}");
+    }
+    // In a record they pack like u32s: { u8, stream } is 8 bytes, the handle at 4.
+    assert_eq!(size_align(&tuple([ValType::U8, ValType::Stream(None)])), (8, 4));
+}
+
+#[test]
+fn async_flatten_functype() {
+    use witness::reference::flatten::{FlattenOpts, MAX_FLAT_ASYNC_PARAMS};
+    assert_eq!(MAX_FLAT_ASYNC_PARAMS, 4);
+    let lower = FlattenOpts::async_(I32P, false);
+    // 'lower': up to 4 flat params stay flat; a result adds an out-pointer; the core function
+    // returns the subtask state (i32).
+    let four = func(vec![ValType::U32; 4], Some(ValType::U8));
+    assert_eq!(flatten_functype(lower, &four, Context::Lower), core(&[CI32; 5], &[CI32]));
+    let five = func(vec![ValType::U32; 5], None);
+    assert_eq!(flatten_functype(lower, &five, Context::Lower), core(&[CI32], &[CI32]));
+    // Sync, the same five params stay flat (MAX_FLAT_PARAMS = 16).
+    assert_eq!(flatten_functype(FlattenOpts::sync(I32P), &five, Context::Lower), core(&[CI32; 5], &[]));
+    // 'lift': params as sync (16); results go through task.return: nothing, or the callback
+    // code with `callback`.
+    let f = func(vec![ValType::U64, ValType::F32], Some(ValType::String));
+    assert_eq!(flatten_functype(FlattenOpts::async_(I32P, true), &f, Context::Lift), core(&[CI64, CF32], &[CI32]));
+    assert_eq!(flatten_functype(FlattenOpts::async_(I32P, false), &f, Context::Lift), core(&[CI64, CF32], &[]));
+    let seventeen = func(vec![ValType::U8; 17], None);
+    assert_eq!(flatten_functype(FlattenOpts::async_(I32P, true), &seventeen, Context::Lift), core(&[CI32], &[CI32]));
+    // With 64-bit memory the pointers are i64 (🐘).
+    let p64 = FlattenOpts::async_(PtrType::I64, false);
+    assert_eq!(
+        flatten_functype(p64, &func(vec![ValType::U8; 5], Some(ValType::U8)), Context::Lower),
+        core(&[CI64, CI64], &[CI32])
+    );
 }

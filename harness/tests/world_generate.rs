@@ -16,7 +16,9 @@ use wit_parser::{
 };
 use witness::encode::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use witness::encode::signature::core_signature;
-use witness::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types};
+use witness::reference::flatten::{
+    Context, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types,
+};
 use witness::reference::types::{CoreType, FuncType, PtrType, ValType};
 use witness::reference::validate::validate_type;
 use witness::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
@@ -189,7 +191,7 @@ fn features(resolve: &Resolve, world: WorldId) -> Vec<&'static str> {
             _ => panic!("unexpected function kind {:?}", f.func.kind),
         }
         let ft = conv.func_type(f.func).expect("converts");
-        let flat = flatten_functype(PtrType::I32, &ft, Context::Lift);
+        let flat = flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, Context::Lift);
         if flatten_types(&ft.param_types(), PtrType::I32).len() > MAX_FLAT_PARAMS {
             assert_eq!(flat.params, [CoreType::I32], "{}", f.func.name);
             add("spilled params");
@@ -343,7 +345,7 @@ fn function_types_convert_and_validate() {
                 assert!(!any_type(r, &|t| matches!(t, ValType::Borrow(_))), "seed {seed}: borrow in a result");
             }
             // wit-parser's own flattening agrees on which sides spill.
-            let ours = |context| flatten_functype(PtrType::I32, &ft, context);
+            let ours = |context| flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, context);
             let spill_params = flatten_types(&ft.param_types(), PtrType::I32).len() > 16;
             let spill_results = flatten_types(&ft.result_type(), PtrType::I32).len() > 1;
             for (variant, context) in

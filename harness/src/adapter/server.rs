@@ -13,7 +13,7 @@ use base64::Engine as _;
 
 use super::PROTOCOL_VERSION;
 use super::json::{ResourceNames, func_from_json, value_from_json, value_to_json};
-use crate::reference::flatten::{Context, CoreFuncType, flatten_functype};
+use crate::reference::flatten::{Context, CoreFuncType, FlattenOpts, flatten_functype};
 use crate::reference::types::{CoreType, PtrType, ResourceType, StringEncoding};
 use crate::reference::value::Value;
 use crate::reference::{Trap, TrapKind};
@@ -142,7 +142,7 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
             true => Some(CoreImport {
                 module: text(&j["core"], "module")?,
                 name: text(&j["core"], "name")?,
-                sig: flatten_functype(PtrType::I32, &func.ft, Context::Lower),
+                sig: flatten_functype(FlattenOpts::sync(PtrType::I32), &func.ft, Context::Lower),
             }),
             false => None,
         };

@@ -7,7 +7,9 @@ use wit_parser::{Function, InterfaceId, Resolve, WorldId, WorldItem};
 
 use super::names::{CoreExport, CoreImport, ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use crate::reference::flatten::Context;
-use crate::reference::flatten::{CoreFuncType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types};
+use crate::reference::flatten::{
+    CoreFuncType, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_types,
+};
 use crate::reference::types::{CoreType, FuncType, PtrType, ValType, despecialize};
 use crate::world::wit::Converter;
 
@@ -118,7 +120,7 @@ pub fn core_signature(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> 
             ImportItem::Func { interface, func: f } => {
                 let (ft, context) =
                     func_type(interface, &f, true).with_context(|| format!("import {module}::{name}"))?;
-                ("func", flatten_functype(PtrType::I32, &ft, context))
+                ("func", flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, context))
             }
             ImportItem::ResourceDrop { .. } => ("resource-drop", func(&[I32], &[])),
             ImportItem::ResourceNew { .. } => ("resource-new", func(&[I32], &[I32])),
@@ -135,13 +137,13 @@ pub fn core_signature(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> 
                 exports.push(ExportSig {
                     name,
                     kind: "func",
-                    ty: Some(flatten_functype(PtrType::I32, &ft, context)),
+                    ty: Some(flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, context)),
                     required: true,
                 });
             }
             ExportItem::PostReturn { interface, func: f } => {
                 let (ft, context) = func_type(interface, &f, false).with_context(|| format!("export {name}"))?;
-                let results = flatten_functype(PtrType::I32, &ft, context).results;
+                let results = flatten_functype(FlattenOpts::sync(PtrType::I32), &ft, context).results;
                 exports.push(ExportSig { name, kind: "post-return", ty: Some(func(&results, &[])), required: false });
             }
             ExportItem::Dtor { .. } => {

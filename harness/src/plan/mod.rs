@@ -9,7 +9,9 @@ use arbitrary::Unstructured;
 use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
-use crate::reference::flatten::{Context, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type};
+use crate::reference::flatten::{
+    Context, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type,
+};
 use crate::reference::layout::{alignment, elem_size};
 use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
@@ -228,7 +230,7 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
             let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
                 bail!("import {} is not a function", imp.thunk);
             };
-            let core = flatten_functype(PtrType::I32, ift, Context::Lower);
+            let core = flatten_functype(FlattenOpts::sync(PtrType::I32), ift, Context::Lower);
             let mark = scratch.writes.len();
             let flats = lay_out(enc, &imp.args.values, &ift.param_types(), MAX_FLAT_PARAMS, &mut scratch)?;
             let mut part = scratch.clone();

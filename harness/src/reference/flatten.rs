@@ -23,22 +23,67 @@ pub struct CoreFuncType {
     pub results: Vec<CoreType>,
 }
 
-/// `flatten_functype(opts, ft, context)` for the synchronous ABI (`opts.async_` unset).
-/// Params over `MAX_FLAT_PARAMS` become one pointer; results over `MAX_FLAT_RESULTS` become a
-/// returned pointer ('lift') or a caller-supplied out-pointer param ('lower').
-pub fn flatten_functype(ptr_type: PtrType, ft: &FuncType, context: Context) -> CoreFuncType {
-    let mut flat_params = flatten_types(&ft.param_types(), ptr_type);
-    let mut flat_results = flatten_types(&ft.result_type(), ptr_type);
-    if flat_params.len() > MAX_FLAT_PARAMS {
-        flat_params = vec![ptr_type.core_type()];
+/// The canonopts `flatten_functype` reads: the memory's pointer type, 🔀 `async` and
+/// 🔀 `callback`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlattenOpts {
+    pub ptr_type: PtrType,
+    pub async_: bool,
+    pub callback: bool,
+}
+
+impl FlattenOpts {
+    /// A synchronous `canon lift` or `canon lower`.
+    pub fn sync(ptr_type: PtrType) -> FlattenOpts {
+        FlattenOpts { ptr_type, async_: false, callback: false }
     }
-    if flat_results.len() > MAX_FLAT_RESULTS {
-        match context {
-            Context::Lift => flat_results = vec![ptr_type.core_type()],
-            Context::Lower => {
-                flat_params.push(ptr_type.core_type());
-                flat_results = vec![];
+
+    /// 🔀 An `async` `canon lift` or `canon lower` (`callback` only for a lift).
+    pub fn async_(ptr_type: PtrType, callback: bool) -> FlattenOpts {
+        FlattenOpts { ptr_type, async_: true, callback }
+    }
+}
+
+/// `flatten_functype(opts, ft, context)`. Synchronous: params over `MAX_FLAT_PARAMS` become
+/// one pointer; results over `MAX_FLAT_RESULTS` become a returned pointer ('lift') or a
+/// caller-supplied out-pointer param ('lower'). 🔀 Async lift: the same params, and results
+/// go through `task.return`, so the core function returns nothing, or the callback code (i32)
+/// with `callback`. 🔀 Async lower: params over `MAX_FLAT_ASYNC_PARAMS` become one pointer, any
+/// result adds an out-pointer param, and the core function returns the subtask state (i32).
+pub fn flatten_functype(opts: FlattenOpts, ft: &FuncType, context: Context) -> CoreFuncType {
+    let ptr = opts.ptr_type.core_type();
+    let mut flat_params = flatten_types(&ft.param_types(), opts.ptr_type);
+    let mut flat_results = flatten_types(&ft.result_type(), opts.ptr_type);
+    if !opts.async_ {
+        if flat_params.len() > MAX_FLAT_PARAMS {
+            flat_params = vec![ptr];
+        }
+        if flat_results.len() > MAX_FLAT_RESULTS {
+            match context {
+                Context::Lift => flat_results = vec![ptr],
+                Context::Lower => {
+                    flat_params.push(ptr);
+                    flat_results = vec![];
+                }
             }
+        }
+        return CoreFuncType { params: flat_params, results: flat_results };
+    }
+    match context {
+        Context::Lift => {
+            if flat_params.len() > MAX_FLAT_PARAMS {
+                flat_params = vec![ptr];
+            }
+            flat_results = if opts.callback { vec![CoreType::I32] } else { vec![] };
+        }
+        Context::Lower => {
+            if flat_params.len() > MAX_FLAT_ASYNC_PARAMS {
+                flat_params = vec![ptr];
+            }
+            if !flat_results.is_empty() {
+                flat_params.push(ptr);
+            }
+            flat_results = vec![CoreType::I32];
         }
     }
     CoreFuncType { params: flat_params, results: flat_results }
@@ -69,6 +114,7 @@ pub fn flatten_type(t: &ValType, ptr_type: PtrType) -> Vec<CoreType> {
         ValType::Variant(cases) => flatten_variant(cases, ptr_type),
         ValType::Flags(_) => vec![CoreType::I32],
         ValType::Own(_) | ValType::Borrow(_) => vec![CoreType::I32],
+        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => vec![CoreType::I32],
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

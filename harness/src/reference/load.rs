@@ -45,6 +45,9 @@ pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Valu
             let i = load_int(cx, ptr, 4)? as u32;
             Value::Handle(lift_borrow(cx, i, t)?)
         }
+        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => {
+            return Err(crate::reference::lift_flat::async_value(t));
+        }
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

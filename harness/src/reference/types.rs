@@ -145,6 +145,13 @@ pub enum ValType {
     Map(Box<ValType>, Box<ValType>),
     Own(ResourceType),
     Borrow(ResourceType),
+    /// 🔀 `StreamType(t)`: the readable end of a stream of `t` (`None`: `stream` with no
+    /// payload), passed as an i32 handle.
+    Stream(Option<Box<ValType>>),
+    /// 🔀 `FutureType(t)`: the readable end of a future of `t`, passed as an i32 handle.
+    Future(Option<Box<ValType>>),
+    /// 🔀 `ErrorContextType`, passed as an i32 handle.
+    ErrorContext,
 }
 
 impl ValType {
@@ -220,6 +227,18 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
             None,
         )),
         _ => Cow::Borrowed(t),
+    }
+}
+
+/// 🔀 `contains_async_value(t)`: whether `t` holds a stream or a future (definitions.py's
+/// `contains(t, p)`, with error-context too, which the reference cannot lift or lower either).
+pub fn contains_async_value(t: &ValType) -> bool {
+    match despecialize(t).as_ref() {
+        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => true,
+        ValType::List(e, _) => contains_async_value(e),
+        ValType::Record(fields) => fields.iter().any(|f| contains_async_value(&f.t)),
+        ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(contains_async_value),
+        _ => false,
     }
 }
 

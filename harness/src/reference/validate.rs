@@ -70,6 +70,7 @@ fn check(t: &ValType) -> Result<(), String> {
             unique("flag", labels.iter().map(String::as_str))
         }
         ValType::Option(t) => check(t),
+        ValType::Stream(Some(t)) | ValType::Future(Some(t)) => check(t),
         ValType::Map(k, v) => {
             // `keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string`
             // (Explainer.md, 🗺️).

@@ -79,7 +79,8 @@ impl Prepared {
         let core = encode_guest(&guest)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
         let guest_owned = guest_resources(&wit, world);
-        let exp = Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true };
+        let exp =
+            Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true, asynchronous: false };
         let imp = exp.side(false);
         let find = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| -> Result<FuncType> {
             let conv = if import { &imp } else { &exp };

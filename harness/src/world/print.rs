@@ -45,6 +45,11 @@ impl WitPrinter {
                 format!("tuple<{}>", parts.join(", "))
             }
             ValType::Option(t) => format!("option<{}>", self.expr(t)),
+            ValType::Stream(None) => "stream".into(),
+            ValType::Stream(Some(t)) => format!("stream<{}>", self.expr(t)),
+            ValType::Future(None) => "future".into(),
+            ValType::Future(Some(t)) => format!("future<{}>", self.expr(t)),
+            ValType::ErrorContext => "error-context".into(),
             ValType::Result(None, None) => "result".into(),
             ValType::Result(ok, err) => {
                 let ok = ok.as_deref().map_or("_".to_string(), |t| self.expr(t));

@@ -117,6 +117,18 @@ impl Parser<'_> {
                 ValType::List(Box::new(t), len)
             }
             "tuple" => ValType::Tuple(self.type_list()?),
+            "error-context" => ValType::ErrorContext,
+            "stream" | "future" => {
+                let payload = if self.peek() == Some("<") {
+                    self.next()?;
+                    let t = self.ty()?;
+                    self.expect(">")?;
+                    Some(Box::new(t))
+                } else {
+                    None
+                };
+                if word == "stream" { ValType::Stream(payload) } else { ValType::Future(payload) }
+            }
             "map" => {
                 self.expect("<")?;
                 let k = self.ty()?;
@@ -156,7 +168,7 @@ impl Parser<'_> {
                 let r = self.next()?;
                 self.expect(">")?;
                 let (wit, id) = self.named(&r)?;
-                let conv = Converter::host_resources(&wit.resolve);
+                let conv = Converter::with_async(&wit.resolve);
                 let rt = conv.resource(id);
                 if !matches!(wit.resolve.types[resource_root(&wit.resolve, id)].kind, wit_parser::TypeDefKind::Resource)
                 {
@@ -166,7 +178,7 @@ impl Parser<'_> {
             }
             _ => {
                 let (wit, id) = self.named(name)?;
-                let conv = Converter::host_resources(&wit.resolve);
+                let conv = Converter::with_async(&wit.resolve);
                 if matches!(wit.resolve.types[resource_root(&wit.resolve, id)].kind, wit_parser::TypeDefKind::Resource)
                 {
                     // A bare resource name in a type position means `own<R>`, as in WIT.

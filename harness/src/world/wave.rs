@@ -48,6 +48,7 @@ pub fn wave_type(t: &ValType) -> Result<WaveType> {
         .ok_or_else(bad)?,
         ValType::Enum(labels) => WaveType::enum_ty(labels.iter().map(String::as_str)).ok_or_else(bad)?,
         ValType::Option(t) => WaveType::option(wave_type(t)?),
+        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => return Err(bad()),
         ValType::Result(ok, err) => {
             WaveType::result(ok.as_deref().map(wave_type).transpose()?, err.as_deref().map(wave_type).transpose()?)
         }
@@ -98,6 +99,7 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
             }
             Value::Record(out)
         }
+        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => bail!("{t:?} has no WAVE form"),
         ValType::Tuple(ts) => {
             let xs: Vec<Cow<WaveValue>> = v.unwrap_tuple().collect();
             if xs.len() != ts.len() {

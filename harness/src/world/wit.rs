@@ -151,18 +151,26 @@ pub struct Converter<'a> {
     pub resolve: &'a Resolve,
     pub guest_owned: &'a std::collections::HashSet<TypeId>,
     pub export_side: bool,
+    /// 🔀 Whether `async func`s, streams, futures and error-contexts convert: the reference lays
+    /// them out and flattens them, but cannot run them yet, so worlds to run refuse them.
+    pub asynchronous: bool,
 }
 
 impl<'a> Converter<'a> {
     /// A converter for which every resource is implemented by the host.
     pub fn host_resources(resolve: &'a Resolve) -> Converter<'a> {
         static NONE: std::sync::OnceLock<std::collections::HashSet<TypeId>> = std::sync::OnceLock::new();
-        Converter { resolve, guest_owned: NONE.get_or_init(Default::default), export_side: false }
+        Converter { resolve, guest_owned: NONE.get_or_init(Default::default), export_side: false, asynchronous: false }
+    }
+
+    /// `host_resources`, with async functions and types converted too (layout, signatures).
+    pub fn with_async(resolve: &'a Resolve) -> Converter<'a> {
+        Converter { asynchronous: true, ..Converter::host_resources(resolve) }
     }
 
     /// The same converter, seen from the other side of the guest.
     pub fn side(&self, export_side: bool) -> Converter<'a> {
-        Converter { resolve: self.resolve, guest_owned: self.guest_owned, export_side }
+        Converter { export_side, ..*self }
     }
 
     pub fn val_type(&self, ty: &Type) -> Result<ValType> {
@@ -185,8 +193,9 @@ impl<'a> Converter<'a> {
             Type::F64 => ValType::F64,
             Type::Char => ValType::Char,
             Type::String => ValType::String,
+            Type::ErrorContext if self.asynchronous => ValType::ErrorContext,
             Type::ErrorContext => {
-                bail!("error-context is an async type; witness covers the synchronous ABI")
+                bail!("error-context is an async type; witness runs the synchronous ABI only so far")
             }
             Type::Id(id) => self.type_id_in(*id, depth)?,
         })
@@ -235,8 +244,10 @@ impl<'a> Converter<'a> {
                 def.name.as_deref().unwrap_or("resource")
             ),
             TypeDefKind::Map(k, v) => ValType::Map(Box::new(inner(k)?), Box::new(inner(v)?)),
+            TypeDefKind::Future(t) if self.asynchronous => ValType::Future(opt(t)?),
+            TypeDefKind::Stream(t) if self.asynchronous => ValType::Stream(opt(t)?),
             TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
-                bail!("future and stream are async types; witness covers the synchronous ABI")
+                bail!("future and stream are async types; witness runs the synchronous ABI only so far")
             }
             TypeDefKind::Unknown => bail!("unresolved type"),
         })
@@ -253,7 +264,7 @@ impl<'a> Converter<'a> {
 
     /// The component-level type of a WIT function.
     pub fn func_type(&self, f: &wit_parser::Function) -> Result<FuncType> {
-        if f.kind.is_async() {
+        if f.kind.is_async() && !self.asynchronous {
             bail!(
                 "`{}` is an `async func`: witness runs the synchronous Canonical ABI only so far, so a \
                  world with async functions cannot run yet",
