@@ -242,6 +242,22 @@ pub fn contains_async_value(t: &ValType) -> bool {
     }
 }
 
+/// 🗺️ `keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string`
+/// (Explainer.md): the types a map's keys may have.
+pub const KEY_TYPES: &[ValType] = &[
+    ValType::Bool,
+    ValType::S8,
+    ValType::U8,
+    ValType::S16,
+    ValType::U16,
+    ValType::S32,
+    ValType::U32,
+    ValType::S64,
+    ValType::U64,
+    ValType::Char,
+    ValType::String,
+];
+
 /// The list of (key, value) tuples a `map<k, v>` is: how values, WAVE text and the adapter
 /// protocol see a map (despecialize goes on to a list of records).
 pub fn map_entries(k: &ValType, v: &ValType) -> ValType {

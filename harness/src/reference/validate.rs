@@ -2,7 +2,7 @@
 //! the layout and ABI functions may rely on these after `validate_type` accepted a type.
 
 use super::layout::elem_size;
-use super::types::{PtrType, ValType};
+use super::types::{KEY_TYPES, PtrType, ValType};
 
 /// The static size limit on value types: `elem_size(t, 'i64') < 2^28`.
 pub const MAX_VALUE_SIZE: u64 = 1 << 28;
@@ -72,23 +72,7 @@ fn check(t: &ValType) -> Result<(), String> {
         ValType::Option(t) => check(t),
         ValType::Stream(Some(t)) | ValType::Future(Some(t)) => check(t),
         ValType::Map(k, v) => {
-            // `keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string`
-            // (Explainer.md, 🗺️).
-            let key = matches!(
-                **k,
-                ValType::Bool
-                    | ValType::S8
-                    | ValType::U8
-                    | ValType::S16
-                    | ValType::U16
-                    | ValType::S32
-                    | ValType::U32
-                    | ValType::S64
-                    | ValType::U64
-                    | ValType::Char
-                    | ValType::String
-            );
-            if !key {
+            if !KEY_TYPES.contains(k) {
                 return Err(format!("a map key is a bool, an integer, a char or a string, not {k:?}"));
             }
             check(v)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use wasm_encoder::ComponentExportKind;
-use wit_parser::{Function, FunctionKind, InterfaceId, WorldItem, WorldKey};
+use wit_parser::{InterfaceId, WorldItem, WorldKey};
 
 use super::artifact::{Artifact, Composition, Model, add_control};
 use super::{Case, Prepared, Unsupported};
@@ -17,7 +17,7 @@ use crate::encode::guest::{CALLER_CONTROL_PACKAGE, EntryKind, ImportKind, contro
 use crate::encode::names::NameScheme;
 use crate::encode::script::Script;
 use crate::reference::types::StringEncoding;
-use crate::world::wit::Wit;
+use crate::world::wit::{Wit, nullary_function};
 
 /// A world prepared for composition: the callee implements its exports (imports removed),
 /// the caller imports them and exports `run`.
@@ -90,16 +90,7 @@ impl FusedPrepared {
             }
         }
         caller.imports.extend(links.iter().cloned());
-        let run = Function {
-            name: "run".into(),
-            kind: FunctionKind::Freestanding,
-            params: vec![],
-            result: None,
-            docs: Default::default(),
-            stability: Default::default(),
-            span: Default::default(),
-            external_id: None,
-        };
+        let run = nullary_function("run");
         caller.exports = [(WorldKey::Name("run".into()), WorldItem::Function(run))].into_iter().collect();
         let caller_world = resolve.worlds.alloc(caller);
         if let Some(pkg) = resolve.worlds[w].package {

@@ -5,7 +5,7 @@
 use arbitrary::{Result, Unstructured};
 
 use crate::reference::StringEncoding;
-use crate::reference::types::{CaseType, FieldType, ResourceType, ValType, map_entries};
+use crate::reference::types::{CaseType, FieldType, KEY_TYPES, ResourceType, ValType, map_entries};
 use crate::reference::value::{HostString, Value};
 
 /// Knobs of the type generator.
@@ -90,23 +90,8 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
             let err = if u.arbitrary()? { Some(ty(u, cfg, d)?) } else { None };
             ValType::result(ok, err)
         }
-        9 => {
-            // `keytype`: bool, the integers, char, string (Explainer.md, 🗺️).
-            let keys = [
-                ValType::Bool,
-                ValType::S8,
-                ValType::U8,
-                ValType::S16,
-                ValType::U16,
-                ValType::S32,
-                ValType::U32,
-                ValType::S64,
-                ValType::U64,
-                ValType::Char,
-                ValType::String,
-            ];
-            ValType::Map(Box::new(u.choose(&keys)?.clone()), Box::new(ty(u, cfg, d)?))
-        }
+        // `keytype` (Explainer.md, 🗺️).
+        9 => ValType::Map(Box::new(u.choose(KEY_TYPES)?.clone()), Box::new(ty(u, cfg, d)?)),
         _ => {
             // Flags straddle the 8/16/32 size steps.
             let n = *u.choose(&[1usize, 2, 7, 8, 9, 15, 16, 17, 31, 32])?;

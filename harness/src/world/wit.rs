@@ -23,6 +23,20 @@ pub const GUEST_INSTANCE: InstanceId = InstanceId(1);
 /// The export witness adds to a user's world that imports functions (see `Wit::add_driver`).
 pub const DRIVER_EXPORT: &str = "witness-drive";
 
+/// A freestanding `name: func()`, for the exports witness adds to worlds.
+pub fn nullary_function(name: &str) -> Function {
+    Function {
+        name: name.into(),
+        kind: FunctionKind::Freestanding,
+        params: vec![],
+        result: None,
+        docs: Default::default(),
+        stability: Default::default(),
+        span: Default::default(),
+        external_id: None,
+    }
+}
+
 /// A loaded WIT package and the `Resolve` that holds it and its dependencies.
 pub struct Wit {
     pub resolve: Resolve,
@@ -79,17 +93,7 @@ impl Wit {
         if !imports_functions || world.exports.contains_key(&key) {
             return false;
         }
-        let drive = Function {
-            name: DRIVER_EXPORT.into(),
-            kind: FunctionKind::Freestanding,
-            params: vec![],
-            result: None,
-            docs: Default::default(),
-            stability: Default::default(),
-            span: Default::default(),
-            external_id: None,
-        };
-        self.resolve.worlds[id].exports.insert(key, WorldItem::Function(drive));
+        self.resolve.worlds[id].exports.insert(key, WorldItem::Function(nullary_function(DRIVER_EXPORT)));
         true
     }
 
