@@ -172,7 +172,10 @@ fn import_round(
         if !fits {
             continue;
         }
-        // lift_own takes an owned handle out of the guest's table.
+        // The engine lifts the arguments (lift_own takes an owned handle out of the guest's
+        // table), then lowers the result (its handles may reuse the freed indices): the model
+        // does the same, and is put back as it was if the reference refuses the result.
+        let before = m.inst.clone();
         for i in moved {
             let _ = m.inst.handles.remove(i);
         }
@@ -182,7 +185,10 @@ fn import_round(
                 let v = map_handles(t, &v, &mut |_, _, _| Ok(m.fresh_rep())).ok();
                 match v {
                     Some(v) if m.lower_result(t, &v).is_some() => Some(v),
-                    _ => break,
+                    _ => {
+                        m.inst = before;
+                        break;
+                    }
                 }
             }
             None => None,
