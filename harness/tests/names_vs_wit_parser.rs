@@ -863,6 +863,9 @@ fn generated_worlds_agree_with_wit_parser() {
                 ImportItem::ResourceDrop { exported: true, .. } => "exported drop",
                 ImportItem::ResourceNew { .. } => "new",
                 ImportItem::ResourceRep { .. } => "rep",
+                ImportItem::TaskReturn { .. } | ImportItem::AsyncValue { .. } | ImportItem::Builtin { .. } => {
+                    panic!("seed {seed}: an async built-in in a sync world: {i:?}")
+                }
             };
             *imports_seen.entry(kind).or_default() += 1;
         }
@@ -873,6 +876,7 @@ fn generated_worlds_agree_with_wit_parser() {
                 ExportItem::PostReturn { .. } => "post-return",
                 ExportItem::Dtor { .. } => "dtor",
                 ExportItem::Memory | ExportItem::Realloc | ExportItem::Initialize => "abi",
+                ExportItem::Callback { .. } => panic!("seed {seed}: a callback in a sync world: {e:?}"),
             };
             *exports_seen.entry(kind).or_default() += 1;
         }

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::encode::names::NameScheme;
-use crate::encode::signature::core_signature;
+use crate::encode::signature::async_core_signature;
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::flatten_type;
 use crate::reference::layout::{alignment, elem_size, field_offsets, payload_offset};
@@ -212,7 +212,7 @@ pub fn run(command: AbiCommand) -> Result<()> {
                 Names::Standard => NameScheme::Standard,
                 Names::Legacy => NameScheme::Legacy,
             };
-            let sig = core_signature(&wit.resolve, world, scheme)?;
+            let sig = async_core_signature(&wit.resolve, world, scheme)?;
             emit(json, &sig, print_signature)
         }
     }

@@ -119,6 +119,10 @@ impl GuestModule {
                 ImportItem::ResourceDrop { resource, exported } => ImportKind::ResourceDrop { resource, exported },
                 ImportItem::ResourceNew { resource } => ImportKind::ResourceNew { resource },
                 ImportItem::ResourceRep { resource } => ImportKind::ResourceRep { resource },
+                // core_signature above refuses async worlds; this says so if that changes.
+                ImportItem::TaskReturn { .. } | ImportItem::AsyncValue { .. } | ImportItem::Builtin { .. } => {
+                    bail!("{}: the scripted guest has no async built-ins yet", imp.name)
+                }
             };
             imports.push(GuestImport { module: imp.module, name: imp.name, sig: sig.imports[i].ty.clone(), kind });
         }
@@ -133,6 +137,7 @@ impl GuestModule {
                     control_names.insert(func, exp.name);
                 }
                 ExportItem::PostReturn { interface: Some(iface), .. } if iface == control => {}
+                ExportItem::Callback { .. } => bail!("{}: the scripted guest has no async exports yet", exp.name),
                 ExportItem::Func { interface, func } => {
                     let k = func_entries.len() as u32;
                     func_entries.insert((interface, func.clone()), k);

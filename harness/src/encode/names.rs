@@ -10,8 +10,10 @@
 //!   *canonicalized interface name* (`cin`), so a core-only host can match
 //!   imports by plain string equality.
 //! * [`NameScheme::Legacy`]: the names wit-bindgen emits today and
-//!   `wit-component` still accepts (its `Legacy` mangling), with the synchronous ABI
-//!   only (no `[async-lower]`/`[async-lift]` prefixes).
+//!   `wit-component` still accepts (its `Legacy` mangling). 🔀 An `async func` is lowered
+//!   and lifted with the async ABI (`[async-lower]`, `[async-lift]` and its `[callback]`), as
+//!   wit-bindgen does, with its `task.return` and the built-ins of the future and stream types
+//!   in its signature; a world with anything async also lists the async ABI's other built-ins.
 //!
 //! This module only *lists* the names a world defines (the "build target");
 //! whether a module must provide a given export (e.g. `cm32p2_memory`) depends
@@ -21,7 +23,7 @@
 //! `wit_parser::Resolve::wasm_import_name`/`wasm_export_name`, because the
 //! test-suite uses those as a differential oracle.
 //!
-//! Scope: the synchronous ABI. Future/stream/async intrinsics are not defined
+//! Scope of `Standard`: the synchronous ABI. Future/stream/async intrinsics are not defined
 //! by BuildTargets.md and are never listed; functions whose types mention them
 //! are still listed under their plain names (the name does not depend on the
 //! type).
@@ -29,7 +31,7 @@
 //! Nothing here panics: ids that do not belong to `resolve` and items that
 //! cannot be named (e.g. an anonymous interface keyed by id) are skipped.
 
-use wit_parser::{Function, Interface, InterfaceId, Resolve, TypeDefKind, TypeId, WorldId, WorldItem, WorldKey};
+use wit_parser::{Function, Interface, InterfaceId, Resolve, Type, TypeDefKind, TypeId, WorldId, WorldItem, WorldKey};
 
 /// The `prefix` of the `wasm32` build target (BuildTargets.md "Imports and
 /// Exports"): `cm` for "canonical ABI", `32` for the memory, `p2` for the
@@ -88,7 +90,81 @@ pub enum ImportItem {
         /// The (original) resource type.
         resource: TypeId,
     },
+    /// 🔀 `canon task.return` of an exported `async func` (Legacy).
+    TaskReturn { interface: Option<InterfaceId>, func: String },
+    /// 🔀 A `future.*` or `stream.*` built-in of the `index`th future or stream type in a
+    /// function's signature (wit-parser's `find_futures_and_streams` order), of an imported
+    /// function or, `exported`, of an exported one (Legacy).
+    AsyncValue {
+        interface: Option<InterfaceId>,
+        func: String,
+        stream: bool,
+        op: AsyncValueOp,
+        index: usize,
+        exported: bool,
+    },
+    /// 🔀 A built-in of the async ABI that belongs to no function (`[waitable-set-new]`, ...).
+    Builtin { name: &'static str },
 }
+
+/// 🔀 The built-ins of one future or stream type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AsyncValueOp {
+    New,
+    Read,
+    Write,
+    CancelRead,
+    CancelWrite,
+    DropReadable,
+    DropWritable,
+}
+
+impl AsyncValueOp {
+    pub const ALL: [AsyncValueOp; 7] = [
+        AsyncValueOp::New,
+        AsyncValueOp::Read,
+        AsyncValueOp::Write,
+        AsyncValueOp::CancelRead,
+        AsyncValueOp::CancelWrite,
+        AsyncValueOp::DropReadable,
+        AsyncValueOp::DropWritable,
+    ];
+
+    /// The built-in's name after `future.` / `stream.`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AsyncValueOp::New => "new",
+            AsyncValueOp::Read => "read",
+            AsyncValueOp::Write => "write",
+            AsyncValueOp::CancelRead => "cancel-read",
+            AsyncValueOp::CancelWrite => "cancel-write",
+            AsyncValueOp::DropReadable => "drop-readable",
+            AsyncValueOp::DropWritable => "drop-writable",
+        }
+    }
+}
+
+/// 🔀 The async ABI's built-ins a module may import whatever its functions are (Legacy names,
+/// as (module, name); the string-taking error-context ones in the utf8 form). `task.cancel` is
+/// an exported task's, so it comes from `[export]$root`.
+pub const ASYNC_BUILTINS: &[(&str, &str)] = &[
+    ("$root", "[context-get-0]"),
+    ("$root", "[context-set-0]"),
+    ("$root", "[backpressure-inc]"),
+    ("$root", "[backpressure-dec]"),
+    ("[export]$root", "[task-cancel]"),
+    ("$root", "[thread-yield]"),
+    ("$root", "[waitable-set-new]"),
+    ("$root", "[waitable-set-wait]"),
+    ("$root", "[waitable-set-poll]"),
+    ("$root", "[waitable-set-drop]"),
+    ("$root", "[waitable-join]"),
+    ("$root", "[subtask-cancel]"),
+    ("$root", "[subtask-drop]"),
+    ("$root", "[error-context-new-utf8]"),
+    ("$root", "[error-context-debug-message-utf8]"),
+    ("$root", "[error-context-drop]"),
+];
 
 /// One core export of the build target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -108,6 +184,13 @@ pub enum ExportItem {
         /// function.
         interface: Option<InterfaceId>,
         /// Component-level function name, e.g. `[constructor]r`.
+        func: String,
+    },
+    /// 🔀 The callback of an `async func` export lifted with `[async-lift]` (Legacy).
+    Callback {
+        /// See [`ExportItem::Func`].
+        interface: Option<InterfaceId>,
+        /// See [`ExportItem::Func`].
         func: String,
     },
     /// The `post-return` function of the export [`ExportItem::Func`] with the
@@ -152,13 +235,17 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut asynchronous = false;
     for (key, item) in &world.imports {
         match item {
-            WorldItem::Function(func) => out.push(CoreImport {
-                module: scheme.import_module(None),
-                name: func.name.clone(),
-                item: ImportItem::Func { interface: None, func: func.name.clone() },
-            }),
+            WorldItem::Function(func) => {
+                out.push(CoreImport {
+                    module: scheme.import_module(None),
+                    name: scheme.import_func(func),
+                    item: ImportItem::Func { interface: None, func: func.name.clone() },
+                });
+                asynchronous |= async_value_builtins(&mut out, resolve, scheme, None, None, func, false);
+            }
             // BuildTargets.md predates world-level resources; like
             // wit-component we treat them as resources of an imported
             // interface whose module is the world-level one.
@@ -176,11 +263,15 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
                     continue;
                 };
                 let module = scheme.import_module(Some(&label));
-                out.extend(iface.functions.values().map(|func| CoreImport {
-                    module: module.clone(),
-                    name: func.name.clone(),
-                    item: ImportItem::Func { interface: Some(*id), func: func.name.clone() },
-                }));
+                for func in iface.functions.values() {
+                    out.push(CoreImport {
+                        module: module.clone(),
+                        name: scheme.import_func(func),
+                        item: ImportItem::Func { interface: Some(*id), func: func.name.clone() },
+                    });
+                    asynchronous |=
+                        async_value_builtins(&mut out, resolve, scheme, Some(*id), Some(&label), func, false);
+                }
                 out.extend(original_resources(resolve, iface).map(|(resource, rn)| CoreImport {
                     module: module.clone(),
                     name: scheme.resource_intrinsic(Intrinsic::Drop, rn),
@@ -190,12 +281,28 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
         }
     }
     for (key, item) in &world.exports {
-        let WorldItem::Interface { id, .. } = item else {
+        let (interface, label, funcs): (Option<InterfaceId>, Option<String>, Vec<&Function>) = match item {
+            WorldItem::Function(func) => (None, None, vec![func]),
+            WorldItem::Interface { id, .. } => match interface_and_label(resolve, key, *id, scheme) {
+                Some((iface, label)) => (Some(*id), Some(label), iface.functions.values().collect()),
+                None => continue,
+            },
+            WorldItem::Type { .. } => continue,
+        };
+        for func in funcs {
+            asynchronous |= async_value_builtins(&mut out, resolve, scheme, interface, label.as_deref(), func, true);
+            if func.kind.is_async() && scheme == NameScheme::Legacy {
+                out.push(CoreImport {
+                    module: format!("[export]{}", label.as_deref().unwrap_or("$root")),
+                    name: format!("[task-return]{}", func.name),
+                    item: ImportItem::TaskReturn { interface, func: func.name.clone() },
+                });
+            }
+        }
+        let (WorldItem::Interface { id, .. }, Some(label)) = (item, label) else {
             continue;
         };
-        let Some((iface, label)) = interface_and_label(resolve, key, *id, scheme) else {
-            continue;
-        };
+        let iface = &resolve.interfaces[*id];
         let module = scheme.exported_resource_module(&label);
         for (resource, rn) in original_resources(resolve, iface) {
             let intrinsics = [
@@ -210,7 +317,81 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
             }));
         }
     }
+    if asynchronous && scheme == NameScheme::Legacy {
+        out.extend(ASYNC_BUILTINS.iter().map(|&(module, name)| CoreImport {
+            module: module.into(),
+            name: name.into(),
+            item: ImportItem::Builtin { name },
+        }));
+    }
     out
+}
+
+/// 🔀 The future and stream types of `func`'s signature in wit-component's order (params, then
+/// the result; each type after those in its payload; repeats kept), which numbers their
+/// built-ins. Walked with a stack of its own: a chain of aliases or types may be deep.
+pub fn futures_and_streams(resolve: &Resolve, func: &Function) -> Vec<TypeId> {
+    let mut out = vec![];
+    let mut stack: Vec<(Type, bool)> =
+        func.params.iter().map(|p| (p.ty, false)).chain(func.result.map(|t| (t, false))).collect();
+    stack.reverse();
+    while let Some((ty, done)) = stack.pop() {
+        let Type::Id(id) = ty else { continue };
+        let Some(def) = resolve.types.get(id) else { continue };
+        if done {
+            out.push(id);
+            continue;
+        }
+        let mut children: Vec<Type> = match &def.kind {
+            TypeDefKind::Record(r) => r.fields.iter().map(|f| f.ty).collect(),
+            TypeDefKind::Tuple(t) => t.types.clone(),
+            TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty).collect(),
+            TypeDefKind::Option(t)
+            | TypeDefKind::List(t)
+            | TypeDefKind::FixedLengthList(t, _)
+            | TypeDefKind::Type(t) => vec![*t],
+            TypeDefKind::Map(k, v) => vec![*k, *v],
+            TypeDefKind::Result(r) => r.ok.iter().chain(&r.err).copied().collect(),
+            TypeDefKind::Future(t) | TypeDefKind::Stream(t) => {
+                stack.push((ty, true));
+                t.iter().copied().collect()
+            }
+            _ => vec![],
+        };
+        children.reverse();
+        stack.extend(children.into_iter().map(|t| (t, false)));
+    }
+    out
+}
+
+/// 🔀 Push the future and stream built-ins of `func`'s signature (Legacy only); whether the
+/// function is async or has any, so that the async ABI's other built-ins are listed too.
+fn async_value_builtins(
+    out: &mut Vec<CoreImport>,
+    resolve: &Resolve,
+    scheme: NameScheme,
+    interface: Option<InterfaceId>,
+    label: Option<&str>,
+    func: &Function,
+    exported: bool,
+) -> bool {
+    let values = futures_and_streams(resolve, func);
+    if scheme != NameScheme::Legacy {
+        return func.kind.is_async() || !values.is_empty();
+    }
+    let module = format!("{}{}", if exported { "[export]" } else { "" }, label.unwrap_or("$root"));
+    for (index, ty) in values.iter().enumerate() {
+        let stream = matches!(resolve.types[*ty].kind, TypeDefKind::Stream(_));
+        let kind = if stream { "stream" } else { "future" };
+        for op in AsyncValueOp::ALL {
+            out.push(CoreImport {
+                module: module.clone(),
+                name: format!("[{kind}-{}-{index}]{}", op.name(), func.name),
+                item: ImportItem::AsyncValue { interface, func: func.name.clone(), stream, op, index, exported },
+            });
+        }
+    }
+    func.kind.is_async() || !values.is_empty()
 }
 
 /// Every core export of `world` under `scheme`.
@@ -371,6 +552,14 @@ fn push_export_func(
     func: &Function,
 ) {
     let name = scheme.export_func(label, &func.name);
+    // 🔀 An async func is lifted with a callback and has no post-return (Legacy).
+    if func.kind.is_async() && scheme == NameScheme::Legacy {
+        let lifted = format!("[async-lift]{name}");
+        let callback = format!("[callback]{lifted}");
+        out.push(CoreExport { name: lifted, item: ExportItem::Func { interface, func: func.name.clone() } });
+        out.push(CoreExport { name: callback, item: ExportItem::Callback { interface, func: func.name.clone() } });
+        return;
+    }
     let post = scheme.post_return(&name);
     out.push(CoreExport { name, item: ExportItem::Func { interface, func: func.name.clone() } });
     out.push(CoreExport { name: post, item: ExportItem::PostReturn { interface, func: func.name.clone() } });
@@ -388,6 +577,14 @@ enum Intrinsic {
 /// wit-component's `Legacy` mangling for `Legacy`). `label` is the interface's name as chosen by
 /// [`interface_and_label`]; `None` means world level.
 impl NameScheme {
+    /// Field name of an imported function: 🔀 `[async-lower]` before an async one (Legacy).
+    fn import_func(self, func: &Function) -> String {
+        match self {
+            Self::Legacy if func.kind.is_async() => format!("[async-lower]{}", func.name),
+            _ => func.name.clone(),
+        }
+    }
+
     /// Module of imported functions and of imported resources' drops.
     fn import_module(self, label: Option<&str>) -> String {
         match (self, label) {
