@@ -194,7 +194,7 @@ fn handle_table_sequence() {
     log("task.return", format!("{:?}", inst.task_return(task).map_err(|t| t.kind)));
     let entries: Vec<String> = inst
         .handles
-        .entries()
+        .resources()
         .map(|(i, h)| format!("{i}:{} {}={}", if h.own { "own" } else { "borrow" }, h.rt.name, h.rep))
         .collect();
     log("table", entries.join(", "));

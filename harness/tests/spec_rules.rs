@@ -2064,3 +2064,44 @@ fn async_flatten_functype() {
         core(&[CI64, CI64], &[CI32])
     );
 }
+
+// ---- 📝 error-context and the table's element kinds ---------------------------------------
+
+#[test]
+fn error_context_built_ins() {
+    use witness::reference::error_context::{
+        canon_error_context_debug_message, canon_error_context_drop, canon_error_context_new,
+    };
+    let r = rt(1, 0);
+    let mut inst = ComponentInstance::new(InstanceId(1));
+    // error-context.new: Table.add of an ErrorContext (index 1 in a fresh table); the
+    // deterministic profile keeps the message String(('', 'utf8', 0)), so a pointer past any
+    // memory is not read.
+    let e = canon_error_context_new(&mut inst, u64::from(u32::MAX), 5).unwrap();
+    assert_eq!(e, 1);
+    // Resources and error contexts share the one table: the next handle is 2.
+    assert_eq!(canon_resource_new(&mut inst, &r, 42), Ok(2));
+    // error-context.debug-message: store_string of the message at ptr: realloc(0, 0, 1, 0)
+    // for the empty UTF-8 string, then its (ptr, len) at ptr.
+    let mut h = BumpHeap::new(64, 16);
+    {
+        let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::None);
+        canon_error_context_debug_message(&mut cx, e, 8).unwrap();
+        // trap_if(not isinstance(errctx, ErrorContext)) on a resource handle.
+        assert_eq!(kind(canon_error_context_debug_message(&mut cx, 2, 8)), TrapKind::HandleTypeMismatch);
+    }
+    assert_eq!(h.calls, [call(0, 0, 1, 0, 16)]);
+    assert_eq!(&h.bytes[8..16], &[16, 0, 0, 0, 0, 0, 0, 0]);
+    // resource.drop on an error-context: trap_if(not isinstance(h, ResourceHandle)).
+    assert_eq!(kind(canon_resource_drop(&mut inst, &r, e)), TrapKind::HandleTypeMismatch);
+    // error-context.drop on a resource handle traps the same way (after Table.remove).
+    assert_eq!(kind(canon_error_context_drop(&mut inst, 2)), TrapKind::HandleTypeMismatch);
+    // The first resource.drop above removed the error context: the slot is empty now.
+    assert_eq!(kind(canon_error_context_drop(&mut inst, e)), TrapKind::UnknownHandle);
+    // may_leave comes first for all three.
+    inst.may_leave = false;
+    assert_eq!(kind(canon_error_context_new(&mut inst, 0, 0)), TrapKind::MayNotLeave);
+    assert_eq!(kind(canon_error_context_drop(&mut inst, 1)), TrapKind::MayNotLeave);
+    let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::None);
+    assert_eq!(kind(canon_error_context_debug_message(&mut cx, 1, 8)), TrapKind::MayNotLeave);
+}

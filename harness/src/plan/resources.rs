@@ -106,7 +106,7 @@ impl Model {
     fn held_host_handles(&self) -> Vec<(u32, ResourceType)> {
         self.inst
             .handles
-            .entries()
+            .resources()
             .filter(|(_, h)| h.own && h.num_lends == 0 && !is_guest_resource(&h.rt))
             .map(|(i, h)| (i, h.rt.clone()))
             .collect()

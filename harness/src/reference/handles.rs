@@ -22,12 +22,72 @@ impl ResourceHandle {
     }
 }
 
+/// 📝 `ErrorContext(debug_message)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorContext {
+    pub debug_message: crate::reference::value::HostString,
+}
+
+/// What a table slot holds: definitions.py's `Table` holds any object, and each user checks
+/// the kind it expects (`trap_if(not isinstance(h, ResourceHandle))`). 🔀 Waitables, waitable
+/// sets and stream and future ends join them with the async runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Element {
+    Resource(ResourceHandle),
+    ErrorContext(ErrorContext),
+}
+
+impl From<ResourceHandle> for Element {
+    fn from(h: ResourceHandle) -> Element {
+        Element::Resource(h)
+    }
+}
+
+impl From<ErrorContext> for Element {
+    fn from(e: ErrorContext) -> Element {
+        Element::ErrorContext(e)
+    }
+}
+
+/// `trap_if(not isinstance(e, ...))` for the kind a built-in expects.
+fn wrong_kind(what: &str, e: &Element, expected: &str) -> Trap {
+    let got = match e {
+        Element::Resource(_) => "a resource handle",
+        Element::ErrorContext(_) => "an error-context",
+    };
+    Trap::new(TrapKind::HandleTypeMismatch, format!("{what}: the element is {got}, not {expected}"))
+}
+
+impl Element {
+    /// `trap_if(not isinstance(e, ResourceHandle))`.
+    pub fn resource(&self, what: &str) -> Result<&ResourceHandle> {
+        match self {
+            Element::Resource(h) => Ok(h),
+            other => Err(wrong_kind(what, other, "a resource handle")),
+        }
+    }
+
+    fn into_resource(self, what: &str) -> Result<ResourceHandle> {
+        match self {
+            Element::Resource(h) => Ok(h),
+            other => Err(wrong_kind(what, &other, "a resource handle")),
+        }
+    }
+
+    /// 📝 `trap_if(not isinstance(e, ErrorContext))`.
+    pub fn error_context(&self, what: &str) -> Result<&ErrorContext> {
+        match self {
+            Element::ErrorContext(e) => Ok(e),
+            other => Err(wrong_kind(what, other, "an error-context")),
+        }
+    }
+}
+
 /// `Table`: index 0 is reserved, freed indices are reused most-recent first, and the table
-/// never grows past `MAX_LENGTH`. In the synchronous ABI every element is a resource handle
-/// (waitables, sets and error contexts live here too once async is mirrored).
+/// never grows past `MAX_LENGTH`.
 #[derive(Clone, Debug)]
 pub struct Table {
-    pub array: Vec<Option<ResourceHandle>>,
+    pub array: Vec<Option<Element>>,
     pub free: Vec<u32>,
 }
 
@@ -41,7 +101,7 @@ impl Table {
     pub const MAX_LENGTH: u64 = (1 << 28) - 1;
 
     /// `Table.get(i)`: traps on an index past the end or an empty slot (so 0 always traps).
-    pub fn get(&self, i: u32) -> Result<&ResourceHandle> {
+    pub fn get(&self, i: u32) -> Result<&Element> {
         trap_if(i as usize >= self.array.len(), TrapKind::UnknownHandle, || {
             format!("Table.get: index {i} is past the end of the table (length {})", self.array.len())
         })?;
@@ -51,7 +111,8 @@ impl Table {
     }
 
     /// `Table.add(e)`: reuse the most recently freed index, else append.
-    pub fn add(&mut self, e: ResourceHandle) -> Result<u32> {
+    pub fn add(&mut self, e: impl Into<Element>) -> Result<u32> {
+        let e = e.into();
         if let Some(i) = self.free.pop() {
             self.array[i as usize] = Some(e);
             return Ok(i);
@@ -65,21 +126,33 @@ impl Table {
     }
 
     /// `Table.remove(i)`.
-    pub fn remove(&mut self, i: u32) -> Result<ResourceHandle> {
+    pub fn remove(&mut self, i: u32) -> Result<Element> {
         self.get(i)?;
         let e = self.array[i as usize].take().expect("checked by get");
         self.free.push(i);
         Ok(e)
     }
 
-    /// Mutable access for counters (`num_lends`); `None` where `get` would trap.
+    /// Mutable access to a resource handle's counters (`num_lends`); `None` where `get` would
+    /// trap or the element is no resource handle.
     pub fn resource_mut(&mut self, i: u32) -> Option<&mut ResourceHandle> {
-        self.array.get_mut(i as usize).and_then(Option::as_mut)
+        match self.array.get_mut(i as usize).and_then(Option::as_mut) {
+            Some(Element::Resource(h)) => Some(h),
+            _ => None,
+        }
     }
 
-    /// The occupied indices with their handles, in index order (for reports and snapshots).
-    pub fn entries(&self) -> impl Iterator<Item = (u32, &ResourceHandle)> {
-        self.array.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|h| (i as u32, h)))
+    /// The occupied indices with their elements, in index order.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &Element)> {
+        self.array.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
+    }
+
+    /// The occupied indices that hold resource handles, with them (for reports and snapshots).
+    pub fn resources(&self) -> impl Iterator<Item = (u32, &ResourceHandle)> {
+        self.entries().filter_map(|(i, e)| match e {
+            Element::Resource(h) => Some((i, h)),
+            _ => None,
+        })
     }
 }
 
@@ -99,7 +172,7 @@ fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
 /// `lift_own(cx, i, t)`: ownership moves out of the table; traps on a lent or borrowed handle.
 pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
     let rt = resource_type(t)?;
-    let h = cx.inst().handles.remove(i)?;
+    let h = cx.inst().handles.remove(i)?.into_resource("lift_own")?;
     check_type(&h, rt, "lift_own")?;
     trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
         format!("lift_own: handle {i} is lent out ({} borrow(s))", h.num_lends)
@@ -112,7 +185,7 @@ pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u3
 pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
     assert_that(matches!(cx.borrow_scope, BorrowScope::Subtask(_)), "lift_borrow: the borrow scope is a Subtask")?;
     let rt = resource_type(t)?;
-    let h = cx.inst().handles.get(i)?;
+    let h = cx.inst().handles.get(i)?.resource("lift_borrow")?;
     check_type(h, rt, "lift_borrow")?;
     let rep = h.rep;
     // `Subtask.add_lender`
@@ -157,7 +230,7 @@ pub fn canon_resource_new(inst: &mut ComponentInstance, rt: &ResourceType, rep: 
 
 /// `canon_resource_rep(rt, i)`: works on own and borrow handles, no `may_leave` check.
 pub fn canon_resource_rep(inst: &ComponentInstance, rt: &ResourceType, i: u32) -> Result<u32> {
-    let h = inst.handles.get(i)?;
+    let h = inst.handles.get(i)?.resource("resource.rep")?;
     check_type(h, rt, "resource.rep")?;
     Ok(h.rep)
 }
@@ -174,7 +247,7 @@ pub enum DropEffect {
 /// `canon_resource_drop(rt, i)`.
 pub fn canon_resource_drop(inst: &mut ComponentInstance, rt: &ResourceType, i: u32) -> Result<DropEffect> {
     trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "resource.drop while may_leave is false".into())?;
-    let h = inst.handles.remove(i)?;
+    let h = inst.handles.remove(i)?.into_resource("resource.drop")?;
     check_type(&h, rt, "resource.drop")?;
     trap_if(h.num_lends != 0, TrapKind::HandleLent, || {
         format!("resource.drop: handle {i} is lent out ({} borrow(s))", h.num_lends)

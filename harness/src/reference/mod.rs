@@ -12,6 +12,7 @@
 //! | Flat Lifting / `lift_flat_values` | `lift_flat` |
 //! | Flat Lowering / `lower_flat_values` | `lower_flat` |
 //! | Table/Resource state, resource built-ins | `handles` |
+//! | 📝 error-context built-ins | `error_context` |
 //! | ComponentInstance, Task, Subtask, LiftLowerContext | `context` |
 //! | `canon_lift`, `canon_lower` (synchronous) | `canon` |
 //!
@@ -20,6 +21,7 @@
 
 pub mod canon;
 pub mod context;
+pub mod error_context;
 pub mod flatten;
 pub mod handles;
 pub mod layout;
