@@ -4,6 +4,8 @@
 //! exactly these imports and exports, each of its listed type, is accepted by wit-component,
 //! which checks the name and the type of every built-in it knows.
 
+mod common;
+
 use wasm_encoder::{
     CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection, MemorySection,
     MemoryType, Module, TypeSection, ValType as Wasm,
@@ -228,4 +230,50 @@ fn wit_component_accepts_a_module_of_the_async_signature() {
     // cm32p2 names have no async form: refused with the reason.
     let e = async_core_signature(&resolve, world, NameScheme::Standard).unwrap_err();
     assert!(format!("{e:#}").contains("use --names legacy"), "{e:#}");
+}
+
+#[test]
+fn generated_worlds_made_async_have_an_accepted_signature() {
+    // The campaign's worlds with their plain functions made `async func` (resource members
+    // stay sync), a stream parameter added to some: a module of the whole signature is accepted
+    // by wit-component, whose validation checks each async name and type it knows.
+    use witness::diff::{DiffConfig, world_of};
+    let cfg = DiffConfig::default();
+    let (mut checked, mut lifted, mut lowered, mut streams) = (0, 0, 0, 0);
+    for seed in 0..common::cases(60) {
+        let (world, _, _) = world_of(seed, &cfg).unwrap();
+        let text = world
+            .wit
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                let plain = trimmed.starts_with('f') || trimmed.starts_with('g');
+                let prefixed = trimmed.starts_with("import f") || trimmed.starts_with("export g");
+                if (plain || prefixed) && line.contains(": func(") {
+                    let line = line.replacen(": func(", ": async func(", 1);
+                    if seed % 2 == 0 {
+                        line.replacen("async func(", "async func(ticks: stream<u32>, ", 1)
+                    } else {
+                        line
+                    }
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut resolve = Resolve::default();
+        let Ok(pkg) = resolve.push_str("gen.wit", &text) else { continue };
+        let w = resolve.select_world(&[pkg], Some("w")).unwrap();
+        let sig = async_core_signature(&resolve, w, NameScheme::Legacy)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{text}"));
+        let core = module_of(&sig);
+        witness::encode::component::componentize(&resolve, w, &core, Default::default(), NameScheme::Legacy)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{text}"));
+        checked += 1;
+        lifted += sig.exports.iter().filter(|e| e.kind == "callback").count();
+        lowered += sig.imports.iter().filter(|i| i.name.starts_with("[async-lower]")).count();
+        streams += sig.imports.iter().filter(|i| i.kind == "stream").count();
+    }
+    assert!(checked > 40 && lifted > 40 && lowered > 40 && streams > 100, "{checked} {lifted} {lowered} {streams}");
 }
