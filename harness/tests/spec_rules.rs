@@ -2105,3 +2105,20 @@ fn error_context_built_ins() {
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::None);
     assert_eq!(kind(canon_error_context_debug_message(&mut cx, 1, 8)), TrapKind::MayNotLeave);
 }
+
+#[test]
+fn stream_and_future_payloads_are_validated() {
+    // Explainer.md: `(stream T)` and `(future T)` are rejected when T transitively contains a
+    // `borrow`; `(stream char)` is rejected for now.
+    use witness::reference::validate::validate_type;
+    let r = rt(1, 0);
+    let stream = |t: ValType| ValType::Stream(Some(Box::new(t)));
+    let future = |t: ValType| ValType::Future(Some(Box::new(t)));
+    assert!(validate_type(&stream(ValType::Char)).is_err());
+    assert_eq!(validate_type(&future(ValType::Char)), Ok(()));
+    assert_eq!(validate_type(&stream(ValType::list(ValType::Char))), Ok(()));
+    assert!(validate_type(&future(ValType::option(ValType::Borrow(r.clone())))).is_err());
+    assert!(validate_type(&stream(tuple([ValType::U8, ValType::Borrow(r.clone())]))).is_err());
+    assert_eq!(validate_type(&stream(ValType::Own(r))), Ok(()));
+    assert_eq!(validate_type(&ValType::Stream(None)), Ok(()));
+}
