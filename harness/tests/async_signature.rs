@@ -2,7 +2,8 @@
 //! two other implementations: every name is the one wit-parser's `wasm_import_name` /
 //! `wasm_export_name` give (legacy mangling, async ABI for `async func`s), and a core module with
 //! exactly these imports and exports, each of its listed type, is accepted by wit-component,
-//! which checks the name and the type of every built-in it knows.
+//! which checks the name and the type of every built-in it knows, and its component by Wasmtime
+//! with component-model async (no 🚝 feature).
 
 mod common;
 
@@ -94,15 +95,17 @@ fn async_names_are_wit_parsers() {
                 let (interface, exported) = (key, *exported);
                 if *stream {
                     let intrinsic = stream_op(*op);
+                    let async_ = op.async_lowered();
                     resolve.wasm_import_name(
                         mangling(true),
-                        WasmImport::StreamIntrinsic { interface, func: f, ty, intrinsic, exported, async_: false },
+                        WasmImport::StreamIntrinsic { interface, func: f, ty, intrinsic, exported, async_ },
                     )
                 } else {
                     let intrinsic = future_op(*op);
+                    let async_ = op.async_lowered();
                     resolve.wasm_import_name(
                         mangling(true),
-                        WasmImport::FutureIntrinsic { interface, func: f, ty, intrinsic, exported, async_: false },
+                        WasmImport::FutureIntrinsic { interface, func: f, ty, intrinsic, exported, async_ },
                     )
                 }
             }
@@ -268,12 +271,65 @@ fn generated_worlds_made_async_have_an_accepted_signature() {
         let sig = async_core_signature(&resolve, w, NameScheme::Legacy)
             .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{text}"));
         let core = module_of(&sig);
-        witness::encode::component::componentize(&resolve, w, &core, Default::default(), NameScheme::Legacy)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{text}"));
+        let component =
+            witness::encode::component::componentize(&resolve, w, &core, Default::default(), NameScheme::Legacy)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e:#}\n{text}"));
+        wasmtime::component::Component::new(async_engine(), &component)
+            .unwrap_or_else(|e| panic!("seed {seed}: Wasmtime: {e:#}\n{text}"));
         checked += 1;
         lifted += sig.exports.iter().filter(|e| e.kind == "callback").count();
         lowered += sig.imports.iter().filter(|i| i.name.starts_with("[async-lower]")).count();
         streams += sig.imports.iter().filter(|i| i.kind == "stream").count();
     }
     assert!(checked > 40 && lifted > 40 && lowered > 40 && streams > 100, "{checked} {lifted} {lowered} {streams}");
+}
+
+/// Wasmtime 48 with component-model async, error-context (📝) and maps (🗺️), no 🚝 feature.
+fn async_engine() -> &'static wasmtime::Engine {
+    static ENGINE: std::sync::OnceLock<wasmtime::Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .wasm_component_model_async(true)
+            .wasm_component_model_error_context(true)
+            .wasm_component_model_map(true);
+        wasmtime::Engine::new(&config).unwrap()
+    })
+}
+
+#[test]
+fn wasmtime_compiles_and_links_the_component_of_an_async_signature() {
+    // The component issue H will run: Wasmtime 48 with component-model async validates and
+    // compiles it, and a linker that stubs every import instantiates its type.
+    let (resolve, world) = load();
+    let sig = async_core_signature(&resolve, world, NameScheme::Legacy).unwrap();
+    let component = witness::encode::component::componentize(
+        &resolve,
+        world,
+        &module_of(&sig),
+        Default::default(),
+        NameScheme::Legacy,
+    )
+    .unwrap();
+    let engine = async_engine();
+    let component = wasmtime::component::Component::new(engine, &component).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut linker = wasmtime::component::Linker::<()>::new(engine);
+    linker.define_unknown_imports_as_traps(&component).unwrap();
+    linker.instantiate_pre(&component).unwrap_or_else(|e| panic!("{e:#}"));
+    // The synchronous stream and future copies are 🚝: the signature lists the async ones, so
+    // Wasmtime needs neither `more_async_builtins` nor stackful lifting for it. Without the
+    // async feature, Wasmtime refuses the component.
+    let mut sync = wasmtime::Config::new();
+    sync.wasm_component_model(true).wasm_component_model_async(false);
+    let engine = wasmtime::Engine::new(&sync).unwrap();
+    let bytes = witness::encode::component::componentize(
+        &resolve,
+        world,
+        &module_of(&sig),
+        Default::default(),
+        NameScheme::Legacy,
+    )
+    .unwrap();
+    assert!(wasmtime::component::Component::new(&engine, &bytes).is_err());
 }

@@ -130,6 +130,14 @@ impl AsyncValueOp {
         AsyncValueOp::DropWritable,
     ];
 
+    /// Whether the built-in is listed async-lowered (`[async-lower]`). CanonicalABI.md: for
+    /// read and write "🚝 - `async` is allowed to be omitted, otherwise it must be present"
+    /// (synchronous copies moved behind 🚝, component-model #641); for the cancels "🚝 - `async`
+    /// is allowed (otherwise it must be absent)". A module imports the forms without 🚝.
+    pub fn async_lowered(self) -> bool {
+        matches!(self, AsyncValueOp::Read | AsyncValueOp::Write)
+    }
+
     /// The built-in's name after `future.` / `stream.`.
     pub fn name(self) -> &'static str {
         match self {
@@ -386,7 +394,12 @@ fn async_value_builtins(
         for op in AsyncValueOp::ALL {
             out.push(CoreImport {
                 module: module.clone(),
-                name: format!("[{kind}-{}-{index}]{}", op.name(), func.name),
+                name: format!(
+                    "{}[{kind}-{}-{index}]{}",
+                    if op.async_lowered() { "[async-lower]" } else { "" },
+                    op.name(),
+                    func.name
+                ),
                 item: ImportItem::AsyncValue { interface, func: func.name.clone(), stream, op, index, exported },
             });
         }
