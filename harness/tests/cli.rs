@@ -293,3 +293,24 @@ fn async_types_have_a_layout_but_no_values_yet() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("async runtime") && err.contains("`abi layout` works"), "{err}");
 }
+
+#[test]
+fn a_fuzz_input_replays_without_cargo_fuzz() {
+    // The differential target's body on an input long enough for a world and a plan, and on an
+    // empty one; each says what it did, and a missing file or target is an error.
+    let dir = std::env::temp_dir().join(format!("witness-cli-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (long, empty) = (dir.join("long"), dir.join("empty"));
+    std::fs::write(&long, witness::world::arbitrary::seed_bytes(3, 4096)).unwrap();
+    std::fs::write(&empty, b"").unwrap();
+    let (code, out, err) =
+        witness(&["fuzz-replay", "--target", "differential", long.to_str().unwrap(), empty.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("long: no finding (4096 bytes; ran a case)"), "{out}");
+    assert!(out.contains("empty: no finding (0 bytes; too little input for a case)"), "{out}");
+    let (code, _, err) = witness(&["fuzz-replay", "--target", "nope", long.to_str().unwrap()]);
+    assert!(code == 2 && err.contains("targets: reference_lift, differential"), "{err}");
+    let (code, _, err) = witness(&["fuzz-replay", "--target", "differential", dir.join("gone").to_str().unwrap()]);
+    assert!(code == 2 && err.contains("cannot read"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

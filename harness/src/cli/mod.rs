@@ -3,6 +3,7 @@
 pub mod abi;
 pub mod adapter;
 pub mod diff;
+pub mod fuzz;
 pub mod selfcheck;
 pub mod smith;
 pub mod suite;
@@ -35,6 +36,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Run arbitrary (wasm-smith) guests shaped to generated worlds on Wasmtime and wasmi.
     Smith(smith::SmithArgs),
+    /// Run a fuzz target's body on input files (a crash, a corpus entry), without cargo-fuzz.
+    FuzzReplay(fuzz::FuzzReplayArgs),
     /// Run the conformance suites (suites/conformance/*.toml) on the embedded engines.
     Suite(suite::SuiteArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Selfcheck(args) => selfcheck::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Smith(args) => smith::run(args),
+        Command::FuzzReplay(args) => fuzz::run(args),
         Command::Suite(args) => suite::run(args),
     };
     match result {
