@@ -2122,3 +2122,37 @@ fn stream_and_future_payloads_are_validated() {
     assert_eq!(validate_type(&stream(ValType::Own(r))), Ok(()));
     assert_eq!(validate_type(&ValType::Stream(None)), Ok(()));
 }
+
+#[test]
+fn an_error_context_is_lifted_shared_and_lowered_into_the_other_table() {
+    // lift_error_context: Table.get (the element stays) and trap_if(not isinstance(errctx,
+    // ErrorContext)); lower_error_context: Table.add of the same object.
+    use witness::reference::error_context::canon_error_context_new;
+    let r = rt(1, 0);
+    let mut a = ComponentInstance::new(InstanceId(1));
+    let e = canon_error_context_new(&mut a, 0, 0).unwrap();
+    let resource = canon_resource_new(&mut a, &r, 7).unwrap();
+    let mut h = BumpHeap::new(64, 16);
+    let mut st = Subtask::default();
+    let v = {
+        let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut a, BorrowScope::Subtask(&mut st));
+        let v = lift_flat(&mut cx, &mut CoreValueIter::new(i32s(&[e])), &ValType::ErrorContext).unwrap();
+        // A resource handle is no error context; index 0 is no element at all.
+        let lifted = lift_flat(&mut cx, &mut CoreValueIter::new(i32s(&[resource])), &ValType::ErrorContext);
+        assert_eq!(kind(lifted), TrapKind::HandleTypeMismatch);
+        assert_eq!(
+            kind(lift_flat(&mut cx, &mut CoreValueIter::new(i32s(&[0])), &ValType::ErrorContext)),
+            TrapKind::UnknownHandle
+        );
+        v
+    };
+    assert!(matches!(v, Value::ErrorContext(_)));
+    assert!(a.handles.get(e).is_ok(), "lifting leaves the error context in the caller's table");
+    // Lowered into another instance, it gets that table's next index (its own handles first).
+    let mut b = ComponentInstance::new(InstanceId(2));
+    canon_resource_new(&mut b, &r, 8).unwrap();
+    let task = b.start_task();
+    let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut b, BorrowScope::Task(task));
+    assert_eq!(lower_flat(&mut cx, &v, &ValType::ErrorContext), Ok(i32s(&[2])));
+    assert!(b.handles.get(2).unwrap().error_context("test").is_ok());
+}

@@ -153,12 +153,12 @@ pub enum Names {
     Legacy,
 }
 
-/// Lifting and lowering stream, future and error-context values need the async runtime.
+/// Lifting and lowering stream and future values need the async runtime.
 fn refuse_async_values(t: &ValType) -> Result<()> {
     if crate::reference::types::contains_async_value(t) {
         bail!(
-            "stream, future and error-context values are handles into the async runtime, which the \
-             reference does not model yet: `abi layout` works on these types, `lift` and `lower` do not"
+            "stream and future values are handles into the async runtime, which the reference does \
+             not model yet: `abi layout` works on these types, `lift` and `lower` do not"
         );
     }
     Ok(())

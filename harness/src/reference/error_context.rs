@@ -10,6 +10,17 @@ use super::trap::{Result, TrapKind, trap_if};
 use super::types::StringEncoding;
 use super::value::HostString;
 
+/// `lift_error_context(cx, i)`: `Table.get`, so the element stays where it is (an error context
+/// is shared by every table it is lowered into, not moved).
+pub fn lift_error_context(cx: &mut LiftLowerContext<'_>, i: u32) -> Result<ErrorContext> {
+    Ok(cx.inst().handles.get(i)?.error_context("lift_error_context")?.clone())
+}
+
+/// `lower_error_context(cx, v)`: `Table.add` of the same error context.
+pub fn lower_error_context(cx: &mut LiftLowerContext<'_>, v: &ErrorContext) -> Result<u32> {
+    cx.inst().handles.add(v.clone())
+}
+
 /// `canon_error_context_new(opts, ptr, tagged_code_units)`, deterministic profile: the message
 /// is `String(('', 'utf8', 0))`, so memory is not read (and a bad pointer is no trap here; a
 /// runtime that loads the message may trap on it, which the spec allows).

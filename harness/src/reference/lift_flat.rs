@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use super::error_context::lift_error_context;
 use super::flatten::{flatten_types, flatten_variant};
 use super::handles::{lift_borrow, lift_own};
 use super::layout::{align_to, alignment, elem_size};
@@ -50,13 +51,10 @@ impl ValueIter for CoreValueIter {
     }
 }
 
-/// 🔀 `lift_stream`, `lift_future`, `lift_error_context` (and their lowering) move handles
-/// between the async runtime's tables, which the reference does not model yet.
+/// 🔀 `lift_stream`, `lift_future` (and their lowering) move stream and future ends between the
+/// async runtime's tables, which the reference does not model yet.
 pub fn async_value(t: &ValType) -> Trap {
-    Trap::new(
-        TrapKind::Assertion,
-        format!("{t:?}: stream, future and error-context values need the async runtime, not mirrored yet"),
-    )
+    Trap::new(TrapKind::Assertion, format!("{t:?}: stream and future values need the async runtime, not mirrored yet"))
 }
 
 /// `lift_flat(cx, vi, t)`.
@@ -93,7 +91,11 @@ pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValT
             let i = next_i32(vi)?;
             Value::Handle(lift_borrow(cx, i, t)?)
         }
-        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => return Err(async_value(t)),
+        ValType::ErrorContext => {
+            let i = next_i32(vi)?;
+            Value::ErrorContext(lift_error_context(cx, i)?)
+        }
+        ValType::Stream(_) | ValType::Future(_) => return Err(async_value(t)),
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

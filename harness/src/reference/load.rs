@@ -2,6 +2,7 @@
 //! handles in `handles`.
 
 use super::context::LiftLowerContext;
+use super::error_context::lift_error_context;
 use super::handles::{lift_borrow, lift_own};
 use super::layout::{align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment};
 use super::memory::exceeds;
@@ -45,9 +46,8 @@ pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Valu
             let i = load_int(cx, ptr, 4)? as u32;
             Value::Handle(lift_borrow(cx, i, t)?)
         }
-        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => {
-            return Err(crate::reference::lift_flat::async_value(t));
-        }
+        ValType::ErrorContext => Value::ErrorContext(lift_error_context(cx, load_int(cx, ptr, 4)? as u32)?),
+        ValType::Stream(_) | ValType::Future(_) => return Err(crate::reference::lift_flat::async_value(t)),
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use super::context::LiftLowerContext;
+use super::error_context::lower_error_context;
 use super::flatten::{flatten_type, flatten_types, flatten_variant};
 use super::handles::{lower_borrow, lower_own};
 use super::layout::{align_to, alignment, elem_size};
@@ -29,6 +30,7 @@ fn ptr_flat(cx: &LiftLowerContext<'_>, v: u64) -> Flat {
 pub fn lower_flat(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Result<Vec<Flat>> {
     Ok(match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => vec![Flat::I32(u32::from(*b))],
+        (ValType::ErrorContext, Value::ErrorContext(e)) => vec![Flat::I32(lower_error_context(cx, e)?)],
         (ValType::U8, Value::U8(x)) => vec![Flat::I32(u32::from(*x))],
         (ValType::U16, Value::U16(x)) => vec![Flat::I32(u32::from(*x))],
         (ValType::U32, Value::U32(x)) => vec![Flat::I32(*x)],

@@ -6,6 +6,7 @@
 //! oracle compares NaNs by class.
 
 use super::context::LiftLowerContext;
+use super::error_context::lower_error_context;
 use super::handles::{lower_borrow, lower_own};
 use super::layout::{align_to, alignment, discriminant_type, elem_size, elem_size_flags, max_case_alignment};
 use super::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
@@ -27,6 +28,10 @@ pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) ->
     assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.memory().len()), "store: ptr is in bounds")?;
     match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => store_int(cx, u64::from(*b), ptr, 1),
+        (ValType::ErrorContext, Value::ErrorContext(e)) => {
+            let i = lower_error_context(cx, e)?;
+            store_int(cx, u64::from(i), ptr, 4)
+        }
         (ValType::U8, Value::U8(x)) => store_int(cx, u64::from(*x), ptr, 1),
         (ValType::U16, Value::U16(x)) => store_int(cx, u64::from(*x), ptr, 2),
         (ValType::U32, Value::U32(x)) => store_int(cx, u64::from(*x), ptr, 4),

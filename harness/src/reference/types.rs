@@ -231,10 +231,10 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
 }
 
 /// 🔀 `contains_async_value(t)`: whether `t` holds a stream or a future (definitions.py's
-/// `contains(t, p)`, with error-context too, which the reference cannot lift or lower either).
+/// `contains(t, lambda u: isinstance(u, StreamType | FutureType))`).
 pub fn contains_async_value(t: &ValType) -> bool {
     match despecialize(t).as_ref() {
-        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => true,
+        ValType::Stream(_) | ValType::Future(_) => true,
         ValType::List(e, _) => contains_async_value(e),
         ValType::Record(fields) => fields.iter().any(|f| contains_async_value(&f.t)),
         ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(contains_async_value),

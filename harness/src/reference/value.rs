@@ -66,6 +66,9 @@ pub enum Value {
     Flags(Vec<String>),
     /// A resource handle's representation (the lifted value of `own` and `borrow`).
     Handle(u32),
+    /// 📝 An error context (the lifted value of `error-context`: the table element itself,
+    /// which lowering adds to the receiving table, shared).
+    ErrorContext(crate::reference::handles::ErrorContext),
 }
 
 impl Value {
