@@ -245,17 +245,14 @@ pub fn arbitrary_resource_steps(
     // Plain exports to make import calls from, and the imports of host resources to call.
     let drivers: Vec<u32> =
         (0..prepared.exports.len() as u32).filter(|&k| plannable(&prepared.exports[k as usize].1)).collect();
+    // Functions with handles (the plain ones are `arbitrary_call`'s), all of host resources,
+    // whose params do not spill.
     let imports: Vec<u32> = (0..prepared.imports.len() as u32)
         .filter(|&t| match &prepared.imports[t as usize] {
             ImportType::Func { ft, .. } => {
-                ft.params.iter().any(|(_, t)| has_handles(t)) || ft.result.as_ref().is_some_and(has_handles)
-            }
-            _ => false,
-        })
-        .filter(|&t| match &prepared.imports[t as usize] {
-            ImportType::Func { ft, .. } => {
-                !ft.params.iter().any(|(_, t)| has_handle_of(t, &is_guest_resource))
-                    && !ft.result.as_ref().is_some_and(|t| has_handle_of(t, &is_guest_resource))
+                let types: Vec<&ValType> = ft.params.iter().map(|(_, t)| t).chain(&ft.result).collect();
+                types.iter().any(|t| has_handles(t))
+                    && !types.iter().any(|t| has_handle_of(t, &is_guest_resource))
                     && flatten_types(&ft.param_types(), PtrType::I32).len() <= MAX_FLAT_PARAMS
             }
             _ => false,

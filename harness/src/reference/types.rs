@@ -230,16 +230,28 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
     }
 }
 
-/// 🔀 `contains_async_value(t)`: whether `t` holds a stream or a future (definitions.py's
-/// `contains(t, lambda u: isinstance(u, StreamType | FutureType))`).
+/// `contains(t, p)`: whether `p` holds for `t` or a type in it (through lists, stream and
+/// future payloads, fields and cases, after despecialization). The spec's match has no case for
+/// flags and error-context (it asserts); here they are leaves like the other primitive types.
+pub fn contains(t: &ValType, p: &dyn Fn(&ValType) -> bool) -> bool {
+    let t = despecialize(t);
+    p(&t)
+        || match t.as_ref() {
+            ValType::List(u, _) | ValType::Stream(Some(u)) | ValType::Future(Some(u)) => contains(u, p),
+            ValType::Record(fields) => fields.iter().any(|f| contains(&f.t, p)),
+            ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(|u| contains(u, p)),
+            _ => false,
+        }
+}
+
+/// `contains_borrow(t)`.
+pub fn contains_borrow(t: &ValType) -> bool {
+    contains(t, &|u| matches!(u, ValType::Borrow(_)))
+}
+
+/// 🔀 `contains_async_value(t)`: whether `t` holds a stream or a future.
 pub fn contains_async_value(t: &ValType) -> bool {
-    match despecialize(t).as_ref() {
-        ValType::Stream(_) | ValType::Future(_) => true,
-        ValType::List(e, _) => contains_async_value(e),
-        ValType::Record(fields) => fields.iter().any(|f| contains_async_value(&f.t)),
-        ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(contains_async_value),
-        _ => false,
-    }
+    contains(t, &|u| matches!(u, ValType::Stream(_) | ValType::Future(_)))
 }
 
 /// 🗺️ `keytype ::= bool | s8 | u8 | s16 | u16 | s32 | u32 | s64 | u64 | char | string`

@@ -2,7 +2,7 @@
 //! the layout and ABI functions may rely on these after `validate_type` accepted a type.
 
 use super::layout::elem_size;
-use super::types::{KEY_TYPES, PtrType, ValType, despecialize};
+use super::types::{KEY_TYPES, PtrType, ValType, contains_borrow};
 
 /// The static size limit on value types: `elem_size(t, 'i64') < 2^28`.
 pub const MAX_VALUE_SIZE: u64 = 1 << 28;
@@ -23,17 +23,6 @@ fn unique<'a>(what: &str, labels: impl IntoIterator<Item = &'a str>) -> Result<(
         }
     }
     Ok(())
-}
-
-/// `contains_borrow(t)`.
-fn contains_borrow(t: &ValType) -> bool {
-    match despecialize(t).as_ref() {
-        ValType::Borrow(_) => true,
-        ValType::List(e, _) | ValType::Stream(Some(e)) | ValType::Future(Some(e)) => contains_borrow(e),
-        ValType::Record(fields) => fields.iter().any(|f| contains_borrow(&f.t)),
-        ValType::Variant(cases) => cases.iter().filter_map(|c| c.t.as_ref()).any(contains_borrow),
-        _ => false,
-    }
 }
 
 fn check(t: &ValType) -> Result<(), String> {

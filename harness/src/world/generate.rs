@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use arbitrary::{Result, Unstructured};
 
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_type, flatten_types};
-use crate::reference::types::{FieldType, InstanceId, PtrType, ResourceType, ValType};
+use crate::reference::types::{FieldType, InstanceId, PtrType, ResourceType, ValType, contains};
 use crate::world::arbitrary::{TypeConfig, arbitrary_type, labels};
 use crate::world::print::{WitPrinter, escape};
 
@@ -394,16 +394,7 @@ impl<'c> Scope<'c> {
 
 /// Whether `t` holds an `own` or `borrow` anywhere.
 fn holds_handles(t: &ValType) -> bool {
-    match t {
-        ValType::Own(_) | ValType::Borrow(_) => true,
-        ValType::List(e, _) | ValType::Option(e) => holds_handles(e),
-        ValType::Map(k, v) => holds_handles(k) || holds_handles(v),
-        ValType::Record(fs) => fs.iter().any(|f| holds_handles(&f.t)),
-        ValType::Tuple(ts) => ts.iter().any(holds_handles),
-        ValType::Variant(cs) => cs.iter().filter_map(|c| c.t.as_ref()).any(holds_handles),
-        ValType::Result(ok, err) => [ok, err].into_iter().flatten().any(|t| holds_handles(t)),
-        _ => false,
-    }
+    contains(t, &|u| matches!(u, ValType::Own(_) | ValType::Borrow(_)))
 }
 
 /// Scalars whose flat form is one core value each.
