@@ -289,28 +289,29 @@ pub fn world_imports(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> V
         }
     }
     for (key, item) in &world.exports {
-        let (interface, label, funcs): (Option<InterfaceId>, Option<String>, Vec<&Function>) = match item {
+        let (interface, label, funcs): (Option<(InterfaceId, &Interface)>, Option<String>, Vec<&Function>) = match item
+        {
             WorldItem::Function(func) => (None, None, vec![func]),
             WorldItem::Interface { id, .. } => match interface_and_label(resolve, key, *id, scheme) {
-                Some((iface, label)) => (Some(*id), Some(label), iface.functions.values().collect()),
+                Some((iface, label)) => (Some((*id, iface)), Some(label), iface.functions.values().collect()),
                 None => continue,
             },
             WorldItem::Type { .. } => continue,
         };
+        let id = interface.map(|(id, _)| id);
         for func in funcs {
-            asynchronous |= async_value_builtins(&mut out, resolve, scheme, interface, label.as_deref(), func, true);
+            asynchronous |= async_value_builtins(&mut out, resolve, scheme, id, label.as_deref(), func, true);
             if func.kind.is_async() && scheme == NameScheme::Legacy {
                 out.push(CoreImport {
                     module: format!("[export]{}", label.as_deref().unwrap_or("$root")),
                     name: format!("[task-return]{}", func.name),
-                    item: ImportItem::TaskReturn { interface, func: func.name.clone() },
+                    item: ImportItem::TaskReturn { interface: id, func: func.name.clone() },
                 });
             }
         }
-        let (WorldItem::Interface { id, .. }, Some(label)) = (item, label) else {
+        let (Some((_, iface)), Some(label)) = (interface, label) else {
             continue;
         };
-        let iface = &resolve.interfaces[*id];
         let module = scheme.exported_resource_module(&label);
         for (resource, rn) in original_resources(resolve, iface) {
             let intrinsics = [

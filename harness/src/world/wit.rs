@@ -79,10 +79,10 @@ impl Wit {
         Ok(printer.output.to_string())
     }
 
-    /// Give world `id` an export `DRIVER_EXPORT: func()` if it imports functions, and say so:
-    /// a case calls it to make the guest call imports, which a world's own exports may not
-    /// allow (a world with no exports, or whose exports take resources).
-    pub fn add_driver(&mut self, id: WorldId) -> bool {
+    /// Give world `id` an export `DRIVER_EXPORT: func()` if it imports functions: a case calls
+    /// it to make the guest call imports, which a world's own exports may not allow (a world
+    /// with no exports, or whose exports take resources).
+    pub fn add_driver(&mut self, id: WorldId) {
         let world = &self.resolve.worlds[id];
         let imports_functions = world.imports.values().any(|item| match item {
             WorldItem::Function(_) => true,
@@ -90,11 +90,9 @@ impl Wit {
             WorldItem::Type { .. } => false,
         });
         let key = WorldKey::Name(DRIVER_EXPORT.into());
-        if !imports_functions || world.exports.contains_key(&key) {
-            return false;
+        if imports_functions && !world.exports.contains_key(&key) {
+            self.resolve.worlds[id].exports.insert(key, WorldItem::Function(nullary_function(DRIVER_EXPORT)));
         }
-        self.resolve.worlds[id].exports.insert(key, WorldItem::Function(nullary_function(DRIVER_EXPORT)));
-        true
     }
 
     /// The world named `name`, or the package's only world.
