@@ -28,9 +28,11 @@
 //! execution in the expectations files (`[[bug]]`, recognized as its kind says). The rest are
 //! findings.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbitrary::Unstructured;
@@ -422,8 +424,8 @@ fn run_on(compiled: &mut dyn Compiled, sw: &SmithWorld, seed: u64, plan: &[Smith
         Import::Builtin { .. } => None,
     });
     let host = SmithHost { seed, next_import: 0, types: types.collect(), events: vec![], unimplemented: None };
-    let host = Arc::new(Mutex::new(host));
-    let lock = || host.lock().unwrap_or_else(|e| e.into_inner());
+    let host = Rc::new(RefCell::new(host));
+    let lock = || host.borrow_mut();
     let ending = |t: Trap| match lock().unimplemented.take() {
         Some(k) => Ending::Unimplemented(k),
         None => Ending::Trapped(t),

@@ -3,8 +3,10 @@
 //! the reference host with one change, run on the guest model, and compared with the
 //! reference through the oracle, as an engine would be.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use witness::encode::names::NameScheme;
 use witness::oracle::compare;
@@ -77,13 +79,13 @@ impl<G: CoreGuest> Instance for Mutant<G> {
 }
 
 /// The guest model of `artifact`, its imports answered by `host`.
-fn model(artifact: &Artifact, host: &Arc<Mutex<PlannedHost>>) -> GuestModel {
+fn model(artifact: &Artifact, host: &Rc<RefCell<PlannedHost>>) -> GuestModel {
     let module = artifact.model.as_ref().unwrap().guest.clone();
     GuestModel::new(module, HostState::new(artifact, Box::new(host.clone())))
 }
 
 /// The reference host with post-return run before the lift.
-fn post_return_first(artifact: &Arc<Artifact>, host: &Arc<Mutex<PlannedHost>>) -> Mutant<PostReturnFirst> {
+fn post_return_first(artifact: &Arc<Artifact>, host: &Rc<RefCell<PlannedHost>>) -> Mutant<PostReturnFirst> {
     let post_returns = artifact
         .exports
         .iter()
@@ -109,7 +111,7 @@ fn fields_by_name(t: &ValType) -> ValType {
 }
 
 /// The reference host laying out record fields in name order, not declaration order.
-fn fields_in_name_order(artifact: &Arc<Artifact>, host: &Arc<Mutex<PlannedHost>>) -> Mutant<GuestModel> {
+fn fields_in_name_order(artifact: &Arc<Artifact>, host: &Rc<RefCell<PlannedHost>>) -> Mutant<GuestModel> {
     let mut sorted = (**artifact).clone();
     for e in &mut sorted.exports {
         let ft = &mut e.func.ft;
@@ -123,24 +125,24 @@ fn fields_in_name_order(artifact: &Arc<Artifact>, host: &Arc<Mutex<PlannedHost>>
 fn run_mutant<G: CoreGuest>(
     artifact: &Arc<Artifact>,
     case: &Case,
-    mutant: fn(&Arc<Artifact>, &Arc<Mutex<PlannedHost>>) -> Mutant<G>,
+    mutant: fn(&Arc<Artifact>, &Rc<RefCell<PlannedHost>>) -> Mutant<G>,
 ) -> Outcome {
     let host =
-        Arc::new(Mutex::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
+        Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
     let mut m = mutant(artifact, &host);
     load_script(&mut m, &artifact.guests[0], &case.script).unwrap();
     let mut outcome = Outcome::default();
     for step in &case.steps {
         let Step::Call(call) = step else { panic!("calls only") };
         match m.call(call.export as usize, &call.args).unwrap() {
-            Ok(result) => host.lock().unwrap().events.push(HostEvent::Returned { export: call.export, result }),
+            Ok(result) => host.borrow_mut().events.push(HostEvent::Returned { export: call.export, result }),
             Err(trap) => {
                 outcome.trap = Some(trap);
                 break;
             }
         }
     }
-    outcome.events = std::mem::take(&mut host.lock().unwrap().events);
+    outcome.events = std::mem::take(&mut host.borrow_mut().events);
     if outcome.trap.is_none() {
         outcome.log = Some(read_log(&mut m, &artifact.guests[0]).unwrap());
     }

@@ -6,7 +6,8 @@
 mod common;
 
 use arbitrary::Unstructured;
-use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use witness::reference::concurrency::subtask::Subtask;
+use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use witness::reference::flatten::{MAX_FLAT_PARAMS, flatten_type};
 use witness::reference::lift_flat::{CoreValueIter, lift_flat, lift_flat_values};
 use witness::reference::lower_flat::{SpillTo, lower_flat, lower_flat_values};

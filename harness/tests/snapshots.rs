@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use witness::cli::abi::{hex, layout};
-use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use witness::reference::concurrency::subtask::{Subtask, SubtaskState};
+use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use witness::reference::handles::{
     DropEffect, canon_resource_drop, canon_resource_new, canon_resource_rep, lift_borrow, lift_own,
 };
@@ -166,7 +167,8 @@ fn handle_table_sequence() {
         log("lift_own 3 while lent", index(lift_own(&mut cx, 3, &own_r)));
     }
     log("resource.drop r 3 while lent", drop_result(canon_resource_drop(&mut inst.clone(), &r, 3)));
-    subtask.deliver_resolve(&mut inst);
+    subtask.resolve(SubtaskState::Returned, vec![]).expect("an unresolved subtask");
+    subtask.deliver_resolve(&mut inst).expect("a resolved subtask");
     {
         let mut cx = LiftLowerContext::new(StringEncoding::Utf8, &mut heap, &mut inst, BorrowScope::None);
         log("lift_own 3 after the call resolved", index(lift_own(&mut cx, 3, &own_r)));

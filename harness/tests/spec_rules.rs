@@ -19,7 +19,8 @@
 use std::collections::VecDeque;
 use std::fmt::Debug;
 
-use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use witness::reference::concurrency::subtask::{Subtask, SubtaskState};
+use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use witness::reference::flatten::{
     Context, CoreFuncType, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type, join,
 };
@@ -214,7 +215,11 @@ fn flags(set: &[&str]) -> Value {
 }
 
 fn func(params: Vec<ValType>, result: Option<ValType>) -> FuncType {
-    FuncType { params: params.into_iter().enumerate().map(|(i, t)| (format!("p{i}"), t)).collect(), result }
+    FuncType {
+        params: params.into_iter().enumerate().map(|(i, t)| (format!("p{i}"), t)).collect(),
+        result,
+        async_: false,
+    }
 }
 
 fn core(params: &[CoreType], results: &[CoreType]) -> CoreFuncType {
@@ -1671,7 +1676,8 @@ fn lift_own_of_a_lent_handle_traps() {
     let mut st = Subtask::default();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::Subtask(&mut st));
     assert_eq!(lift_borrow(&mut cx, 1, &ValType::Borrow(r.clone())), Ok(42));
-    st.deliver_resolve(&mut inst);
+    st.resolve(SubtaskState::Returned, vec![]).unwrap();
+    st.deliver_resolve(&mut inst).unwrap();
     let mut cx = LiftLowerContext::new(Utf8, &mut h, &mut inst, BorrowScope::None);
     assert_eq!(lift_own(&mut cx, 1, &ValType::Own(r)), Ok(42));
 }

@@ -162,7 +162,7 @@ pub fn func_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<(Option<Str
         None | Some(Json::Null) => None,
         Some(t) => Some(type_from_json(t, r)?),
     };
-    Ok((interface, name, FuncType { params, result }))
+    Ok((interface, name, FuncType { params, result, async_: false }))
 }
 
 fn float_to_json(x: f64) -> Json {

@@ -48,9 +48,9 @@ pub fn control_func_types() -> [(&'static str, FuncType); 3] {
         .chain((0..LOAD_CHUNK / 8).map(|i| (format!("w{i}"), ValType::U64)))
         .collect();
     [
-        ("load", FuncType { params: load, result: None }),
-        ("reset", FuncType { params: vec![], result: None }),
-        ("read-log", FuncType { params: vec![], result: Some(ValType::list(ValType::U8)) }),
+        ("load", FuncType { params: load, result: None, async_: false }),
+        ("reset", FuncType { params: vec![], result: None, async_: false }),
+        ("read-log", FuncType { params: vec![], result: Some(ValType::list(ValType::U8)), async_: false }),
     ]
 }
 

@@ -186,6 +186,7 @@ fn signature_with(resolve: &Resolve, world: WorldId, scheme: NameScheme, conv: C
                 let returns = FuncType {
                     params: ft.result.map(|t| ("result".to_string(), t)).into_iter().collect(),
                     result: None,
+                    async_: false,
                 };
                 ("task-return", flatten_functype(FlattenOpts::sync(PtrType::I32), &returns, Context::Lower))
             }

@@ -3,7 +3,8 @@
 //! function. The embedding supplies the core side (`CoreCallee`: the guest's exports) and the
 //! component side (the `callee` of `canon_lower`: whatever the import reaches).
 
-use super::context::{BorrowScope, InstanceMemory, LiftLowerContext, Subtask};
+use super::concurrency::subtask::{Subtask, SubtaskState};
+use super::context::{BorrowScope, InstanceMemory, LiftLowerContext};
 use super::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use super::lift_flat::{CoreValueIter, lift_flat_values};
 use super::lower_flat::{SpillTo, lower_flat_values};
@@ -81,6 +82,7 @@ pub fn canon_lower<G: InstanceMemory>(
         let mut cx = LiftLowerContext::joined(string_encoding, caller, BorrowScope::Subtask(&mut subtask));
         lower_flat_values(&mut cx, MAX_FLAT_RESULTS, &result, &ft.result_type(), SpillTo::OutParam(&mut flat_args))?
     };
-    subtask.deliver_resolve(caller.inst());
+    subtask.resolve(SubtaskState::Returned, flat_results.clone())?;
+    subtask.deliver_resolve(caller.inst())?;
     Ok(flat_results)
 }

@@ -1,29 +1,55 @@
-//! Runtime state the synchronous ABI needs (CanonicalABI.md "Runtime State" / "Options"):
+//! Runtime state the ABI needs (CanonicalABI.md "Runtime State" / "Options"):
 //! the component instance with its handle table and `may_leave` flag, the task and subtask
 //! that scope borrows, and `LiftLowerContext`.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
+use super::concurrency::embedding::Store;
+use super::concurrency::subtask::Subtask;
+use super::concurrency::thread::Thread;
 use super::handles::Table;
 use super::memory::Memory;
 use super::trap::{Result, TrapKind, assert_that, trap_if};
 use super::types::{InstanceId, StringEncoding};
 
-/// `ComponentInstance`, reduced to the synchronous ABI: one handle table for every resource
-/// type, `may_leave`, and the tasks currently running in it. (No `may_enter`: component-model
-/// #705 removed the reentrance flag and its trap.)
+/// `ComponentInstance`: one handle table for every resource type (and 🔀 waitables), `may_leave`,
+/// and the borrow scopes of the tasks running in it; 🔀 for the async runtime also its store,
+/// its threads, backpressure and the thread that runs exclusively. (No `may_enter`:
+/// component-model #705 removed the reentrance flag and its trap.)
 #[derive(Clone, Debug)]
 pub struct ComponentInstance {
     pub id: InstanceId,
+    /// 🔀 `store` (`None` for an instance the synchronous ABI alone uses).
+    pub store: Option<Rc<Store>>,
     pub handles: Table,
+    /// 🔀 `threads`.
+    pub threads: Table<Rc<Thread>>,
     pub may_leave: bool,
+    /// 🔀 `backpressure` (0 to 2^16 - 1).
+    pub backpressure: i64,
+    /// 🔀 `num_waiting_to_enter`.
+    pub num_waiting_to_enter: u32,
+    /// 🔀 `exclusive_thread`.
+    pub exclusive_thread: Option<Rc<Thread>>,
     pub tasks: BTreeMap<TaskId, Task>,
     next_task: u32,
 }
 
 impl ComponentInstance {
     pub fn new(id: InstanceId) -> ComponentInstance {
-        ComponentInstance { id, handles: Table::default(), may_leave: true, tasks: BTreeMap::new(), next_task: 0 }
+        ComponentInstance {
+            id,
+            store: None,
+            handles: Table::default(),
+            threads: Table::default(),
+            may_leave: true,
+            backpressure: 0,
+            num_waiting_to_enter: 0,
+            exclusive_thread: None,
+            tasks: BTreeMap::new(),
+            next_task: 0,
+        }
     }
 
     /// Start a `Task` for a call into this instance (the borrow scope of `lower_borrow`).
@@ -55,24 +81,6 @@ pub struct TaskId(pub u32);
 #[derive(Clone, Debug, Default)]
 pub struct Task {
     pub num_borrows: u32,
-}
-
-/// `Subtask`: the caller side of a call; remembers the handles lent for `borrow` arguments so
-/// their `num_lends` can be decremented when the call resolves.
-#[derive(Clone, Debug, Default)]
-pub struct Subtask {
-    pub lenders: Vec<u32>,
-}
-
-impl Subtask {
-    /// `Subtask.deliver_resolve`: the call is over, the lent handles are free again.
-    pub fn deliver_resolve(&mut self, inst: &mut ComponentInstance) {
-        for i in self.lenders.drain(..) {
-            if let Some(h) = inst.handles.resource_mut(i) {
-                h.num_lends = h.num_lends.saturating_sub(1);
-            }
-        }
-    }
 }
 
 /// `LiftLowerContext.borrow_scope`: a `Task` when lowering into the callee, a `Subtask` when

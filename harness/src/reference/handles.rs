@@ -2,6 +2,10 @@
 //! handle lifting and lowering (`lift_own`, `lift_borrow`, `lower_own`, `lower_borrow`) and the
 //! resource built-ins `canon_resource_new`, `canon_resource_rep`, `canon_resource_drop`.
 
+use super::concurrency::Obj;
+use super::concurrency::stream::{CopyEnd, EndKind};
+use super::concurrency::subtask::Subtask;
+use super::concurrency::waitable::{WaitableRef, WaitableSet};
 use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, TaskId};
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{ResourceType, ValType};
@@ -29,12 +33,14 @@ pub struct ErrorContext {
 }
 
 /// What a table slot holds: definitions.py's `Table` holds any object, and each user checks
-/// the kind it expects (`trap_if(not isinstance(h, ResourceHandle))`). 🔀 Waitables, waitable
-/// sets and stream and future ends join them with the async runtime.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// the kind it expects (`trap_if(not isinstance(h, ResourceHandle))`). 🔀 Waitables (subtasks,
+/// stream and future ends) and waitable sets are shared objects, equal only to themselves.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Element {
     Resource(ResourceHandle),
     ErrorContext(ErrorContext),
+    Waitable(WaitableRef),
+    WaitableSet(Obj<WaitableSet>),
 }
 
 impl From<ResourceHandle> for Element {
@@ -54,6 +60,9 @@ fn wrong_kind(what: &str, e: &Element, expected: &str) -> Trap {
     let got = match e {
         Element::Resource(_) => "a resource handle",
         Element::ErrorContext(_) => "an error-context",
+        Element::Waitable(WaitableRef::Subtask(_)) => "a subtask",
+        Element::Waitable(WaitableRef::CopyEnd(e)) => e.borrow().kind.name(),
+        Element::WaitableSet(_) => "a waitable set",
     };
     Trap::new(TrapKind::HandleTypeMismatch, format!("{what}: the element is {got}, not {expected}"))
 }
@@ -74,6 +83,43 @@ impl Element {
         }
     }
 
+    /// 🔀 `trap_if(not isinstance(e, WaitableSet))`.
+    pub fn waitable_set(&self, what: &str) -> Result<Obj<WaitableSet>> {
+        match self {
+            Element::WaitableSet(s) => Ok(s.clone()),
+            other => Err(wrong_kind(what, other, "a waitable set")),
+        }
+    }
+
+    /// 🔀 `trap_if(not isinstance(w, Waitable))`.
+    pub fn waitable(&self, what: &str) -> Result<WaitableRef> {
+        match self {
+            Element::Waitable(w) => Ok(w.clone()),
+            other => Err(wrong_kind(what, other, "a waitable")),
+        }
+    }
+
+    /// 🔀 `trap_if(not isinstance(subtask, Subtask))`.
+    pub fn subtask(&self, what: &str) -> Result<Obj<Subtask>> {
+        match self {
+            Element::Waitable(WaitableRef::Subtask(s)) => Ok(s.clone()),
+            other => Err(wrong_kind(what, other, "a subtask")),
+        }
+    }
+
+    /// 🔀 `trap_if(not isinstance(e, EndT))`.
+    pub fn copy_end(&self, kind: EndKind, what: &str) -> Result<Obj<CopyEnd>> {
+        match self {
+            Element::Waitable(WaitableRef::CopyEnd(e)) if e.borrow().kind == kind => Ok(e.clone()),
+            other => Err(wrong_kind(what, other, kind.name())),
+        }
+    }
+
+    /// `copy_end` of a removed element.
+    pub fn into_copy_end(self, kind: EndKind, what: &str) -> Result<Obj<CopyEnd>> {
+        self.copy_end(kind, what)
+    }
+
     /// 📝 `trap_if(not isinstance(e, ErrorContext))`.
     pub fn error_context(&self, what: &str) -> Result<&ErrorContext> {
         match self {
@@ -84,24 +130,25 @@ impl Element {
 }
 
 /// `Table`: index 0 is reserved, freed indices are reused most-recent first, and the table
-/// never grows past `MAX_LENGTH`.
+/// never grows past `MAX_LENGTH`. A component instance has one of handles (`Element`s) and 🧵
+/// one of threads.
 #[derive(Clone, Debug)]
-pub struct Table {
-    pub array: Vec<Option<Element>>,
+pub struct Table<E = Element> {
+    pub array: Vec<Option<E>>,
     pub free: Vec<u32>,
 }
 
-impl Default for Table {
-    fn default() -> Table {
+impl<E> Default for Table<E> {
+    fn default() -> Table<E> {
         Table { array: vec![None], free: vec![] }
     }
 }
 
-impl Table {
+impl<E> Table<E> {
     pub const MAX_LENGTH: u64 = (1 << 28) - 1;
 
     /// `Table.get(i)`: traps on an index past the end or an empty slot (so 0 always traps).
-    pub fn get(&self, i: u32) -> Result<&Element> {
+    pub fn get(&self, i: u32) -> Result<&E> {
         trap_if(i as usize >= self.array.len(), TrapKind::UnknownHandle, || {
             format!("Table.get: index {i} is past the end of the table (length {})", self.array.len())
         })?;
@@ -111,14 +158,14 @@ impl Table {
     }
 
     /// `Table.add(e)`: reuse the most recently freed index, else append.
-    pub fn add(&mut self, e: impl Into<Element>) -> Result<u32> {
+    pub fn add(&mut self, e: impl Into<E>) -> Result<u32> {
         let e = e.into();
         if let Some(i) = self.free.pop() {
             self.array[i as usize] = Some(e);
             return Ok(i);
         }
         let i = self.array.len() as u64;
-        trap_if(i > Table::MAX_LENGTH, TrapKind::TableFull, || {
+        trap_if(i > Table::<Element>::MAX_LENGTH, TrapKind::TableFull, || {
             format!("Table.add: index {i} would exceed Table.MAX_LENGTH")
         })?;
         self.array.push(Some(e));
@@ -126,13 +173,20 @@ impl Table {
     }
 
     /// `Table.remove(i)`.
-    pub fn remove(&mut self, i: u32) -> Result<Element> {
+    pub fn remove(&mut self, i: u32) -> Result<E> {
         self.get(i)?;
         let e = self.array[i as usize].take().expect("checked by get");
         self.free.push(i);
         Ok(e)
     }
 
+    /// The occupied indices with their elements, in index order.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &E)> {
+        self.array.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
+    }
+}
+
+impl Table<Element> {
     /// Mutable access to a resource handle's counters (`num_lends`); `None` where `get` would
     /// trap or the element is no resource handle.
     pub fn resource_mut(&mut self, i: u32) -> Option<&mut ResourceHandle> {
@@ -140,11 +194,6 @@ impl Table {
             Some(Element::Resource(h)) => Some(h),
             _ => None,
         }
-    }
-
-    /// The occupied indices with their elements, in index order.
-    pub fn entries(&self) -> impl Iterator<Item = (u32, &Element)> {
-        self.array.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
     }
 
     /// The occupied indices that hold resource handles, with them (for reports and snapshots).

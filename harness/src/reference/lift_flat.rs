@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, Subtask};
+use super::concurrency::stream::lift_async_value;
+use super::concurrency::subtask::Subtask;
+use super::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use super::error_context::lift_error_context;
 use super::flatten::{flatten_types, flatten_variant};
 use super::handles::{lift_borrow, lift_own};
@@ -51,12 +53,6 @@ impl ValueIter for CoreValueIter {
     }
 }
 
-/// 🔀 `lift_stream`, `lift_future` (and their lowering) move stream and future ends between the
-/// async runtime's tables, which the reference does not model yet.
-pub fn async_value(t: &ValType) -> Trap {
-    Trap::new(TrapKind::Assertion, format!("{t:?}: stream and future values need the async runtime, not mirrored yet"))
-}
-
 /// `lift_flat(cx, vi, t)`.
 pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValType) -> Result<Value> {
     Ok(match despecialize(t).as_ref() {
@@ -95,7 +91,10 @@ pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValT
             let i = next_i32(vi)?;
             Value::ErrorContext(lift_error_context(cx, i)?)
         }
-        ValType::Stream(_) | ValType::Future(_) => return Err(async_value(t)),
+        ValType::Stream(_) | ValType::Future(_) => {
+            let i = next_i32(vi)?;
+            lift_async_value(cx, i, t)?
+        }
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

@@ -47,7 +47,9 @@ pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Valu
             Value::Handle(lift_borrow(cx, i, t)?)
         }
         ValType::ErrorContext => Value::ErrorContext(lift_error_context(cx, load_int(cx, ptr, 4)? as u32)?),
-        ValType::Stream(_) | ValType::Future(_) => return Err(crate::reference::lift_flat::async_value(t)),
+        ValType::Stream(_) | ValType::Future(_) => {
+            crate::reference::concurrency::stream::lift_async_value(cx, load_int(cx, ptr, 4)? as u32, t)?
+        }
         ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..) => {
             unreachable!("despecialized")
         }

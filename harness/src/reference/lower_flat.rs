@@ -31,6 +31,9 @@ pub fn lower_flat(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Resu
     Ok(match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => vec![Flat::I32(u32::from(*b))],
         (ValType::ErrorContext, Value::ErrorContext(e)) => vec![Flat::I32(lower_error_context(cx, e)?)],
+        (ValType::Stream(_), Value::Stream(_)) | (ValType::Future(_), Value::Future(_)) => {
+            vec![Flat::I32(crate::reference::concurrency::stream::lower_async_value(cx, v, t)?)]
+        }
         (ValType::U8, Value::U8(x)) => vec![Flat::I32(u32::from(*x))],
         (ValType::U16, Value::U16(x)) => vec![Flat::I32(u32::from(*x))],
         (ValType::U32, Value::U32(x)) => vec![Flat::I32(*x)],

@@ -1,4 +1,4 @@
-//! The reference Canonical ABI: a Rust mirror of the synchronous part of the Component Model's
+//! The reference Canonical ABI: a Rust mirror of the Component Model's
 //! `definitions.py` (CanonicalABI.md), function by function and with the same names, so that
 //! anyone holding the spec can check each rule here.
 //!
@@ -15,11 +15,13 @@
 //! | 📝 error-context built-ins | `error_context` |
 //! | ComponentInstance, Task, Subtask, LiftLowerContext | `context` |
 //! | `canon_lift`, `canon_lower` (synchronous) | `canon` |
+//! | 🔀 the async part: threads, tasks, Store, waitables, streams, futures, async built-ins | `concurrency` |
 //!
 //! Every `trap_if` is an early return of a [`Trap`] with a [`TrapKind`]; every spec `assert`
 //! is a `TrapKind::Assertion` (a broken precondition of the caller). Arithmetic never wraps.
 
 pub mod canon;
+pub mod concurrency;
 pub mod context;
 pub mod error_context;
 pub mod flatten;

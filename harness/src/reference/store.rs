@@ -32,6 +32,10 @@ pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) ->
             let i = lower_error_context(cx, e)?;
             store_int(cx, u64::from(i), ptr, 4)
         }
+        (ValType::Stream(_), Value::Stream(_)) | (ValType::Future(_), Value::Future(_)) => {
+            let i = crate::reference::concurrency::stream::lower_async_value(cx, v, t)?;
+            store_int(cx, u64::from(i), ptr, 4)
+        }
         (ValType::U8, Value::U8(x)) => store_int(cx, u64::from(*x), ptr, 1),
         (ValType::U16, Value::U16(x)) => store_int(cx, u64::from(*x), ptr, 2),
         (ValType::U32, Value::U32(x)) => store_int(cx, u64::from(*x), ptr, 4),

@@ -45,6 +45,40 @@ pub enum TrapKind {
     /// trap since component-model #705 (which removed `may_enter`): the reference never
     /// expects it; it only names what engines report.
     Reentrance,
+    /// 🔀 `task.return` (or `task.cancel`) of a task that already returned or was cancelled.
+    TaskAlreadyResolved,
+    /// 🔀 A task's last thread ended before the task returned or was cancelled.
+    TaskNotResolved,
+    /// 🔀 `task.cancel` of a task to which no cancellation was delivered.
+    CancelNotDelivered,
+    /// 🔀 `task.return` or `task.cancel` called from a synchronously lifted task.
+    NotAsyncTask,
+    /// 🔀 `task.return`'s result type or options differ from the task's function.
+    TaskReturnMismatch,
+    /// 🔀 A callback (or async-lifted core function) returned a code above `CallbackCode.MAX`.
+    InvalidCallbackCode,
+    /// 🔀 A synchronous call blocked while no thread of the callee's instance was ready.
+    WouldDeadlock,
+    /// 🔀 `backpressure.inc` past 2^16 - 1 or `backpressure.dec` below 0.
+    BackpressureRange,
+    /// 🔀 A waitable set was dropped while it had members or a thread waiting on it.
+    WaitableSetBusy,
+    /// 🔀 `waitable.join` or a cancel of a waitable that a synchronous call is waiting on.
+    HasSyncWaiter,
+    /// 🔀 A synchronous wait on (or a transfer of) a waitable that is in a waitable set.
+    InWaitableSet,
+    /// 🔀 `subtask.cancel` of a delivered or already cancelled subtask, or `subtask.drop` before its resolution was delivered.
+    SubtaskState,
+    /// 🔀 A stream or future copy, transfer or cancel in the wrong copy state (not idle, done, not copying), or an end dropped mid-copy.
+    CopyState,
+    /// 🔀 The writable end of a future was dropped before a value was written.
+    FutureNotWritten,
+    /// 🔀 A stream copy longer than `Buffer.MAX_LENGTH` elements.
+    BufferTooLong,
+    /// 🔀 Both ends of a copy of non-number elements are in the same instance (a temporary rule of the spec).
+    SameInstanceCopy,
+    /// 🧵 A thread built-in that resumes another thread named one that is not suspended.
+    ThreadNotSuspended,
     /// Core wasm trapped by itself (unreachable, out-of-bounds access, ... inside the guest).
     GuestTrap,
     /// A precondition the spec states as `assert` did not hold: a bug of the caller of the
@@ -56,7 +90,7 @@ pub enum TrapKind {
 }
 
 impl TrapKind {
-    pub const ALL: [TrapKind; 21] = [
+    pub const ALL: [TrapKind; 38] = [
         TrapKind::MisalignedPointer,
         TrapKind::OutOfBounds,
         TrapKind::ReallocMisaligned,
@@ -75,6 +109,23 @@ impl TrapKind {
         TrapKind::TableFull,
         TrapKind::MayNotLeave,
         TrapKind::Reentrance,
+        TrapKind::TaskAlreadyResolved,
+        TrapKind::TaskNotResolved,
+        TrapKind::CancelNotDelivered,
+        TrapKind::NotAsyncTask,
+        TrapKind::TaskReturnMismatch,
+        TrapKind::InvalidCallbackCode,
+        TrapKind::WouldDeadlock,
+        TrapKind::BackpressureRange,
+        TrapKind::WaitableSetBusy,
+        TrapKind::HasSyncWaiter,
+        TrapKind::InWaitableSet,
+        TrapKind::SubtaskState,
+        TrapKind::CopyState,
+        TrapKind::FutureNotWritten,
+        TrapKind::BufferTooLong,
+        TrapKind::SameInstanceCopy,
+        TrapKind::ThreadNotSuspended,
         TrapKind::GuestTrap,
         TrapKind::Assertion,
         TrapKind::Unclassified,
@@ -106,6 +157,23 @@ impl TrapKind {
             TrapKind::TableFull => "table-full",
             TrapKind::MayNotLeave => "may-not-leave",
             TrapKind::Reentrance => "reentrance",
+            TrapKind::TaskAlreadyResolved => "task-already-resolved",
+            TrapKind::TaskNotResolved => "task-not-resolved",
+            TrapKind::CancelNotDelivered => "cancel-not-delivered",
+            TrapKind::NotAsyncTask => "not-async-task",
+            TrapKind::TaskReturnMismatch => "task-return-mismatch",
+            TrapKind::InvalidCallbackCode => "invalid-callback-code",
+            TrapKind::WouldDeadlock => "would-deadlock",
+            TrapKind::BackpressureRange => "backpressure-range",
+            TrapKind::WaitableSetBusy => "waitable-set-busy",
+            TrapKind::HasSyncWaiter => "has-sync-waiter",
+            TrapKind::InWaitableSet => "in-waitable-set",
+            TrapKind::SubtaskState => "subtask-state",
+            TrapKind::CopyState => "copy-state",
+            TrapKind::FutureNotWritten => "future-not-written",
+            TrapKind::BufferTooLong => "buffer-too-long",
+            TrapKind::SameInstanceCopy => "same-instance-copy",
+            TrapKind::ThreadNotSuspended => "thread-not-suspended",
             TrapKind::GuestTrap => "guest-trap",
             TrapKind::Assertion => "assertion",
             TrapKind::Unclassified => "unclassified",

@@ -276,11 +276,13 @@ pub fn map_entries(k: &ValType, v: &ValType) -> ValType {
     ValType::List(Box::new(ValType::Tuple(vec![k.clone(), v.clone()])), None)
 }
 
-/// A component-level function type: named params and at most one result.
+/// A component-level function type: named params, at most one result, and 🔀 whether it is
+/// an `async` function type (`FuncType.async_`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FuncType {
     pub params: Vec<(String, ValType)>,
     pub result: Option<ValType>,
+    pub async_: bool,
 }
 
 impl FuncType {

@@ -4,6 +4,9 @@
 //! enums/options/results are single-case variants, flags are the set labels, handles are the
 //! resource representation, and a string keeps its source encoding and tagged code units.
 
+use super::concurrency::Obj;
+use super::concurrency::future::SharedFutureImpl;
+use super::concurrency::stream::SharedStreamImpl;
 use super::types::{CoreType, StringEncoding};
 
 /// A string value as `load_string` produces it: `(text, source encoding, tagged code units)`.
@@ -69,6 +72,11 @@ pub enum Value {
     /// 📝 An error context (the lifted value of `error-context`: the table element itself,
     /// which lowering adds to the receiving table, shared).
     ErrorContext(crate::reference::handles::ErrorContext),
+    /// 🔀 A stream (the lifted value of `stream<T>`: the shared state, which lowering puts
+    /// behind a new readable end in the receiving table).
+    Stream(Obj<SharedStreamImpl>),
+    /// 🔀 A future, as a stream.
+    Future(Obj<SharedFutureImpl>),
 }
 
 impl Value {
@@ -183,4 +191,9 @@ impl Flat {
 
 fn mask(bits: u32) -> u64 {
     if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+}
+
+/// `types_match_values(ts, vs)`: each flat value has its core type.
+pub fn types_match_values(ts: &[CoreType], vs: &[Flat]) -> bool {
+    ts.len() == vs.len() && ts.iter().zip(vs).all(|(t, v)| v.core_type() == *t)
 }

@@ -2,8 +2,9 @@
 //! script loaded through its control functions, the host's steps, then each guest's log read
 //! back. The host answers imports from the case's plan and records what it saw.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
 
 use anyhow::{Result, anyhow, bail};
 
@@ -41,13 +42,13 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
         bail!("{} scripts for {} guests", scripts.len(), artifact.guests.len());
     }
     let host =
-        Arc::new(Mutex::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
+        Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
     let mut instance =
         compiled.instantiate(Box::new(host.clone()))?.map_err(|trap| anyhow!("the instantiation trapped: {trap}"))?;
     for (control, script) in artifact.guests.iter().zip(&scripts) {
         load_script(instance.as_mut(), control, script)?;
     }
-    let record = |e: HostEvent| host.lock().unwrap_or_else(|e| e.into_inner()).events.push(e);
+    let record = |e: HostEvent| host.borrow_mut().events.push(e);
     let mut outcome = Outcome::default();
     for step in &case.steps {
         let done = match step {
@@ -64,7 +65,7 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
             }
         }
     }
-    outcome.events = std::mem::take(&mut host.lock().unwrap_or_else(|e| e.into_inner()).events);
+    outcome.events = std::mem::take(&mut host.borrow_mut().events);
     if outcome.trap.is_none() {
         let mut logs = artifact.guests.iter().map(|control| read_log(instance.as_mut(), control));
         outcome.log = logs.next().transpose()?;

@@ -285,7 +285,7 @@ impl<'a> Converter<'a> {
             .map(|t| self.val_type(t))
             .transpose()
             .with_context(|| format!("in function `{}`", f.name))?;
-        Ok(FuncType { params, result })
+        Ok(FuncType { params, result, async_: f.kind.is_async() })
     }
 }
 
