@@ -19,6 +19,10 @@ use witness::reference::value::{Flat, Value};
 use witness::reference::{Trap, TrapKind};
 
 type Outcome = Rc<RefCell<Option<Option<Vec<Value>>>>>;
+/// What a call ended with: its result (`None`: it did not resolve), or a trap.
+type Ended = Result<Option<Vec<Value>>, Trap>;
+/// The events a callback was called with.
+type EventLog = Rc<RefCell<Vec<(u32, u32, u32)>>>;
 
 /// A component instance with its own 1 KiB memory (heap from 512).
 struct Guest {
@@ -188,7 +192,7 @@ fn host_fn(result: Option<Value>) -> FuncInst {
 /// The host calls `f`, then the store runs until the call resolves (its result) or no
 /// thread is ready (`None`). Threads that yield forever do not keep it going: it stops at
 /// the resolution.
-fn run(store: &Rc<Store>, f: &FuncInst, args: Vec<Value>) -> Result<Option<Vec<Value>>, Trap> {
+fn run(store: &Rc<Store>, f: &FuncInst, args: Vec<Value>) -> Ended {
     let (outcome, _) = host_call(store, f, args)?;
     for _ in 0..1000 {
         if let Some(result) = outcome.borrow().clone() {
@@ -427,7 +431,7 @@ fn yield_is_a_recorded_choice() {
 
 fn run_sync_export(
     body: impl Fn(Ctx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Trap>>>> + 'static,
-) -> Result<Option<Vec<Value>>, Trap> {
+) -> Ended {
     let store = Store::new(Deterministic);
     let g = Guest::new(&store);
     let cx = Ctx::of(&g);
@@ -454,7 +458,7 @@ fn run_sync_export(
 /// nobody answers); `thread.yield` and `waitable-set.poll` are fine.
 #[test]
 fn a_synchronous_task_may_not_block() {
-    let blocks: Vec<(&str, TrapKind, Result<Option<Vec<Value>>, Trap>)> = vec![
+    let blocks: Vec<(&str, TrapKind, Ended)> = vec![
         (
             "wait",
             TrapKind::WouldDeadlock,
@@ -575,7 +579,7 @@ fn thread_switches_inside_a_synchronous_task() {
 /// Runs `body` as an async-typed, synchronously lifted export of a fresh instance.
 fn in_one_instance(
     body: impl Fn(Ctx, Guest, Rc<Store>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Trap>>>> + 'static,
-) -> Result<Option<Vec<Value>>, Trap> {
+) -> Ended {
     let store = Store::new(Deterministic);
     let g = Guest::new(&store);
     let cx = Ctx::of(&g);
@@ -599,7 +603,7 @@ fn in_one_instance(
     run(&store, &f, vec![])
 }
 
-fn ok42() -> Result<Option<Vec<Value>>, Trap> {
+fn ok42() -> Ended {
     Ok(Some(vec![Value::U32(42)]))
 }
 
@@ -965,4 +969,815 @@ fn an_end_in_a_set_may_not_be_passed() {
         }),
     );
     assert_eq!(trap_of(run(&store, &f, vec![])), TrapKind::InWaitableSet);
+}
+
+// ---- two instances: a caller D and a callee C ----
+
+/// The callee's callback that logs each event and then runs `turn` (which returns the
+/// packed callback code).
+fn logging_callback<F, Fut>(cx: &Ctx, log: &EventLog, turn: F) -> CoreFunc
+where
+    F: Fn(Ctx, (u32, u32, u32)) -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<u32, Trap>> + 'static,
+{
+    let (log, turn) = (log.clone(), Rc::new(turn));
+    core(cx, move |cx, args| {
+        let (log, turn) = (log.clone(), turn.clone());
+        async move {
+            let [Flat::I32(c), Flat::I32(p1), Flat::I32(p2)] = args[..] else { panic!("three i32") };
+            log.borrow_mut().push((c, p1, p2));
+            Ok(u32s(&[turn(cx, (c, p1, p2)).await?]))
+        }
+    })
+}
+
+/// cancel-subtask.wast: a subtask whose callee waits non-cancellably gets its cancellation
+/// left pending (`Task.request_cancellation` finds no cancellable thread): an async
+/// `subtask.cancel` returns BLOCKED, and when the future the callee waits on is written, the
+/// callee returns normally, so the subtask's event is (SUBTASK, i, RETURNED) and the result
+/// (42) is in the caller's memory.
+#[test]
+fn a_cancellation_stays_pending_while_the_callee_cannot_take_it() {
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let g_ft = func(vec![future_u8()], Some(ValType::U32), true);
+    let g = export(
+        &store,
+        &c,
+        &g_ft,
+        false,
+        None,
+        core(&cx, |cx, args| async move {
+            let [Flat::I32(fut)] = args[..] else { panic!("one future") };
+            assert_eq!(cx.fread(fut, 64, true).await?, BLOCKED);
+            let si = cx.new_set()?;
+            canon_waitable_join(fut, si)?;
+            assert_eq!(cx.wait(si).await?, (FUTURE_READ, fut, COMPLETED));
+            Ok(u32s(&[42]))
+        }),
+    );
+    let g_import = import(&store, &d, &g, &g_ft, true);
+    let run_ft = func(vec![], Some(ValType::U32), true);
+    let main = export(
+        &store,
+        &d,
+        &run_ft,
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let g_import = g_import.clone();
+            async move {
+                let (r, w) = cx.future_new()?;
+                let packed = i32_of(&g_import(u32s(&[r, 4])).await?);
+                assert_eq!(packed & 0xf, 1, "STARTED");
+                let sub = packed >> 4;
+                assert_eq!(i32_of(&canon_subtask_cancel(true, sub).await?), BLOCKED);
+                write_mem(&cx.mem, 64, &[7]);
+                assert_eq!(cx.fwrite(w, 64, true).await?, COMPLETED);
+                let si = cx.new_set()?;
+                canon_waitable_join(sub, si)?;
+                assert_eq!(cx.wait(si).await?, (SUBTASK, sub, RETURNED));
+                Ok(u32s(&[read_u32(&cx.mem, 4)]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), ok42());
+}
+
+/// cancellable.wast: a callee blocked cancellably (a cancellable `waitable-set.wait`, a
+/// cancellable `thread.yield`) takes the cancellation at once: the wait returns
+/// TASK_CANCELLED (6) and the yield 1, the callee calls `task.cancel`, and `subtask.cancel`
+/// returns CANCELLED_BEFORE_RETURNED (4). A cancellation that arrives while the callee waits
+/// non-cancellably stays pending until a cancellable `waitable-set.poll`, which returns 6.
+#[test]
+fn cancellable_waits_take_the_cancellation() {
+    type Body = fn(Ctx, Vec<Flat>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Flat>, Trap>>>>;
+    let wait_cancel: Body = |cx, _| {
+        Box::pin(async move {
+            let si = cx.new_set()?;
+            let code = i32_of(&canon_waitable_set_wait(true, &cx.mem, si, EVENT_AT).await?);
+            assert_eq!(code, 6, "TASK_CANCELLED");
+            canon_task_cancel()?;
+            Ok(u32s(&[0]))
+        })
+    };
+    let yield_cancel: Body = |_, _| {
+        Box::pin(async move {
+            while i32_of(&canon_thread_yield(true).await?) != 1 {}
+            canon_task_cancel()?;
+            Ok(u32s(&[0]))
+        })
+    };
+    for (what, body) in [("wait", wait_cancel), ("yield", yield_cancel)] {
+        let store = Store::new(Deterministic);
+        let (d, c) = (Guest::new(&store), Guest::new(&store));
+        let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+        let ft = func(vec![], None, true);
+        let callee = export(&store, &c, &ft, true, Some(never_called()), core(&cx, body));
+        let callee = import(&store, &d, &callee, &ft, true);
+        let main = export(
+            &store,
+            &d,
+            &func(vec![], Some(ValType::U32), true),
+            false,
+            None,
+            core(&dx, move |_, _| {
+                let callee = callee.clone();
+                async move {
+                    let packed = i32_of(&callee(vec![]).await?);
+                    assert_eq!(packed & 0xf, 1, "STARTED");
+                    let state = i32_of(&canon_subtask_cancel(true, packed >> 4).await?);
+                    canon_subtask_drop(packed >> 4)?;
+                    Ok(u32s(&[state]))
+                }
+            }),
+        );
+        assert_eq!(run(&store, &main, vec![]), Ok(Some(vec![Value::U32(4)])), "{what}");
+    }
+
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let ft = func(vec![future_u8()], None, true);
+    let callee = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, |cx, args| async move {
+            let [Flat::I32(fut)] = args[..] else { panic!("one future") };
+            assert_eq!(cx.fread(fut, 64, true).await?, BLOCKED);
+            let si = cx.new_set()?;
+            canon_waitable_join(fut, si)?;
+            assert_eq!(cx.wait(si).await?, (FUTURE_READ, fut, COMPLETED), "not cancellable: the read comes first");
+            assert_eq!(cx.poll(si, true)?.0, 6, "the pending cancellation, delivered");
+            canon_task_cancel()?;
+            Ok(u32s(&[0]))
+        }),
+    );
+    let callee = import(&store, &d, &callee, &ft, true);
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let callee = callee.clone();
+            async move {
+                let (r, w) = cx.future_new()?;
+                let sub = i32_of(&callee(u32s(&[r])).await?) >> 4;
+                assert_eq!(i32_of(&canon_subtask_cancel(true, sub).await?), BLOCKED);
+                assert_eq!(cx.fwrite(w, 64, true).await?, COMPLETED);
+                let si = cx.new_set()?;
+                canon_waitable_join(sub, si)?;
+                assert_eq!(cx.wait(si).await?, (SUBTASK, sub, 4), "CANCELLED_BEFORE_RETURNED");
+                Ok(u32s(&[42]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), ok42());
+}
+
+/// cross-task-future.wast: future ends belong to the instance, not to the task that made
+/// them. C.one (sync) makes a future; C.two (callback) returns its readable end with
+/// `task.return` and exits with its write still pending; D reads the value (COMPLETED, 0x42).
+#[test]
+fn a_future_outlives_the_task_that_wrote_it() {
+    use std::cell::Cell;
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let ends = Rc::new(Cell::new((0, 0)));
+    let e = ends.clone();
+    let one_ft = func(vec![], None, false);
+    let one = export(
+        &store,
+        &c,
+        &one_ft,
+        false,
+        None,
+        core(&cx, move |cx, _| {
+            let e = e.clone();
+            async move {
+                e.set(cx.future_new()?);
+                Ok(vec![])
+            }
+        }),
+    );
+    let two_ft = func(vec![], Some(future_u8()), true);
+    let e = ends.clone();
+    let two = export(
+        &store,
+        &c,
+        &two_ft,
+        true,
+        Some(never_called()),
+        core(&cx, move |cx, _| {
+            let e = e.clone();
+            async move {
+                let (r, w) = e.get();
+                cx.ret(u32s(&[r]), Some(&future_u8()))?;
+                write_mem(&cx.mem, 32, &[0x42]);
+                assert_eq!(cx.fwrite(w, 32, true).await?, BLOCKED);
+                Ok(u32s(&[0]))
+            }
+        }),
+    );
+    let (one, two) = (import(&store, &d, &one, &one_ft, false), import(&store, &d, &two, &two_ft, false));
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let (one, two) = (one.clone(), two.clone());
+            async move {
+                one(vec![]).await?;
+                let fr = i32_of(&two(vec![]).await?);
+                assert_eq!(cx.fread(fr, 32, true).await?, COMPLETED);
+                Ok(u32s(&[u32::from(read_mem(&cx.mem, 32, 1)[0])]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), Ok(Some(vec![Value::U32(0x42)])));
+    assert!(c.inst.borrow().handles.get(ends.get().0).is_err(), "the readable end left C's table");
+}
+
+/// drop-subtask.wast: a subtask may only be dropped once its resolution was delivered
+/// (`Subtask.drop: trap_if(not self.resolve_delivered())`). The callee YIELDs until a flag is
+/// set: dropping before that traps; after the caller saw (SUBTASK, i, RETURNED) it may drop.
+#[test]
+fn a_subtask_drops_only_after_its_resolution() {
+    use std::cell::Cell;
+    for drop_early in [true, false] {
+        let store = Store::new(Deterministic);
+        let (d, c) = (Guest::new(&store), Guest::new(&store));
+        let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+        let done = Rc::new(Cell::new(false));
+        let events = Rc::new(RefCell::new(vec![]));
+        let flag = done.clone();
+        let callback = logging_callback(&cx, &events, move |cx, _| {
+            let flag = flag.clone();
+            async move {
+                if !flag.get() {
+                    return Ok(1);
+                }
+                cx.ret(vec![], None)?;
+                Ok(0)
+            }
+        });
+        let ft = func(vec![], None, true);
+        let looper = export(&store, &c, &ft, true, Some(callback), core(&cx, |_, _| async { Ok(u32s(&[1])) }));
+        let looper = import(&store, &d, &looper, &ft, true);
+        let flag = done.clone();
+        let main = export(
+            &store,
+            &d,
+            &func(vec![], Some(ValType::U32), true),
+            false,
+            None,
+            core(&dx, move |cx, _| {
+                let (looper, flag) = (looper.clone(), flag.clone());
+                async move {
+                    let packed = i32_of(&looper(vec![]).await?);
+                    assert_eq!(packed & 0xf, 1, "STARTED");
+                    let sub = packed >> 4;
+                    if drop_early {
+                        canon_subtask_drop(sub)?;
+                    }
+                    flag.set(true);
+                    let si = cx.new_set()?;
+                    canon_waitable_join(sub, si)?;
+                    assert_eq!(cx.wait(si).await?, (SUBTASK, sub, RETURNED));
+                    canon_subtask_drop(sub)?;
+                    Ok(u32s(&[42]))
+                }
+            }),
+        );
+        let r = run(&store, &main, vec![]);
+        if drop_early {
+            assert_eq!(trap_of(r), TrapKind::SubtaskState);
+        } else {
+            assert_eq!(r, ok42());
+            assert!(events.borrow().iter().all(|e| *e == (0, 0, 0)), "a YIELD resumes with EventCode.NONE");
+        }
+    }
+}
+
+/// drop-waitable-set.wast: a set a callback WAITs on has a waiter (`num_waiting`); dropping it
+/// then traps, even from another task of the instance (which may enter: the waiting task gave
+/// up the instance's exclusive use while it waits).
+#[test]
+fn a_set_with_a_waiter_may_not_drop() {
+    use std::cell::Cell;
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let set = Rc::new(Cell::new(0));
+    let s = set.clone();
+    let ft = func(vec![], None, true);
+    let waiter = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, move |cx, _| {
+            let s = s.clone();
+            async move {
+                s.set(cx.new_set()?);
+                Ok(u32s(&[2 | (s.get() << 4)]))
+            }
+        }),
+    );
+    let s = set.clone();
+    let dropper = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, move |_, _| {
+            let s = s.clone();
+            async move {
+                canon_waitable_set_drop(s.get())?;
+                Ok(u32s(&[0]))
+            }
+        }),
+    );
+    let (waiter, dropper) = (import(&store, &d, &waiter, &ft, true), import(&store, &d, &dropper, &ft, false));
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |_, _| {
+            let (waiter, dropper) = (waiter.clone(), dropper.clone());
+            async move {
+                assert_eq!(i32_of(&waiter(vec![]).await?), 1 | (1 << 4), "STARTED, subtask 1");
+                dropper(vec![]).await?;
+                Ok(u32s(&[42]))
+            }
+        }),
+    );
+    assert_eq!(trap_of(run(&store, &main, vec![])), TrapKind::WaitableSetBusy);
+}
+
+/// run_tests.py test_async_backpressure: while the callee's instance has backpressure, an
+/// async call to it waits to enter (the subtask is STARTING, 0, with its index above); once
+/// `backpressure.dec` lifts it, the call runs and its event is (SUBTASK, i, RETURNED).
+/// `backpressure.dec` below 0 and `inc` past 2^16 - 1 trap.
+#[test]
+fn backpressure_holds_calls_until_lifted() {
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let sync_ft = func(vec![], None, false);
+    let inc = export(&store, &c, &sync_ft, false, None, core(&cx, |_, _| async { canon_backpressure_inc() }));
+    let dec = export(&store, &c, &sync_ft, false, None, core(&cx, |_, _| async { canon_backpressure_dec() }));
+    let ft = func(vec![], Some(ValType::U32), true);
+    let f = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, |cx, _| async move {
+            cx.ret(u32s(&[7]), Some(&ValType::U32))?;
+            Ok(u32s(&[0]))
+        }),
+    );
+    let (inc, dec) = (import(&store, &d, &inc, &sync_ft, false), import(&store, &d, &dec, &sync_ft, false));
+    let f = import(&store, &d, &f, &ft, true);
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let (inc, dec, f) = (inc.clone(), dec.clone(), f.clone());
+            async move {
+                inc(vec![]).await?;
+                let packed = i32_of(&f(u32s(&[8])).await?);
+                assert_eq!(packed & 0xf, 0, "STARTING: waiting to enter");
+                let sub = packed >> 4;
+                dec(vec![]).await?;
+                let si = cx.new_set()?;
+                canon_waitable_join(sub, si)?;
+                assert_eq!(cx.wait(si).await?, (SUBTASK, sub, RETURNED));
+                Ok(u32s(&[read_u32(&cx.mem, 8)]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), Ok(Some(vec![Value::U32(7)])));
+
+    let under = run_sync_export(|_| Box::pin(async { canon_backpressure_dec().map(|_| ()) }));
+    assert_eq!(trap_of(under), TrapKind::BackpressureRange);
+    let over = run_sync_export(|_| {
+        Box::pin(async {
+            for _ in 0..(1 << 16) - 1 {
+                canon_backpressure_inc()?;
+            }
+            canon_backpressure_inc().map(|_| ())
+        })
+    });
+    assert_eq!(trap_of(over), TrapKind::BackpressureRange);
+}
+
+/// reentrance.wast case 7: an async call back into an instance whose callback-lifted task
+/// holds its exclusive use waits to enter (STARTING, 0x20); when that task WAITs, the
+/// instance is free, the call runs, and each side sees (SUBTASK, 2, RETURNED).
+#[test]
+fn reentering_a_callback_task_waits_for_the_instance() {
+    use std::cell::Cell;
+    let store = Store::new(Deterministic);
+    let (outer, c) = (Guest::new(&store), Guest::new(&store));
+    let (ox, cx) = (Ctx::of(&outer), Ctx::of(&c));
+    let ft = func(vec![], Some(ValType::U32), true);
+    let b = export(
+        &store,
+        &outer,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&ox, |cx, _| async move {
+            cx.ret(u32s(&[42]), Some(&ValType::U32))?;
+            Ok(u32s(&[0]))
+        }),
+    );
+    let b_in_c = import(&store, &c, &b, &ft, true);
+    let c_log = Rc::new(RefCell::new(vec![]));
+    let c_set = Rc::new(Cell::new(0));
+    let s = c_set.clone();
+    let c_callback = logging_callback(&cx, &c_log, move |cx, (_, sub, _)| async move {
+        canon_subtask_drop(sub)?;
+        cx.ret(u32s(&[read_u32(&cx.mem, 0)]), Some(&ValType::U32))?;
+        Ok(0)
+    });
+    let c_f = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(c_callback),
+        core(&cx, move |cx, _| {
+            let (b_in_c, s) = (b_in_c.clone(), s.clone());
+            async move {
+                s.set(cx.new_set()?);
+                let packed = i32_of(&b_in_c(u32s(&[0])).await?);
+                assert_eq!(packed, 0x20, "STARTING, subtask 2 (the set is 1)");
+                canon_waitable_join(packed >> 4, s.get())?;
+                Ok(u32s(&[2 | (s.get() << 4)]))
+            }
+        }),
+    );
+    let c_in_outer = import(&store, &outer, &c_f, &ft, true);
+    let o_log = Rc::new(RefCell::new(vec![]));
+    let o_callback = logging_callback(&ox, &o_log, move |cx, (_, sub, _)| async move {
+        canon_subtask_drop(sub)?;
+        cx.ret(u32s(&[read_u32(&cx.mem, 4)]), Some(&ValType::U32))?;
+        Ok(0)
+    });
+    let a = export(
+        &store,
+        &outer,
+        &ft,
+        true,
+        Some(o_callback),
+        core(&ox, move |cx, _| {
+            let c_in_outer = c_in_outer.clone();
+            async move {
+                let packed = i32_of(&c_in_outer(u32s(&[4])).await?);
+                assert_eq!(packed & 0xf, 1, "STARTED");
+                let si = cx.new_set()?;
+                canon_waitable_join(packed >> 4, si)?;
+                Ok(u32s(&[2 | (si << 4)]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &a, vec![]), ok42());
+    assert_eq!(*c_log.borrow(), vec![(SUBTASK, 2, RETURNED)]);
+    assert_eq!(o_log.borrow().len(), 1);
+    assert_eq!(o_log.borrow()[0].0, SUBTASK);
+    assert_eq!(o_log.borrow()[0].2, RETURNED);
+}
+
+/// Context slots are per thread (`thread.storage`): a value set in the first turn of a
+/// callback task is there in the next turn (the same implicit thread), and a new call starts
+/// with both slots 0.
+#[test]
+fn context_slots_live_in_the_thread() {
+    use witness::reference::types::PtrType;
+    let store = Store::new(Deterministic);
+    let g = Guest::new(&store);
+    let cx = Ctx::of(&g);
+    let callback = core(&cx, |cx, _| async move {
+        let [Flat::I32(v)] = canon_context_get(PtrType::I32, 0)?[..] else { panic!("one i32") };
+        cx.ret(u32s(&[v]), Some(&ValType::U32))?;
+        Ok(u32s(&[0]))
+    });
+    let ft = func(vec![], Some(ValType::U32), true);
+    let f = export(
+        &store,
+        &g,
+        &ft,
+        true,
+        Some(callback),
+        core(&cx, |_, _| async {
+            let [Flat::I32(before)] = canon_context_get(PtrType::I32, 0)?[..] else { panic!("one i32") };
+            assert_eq!(before, 0, "a new thread starts with 0");
+            canon_context_set(PtrType::I32, 0, 1234)?;
+            Ok(u32s(&[1]))
+        }),
+    );
+    assert_eq!(run(&store, &f, vec![]), Ok(Some(vec![Value::U32(1234)])));
+    assert_eq!(run(&store, &f, vec![]), Ok(Some(vec![Value::U32(1234)])), "and again from 0");
+}
+
+/// `WaitableSet.get_pending_event` may deliver any member with an event: with two ends
+/// ready, the deterministic chooser gives the first joined, a replayed answer of 1 the
+/// second; the trail records one `PendingEvent` choice of 2 options either way.
+#[test]
+fn which_ready_event_comes_first_is_a_choice() {
+    for answer in [0usize, 1] {
+        let store = Store::new(Replay::new([0, answer]));
+        let g = Guest::new(&store);
+        let cx = Ctx::of(&g);
+        let first = Rc::new(RefCell::new(0));
+        let f1 = first.clone();
+        let f = export(
+            &store,
+            &g,
+            &func(vec![], None, true),
+            false,
+            None,
+            core(&cx, move |cx, _| {
+                let f1 = f1.clone();
+                async move {
+                    let (r1, w1) = cx.stream_new()?;
+                    let (r2, w2) = cx.stream_new()?;
+                    assert_eq!(cx.write(w1, 0, 1, true).await?, BLOCKED);
+                    assert_eq!(cx.write(w2, 0, 1, true).await?, BLOCKED);
+                    assert_eq!(cx.read(r1, 8, 1, true).await?, copied(COMPLETED, 1));
+                    assert_eq!(cx.read(r2, 8, 1, true).await?, copied(COMPLETED, 1));
+                    let si = cx.new_set()?;
+                    canon_waitable_join(w1, si)?;
+                    canon_waitable_join(w2, si)?;
+                    let (code, end, _) = cx.wait(si).await?;
+                    assert_eq!(code, STREAM_WRITE);
+                    *f1.borrow_mut() = if end == w1 { 1 } else { 2 };
+                    Ok(vec![])
+                }
+            }),
+        );
+        assert_eq!(run(&store, &f, vec![]), Ok(Some(vec![])));
+        assert_eq!(*first.borrow(), answer + 1, "answer {answer}");
+        let pending: Vec<_> = store.trail().into_iter().filter(|c| c.point == ChoicePoint::PendingEvent).collect();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].options, pending[0].chosen), (2, answer));
+    }
+}
+
+/// cross-abi-calls.wast, async lowering: more than 4 flat parameters (`MAX_FLAT_ASYNC_PARAMS`)
+/// go through one pointer into the caller's memory, and the result through an out-pointer;
+/// a callee that returns at once makes the lowered call return RETURNED (2) with no subtask.
+#[test]
+fn async_lowering_spills_params_past_four() {
+    let store = Store::new(Deterministic);
+    let d = Guest::new(&store);
+    let dx = Ctx::of(&d);
+    let seen = Rc::new(RefCell::new(vec![]));
+    let s = seen.clone();
+    let callee: FuncInst = Rc::new(move |on_start: OnStart, on_resolve: OnResolve| {
+        s.borrow_mut().extend(on_start()?);
+        on_resolve(Some(vec![Value::U32(99)]))?;
+        let on_cancel: OnCancel = Rc::new(|| Ok(()));
+        Ok(on_cancel)
+    });
+    let ft = func(vec![ValType::U8, ValType::U16, ValType::U32, ValType::U64, ValType::S8], Some(ValType::U32), true);
+    let lowered = import(&store, &d, &callee, &ft, true);
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let lowered = lowered.clone();
+            async move {
+                // the params as a tuple<u8, u16, u32, u64, s8> at 64: offsets 0, 2, 4, 8, 16
+                let mut bytes = vec![0u8; 24];
+                bytes[0] = 1;
+                bytes[2..4].copy_from_slice(&2u16.to_le_bytes());
+                bytes[4..8].copy_from_slice(&3u32.to_le_bytes());
+                bytes[8..16].copy_from_slice(&4u64.to_le_bytes());
+                bytes[16] = 0xfb;
+                write_mem(&cx.mem, 64, &bytes);
+                let status = i32_of(&lowered(u32s(&[64, 128])).await?);
+                assert_eq!(status, RETURNED, "returned at once: no subtask");
+                Ok(u32s(&[read_u32(&cx.mem, 128)]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), Ok(Some(vec![Value::U32(99)])));
+    assert_eq!(*seen.borrow(), vec![Value::U8(1), Value::U16(2), Value::U32(3), Value::U64(4), Value::S8(-5)]);
+}
+
+/// partial-stream-copies.wast: a pending read keeps filling until its event is delivered
+/// (8 then 4 bytes of 12), a third write finding it full completes it and waits itself; the
+/// reader then takes 4, 2 and the last 6 of that write, and when it drops, the writer's event
+/// is DROPPED|12 (0xc1). Stream ends move through a parameter and through `task.return`.
+#[test]
+fn partial_copies_across_instances() {
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let words = Rc::new(RefCell::new(vec![]));
+    let w = words.clone();
+    let callback = core(&cx, move |cx, args| {
+        let w = w.clone();
+        async move {
+            assert_eq!(args, u32s(&[STREAM_READ, 1, copied(COMPLETED, 12)]));
+            w.borrow_mut().extend([read_u32(&cx.mem, 0x10), read_u32(&cx.mem, 0x14), read_u32(&cx.mem, 0x18)]);
+            assert_eq!(cx.read(1, 0x10, 4, true).await?, copied(COMPLETED, 4));
+            w.borrow_mut().push(read_u32(&cx.mem, 0x10));
+            assert_eq!(cx.read(1, 0x10, 2, true).await?, copied(COMPLETED, 2));
+            w.borrow_mut().push(u32::from(u16::from_le_bytes(read_mem(&cx.mem, 0x10, 2).try_into().unwrap())));
+            assert_eq!(cx.read(1, 0x10, 8, true).await?, copied(COMPLETED, 6));
+            w.borrow_mut().push(read_u32(&cx.mem, 0x10));
+            canon_waitable_join(1, 0)?;
+            canon_stream_drop_readable(&stream_u8(), 1)?;
+            canon_waitable_join(4, 0)?;
+            canon_stream_drop_writable(&stream_u8(), 4)?;
+            Ok(u32s(&[0]))
+        }
+    });
+    let ft = func(vec![stream_u8()], Some(stream_u8()), true);
+    let transform = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(callback),
+        core(&cx, |cx, args| async move {
+            let ws = cx.new_set()?;
+            assert_eq!(args, u32s(&[1]), "the incoming readable end");
+            let (outr, outw) = cx.stream_new()?;
+            // The spec's test has its set made first (index 1); here the parameter came first.
+            let insr = 1;
+            assert_eq!((ws, outr, outw), (2, 3, 4));
+            assert_eq!(cx.read(insr, 0x10, 12, true).await?, BLOCKED);
+            cx.ret(u32s(&[outr]), Some(&stream_u8()))?;
+            canon_waitable_join(insr, ws)?;
+            canon_waitable_join(outw, ws)?;
+            Ok(u32s(&[2 | (ws << 4)]))
+        }),
+    );
+    let transform = import(&store, &d, &transform, &ft, true);
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let transform = transform.clone();
+            async move {
+                let (insr, insw) = cx.stream_new()?;
+                assert_eq!((insr, insw), (1, 2));
+                assert_eq!(i32_of(&transform(u32s(&[insr, 8])).await?), RETURNED);
+                let outsr = read_u32(&cx.mem, 8);
+                assert_eq!(outsr, 1, "the freed slot is reused");
+                write_mem(&cx.mem, 16, &0x0123_4567_89ab_cdef_u64.to_le_bytes());
+                assert_eq!(cx.write(insw, 16, 8, true).await?, copied(COMPLETED, 8));
+                assert_eq!(cx.write(insw, 16, 8, true).await?, copied(COMPLETED, 4));
+                write_mem(&cx.mem, 16, &0xfedc_ba98_7654_3210_u64.to_le_bytes());
+                write_mem(&cx.mem, 24, &0x7654_3210_u32.to_le_bytes());
+                assert_eq!(cx.write(insw, 16, 12, true).await?, BLOCKED);
+                let ws = cx.new_set()?;
+                canon_waitable_join(insw, ws)?;
+                assert_eq!(cx.wait(ws).await?, (STREAM_WRITE, insw, copied(DROPPED, 12)));
+                canon_waitable_join(insw, 0)?;
+                canon_stream_drop_writable(&stream_u8(), insw)?;
+                canon_stream_drop_readable(&stream_u8(), outsr)?;
+                Ok(u32s(&[42]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), ok42());
+    assert_eq!(*words.borrow(), vec![0x89ab_cdef, 0x0123_4567, 0x89ab_cdef, 0x7654_3210, 0xba98, 0x3210_fedc]);
+}
+
+/// wait-during-callback.wast: a callback-lifted function may wait synchronously itself; the
+/// future it waits on is written, so the wait returns FUTURE_READ (4) with the end's index.
+/// The writer's own event is FUTURE_WRITE with COMPLETED.
+#[test]
+fn a_callback_task_may_wait_itself() {
+    let store = Store::new(Deterministic);
+    let g = Guest::new(&store);
+    let cx = Ctx::of(&g);
+    let ft = func(vec![], Some(ValType::U32), true);
+    let f = export(
+        &store,
+        &g,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, |cx, _| async move {
+            let (r, w) = cx.future_new()?;
+            assert_eq!(cx.fwrite(w, 0, true).await?, BLOCKED);
+            assert_eq!(cx.fread(r, 4, true).await?, COMPLETED);
+            let si = cx.new_set()?;
+            canon_waitable_join(w, si)?;
+            assert_eq!(cx.wait(si).await?, (FUTURE_WRITE, w, COMPLETED));
+            cx.ret(u32s(&[42]), Some(&ValType::U32))?;
+            Ok(u32s(&[0]))
+        }),
+    );
+    assert_eq!(run(&store, &f, vec![]), ok42());
+}
+
+/// empty-wait.wast: joining an end that already has an event into a set another task waits
+/// on wakes that task. C.blocker WAITs on C's set; C.unblocker makes a future, starts a read,
+/// joins the readable end into that set and writes; the blocker's callback sees
+/// (FUTURE_READ, end, COMPLETED) and returns 42, which D finds after (SUBTASK, 2, RETURNED).
+#[test]
+fn joining_a_ready_end_wakes_the_waiter() {
+    use std::cell::Cell;
+    let store = Store::new(Deterministic);
+    let (d, c) = (Guest::new(&store), Guest::new(&store));
+    let (dx, cx) = (Ctx::of(&d), Ctx::of(&c));
+    let c_set = Rc::new(Cell::new(0));
+    let s = c_set.clone();
+    let ft = func(vec![], Some(ValType::U32), true);
+    let events = Rc::new(RefCell::new(vec![]));
+    let blocker_cb = logging_callback(&cx, &events, |cx, (_, end, _)| async move {
+        canon_future_drop_readable(&future_u8(), end)?;
+        cx.ret(u32s(&[42]), Some(&ValType::U32))?;
+        Ok(0)
+    });
+    let blocker = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(blocker_cb),
+        core(&cx, move |cx, _| {
+            let s = s.clone();
+            async move {
+                s.set(cx.new_set()?);
+                Ok(u32s(&[2 | (s.get() << 4)]))
+            }
+        }),
+    );
+    let s = c_set.clone();
+    let unblocker = export(
+        &store,
+        &c,
+        &ft,
+        true,
+        Some(never_called()),
+        core(&cx, move |cx, _| {
+            let s = s.clone();
+            async move {
+                let (r, w) = cx.future_new()?;
+                assert_eq!(cx.fread(r, 100, true).await?, BLOCKED);
+                canon_waitable_join(r, s.get())?;
+                assert_eq!(cx.fwrite(w, 100, true).await?, COMPLETED);
+                canon_future_drop_writable(&future_u8(), w)?;
+                cx.ret(u32s(&[43]), Some(&ValType::U32))?;
+                Ok(u32s(&[0]))
+            }
+        }),
+    );
+    let (blocker, unblocker) = (import(&store, &d, &blocker, &ft, true), import(&store, &d, &unblocker, &ft, true));
+    let main = export(
+        &store,
+        &d,
+        &func(vec![], Some(ValType::U32), true),
+        false,
+        None,
+        core(&dx, move |cx, _| {
+            let (blocker, unblocker) = (blocker.clone(), unblocker.clone());
+            async move {
+                let ws = cx.new_set()?;
+                let packed = i32_of(&blocker(u32s(&[4])).await?);
+                assert_eq!(packed, 1 | (2 << 4), "STARTED, subtask 2");
+                assert_eq!(i32_of(&unblocker(u32s(&[8])).await?), RETURNED);
+                assert_eq!(read_u32(&cx.mem, 8), 43);
+                canon_waitable_join(2, ws)?;
+                assert_eq!(cx.wait(ws).await?, (SUBTASK, 2, RETURNED));
+                canon_subtask_drop(2)?;
+                Ok(u32s(&[read_u32(&cx.mem, 4)]))
+            }
+        }),
+    );
+    assert_eq!(run(&store, &main, vec![]), ok42());
+    assert_eq!(*events.borrow(), vec![(FUTURE_READ, 2, COMPLETED)], "C's readable end is 2 (its set is 1)");
 }
