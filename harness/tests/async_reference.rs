@@ -1781,3 +1781,72 @@ fn joining_a_ready_end_wakes_the_waiter() {
     assert_eq!(run(&store, &main, vec![]), ok42());
     assert_eq!(*events.borrow(), vec![(FUTURE_READ, 2, COMPLETED)], "C's readable end is 2 (its set is 1)");
 }
+
+/// `explore` runs a scenario under every sequence of answers the spec's choices allow: the
+/// two-ready-ends scenario has exactly two outcomes (either end first), each reached once; a
+/// scenario without choices runs once.
+#[test]
+fn explore_finds_every_allowed_order() {
+    use witness::reference::concurrency::choice::explore;
+    let scenario = |chooser: Replay| {
+        let store = Store::new(chooser);
+        let g = Guest::new(&store);
+        let cx = Ctx::of(&g);
+        let first = Rc::new(RefCell::new(0));
+        let f1 = first.clone();
+        let f = export(
+            &store,
+            &g,
+            &func(vec![], None, true),
+            false,
+            None,
+            core(&cx, move |cx, _| {
+                let f1 = f1.clone();
+                async move {
+                    let (r1, w1) = cx.stream_new()?;
+                    let (r2, w2) = cx.stream_new()?;
+                    cx.write(w1, 0, 1, true).await?;
+                    cx.write(w2, 0, 1, true).await?;
+                    cx.read(r1, 8, 1, true).await?;
+                    cx.read(r2, 8, 1, true).await?;
+                    let si = cx.new_set()?;
+                    canon_waitable_join(w1, si)?;
+                    canon_waitable_join(w2, si)?;
+                    let (_, end, _) = cx.wait(si).await?;
+                    *f1.borrow_mut() = if end == w1 { 1 } else { 2 };
+                    Ok(vec![])
+                }
+            }),
+        );
+        let ended = run(&store, &f, vec![]);
+        assert_eq!(ended, Ok(Some(vec![])));
+        let outcome = *first.borrow();
+        (outcome, store.trail())
+    };
+    let (runs, truncated) = explore(100, scenario);
+    assert!(!truncated);
+    let mut outcomes: Vec<u32> = runs.iter().map(|r| r.outcome).collect();
+    outcomes.sort();
+    // The wait's `wait_until` choice (block or not) doubles the runs; the delivered end is the
+    // `PendingEvent` choice.
+    assert_eq!(outcomes, vec![1, 1, 2, 2]);
+    let mut answers: Vec<Vec<usize>> = runs.iter().map(|r| r.answers.clone()).collect();
+    answers.sort();
+    answers.dedup();
+    assert_eq!(answers.len(), runs.len(), "each order is run once");
+
+    let (runs, _) = explore(100, |chooser| {
+        let store = Store::new(chooser);
+        let g = Guest::new(&store);
+        let f = export(
+            &store,
+            &g,
+            &func(vec![], None, false),
+            false,
+            None,
+            core(&Ctx::of(&g), |_, _| async { Ok(vec![]) }),
+        );
+        (run(&store, &f, vec![]), store.trail())
+    });
+    assert_eq!(runs.len(), 1);
+}

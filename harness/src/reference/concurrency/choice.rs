@@ -89,3 +89,36 @@ impl Chooser for Replay {
         self.answers.pop_front().unwrap_or(0)
     }
 }
+
+/// One run of [`explore`]: the answers given at its choice points, and what it ended with.
+#[derive(Clone, Debug)]
+pub struct Run<R> {
+    pub answers: Vec<usize>,
+    pub outcome: R,
+}
+
+/// Every way the spec's choices can go in `scenario`, depth first: `scenario` builds its store
+/// with the given `Replay` and returns its outcome and the store's trail; each choice past the
+/// replayed answers is tried with every other option in later runs. So the outcomes are
+/// exactly those the spec allows (an oracle accepts an engine's result if it is among them).
+/// Stops after `limit` runs; the flag says whether some were left out.
+pub fn explore<R>(limit: usize, mut scenario: impl FnMut(Replay) -> (R, Vec<Choice>)) -> (Vec<Run<R>>, bool) {
+    let mut runs = vec![];
+    let mut prefixes: Vec<Vec<usize>> = vec![vec![]];
+    while let Some(prefix) = prefixes.pop() {
+        if runs.len() == limit {
+            return (runs, true);
+        }
+        let (outcome, trail) = scenario(Replay::new(prefix.clone()));
+        let answers: Vec<usize> = trail.iter().map(|c| c.chosen).collect();
+        for i in (prefix.len()..trail.len()).rev() {
+            for other in (1..trail[i].options).rev() {
+                let mut p = answers[..i].to_vec();
+                p.push(other);
+                prefixes.push(p);
+            }
+        }
+        runs.push(Run { answers, outcome });
+    }
+    (runs, false)
+}
