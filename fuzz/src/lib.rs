@@ -4,7 +4,7 @@
 //! (`cargo test` in `fuzz/`), which feeds each a fixed set of seeded inputs without libFuzzer,
 //! so CI runs the targets on stable without instrumentation.
 
-pub use witness::fuzz::{differential, reference_lift};
+pub use witness::fuzz::{async_reference, differential, reference_lift};
 
 #[cfg(test)]
 mod smoke {
@@ -38,6 +38,12 @@ mod smoke {
             super::reference_lift(data);
             true
         });
+    }
+
+    #[test]
+    fn async_reference() {
+        let ran = run(super::async_reference);
+        assert!(ran >= count() / 2, "only {ran} of {} inputs made a call", count());
     }
 
     #[test]

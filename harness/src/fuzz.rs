@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Body)] = &[
         true
     }),
     ("differential", differential),
+    ("async_reference", async_reference),
 ];
 
 /// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
@@ -132,4 +133,240 @@ pub fn differential(data: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// One built-in call of the `async_reference` target. Ends and sets are picked among those
+/// made so far (the operation follows the end's kind), now and then by a raw index instead, so
+/// that the wrong-handle traps are reached too; pointers may pass the end of the 1 KiB memory
+/// and lengths go up to 20, or past `Buffer.MAX_LENGTH`.
+#[derive(Debug)]
+enum AsyncOp {
+    New { future: bool, payload: bool },
+    Copy { end: Pick, ptr: u64, n: u64, async_: bool },
+    Cancel { end: Pick, async_: bool },
+    Drop { end: Pick },
+    SetNew,
+    SetDrop(Pick),
+    Join { end: Pick, set: Option<Pick> },
+    Poll(Pick, bool),
+    Wait(Pick, bool),
+    Yield(bool),
+    TaskReturn,
+    TaskCancel,
+    Backpressure(bool),
+    Context(u64),
+}
+
+/// A handle operand: the n-th made so far, or a raw table index.
+#[derive(Clone, Copy, Debug)]
+enum Pick {
+    Made(u8),
+    Raw(u32),
+}
+
+fn arbitrary_pick(u: &mut Unstructured<'_>) -> arbitrary::Result<Pick> {
+    Ok(if u.ratio(1, 12)? { Pick::Raw(u.int_in_range(0..=9)?) } else { Pick::Made(u.arbitrary()?) })
+}
+
+fn arbitrary_async_op(u: &mut Unstructured<'_>) -> arbitrary::Result<AsyncOp> {
+    Ok(match u.int_in_range(0..=40u8)? {
+        0..=5 => AsyncOp::New { future: u.arbitrary()?, payload: u.ratio(3, 4)? },
+        6..=17 => AsyncOp::Copy {
+            end: arbitrary_pick(u)?,
+            ptr: if u.ratio(1, 10)? { u.int_in_range(1000..=1100u64)? } else { u.int_in_range(0..=63u64)? * 8 },
+            n: if u.ratio(1, 20)? { 1 << 28 } else { u.int_in_range(0..=20u64)? },
+            async_: u.ratio(7, 8)?,
+        },
+        18..=21 => AsyncOp::Cancel { end: arbitrary_pick(u)?, async_: u.ratio(3, 4)? },
+        22..=25 => AsyncOp::Drop { end: arbitrary_pick(u)? },
+        26..=27 => AsyncOp::SetNew,
+        28 => AsyncOp::SetDrop(arbitrary_pick(u)?),
+        29..=32 => {
+            AsyncOp::Join { end: arbitrary_pick(u)?, set: if u.ratio(1, 5)? { None } else { Some(arbitrary_pick(u)?) } }
+        }
+        33..=34 => AsyncOp::Poll(arbitrary_pick(u)?, u.arbitrary()?),
+        35 => AsyncOp::Wait(arbitrary_pick(u)?, u.arbitrary()?),
+        36..=37 => AsyncOp::Yield(u.arbitrary()?),
+        38 => match u.int_in_range(0..=3u8)? {
+            0 => AsyncOp::TaskReturn,
+            1 => AsyncOp::TaskCancel,
+            _ => AsyncOp::Context(u.arbitrary()?),
+        },
+        _ => AsyncOp::Backpressure(u.arbitrary()?),
+    })
+}
+
+/// An end the `async_reference` body made: its index, whether it is a future's, whether it is
+/// the writable end, whether it carries u8 (else no payload).
+#[derive(Clone, Copy)]
+struct MadeEnd {
+    index: u32,
+    future: bool,
+    writable: bool,
+    payload: bool,
+}
+
+/// Input → a chooser seed and up to 64 async built-in calls, made by one async export of one
+/// instance (stream and future elements are u8 or none, which an instance may copy to
+/// itself) → every call returns or traps with a guest-visible class; never a panic, never a
+/// broken spec assertion. The store then runs until no thread is ready. Returns whether any
+/// call ran.
+pub fn async_reference(data: &[u8]) -> bool {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::reference::concurrency::Obj;
+    use crate::reference::concurrency::builtins as b;
+    use crate::reference::concurrency::choice::Seeded;
+    use crate::reference::concurrency::embedding::Store;
+    use crate::reference::concurrency::task::{CanonicalOptions, core_func};
+    use crate::reference::memory::Memory;
+    use crate::reference::types::{FuncType, ValType};
+
+    let mut u = Unstructured::new(data);
+    let Ok(seed) = u.arbitrary::<u64>() else { return false };
+    let mut ops = vec![];
+    while ops.len() < 64 {
+        match arbitrary_async_op(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    if ops.is_empty() {
+        return false;
+    }
+    let store = Store::new(Seeded::new(seed));
+    let inst = store.new_instance();
+    let memory: Rc<RefCell<dyn Memory>> = Rc::new(RefCell::new(BumpHeap::new(1024, 512)));
+    let mem = Obj(memory);
+    let opts = CanonicalOptions { memory: Some(mem.clone()), ..CanonicalOptions::default() };
+    let ops = Rc::new(ops);
+    let body_opts = opts.clone();
+    let body = core_func(move |_| {
+        let (ops, opts, mem) = (ops.clone(), body_opts.clone(), mem.clone());
+        async move {
+            let mut ends: Vec<MadeEnd> = vec![];
+            let mut sets: Vec<u32> = vec![];
+            let with = |async_: bool| CanonicalOptions { async_, ..opts.clone() };
+            // The end a pick names (a raw index: a readable u8 stream end, whatever it holds).
+            // `None`: a pick among none made (the call is skipped).
+            let end_of = |ends: &[MadeEnd], p: Pick| match p {
+                Pick::Made(_) if ends.is_empty() => None,
+                Pick::Made(n) => Some(ends[n as usize % ends.len()]),
+                Pick::Raw(i) => Some(MadeEnd { index: i, future: false, writable: false, payload: true }),
+            };
+            let set_of = |sets: &[u32], p: Pick| match p {
+                Pick::Made(_) if sets.is_empty() => None,
+                Pick::Made(n) => Some(sets[n as usize % sets.len()]),
+                Pick::Raw(i) => Some(i),
+            };
+            let t = |e: MadeEnd| {
+                let elem = e.payload.then(|| Box::new(ValType::U8));
+                if e.future { ValType::Future(elem) } else { ValType::Stream(elem) }
+            };
+            for op in ops.iter() {
+                let r = match *op {
+                    AsyncOp::New { future, payload } => {
+                        let made = MadeEnd { index: 0, future, writable: false, payload };
+                        let r = if future { b::canon_future_new(&t(made)) } else { b::canon_stream_new(&t(made)) };
+                        if let Ok([Flat::I64(packed)]) = r.as_deref() {
+                            ends.push(MadeEnd { index: *packed as u32, ..made });
+                            ends.push(MadeEnd { index: (*packed >> 32) as u32, writable: true, ..made });
+                        }
+                        r
+                    }
+                    AsyncOp::Copy { end, ptr, n, async_ } => {
+                        let Some(e) = end_of(&ends, end) else { continue };
+                        match (e.future, e.writable) {
+                            (false, false) => b::canon_stream_read(&t(e), &with(async_), e.index, ptr, n).await,
+                            (false, true) => b::canon_stream_write(&t(e), &with(async_), e.index, ptr, n).await,
+                            (true, false) => b::canon_future_read(&t(e), &with(async_), e.index, ptr).await,
+                            (true, true) => b::canon_future_write(&t(e), &with(async_), e.index, ptr).await,
+                        }
+                    }
+                    AsyncOp::Cancel { end, async_ } => {
+                        let Some(e) = end_of(&ends, end) else { continue };
+                        match (e.future, e.writable) {
+                            (false, false) => b::canon_stream_cancel_read(&t(e), async_, e.index).await,
+                            (false, true) => b::canon_stream_cancel_write(&t(e), async_, e.index).await,
+                            (true, false) => b::canon_future_cancel_read(&t(e), async_, e.index).await,
+                            (true, true) => b::canon_future_cancel_write(&t(e), async_, e.index).await,
+                        }
+                    }
+                    AsyncOp::Drop { end } => {
+                        let Some(e) = end_of(&ends, end) else { continue };
+                        let r = match (e.future, e.writable) {
+                            (false, false) => b::canon_stream_drop_readable(&t(e), e.index),
+                            (false, true) => b::canon_stream_drop_writable(&t(e), e.index),
+                            (true, false) => b::canon_future_drop_readable(&t(e), e.index),
+                            (true, true) => b::canon_future_drop_writable(&t(e), e.index),
+                        };
+                        ends.retain(|m| m.index != e.index);
+                        r
+                    }
+                    AsyncOp::SetNew => {
+                        let r = b::canon_waitable_set_new();
+                        if let Ok([Flat::I32(i)]) = r.as_deref() {
+                            sets.push(*i);
+                        }
+                        r
+                    }
+                    AsyncOp::SetDrop(s) => {
+                        let Some(si) = set_of(&sets, s) else { continue };
+                        sets.retain(|&m| m != si);
+                        b::canon_waitable_set_drop(si)
+                    }
+                    AsyncOp::Join { end, set } => {
+                        let Some(e) = end_of(&ends, end) else { continue };
+                        let si = match set {
+                            None => 0,
+                            Some(s) => match set_of(&sets, s) {
+                                Some(si) => si,
+                                None => continue,
+                            },
+                        };
+                        b::canon_waitable_join(e.index, si)
+                    }
+                    AsyncOp::Poll(s, c) => {
+                        let Some(si) = set_of(&sets, s) else { continue };
+                        b::canon_waitable_set_poll(c, &mem, si, 1000)
+                    }
+                    AsyncOp::Wait(s, c) => {
+                        let Some(si) = set_of(&sets, s) else { continue };
+                        b::canon_waitable_set_wait(c, &mem, si, 1000).await
+                    }
+                    AsyncOp::Yield(c) => b::canon_thread_yield(c).await,
+                    AsyncOp::TaskReturn => b::canon_task_return(None, &opts, vec![]),
+                    AsyncOp::TaskCancel => b::canon_task_cancel(),
+                    AsyncOp::Backpressure(inc) => {
+                        if inc {
+                            b::canon_backpressure_inc()
+                        } else {
+                            b::canon_backpressure_dec()
+                        }
+                    }
+                    AsyncOp::Context(v) => b::canon_context_set(PtrType::I32, (v % 2) as usize, v & 0xffff_ffff),
+                };
+                r?;
+            }
+            b::canon_task_return(None, &opts, vec![])?;
+            Ok(vec![])
+        }
+    });
+    let ft = FuncType { params: vec![], result: None, async_: true };
+    let f = store.lift(body, ft, CanonicalOptions { async_: true, ..opts }, inst);
+    let ended = store
+        .invoke(&f, Box::new(|| Ok(vec![])), Box::new(|_| Ok(())))
+        .and_then(|_| store.run_until_idle(1000).map(|_| ()));
+    if let Err(trap) = ended {
+        assert_ne!(trap.kind, TrapKind::Assertion, "{trap}\nops: {:?}", debug_ops(data));
+    }
+    true
+}
+
+/// The operations of an input, for a finding's message.
+fn debug_ops(data: &[u8]) -> Vec<String> {
+    let mut u = Unstructured::new(data);
+    let _ = u.arbitrary::<u64>();
+    std::iter::from_fn(|| arbitrary_async_op(&mut u).ok()).take(64).map(|op| format!("{op:?}")).collect()
 }

@@ -153,12 +153,15 @@ pub enum Names {
     Legacy,
 }
 
-/// Lifting and lowering stream and future values need the async runtime.
+/// A stream or future value is the state its ends share, behind a handle: a lift moves an end
+/// out of the instance's table (empty here, so it could only trap) and WAVE has no syntax for
+/// the value to lower. The async runtime runs them (reference::concurrency).
 fn refuse_async_values(t: &ValType) -> Result<()> {
     if crate::reference::types::contains_async_value(t) {
         bail!(
-            "stream and future values are handles into the async runtime, which the reference does \
-             not model yet: `abi layout` works on these types, `lift` and `lower` do not"
+            "stream and future values are handles to the state their ends share: `abi lift` runs on \
+             an empty handle table and WAVE has no syntax for them, so `lift` and `lower` take no \
+             such type (`abi layout` and `abi signature` do)"
         );
     }
     Ok(())
