@@ -283,15 +283,17 @@ fn a_misspelt_engine_in_an_expectations_file_is_warned_about() {
 }
 
 #[test]
-fn async_types_have_a_layout_but_no_values_yet() {
+fn async_types_have_a_layout_but_no_values_on_the_command_line() {
     // 🔀 alignment/elem_size of StreamType, FutureType, ErrorContextType: 4; flattening: i32.
     let v = json(&["abi", "layout", "tuple<u8, stream<string>, future, error-context>", "--json"]);
     assert_eq!((v["size"].as_u64(), v["align"].as_u64()), (Some(16), Some(4)));
     assert_eq!(v["flat"], serde_json::json!(["i32", "i32", "i32", "i32"]));
-    // Lifting one needs the async runtime: a clear refusal, not an assertion trap.
-    let (code, _, err) = witness(&["abi", "lift", "stream<u8>", "--flat", "i32:1"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("async runtime") && err.contains("`abi layout` works"), "{err}");
+    // A stream value is a handle to shared state: a clear refusal, not an assertion trap.
+    for args in [&["abi", "lift", "stream<u8>", "--flat", "i32:1"][..], &["abi", "lower", "future<u8>", "x"][..]] {
+        let (code, _, err) = witness(args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("handles to the state their ends share") && err.contains("`abi layout`"), "{err}");
+    }
 }
 
 #[test]
