@@ -358,6 +358,7 @@ pub fn async_reference(data: &[u8]) -> bool {
     let ended = store
         .invoke(&f, Box::new(|| Ok(vec![])), Box::new(|_| Ok(())))
         .and_then(|_| store.run_until_idle(1000).map(|_| ()));
+    store.teardown();
     if let Err(trap) = ended {
         assert_ne!(trap.kind, TrapKind::Assertion, "{trap}\nops: {:?}", debug_ops(data));
     }

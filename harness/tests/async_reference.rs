@@ -1850,3 +1850,36 @@ fn explore_finds_every_allowed_order() {
     });
     assert_eq!(runs.len(), 1);
 }
+
+/// `Store::teardown` frees what a run leaves behind: after a run that ends with a copy pending
+/// and a thread waiting forever, tearing the store down and dropping it frees the instance and
+/// its memory (without teardown the pending buffer and the waiting thread keep both alive).
+#[test]
+fn teardown_frees_a_stopped_run() {
+    let (inst, mem) = {
+        let store = Store::new(Deterministic);
+        let g = Guest::new(&store);
+        let cx = Ctx::of(&g);
+        let f = export(
+            &store,
+            &g,
+            &func(vec![], None, true),
+            false,
+            None,
+            core(&cx, |cx, _| async move {
+                let (_r, w) = cx.stream_new()?;
+                assert_eq!(cx.write(w, 0, 4, true).await?, BLOCKED);
+                let si = cx.new_set()?;
+                canon_waitable_join(w, si)?;
+                cx.wait(si).await?;
+                Ok(vec![])
+            }),
+        );
+        assert_eq!(run(&store, &f, vec![]), Ok(None), "the write never completes");
+        let weak = (Rc::downgrade(&g.inst.0), Rc::downgrade(&g.mem.0));
+        store.teardown();
+        weak
+    };
+    assert!(inst.upgrade().is_none(), "the instance is freed");
+    assert!(mem.upgrade().is_none(), "its memory is freed");
+}

@@ -106,7 +106,7 @@ async fn lifted_thread_func(task: Rc<Task>, callee: CoreFunc) -> Result<()> {
     let packed = call_and_trap_on_throw(&callee, flat_args).await?;
     let (mut code, mut si) = unpack_callback_result(&packed)?;
     while code != CallbackCode::Exit {
-        let implicit = task.implicit_thread.borrow().clone();
+        let implicit = task.implicit_thread();
         let thread = current_thread()?;
         {
             let mut i = inst.borrow_mut();

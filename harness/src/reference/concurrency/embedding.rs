@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::canon::{canon_lift, canon_lower};
 use super::choice::{Choice, ChoicePoint, Chooser};
@@ -14,6 +14,7 @@ use super::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, OnResolve, OnS
 use super::thread::Thread;
 use super::{InstRef, Obj};
 use crate::reference::context::ComponentInstance;
+use crate::reference::handles::Element;
 use crate::reference::trap::{Result, assert_that};
 use crate::reference::types::{FuncType, InstanceId};
 
@@ -22,7 +23,8 @@ pub struct Store {
     nesting_depth: Cell<u32>,
     chooser: RefCell<Box<dyn Chooser>>,
     trail: RefCell<Vec<Choice>>,
-    instances: Cell<u32>,
+    /// The instances made, for `teardown` (weak: instances own the store, not the reverse).
+    instances: RefCell<Vec<Weak<RefCell<ComponentInstance>>>>,
 }
 
 impl fmt::Debug for Store {
@@ -38,17 +40,51 @@ impl Store {
             nesting_depth: Cell::new(0),
             chooser: RefCell::new(Box::new(chooser)),
             trail: RefCell::new(vec![]),
-            instances: Cell::new(0),
+            instances: RefCell::new(vec![]),
         })
     }
 
     /// `ComponentInstance(store)`.
     pub fn new_instance(self: &Rc<Self>) -> InstRef {
-        let id = self.instances.get() + 1;
-        self.instances.set(id);
+        let id = self.instances.borrow().len() as u32 + 1;
         let mut inst = ComponentInstance::new(InstanceId(id));
         inst.store = Some(self.clone());
-        Obj::new(inst)
+        let inst = Obj::new(inst);
+        self.instances.borrow_mut().push(Rc::downgrade(&inst.0));
+        inst
+    }
+
+    /// Break the reference cycles a run leaves (a pending copy's buffer holds its instance,
+    /// which holds the end; a waiting thread holds its task, which holds the store): empty
+    /// every instance's tables, forget pending events, copies and continuations. The store
+    /// and its instances are unusable afterwards; dropping them then frees everything.
+    pub fn teardown(&self) {
+        let instances: Vec<_> = self.instances.borrow_mut().drain(..).filter_map(|w| w.upgrade()).collect();
+        for inst in instances {
+            let (handles, threads, exclusive) = {
+                let mut i = inst.borrow_mut();
+                i.store = None;
+                i.tasks.clear();
+                (std::mem::take(&mut i.handles), std::mem::take(&mut i.threads), i.exclusive_thread.take())
+            };
+            for (_, e) in handles.entries() {
+                match e {
+                    Element::Waitable(w) => w.clear(),
+                    Element::WaitableSet(s) => s.borrow_mut().elems.clear(),
+                    Element::Resource(_) | Element::ErrorContext(_) => {}
+                }
+            }
+            for (_, t) in threads.entries() {
+                t.task.clear();
+                t.clear();
+            }
+            drop(exclusive);
+        }
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for t in waiting {
+            t.task.clear();
+            t.clear();
+        }
     }
 
     /// One of the spec's random choices; a single option is taken without asking.

@@ -44,7 +44,7 @@ impl SharedFutureImpl {
         })
     }
 
-    fn reset_pending(&mut self) {
+    pub(crate) fn reset_pending(&mut self) {
         self.pending_inst = None;
         self.pending_buffer = None;
         self.pending_on_copy_done = None;

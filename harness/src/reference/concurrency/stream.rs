@@ -253,6 +253,14 @@ impl SharedEnd {
         }
     }
 
+    /// Forget the pending copy (`Store::teardown`).
+    pub(crate) fn clear(&self) {
+        match self {
+            SharedEnd::Stream(s) => s.borrow_mut().reset_pending(),
+            SharedEnd::Future(f) => f.borrow_mut().reset_pending(),
+        }
+    }
+
     /// `shared.drop()`.
     pub fn drop_end(&self) -> Result<()> {
         match self {

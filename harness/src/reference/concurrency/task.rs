@@ -4,7 +4,7 @@
 //! `OnResolve`, `OnCancel`, `FuncInst`, `CoreFuncInst`) and `CanonicalOptions`.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::embedding::Store;
 use super::switch::{Cancelled, LocalFuture, current_thread};
@@ -120,8 +120,11 @@ pub struct Task {
     pub state: Cell<TaskState>,
     /// Where `num_borrows` is counted (the instance's borrow scopes, shared with the sync ABI).
     pub borrow_scope: TaskId,
-    pub implicit_thread: RefCell<Option<Rc<Thread>>>,
-    pub threads: RefCell<Vec<Rc<Thread>>>,
+    /// `implicit_thread` and `threads`, held weakly: a running or blocked thread is owned by
+    /// the instance's thread table, the store's waiting list or the `resume` running it, and a
+    /// strong link back from its task would make every task a reference cycle.
+    implicit_thread: RefCell<Option<Weak<Thread>>>,
+    threads: RefCell<Vec<Weak<Thread>>>,
 }
 
 impl Task {
@@ -161,6 +164,24 @@ impl Task {
         &self.store
     }
 
+    /// `implicit_thread`, while it lives.
+    pub fn implicit_thread(&self) -> Option<Rc<Thread>> {
+        self.implicit_thread.borrow().as_ref().and_then(Weak::upgrade)
+    }
+
+    /// `threads`, in registration order.
+    pub fn threads(&self) -> Vec<Rc<Thread>> {
+        self.threads.borrow().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Drop what the task holds of its caller and its threads (`Store::teardown`).
+    pub(crate) fn clear(&self) {
+        self.on_start.borrow_mut().take();
+        self.on_resolve.borrow_mut().take();
+        self.implicit_thread.borrow_mut().take();
+        self.threads.borrow_mut().clear();
+    }
+
     fn num_borrows(&self) -> u32 {
         self.inst.borrow().tasks.get(&self.borrow_scope).map_or(0, |t| t.num_borrows)
     }
@@ -177,7 +198,7 @@ impl Task {
     pub async fn enter_implicit_thread(self: &Rc<Self>) -> Result<bool> {
         assert_that(self.state.get() == TaskState::Initial, "enter_implicit_thread: INITIAL")?;
         let thread = current_thread()?;
-        *self.implicit_thread.borrow_mut() = Some(thread.clone());
+        *self.implicit_thread.borrow_mut() = Some(Rc::downgrade(&thread));
         if self.ft.async_ {
             let inst = self.inst.clone();
             let needs_exclusive = self.needs_exclusive();
@@ -207,9 +228,9 @@ impl Task {
 
     /// `register_thread(thread)`: the thread gets its index in the instance's thread table.
     pub fn register_thread(self: &Rc<Self>, thread: &Rc<Thread>) -> Result<()> {
-        let known = self.threads.borrow().iter().any(|t| Rc::ptr_eq(t, thread));
+        let known = self.threads().iter().any(|t| Rc::ptr_eq(t, thread));
         assert_that(!known && Rc::ptr_eq(&thread.task, self), "register_thread: a new thread of this task")?;
-        self.threads.borrow_mut().push(thread.clone());
+        self.threads.borrow_mut().push(Rc::downgrade(thread));
         assert_that(thread.index.get().is_none(), "register_thread: no index yet")?;
         let index = self.inst.borrow_mut().threads.add(thread.clone())?;
         thread.index.set(Some(index));
@@ -218,8 +239,7 @@ impl Task {
 
     /// `exit_implicit_thread`.
     pub fn exit_implicit_thread(self: &Rc<Self>) -> Result<()> {
-        let thread = self.implicit_thread.borrow().clone();
-        let Some(thread) = thread else {
+        let Some(thread) = self.implicit_thread() else {
             return assert_that(false, "exit_implicit_thread: the implicit thread entered");
         };
         assert_that(Rc::ptr_eq(&current_thread()?, &thread), "exit_implicit_thread: from the implicit thread")?;
@@ -236,10 +256,10 @@ impl Task {
     /// `unregister_thread(thread)`: when the last thread of a task ends, the task must have
     /// resolved.
     pub fn unregister_thread(self: &Rc<Self>, thread: &Rc<Thread>) -> Result<()> {
-        let known = self.threads.borrow().iter().any(|t| Rc::ptr_eq(t, thread));
+        let known = self.threads().iter().any(|t| Rc::ptr_eq(t, thread));
         assert_that(known && Rc::ptr_eq(&thread.task, self), "unregister_thread: a thread of this task")?;
-        self.threads.borrow_mut().retain(|t| !Rc::ptr_eq(t, thread));
-        if self.threads.borrow().is_empty() {
+        self.threads.borrow_mut().retain(|t| !std::ptr::eq(t.as_ptr(), Rc::as_ptr(thread)));
+        if self.threads().is_empty() {
             trap_if(self.state.get() != TaskState::Resolved, TrapKind::TaskNotResolved, || {
                 "the task's last thread ended before task.return or task.cancel".into()
             })?;
@@ -258,18 +278,16 @@ impl Task {
     pub fn request_cancellation(self: &Rc<Self>) -> Result<()> {
         if self.state.get() == TaskState::Initial {
             self.state.set(TaskState::CancelDelivered);
-            let thread = self.implicit_thread.borrow().clone();
-            let Some(thread) = thread else {
+            let Some(thread) = self.implicit_thread() else {
                 return assert_that(false, "request_cancellation: the implicit thread entered");
             };
             return thread.resume(Cancelled::True);
         }
         assert_that(self.state.get() == TaskState::Started, "request_cancellation: STARTED")?;
-        let mut candidates: Vec<Rc<Thread>> =
-            self.threads.borrow().iter().filter(|t| t.cancellable()).cloned().collect();
+        let mut candidates: Vec<Rc<Thread>> = self.threads().into_iter().filter(|t| t.cancellable()).collect();
         if self.needs_exclusive() {
             let exclusive = self.inst.borrow().exclusive_thread.clone();
-            let implicit = self.implicit_thread.borrow().clone();
+            let implicit = self.implicit_thread();
             let other_exclusive = match (&exclusive, &implicit) {
                 (None, _) => false,
                 (Some(e), Some(i)) => !Rc::ptr_eq(e, i),

@@ -78,6 +78,12 @@ impl Thread {
         })
     }
 
+    /// Drop the continuation and what the thread waits for (`Store::teardown`).
+    pub(crate) fn clear(&self) {
+        self.cont.borrow_mut().take();
+        self.ready_func.borrow_mut().take();
+    }
+
     fn start_waiting_internal(self: &Rc<Self>, ready_func: ReadyFunc) -> Result<()> {
         assert_that(!self.waiting() && self.ready_func.borrow().is_none(), "start_waiting_internal: not waiting")?;
         *self.ready_func.borrow_mut() = Some(ready_func);

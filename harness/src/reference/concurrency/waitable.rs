@@ -128,6 +128,22 @@ impl WaitableRef {
         Ok(())
     }
 
+    /// Drop the pending event and the set, and what the subtask or end holds of the other
+    /// side (`Store::teardown`).
+    pub(crate) fn clear(&self) {
+        self.with(|w| {
+            w.pending_event = None;
+            w.wset = None;
+        });
+        match self {
+            WaitableRef::Subtask(s) => s.borrow_mut().on_cancel = None,
+            WaitableRef::CopyEnd(e) => {
+                let shared = e.borrow().shared.clone();
+                shared.clear();
+            }
+        }
+    }
+
     /// `Waitable.drop()`.
     pub fn drop_waitable(&self) -> Result<()> {
         assert_that(!self.has_pending_event(), "Waitable.drop: no pending event")?;

@@ -1,0 +1,28 @@
+#!/bin/bash -eu
+# Builds every fuzz target of fuzz/ with `cargo fuzz build -O` and puts into $OUT, for each
+# target: the binary, `<target>.dict` (the encodings' magic values) and `<target>.options`
+# (which names the dictionary). This follows OSS-Fuzz's and ClusterFuzzLite's conventions:
+# their base-builder-rust image runs it with $SRC, $OUT and $SANITIZER set and the
+# repository as the working directory. CI runs it outside Docker with OUT a temporary folder
+# and CARGO_FUZZ_FLAGS="-s none" (no sanitizer, so a stable toolchain builds it).
+
+if [ -f fuzz/Cargo.toml ]; then
+  root="$PWD"
+else
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fi
+: "${OUT:?set OUT to the folder the fuzz targets go to}"
+mkdir -p "$OUT"
+cd "$root/fuzz"
+
+# shellcheck disable=SC2086 # the flags are words on purpose
+cargo fuzz build -O ${CARGO_FUZZ_FLAGS:-}
+
+triple="$(rustc -vV | sed -n 's/^host: //p')"
+bin_dir="${CARGO_TARGET_DIR:-$root/fuzz/target}/$triple/release"
+for target in $(cargo fuzz list); do
+  cp "$bin_dir/$target" "$OUT/$target"
+  cp "$root/fuzz/witness.dict" "$OUT/$target.dict"
+  printf '[libfuzzer]\ndict = %s.dict\n' "$target" > "$OUT/$target.options"
+done
+ls "$OUT"
