@@ -115,11 +115,6 @@ impl Element {
         }
     }
 
-    /// `copy_end` of a removed element.
-    pub fn into_copy_end(self, kind: EndKind, what: &str) -> Result<Obj<CopyEnd>> {
-        self.copy_end(kind, what)
-    }
-
     /// 📝 `trap_if(not isinstance(e, ErrorContext))`.
     pub fn error_context(&self, what: &str) -> Result<&ErrorContext> {
         match self {

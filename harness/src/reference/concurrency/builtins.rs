@@ -543,7 +543,7 @@ fn drop_end(kind: EndKind, t: &ValType, hi: u32) -> Result<Vec<Flat>> {
     };
     let inst = current_instance()?;
     check_may_leave(&inst, what)?;
-    let e = inst.borrow_mut().handles.remove(hi)?.into_copy_end(kind, what)?;
+    let e = inst.borrow_mut().handles.remove(hi)?.copy_end(kind, what)?;
     let expected = payload(t, what)?;
     let actual = e.borrow().shared.t();
     trap_if(actual != expected, TrapKind::HandleTypeMismatch, || {

@@ -349,7 +349,7 @@ pub fn lift_async_value(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> R
         _ => return assert_that(false, "lift_async_value: a stream or future").map(|()| Value::Record(vec![])),
     };
     assert_that(!contains_borrow(t), "lift_async_value: no borrow inside")?;
-    let e = cx.inst().handles.remove(i)?.into_copy_end(kind, "lift_async_value")?;
+    let e = cx.inst().handles.remove(i)?.copy_end(kind, "lift_async_value")?;
     let shared = e.borrow().shared.clone();
     let elem = elem.as_deref().cloned();
     trap_if(shared.t() != elem, TrapKind::HandleTypeMismatch, || {
