@@ -1883,3 +1883,24 @@ fn teardown_frees_a_stopped_run() {
     assert!(inst.upgrade().is_none(), "the instance is freed");
     assert!(mem.upgrade().is_none(), "its memory is freed");
 }
+
+/// `waitable-set.poll`/`wait` store the event's payload at the guest's pointer: a misaligned
+/// one or one past the end of memory traps (definitions.py only asserts both; see
+/// `unpack_event`), an aligned one in bounds gets the two words.
+#[test]
+fn the_event_pointer_is_checked() {
+    for (ptr, expected) in
+        [(1001, Some(TrapKind::MisalignedPointer)), (1020, Some(TrapKind::OutOfBounds)), (1016, None)]
+    {
+        let r = in_one_instance(move |cx, _, _| {
+            Box::pin(async move {
+                let si = cx.new_set()?;
+                canon_waitable_set_poll(false, &cx.mem, si, ptr).map(|_| ())
+            })
+        });
+        match expected {
+            Some(kind) => assert_eq!(trap_of(r), kind, "ptr {ptr}"),
+            None => assert_eq!(r, ok42(), "ptr {ptr}"),
+        }
+    }
+}

@@ -18,6 +18,7 @@ use super::{InstRef, Obj};
 use crate::reference::context::BorrowScope;
 use crate::reference::flatten::{CoreFuncType, MAX_FLAT_PARAMS};
 use crate::reference::handles::{Element, Table};
+use crate::reference::layout::align_to;
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::memory::{Memory, exceeds};
 use crate::reference::store::store;
@@ -148,10 +149,14 @@ pub async fn canon_waitable_set_wait(cancellable: bool, mem: &Obj<dyn Memory>, s
 }
 
 /// `unpack_event(mem, inst, ptr, e)`: the payload words go to memory, the code is returned.
-/// (The spec's bytearray would grow on an out-of-range store; an engine traps, so here a
-/// pointer past the end traps too.)
+/// definitions.py stores them with `store`, which only asserts that the guest's pointer is
+/// aligned and in bounds (a gap: nothing traps first). Engines trap there, so here a
+/// misaligned pointer or one past the end traps with the class they report.
 pub fn unpack_event(mem: &Obj<dyn Memory>, inst: &InstRef, ptr: u64, e: Event) -> Result<Vec<Flat>> {
     let len = mem.borrow().len();
+    trap_if(ptr != align_to(ptr, 4), TrapKind::MisalignedPointer, || {
+        format!("event payload at {ptr} is not aligned to 4")
+    })?;
     trap_if(exceeds(ptr, 8, len), TrapKind::OutOfBounds, || {
         format!("event payload at {ptr}+8 reaches past the end of memory ({len})")
     })?;
