@@ -4,7 +4,7 @@
 //! (`cargo test` in `fuzz/`), which feeds each a fixed set of seeded inputs without libFuzzer,
 //! so CI runs the targets on stable without instrumentation.
 
-pub use witness::fuzz::{async_reference, differential, reference_lift};
+pub use witness::fuzz::{async_reference, differential, reference_lift, type_expression, wave_value};
 
 #[cfg(test)]
 mod smoke {
@@ -44,6 +44,21 @@ mod smoke {
     fn async_reference() {
         let ran = run(super::async_reference);
         assert!(ran >= count() / 2, "only {ran} of {} inputs made a call", count());
+    }
+
+    #[test]
+    fn wave_value() {
+        // Random text is rarely a value: this checks that nothing panics; libFuzzer finds values.
+        let ran = run(super::wave_value);
+        eprintln!("wave_value: {ran} of {} texts were values of their type", count());
+    }
+
+    #[test]
+    fn type_expression() {
+        run(|data| {
+            super::type_expression(data);
+            true
+        });
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub const TARGETS: &[(&str, Body)] = &[
     }),
     ("differential", differential),
     ("async_reference", async_reference),
+    ("wave_value", wave_value),
+    ("type_expression", |data| {
+        type_expression(data);
+        true
+    }),
 ];
 
 /// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
@@ -370,4 +375,33 @@ fn debug_ops(data: &[u8]) -> Vec<String> {
     let mut u = Unstructured::new(data);
     let _ = u.arbitrary::<u64>();
     std::iter::from_fn(|| arbitrary_async_op(&mut u).ok()).take(64).map(|op| format!("{op:?}")).collect()
+}
+
+/// Input → an arbitrary type, string encoding and text → `parse_value` gives a value or an
+/// error, never a panic; a value prints back in WAVE and that text parses to an equal value.
+/// Returns whether the text was a value of the type.
+pub fn wave_value(data: &[u8]) -> bool {
+    use crate::world::wave::{parse_value, print_value};
+    let mut u = Unstructured::new(data);
+    let Ok(t) = arbitrary_type(&mut u, &TypeConfig::default()) else { return false };
+    let Ok(encoding) = u.choose(&StringEncoding::ALL).copied() else { return false };
+    let text = String::from_utf8_lossy(u.take_rest()).into_owned();
+    let Ok(v) = parse_value(&t, &text, encoding) else { return false };
+    let printed = print_value(&t, &v)
+        .unwrap_or_else(|e| panic!("a parsed value does not print: {e:#}\ntype {t:?}, text {text:?}"));
+    let again = parse_value(&t, &printed, encoding)
+        .unwrap_or_else(|e| panic!("printed text does not parse: {e:#}\ntype {t:?}, printed {printed:?}"));
+    assert!(again.matches(&v), "round trip changed the value\ntype {t:?}\ntext {text:?}\nprinted {printed:?}");
+    true
+}
+
+/// Input → text → `parse_type` (a WIT type expression, validated) gives a type or an error,
+/// never a panic; a type has a layout and a flattening.
+pub fn type_expression(data: &[u8]) {
+    use crate::reference::layout::{alignment, elem_size};
+    use crate::world::typexpr::parse_type;
+    let text = String::from_utf8_lossy(data);
+    if let Ok(t) = parse_type(&text, None) {
+        let _ = (alignment(&t, PtrType::I32), elem_size(&t, PtrType::I32), flatten_type(&t, PtrType::I32));
+    }
 }

@@ -436,8 +436,12 @@ async fn future_copy(
     let on_copy_done: OnCopyDone = {
         let (e, buffer) = (e.clone(), buffer.clone());
         Rc::new(move |result| {
+            // `assert(result != DROPPED or event_code == FUTURE_WRITE)`: only a writer sees
+            // its reader drop; checked when the event is delivered (a closure cannot fail).
+            let dropped_reader_end = result == CopyResult::Dropped && event_code != EventCode::FutureWrite;
             let (e2, buffer) = (e.clone(), buffer.clone());
             let future_event = Box::new(move || -> Result<Event> {
+                assert_that(!dropped_reader_end, "future on_copy_done: DROPPED only for a writer")?;
                 let remain = buffer.borrow().remain();
                 assert_that((remain == 0) == (result == CopyResult::Completed), "future_event: completed iff copied")?;
                 assert_that(e2.borrow().copying(), "future_event: copying")?;
