@@ -1,9 +1,10 @@
 #!/bin/bash -eu
 # Builds every fuzz target of fuzz/ with `cargo fuzz build -O` and puts into $OUT, for each
 # target: the binary, `<target>.dict` (the encodings' magic values) and `<target>.options`
-# (which names the dictionary). This follows OSS-Fuzz's and ClusterFuzzLite's conventions:
-# their base-builder-rust image runs it with $SRC, $OUT and $SANITIZER set and the
-# repository as the working directory. CI runs it outside Docker with OUT a temporary folder
+# (which names the dictionary); and the seed corpora the repository has
+# (`<target>_seed_corpus.zip`). This follows OSS-Fuzz's and ClusterFuzzLite's conventions: their
+# base-builder-rust image runs it with $SRC, $OUT and $SANITIZER set and the repository as the
+# working directory. CI runs it outside Docker with OUT a temporary folder
 # and CARGO_FUZZ_FLAGS="-s none" (no sanitizer, so a stable toolchain builds it).
 
 if [ -f fuzz/Cargo.toml ]; then
@@ -25,4 +26,19 @@ for target in $(cargo fuzz list); do
   cp "$root/fuzz/witness.dict" "$OUT/$target.dict"
   printf '[libfuzzer]\ndict = %s.dict\n' "$target" > "$OUT/$target.options"
 done
+
+# Seed corpora, where the repository's files are inputs of a target as they are: the
+# hand-written suites for `suite_file`, the expectations files for `expectations_file`.
+seed_corpus() {
+  local target="$1"
+  shift
+  python3 - "$OUT/${target}_seed_corpus.zip" "$@" <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for f in sys.argv[2:]:
+        z.write(f, os.path.basename(f))
+PY
+}
+seed_corpus suite_file "$root"/suites/conformance/*.toml
+seed_corpus expectations_file "$root"/expectations/*.toml
 ls "$OUT"

@@ -4,7 +4,9 @@
 //! (`cargo test` in `fuzz/`), which feeds each a fixed set of seeded inputs without libFuzzer,
 //! so CI runs the targets on stable without instrumentation.
 
-pub use witness::fuzz::{async_reference, differential, reference_lift, type_expression, wave_value};
+pub use witness::fuzz::{
+    async_reference, differential, expectations_file, reference_lift, suite_file, type_expression, wave_value,
+};
 
 #[cfg(test)]
 mod smoke {
@@ -59,6 +61,29 @@ mod smoke {
             super::type_expression(data);
             true
         });
+    }
+
+    #[test]
+    fn suite_file() {
+        run(super::suite_file);
+    }
+
+    /// The hand-written suites are `suite_file`'s seed corpus (.clusterfuzzlite/build.sh zips
+    /// them): each must be a suite to the target, or the fuzzer starts from nothing.
+    #[test]
+    fn suite_file_takes_the_suites() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../suites/conformance"));
+        let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.retain(|p| p.extension().is_some_and(|x| x == "toml"));
+        assert!(files.len() > 10, "{} suite files", files.len());
+        for f in files {
+            assert!(super::suite_file(&std::fs::read(&f).unwrap()), "{} is no suite to the target", f.display());
+        }
+    }
+
+    #[test]
+    fn expectations_file() {
+        run(super::expectations_file);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub const TARGETS: &[(&str, Body)] = &[
         type_expression(data);
         true
     }),
+    ("suite_file", suite_file),
+    ("expectations_file", expectations_file),
 ];
 
 /// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
@@ -404,4 +406,30 @@ pub fn type_expression(data: &[u8]) {
     if let Ok(t) = parse_type(&text, None) {
         let _ = (alignment(&t, PtrType::I32), elem_size(&t, PtrType::I32), flatten_type(&t, PtrType::I32));
     }
+}
+
+/// `data` as the text of a file named `name` in a folder of this process's own: the loaders
+/// read files (their errors name the file and line).
+fn as_file(name: &str, data: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("witness-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("harness failure: cannot make {}: {e}", dir.display()));
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap_or_else(|e| panic!("harness failure: cannot write {}: {e}", path.display()));
+    path
+}
+
+/// Input → the text of a suite file → the reference runs it alone (no engine): the file is
+/// refused with an error, or each case becomes a row (a bad case fails alone); never a panic.
+/// Returns whether the file was a suite.
+pub fn suite_file(data: &[u8]) -> bool {
+    use crate::suite::cases::run_file;
+    let path = as_file("fuzz.toml", data);
+    run_file(&path, &[], expectations(), &|_, _, _| true).is_ok()
+}
+
+/// Input → the text of an expectations file → it loads or is refused with an error; never a
+/// panic. Returns whether it loaded.
+pub fn expectations_file(data: &[u8]) -> bool {
+    let path = as_file("fuzz-expectations.toml", data);
+    Expectations::load(&[path]).is_ok()
 }
