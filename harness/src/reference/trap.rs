@@ -217,5 +217,10 @@ pub fn trap_if(cond: bool, kind: TrapKind, message: impl FnOnce() -> String) -> 
 
 /// The spec's `assert(cond)`: a broken precondition of the harness, reported as a value.
 pub fn assert_that(cond: bool, what: &str) -> Result<()> {
-    trap_if(!cond, TrapKind::Assertion, || format!("spec assertion failed: {what}"))
+    if cond { Ok(()) } else { Err(assertion_failed(what)) }
+}
+
+/// The trap of an `assert` that failed (where the code already knows it did).
+pub fn assertion_failed(what: &str) -> Trap {
+    Trap::new(TrapKind::Assertion, format!("spec assertion failed: {what}"))
 }

@@ -8,7 +8,7 @@ use crate::reference::layout::{align_to, alignment, elem_size};
 use crate::reference::load::load_list_from_valid_range;
 use crate::reference::memory::exceeds;
 use crate::reference::store::store_list_into_valid_range;
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::ValType;
 use crate::reference::value::Value;
 
@@ -50,7 +50,7 @@ impl BufferGuestImpl {
         {
             let (ptr_type, mem_len) = match &cx.opts.memory {
                 Some(m) => (m.borrow().ptr_type(), m.borrow().len()),
-                None => return assert_that(false, "a copy of elements has a memory").map(|()| unreachable!()),
+                None => return Err(assertion_failed("a copy of elements has a memory")),
             };
             let align = alignment(t, ptr_type);
             trap_if(ptr != align_to(ptr, align), TrapKind::MisalignedPointer, || {
@@ -105,7 +105,7 @@ impl Buffer for BufferGuestImpl {
                 self.ptr += n * self.size(&t);
                 match vs {
                     Value::List(vs) => vs,
-                    _ => return assert_that(false, "a list loads as a list").map(|()| vec![]),
+                    _ => return Err(assertion_failed("a list loads as a list")),
                 }
             }
             None => (0..n).map(|_| Value::Record(vec![])).collect(),

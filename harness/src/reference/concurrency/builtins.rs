@@ -22,7 +22,7 @@ use crate::reference::layout::align_to;
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::memory::{Memory, exceeds};
 use crate::reference::store::store;
-use crate::reference::trap::{Result, Trap, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{PtrType, ValType};
 use crate::reference::value::{Flat, Value};
 
@@ -45,7 +45,7 @@ fn check_may_leave(inst: &InstRef, what: &str) -> Result<()> {
 fn payload(t: &ValType, what: &str) -> Result<Option<ValType>> {
     match t {
         ValType::Stream(p) | ValType::Future(p) => Ok(p.as_deref().cloned()),
-        _ => Err(Trap::new(TrapKind::Assertion, format!("{what}: a stream or future type"))),
+        _ => Err(assertion_failed(&format!("{what}: a stream or future type"))),
     }
 }
 
@@ -373,7 +373,7 @@ async fn stream_copy(
 
     e.borrow_mut().state = CopyState::Copying;
     let SharedEnd::Stream(shared) = e.borrow().shared.clone() else {
-        return Err(Trap::new(TrapKind::Assertion, "a stream end shares a stream"));
+        return Err(assertion_failed("a stream end shares a stream"));
     };
     if kind == EndKind::ReadableStream {
         SharedStreamImpl::read(&shared, &inst, buffer, on_copy, on_copy_done)?;
@@ -456,7 +456,7 @@ async fn future_copy(
     };
     e.borrow_mut().state = CopyState::Copying;
     let SharedEnd::Future(shared) = e.borrow().shared.clone() else {
-        return Err(Trap::new(TrapKind::Assertion, "a future end shares a future"));
+        return Err(assertion_failed("a future end shares a future"));
     };
     if kind == EndKind::ReadableFuture {
         SharedFutureImpl::read(&shared, &inst, buffer, on_copy_done)?;
@@ -567,7 +567,7 @@ pub fn canon_thread_index() -> Result<Vec<Flat>> {
     let thread = current_thread()?;
     check_may_leave(&thread.task.inst, "thread.index")?;
     let Some(index) = thread.index.get() else {
-        return Err(Trap::new(TrapKind::Assertion, "thread.index: the thread is registered"));
+        return Err(assertion_failed("thread.index: the thread is registered"));
     };
     Ok(i32s(&[index]))
 }
@@ -605,7 +605,7 @@ async fn call_core(f: &CoreFunc, args: Vec<Flat>) -> Result<Vec<Flat>> {
 fn canon_index(t: &Rc<Thread>) -> Result<Vec<Flat>> {
     match t.index.get() {
         Some(i) => Ok(i32s(&[i])),
-        None => Err(Trap::new(TrapKind::Assertion, "a registered thread has an index")),
+        None => Err(assertion_failed("a registered thread has an index")),
     }
 }
 

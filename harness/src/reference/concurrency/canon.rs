@@ -19,7 +19,7 @@ use crate::reference::flatten::{
 use crate::reference::handles::{Element, Table};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::FuncType;
 use crate::reference::value::Flat;
 use crate::reference::value::types_match_values;
@@ -158,7 +158,7 @@ impl CallbackCode {
 /// `unpack_callback_result(packed)`: the code in the low 4 bits, a waitable set index above.
 pub fn unpack_callback_result(results: &[Flat]) -> Result<(CallbackCode, u32)> {
     let [Flat::I32(packed)] = results else {
-        return assert_that(false, "a callback returns one i32").map(|()| (CallbackCode::Exit, 0));
+        return Err(assertion_failed("a callback returns one i32"));
     };
     let code = packed & 0xf;
     trap_if(code > CallbackCode::MAX, TrapKind::InvalidCallbackCode, || {

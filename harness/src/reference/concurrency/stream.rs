@@ -12,7 +12,7 @@ use super::waitable::{HasWaitable, Waitable, WaitableRef};
 use super::{InstRef, Obj};
 use crate::reference::context::LiftLowerContext;
 use crate::reference::handles::Element;
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{ValType, contains_borrow};
 use crate::reference::value::Value;
 
@@ -346,7 +346,7 @@ pub fn lift_async_value(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> R
     let (kind, elem) = match t {
         ValType::Stream(elem) => (EndKind::ReadableStream, elem),
         ValType::Future(elem) => (EndKind::ReadableFuture, elem),
-        _ => return assert_that(false, "lift_async_value: a stream or future").map(|()| Value::Record(vec![])),
+        _ => return Err(assertion_failed("lift_async_value: a stream or future")),
     };
     assert_that(!contains_borrow(t), "lift_async_value: no borrow inside")?;
     let e = cx.inst().handles.remove(i)?.copy_end(kind, "lift_async_value")?;
@@ -375,7 +375,7 @@ pub fn lower_async_value(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) 
     let end = match (t, v) {
         (ValType::Stream(_), Value::Stream(s)) => CopyEnd::new(EndKind::ReadableStream, SharedEnd::Stream(s.clone())),
         (ValType::Future(_), Value::Future(f)) => CopyEnd::new(EndKind::ReadableFuture, SharedEnd::Future(f.clone())),
-        _ => return assert_that(false, "lower_async_value: a stream or future value of its type").map(|()| 0),
+        _ => return Err(assertion_failed("lower_async_value: a stream or future value of its type")),
     };
     cx.inst().handles.add(Element::Waitable(WaitableRef::CopyEnd(end)))
 }

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::thread::Thread;
-use crate::reference::trap::{Result, Trap, TrapKind};
+use crate::reference::trap::{Result, Trap, assertion_failed};
 
 /// `Cancelled`: what a blocked thread is told when it resumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,7 @@ fn handler_block_result() -> Result<Cancelled> {
 }
 
 fn outside_thread() -> Trap {
-    Trap::new(TrapKind::Assertion, "spec assertion failed: called outside a thread of the store")
+    assertion_failed("called outside a thread of the store")
 }
 
 /// `resume(cont, block_result, current_thread)`: run `cont` until it blocks (its continuation
@@ -81,7 +81,7 @@ pub fn resume(
         Poll::Ready(Ok(())) => Ok((None, None)),
         Poll::Ready(Err(trap)) => Err(trap),
         Poll::Pending if handler.blocked => Ok((Some(cont), handler.block_arg)),
-        Poll::Pending => Err(Trap::new(TrapKind::Assertion, "a thread suspended without `block`")),
+        Poll::Pending => Err(assertion_failed("a thread suspended without `block`")),
     }
 }
 

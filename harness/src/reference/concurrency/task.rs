@@ -12,7 +12,7 @@ use super::thread::Thread;
 use super::{InstRef, Obj};
 use crate::reference::context::{BorrowScope, LiftLowerContext, TaskId};
 use crate::reference::memory::{BumpHeap, Memory};
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{FuncType, StringEncoding};
 use crate::reference::value::{Flat, Value};
 
@@ -240,7 +240,7 @@ impl Task {
     /// `exit_implicit_thread`.
     pub fn exit_implicit_thread(self: &Rc<Self>) -> Result<()> {
         let Some(thread) = self.implicit_thread() else {
-            return assert_that(false, "exit_implicit_thread: the implicit thread entered");
+            return Err(assertion_failed("exit_implicit_thread: the implicit thread entered"));
         };
         assert_that(Rc::ptr_eq(&current_thread()?, &thread), "exit_implicit_thread: from the implicit thread")?;
         self.unregister_thread(&thread)?;
@@ -266,7 +266,7 @@ impl Task {
             assert_that(self.num_borrows() == 0, "unregister_thread: no borrows left")?;
         }
         let Some(index) = thread.index.get() else {
-            return assert_that(false, "unregister_thread: the thread has an index");
+            return Err(assertion_failed("unregister_thread: the thread has an index"));
         };
         self.inst.borrow_mut().threads.remove(index)?;
         Ok(())
@@ -279,7 +279,7 @@ impl Task {
         if self.state.get() == TaskState::Initial {
             self.state.set(TaskState::CancelDelivered);
             let Some(thread) = self.implicit_thread() else {
-                return assert_that(false, "request_cancellation: the implicit thread entered");
+                return Err(assertion_failed("request_cancellation: the implicit thread entered"));
             };
             return thread.resume(Cancelled::True);
         }
@@ -322,7 +322,7 @@ impl Task {
         let on_start = self.on_start.borrow_mut().take();
         match on_start {
             Some(on_start) => on_start(),
-            None => Err(crate::reference::trap::Trap::new(TrapKind::Assertion, "Task.start: once")),
+            None => Err(assertion_failed("Task.start: once")),
         }
     }
 
@@ -330,7 +330,7 @@ impl Task {
         let on_resolve = self.on_resolve.borrow_mut().take();
         match on_resolve {
             Some(on_resolve) => on_resolve(result),
-            None => Err(crate::reference::trap::Trap::new(TrapKind::Assertion, "Task: on_resolve once")),
+            None => Err(assertion_failed("Task: on_resolve once")),
         }
     }
 

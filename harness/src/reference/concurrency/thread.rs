@@ -10,7 +10,7 @@ use std::rc::Rc;
 use super::choice::ChoicePoint;
 use super::switch::{self, Cancelled, Continuation, cont_new};
 use super::task::Task;
-use crate::reference::trap::{Result, assert_that};
+use crate::reference::trap::{Result, assert_that, assertion_failed};
 
 /// `ready_func`: polled by the scheduler while the thread waits.
 pub type ReadyFunc = Rc<dyn Fn() -> bool>;
@@ -119,7 +119,7 @@ impl Thread {
         while let Some(t) = thread {
             let cont = t.cont.borrow_mut().take();
             let Some(cont) = cont else {
-                return assert_that(false, "resume: a thread to switch to is not running");
+                return Err(assertion_failed("resume: a thread to switch to is not running"));
             };
             let (cont, switch_to) = switch::resume(cont, cancelled, t.clone())?;
             *t.cont.borrow_mut() = cont;

@@ -10,7 +10,7 @@ use super::choice::ChoicePoint;
 use super::stream::CopyEnd;
 use super::subtask::Subtask;
 use super::switch::current_thread;
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 
 /// `EventCode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,9 +108,7 @@ impl WaitableRef {
         let pending_event = self.with(|w| w.pending_event.take());
         match pending_event {
             Some(pending_event) => pending_event(),
-            None => {
-                Err(crate::reference::trap::Trap::new(TrapKind::Assertion, "get_pending_event: an event is pending"))
-            }
+            None => Err(assertion_failed("get_pending_event: an event is pending")),
         }
     }
 
