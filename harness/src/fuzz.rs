@@ -248,9 +248,9 @@ pub fn async_reference(data: &[u8]) -> bool {
     let mem = Obj(memory);
     let opts = CanonicalOptions { memory: Some(mem.clone()), ..CanonicalOptions::default() };
     let ops = Rc::new(ops);
-    let body_opts = opts.clone();
+    let (body_ops, body_opts) = (ops.clone(), opts.clone());
     let body = core_func(move |_| {
-        let (ops, opts, mem) = (ops.clone(), body_opts.clone(), mem.clone());
+        let (ops, opts, mem) = (body_ops.clone(), body_opts.clone(), mem.clone());
         async move {
             let mut ends: Vec<MadeEnd> = vec![];
             let mut sets: Vec<u32> = vec![];
@@ -367,16 +367,9 @@ pub fn async_reference(data: &[u8]) -> bool {
         .and_then(|_| store.run_until_idle(1000).map(|_| ()));
     store.teardown();
     if let Err(trap) = ended {
-        assert_ne!(trap.kind, TrapKind::Assertion, "{trap}\nops: {:?}", debug_ops(data));
+        assert_ne!(trap.kind, TrapKind::Assertion, "{trap}\nops: {ops:?}");
     }
     true
-}
-
-/// The operations of an input, for a finding's message.
-fn debug_ops(data: &[u8]) -> Vec<String> {
-    let mut u = Unstructured::new(data);
-    let _ = u.arbitrary::<u64>();
-    std::iter::from_fn(|| arbitrary_async_op(&mut u).ok()).take(64).map(|op| format!("{op:?}")).collect()
 }
 
 /// Input → an arbitrary type, string encoding and text → `parse_value` gives a value or an

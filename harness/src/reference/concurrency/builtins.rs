@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use super::buffer::BufferGuestImpl;
+use super::canon::call_and_trap_on_throw;
 use super::future::SharedFutureImpl;
 use super::stream::{
     BufferRef, CopyEnd, CopyResult, CopyState, EndKind, OnCopy, OnCopyDone, ReclaimBuffer, SharedEnd, SharedStreamImpl,
@@ -49,19 +50,12 @@ fn payload(t: &ValType, what: &str) -> Result<Option<ValType>> {
     }
 }
 
-fn ptr_bits(t: PtrType) -> u32 {
-    match t {
-        PtrType::I32 => 32,
-        PtrType::I64 => 64,
-    }
-}
-
 /// 🔀 `canon_context_get(t, i)`.
 pub fn canon_context_get(t: PtrType, i: usize) -> Result<Vec<Flat>> {
     let thread = current_thread()?;
     assert_that(i < 2, "context.get: slot 0 or 1")?;
     let result = thread.storage.get()[i];
-    assert_that(u128::from(result) < 1u128 << ptr_bits(t), "context.get: the value fits the type")?;
+    assert_that(u128::from(result) < 1u128 << (t.ptr_size() * 8), "context.get: the value fits the type")?;
     Ok(vec![match t {
         PtrType::I32 => Flat::I32(result as u32),
         PtrType::I64 => Flat::I64(result),
@@ -72,7 +66,7 @@ pub fn canon_context_get(t: PtrType, i: usize) -> Result<Vec<Flat>> {
 pub fn canon_context_set(t: PtrType, i: usize, v: u64) -> Result<Vec<Flat>> {
     let thread = current_thread()?;
     assert_that(i < 2, "context.set: slot 0 or 1")?;
-    assert_that(u128::from(v) < 1u128 << ptr_bits(t), "context.set: the value fits the type")?;
+    assert_that(u128::from(v) < 1u128 << (t.ptr_size() * 8), "context.set: the value fits the type")?;
     let mut storage = thread.storage.get();
     storage[i] = v;
     thread.storage.set(storage);
@@ -566,10 +560,7 @@ fn drop_end(kind: EndKind, t: &ValType, hi: u32) -> Result<Vec<Flat>> {
 pub fn canon_thread_index() -> Result<Vec<Flat>> {
     let thread = current_thread()?;
     check_may_leave(&thread.task.inst, "thread.index")?;
-    let Some(index) = thread.index.get() else {
-        return Err(assertion_failed("thread.index: the thread is registered"));
-    };
-    Ok(i32s(&[index]))
+    canon_index(&thread)
 }
 
 /// 🧵 `CoreFuncRef`: an element of a core `funcref` table.
@@ -588,7 +579,7 @@ pub fn canon_thread_new_indirect(ft: &CoreFuncType, ftbl: &Table<CoreFuncRef>, f
     trap_if(f.t != *ft, TrapKind::GuestTrap, || "thread.new-indirect: the table element has another type".into())?;
     let thread_task = task.clone();
     let new_thread = Thread::new(task.clone(), move || async move {
-        let r = call_core(&f.callee, vec![c]).await?;
+        let r = call_and_trap_on_throw(&f.callee, vec![c]).await?;
         assert_that(r.is_empty(), "a thread function returns nothing")?;
         let this = current_thread()?;
         thread_task.unregister_thread(&this)
@@ -596,10 +587,6 @@ pub fn canon_thread_new_indirect(ft: &CoreFuncType, ftbl: &Table<CoreFuncRef>, f
     assert_that(new_thread.suspended(), "thread.new-indirect: the new thread is suspended")?;
     task.register_thread(&new_thread)?;
     canon_index(&new_thread)
-}
-
-async fn call_core(f: &CoreFunc, args: Vec<Flat>) -> Result<Vec<Flat>> {
-    super::canon::call_and_trap_on_throw(f, args).await
 }
 
 fn canon_index(t: &Rc<Thread>) -> Result<Vec<Flat>> {

@@ -21,8 +21,7 @@ use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::FuncType;
-use crate::reference::value::Flat;
-use crate::reference::value::types_match_values;
+use crate::reference::value::{Flat, types_match_values};
 
 fn flatten_opts(opts: &CanonicalOptions) -> FlattenOpts {
     let ptr_type = opts.memory.as_ref().map(|m| m.borrow().ptr_type()).unwrap_or_default();

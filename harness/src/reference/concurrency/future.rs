@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use super::stream::{BufferRef, CopyResult, OnCopyDone};
+use super::stream::{BufferRef, CopyResult, OnCopyDone, check_same_instance};
 use super::{InstRef, Obj};
-use crate::reference::trap::{Result, TrapKind, assert_that, trap_if};
+use crate::reference::trap::{Result, assert_that};
 use crate::reference::types::ValType;
 
 pub struct SharedFutureImpl {
@@ -23,13 +23,6 @@ impl fmt::Debug for SharedFutureImpl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<future dropped={} pending={}>", self.dropped, self.pending_buffer.is_some())
     }
-}
-
-fn check_same_instance(inst: &InstRef, pending_inst: &Option<InstRef>, t: Option<&ValType>) -> Result<()> {
-    let same = pending_inst.as_ref().is_some_and(|p| p.is(inst));
-    trap_if(same && !super::stream::none_or_number_type(t), TrapKind::SameInstanceCopy, || {
-        "both ends of a future copy of a non-number value are in the same instance".into()
-    })
 }
 
 impl SharedFutureImpl {

@@ -55,8 +55,9 @@ pub fn none_or_number_type(t: Option<&ValType>) -> bool {
     matches!(t, None | Some(U8 | U16 | U32 | U64 | S8 | S16 | S32 | S64 | F32 | F64))
 }
 
-/// `trap_if(inst is self.pending_inst and not none_or_number_type(self.t))  # temporary`.
-fn check_same_instance(inst: &InstRef, pending_inst: &Option<InstRef>, t: Option<&ValType>) -> Result<()> {
+/// `trap_if(inst is self.pending_inst and not none_or_number_type(self.t))  # temporary`, of
+/// streams and futures alike.
+pub(super) fn check_same_instance(inst: &InstRef, pending_inst: &Option<InstRef>, t: Option<&ValType>) -> Result<()> {
     let same = pending_inst.as_ref().is_some_and(|p| p.is(inst));
     trap_if(same && !none_or_number_type(t), TrapKind::SameInstanceCopy, || {
         "both ends of a copy of non-number values are in the same instance".into()

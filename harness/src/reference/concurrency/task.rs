@@ -141,10 +141,7 @@ impl Task {
             (store, i.start_task())
         };
         let Some(store) = store else {
-            return Err(crate::reference::trap::Trap::new(
-                TrapKind::Assertion,
-                "Task: the instance belongs to a store",
-            ));
+            return Err(assertion_failed("Task: the instance belongs to a store"));
         };
         Ok(Rc::new(Task {
             ft,
