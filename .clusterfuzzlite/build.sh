@@ -28,7 +28,9 @@ for target in $(cargo fuzz list); do
 done
 
 # Seed corpora, where the repository's files are inputs of a target as they are: the
-# hand-written suites for `suite_file`, the expectations files for `expectations_file`.
+# hand-written suites for `suite_file`, the expectations files for `expectations_file`, the
+# committed seeds of fuzz/seeds/TARGET (harness/tests/fuzz_seeds.rs keeps them current); and
+# for `wit_text` the world of every suite file (its `world` field).
 seed_corpus() {
   local target="$1"
   shift
@@ -41,4 +43,14 @@ PY
 }
 seed_corpus suite_file "$root"/suites/conformance/*.toml
 seed_corpus expectations_file "$root"/expectations/*.toml
+for seeds in "$root"/fuzz/seeds/*/; do
+  seed_corpus "$(basename "$seeds")" "$seeds"*
+done
+python3 - "$OUT/wit_text_seed_corpus.zip" "$root"/suites/conformance/*.toml <<'PY'
+import os, sys, tomllib, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for f in sys.argv[2:]:
+        with open(f, "rb") as suite:
+            z.writestr(os.path.basename(f) + ".wit", tomllib.load(suite)["world"])
+PY
 ls "$OUT"

@@ -5,7 +5,8 @@
 //! so CI runs the targets on stable without instrumentation.
 
 pub use witness::fuzz::{
-    async_reference, differential, expectations_file, reference_lift, suite_file, type_expression, wave_value,
+    adapter_reply, async_reference, differential, differential_cached, expectations_file, reference_lift, suite_file,
+    type_expression, wave_value, wit_package, wit_text,
 };
 
 #[cfg(test)]
@@ -82,6 +83,40 @@ mod smoke {
     }
 
     #[test]
+    fn wit_text() {
+        run(super::wit_text);
+    }
+
+    /// The suites' worlds are `wit_text`'s seed corpus (build.sh takes each suite file's
+    /// `world`): each must load.
+    #[test]
+    fn wit_text_takes_the_suites_worlds() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../suites/conformance"));
+        let mut n = 0;
+        for f in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+            if f.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let start = text.find("world = \"\"\"").unwrap_or_else(|| panic!("{}: no world", f.display())) + 11;
+            let end = start + text[start..].find("\"\"\"").unwrap();
+            assert!(super::wit_text(text[start..end].as_bytes()), "{}: its world does not load", f.display());
+            n += 1;
+        }
+        assert!(n > 10, "{n} suites");
+    }
+
+    #[test]
+    fn wit_package() {
+        run(super::wit_package);
+    }
+
+    #[test]
+    fn adapter_reply() {
+        run(super::adapter_reply);
+    }
+
+    #[test]
     fn expectations_file() {
         run(super::expectations_file);
     }
@@ -92,6 +127,13 @@ mod smoke {
         eprintln!("differential: {ran} of {} inputs ran a case", count());
         // Many inputs must reach the engines, or this smoke test checks little (today 30 of 50;
         // the others are too short or their world exports nothing to call).
+        assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
+    }
+
+    #[test]
+    fn differential_cached() {
+        let ran = run(super::differential_cached);
+        eprintln!("differential_cached: {ran} of {} inputs ran a case", count());
         assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
     }
 }

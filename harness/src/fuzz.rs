@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Unstructured;
 
+use crate::diff::{DiffConfig, world_of};
 use crate::encode::names::NameScheme;
 use crate::engine::{Selection, compile};
 use crate::oracle::compare;
@@ -20,7 +21,7 @@ use crate::reference::lift_flat::{CoreValueIter, lift_flat};
 use crate::reference::types::{CoreType, InstanceId, PtrType, StringEncoding};
 use crate::reference::{BumpHeap, Flat, TrapKind};
 use crate::runtime::driver::run_case;
-use crate::runtime::{Artifact, Prepared};
+use crate::runtime::{Artifact, Compiled, Prepared};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::{TypeConfig, arbitrary_type};
 use crate::world::generate::{WorldConfig, arbitrary_world};
@@ -35,6 +36,7 @@ pub const TARGETS: &[(&str, Body)] = &[
         true
     }),
     ("differential", differential),
+    ("differential_cached", differential_cached),
     ("async_reference", async_reference),
     ("wave_value", wave_value),
     ("type_expression", |data| {
@@ -43,6 +45,9 @@ pub const TARGETS: &[(&str, Body)] = &[
     }),
     ("suite_file", suite_file),
     ("expectations_file", expectations_file),
+    ("wit_text", wit_text),
+    ("wit_package", wit_package),
+    ("adapter_reply", adapter_reply),
 ];
 
 /// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
@@ -99,47 +104,114 @@ pub fn differential(data: &[u8]) -> bool {
     let Ok(scheme) = u.choose(&[NameScheme::Standard, NameScheme::Legacy]).copied() else { return false };
     let Ok(encoding) = u.choose(&StringEncoding::ALL).copied() else { return false };
     let Ok(world) = arbitrary_world(&mut u, &WorldConfig::default()) else { return false };
-    let wit = &world.wit;
-    let setup = |what: &str, e: anyhow::Error| -> ! {
-        panic!("harness failure: {what}: {e:#}\nscheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
-    };
-    let prepared = Prepared::from_wit(wit, Some("w"), scheme, encoding).unwrap_or_else(|e| setup("prepare", e));
-    // Like the campaign's `case_of`: some inputs drive resources (when the world has any to
-    // drive), the others make one plain call.
-    let cfg = PlanConfig::default();
-    let resources = u.ratio(1, 3).unwrap_or(false);
-    let steps = match resources.then(|| arbitrary_resource_steps(&mut u, &prepared, &cfg)) {
-        Some(Ok(Some(steps))) => steps,
-        // Too little input for a plan.
-        Some(Err(_)) => return false,
-        None | Some(Ok(None)) => match arbitrary_call(&mut u, &prepared, &cfg) {
-            Ok(Some(plan)) => vec![StepPlan::Call(plan)],
-            // Nothing to call, or too little input.
-            Ok(None) | Err(_) => return false,
-        },
-    };
-    let case = build_case(&prepared, &steps, Misses::Ignore).unwrap_or_else(|e| setup("build_case", e));
-    let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| setup("artifact", e)));
-    let mut reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| setup("compile reference", e));
-    let expected = run_case(reference.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));
-    for selection in Selection::defaults().into_iter().filter(|s| !s.fused()) {
-        let mut engine = compile(&selection, &artifact).unwrap_or_else(|e| setup(&format!("compile {selection}"), e));
-        let name = engine.label().to_string();
-        let actual =
-            run_case(engine.as_mut(), &artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
-        let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
+    let mut compiled = CompiledWorld::new(world.wit, scheme, encoding, "input world");
+    compiled.check(&mut u)
+}
+
+/// How many campaign worlds `differential_cached` picks among.
+pub const POOL_WORLDS: u64 = 64;
+
+thread_local! {
+    /// The campaign worlds of `differential_cached`, each compiled on its first use and kept
+    /// for the process (libFuzzer runs the target on one thread).
+    static POOL: std::cell::RefCell<Vec<Option<CompiledWorld>>> =
+        std::cell::RefCell::new((0..POOL_WORLDS).map(|_| None).collect());
+}
+
+/// Input → one of the first `POOL_WORLDS` worlds of the differential campaign (`witness diff
+/// --seed N`: its world, name scheme and encoding) and one plan from the rest of the input →
+/// the same check as `differential`. Each world is compiled once a process, so an input costs
+/// instantiations and calls only. Returns whether a case ran.
+pub fn differential_cached(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let Ok(index) = u.int_in_range(0..=POOL_WORLDS - 1) else { return false };
+    POOL.with_borrow_mut(|pool| {
+        let compiled = pool[index as usize].get_or_insert_with(|| {
+            let seed = index + 1;
+            let (world, scheme, encoding) = world_of(seed, &DiffConfig::default())
+                .unwrap_or_else(|e| panic!("harness failure: campaign world {seed}: {e:#}"));
+            CompiledWorld::new(
+                world.wit,
+                scheme,
+                encoding,
+                &format!("campaign world {seed} (witness diff --seed {seed})"),
+            )
+        });
+        compiled.check(&mut u)
+    })
+}
+
+/// A world prepared and compiled on the reference and on every default runtime but the
+/// compositions, for the differential targets.
+struct CompiledWorld {
+    wit: String,
+    scheme: NameScheme,
+    encoding: StringEncoding,
+    /// Where the world came from, for findings.
+    origin: String,
+    prepared: Prepared,
+    artifact: Arc<Artifact>,
+    reference: Box<dyn Compiled>,
+    engines: Vec<Box<dyn Compiled>>,
+}
+
+impl CompiledWorld {
+    /// Prepare and compile `wit`; any failure is a harness failure (a panic).
+    fn new(wit: String, scheme: NameScheme, encoding: StringEncoding, origin: &str) -> CompiledWorld {
+        let setup = |what: &str, e: anyhow::Error| -> ! {
+            panic!("harness failure: {what}: {e:#}\n{origin}, scheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
+        };
+        let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding).unwrap_or_else(|e| setup("prepare", e));
+        let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| setup("artifact", e)));
+        let reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| setup("compile reference", e));
+        let engines = Selection::defaults()
             .into_iter()
-            .filter(|d| expectations().explain(&name, d).is_none())
+            .filter(|s| !s.fused())
+            .map(|s| compile(&s, &artifact).unwrap_or_else(|e| setup(&format!("compile {s}"), e)))
             .collect();
-        if !unexplained.is_empty() {
-            let mut msg = format!("{name} diverges from the reference\n");
-            for d in &unexplained {
-                msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
-            }
-            panic!("{msg}scheme {scheme:?}, encoding {encoding:?}\nsteps: {steps:?}\nworld:\n{wit}");
-        }
+        CompiledWorld { wit, scheme, encoding, origin: origin.into(), prepared, artifact, reference, engines }
     }
-    true
+
+    /// One plan from `u` (like the campaign's `case_of`: some inputs drive resources, when the
+    /// world has any to drive, the others make one plain call), run on the reference and on
+    /// every engine; a difference the expectations do not explain panics. Returns false when
+    /// `u` runs out before a plan, or the world has nothing to call.
+    fn check(&mut self, u: &mut Unstructured<'_>) -> bool {
+        let CompiledWorld { wit, scheme, encoding, origin, prepared, artifact, .. } = self;
+        let setup = |what: &str, e: anyhow::Error| -> ! {
+            panic!("harness failure: {what}: {e:#}\n{origin}, scheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
+        };
+        let cfg = PlanConfig::default();
+        let resources = u.ratio(1, 3).unwrap_or(false);
+        let steps = match resources.then(|| arbitrary_resource_steps(u, prepared, &cfg)) {
+            Some(Ok(Some(steps))) => steps,
+            Some(Err(_)) => return false,
+            None | Some(Ok(None)) => match arbitrary_call(u, prepared, &cfg) {
+                Ok(Some(plan)) => vec![StepPlan::Call(plan)],
+                Ok(None) | Err(_) => return false,
+            },
+        };
+        let case = build_case(prepared, &steps, Misses::Ignore).unwrap_or_else(|e| setup("build_case", e));
+        let expected =
+            run_case(self.reference.as_mut(), artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));
+        for engine in &mut self.engines {
+            let name = engine.label().to_string();
+            let actual =
+                run_case(engine.as_mut(), artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
+            let unexplained: Vec<_> = compare(prepared, &expected, &actual)
+                .into_iter()
+                .filter(|d| expectations().explain(&name, d).is_none())
+                .collect();
+            if !unexplained.is_empty() {
+                let mut msg = format!("{name} diverges from the reference\n");
+                for d in &unexplained {
+                    msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
+                }
+                panic!("{msg}{origin}, scheme {scheme:?}, encoding {encoding:?}\nsteps: {steps:?}\nworld:\n{wit}");
+            }
+        }
+        true
+    }
 }
 
 /// One built-in call of the `async_reference` target. Ends and sets are picked among those
@@ -425,4 +497,110 @@ pub fn suite_file(data: &[u8]) -> bool {
 pub fn expectations_file(data: &[u8]) -> bool {
     let path = as_file("fuzz-expectations.toml", data);
     Expectations::load(&[path]).is_ok()
+}
+
+/// Input → a WIT file (`wit_text`) or a wasm-encoded WIT package (`wit_package`) → the loader
+/// of `witness diff --wit` (`UserWorld::load`: its only world, prepared) accepts it, or refuses
+/// it with an error that names the file; never a panic. A world it accepts builds its artifact
+/// and compiles on the reference, or witness has a bug. Returns whether it was accepted.
+fn user_world(name: &str, data: &[u8]) -> bool {
+    use crate::diff::UserWorld;
+    let path = as_file(name, data);
+    let user = match UserWorld::load(&path, None) {
+        Ok(user) => user,
+        Err(e) => {
+            let message = format!("{e:#}");
+            assert!(message.contains(name), "an error that does not name the file {name}: {message}");
+            return false;
+        }
+    };
+    let failure = |what: &str, e: anyhow::Error| -> ! {
+        panic!("harness failure: an accepted world fails to {what}: {e:#}\nworld:\n{}", user.text)
+    };
+    let prepared = Prepared::from_wit(&user.text, Some(&user.world), NameScheme::Standard, StringEncoding::Utf8)
+        .unwrap_or_else(|e| failure("prepare again", e));
+    let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| failure("build its artifact", e)));
+    compile(&Selection::reference(), &artifact).unwrap_or_else(|e| failure("compile on the reference", e));
+    true
+}
+
+pub fn wit_text(data: &[u8]) -> bool {
+    user_world("fuzz.wit", data)
+}
+
+pub fn wit_package(data: &[u8]) -> bool {
+    user_world("fuzz.wasm", data)
+}
+
+/// The world `adapter_reply`'s conversations are about: strings, lists, options, results, an
+/// import called back in the middle of an export call.
+const ADAPTER_WORLD: &str = r#"package witness:fuzz;
+
+interface host {
+  log: func(message: string, level: u8) -> list<u16>;
+}
+
+world w {
+  import host;
+  export echo: func(text: string, xs: list<u32>) -> tuple<string, option<s64>>;
+  export pick: func(which: result<f32, string>) -> result<u8, list<string>>;
+}
+"#;
+
+thread_local! {
+    /// `ADAPTER_WORLD` prepared once, and the cases every conversation runs.
+    static ADAPTER_CASES: (Arc<Artifact>, Vec<crate::runtime::Case>) = {
+        let failure = |e: anyhow::Error| -> ! { panic!("harness failure: the adapter_reply world: {e:#}") };
+        let prepared = Prepared::from_wit(ADAPTER_WORLD, Some("w"), NameScheme::Standard, StringEncoding::Utf8)
+            .unwrap_or_else(|e| failure(e));
+        let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| failure(e)));
+        let cases = (0..4)
+            .filter_map(|c| crate::diff::case_of(1, c, &prepared, &PlanConfig::default()).unwrap_or_else(|e| failure(e)))
+            .collect();
+        (artifact, cases)
+    };
+}
+
+/// The conversation of the `adapter_reply` target with the adapter `command`: compile
+/// `ADAPTER_WORLD`, then run each of its cases on a new instance. `Err`: witness refused what
+/// the adapter did (a protocol failure, named).
+pub fn adapter_conversation(command: &str, kind: crate::adapter::client::Kind) -> anyhow::Result<()> {
+    use crate::adapter::client::ProcessRuntime;
+    use crate::runtime::Runtime as _;
+    ADAPTER_CASES.with(|(artifact, cases)| {
+        let mut compiled =
+            ProcessRuntime::new(command, kind, std::time::Duration::from_secs(20)).compile(artifact.clone())?;
+        for case in cases {
+            run_case(compiled.as_mut(), artifact, case, &[])?;
+        }
+        Ok(())
+    })
+}
+
+/// An adapter that writes the lines of the file `$1` whatever it is asked: the first at once
+/// (the greeting), then one for each line witness writes, as a real adapter answers each
+/// request and each callback reply with one line. Once the file ends it writes nothing more,
+/// and its output closes while its input stays open (drained), so witness sees the adapter's
+/// output end, not a closed pipe.
+const REPLAY_ADAPTER: &str = r#"exec 3< "$1"
+next() { IFS= read -r line <&3 || [ -n "$line" ]; }
+if next; then
+  printf '%s\n' "$line"
+  while IFS= read -r request && next; do printf '%s\n' "$line"; done
+fi
+exec cat >/dev/null
+"#;
+
+/// Input → a first byte (the adapter is given the component, or the core module) and the
+/// lines an adapter writes → witness's protocol client, talking to an adapter that writes them
+/// whatever witness asks, runs the conversation (`adapter_conversation`) or refuses a line with
+/// an error; never a panic, never a hang (the adapter's output ends with the input). Returns
+/// whether the whole conversation ran.
+pub fn adapter_reply(data: &[u8]) -> bool {
+    use crate::adapter::client::Kind;
+    let Some((&first, replies)) = data.split_first() else { return false };
+    let kind = if first % 2 == 0 { Kind::Component } else { Kind::Module };
+    let path = as_file("adapter-replies.jsonl", replies);
+    let script = as_file("replay-adapter.sh", REPLAY_ADAPTER.as_bytes());
+    adapter_conversation(&format!("exec sh '{}' '{}'", script.display(), path.display()), kind).is_ok()
 }

@@ -10,9 +10,14 @@
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
 //!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
 //!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
+//! * `cargo xtask fuzz-bench` — the fuzz targets' throughput under libFuzzer (fuzz_bench.rs):
+//!   `differential` and `differential_cached` built with `cargo fuzz build -O` with no sanitizer
+//!   and with ASan, each run 60 s on an empty corpus; executions a second and peak RSS side by
+//!   side. Needs cargo-fuzz; like `bench`, nothing is asserted on time.
 //! * `cargo xtask tidy` — rustfmt, clippy with warnings as errors, and ARCHITECTURE.md's
 //!   dependency rule and code map (see tidy.rs). Run it before every commit; CI runs it.
 
+mod fuzz_bench;
 mod tidy;
 
 use std::path::PathBuf;
@@ -52,6 +57,18 @@ enum Task {
         worlds: u64,
         #[arg(long, default_value_t = 200)]
         cases: u64,
+    },
+    /// Benchmark fuzz targets under libFuzzer (`cargo fuzz build -O`, then fixed-time runs).
+    FuzzBench {
+        /// A fuzz target (fuzz/fuzz_targets); repeatable. The first is the others' baseline.
+        #[arg(long = "target", default_values_t = ["differential".to_string(), "differential_cached".to_string()])]
+        targets: Vec<String>,
+        /// A cargo-fuzz sanitizer (`none`, `address`, ...); repeatable.
+        #[arg(long = "sanitizer", default_values_t = ["none".to_string(), "address".to_string()])]
+        sanitizers: Vec<String>,
+        /// How long each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
 }
 
@@ -249,6 +266,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Conformance { vectors, fuzz_seconds, suites } => conformance(vectors, fuzz_seconds, &suites),
         Task::Bench { seed, worlds, cases } => bench(seed, worlds, cases),
+        Task::FuzzBench { targets, sanitizers, seconds } => {
+            fuzz_bench::fuzz_bench(&root(), &targets, &sanitizers, seconds)
+        }
         Task::Tidy => tidy::tidy(&root()),
     };
     match result {

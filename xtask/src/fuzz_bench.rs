@@ -1,0 +1,157 @@
+//! `cargo xtask fuzz-bench`: the fuzz targets' throughput under libFuzzer. Each target is built
+//! with `cargo fuzz build -O` once per sanitizer, then run for a fixed time on an empty corpus;
+//! the table gives executions a second and peak RSS, side by side in one run, with the ratio of
+//! each target to the first one named and to the anchor. A benchmark to read, not a test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+
+/// Wasmtime's own `component_api` fuzz target, which also compiles a component an input, ran
+/// at 4.3 executions a second with ASan on the project's 2-core machine (peak RSS 630 MB).
+const ANCHOR_EXECS_PER_SEC: f64 = 4.3;
+
+/// One target's run.
+struct Run {
+    target: String,
+    sanitizer: String,
+    execs: u64,
+    seconds: f64,
+    peak_rss_mb: u64,
+    /// Why the run ended before its time, if it did (a finding, or libFuzzer's limits).
+    stopped: Option<String>,
+}
+
+/// The triple cargo-fuzz builds for: the host's.
+fn host_triple() -> Result<String> {
+    let out = Command::new("rustc").arg("-vV").output().context("cannot run rustc -vV")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_string).context("rustc -vV names no host triple")
+}
+
+/// Where `cargo fuzz build -s SANITIZER` puts its build: fuzz/target for `none` (shared with
+/// .clusterfuzzlite/build.sh and runs by hand), a folder per sanitizer otherwise, so that
+/// switching sanitizers rebuilds nothing.
+fn target_dir(fuzz: &Path, sanitizer: &str) -> PathBuf {
+    match sanitizer {
+        "none" => fuzz.join("target"),
+        other => fuzz.join("target").join(other),
+    }
+}
+
+fn build(fuzz: &Path, sanitizer: &str, target: &str) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(fuzz).args(["fuzz", "build", "-O", "-s", sanitizer, "--target-dir"]);
+    cmd.arg(target_dir(fuzz, sanitizer)).arg(target);
+    if sanitizer != "none" {
+        // Sanitizers need -Z flags; the stable toolchain takes them with RUSTC_BOOTSTRAP.
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    eprintln!("== cargo fuzz build -O -s {sanitizer} {target}");
+    let status = cmd.status().context("cannot run cargo fuzz (cargo install cargo-fuzz --locked)")?;
+    if !status.success() {
+        bail!("cargo fuzz build -s {sanitizer} {target} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The value of libFuzzer's final `stat::NAME:` line.
+fn stat(log: &str, name: &str) -> Option<u64> {
+    let prefix = format!("stat::{name}:");
+    log.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+}
+
+fn run(fuzz: &Path, triple: &str, sanitizer: &str, target: &str, seconds: u64) -> Result<Run> {
+    let binary = target_dir(fuzz, sanitizer).join(triple).join("release").join(target);
+    let scratch = std::env::temp_dir().join(format!("witness-fuzz-bench-{}-{sanitizer}-{target}", std::process::id()));
+    let corpus = scratch.join("corpus");
+    std::fs::create_dir_all(&corpus).with_context(|| format!("cannot make {}", corpus.display()))?;
+    eprintln!("== {target} ({sanitizer}), {seconds} s on an empty corpus");
+    let started = Instant::now();
+    let out = Command::new(&binary)
+        .arg(&corpus)
+        .arg(format!("-max_total_time={seconds}"))
+        .arg(format!("-dict={}", fuzz.join("witness.dict").display()))
+        .arg(format!("-artifact_prefix={}/", scratch.display()))
+        .args(["-print_final_stats=1", "-max_len=4096", "-len_control=0", "-rss_limit_mb=4096"])
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let stopped = (!out.status.success()).then(|| {
+        let reason = log
+            .lines()
+            .find(|l| l.contains("ERROR: libFuzzer") || l.contains("==ERROR") || l.contains("panicked at"))
+            .unwrap_or("no reason printed")
+            .trim()
+            .to_string();
+        let saved = log.lines().find(|l| l.contains("Test unit written to")).unwrap_or("").trim().to_string();
+        format!("{reason} {saved}")
+    });
+    let execs = stat(&log, "number_of_executed_units")
+        .with_context(|| format!("{target} ({sanitizer}) printed no final stats; its log ends:\n{}", tail(&log)))?;
+    if stopped.is_none() {
+        // Nothing to keep: a finding's input stays there, named in the table.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(Run {
+        target: target.into(),
+        sanitizer: sanitizer.into(),
+        execs,
+        seconds: elapsed,
+        peak_rss_mb: stat(&log, "peak_rss_mb").unwrap_or(0),
+        stopped,
+    })
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+pub fn fuzz_bench(root: &Path, targets: &[String], sanitizers: &[String], seconds: u64) -> Result<bool> {
+    let fuzz = root.join("fuzz");
+    let triple = host_triple()?;
+    // Every build first, so that no build runs beside a measurement.
+    for sanitizer in sanitizers {
+        for target in targets {
+            build(&fuzz, sanitizer, target)?;
+        }
+    }
+    let mut runs = vec![];
+    for sanitizer in sanitizers {
+        for target in targets {
+            runs.push(run(&fuzz, &triple, sanitizer, target, seconds)?);
+        }
+    }
+    println!(
+        "\n{:<22} {:<9} {:>9} {:>8} {:>10} {:>9} {:>11}",
+        "target", "sanitizer", "execs", "exec/s", "peak RSS", "× first", "× anchor"
+    );
+    for r in &runs {
+        let rate = r.execs as f64 / r.seconds;
+        let first = runs.iter().find(|f| f.sanitizer == r.sanitizer).map_or(rate, |f| f.execs as f64 / f.seconds);
+        println!(
+            "{:<22} {:<9} {:>9} {:>8.1} {:>7} MB {:>8.2}x {:>10.1}x",
+            r.target,
+            r.sanitizer,
+            r.execs,
+            rate,
+            r.peak_rss_mb,
+            rate / first,
+            rate / ANCHOR_EXECS_PER_SEC
+        );
+    }
+    println!(
+        "\n× first: against the first target named, same sanitizer. × anchor: against Wasmtime's \
+         component_api target with ASan ({ANCHOR_EXECS_PER_SEC} exec/s on this project's 2-core machine)."
+    );
+    let mut clean = true;
+    for r in runs.iter().filter(|r| r.stopped.is_some()) {
+        clean = false;
+        println!("{} ({}) stopped early: {}", r.target, r.sanitizer, r.stopped.as_deref().unwrap_or(""));
+    }
+    Ok(clean)
+}
