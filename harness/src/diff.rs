@@ -142,18 +142,23 @@ pub fn world_of(seed: u64, cfg: &DiffConfig) -> Result<(GeneratedWorld, NameSche
 
 /// The case `c` of a prepared world (`None` when the world has nothing to call).
 pub fn case_of(world_seed: u64, c: u64, prepared: &Prepared, cfg: &PlanConfig) -> Result<Option<Case>> {
+    steps_of(world_seed, c, prepared, cfg)?.map(|steps| build_case(prepared, &steps, Misses::Ignore)).transpose()
+}
+
+/// The steps of case `c` of a prepared world (`None` when the world has nothing to call).
+pub fn steps_of(world_seed: u64, c: u64, prepared: &Prepared, cfg: &PlanConfig) -> Result<Option<Vec<StepPlan>>> {
     let data = seed_bytes(world_seed.wrapping_mul(1_000_003).wrapping_add(c), 4096);
     let mut u = Unstructured::new(&data);
     // One case in three drives resources, where the world has any to drive.
     if c % 3 == 2 {
         match arbitrary_resource_steps(&mut u, prepared, cfg) {
-            Ok(Some(steps)) => return Ok(Some(build_case(prepared, &steps, Misses::Ignore)?)),
+            Ok(Some(steps)) => return Ok(Some(steps)),
             Ok(None) => {}
             Err(e) => anyhow::bail!("resource plan generator: {e}"),
         }
     }
     match arbitrary_call(&mut u, prepared, cfg) {
-        Ok(Some(plan)) => Ok(Some(build_case(prepared, &[StepPlan::Call(plan)], Misses::Ignore)?)),
+        Ok(Some(plan)) => Ok(Some(vec![StepPlan::Call(plan)])),
         Ok(None) => Ok(None),
         Err(e) => anyhow::bail!("plan generator: {e}"),
     }

@@ -141,6 +141,55 @@ pub fn differential_cached(data: &[u8]) -> bool {
     })
 }
 
+/// The plan of a differential input, from what follows its world: like the campaign's
+/// `case_of`, some inputs drive resources (when the world has any to drive), the others make
+/// one plain call. `None` when the input runs out first, or the world has nothing to call.
+fn plan_from(u: &mut Unstructured<'_>, prepared: &Prepared) -> Option<Vec<StepPlan>> {
+    let cfg = PlanConfig::default();
+    let resources = u.ratio(1, 3).unwrap_or(false);
+    match resources.then(|| arbitrary_resource_steps(u, prepared, &cfg)) {
+        Some(Ok(Some(steps))) => Some(steps),
+        Some(Err(_)) => None,
+        None | Some(Ok(None)) => match arbitrary_call(u, prepared, &cfg) {
+            Ok(Some(plan)) => Some(vec![StepPlan::Call(plan)]),
+            Ok(None) | Err(_) => None,
+        },
+    }
+}
+
+/// What an input of `differential` or `differential_cached` stands for: a world (its WIT,
+/// name scheme and encoding) and the steps of one case on it.
+pub struct DifferentialInput {
+    pub wit: String,
+    pub scheme: NameScheme,
+    pub encoding: StringEncoding,
+    /// Where the world comes from (`input world`, or the campaign world of a seed).
+    pub origin: String,
+    pub steps: Vec<StepPlan>,
+}
+
+/// Decode an input of the target `differential` (`cached`: `differential_cached`) as the
+/// target does. `Err`: the input runs no case (the target skips it), or its world cannot be
+/// prepared.
+pub fn differential_input(data: &[u8], cached: bool) -> anyhow::Result<DifferentialInput> {
+    let mut u = Unstructured::new(data);
+    let short = || anyhow::anyhow!("the input runs out before it makes a case");
+    let (wit, scheme, encoding, origin) = if cached {
+        let index = u.int_in_range(0..=POOL_WORLDS - 1).map_err(|_| short())?;
+        let seed = index + 1;
+        let (world, scheme, encoding) = world_of(seed, &DiffConfig::default())?;
+        (world.wit, scheme, encoding, format!("campaign world {seed} (witness diff --seed {seed})"))
+    } else {
+        let scheme = u.choose(&[NameScheme::Standard, NameScheme::Legacy]).map_err(|_| short())?;
+        let encoding = u.choose(&StringEncoding::ALL).map_err(|_| short())?;
+        let world = arbitrary_world(&mut u, &WorldConfig::default()).map_err(|_| short())?;
+        (world.wit, *scheme, *encoding, "input world".to_string())
+    };
+    let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding)?;
+    let steps = plan_from(&mut u, &prepared).ok_or_else(short)?;
+    Ok(DifferentialInput { wit, scheme, encoding, origin, steps })
+}
+
 /// A world prepared and compiled on the reference and on every default runtime but the
 /// compositions, for the differential targets.
 struct CompiledWorld {
@@ -181,16 +230,7 @@ impl CompiledWorld {
         let setup = |what: &str, e: anyhow::Error| -> ! {
             panic!("harness failure: {what}: {e:#}\n{origin}, scheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
         };
-        let cfg = PlanConfig::default();
-        let resources = u.ratio(1, 3).unwrap_or(false);
-        let steps = match resources.then(|| arbitrary_resource_steps(u, prepared, &cfg)) {
-            Some(Ok(Some(steps))) => steps,
-            Some(Err(_)) => return false,
-            None | Some(Ok(None)) => match arbitrary_call(u, prepared, &cfg) {
-                Ok(Some(plan)) => vec![StepPlan::Call(plan)],
-                Ok(None) | Err(_) => return false,
-            },
-        };
+        let Some(steps) = plan_from(u, prepared) else { return false };
         let case = build_case(prepared, &steps, Misses::Ignore).unwrap_or_else(|e| setup("build_case", e));
         let expected =
             run_case(self.reference.as_mut(), artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod diff;
 pub mod encode;
 pub mod engine;
+pub mod finding;
 pub mod fuzz;
 pub mod oracle;
 pub mod plan;

@@ -7,6 +7,7 @@ pub mod fuzz;
 pub mod selfcheck;
 pub mod smith;
 pub mod suite;
+pub mod to_case;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,9 @@ enum Command {
     FuzzReplay(fuzz::FuzzReplayArgs),
     /// Run the conformance suites (suites/conformance/*.toml) on the embedded engines.
     Suite(suite::SuiteArgs),
+    /// Turn a finding (a witness diff reproducer folder, a differential fuzz crash) into a
+    /// shrunk suite case.
+    ToCase(to_case::ToCaseArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
     Selfcheck(selfcheck::SelfcheckArgs),
 }
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Smith(args) => smith::run(args),
         Command::FuzzReplay(args) => fuzz::run(args),
         Command::Suite(args) => suite::run(args),
+        Command::ToCase(args) => to_case::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -87,7 +87,7 @@ pub enum StepPlan {
 }
 
 /// The guest hands over a handle as the index in its table: lay it out as a `u32`.
-fn guest_type(t: &ValType) -> ValType {
+pub fn guest_type(t: &ValType) -> ValType {
     use crate::reference::types::{CaseType, FieldType};
     match t {
         ValType::Own(_) | ValType::Borrow(_) => ValType::U32,

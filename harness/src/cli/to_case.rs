@@ -1,0 +1,61 @@
+//! `witness to-case`: a finding (a crash input of the `differential` fuzz targets, or a
+//! `witness diff` reproducer folder) as a shrunk suite case, ready for suites/conformance.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use crate::finding::{from_fuzz_input, from_repro, scratch_file, to_case};
+use crate::suite::expectations::Expectations;
+
+#[derive(Args)]
+pub struct ToCaseArgs {
+    /// A reproducer folder of `witness diff` (witness-repro/w<seed>-c<case>-<engine>), or a
+    /// crash input of a fuzz target (give --target).
+    input: PathBuf,
+    /// The fuzz target the input is for: `differential` or `differential_cached`.
+    #[arg(long)]
+    target: Option<String>,
+    /// Expectations files: a divergence they explain is no finding (default:
+    /// expectations/*.toml if present). `--no-expectations` counts every divergence.
+    #[arg(long)]
+    expectations: Vec<PathBuf>,
+    #[arg(long, conflicts_with = "expectations")]
+    no_expectations: bool,
+    /// Write the suite file here (default: print it).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: ToCaseArgs) -> Result<()> {
+    let paths = match (args.no_expectations, args.expectations.is_empty()) {
+        (true, _) => vec![],
+        (false, true) => super::diff::default_expectations(),
+        (false, false) => args.expectations.clone(),
+    };
+    let expectations = Expectations::load(&paths)?;
+    let finding = match args.target.as_deref() {
+        None if args.input.is_dir() => from_repro(&args.input)?,
+        None => bail!("{}: a crash input needs --target (differential, differential_cached)", args.input.display()),
+        Some("differential") => from_fuzz_input(&args.input, false, &expectations)?,
+        Some("differential_cached") => from_fuzz_input(&args.input, true, &expectations)?,
+        Some(other) => bail!("--target {other}: only the differential targets' findings become cases"),
+    };
+    let scratch = scratch_file();
+    let written = to_case(&finding, &expectations, &scratch);
+    let _ = std::fs::remove_file(&scratch);
+    let written = written?;
+    eprintln!(
+        "shrunk: {} step(s) → {}, world {} → {} lines ({} runs)",
+        written.steps.0, written.steps.1, written.world_lines.0, written.world_lines.1, written.runs
+    );
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &written.text).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}: add it to suites/conformance/ (or its case to a suite file there)", path.display());
+        }
+        None => print!("{}", written.text),
+    }
+    Ok(())
+}
