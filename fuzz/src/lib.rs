@@ -5,8 +5,8 @@
 //! so CI runs the targets on stable without instrumentation.
 
 pub use witness::fuzz::{
-    adapter_reply, async_reference, differential, differential_cached, expectations_file, reference_lift, suite_file,
-    type_expression, wave_value, wit_package, wit_text,
+    adapter_reply, async_reference, composition, differential, differential_cached, expectations_file, reference_lift,
+    resource_sequence, suite_file, type_expression, wave_value, wit_package, wit_text,
 };
 
 #[cfg(test)]
@@ -127,6 +127,20 @@ mod smoke {
         eprintln!("differential: {ran} of {} inputs ran a case", count());
         // Many inputs must reach the engines, or this smoke test checks little (today 30 of 50;
         // the others are too short or their world exports nothing to call).
+        assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
+    }
+
+    #[test]
+    fn resource_sequence() {
+        let ran = run(super::resource_sequence);
+        eprintln!("resource_sequence: {ran} of {} inputs ran a case", count());
+        assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
+    }
+
+    #[test]
+    fn composition() {
+        let ran = run(super::composition);
+        eprintln!("composition: {ran} of {} inputs ran a case", count());
         assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
     }
 

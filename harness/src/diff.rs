@@ -38,7 +38,7 @@ impl UserWorld {
     /// Load a WIT file, a WIT directory with deps/, or a wasm-encoded WIT package.
     pub fn load(path: &Path, world: Option<&str>) -> Result<UserWorld> {
         let mut wit = crate::world::wit::Wit::load(path)?;
-        let id = wit.world(world)?;
+        let id = wit.world(world).with_context(|| format!("{}: no world to run", path.display()))?;
         wit.add_driver(id);
         let user =
             UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() };

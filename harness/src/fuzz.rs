@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Unstructured;
 
-use crate::diff::{DiffConfig, world_of};
+use crate::diff::{DiffConfig, fused_of, world_of};
 use crate::encode::names::NameScheme;
 use crate::engine::{Selection, compile};
-use crate::oracle::compare;
+use crate::oracle::{compare, compare_fused};
+use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
 use crate::plan::{Misses, PlanConfig, StepPlan, arbitrary_call, build_case};
 use crate::reference::concurrency::subtask::Subtask;
@@ -21,10 +22,11 @@ use crate::reference::lift_flat::{CoreValueIter, lift_flat};
 use crate::reference::types::{CoreType, InstanceId, PtrType, StringEncoding};
 use crate::reference::{BumpHeap, Flat, TrapKind};
 use crate::runtime::driver::run_case;
-use crate::runtime::{Artifact, Compiled, Prepared};
+use crate::runtime::fused::FusedPrepared;
+use crate::runtime::{Artifact, Compiled, Prepared, Unsupported};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::{TypeConfig, arbitrary_type};
-use crate::world::generate::{WorldConfig, arbitrary_world};
+use crate::world::generate::{GeneratedWorld, WorldConfig, arbitrary_world};
 
 /// A target's body: whether the input ran a case; a finding panics.
 pub type Body = fn(&[u8]) -> bool;
@@ -37,6 +39,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     }),
     ("differential", differential),
     ("differential_cached", differential_cached),
+    ("resource_sequence", resource_sequence),
+    ("composition", composition),
     ("async_reference", async_reference),
     ("wave_value", wave_value),
     ("type_expression", |data| {
@@ -105,7 +109,7 @@ pub fn differential(data: &[u8]) -> bool {
     let Ok(encoding) = u.choose(&StringEncoding::ALL).copied() else { return false };
     let Ok(world) = arbitrary_world(&mut u, &WorldConfig::default()) else { return false };
     let mut compiled = CompiledWorld::new(world.wit, scheme, encoding, "input world");
-    compiled.check(&mut u)
+    compiled.check(&mut u, Plans::Any)
 }
 
 /// How many campaign worlds `differential_cached` picks among.
@@ -123,29 +127,158 @@ thread_local! {
 /// the same check as `differential`. Each world is compiled once a process, so an input costs
 /// instantiations and calls only. Returns whether a case ran.
 pub fn differential_cached(data: &[u8]) -> bool {
+    with_pool_world(data, Plans::Any)
+}
+
+/// Input → one of the campaign's first worlds, as `differential_cached` picks it, and resource
+/// steps from the rest of the input (own and borrow handles passed both ways, drops, built-in
+/// calls; a world without resources gives way to the next one that has some) → the same check. Returns whether a case
+/// ran.
+pub fn resource_sequence(data: &[u8]) -> bool {
+    with_pool_world(data, Plans::Resources)
+}
+
+/// The campaign world of seed `index + 1`: its WIT, scheme, encoding and origin.
+fn campaign_world(index: u64) -> anyhow::Result<(String, NameScheme, StringEncoding, String)> {
+    let seed = index + 1;
+    let (world, scheme, encoding) = world_of(seed, &DiffConfig::default())?;
+    Ok((world.wit, scheme, encoding, format!("campaign world {seed} (witness diff --seed {seed})")))
+}
+
+/// `check` on the pool world the input's first byte picks, with the rest of the input. For
+/// resource steps, a world without resources gives way to the next pool world that has some.
+fn with_pool_world(data: &[u8], plans: Plans) -> bool {
     let mut u = Unstructured::new(data);
     let Ok(index) = u.int_in_range(0..=POOL_WORLDS - 1) else { return false };
     POOL.with_borrow_mut(|pool| {
-        let compiled = pool[index as usize].get_or_insert_with(|| {
-            let seed = index + 1;
-            let (world, scheme, encoding) = world_of(seed, &DiffConfig::default())
-                .unwrap_or_else(|e| panic!("harness failure: campaign world {seed}: {e:#}"));
-            CompiledWorld::new(
-                world.wit,
-                scheme,
-                encoding,
-                &format!("campaign world {seed} (witness diff --seed {seed})"),
-            )
-        });
-        compiled.check(&mut u)
+        for k in 0..POOL_WORLDS {
+            let i = (index + k) % POOL_WORLDS;
+            let compiled = pool[i as usize].get_or_insert_with(|| {
+                let (wit, scheme, encoding, origin) =
+                    campaign_world(i).unwrap_or_else(|e| panic!("harness failure: {e:#}"));
+                CompiledWorld::new(wit, scheme, encoding, &origin)
+            });
+            if plans == Plans::Any || compiled.artifact.has_resources() {
+                return compiled.check(&mut u, plans);
+            }
+        }
+        false
     })
+}
+
+thread_local! {
+    /// The compositions of the campaign worlds (`composition`): `Some(None)` for a world with
+    /// no composition to build (it exports no interface, or one witness cannot compose yet).
+    static COMPOSITIONS: std::cell::RefCell<Vec<Option<Option<CompiledComposition>>>> =
+        std::cell::RefCell::new((0..POOL_WORLDS).map(|_| None).collect());
+}
+
+/// Input → one of the campaign's first worlds, composed as the campaign composes it (a caller
+/// guest and a callee guest exporting the world's interfaces, each with its own memory and
+/// string encoding), and one fused case from the rest of the input (the caller's calls of the
+/// callee, with the values and realloc answers of both) → the reference and every default
+/// composition engine (`wasmtime-fused`); a difference the expectations do not explain
+/// panics, and so does a harness failure. A world with no composition (it exports no
+/// interface, or one witness cannot compose yet) gives way to the next. Returns whether a
+/// case ran.
+pub fn composition(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let Ok(index) = u.int_in_range(0..=POOL_WORLDS - 1) else { return false };
+    COMPOSITIONS.with_borrow_mut(|pool| {
+        // A world with no composition gives way to the next one that has one.
+        for k in 0..POOL_WORLDS {
+            let i = (index + k) % POOL_WORLDS;
+            if let Some(c) = pool[i as usize].get_or_insert_with(|| CompiledComposition::new(i)) {
+                return c.check(&mut u);
+            }
+        }
+        false
+    })
+}
+
+/// A campaign world's composition compiled on the reference and the composition engines.
+struct CompiledComposition {
+    wit: String,
+    origin: String,
+    fp: FusedPrepared,
+    artifact: Arc<Artifact>,
+    reference: Box<dyn Compiled>,
+    engines: Vec<Box<dyn Compiled>>,
+}
+
+impl CompiledComposition {
+    /// `None` when the world has no composition witness builds; any other failure panics.
+    fn new(index: u64) -> Option<CompiledComposition> {
+        let (wit, scheme, _, origin) = campaign_world(index).unwrap_or_else(|e| panic!("harness failure: {e:#}"));
+        let failure = |what: &str, e: anyhow::Error| -> ! {
+            panic!("harness failure: {what}: {e:#}\n{origin}, composed, world:\n{wit}")
+        };
+        let world = GeneratedWorld { wit: wit.clone() };
+        let fp = match fused_of(index + 1, &world, "w", scheme) {
+            Ok(Some(fp)) => fp,
+            Err(e) if e.downcast_ref::<Unsupported>().is_none() => failure("compose", e),
+            Ok(None) | Err(_) => return None,
+        };
+        let artifact = match fp.artifact() {
+            Ok(artifact) => Arc::new(artifact),
+            Err(e) if e.downcast_ref::<Unsupported>().is_none() => failure("artifact", e),
+            Err(_) => return None,
+        };
+        let reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| failure("compile reference", e));
+        let engines = Selection::defaults()
+            .into_iter()
+            .filter(Selection::fused)
+            .map(|s| compile(&s, &artifact).unwrap_or_else(|e| failure(&format!("compile {s}"), e)))
+            .collect();
+        Some(CompiledComposition { wit, origin, fp, artifact, reference, engines })
+    }
+
+    /// One fused case from `u` on the reference and every engine; false when `u` makes none.
+    fn check(&mut self, u: &mut Unstructured<'_>) -> bool {
+        let CompiledComposition { wit, origin, fp, artifact, .. } = self;
+        let failure = |what: &str, e: anyhow::Error| -> ! {
+            panic!("harness failure: {what}: {e:#}\n{origin}, composed, world:\n{wit}")
+        };
+        let Ok(Some(case)) = arbitrary_fused_case(u, fp, &PlanConfig::default()) else { return false };
+        let expected = run_case(self.reference.as_mut(), artifact, &case.caller, &[&case.callee])
+            .unwrap_or_else(|e| failure("reference run", e));
+        for engine in &mut self.engines {
+            let name = engine.label().to_string();
+            let actual = run_case(engine.as_mut(), artifact, &case.caller, &[&case.callee])
+                .unwrap_or_else(|e| failure(&format!("{name} run"), e));
+            let unexplained: Vec<_> = compare_fused(fp, &expected, &actual)
+                .into_iter()
+                .filter(|d| expectations().explain(&name, d).is_none())
+                .collect();
+            if !unexplained.is_empty() {
+                let mut msg = format!("{name} diverges from the reference\n");
+                for d in &unexplained {
+                    msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
+                }
+                panic!("{msg}{origin}, composed\ncase: {case:?}\nworld:\n{wit}");
+            }
+        }
+        true
+    }
+}
+
+/// Which plans a target makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plans {
+    /// A call or resource steps, as the campaign does.
+    Any,
+    /// Resource steps only.
+    Resources,
 }
 
 /// The plan of a differential input, from what follows its world: like the campaign's
 /// `case_of`, some inputs drive resources (when the world has any to drive), the others make
 /// one plain call. `None` when the input runs out first, or the world has nothing to call.
-fn plan_from(u: &mut Unstructured<'_>, prepared: &Prepared) -> Option<Vec<StepPlan>> {
+fn plan_from(u: &mut Unstructured<'_>, prepared: &Prepared, plans: Plans) -> Option<Vec<StepPlan>> {
     let cfg = PlanConfig::default();
+    if plans == Plans::Resources {
+        return arbitrary_resource_steps(u, prepared, &cfg).ok().flatten();
+    }
     let resources = u.ratio(1, 3).unwrap_or(false);
     match resources.then(|| arbitrary_resource_steps(u, prepared, &cfg)) {
         Some(Ok(Some(steps))) => Some(steps),
@@ -176,9 +309,7 @@ pub fn differential_input(data: &[u8], cached: bool) -> anyhow::Result<Different
     let short = || anyhow::anyhow!("the input runs out before it makes a case");
     let (wit, scheme, encoding, origin) = if cached {
         let index = u.int_in_range(0..=POOL_WORLDS - 1).map_err(|_| short())?;
-        let seed = index + 1;
-        let (world, scheme, encoding) = world_of(seed, &DiffConfig::default())?;
-        (world.wit, scheme, encoding, format!("campaign world {seed} (witness diff --seed {seed})"))
+        campaign_world(index)?
     } else {
         let scheme = u.choose(&[NameScheme::Standard, NameScheme::Legacy]).map_err(|_| short())?;
         let encoding = u.choose(&StringEncoding::ALL).map_err(|_| short())?;
@@ -186,7 +317,7 @@ pub fn differential_input(data: &[u8], cached: bool) -> anyhow::Result<Different
         (world.wit, *scheme, *encoding, "input world".to_string())
     };
     let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding)?;
-    let steps = plan_from(&mut u, &prepared).ok_or_else(short)?;
+    let steps = plan_from(&mut u, &prepared, Plans::Any).ok_or_else(short)?;
     Ok(DifferentialInput { wit, scheme, encoding, origin, steps })
 }
 
@@ -225,12 +356,12 @@ impl CompiledWorld {
     /// world has any to drive, the others make one plain call), run on the reference and on
     /// every engine; a difference the expectations do not explain panics. Returns false when
     /// `u` runs out before a plan, or the world has nothing to call.
-    fn check(&mut self, u: &mut Unstructured<'_>) -> bool {
+    fn check(&mut self, u: &mut Unstructured<'_>, plans: Plans) -> bool {
         let CompiledWorld { wit, scheme, encoding, origin, prepared, artifact, .. } = self;
         let setup = |what: &str, e: anyhow::Error| -> ! {
             panic!("harness failure: {what}: {e:#}\n{origin}, scheme {scheme:?}, encoding {encoding:?}, world:\n{wit}")
         };
-        let Some(steps) = plan_from(u, prepared) else { return false };
+        let Some(steps) = plan_from(u, prepared, plans) else { return false };
         let case = build_case(prepared, &steps, Misses::Ignore).unwrap_or_else(|e| setup("build_case", e));
         let expected =
             run_case(self.reference.as_mut(), artifact, &case, &[]).unwrap_or_else(|e| setup("reference run", e));

@@ -129,6 +129,20 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
     let (code, _, err) = witness(&["abi", "signature", core.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("is a core wasm module, not WIT"), "{err}");
+    // A component header, then a section claiming about 4 GiB in a 16-byte file (found by the
+    // wit_package fuzz target: wit-parser's decoder reserved the claimed size and the process
+    // aborted). An error that names the file, never an abort.
+    let huge = dir.join("huge.wasm");
+    std::fs::write(&huge, b"\0asm\x0d\0\x01\0\x07\xee\xff\xff\xff\x0f\x02\x01").unwrap();
+    let (code, _, err) = witness(&["diff", "--wit", huge.to_str().unwrap(), "--cases", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("huge.wasm") && err.contains("not a valid wasm-encoded WIT package"), "{err}");
+    // A package with no world (found by the wit_text fuzz target: the error did not name the file).
+    let empty = dir.join("noworld.wit");
+    std::fs::write(&empty, "package a:b;\n").unwrap();
+    let (code, _, err) = witness(&["diff", "--wit", empty.to_str().unwrap(), "--cases", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("noworld.wit") && err.contains("no world"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
     for args in [
         &["abi", "layout", "tuple<u8,"][..],

@@ -55,6 +55,16 @@ impl Wit {
                 path.display()
             );
         }
+        // wit-parser's decoder reserves a section's declared size before it reads the section,
+        // so a few bytes claiming a 4 GiB section abort the process: validate first (in memory,
+        // sizes are checked against the file's).
+        if let Ok(bytes) = std::fs::read(path)
+            && bytes.starts_with(b"\0asm")
+        {
+            wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                .validate_all(&bytes)
+                .map_err(|e| anyhow!("{}: not a valid wasm-encoded WIT package: {e}", path.display()))?;
+        }
         let mut resolve = Resolve::default();
         let (package, _) = resolve
             .push_path(path)
