@@ -45,13 +45,12 @@ pub struct Finding {
 /// The most shrinking candidates tried (each one runs the case on the engine and the reference).
 const SHRINK_BUDGET: usize = 2000;
 
-/// A crash input of `differential` (`cached`: `differential_cached`): the world and steps the
+/// A crash input of a differential target (`fuzz::DIFFERENTIAL_TARGETS`): the world and steps the
 /// target decodes, and the first default runtime that diverges on them in a way `expectations`
 /// do not explain.
-pub fn from_fuzz_input(path: &Path, cached: bool, expectations: &Expectations) -> Result<Finding> {
+pub fn from_fuzz_input(path: &Path, target: &str, expectations: &Expectations) -> Result<Finding> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let input = crate::fuzz::differential_input(&data, cached).with_context(|| format!("{}", path.display()))?;
-    let target = if cached { "differential_cached" } else { "differential" };
+    let input = crate::fuzz::differential_input(target, &data).with_context(|| format!("{}", path.display()))?;
     let origin = format!("the {target} fuzz input {} ({})", path.display(), input.origin);
     let mut finding = Finding {
         wit: input.wit,

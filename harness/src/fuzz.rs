@@ -301,23 +301,40 @@ pub struct DifferentialInput {
     pub steps: Vec<StepPlan>,
 }
 
-/// Decode an input of the target `differential` (`cached`: `differential_cached`) as the
-/// target does. `Err`: the input runs no case (the target skips it), or its world cannot be
-/// prepared.
-pub fn differential_input(data: &[u8], cached: bool) -> anyhow::Result<DifferentialInput> {
+/// The targets whose inputs `differential_input` decodes.
+pub const DIFFERENTIAL_TARGETS: &[&str] = &["differential", "differential_cached", "resource_sequence"];
+
+/// Decode an input of `target` (one of `DIFFERENTIAL_TARGETS`) as the target does. `Err`:
+/// the input runs no case (the target skips it), or its world cannot be prepared.
+pub fn differential_input(target: &str, data: &[u8]) -> anyhow::Result<DifferentialInput> {
     let mut u = Unstructured::new(data);
     let short = || anyhow::anyhow!("the input runs out before it makes a case");
-    let (wit, scheme, encoding, origin) = if cached {
-        let index = u.int_in_range(0..=POOL_WORLDS - 1).map_err(|_| short())?;
-        campaign_world(index)?
-    } else {
-        let scheme = u.choose(&[NameScheme::Standard, NameScheme::Legacy]).map_err(|_| short())?;
-        let encoding = u.choose(&StringEncoding::ALL).map_err(|_| short())?;
-        let world = arbitrary_world(&mut u, &WorldConfig::default()).map_err(|_| short())?;
-        (world.wit, *scheme, *encoding, "input world".to_string())
+    let plans = if target == "resource_sequence" { Plans::Resources } else { Plans::Any };
+    let (wit, scheme, encoding, origin, prepared) = match target {
+        "differential" => {
+            let scheme = *u.choose(&[NameScheme::Standard, NameScheme::Legacy]).map_err(|_| short())?;
+            let encoding = *u.choose(&StringEncoding::ALL).map_err(|_| short())?;
+            let world = arbitrary_world(&mut u, &WorldConfig::default()).map_err(|_| short())?;
+            let prepared = Prepared::from_wit(&world.wit, Some("w"), scheme, encoding)?;
+            (world.wit, scheme, encoding, "input world".to_string(), prepared)
+        }
+        "differential_cached" | "resource_sequence" => {
+            let index = u.int_in_range(0..=POOL_WORLDS - 1).map_err(|_| short())?;
+            // As `with_pool_world` picks: resource steps skip to a world with resources.
+            let mut picked = None;
+            for k in 0..POOL_WORLDS {
+                let (wit, scheme, encoding, origin) = campaign_world((index + k) % POOL_WORLDS)?;
+                let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding)?;
+                if plans == Plans::Any || Artifact::of(&prepared)?.has_resources() {
+                    picked = Some((wit, scheme, encoding, origin, prepared));
+                    break;
+                }
+            }
+            picked.ok_or_else(|| anyhow::anyhow!("no pool world has resources"))?
+        }
+        other => anyhow::bail!("`{other}` is not a differential target ({})", DIFFERENTIAL_TARGETS.join(", ")),
     };
-    let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding)?;
-    let steps = plan_from(&mut u, &prepared, Plans::Any).ok_or_else(short)?;
+    let steps = plan_from(&mut u, &prepared, plans).ok_or_else(short)?;
     Ok(DifferentialInput { wit, scheme, encoding, origin, steps })
 }
 

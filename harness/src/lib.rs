@@ -10,6 +10,7 @@ pub mod finding;
 pub mod fuzz;
 pub mod oracle;
 pub mod plan;
+pub mod reach;
 pub mod reference;
 pub mod runtime;
 pub mod smith;

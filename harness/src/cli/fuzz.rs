@@ -1,5 +1,6 @@
 //! `witness fuzz-replay`: run a fuzz target's body on input files (a crash libFuzzer wrote, a
-//! corpus entry) without the instrumented build, and say what each does.
+//! corpus entry) without the instrumented build, and say what each does. `witness
+//! fuzz-report`: what a differential target's corpus reached (reach.rs).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,36 @@ pub fn run(args: FuzzReplayArgs) -> Result<()> {
     outcome?;
     if crashes > 0 {
         bail!("{crashes} of {} input(s) make `{}` report a finding", args.inputs.len(), args.target);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct FuzzReportArgs {
+    /// The target: `differential`, `differential_cached` or `resource_sequence`.
+    #[arg(long)]
+    target: String,
+    /// Input files, or folders of them (a corpus).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+pub fn report(args: FuzzReportArgs) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    if !crate::fuzz::DIFFERENTIAL_TARGETS.contains(&args.target.as_str()) {
+        bail!("--target {}: reports are for {}", args.target, crate::fuzz::DIFFERENTIAL_TARGETS.join(", "));
+    }
+    let files = crate::reach::input_files(&args.inputs)?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} inputs  {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let reach = crate::reach::reach(&args.target, &files, |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    print!("{}", reach.render());
+    if !reach.failures.is_empty() {
+        bail!("{} input(s) could not be replayed", reach.failures.len());
     }
     Ok(())
 }

@@ -39,6 +39,9 @@ enum Command {
     Smith(smith::SmithArgs),
     /// Run a fuzz target's body on input files (a crash, a corpus entry), without cargo-fuzz.
     FuzzReplay(fuzz::FuzzReplayArgs),
+    /// What a differential fuzz target's corpus reached: trap classes and definitions.py
+    /// functions per engine.
+    FuzzReport(fuzz::FuzzReportArgs),
     /// Run the conformance suites (suites/conformance/*.toml) on the embedded engines.
     Suite(suite::SuiteArgs),
     /// Turn a finding (a witness diff reproducer folder, a differential fuzz crash) into a
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Smith(args) => smith::run(args),
         Command::FuzzReplay(args) => fuzz::run(args),
+        Command::FuzzReport(args) => fuzz::report(args),
         Command::Suite(args) => suite::run(args),
         Command::ToCase(args) => to_case::run(args),
     };

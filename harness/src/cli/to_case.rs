@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use crate::finding::{from_fuzz_input, from_repro, scratch_file, to_case};
+use crate::fuzz::DIFFERENTIAL_TARGETS;
 use crate::suite::expectations::Expectations;
 
 #[derive(Args)]
@@ -14,7 +15,8 @@ pub struct ToCaseArgs {
     /// A reproducer folder of `witness diff` (witness-repro/w<seed>-c<case>-<engine>), or a
     /// crash input of a fuzz target (give --target).
     input: PathBuf,
-    /// The fuzz target the input is for: `differential` or `differential_cached`.
+    /// The fuzz target the input is for: `differential`, `differential_cached` or
+    /// `resource_sequence`.
     #[arg(long)]
     target: Option<String>,
     /// Expectations files: a divergence they explain is no finding (default:
@@ -37,10 +39,11 @@ pub fn run(args: ToCaseArgs) -> Result<()> {
     let expectations = Expectations::load(&paths)?;
     let finding = match args.target.as_deref() {
         None if args.input.is_dir() => from_repro(&args.input)?,
-        None => bail!("{}: a crash input needs --target (differential, differential_cached)", args.input.display()),
-        Some("differential") => from_fuzz_input(&args.input, false, &expectations)?,
-        Some("differential_cached") => from_fuzz_input(&args.input, true, &expectations)?,
-        Some(other) => bail!("--target {other}: only the differential targets' findings become cases"),
+        None => bail!("{}: a crash input needs --target ({})", args.input.display(), DIFFERENTIAL_TARGETS.join(", ")),
+        Some(target) if DIFFERENTIAL_TARGETS.contains(&target) => from_fuzz_input(&args.input, target, &expectations)?,
+        Some(other) => {
+            bail!("--target {other}: the findings of {} become cases", DIFFERENTIAL_TARGETS.join(", "))
+        }
     };
     let scratch = scratch_file();
     let written = to_case(&finding, &expectations, &scratch);

@@ -11,6 +11,7 @@ use super::lower_flat::{SpillTo, lower_flat_values};
 use super::trap::{Result, TrapKind, assert_that, trap_if};
 use super::types::{FuncType, StringEncoding};
 use super::value::{Flat, Value};
+use crate::reference::reached::reached;
 
 /// The core instance behind a `canon lift`: its exports, called by name.
 pub trait CoreCallee: InstanceMemory {
@@ -37,6 +38,7 @@ pub fn canon_lift(
     ft: &FuncType,
     args: &[Value],
 ) -> Result<Option<Value>> {
+    reached!(canon_lift);
     assert_that(args.len() == ft.params.len(), "canon_lift: one argument per parameter")?;
     let task = callee.inst().start_task();
     let flat_args = {
@@ -69,6 +71,7 @@ pub fn canon_lower<G: InstanceMemory>(
     flat_args: Vec<Flat>,
     callee: impl FnOnce(&mut G, Vec<Value>) -> Result<Option<Value>>,
 ) -> Result<Vec<Flat>> {
+    reached!(canon_lower);
     trap_if(!caller.inst().may_leave, TrapKind::MayNotLeave, || "canon_lower: the instance may not leave".into())?;
     let mut subtask = Subtask::default();
     let mut flat_args = CoreValueIter::new(flat_args);

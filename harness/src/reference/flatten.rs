@@ -3,6 +3,7 @@
 
 use super::layout::discriminant_type;
 use super::types::{CaseType, CoreType, FieldType, FuncType, PtrType, ValType, despecialize};
+use crate::reference::reached::reached;
 
 pub const MAX_FLAT_PARAMS: usize = 16;
 pub const MAX_FLAT_ASYNC_PARAMS: usize = 4;
@@ -51,6 +52,7 @@ impl FlattenOpts {
 /// with `callback`. 🔀 Async lower: params over `MAX_FLAT_ASYNC_PARAMS` become one pointer, any
 /// result adds an out-pointer param, and the core function returns the subtask state (i32).
 pub fn flatten_functype(opts: FlattenOpts, ft: &FuncType, context: Context) -> CoreFuncType {
+    reached!(flatten_functype);
     let ptr = opts.ptr_type.core_type();
     let mut flat_params = flatten_types(&ft.param_types(), opts.ptr_type);
     let mut flat_results = flatten_types(&ft.result_type(), opts.ptr_type);
@@ -96,6 +98,7 @@ pub fn flatten_types(ts: &[ValType], ptr_type: PtrType) -> Vec<CoreType> {
 
 /// `flatten_type(t, opts)`.
 pub fn flatten_type(t: &ValType, ptr_type: PtrType) -> Vec<CoreType> {
+    reached!(flatten_type);
     match despecialize(t).as_ref() {
         ValType::Bool
         | ValType::U8
@@ -140,6 +143,7 @@ pub fn flatten_record(fields: &[FieldType], ptr_type: PtrType) -> Vec<CoreType> 
 /// `flatten_variant`: the discriminant (i32), then the position-wise `join` of every case's
 /// payload flattening.
 pub fn flatten_variant(cases: &[CaseType], ptr_type: PtrType) -> Vec<CoreType> {
+    reached!(flatten_variant);
     let mut flat: Vec<CoreType> = Vec::new();
     for c in cases {
         if let Some(t) = &c.t {
@@ -159,6 +163,7 @@ pub fn flatten_variant(cases: &[CaseType], ptr_type: PtrType) -> Vec<CoreType> {
 
 /// `join(a, b)`: equal types stay; i32 and f32 meet at i32; every other pair at i64.
 pub fn join(a: CoreType, b: CoreType) -> CoreType {
+    reached!(join);
     if a == b {
         return a;
     }

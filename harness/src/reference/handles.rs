@@ -9,6 +9,7 @@ use super::concurrency::waitable::{WaitableRef, WaitableSet};
 use super::context::{BorrowScope, ComponentInstance, LiftLowerContext, TaskId};
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{ResourceType, ValType};
+use crate::reference::reached::reached;
 
 /// `ResourceHandle(rt, rep, own, borrow_scope)` with its `num_lends` counter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,6 +216,7 @@ fn check_type(h: &ResourceHandle, rt: &ResourceType, what: &str) -> Result<()> {
 
 /// `lift_own(cx, i, t)`: ownership moves out of the table; traps on a lent or borrowed handle.
 pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
+    reached!(lift_own);
     let rt = resource_type(t)?;
     let h = cx.inst().handles.remove(i)?.into_resource("lift_own")?;
     check_type(&h, rt, "lift_own")?;
@@ -227,6 +229,7 @@ pub fn lift_own(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u3
 
 /// `lift_borrow(cx, i, t)`: the handle stays; it is lent for the duration of the call.
 pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<u32> {
+    reached!(lift_borrow);
     assert_that(matches!(cx.borrow_scope, BorrowScope::Subtask(_)), "lift_borrow: the borrow scope is a Subtask")?;
     let rt = resource_type(t)?;
     let h = cx.inst().handles.get(i)?.resource("lift_borrow")?;
@@ -244,6 +247,7 @@ pub fn lift_borrow(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result
 
 /// `lower_own(cx, rep, t)`: a new owning handle in the receiving instance's table.
 pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
+    reached!(lower_own);
     let rt = resource_type(t)?.clone();
     cx.inst().handles.add(ResourceHandle::new(rt, rep, true, None))
 }
@@ -251,6 +255,7 @@ pub fn lower_own(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result
 /// `lower_borrow(cx, rep, t)`: the resource's own implementation receives the bare rep;
 /// anyone else receives a borrow handle counted against the current task.
 pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Result<u32> {
+    reached!(lower_borrow);
     let rt = resource_type(t)?.clone();
     let BorrowScope::Task(task) = cx.borrow_scope else {
         return Err(Trap::new(TrapKind::Assertion, "lower_borrow needs a Task borrow scope"));
@@ -268,12 +273,14 @@ pub fn lower_borrow(cx: &mut LiftLowerContext<'_>, rep: u32, t: &ValType) -> Res
 
 /// `canon_resource_new(rt, rep)`.
 pub fn canon_resource_new(inst: &mut ComponentInstance, rt: &ResourceType, rep: u32) -> Result<u32> {
+    reached!(canon_resource_new);
     trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "resource.new while may_leave is false".into())?;
     inst.handles.add(ResourceHandle::new(rt.clone(), rep, true, None))
 }
 
 /// `canon_resource_rep(rt, i)`: works on own and borrow handles, no `may_leave` check.
 pub fn canon_resource_rep(inst: &ComponentInstance, rt: &ResourceType, i: u32) -> Result<u32> {
+    reached!(canon_resource_rep);
     let h = inst.handles.get(i)?.resource("resource.rep")?;
     check_type(h, rt, "resource.rep")?;
     Ok(h.rep)
@@ -290,6 +297,7 @@ pub enum DropEffect {
 
 /// `canon_resource_drop(rt, i)`.
 pub fn canon_resource_drop(inst: &mut ComponentInstance, rt: &ResourceType, i: u32) -> Result<DropEffect> {
+    reached!(canon_resource_drop);
     trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "resource.drop while may_leave is false".into())?;
     let h = inst.handles.remove(i)?.into_resource("resource.drop")?;
     check_type(&h, rt, "resource.drop")?;

@@ -6,9 +6,11 @@
 //! a number rather than panic.
 
 use super::types::{CaseType, FieldType, PtrType, ValType, despecialize};
+use crate::reference::reached::reached;
 
 /// `alignment(t, ptr_type)`.
 pub fn alignment(t: &ValType, ptr_type: PtrType) -> u64 {
+    reached!(alignment);
     match despecialize(t).as_ref() {
         ValType::Bool | ValType::S8 | ValType::U8 => 1,
         ValType::S16 | ValType::U16 => 2,
@@ -29,6 +31,7 @@ pub fn alignment(t: &ValType, ptr_type: PtrType) -> u64 {
 
 /// `alignment_list`: a fixed-length list aligns like its element, a list like a pointer.
 pub fn alignment_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: PtrType) -> u64 {
+    reached!(alignment_list);
     match maybe_length {
         Some(_) => alignment(elem_type, ptr_type),
         None => ptr_type.ptr_size(),
@@ -37,11 +40,13 @@ pub fn alignment_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: 
 
 /// `alignment_record`: the largest field alignment, at least 1.
 pub fn alignment_record(fields: &[FieldType], ptr_type: PtrType) -> u64 {
+    reached!(alignment_record);
     fields.iter().map(|f| alignment(&f.t, ptr_type)).fold(1, u64::max)
 }
 
 /// `alignment_variant`: the larger of the discriminant's and the payloads' alignment.
 pub fn alignment_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
+    reached!(alignment_variant);
     alignment(&discriminant_type(cases), ptr_type).max(max_case_alignment(cases, ptr_type))
 }
 
@@ -49,6 +54,7 @@ pub fn alignment_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
 /// `ceil(log2(n)/8)` bytes rounded to u8/u16/u32. (`ceil(ceil(log2 n)/8)` equals
 /// `ceil(log2(n)/8)`, so integer arithmetic gives the spec's answer exactly.)
 pub fn discriminant_type(cases: &[CaseType]) -> ValType {
+    reached!(discriminant_type);
     let n = cases.len() as u64;
     let bits = if n <= 1 { 0 } else { 64 - (n - 1).leading_zeros() as u64 };
     match bits.div_ceil(8) {
@@ -61,11 +67,13 @@ pub fn discriminant_type(cases: &[CaseType]) -> ValType {
 
 /// `max_case_alignment`: the largest payload alignment, at least 1.
 pub fn max_case_alignment(cases: &[CaseType], ptr_type: PtrType) -> u64 {
+    reached!(max_case_alignment);
     cases.iter().filter_map(|c| c.t.as_ref()).map(|t| alignment(t, ptr_type)).fold(1, u64::max)
 }
 
 /// `alignment_flags`: 1, 2 or 4 bytes by label count.
 pub fn alignment_flags(labels: &[String]) -> u64 {
+    reached!(alignment_flags);
     match labels.len() {
         0..=8 => 1,
         9..=16 => 2,
@@ -75,6 +83,7 @@ pub fn alignment_flags(labels: &[String]) -> u64 {
 
 /// `elem_size(t, ptr_type)`: the number of bytes a value occupies as a list element.
 pub fn elem_size(t: &ValType, ptr_type: PtrType) -> u64 {
+    reached!(elem_size);
     match despecialize(t).as_ref() {
         ValType::Bool | ValType::S8 | ValType::U8 => 1,
         ValType::S16 | ValType::U16 => 2,
@@ -95,6 +104,7 @@ pub fn elem_size(t: &ValType, ptr_type: PtrType) -> u64 {
 
 /// `elem_size_list`: a fixed-length list is inline (`length * elem_size`), a list is (ptr, len).
 pub fn elem_size_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: PtrType) -> u64 {
+    reached!(elem_size_list);
     match maybe_length {
         Some(l) => u64::from(l).saturating_mul(elem_size(elem_type, ptr_type)),
         None => 2 * ptr_type.ptr_size(),
@@ -104,6 +114,7 @@ pub fn elem_size_list(elem_type: &ValType, maybe_length: Option<u32>, ptr_type: 
 /// `elem_size_record`: fields in order, each aligned to itself; the total rounded up to the
 /// record's alignment.
 pub fn elem_size_record(fields: &[FieldType], ptr_type: PtrType) -> u64 {
+    reached!(elem_size_record);
     let mut s = 0u64;
     for f in fields {
         s = align_to(s, alignment(&f.t, ptr_type));
@@ -115,6 +126,7 @@ pub fn elem_size_record(fields: &[FieldType], ptr_type: PtrType) -> u64 {
 /// `align_to(ptr, alignment)`: round up to a multiple of `alignment` (which is never 0 for a
 /// valid type; 0 is treated as 1 so that no input can divide by zero).
 pub fn align_to(ptr: u64, alignment: u64) -> u64 {
+    reached!(align_to);
     let a = alignment.max(1);
     ptr.div_ceil(a).saturating_mul(a)
 }
@@ -122,6 +134,7 @@ pub fn align_to(ptr: u64, alignment: u64) -> u64 {
 /// `elem_size_variant`: discriminant, padding to the payload alignment, the largest payload,
 /// rounded up to the variant's alignment.
 pub fn elem_size_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
+    reached!(elem_size_variant);
     let mut s = elem_size(&discriminant_type(cases), ptr_type);
     s = align_to(s, max_case_alignment(cases, ptr_type));
     let cs = cases.iter().filter_map(|c| c.t.as_ref()).map(|t| elem_size(t, ptr_type)).max();
@@ -131,6 +144,7 @@ pub fn elem_size_variant(cases: &[CaseType], ptr_type: PtrType) -> u64 {
 
 /// `elem_size_flags`: 1, 2 or 4 bytes by label count.
 pub fn elem_size_flags(labels: &[String]) -> u64 {
+    reached!(elem_size_flags);
     alignment_flags(labels)
 }
 

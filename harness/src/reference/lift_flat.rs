@@ -1,5 +1,6 @@
 //! Flat lifting (CanonicalABI.md "Flat Lifting") and `lift_flat_values`.
 
+use crate::reference::reached::reached;
 use std::collections::VecDeque;
 
 use super::concurrency::stream::lift_async_value;
@@ -55,6 +56,7 @@ impl ValueIter for CoreValueIter {
 
 /// `lift_flat(cx, vi, t)`.
 pub fn lift_flat(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, t: &ValType) -> Result<Value> {
+    reached!(lift_flat);
     Ok(match despecialize(t).as_ref() {
         ValType::Bool => Value::Bool(convert_int_to_bool(next_i32(vi)?.into())),
         ValType::U8 => Value::U8(lift_flat_unsigned(vi, 32, 8)? as u8),
@@ -133,12 +135,14 @@ fn next_int(vi: &mut dyn ValueIter, core_width: u32) -> Result<u64> {
 
 /// `lift_flat_unsigned`: high bits beyond the type's width are dropped, never a trap.
 pub fn lift_flat_unsigned(vi: &mut dyn ValueIter, core_width: u32, t_width: u32) -> Result<u64> {
+    reached!(lift_flat_unsigned);
     let i = next_int(vi, core_width)?;
     Ok(if t_width >= 64 { i } else { i % (1u64 << t_width) })
 }
 
 /// `lift_flat_signed`: keep the low `t_width` bits and read them as two's complement.
 pub fn lift_flat_signed(vi: &mut dyn ValueIter, core_width: u32, t_width: u32) -> Result<i64> {
+    reached!(lift_flat_signed);
     let i = next_int(vi, core_width)?;
     if t_width >= 64 {
         return Ok(i as i64);
@@ -149,6 +153,7 @@ pub fn lift_flat_signed(vi: &mut dyn ValueIter, core_width: u32, t_width: u32) -
 
 /// `lift_flat_string`.
 pub fn lift_flat_string(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter) -> Result<Value> {
+    reached!(lift_flat_string);
     let ptr = next_ptr(cx, vi)?;
     let packed_length = next_ptr(cx, vi)?;
     Ok(Value::String(load_string_from_range(cx, ptr, packed_length)?))
@@ -161,6 +166,7 @@ pub fn lift_flat_list(
     elem_type: &ValType,
     maybe_length: Option<u32>,
 ) -> Result<Value> {
+    reached!(lift_flat_list);
     if let Some(l) = maybe_length {
         let mut a = Vec::with_capacity(l as usize);
         for _ in 0..l {
@@ -175,6 +181,7 @@ pub fn lift_flat_list(
 
 /// `lift_flat_record`.
 pub fn lift_flat_record(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, fields: &[FieldType]) -> Result<Value> {
+    reached!(lift_flat_record);
     let mut record = Vec::with_capacity(fields.len());
     for f in fields {
         record.push((f.label.clone(), lift_flat(cx, vi, &f.t)?));
@@ -212,6 +219,7 @@ impl ValueIter for CoerceValueIter<'_> {
 /// `lift_flat_variant`: the whole i32 discriminant must name a case; the payload is read
 /// through the joined slots, and slots the case does not use are consumed and ignored.
 pub fn lift_flat_variant(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, cases: &[CaseType]) -> Result<Value> {
+    reached!(lift_flat_variant);
     let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, cx.memory().ptr_type()).into();
     assert_that(flat_types.pop_front() == Some(CoreType::I32), "variant discriminant flattens to i32")?;
     let case_index = next_i32(vi)?;
@@ -234,11 +242,13 @@ pub fn lift_flat_variant(cx: &mut LiftLowerContext<'_>, vi: &mut dyn ValueIter, 
 
 /// `wrap_i64_to_i32`.
 pub fn wrap_i64_to_i32(i: u64) -> u32 {
+    reached!(wrap_i64_to_i32);
     (i % (1u64 << 32)) as u32
 }
 
 /// `lift_flat_flags`: one i32; bits past the last label are ignored.
 pub fn lift_flat_flags(vi: &mut dyn ValueIter, labels: &[String]) -> Result<Value> {
+    reached!(lift_flat_flags);
     let i = next_i32(vi)?;
     Ok(unpack_flags_from_int(i.into(), labels))
 }
@@ -251,6 +261,7 @@ pub fn lift_flat_values(
     vi: &mut dyn ValueIter,
     ts: &[ValType],
 ) -> Result<Vec<Value>> {
+    reached!(lift_flat_values);
     let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);
     if flat_types.len() > max_flat {

@@ -10,6 +10,7 @@ use super::strings::load_string;
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{CaseType, FieldType, ValType, despecialize};
 use super::value::Value;
+use crate::reference::reached::reached;
 
 pub const MAX_LIST_BYTE_LENGTH: u64 = (1 << 28) - 1;
 pub const CANONICAL_FLOAT32_NAN: u32 = 0x7fc0_0000;
@@ -17,6 +18,7 @@ pub const CANONICAL_FLOAT64_NAN: u64 = 0x7ff8_0000_0000_0000;
 
 /// `load(cx, ptr, t)`.
 pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Value> {
+    reached!(load);
     let pt = cx.memory().ptr_type();
     assert_that(ptr == align_to(ptr, alignment(t, pt)), "load: ptr is aligned")?;
     assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.memory().len()), "load: ptr is in bounds")?;
@@ -58,6 +60,7 @@ pub fn load(cx: &mut LiftLowerContext<'_>, ptr: u64, t: &ValType) -> Result<Valu
 
 /// `load_int(cx, ptr, nbytes)`: little-endian, unsigned (callers reinterpret signed types).
 pub fn load_int(cx: &LiftLowerContext<'_>, ptr: u64, nbytes: u64) -> Result<u64> {
+    reached!(load_int);
     let mut buf = [0u8; 8];
     cx.memory().read(ptr, &mut buf[..nbytes as usize])?;
     Ok(u64::from_le_bytes(buf))
@@ -65,31 +68,37 @@ pub fn load_int(cx: &LiftLowerContext<'_>, ptr: u64, nbytes: u64) -> Result<u64>
 
 /// `convert_int_to_bool`: 0 is false, every other bit pattern true.
 pub fn convert_int_to_bool(i: u64) -> bool {
+    reached!(convert_int_to_bool);
     i != 0
 }
 
 /// `canonicalize_nan32`: every NaN becomes `CANONICAL_FLOAT32_NAN`.
 pub fn canonicalize_nan32(f: f32) -> f32 {
+    reached!(canonicalize_nan32);
     if f.is_nan() { f32::from_bits(CANONICAL_FLOAT32_NAN) } else { f }
 }
 
 /// `canonicalize_nan64`.
 pub fn canonicalize_nan64(f: f64) -> f64 {
+    reached!(canonicalize_nan64);
     if f.is_nan() { f64::from_bits(CANONICAL_FLOAT64_NAN) } else { f }
 }
 
 /// `decode_i32_as_float`: `f32.reinterpret_i32`, then NaN canonicalisation.
 pub fn decode_i32_as_float(i: u32) -> f32 {
+    reached!(decode_i32_as_float);
     canonicalize_nan32(f32::from_bits(i))
 }
 
 /// `decode_i64_as_float`.
 pub fn decode_i64_as_float(i: u64) -> f64 {
+    reached!(decode_i64_as_float);
     canonicalize_nan64(f64::from_bits(i))
 }
 
 /// `convert_i32_to_char`: traps unless the unsigned value is a Unicode scalar value.
 pub fn convert_i32_to_char(i: u32) -> Result<char> {
+    reached!(convert_i32_to_char);
     trap_if(i >= 0x110000, TrapKind::InvalidChar, || format!("convert_i32_to_char: {i:#x} >= 0x110000"))?;
     trap_if((0xD800..=0xDFFF).contains(&i), TrapKind::InvalidChar, || {
         format!("convert_i32_to_char: {i:#x} is a surrogate")
@@ -104,6 +113,7 @@ pub fn load_list(
     elem_type: &ValType,
     maybe_length: Option<u32>,
 ) -> Result<Value> {
+    reached!(load_list);
     if let Some(length) = maybe_length {
         return load_list_from_valid_range(cx, ptr, length.into(), elem_type);
     }
@@ -120,6 +130,7 @@ pub fn load_list_from_range(
     length: u64,
     elem_type: &ValType,
 ) -> Result<Value> {
+    reached!(load_list_from_range);
     let pt = cx.memory().ptr_type();
     let byte_length = u128::from(length) * u128::from(elem_size(elem_type, pt));
     trap_if(byte_length > MAX_LIST_BYTE_LENGTH.into(), TrapKind::ListTooLong, || {
@@ -143,6 +154,7 @@ pub fn load_list_from_valid_range(
     length: u64,
     elem_type: &ValType,
 ) -> Result<Value> {
+    reached!(load_list_from_valid_range);
     if *elem_type == ValType::U8 {
         // The loop below for `u8` elements, in one read: `load` of a u8 is the byte, and the
         // range is valid.
@@ -164,6 +176,7 @@ fn assert_len() -> Trap {
 
 /// `load_record`: each field at its own alignment, in order.
 pub fn load_record(cx: &mut LiftLowerContext<'_>, mut ptr: u64, fields: &[FieldType]) -> Result<Value> {
+    reached!(load_record);
     let pt = cx.memory().ptr_type();
     let mut record = Vec::with_capacity(fields.len());
     for field in fields {
@@ -176,6 +189,7 @@ pub fn load_record(cx: &mut LiftLowerContext<'_>, mut ptr: u64, fields: &[FieldT
 
 /// `load_variant`: the discriminant must name a case; the payload sits at the common offset.
 pub fn load_variant(cx: &mut LiftLowerContext<'_>, mut ptr: u64, cases: &[CaseType]) -> Result<Value> {
+    reached!(load_variant);
     let pt = cx.memory().ptr_type();
     let disc_size = elem_size(&discriminant_type(cases), pt);
     let case_index = load_int(cx, ptr, disc_size)?;
@@ -194,12 +208,14 @@ pub fn load_variant(cx: &mut LiftLowerContext<'_>, mut ptr: u64, cases: &[CaseTy
 
 /// `load_flags`.
 pub fn load_flags(cx: &mut LiftLowerContext<'_>, ptr: u64, labels: &[String]) -> Result<Value> {
+    reached!(load_flags);
     let i = load_int(cx, ptr, elem_size_flags(labels))?;
     Ok(unpack_flags_from_int(i, labels))
 }
 
 /// `unpack_flags_from_int`: bit k is label k; bits past the last label are ignored.
 pub fn unpack_flags_from_int(i: u64, labels: &[String]) -> Value {
+    reached!(unpack_flags_from_int);
     Value::Flags(
         labels
             .iter()

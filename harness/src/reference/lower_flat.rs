@@ -1,5 +1,6 @@
 //! Flat lowering (CanonicalABI.md "Flat Lowering") and `lower_flat_values`.
 
+use crate::reference::reached::reached;
 use std::collections::VecDeque;
 
 use super::context::LiftLowerContext;
@@ -28,6 +29,7 @@ fn ptr_flat(cx: &LiftLowerContext<'_>, v: u64) -> Flat {
 
 /// `lower_flat(cx, v, t)`.
 pub fn lower_flat(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Result<Vec<Flat>> {
+    reached!(lower_flat);
     Ok(match (despecialize(t).as_ref(), v) {
         (ValType::Bool, Value::Bool(b)) => vec![Flat::I32(u32::from(*b))],
         (ValType::ErrorContext, Value::ErrorContext(e)) => vec![Flat::I32(lower_error_context(cx, e)?)],
@@ -58,11 +60,13 @@ pub fn lower_flat(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Resu
 
 /// `lower_flat_signed(i, core_bits)`: two's complement into an unsigned core value.
 pub fn lower_flat_signed(i: i64, core_bits: u32) -> Flat {
+    reached!(lower_flat_signed);
     if core_bits == 32 { Flat::I32(i as i32 as u32) } else { Flat::I64(i as u64) }
 }
 
 /// `lower_flat_string`.
 pub fn lower_flat_string(cx: &mut LiftLowerContext<'_>, v: &Value) -> Result<Vec<Flat>> {
+    reached!(lower_flat_string);
     let Value::String(s) = v else {
         return Err(mismatch(v, &ValType::String));
     };
@@ -77,6 +81,7 @@ pub fn lower_flat_list(
     elem_type: &ValType,
     maybe_length: Option<u32>,
 ) -> Result<Vec<Flat>> {
+    reached!(lower_flat_list);
     if let Some(l) = maybe_length {
         assert_that(l as usize == v.len(), "fixed-length list value has the type's length")?;
         let mut flat = vec![];
@@ -91,6 +96,7 @@ pub fn lower_flat_list(
 
 /// `lower_flat_record`.
 pub fn lower_flat_record(cx: &mut LiftLowerContext<'_>, v: &Value, fields: &[FieldType]) -> Result<Vec<Flat>> {
+    reached!(lower_flat_record);
     let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
     let mut flat = vec![];
     for (f, fv) in fields.iter().zip(values) {
@@ -102,6 +108,7 @@ pub fn lower_flat_record(cx: &mut LiftLowerContext<'_>, v: &Value, fields: &[Fie
 /// `lower_flat_variant`: discriminant, the payload coerced into the joined slots (f32→i32
 /// and f32→i64 by bits, i32→i64 zero-extended, f64→i64 by bits), then zeros for unused slots.
 pub fn lower_flat_variant(cx: &mut LiftLowerContext<'_>, v: &Value, cases: &[CaseType]) -> Result<Vec<Flat>> {
+    reached!(lower_flat_variant);
     let (case_index, case_value) = match_case(v, cases)?;
     let pt = cx.memory().ptr_type();
     let mut flat_types: VecDeque<CoreType> = flatten_variant(cases, pt).into();
@@ -138,6 +145,7 @@ pub fn lower_flat_variant(cx: &mut LiftLowerContext<'_>, v: &Value, cases: &[Cas
 
 /// `lower_flat_flags`.
 pub fn lower_flat_flags(v: &Value, labels: &[String]) -> Result<Vec<Flat>> {
+    reached!(lower_flat_flags);
     Ok(vec![Flat::I32(pack_flags_into_int(v, labels)? as u32)])
 }
 
@@ -158,6 +166,7 @@ pub fn lower_flat_values(
     ts: &[ValType],
     out_param: SpillTo<'_>,
 ) -> Result<Vec<Flat>> {
+    reached!(lower_flat_values);
     assert_that(vs.len() == ts.len(), "one value per type")?;
     let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);

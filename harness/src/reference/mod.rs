@@ -31,6 +31,7 @@ pub mod lift_flat;
 pub mod load;
 pub mod lower_flat;
 pub mod memory;
+pub mod reached;
 pub mod store;
 pub mod strings;
 pub mod trap;

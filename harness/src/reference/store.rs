@@ -15,6 +15,7 @@ use super::strings::{REALLOC_I32_MAX, store_string};
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{CaseType, FieldType, ValType, despecialize};
 use super::value::Value;
+use crate::reference::reached::reached;
 
 /// A value that does not inhabit its type: the caller's mistake, never the guest's.
 pub(crate) fn mismatch(v: &Value, t: &ValType) -> Trap {
@@ -23,6 +24,7 @@ pub(crate) fn mismatch(v: &Value, t: &ValType) -> Trap {
 
 /// `store(cx, v, t, ptr)`.
 pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) -> Result<()> {
+    reached!(store);
     let pt = cx.memory().ptr_type();
     assert_that(ptr == align_to(ptr, alignment(t, pt)), "store: ptr is aligned")?;
     assert_that(!exceeds(ptr, elem_size(t, pt).into(), cx.memory().len()), "store: ptr is in bounds")?;
@@ -66,31 +68,37 @@ pub fn store(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType, ptr: u64) ->
 
 /// `store_int(cx, v, ptr, nbytes)`: the low `nbytes` bytes, little-endian.
 pub fn store_int(cx: &mut LiftLowerContext<'_>, v: u64, ptr: u64, nbytes: u64) -> Result<()> {
+    reached!(store_int);
     cx.memory_mut().write(ptr, &v.to_le_bytes()[..nbytes as usize])
 }
 
 /// `maybe_scramble_nan32` in the deterministic profile: NaN becomes the canonical NaN.
 pub fn maybe_scramble_nan32(f: f32) -> f32 {
+    reached!(maybe_scramble_nan32);
     if f.is_nan() { f32::from_bits(CANONICAL_FLOAT32_NAN) } else { f }
 }
 
 /// `maybe_scramble_nan64` in the deterministic profile.
 pub fn maybe_scramble_nan64(f: f64) -> f64 {
+    reached!(maybe_scramble_nan64);
     if f.is_nan() { f64::from_bits(CANONICAL_FLOAT64_NAN) } else { f }
 }
 
 /// `encode_float_as_i32`: `i32.reinterpret_f32` of the (scrambled) float.
 pub fn encode_float_as_i32(f: f32) -> u32 {
+    reached!(encode_float_as_i32);
     maybe_scramble_nan32(f).to_bits()
 }
 
 /// `encode_float_as_i64`.
 pub fn encode_float_as_i64(f: f64) -> u64 {
+    reached!(encode_float_as_i64);
     maybe_scramble_nan64(f).to_bits()
 }
 
 /// `char_to_i32`: a `char` is already a valid scalar value.
 pub fn char_to_i32(c: char) -> u32 {
+    reached!(char_to_i32);
     c as u32
 }
 
@@ -102,6 +110,7 @@ pub fn store_list(
     elem_type: &ValType,
     maybe_length: Option<u32>,
 ) -> Result<()> {
+    reached!(store_list);
     if let Some(l) = maybe_length {
         assert_that(l as usize == v.len(), "fixed-length list value has the type's length")?;
         return store_list_into_valid_range(cx, v, ptr, elem_type);
@@ -115,6 +124,7 @@ pub fn store_list(
 /// `store_list_into_range`: exactly one `realloc(0, 0, alignment, byte_length)` per list, even
 /// an empty one; its result is checked for alignment before bounds.
 pub fn store_list_into_range(cx: &mut LiftLowerContext<'_>, v: &[Value], elem_type: &ValType) -> Result<(u64, u64)> {
+    reached!(store_list_into_range);
     let pt = cx.memory().ptr_type();
     let byte_length = v.len() as u64 * elem_size(elem_type, pt);
     assert_that(byte_length <= REALLOC_I32_MAX, "byte_length <= REALLOC_I32_MAX")?;
@@ -140,6 +150,7 @@ pub fn store_list_into_valid_range(
     ptr: u64,
     elem_type: &ValType,
 ) -> Result<()> {
+    reached!(store_list_into_valid_range);
     let size = elem_size(elem_type, cx.memory().ptr_type());
     for (i, e) in v.iter().enumerate() {
         store(cx, e, elem_type, ptr + i as u64 * size)?;
@@ -160,6 +171,7 @@ pub(crate) fn record_fields<'v>(v: &'v Value, fields: &[FieldType], t: &ValType)
 
 /// `store_record`.
 pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fields: &[FieldType]) -> Result<()> {
+    reached!(store_record);
     let pt = cx.memory().ptr_type();
     let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
     for (f, fv) in fields.iter().zip(values) {
@@ -172,6 +184,7 @@ pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fiel
 
 /// `store_variant`: discriminant, then the payload at the common offset.
 pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cases: &[CaseType]) -> Result<()> {
+    reached!(store_variant);
     let pt = cx.memory().ptr_type();
     let (case_index, case_value) = match_case(v, cases)?;
     let disc_size = elem_size(&discriminant_type(cases), pt);
@@ -187,6 +200,7 @@ pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cas
 
 /// `match_case(v, cases)`: the index of the value's case and its payload.
 pub fn match_case<'v>(v: &'v Value, cases: &[CaseType]) -> Result<(usize, Option<&'v Value>)> {
+    reached!(match_case);
     let Value::Variant(label, payload) = v else {
         return Err(mismatch(v, &ValType::Variant(cases.to_vec())));
     };
@@ -197,12 +211,14 @@ pub fn match_case<'v>(v: &'v Value, cases: &[CaseType]) -> Result<(usize, Option
 
 /// `store_flags`.
 pub fn store_flags(cx: &mut LiftLowerContext<'_>, v: &Value, ptr: u64, labels: &[String]) -> Result<()> {
+    reached!(store_flags);
     let i = pack_flags_into_int(v, labels)?;
     store_int(cx, i, ptr, elem_size_flags(labels))
 }
 
 /// `pack_flags_into_int`: label k sets bit k.
 pub fn pack_flags_into_int(v: &Value, labels: &[String]) -> Result<u64> {
+    reached!(pack_flags_into_int);
     let Value::Flags(set) = v else {
         return Err(mismatch(v, &ValType::Flags(labels.to_vec())));
     };

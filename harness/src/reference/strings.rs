@@ -9,6 +9,7 @@ use super::store::store_int;
 use super::trap::{Result, Trap, TrapKind, assert_that, trap_if};
 use super::types::{PtrType, StringEncoding};
 use super::value::HostString;
+use crate::reference::reached::reached;
 
 pub const REALLOC_I32_MAX: u64 = (1 << 32) - 1;
 pub const MAX_STRING_BYTE_LENGTH: u64 = (1 << 28) - 1;
@@ -22,6 +23,7 @@ pub fn utf16_tag(ptr_type: PtrType) -> u64 {
 
 /// `load_string(cx, ptr)`: (begin, tagged_code_units) as two pointer-sized integers.
 pub fn load_string(cx: &mut LiftLowerContext<'_>, ptr: u64) -> Result<HostString> {
+    reached!(load_string);
     let ps = cx.memory().ptr_type().ptr_size();
     let begin = load_int(cx, ptr, ps)?;
     let tagged_code_units = load_int(cx, ptr + ps, ps)?;
@@ -38,6 +40,7 @@ enum Decoding {
 /// `load_string_from_range(cx, ptr, tagged_code_units)`. Trap order: byte length over
 /// `MAX_STRING_BYTE_LENGTH`, misaligned pointer, out of bounds, invalid encoding.
 pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_code_units: u64) -> Result<HostString> {
+    reached!(load_string_from_range);
     let tag = utf16_tag(cx.memory().ptr_type());
     let (alignment, byte_length, encoding) = match cx.opts.string_encoding {
         StringEncoding::Utf8 => (1, tagged_code_units, Decoding::Utf8),
@@ -80,6 +83,7 @@ pub fn load_string_from_range(cx: &mut LiftLowerContext<'_>, ptr: u64, tagged_co
 
 /// `store_string(cx, v, ptr)`.
 pub fn store_string(cx: &mut LiftLowerContext<'_>, v: &HostString, ptr: u64) -> Result<()> {
+    reached!(store_string);
     let (begin, tagged_code_units) = store_string_into_range(cx, v)?;
     let ps = cx.memory().ptr_type().ptr_size();
     store_int(cx, begin, ptr, ps)?;
@@ -96,6 +100,7 @@ enum Simple {
 /// `store_string_into_range(cx, v)`: split latin1+utf16 by its tag, then pick the algorithm
 /// for the (destination, source) pair.
 pub fn store_string_into_range(cx: &mut LiftLowerContext<'_>, v: &HostString) -> Result<(u64, u64)> {
+    reached!(store_string_into_range);
     let tag = utf16_tag(cx.memory().ptr_type());
     let (src_simple_encoding, src_code_units) = match v.encoding {
         StringEncoding::Latin1Utf16 if v.tagged_code_units & tag != 0 => (Simple::Utf16, v.tagged_code_units ^ tag),
@@ -172,6 +177,7 @@ pub fn store_string_copy(
     dst_alignment: u64,
     dst_encoding: Encoding,
 ) -> Result<(u64, u64)> {
+    reached!(store_string_copy);
     const WHAT: &str = "store_string_copy";
     let dst_byte_length = dst_code_unit_size * src_code_units;
     assert_that(dst_byte_length <= REALLOC_I32_MAX, "dst_byte_length <= REALLOC_I32_MAX")?;
@@ -186,12 +192,14 @@ pub fn store_string_copy(
 
 /// `store_utf16_to_utf8`: a UTF-16 code unit is at most 3 UTF-8 bytes.
 pub fn store_utf16_to_utf8(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
+    reached!(store_utf16_to_utf8);
     let worst_case_size = src_code_units * 3;
     store_string_to_utf8(cx, src, src_code_units, worst_case_size)
 }
 
 /// `store_latin1_to_utf8`: a Latin-1 byte is at most 2 UTF-8 bytes.
 pub fn store_latin1_to_utf8(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
+    reached!(store_latin1_to_utf8);
     let worst_case_size = src_code_units * 2;
     store_string_to_utf8(cx, src, src_code_units, worst_case_size)
 }
@@ -204,6 +212,7 @@ pub fn store_string_to_utf8(
     src_code_units: u64,
     worst_case_size: u64,
 ) -> Result<(u64, u64)> {
+    reached!(store_string_to_utf8);
     const WHAT: &str = "store_string_to_utf8";
     assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
     let mut ptr = cx.allocate(1, src_code_units)?;
@@ -231,6 +240,7 @@ pub fn store_string_to_utf8(
 
 /// `store_utf8_to_utf16`: allocate 2 bytes per UTF-8 byte, shrink to the encoded length.
 pub fn store_utf8_to_utf16(cx: &mut LiftLowerContext<'_>, src: &str, src_code_units: u64) -> Result<(u64, u64)> {
+    reached!(store_utf8_to_utf16);
     const WHAT: &str = "store_utf8_to_utf16";
     let worst_case_size = 2 * src_code_units;
     assert_that(worst_case_size <= REALLOC_I32_MAX, "worst_case_size <= REALLOC_I32_MAX")?;
@@ -256,6 +266,7 @@ pub fn store_string_to_latin1_or_utf16(
     src: &str,
     src_code_units: u64,
 ) -> Result<(u64, u64)> {
+    reached!(store_string_to_latin1_or_utf16);
     const WHAT: &str = "store_string_to_latin1_or_utf16";
     assert_that(src_code_units <= REALLOC_I32_MAX, "src_code_units <= REALLOC_I32_MAX")?;
     let mut ptr = cx.allocate(2, src_code_units)?;
@@ -304,6 +315,7 @@ pub fn store_probably_utf16_to_latin1_or_utf16(
     src: &str,
     src_code_units: u64,
 ) -> Result<(u64, u64)> {
+    reached!(store_probably_utf16_to_latin1_or_utf16);
     const WHAT: &str = "store_probably_utf16_to_latin1_or_utf16";
     let src_byte_length = 2 * src_code_units;
     assert_that(src_byte_length <= REALLOC_I32_MAX, "src_byte_length <= REALLOC_I32_MAX")?;

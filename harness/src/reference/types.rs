@@ -1,6 +1,7 @@
 //! The value types of definitions.py (`BoolType` ... `BorrowType`), `despecialize`, and the
 //! small enums the ABI is parameterised by (pointer type, core types, string encodings).
 
+use crate::reference::reached::reached;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -207,6 +208,7 @@ impl ValType {
 /// `despecialize(t)`: tuples become records with fields "0", "1", ...; enums, options and
 /// results become variants. `string` and `flags` keep their own representations.
 pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
+    reached!(despecialize);
     match t {
         ValType::Tuple(ts) => Cow::Owned(ValType::Record(
             ts.iter().enumerate().map(|(i, t)| FieldType { label: i.to_string(), t: t.clone() }).collect(),

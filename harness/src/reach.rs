@@ -1,0 +1,173 @@
+//! What a fuzzing run reached (`witness fuzz-report`): the inputs of a differential target (a
+//! corpus folder, crash files) replayed on the reference and every default runtime, counting
+//! per engine the trap classes the cases ended with and the definitions.py functions that ran
+//! (the reference's marks, `reference::reached`), so that coverage gaps show. Engines that
+//! lower and lift with the reference (the core-module runtimes) mark functions themselves;
+//! Wasmtime lowers and lifts with its own code, so its column is left empty (what witness's
+//! glue runs there is not its ABI) and the reference's column says what its cases were
+//! checked against.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::engine::{Selection, compile};
+use crate::fuzz::differential_input;
+use crate::plan::{Misses, build_case};
+use crate::reference::reached::{SYNC_RULES, take};
+use crate::runtime::driver::run_case;
+use crate::runtime::{Artifact, Compiled, Prepared};
+
+/// Counts over the replayed inputs.
+#[derive(Default)]
+pub struct Reach {
+    pub inputs: u64,
+    /// Inputs that made a case (the others run out first, or their world has nothing to call).
+    pub cases: u64,
+    /// Engines in the order they ran (the reference first).
+    pub engines: Vec<String>,
+    /// (engine, trap class or `none`) → cases.
+    pub traps: BTreeMap<(String, String), u64>,
+    /// (engine, definitions.py function) → cases that ran it.
+    pub functions: BTreeMap<(String, &'static str), u64>,
+    /// Inputs that could not be replayed (a harness failure), with the reason.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+/// One world compiled on the reference and the engines.
+struct WorldEngines {
+    prepared: Prepared,
+    artifact: Arc<Artifact>,
+    engines: Vec<Box<dyn Compiled>>,
+}
+
+/// The input files: each path, or the files of each folder (sorted).
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Replay `files` as inputs of `target`; `progress(done, total)` after each.
+pub fn reach(target: &str, files: &[PathBuf], mut progress: impl FnMut(u64, u64)) -> Result<Reach> {
+    let mut r = Reach::default();
+    let mut worlds: HashMap<String, WorldEngines> = HashMap::new();
+    let selections: Vec<Selection> = std::iter::once(Selection::reference())
+        .chain(Selection::defaults().into_iter().filter(|s| !s.fused()))
+        .collect();
+    for (n, path) in files.iter().enumerate() {
+        r.inputs += 1;
+        if let Err(e) = replay_one(&mut r, &mut worlds, &selections, target, path) {
+            r.failures.push((path.clone(), format!("{e:#}")));
+        }
+        progress(n as u64 + 1, files.len() as u64);
+    }
+    Ok(r)
+}
+
+fn replay_one(
+    r: &mut Reach,
+    worlds: &mut HashMap<String, WorldEngines>,
+    selections: &[Selection],
+    target: &str,
+    path: &Path,
+) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // An input that makes no case is no failure: the target skips it too.
+    let Ok(input) = differential_input(target, &data) else { return Ok(()) };
+    let key = format!("{:?} {:?}\n{}", input.scheme, input.encoding, input.wit);
+    if !worlds.contains_key(&key) {
+        let prepared = Prepared::from_wit(&input.wit, Some("w"), input.scheme, input.encoding)?;
+        let artifact = Arc::new(Artifact::of(&prepared)?);
+        let engines = selections.iter().map(|s| compile(s, &artifact)).collect::<Result<Vec<_>>>()?;
+        worlds.insert(key.clone(), WorldEngines { prepared, artifact, engines });
+    }
+    let set = worlds.get_mut(&key).expect("inserted above");
+    let case = build_case(&set.prepared, &input.steps, Misses::Ignore)?;
+    r.cases += 1;
+    for (engine, selection) in set.engines.iter_mut().zip(selections) {
+        let label = engine.label().to_string();
+        if !r.engines.contains(&label) {
+            r.engines.push(label.clone());
+        }
+        // Marks left by building the case, or by the engine before, are not this run's.
+        take();
+        let outcome = run_case(engine.as_mut(), &set.artifact, &case, &[])?;
+        // An engine with its own Canonical ABI runs witness's glue only (value conversion).
+        let marked = take();
+        if selection.reference_abi() {
+            for function in marked {
+                *r.functions.entry((label.clone(), function)).or_default() += 1;
+            }
+        }
+        let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
+        *r.traps.entry((label, class)).or_default() += 1;
+    }
+    Ok(())
+}
+
+impl Reach {
+    /// The report: trap classes per engine, functions per engine, the functions no case ran.
+    pub fn render(&self) -> String {
+        let mut out = format!("{} inputs, {} made a case\n", self.inputs, self.cases);
+        let header = |first: &str| {
+            let mut line = format!("\n{first:<40}");
+            for e in &self.engines {
+                line.push_str(&format!(" {e:>14}"));
+            }
+            line + "\n"
+        };
+        out.push_str(&header("trap class (cases)"));
+        let classes: std::collections::BTreeSet<&String> = self.traps.keys().map(|(_, c)| c).collect();
+        for class in classes {
+            out.push_str(&format!("{class:<40}"));
+            for e in &self.engines {
+                out.push_str(&format!(" {:>14}", self.traps.get(&(e.clone(), class.clone())).copied().unwrap_or(0)));
+            }
+            out.push('\n');
+        }
+        out.push_str(&header("definitions.py function (cases)"));
+        let mut never = vec![];
+        for f in SYNC_RULES {
+            let counts: Vec<u64> =
+                self.engines.iter().map(|e| self.functions.get(&(e.clone(), *f)).copied().unwrap_or(0)).collect();
+            if counts.iter().all(|&c| c == 0) {
+                never.push(*f);
+                continue;
+            }
+            out.push_str(&format!("{f:<40}"));
+            for c in counts {
+                out.push_str(&format!(" {:>14}", if c == 0 { "-".to_string() } else { c.to_string() }));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\nnever reached ({} of {} functions): {}\n",
+            never.len(),
+            SYNC_RULES.len(),
+            if never.is_empty() { "none".to_string() } else { never.join(", ") }
+        ));
+        out.push_str(
+            "(an engine that lowers and lifts with its own code, such as wasmtime, marks no function: its cases \
+             were checked against the reference's column)\n",
+        );
+        for (path, why) in &self.failures {
+            out.push_str(&format!("could not replay {}: {why}\n", path.display()));
+        }
+        out
+    }
+}

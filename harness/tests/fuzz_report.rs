@@ -1,0 +1,42 @@
+//! `witness fuzz-report` (witness::reach) on seeded inputs of `differential_cached`: the counts
+//! must add up the way the spec says the cases run.
+
+use witness::reach::reach;
+use witness::world::arbitrary::seed_bytes;
+
+#[test]
+fn a_corpus_report_adds_up() {
+    let dir = std::env::temp_dir().join(format!("witness-fuzz-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = (0..24)
+        .map(|i| {
+            let path = dir.join(format!("input-{i}"));
+            std::fs::write(&path, seed_bytes(i, 2048)).unwrap();
+            path
+        })
+        .collect();
+    let r = reach("differential_cached", &files, |_, _| {}).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.inputs, 24);
+    assert!(r.cases >= 12, "{} of 24 inputs made a case", r.cases);
+    assert_eq!(r.engines[0], "reference");
+    for engine in &r.engines {
+        // Each case ends once on each engine: returned (`none`) or with one trap class.
+        let ended: u64 = r.traps.iter().filter(|((e, _), _)| e == engine).map(|(_, n)| n).sum();
+        assert_eq!(ended, r.cases, "{engine}");
+    }
+    let count = |engine: &str, f: &'static str| r.functions.get(&(engine.to_string(), f)).copied().unwrap_or(0);
+    // Every case calls an export, a lifted function: canon_lift runs, lowering the arguments
+    // (lower_flat_values) and lifting the results (lift_flat_values, also for no results), on
+    // the reference and on each runtime whose host is the reference.
+    for engine in ["reference", "core", "wasmtime-core"] {
+        for f in ["canon_lift", "lower_flat_values", "lift_flat_values"] {
+            assert_eq!(count(engine, f), r.cases, "{engine} {f}");
+        }
+    }
+    // Wasmtime lowers and lifts itself: no marks are counted for it.
+    assert!(r.functions.keys().all(|(e, _)| e != "wasmtime"));
+    let report = r.render();
+    assert!(report.contains("never reached") && report.contains("canon_lift"), "{report}");
+}
