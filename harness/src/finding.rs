@@ -674,7 +674,16 @@ fn smaller_worlds(wit: &str) -> Result<Vec<String>> {
             out.push(text);
         }
     }
-    // Functions, then types (a type still used leaves WIT that does not parse: refused).
+    // Whole interfaces of the world's package (one still used leaves WIT that does not parse).
+    let interfaces = base.resolve.packages[base.package].interfaces.len();
+    for i in 0..interfaces {
+        let mut smaller = Wit::parse("world.wit", wit)?;
+        smaller.resolve.packages[smaller.package].interfaces.shift_remove_index(i);
+        if let Ok(text) = smaller.to_text() {
+            out.push(text);
+        }
+    }
+        // Functions, then types (a type still used leaves WIT that does not parse: refused).
     let counts: Vec<(usize, usize)> =
         base.resolve.interfaces.iter().map(|(_, iface)| (iface.functions.len(), iface.types.len())).collect();
     for (functions, remove_function) in [(true, 0), (false, 1)] {
