@@ -683,7 +683,7 @@ fn smaller_worlds(wit: &str) -> Result<Vec<String>> {
             out.push(text);
         }
     }
-        // Functions, then types (a type still used leaves WIT that does not parse: refused).
+    // Functions, then types (a type still used leaves WIT that does not parse: refused).
     let counts: Vec<(usize, usize)> =
         base.resolve.interfaces.iter().map(|(_, iface)| (iface.functions.len(), iface.types.len())).collect();
     for (functions, remove_function) in [(true, 0), (false, 1)] {
