@@ -11,7 +11,7 @@ use arbitrary::Unstructured;
 use crate::diff::{DiffConfig, fused_of, world_of};
 use crate::encode::names::NameScheme;
 use crate::engine::{Selection, compile};
-use crate::oracle::{compare, compare_fused};
+use crate::oracle::{Difference, compare, compare_fused};
 use crate::plan::fused::arbitrary_fused_case;
 use crate::plan::resources::arbitrary_resource_steps;
 use crate::plan::{Misses, PlanConfig, StepPlan, arbitrary_call, build_case};
@@ -246,17 +246,9 @@ impl CompiledComposition {
             let name = engine.label().to_string();
             let actual = run_case(engine.as_mut(), artifact, &case.caller, &[&case.callee])
                 .unwrap_or_else(|e| failure(&format!("{name} run"), e));
-            let unexplained: Vec<_> = compare_fused(fp, &expected, &actual)
-                .into_iter()
-                .filter(|d| expectations().explain(&name, d).is_none())
-                .collect();
-            if !unexplained.is_empty() {
-                let mut msg = format!("{name} diverges from the reference\n");
-                for d in &unexplained {
-                    msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
-                }
-                panic!("{msg}{origin}, composed\ncase: {case:?}\nworld:\n{wit}");
-            }
+            panic_if_unexplained(&name, compare_fused(fp, &expected, &actual), || {
+                format!("{origin}, composed\ncase: {case:?}\nworld:\n{wit}")
+            });
         }
         true
     }
@@ -269,6 +261,19 @@ enum Plans {
     Any,
     /// Resource steps only.
     Resources,
+}
+
+/// A finding of a differential target: the differences of `engine` the expectations files do
+/// not explain, if any, panic with them and `context` (the world and the case).
+fn panic_if_unexplained(engine: &str, differences: Vec<Difference>, context: impl FnOnce() -> String) {
+    let unexplained: Vec<_> = differences.into_iter().filter(|d| expectations().explain(engine, d).is_none()).collect();
+    if !unexplained.is_empty() {
+        let mut msg = format!("{engine} diverges from the reference\n");
+        for d in &unexplained {
+            msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
+        }
+        panic!("{msg}{}", context());
+    }
 }
 
 /// The plan of a differential input, from what follows its world: like the campaign's
@@ -386,17 +391,9 @@ impl CompiledWorld {
             let name = engine.label().to_string();
             let actual =
                 run_case(engine.as_mut(), artifact, &case, &[]).unwrap_or_else(|e| setup(&format!("{name} run"), e));
-            let unexplained: Vec<_> = compare(prepared, &expected, &actual)
-                .into_iter()
-                .filter(|d| expectations().explain(&name, d).is_none())
-                .collect();
-            if !unexplained.is_empty() {
-                let mut msg = format!("{name} diverges from the reference\n");
-                for d in &unexplained {
-                    msg.push_str(&format!("  [{}] {}\n", d.area, d.detail));
-                }
-                panic!("{msg}{origin}, scheme {scheme:?}, encoding {encoding:?}\nsteps: {steps:?}\nworld:\n{wit}");
-            }
+            panic_if_unexplained(&name, compare(prepared, &expected, &actual), || {
+                format!("{origin}, scheme {scheme:?}, encoding {encoding:?}\nsteps: {steps:?}\nworld:\n{wit}")
+            });
         }
         true
     }
