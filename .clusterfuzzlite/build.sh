@@ -29,7 +29,8 @@ done
 
 # Seed corpora, where the repository's files are inputs of a target as they are: the
 # hand-written suites for `suite_file`, the expectations files for `expectations_file`, the
-# committed seeds of fuzz/seeds/TARGET (harness/tests/fuzz_seeds.rs keeps them current); and
+# committed seeds of fuzz/seeds/TARGET (harness/tests/fuzz_seeds.rs keeps them current) and the
+# inputs of fixed findings, fuzz/regressions/TARGET; and
 # for `wit_text` the world of every suite file (its `world` field).
 seed_corpus() {
   local target="$1"
@@ -45,6 +46,11 @@ seed_corpus suite_file "$root"/suites/conformance/*.toml
 seed_corpus expectations_file "$root"/expectations/*.toml
 for seeds in "$root"/fuzz/seeds/*/; do
   seed_corpus "$(basename "$seeds")" "$seeds"*
+done
+# The inputs of fixed findings, with the seeds of their target if it has any.
+for regressions in "$root"/fuzz/regressions/*/; do
+  target="$(basename "$regressions")"
+  seed_corpus "$target" "$regressions"* $(ls -d "$root/fuzz/seeds/$target/"* 2>/dev/null)
 done
 python3 - "$OUT/wit_text_seed_corpus.zip" "$root"/suites/conformance/*.toml <<'PY'
 import os, sys, tomllib, zipfile

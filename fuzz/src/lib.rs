@@ -6,7 +6,7 @@
 
 pub use witness::fuzz::{
     adapter_reply, async_reference, composition, differential, differential_cached, expectations_file, reference_lift,
-    resource_sequence, suite_file, type_expression, wave_value, wit_package, wit_text,
+    resource_sequence, smith_guest, suite_file, type_expression, wave_value, wit_package, wit_text,
 };
 
 #[cfg(test)]
@@ -142,6 +142,13 @@ mod smoke {
         let ran = run(super::composition);
         eprintln!("composition: {ran} of {} inputs ran a case", count());
         assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
+    }
+
+    #[test]
+    fn smith_guest() {
+        let ran = run(super::smith_guest);
+        eprintln!("smith_guest: {ran} of {} inputs loaded on both engines", count());
+        assert!(ran >= count() / 4, "only {ran} of {} inputs loaded on both engines", count());
     }
 
     #[test]

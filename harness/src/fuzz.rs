@@ -22,7 +22,7 @@ use crate::reference::lift_flat::{CoreValueIter, lift_flat};
 use crate::reference::types::{CoreType, InstanceId, PtrType, StringEncoding};
 use crate::reference::{BumpHeap, Flat, TrapKind};
 use crate::runtime::driver::run_case;
-use crate::runtime::fused::FusedPrepared;
+use crate::runtime::fused::{FusedCase, FusedPrepared};
 use crate::runtime::{Artifact, Compiled, Prepared, Unsupported};
 use crate::suite::expectations::Expectations;
 use crate::world::arbitrary::{TypeConfig, arbitrary_type};
@@ -52,6 +52,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("wit_text", wit_text),
     ("wit_package", wit_package),
     ("adapter_reply", adapter_reply),
+    ("smith_guest", smith_guest),
 ];
 
 /// Arbitrary type + arbitrary flat values + arbitrary memory → the reference's `lift_flat`
@@ -182,28 +183,35 @@ thread_local! {
 /// interface, or one witness cannot compose yet) gives way to the next. Returns whether a
 /// case ran.
 pub fn composition(data: &[u8]) -> bool {
+    with_composition(data, |c, case| c.check(&case)).is_some()
+}
+
+/// `f` on the composition and the fused case an input of `composition` stands for, as the
+/// target decodes it; `None` when the input makes no case.
+pub fn with_composition<T>(data: &[u8], f: impl FnOnce(&mut CompiledComposition, FusedCase) -> T) -> Option<T> {
     let mut u = Unstructured::new(data);
-    let Ok(index) = u.int_in_range(0..=POOL_WORLDS - 1) else { return false };
+    let index = u.int_in_range(0..=POOL_WORLDS - 1).ok()?;
     COMPOSITIONS.with_borrow_mut(|pool| {
         // A world with no composition gives way to the next one that has one.
         for k in 0..POOL_WORLDS {
             let i = (index + k) % POOL_WORLDS;
             if let Some(c) = pool[i as usize].get_or_insert_with(|| CompiledComposition::new(i)) {
-                return c.check(&mut u);
+                let case = arbitrary_fused_case(&mut u, &c.fp, &PlanConfig::default()).ok()??;
+                return Some(f(c, case));
             }
         }
-        false
+        None
     })
 }
 
 /// A campaign world's composition compiled on the reference and the composition engines.
-struct CompiledComposition {
+pub struct CompiledComposition {
     wit: String,
     origin: String,
     fp: FusedPrepared,
-    artifact: Arc<Artifact>,
-    reference: Box<dyn Compiled>,
-    engines: Vec<Box<dyn Compiled>>,
+    pub artifact: Arc<Artifact>,
+    pub reference: Box<dyn Compiled>,
+    pub engines: Vec<Box<dyn Compiled>>,
 }
 
 impl CompiledComposition {
@@ -233,13 +241,12 @@ impl CompiledComposition {
         Some(CompiledComposition { wit, origin, fp, artifact, reference, engines })
     }
 
-    /// One fused case from `u` on the reference and every engine; false when `u` makes none.
-    fn check(&mut self, u: &mut Unstructured<'_>) -> bool {
+    /// One fused case on the reference and every engine.
+    fn check(&mut self, case: &FusedCase) {
         let CompiledComposition { wit, origin, fp, artifact, .. } = self;
         let failure = |what: &str, e: anyhow::Error| -> ! {
             panic!("harness failure: {what}: {e:#}\n{origin}, composed, world:\n{wit}")
         };
-        let Ok(Some(case)) = arbitrary_fused_case(u, fp, &PlanConfig::default()) else { return false };
         let expected = run_case(self.reference.as_mut(), artifact, &case.caller, &[&case.callee])
             .unwrap_or_else(|e| failure("reference run", e));
         for engine in &mut self.engines {
@@ -250,8 +257,59 @@ impl CompiledComposition {
                 format!("{origin}, composed\ncase: {case:?}\nworld:\n{wit}")
             });
         }
-        true
     }
+}
+
+/// How many campaign worlds `smith_guest` picks among, and the calls a guest gets.
+pub const SMITH_WORLDS: u64 = 16;
+const SMITH_CALLS: u64 = 8;
+
+thread_local! {
+    /// The worlds of `smith_guest` (`witness smith --seed N`), each prepared on its first use;
+    /// `Some(None)` for one that cannot be prepared (`witness smith` skips those too).
+    static SMITH_POOL: std::cell::RefCell<Vec<Option<Option<crate::smith::SmithWorld>>>> =
+        std::cell::RefCell::new((0..SMITH_WORLDS).map(|_| None).collect());
+}
+
+/// Input → one of the first `SMITH_WORLDS` worlds of `witness smith`, a seed for the calls'
+/// arguments and import results, and the rest as wasm-smith's input for a core module shaped to
+/// the world → componentized and run on Wasmtime (its Canonical ABI) and on wasmi with the
+/// reference host, compared by outcome (`smith::run_guest`). A mismatch that no limit, known
+/// divergence or known engine bug explains panics, and so does a failure after wasm-smith made
+/// the module (componentizing, planning, loading on an engine). Returns whether both engines
+/// loaded the guest.
+pub fn smith_guest(data: &[u8]) -> bool {
+    use crate::smith::{Campaign, Guest, SmithSummary, default_engines, run_guest, smith_world};
+    let mut u = Unstructured::new(data);
+    let Ok(index) = u.int_in_range(0..=SMITH_WORLDS - 1) else { return false };
+    let Ok(seed) = u.arbitrary::<u64>() else { return false };
+    let data = u.take_rest();
+    SMITH_POOL.with_borrow_mut(|pool| {
+        for k in 0..SMITH_WORLDS {
+            let i = (index + k) % SMITH_WORLDS;
+            let world_seed = i + 1;
+            let Some(sw) = pool[i as usize].get_or_insert_with(|| smith_world(world_seed).ok()) else { continue };
+            let engines = default_engines();
+            let cx = Campaign { engines: &engines, expectations: expectations() };
+            let replay = "witness fuzz-replay --target smith_guest INPUT".to_string();
+            let guest = Guest { world_seed, module: 0, seed, data, calls: SMITH_CALLS, replay };
+            let mut s = SmithSummary::default();
+            run_guest(&cx, sw, &guest, &mut s);
+            let mut findings: Vec<String> = s.unexpected().iter().map(|m| format!("MISMATCH {m}")).collect();
+            // A module wasm-smith cannot make from the input is no finding; any later stage is.
+            findings.extend(
+                s.setup_failures
+                    .iter()
+                    .filter(|(.., stage, _)| stage != "generate")
+                    .map(|(_, _, stage, e)| format!("SETUP FAILURE ({stage}): {e}")),
+            );
+            if !findings.is_empty() {
+                panic!("{}\nworld {world_seed} (witness smith --seed {world_seed}):\n{}", findings.join("\n"), sw.text);
+            }
+            return s.loaded > 0;
+        }
+        false
+    })
 }
 
 /// Which plans a target makes.

@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod cli;
+pub mod contain;
 pub mod diff;
 pub mod encode;
 pub mod engine;

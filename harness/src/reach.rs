@@ -1,5 +1,6 @@
 //! What a fuzzing run reached (`witness fuzz-report`): the inputs of a differential target (a
-//! corpus folder, crash files) replayed on the reference and every default runtime, counting
+//! corpus folder, crash files) replayed on the reference and every default runtime (for
+//! `composition`: the composition engines), counting
 //! per engine the trap classes the cases ended with and the definitions.py functions that ran
 //! (the reference's marks, `reference::reached`), so that coverage gaps show. Engines that
 //! lower and lift with the reference (the core-module runtimes) mark functions themselves;
@@ -13,8 +14,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
+use crate::contain::contain;
 use crate::engine::{Selection, compile};
-use crate::fuzz::differential_input;
+use crate::fuzz::{differential_input, with_composition};
 use crate::plan::{Misses, build_case};
 use crate::reference::reached::{SYNC_RULES, take};
 use crate::runtime::driver::run_case;
@@ -71,7 +73,11 @@ pub fn reach(target: &str, files: &[PathBuf], mut progress: impl FnMut(u64, u64)
         .collect();
     for (n, path) in files.iter().enumerate() {
         r.inputs += 1;
-        if let Err(e) = replay_one(&mut r, &mut worlds, &selections, target, path) {
+        let replayed = match target {
+            "composition" => replay_composition(&mut r, path),
+            _ => replay_one(&mut r, &mut worlds, &selections, target, path),
+        };
+        if let Err(e) = replayed {
             r.failures.push((path.clone(), format!("{e:#}")));
         }
         progress(n as u64 + 1, files.len() as u64);
@@ -117,6 +123,41 @@ fn replay_one(
         let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
         *r.traps.entry((label, class)).or_default() += 1;
     }
+    Ok(())
+}
+
+/// An input of `composition`: its fused case on the reference and the composition engines
+/// (compiled once a world, as the target does). The composition engines are Wasmtime's fused
+/// adapters, which mark no function: the reference's column says what the cases reached.
+fn replay_composition(r: &mut Reach, path: &Path) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // The target signals a harness failure or an unexplained difference by panicking; here
+    // that is this input's failure. An input that makes no case is none: the target skips it.
+    contain("the composition target", || {
+        with_composition(&data, |c, case| -> Result<()> {
+            r.cases += 1;
+            let artifact = c.artifact.clone();
+            let reference = std::iter::once((c.reference.as_mut(), true));
+            for (engine, marks) in reference.chain(c.engines.iter_mut().map(|e| (e.as_mut(), false))) {
+                let label = engine.label().to_string();
+                if !r.engines.contains(&label) {
+                    r.engines.push(label.clone());
+                }
+                take();
+                let outcome = run_case(engine, &artifact, &case.caller, &[&case.callee])?;
+                let marked = take();
+                if marks {
+                    for function in marked {
+                        *r.functions.entry((label.clone(), function)).or_default() += 1;
+                    }
+                }
+                let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
+                *r.traps.entry((label, class)).or_default() += 1;
+            }
+            Ok(())
+        })
+        .transpose()
+    })?;
     Ok(())
 }
 

@@ -30,14 +30,14 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use arbitrary::Unstructured;
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, WorldId};
 
+use crate::contain::contain;
 use crate::diff::{DiffConfig, world_of};
 use crate::encode::component::componentize;
 use crate::encode::names::NameScheme;
@@ -208,22 +208,10 @@ pub fn handle_free(ft: &FuncType) -> bool {
     !ft.params.iter().any(|(_, t)| has_handles(t)) && !ft.result.as_ref().is_some_and(has_handles)
 }
 
-fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            bail!("{what} panicked: {msg}")
-        }
-    }
-}
-
 /// A world ready for arbitrary guests.
 pub struct SmithWorld {
+    /// The WIT text of the world.
+    pub text: String,
     /// The world's types, names and reference host (with the control interface, unused).
     pub prepared: Prepared,
     /// The same as the runtimes see it.
@@ -245,11 +233,11 @@ impl SmithWorld {
             NameScheme::Standard => ManglingAndAbi::Standard32,
             NameScheme::Legacy => ManglingAndAbi::Legacy(LiftLowerAbi::Sync),
         };
-        let shape = no_panic("wit_component::dummy_module", || {
+        let shape = contain("wit_component::dummy_module", || {
             Ok(wit_component::dummy_module(&bare.resolve, bare_world, mangling))
         })?;
         let artifact = Arc::new(Artifact::of(&prepared)?);
-        Ok(SmithWorld { prepared, artifact, bare, bare_world, shape })
+        Ok(SmithWorld { text: wit.to_string(), prepared, artifact, bare, bare_world, shape })
     }
 
     /// An arbitrary core module with exactly the world's core imports and exports. Half of
@@ -263,13 +251,13 @@ impl SmithWorld {
         let shape = with_memory(&self.shape, min, max)?;
         let config = smith_config(shape, disallow_traps);
         let module =
-            no_panic("wasm-smith", || wasm_smith::Module::new(config, u).map_err(|e| anyhow!("wasm-smith: {e}")))?;
+            contain("wasm-smith", || wasm_smith::Module::new(config, u).map_err(|e| anyhow!("wasm-smith: {e}")))?;
         Ok(module.to_bytes())
     }
 
     /// The component of a core module of this world.
     pub fn componentize(&self, core: &[u8]) -> Result<Vec<u8>> {
-        no_panic("componentize", || {
+        contain("componentize", || {
             componentize(&self.bare.resolve, self.bare_world, core, self.prepared.encoding, self.prepared.scheme)
         })
     }
@@ -458,7 +446,7 @@ fn run_on(compiled: &mut dyn Compiled, sw: &SmithWorld, seed: u64, plan: &[Smith
 fn run_module_on(engine: &Selection, sw: &SmithWorld, core: &[u8], seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
     let component = sw.componentize(core)?;
     let artifact = Arc::new(sw.artifact.with_guest(core.to_vec(), component));
-    no_panic(&format!("{engine} run"), || run_on(compile(engine, &artifact)?.as_mut(), sw, seed, plan))
+    contain(&format!("{engine} run"), || run_on(compile(engine, &artifact)?.as_mut(), sw, seed, plan))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,15 +676,43 @@ pub fn guard_selects(core: &[u8]) -> Result<Vec<u8>> {
     Ok(module.finish())
 }
 
-/// Run one module of one world (already prepared) on both engines and fold the result into `s`.
+/// Run module `m` of one world (already prepared) on both engines and fold the result into `s`.
 fn run_module(cx: &Campaign<'_>, sw: &SmithWorld, world_seed: u64, m: u64, calls: u64, s: &mut SmithSummary) {
+    let seed = mix(&[world_seed, m]);
+    let data = seed_bytes(seed, MODULE_INPUT);
+    let engines = cx.engines;
+    let replay = format!(
+        "witness smith --seed {world_seed} --worlds 1 --module {m} --calls {calls} --engine {} --engine {}",
+        engines[0].shell_arg(),
+        engines[1].shell_arg()
+    );
+    let guest = Guest { world_seed, module: m, seed, data: &data, calls, replay };
+    run_guest(cx, sw, &guest, s);
+}
+
+/// One arbitrary guest of a world: where it comes from and how it is driven.
+pub struct Guest<'a> {
+    /// The world's seed and the module's number in it (for reports).
+    pub world_seed: u64,
+    pub module: u64,
+    /// The seed of the calls' arguments and of the import results (`plan_calls`).
+    pub seed: u64,
+    /// wasm-smith's input.
+    pub data: &'a [u8],
+    /// Calls to make.
+    pub calls: u64,
+    /// The command that runs it again.
+    pub replay: String,
+}
+
+/// Run one arbitrary guest on both engines and fold the result into `s`.
+pub fn run_guest(cx: &Campaign<'_>, sw: &SmithWorld, guest: &Guest<'_>, s: &mut SmithSummary) {
+    let &Guest { world_seed, module: m, seed, data, calls, .. } = guest;
     let engines = cx.engines;
     let fail = |s: &mut SmithSummary, stage: &str, e: anyhow::Error| {
         s.setup_failures.push((world_seed, m, stage.to_string(), format!("{e:#}")));
     };
-    let seed = mix(&[world_seed, m]);
-    let data = seed_bytes(seed, MODULE_INPUT);
-    let core = match sw.generate(&mut Unstructured::new(&data)) {
+    let core = match sw.generate(&mut Unstructured::new(data)) {
         Ok(c) => c,
         Err(e) => return fail(s, "generate", e),
     };
@@ -774,11 +790,7 @@ fn run_module(cx: &Campaign<'_>, sw: &SmithWorld, world_seed: u64, m: u64, calls
         what: d.what,
         engines: engines.clone().map(|e| e.to_string()),
         ends: [d.a, d.b],
-        replay: format!(
-            "witness smith --seed {world_seed} --worlds 1 --module {m} --calls {calls} --engine {} --engine {}",
-            engines[0].shell_arg(),
-            engines[1].shell_arg()
-        ),
+        replay: guest.replay.clone(),
         explained: d.explained,
     });
 }
@@ -805,7 +817,7 @@ fn campaign(
     let mut s = SmithSummary::default();
     for w in 0..worlds {
         let world_seed = seed.wrapping_add(w);
-        let sw = match no_panic("world", || smith_world(world_seed)) {
+        let sw = match contain("world", || smith_world(world_seed)) {
             Ok(sw) => sw,
             Err(e) => {
                 s.world_failures.push((world_seed, format!("{e:#}")));

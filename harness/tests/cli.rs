@@ -143,6 +143,24 @@ fn bad_input_is_an_error_with_file_and_line_never_a_panic() {
     let (code, _, err) = witness(&["diff", "--wit", empty.to_str().unwrap(), "--cases", "1"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("noworld.wit") && err.contains("no world"), "{err}");
+    // A package whose second interface's inner name says another package (`witneso:gen/i0`
+    // for `witness:gen/i1`, found by the wit_package fuzz target): wit-parser 0.254.2 asserts
+    // ("duplicate interface added") before it checks the package names. An error that names
+    // the file, never a panic.
+    let wit =
+        "package witness:gen;\ninterface i0 { f: func(); }\ninterface i1 { g: func(); }\nworld w { export i0; }\n";
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("gen.wit", wit).unwrap();
+    let mut bytes = wit_component::encode(&resolve, pkg).unwrap();
+    let (from, to) = (b"witness:gen/i1", b"witneso:gen/i0");
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("the inner name of i1");
+    bytes[at..at + from.len()].copy_from_slice(to);
+    let twice = dir.join("twice.wasm");
+    std::fs::write(&twice, &bytes).unwrap();
+    let (code, _, err) = witness(&["diff", "--wit", twice.to_str().unwrap(), "--cases", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("twice.wasm") && err.contains("wit-parser panicked"), "{err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "the panic hook printed: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
     for args in [
         &["abi", "layout", "tuple<u8,"][..],

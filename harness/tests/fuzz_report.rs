@@ -40,3 +40,33 @@ fn a_corpus_report_adds_up() {
     let report = r.render();
     assert!(report.contains("never reached") && report.contains("canon_lift"), "{report}");
 }
+
+/// The same for `composition`: each fused case runs the caller's export, which calls the callee
+/// (the plan always makes that call), so on the reference canon_lift runs (the caller's
+/// export, the callee's) and canon_lower (the caller's import of the callee) in every case.
+#[test]
+fn a_composition_corpus_report_adds_up() {
+    let dir = std::env::temp_dir().join(format!("witness-fuzz-report-composition-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = (0..24)
+        .map(|i| {
+            let path = dir.join(format!("input-{i}"));
+            std::fs::write(&path, seed_bytes(i, 2048)).unwrap();
+            path
+        })
+        .collect();
+    let r = reach("composition", &files, |_, _| {}).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert!(r.cases >= 12, "{} of 24 inputs made a case", r.cases);
+    assert_eq!(r.engines, ["reference", "wasmtime-fused"]);
+    for engine in &r.engines {
+        let ended: u64 = r.traps.iter().filter(|((e, _), _)| e == engine).map(|(_, n)| n).sum();
+        assert_eq!(ended, r.cases, "{engine}");
+    }
+    let count = |f: &'static str| r.functions.get(&("reference".to_string(), f)).copied().unwrap_or(0);
+    for f in ["canon_lift", "canon_lower", "lower_flat_values", "lift_flat_values"] {
+        assert_eq!(count(f), r.cases, "{f}");
+    }
+    assert!(r.functions.keys().all(|(e, _)| e == "reference"));
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use witness::adapter::client::Kind;
 use witness::diff::{DiffConfig, world_of};
-use witness::fuzz::{adapter_conversation, adapter_reply, wit_package, wit_text};
+use witness::fuzz::{TARGETS, adapter_conversation, adapter_reply, wit_package, wit_text};
 use witness::world::wit::Wit;
 
 fn seeds(target: &str) -> PathBuf {
@@ -65,4 +65,24 @@ fn wit_package_seeds_load() {
     for (path, seed) in committed("wit_package", 8) {
         assert!(wit_package(&seed), "{} does not load", path.display());
     }
+}
+
+/// fuzz/regressions/TARGET holds the inputs of fixed findings (and of differences since
+/// recorded in expectations/ with their evidence); each must run through its target clean.
+#[test]
+fn former_findings_run_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let mut n = 0;
+    for dir in std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()) {
+        let target = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let (_, body) =
+            TARGETS.iter().find(|(name, _)| *name == target).unwrap_or_else(|| panic!("no target {target}"));
+        for file in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            let data = std::fs::read(&file).unwrap();
+            let run = std::panic::catch_unwind(|| body(&data));
+            assert!(run.is_ok(), "{} is a finding again (its message is above)", file.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "{n} former findings");
 }

@@ -70,7 +70,7 @@ pub fn run(args: FuzzReplayArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct FuzzReportArgs {
-    /// The target: `differential`, `differential_cached` or `resource_sequence`.
+    /// The target: `differential`, `differential_cached`, `resource_sequence` or `composition`.
     #[arg(long)]
     target: String,
     /// Input files, or folders of them (a corpus).
@@ -80,8 +80,12 @@ pub struct FuzzReportArgs {
 
 pub fn report(args: FuzzReportArgs) -> Result<()> {
     use indicatif::{ProgressBar, ProgressStyle};
-    if !crate::fuzz::DIFFERENTIAL_TARGETS.contains(&args.target.as_str()) {
-        bail!("--target {}: reports are for {}", args.target, crate::fuzz::DIFFERENTIAL_TARGETS.join(", "));
+    if !crate::fuzz::DIFFERENTIAL_TARGETS.contains(&args.target.as_str()) && args.target != "composition" {
+        bail!(
+            "--target {}: reports are for {} and composition",
+            args.target,
+            crate::fuzz::DIFFERENTIAL_TARGETS.join(", ")
+        );
     }
     let files = crate::reach::input_files(&args.inputs)?;
     let bar = ProgressBar::new(files.len() as u64);

@@ -403,6 +403,14 @@ pub(crate) fn corruption(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrar
     }))
 }
 
+/// An arbitrary pointer moved out of the scripted guest's own state, script and log (below
+/// `SCRATCH`): a host writing there would overwrite the instrument (its cursors, its log), not
+/// the values under test, and the guest could no longer report what it saw. Its alignment is
+/// kept.
+fn above_guest_state(ptr: u32) -> u32 {
+    if u64::from(ptr) < p::SCRATCH { ptr + p::SCRATCH as u32 } else { ptr }
+}
+
 /// Sometimes, an adversarial realloc answer after a few honest ones.
 pub(crate) fn realloc_answers(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arbitrary::Result<Vec<ReallocAnswer>> {
     let mut realloc = vec![];
@@ -414,7 +422,7 @@ pub(crate) fn realloc_answers(u: &mut Unstructured<'_>, cfg: &PlanConfig) -> arb
             0 => ReallocAnswer::Trap,
             1 => ReallocAnswer::Value(p::HEAP as u32 + 1),
             2 => ReallocAnswer::Value(p::MEMORY_SIZE as u32 - u.int_in_range(0..=8)?),
-            _ => ReallocAnswer::Value(u.arbitrary()?),
+            _ => ReallocAnswer::Value(above_guest_state(u.arbitrary()?)),
         });
     }
     Ok(realloc)

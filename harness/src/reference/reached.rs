@@ -2,7 +2,7 @@
 //! reference mirrors marks itself (`reached!`, one relaxed atomic OR), so a fuzzing run can
 //! report what its cases exercised (`witness fuzz-report`). `take` reads and clears the marks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 /// The definitions.py functions whose rules a synchronous Canonical ABI implementation must
 /// follow (the ones the reference mirrors), in the spec's order.
@@ -95,8 +95,13 @@ pub const SYNC_RULES: &[&str] = &[
     "canon_resource_rep",
 ];
 
-static REACHED: [AtomicU64; SYNC_RULES.len().div_ceil(64)] =
-    [const { AtomicU64::new(0) }; SYNC_RULES.len().div_ceil(64)];
+thread_local! {
+    /// The marks of this thread: the reference runs on the thread that runs the case (every
+    /// runtime calls its host on the caller's thread), so cases on other threads (parallel
+    /// tests, suite workers) do not mix their marks in.
+    static REACHED: [Cell<u64>; SYNC_RULES.len().div_ceil(64)] =
+        const { [const { Cell::new(0) }; SYNC_RULES.len().div_ceil(64)] };
+}
 
 /// The index of `name` in `SYNC_RULES`, at compile time (a name not there fails the build).
 pub const fn rule_index(name: &str) -> usize {
@@ -118,12 +123,15 @@ pub const fn rule_index(name: &str) -> usize {
 }
 
 pub fn mark(index: usize) {
-    REACHED[index / 64].fetch_or(1 << (index % 64), Ordering::Relaxed);
+    REACHED.with(|words| {
+        let word = &words[index / 64];
+        word.set(word.get() | 1 << (index % 64));
+    });
 }
 
 /// The functions marked since the last `take`, in `SYNC_RULES` order; the marks are cleared.
 pub fn take() -> Vec<&'static str> {
-    let words: Vec<u64> = REACHED.iter().map(|w| w.swap(0, Ordering::Relaxed)).collect();
+    let words: Vec<u64> = REACHED.with(|words| words.iter().map(|w| w.take()).collect());
     SYNC_RULES.iter().enumerate().filter(|(i, _)| words[i / 64] & (1 << (i % 64)) != 0).map(|(_, r)| *r).collect()
 }
 

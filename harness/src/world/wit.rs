@@ -66,17 +66,21 @@ impl Wit {
                 .map_err(|e| anyhow!("{}: not a valid wasm-encoded WIT package: {e}", path.display()))?;
         }
         let mut resolve = Resolve::default();
-        let (package, _) = resolve
-            .push_path(path)
-            .map_err(|e| anyhow!("{}", render_error(&resolve, path, &e)))
-            .with_context(|| format!("cannot load WIT from {}", path.display()))?;
+        // wit-parser asserts on some malformed packages (a package naming one interface twice
+        // under two package names): its panic is this file's error.
+        let (package, _) = crate::contain::contain("wit-parser", || {
+            resolve.push_path(path).map_err(|e| anyhow!("{}", render_error(&resolve, path, &e)))
+        })
+        .with_context(|| format!("cannot load WIT from {}", path.display()))?;
         Ok(Wit { resolve, package })
     }
 
     /// Parse WIT source text (`name` is used in error messages).
     pub fn parse(name: &str, text: &str) -> Result<Wit> {
         let mut resolve = Resolve::default();
-        let package = resolve.push_str(name, text).map_err(|e| anyhow!("{}", resolve.render_error(&e)))?;
+        let package = crate::contain::contain("wit-parser", || {
+            resolve.push_str(name, text).map_err(|e| anyhow!("{}", resolve.render_error(&e)))
+        })?;
         Ok(Wit { resolve, package })
     }
 
