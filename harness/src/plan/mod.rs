@@ -466,3 +466,37 @@ pub fn arbitrary_call(
     let ops = imports.into_iter().map(GuestOp::Import).collect();
     Ok(Some(CallPlan { export, args, ops, result, realloc }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::arbitrary::seed_bytes;
+
+    /// An adversarial realloc answer never points into the scripted guest's state, script or
+    /// log (the host would overwrite the instrument): found by differential_cached, whose
+    /// arbitrary answer once pointed at the log cursor.
+    #[test]
+    fn adversarial_realloc_answers_stay_above_the_guest_state() {
+        let cfg = PlanConfig { corrupt_one_in: 4, adversarial_realloc_one_in: 1 };
+        let (mut values, mut moved) = (0, 0);
+        for seed in 0..2000 {
+            // Random choices; for odd seeds the arbitrary pointer then comes from mostly zero
+            // bytes (a pointer below 256, which must move), for even ones from random bytes.
+            let mut data = seed_bytes(seed, 64);
+            if seed % 2 == 1 {
+                data[3..].fill(0);
+            }
+            for answer in realloc_answers(&mut Unstructured::new(&data), &cfg).unwrap() {
+                if let ReallocAnswer::Value(ptr) = answer {
+                    assert!(u64::from(ptr) >= p::SCRATCH, "seed {seed}: realloc answer {ptr}");
+                    values += 1;
+                    moved += u32::from(u64::from(ptr) < p::SCRATCH + 256);
+                }
+            }
+        }
+        assert!(values > 1000 && moved > 50, "{values} value answers, {moved} moved from below 256");
+        // Low addresses move up with their alignment kept.
+        assert_eq!(above_guest_state(3), p::SCRATCH as u32 + 3);
+        assert_eq!(above_guest_state(p::SCRATCH as u32), p::SCRATCH as u32);
+    }
+}
