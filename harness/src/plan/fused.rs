@@ -44,15 +44,24 @@ pub fn arbitrary_fused_case(
         let values = arbitrary_values(u, &ft.result_type(), fp.callee.encoding).map_err(ar)?;
         let result = GuestValues { values, corruption: corruption(u, cfg).map_err(ar)? };
         results_corrupt |= result.corruption.is_some();
-        let realloc = if args_corrupt { vec![] } else { realloc_answers(u, cfg).map_err(ar)? };
-        callee_steps.push(StepPlan::Call(CallPlan {
+        callee_steps.push(CallPlan {
             export: fp.thunk_to_export[thunk as usize].unwrap_or_default(),
             args: vec![],
             ops: vec![],
             result,
-            realloc,
-        }));
+            realloc: vec![],
+        });
     }
+    // Adversarial realloc answers for the callee only when no argument is corrupt: the callee
+    // takes its answers in order across its calls, so one planned for the first call can be
+    // taken by the second; and a fused adapter may call the callee's realloc before it finds
+    // a corrupt argument, so which trap comes first would not be the reference's to say.
+    if !args_corrupt {
+        for step in &mut callee_steps {
+            step.realloc = realloc_answers(u, cfg).map_err(ar)?;
+        }
+    }
+    let callee_steps: Vec<StepPlan> = callee_steps.into_iter().map(StepPlan::Call).collect();
     let caller = build_case(
         &fp.caller,
         &[StepPlan::Call(CallPlan {

@@ -296,4 +296,16 @@ impl<S: CoreStore> Instance for CoreInstance<S> {
         self.store.refuel()?;
         guest_trap(drop_slot(&mut self.store.guest(), slot))
     }
+
+    fn with_guest_memory(
+        &mut self,
+        guest: usize,
+        f: &mut dyn FnMut(&mut dyn Memory) -> AnyResult<()>,
+    ) -> AnyResult<bool> {
+        if guest != 0 {
+            bail!("a core instance has one guest, not guest {guest}");
+        }
+        f(&mut self.store.guest())?;
+        Ok(true)
+    }
 }

@@ -1,6 +1,6 @@
 //! The case driver, for every runtime: a fresh instance, each scripted guest reset and its
-//! script loaded through its control functions, the host's steps, then each guest's log read
-//! back. The host answers imports from the case's plan and records what it saw.
+//! script loaded (through its control functions, or straight into its memory where the runtime
+//! reaches it), the host's steps, then each guest's log read back. The host answers imports from the case's plan and records what it saw.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -11,6 +11,7 @@ use anyhow::{Result, anyhow, bail};
 use super::artifact::{Artifact, Control};
 use super::{Case, Compiled, Host, HostEvent, Instance, Outcome, Step};
 use crate::encode::guest::LOAD_CHUNK;
+use crate::encode::protocol;
 use crate::encode::script::{Event, Script, parse_log};
 use crate::reference::types::ResourceType;
 use crate::reference::value::Value;
@@ -45,8 +46,8 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
         Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
     let mut instance =
         compiled.instantiate(Box::new(host.clone()))?.map_err(|trap| anyhow!("the instantiation trapped: {trap}"))?;
-    for (control, script) in artifact.guests.iter().zip(&scripts) {
-        load_script(instance.as_mut(), control, script)?;
+    for (guest, (control, script)) in artifact.guests.iter().zip(&scripts).enumerate() {
+        load_script(instance.as_mut(), guest, control, script)?;
     }
     let record = |e: HostEvent| host.borrow_mut().events.push(e);
     let mut outcome = Outcome::default();
@@ -67,7 +68,8 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
     }
     outcome.events = std::mem::take(&mut host.borrow_mut().events);
     if outcome.trap.is_none() {
-        let mut logs = artifact.guests.iter().map(|control| read_log(instance.as_mut(), control));
+        let mut logs =
+            artifact.guests.iter().enumerate().map(|(guest, control)| read_log(instance.as_mut(), guest, control));
         outcome.log = logs.next().transpose()?;
         outcome.callee_log = logs.next().transpose()?;
     }
@@ -79,11 +81,20 @@ fn control(instance: &mut dyn Instance, export: usize, args: &[Value]) -> Result
     instance.call(export, args)?.map_err(|trap| anyhow!("control call trapped: {trap}"))
 }
 
-/// Reset a guest and load a script into it, `LOAD_CHUNK` bytes a call. Chunks of zeros are
-/// not sent: a fresh instance's control region is zero (no state survives an instance).
-pub fn load_script(instance: &mut dyn Instance, guest: &Control, script: &Script) -> Result<()> {
-    control(instance, guest.reset, &[])?;
-    for (i, chunk) in script.control_image()?.chunks(LOAD_CHUNK).enumerate() {
+/// Reset guest `guest` (its index in the artifact's guests) and load a script into it: into
+/// its memory at once where the runtime reaches it (`Instance::with_guest_memory`), else with
+/// `load` calls, `LOAD_CHUNK` bytes a call. Chunks of zeros are not sent: a fresh instance's
+/// control region is zero (no state survives an instance).
+pub fn load_script(instance: &mut dyn Instance, guest: usize, control_fns: &Control, script: &Script) -> Result<()> {
+    control(instance, control_fns.reset, &[])?;
+    let image = script.control_image()?;
+    if instance.with_guest_memory(guest, &mut |memory| {
+        memory.write(protocol::CONTROL, &image).map_err(|t| anyhow!("cannot write the script: {t}"))
+    })? {
+        return Ok(());
+    }
+    let guest = control_fns;
+    for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
         if chunk.iter().all(|&b| b == 0) {
             continue;
         }
@@ -96,9 +107,26 @@ pub fn load_script(instance: &mut dyn Instance, guest: &Control, script: &Script
     Ok(())
 }
 
-/// Read and parse a guest's log.
-pub fn read_log(instance: &mut dyn Instance, guest: &Control) -> Result<Vec<Event>> {
-    let bytes = match control(instance, guest.read_log, &[])? {
+/// Read and parse the log of guest `guest`: from its memory where the runtime reaches it (what
+/// `read-log` returns: LOG up to the log cursor), else with a `read-log` call.
+pub fn read_log(instance: &mut dyn Instance, guest: usize, control_fns: &Control) -> Result<Vec<Event>> {
+    let mut direct = None;
+    instance.with_guest_memory(guest, &mut |memory| {
+        let mut cursor = [0; 4];
+        memory.read(protocol::LOG_CURSOR, &mut cursor).map_err(|t| anyhow!("cannot read the log cursor: {t}"))?;
+        let end = u64::from(u32::from_le_bytes(cursor));
+        if !(protocol::LOG..=protocol::MEMORY_SIZE).contains(&end) {
+            bail!("the guest's log cursor {end} is outside its memory's log");
+        }
+        let mut bytes = vec![0; (end - protocol::LOG) as usize];
+        memory.read(protocol::LOG, &mut bytes).map_err(|t| anyhow!("cannot read the log: {t}"))?;
+        direct = Some(bytes);
+        Ok(())
+    })?;
+    if let Some(bytes) = direct {
+        return parse_log(&bytes);
+    }
+    let bytes = match control(instance, control_fns.read_log, &[])? {
         Some(Value::List(bytes)) => bytes
             .iter()
             .map(|b| match b {

@@ -52,6 +52,18 @@ pub trait Instance {
     fn call(&mut self, export: usize, args: &[Value]) -> Result<Result<Option<Value>, Trap>>;
     /// Drop the guest resource in host slot `slot`: its destructor runs in the guest.
     fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>>;
+    /// Run `f` on the linear memory of scripted guest `guest` (its index in the artifact's
+    /// `guests`) where the host reaches it (a core runtime), and say so; `false` where it does
+    /// not (a component's memories are reached through its exports only). The driver loads
+    /// scripts and reads logs this way where it can: the control calls are the instrument, not
+    /// the ABI under test, and took a quarter of a fuzz input's time.
+    fn with_guest_memory(
+        &mut self,
+        _guest: usize,
+        _f: &mut dyn FnMut(&mut dyn crate::reference::Memory) -> Result<()>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The host side of an instance: what its imports return, and its resources' destructors.

@@ -404,4 +404,12 @@ impl Instance for ModelInstance {
     fn drop_resource(&mut self, slot: u32) -> Result<Result<(), Trap>> {
         self.caller.drop_resource(slot)
     }
+
+    fn with_guest_memory(&mut self, guest: usize, f: &mut dyn FnMut(&mut dyn Memory) -> Result<()>) -> Result<bool> {
+        match (guest, &self.callee) {
+            (0, _) => self.caller.with_guest_memory(0, f),
+            (1, Some((callee, _))) => callee.borrow_mut().with_guest_memory(0, f),
+            _ => bail!("the model has no guest {guest}"),
+        }
+    }
 }
