@@ -86,3 +86,20 @@ fn former_findings_run_clean() {
     }
     assert!(n >= 3, "{n} former findings");
 }
+
+/// The fuzz targets carry the expectations files in their binaries (ClusterFuzz runs them
+/// without the sources): they must be every file of expectations/ (include_str! keeps each
+/// one's text current).
+#[test]
+fn built_in_expectations_are_the_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<String> = std::fs::read_dir(root.join("expectations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| format!("expectations/{}", p.file_name().unwrap().to_str().unwrap()))
+        .collect();
+    files.sort();
+    let built_in: Vec<String> = witness::fuzz::EXPECTATIONS_FILES.iter().map(|(path, _)| path.to_string()).collect();
+    assert_eq!(built_in, files, "add the new file to witness::fuzz::EXPECTATIONS_FILES");
+}

@@ -194,12 +194,22 @@ impl Expectations {
     /// Load and merge expectations files. A malformed file is an error naming it (toml's
     /// message carries the line and column).
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<Expectations> {
-        let mut all = Expectations::default();
+        let mut texts = vec![];
         for path in paths {
             let path = path.as_ref();
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            texts.push((path.to_path_buf(), text));
+        }
+        Expectations::parse(&texts)
+    }
+
+    /// The expectations of files already read: (path, for messages; text).
+    pub fn parse(texts: &[(PathBuf, String)]) -> Result<Expectations> {
+        let mut all = Expectations::default();
+        for (path, text) in texts {
+            let path = path.as_path();
             let file: File =
-                toml::from_str(&text).with_context(|| format!("{}: invalid expectations file", path.display()))?;
+                toml::from_str(text).with_context(|| format!("{}: invalid expectations file", path.display()))?;
             for k in &file.divergence {
                 k.check().with_context(|| format!("{}: the [[divergence]] of rule `{}`", path.display(), k.rule))?;
             }
