@@ -1,7 +1,7 @@
 #!/bin/bash -eu
 # Builds every fuzz target of fuzz/ with `cargo fuzz build -O` and puts into $OUT, for each
 # target: the binary, `<target>.dict` (the encodings' magic values) and `<target>.options`
-# (which names the dictionary); and the seed corpora the repository has
+# (which names the dictionary, then the target's own options from fuzz/options/); and the seed corpora the repository has
 # (`<target>_seed_corpus.zip`). This follows OSS-Fuzz's and ClusterFuzzLite's conventions: their
 # base-builder-rust image runs it with $SRC, $OUT and $SANITIZER set and the repository as the
 # working directory. CI runs it outside Docker with OUT a temporary folder
@@ -24,7 +24,12 @@ bin_dir="${CARGO_TARGET_DIR:-$root/fuzz/target}/$triple/release"
 for target in $(cargo fuzz list); do
   cp "$bin_dir/$target" "$OUT/$target"
   cp "$root/fuzz/witness.dict" "$OUT/$target.dict"
+  # fuzz/options/TARGET.options: the target's own libFuzzer options (cargo xtask fuzz-bench
+  # runs with them too), after the dictionary.
   printf '[libfuzzer]\ndict = %s.dict\n' "$target" > "$OUT/$target.options"
+  if [ -f "$root/fuzz/options/$target.options" ]; then
+    grep -v '^\[libfuzzer\]' "$root/fuzz/options/$target.options" >> "$OUT/$target.options"
+  fi
 done
 
 # Seed corpora, where the repository's files are inputs of a target as they are: the

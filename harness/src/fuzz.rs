@@ -724,7 +724,12 @@ pub fn type_expression(data: &[u8]) {
 /// `data` as the text of a file named `name` in a folder of this process's own: the loaders
 /// read files (their errors name the file and line).
 fn as_file(name: &str, data: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("witness-fuzz-{}", std::process::id()));
+    // One folder a thread: the smoke tests run targets on several threads at once.
+    static THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    thread_local! {
+        static THREAD: u64 = THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let dir = std::env::temp_dir().join(format!("witness-fuzz-{}-{}", std::process::id(), THREAD.with(|t| *t)));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("harness failure: cannot make {}: {e}", dir.display()));
     let path = dir.join(name);
     std::fs::write(&path, data).unwrap_or_else(|e| panic!("harness failure: cannot write {}: {e}", path.display()));

@@ -130,7 +130,7 @@ fn run_mutant<G: CoreGuest>(
     let host =
         Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
     let mut m = mutant(artifact, &host);
-    load_script(&mut m, &artifact.guests[0], &case.script).unwrap();
+    load_script(&mut m, 0, &artifact.guests[0], &case.script).unwrap();
     let mut outcome = Outcome::default();
     for step in &case.steps {
         let Step::Call(call) = step else { panic!("calls only") };
@@ -144,7 +144,7 @@ fn run_mutant<G: CoreGuest>(
     }
     outcome.events = std::mem::take(&mut host.borrow_mut().events);
     if outcome.trap.is_none() {
-        outcome.log = Some(read_log(&mut m, &artifact.guests[0]).unwrap());
+        outcome.log = Some(read_log(&mut m, 0, &artifact.guests[0]).unwrap());
     }
     outcome
 }

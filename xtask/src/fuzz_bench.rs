@@ -57,6 +57,25 @@ fn build(fuzz: &Path, sanitizer: &str, target: &str) -> Result<()> {
     Ok(())
 }
 
+/// The target's own libFuzzer options (fuzz/options/TARGET.options, which build.sh puts into
+/// ClusterFuzz's options file too), as flags: `key = value` lines of its `[libfuzzer]` section.
+fn target_options(fuzz: &Path, target: &str) -> Result<Vec<String>> {
+    let path = fuzz.join("options").join(format!("{target}.options"));
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(vec![]) };
+    let mut flags = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line == "[libfuzzer]" {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("{}:{}: not `key = value`: {line}", path.display(), n + 1);
+        };
+        flags.push(format!("-{}={}", key.trim(), value.trim()));
+    }
+    Ok(flags)
+}
+
 /// The value of libFuzzer's final `stat::NAME:` line.
 fn stat(log: &str, name: &str) -> Option<u64> {
     let prefix = format!("stat::{name}:");
@@ -68,10 +87,12 @@ fn run(fuzz: &Path, triple: &str, sanitizer: &str, target: &str, seconds: u64) -
     let scratch = std::env::temp_dir().join(format!("witness-fuzz-bench-{}-{sanitizer}-{target}", std::process::id()));
     let corpus = scratch.join("corpus");
     std::fs::create_dir_all(&corpus).with_context(|| format!("cannot make {}", corpus.display()))?;
-    eprintln!("== {target} ({sanitizer}), {seconds} s on an empty corpus");
+    let options = target_options(fuzz, target)?;
+    eprintln!("== {target} ({sanitizer}), {seconds} s on an empty corpus {}", options.join(" "));
     let started = Instant::now();
     let out = Command::new(&binary)
         .arg(&corpus)
+        .args(&options)
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-dict={}", fuzz.join("witness.dict").display()))
         .arg(format!("-artifact_prefix={}/", scratch.display()))
