@@ -20,6 +20,10 @@ struct Run {
     execs: u64,
     seconds: f64,
     peak_rss_mb: u64,
+    /// Executions a second over the run's second half, from libFuzzer's status lines as they
+    /// came: the rate once one-time costs (a target's caches) are behind. `None` when fewer
+    /// than two status lines came in that half.
+    second_half: Option<f64>,
     /// Why the run ended before its time, if it did (a finding, or libFuzzer's limits).
     stopped: Option<String>,
 }
@@ -90,18 +94,37 @@ fn run(fuzz: &Path, triple: &str, sanitizer: &str, target: &str, seconds: u64) -
     let options = target_options(fuzz, target)?;
     eprintln!("== {target} ({sanitizer}), {seconds} s on an empty corpus {}", options.join(" "));
     let started = Instant::now();
-    let out = Command::new(&binary)
+    let mut child = Command::new(&binary)
         .arg(&corpus)
         .args(&options)
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-dict={}", fuzz.join("witness.dict").display()))
         .arg(format!("-artifact_prefix={}/", scratch.display()))
         .args(["-print_final_stats=1", "-max_len=4096", "-len_control=0", "-rss_limit_mb=4096"])
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .with_context(|| format!("cannot run {}", binary.display()))?;
+    // libFuzzer's status lines (`#N NEW ...`, `#N pulse ...`), timed as they come.
+    let mut log = String::new();
+    let mut status: Vec<(f64, u64)> = vec![];
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap_or_default();
+        if let Some(n) = line.strip_prefix('#').and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok()) {
+            status.push((started.elapsed().as_secs_f64(), n));
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let exit = child.wait().with_context(|| format!("cannot wait for {}", binary.display()))?;
     let elapsed = started.elapsed().as_secs_f64();
-    let log = String::from_utf8_lossy(&out.stderr);
-    let stopped = (!out.status.success()).then(|| {
+    let half: Vec<&(f64, u64)> = status.iter().filter(|(t, _)| *t >= seconds as f64 / 2.0).collect();
+    let second_half = match (half.first(), half.last()) {
+        (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => Some(n1.saturating_sub(*n0) as f64 / (t1 - t0)),
+        _ => None,
+    };
+    let stopped = (!exit.success()).then(|| {
         let reason = log
             .lines()
             .find(|l| l.contains("ERROR: libFuzzer") || l.contains("==ERROR") || l.contains("panicked at"))
@@ -123,6 +146,7 @@ fn run(fuzz: &Path, triple: &str, sanitizer: &str, target: &str, seconds: u64) -
         execs,
         seconds: elapsed,
         peak_rss_mb: stat(&log, "peak_rss_mb").unwrap_or(0),
+        second_half,
         stopped,
     })
 }
@@ -148,18 +172,20 @@ pub fn fuzz_bench(root: &Path, targets: &[String], sanitizers: &[String], second
         }
     }
     println!(
-        "\n{:<22} {:<9} {:>9} {:>8} {:>10} {:>9} {:>11}",
-        "target", "sanitizer", "execs", "exec/s", "peak RSS", "× first", "× anchor"
+        "\n{:<22} {:<9} {:>9} {:>8} {:>12} {:>10} {:>9} {:>11}",
+        "target", "sanitizer", "execs", "exec/s", "2nd half/s", "peak RSS", "× first", "× anchor"
     );
     for r in &runs {
         let rate = r.execs as f64 / r.seconds;
         let first = runs.iter().find(|f| f.sanitizer == r.sanitizer).map_or(rate, |f| f.execs as f64 / f.seconds);
+        let half = r.second_half.map_or("-".to_string(), |h| format!("{h:.1}"));
         println!(
-            "{:<22} {:<9} {:>9} {:>8.1} {:>7} MB {:>8.2}x {:>10.1}x",
+            "{:<22} {:<9} {:>9} {:>8.1} {:>12} {:>7} MB {:>8.2}x {:>10.1}x",
             r.target,
             r.sanitizer,
             r.execs,
             rate,
+            half,
             r.peak_rss_mb,
             rate / first,
             rate / ANCHOR_EXECS_PER_SEC
@@ -167,7 +193,9 @@ pub fn fuzz_bench(root: &Path, targets: &[String], sanitizers: &[String], second
     }
     println!(
         "\n× first: against the first target named, same sanitizer. × anchor: against Wasmtime's \
-         component_api target with ASan ({ANCHOR_EXECS_PER_SEC} exec/s on this project's 2-core machine)."
+         component_api target with ASan ({ANCHOR_EXECS_PER_SEC} exec/s on this project's 2-core machine). \
+         2nd half/s: the rate over the run's second half (one-time costs such as a target's caches behind), \
+         from libFuzzer's status lines."
     );
     let mut clean = true;
     for r in runs.iter().filter(|r| r.stopped.is_some()) {
