@@ -1,6 +1,7 @@
 //! The case driver, for every runtime: a fresh instance, each scripted guest reset and its
 //! script loaded (through its control functions, or straight into its memory where the runtime
-//! reaches it), the host's steps, then each guest's log read back. The host answers imports from the case's plan and records what it saw.
+//! reaches it), the host's steps, then each guest's log read back. The host answers imports
+//! from the case's plan and records what it saw.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -93,7 +94,6 @@ pub fn load_script(instance: &mut dyn Instance, guest: usize, control_fns: &Cont
     })? {
         return Ok(());
     }
-    let guest = control_fns;
     for (i, chunk) in image.chunks(LOAD_CHUNK).enumerate() {
         if chunk.iter().all(|&b| b == 0) {
             continue;
@@ -102,7 +102,7 @@ pub fn load_script(instance: &mut dyn Instance, guest: usize, control_fns: &Cont
         padded.resize(LOAD_CHUNK, 0);
         let mut args = vec![Value::U32((i * LOAD_CHUNK) as u32)];
         args.extend(padded.chunks(8).map(|w| Value::U64(u64::from_le_bytes(w.try_into().expect("8-byte words")))));
-        control(instance, guest.load, &args)?;
+        control(instance, control_fns.load, &args)?;
     }
     Ok(())
 }
