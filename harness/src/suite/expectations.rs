@@ -41,6 +41,27 @@ impl Engines {
     }
 }
 
+/// Trap classes an entry's `expected` names: one, or a list (any of them).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Classes {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Classes {
+    fn names(&self) -> &[String] {
+        match self {
+            Classes::One(c) => std::slice::from_ref(c),
+            Classes::Many(cs) => cs,
+        }
+    }
+
+    fn contains(&self, class: &str) -> bool {
+        self.names().iter().any(|c| c == class)
+    }
+}
+
 /// One known divergence.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -48,8 +69,9 @@ pub struct KnownDivergence {
     pub engine: Engines,
     /// The oracle's area (`trap`, `value`, `realloc`, ...).
     pub area: Area,
-    /// For `trap`: the class the reference expects and the class the engine shows.
-    pub expected: Option<String>,
+    /// For `trap`: the class the reference expects (or a list of classes, any of which) and
+    /// the class the engine shows.
+    pub expected: Option<Classes>,
     pub actual: Option<String>,
     /// For a guest-log area (`realloc`, `params`, ...): text the expected event and the
     /// engine's event must contain (their Debug form, e.g. `align: 1, new_size`), so that an
@@ -68,7 +90,8 @@ pub struct KnownDivergence {
 impl KnownDivergence {
     /// Trap classes are named as the oracle names them (a misspelt one would match nothing).
     fn check(&self) -> Result<()> {
-        for class in [&self.expected, &self.actual].into_iter().flatten() {
+        let expected = self.expected.iter().flat_map(Classes::names);
+        for class in expected.chain(self.actual.as_ref()) {
             if class != "none" && crate::reference::TrapKind::from_name(class).is_none() {
                 anyhow::bail!(
                     "`{class}` is no trap class (the classes are listed in adapters/PROTOCOL.md; `none` is no trap)"
@@ -235,7 +258,7 @@ impl Expectations {
                 && k.area == diff.area
                 && match &diff.trap_classes {
                     Some((expected, actual)) => {
-                        k.expected.as_deref().is_none_or(|e| e == expected)
+                        k.expected.as_ref().is_none_or(|e| e.contains(expected))
                             && k.actual.as_deref().is_none_or(|a| a == actual)
                     }
                     None => k.expected.is_none() && k.actual.is_none(),
@@ -376,6 +399,34 @@ evidence = "x"
         assert!(ex.explain("e", &realloc_difference(&event(1), &event(2))).is_some());
         assert!(ex.explain("e", &realloc_difference(&event(2), &event(1))).is_none());
         assert!(ex.explain("other", &realloc_difference(&event(1), &event(2))).is_none());
+    }
+
+    #[test]
+    fn a_list_of_expected_classes_explains_each_of_them_only() {
+        let text = r#"
+[[divergence]]
+engine = "e"
+area = "trap"
+expected = ["misaligned-pointer", "invalid-utf8"]
+actual = "guest-trap"
+rule = "r"
+evidence = "x"
+"#;
+        let file: File = toml::from_str(text).unwrap();
+        let ex = Expectations { entries: file.divergence, ..Expectations::default() };
+        let trap = |expected: &str, actual: &str| Difference {
+            area: crate::oracle::Area::Trap,
+            detail: format!("expected {expected}, engine: {actual}: m"),
+            trap_classes: Some((expected.into(), actual.into())),
+            events: None,
+        };
+        assert!(ex.explain("e", &trap("misaligned-pointer", "guest-trap")).is_some());
+        assert!(ex.explain("e", &trap("invalid-utf8", "guest-trap")).is_some());
+        assert!(ex.explain("e", &trap("none", "guest-trap")).is_none());
+        assert!(ex.explain("e", &trap("invalid-utf8", "out-of-bounds")).is_none());
+        // A misspelt class in the list is refused like a single one.
+        let file: File = toml::from_str(&text.replace("invalid-utf8", "invalid-utf-8")).unwrap();
+        assert!(file.divergence[0].check().is_err());
     }
 
     #[test]
