@@ -186,6 +186,11 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
                 _ => bail!("PARAM record at byte {} outside an ENTER", i - 16),
             },
             log::REALLOC => {
+                // A full log (LOG_OVERFLOW) drops the records that do not fit, so the log may
+                // end between the two records of a realloc: it is not logged.
+                if i == bytes.len() {
+                    break;
+                }
                 let Some((log::REALLOC_ARGS, align, new_size)) = rec(i) else {
                     bail!("REALLOC without REALLOC_ARGS at byte {i}")
                 };
@@ -220,4 +225,25 @@ pub fn parse_log(bytes: &[u8]) -> Result<Vec<Event>> {
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(tag: u32, a: u32, b: u64) -> Vec<u8> {
+        [tag.to_le_bytes().as_slice(), &a.to_le_bytes(), &b.to_le_bytes()].concat()
+    }
+
+    /// Found by the composition fuzz target: a log that filled up right after a REALLOC
+    /// record (its REALLOC_ARGS dropped by LOG_OVERFLOW) is a log cut there, not a malformed one.
+    #[test]
+    fn a_full_log_may_end_between_the_records_of_a_realloc() {
+        let enter = record(log::ENTER, 3, 0);
+        let cut = [enter.clone(), record(log::REALLOC, 0, 0)].concat();
+        assert_eq!(parse_log(&cut).unwrap(), vec![Event::Enter { entry: 3, params: vec![] }]);
+        // Anywhere else, a REALLOC must be followed by its arguments.
+        let broken = [record(log::REALLOC, 0, 0), enter].concat();
+        assert!(parse_log(&broken).is_err());
+    }
 }
