@@ -40,15 +40,13 @@ pub fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     CONTAINING.set(outer);
     match result {
         Ok(r) => r,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            bail!("{what} panicked: {message}")
-        }
+        Err(payload) => bail!("{what} panicked: {}", panic_message(payload.as_ref()).unwrap_or_default()),
     }
+}
+
+/// The message of a panic (`panic!` with a literal or with a format), if it has one.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
 }
 
 #[cfg(test)]

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 
 use crate::contain::contain;
+use crate::encode::script::Script;
 use crate::engine::{Selection, compile};
 use crate::fuzz::{differential_input, with_composition};
 use crate::plan::{Misses, build_case};
 use crate::reference::reached::{SYNC_RULES, take};
 use crate::runtime::driver::run_case;
-use crate::runtime::{Artifact, Compiled, Prepared};
+use crate::runtime::{Artifact, Case, Compiled, Prepared};
 
 /// Counts over the replayed inputs.
 #[derive(Default)]
@@ -106,22 +107,8 @@ fn replay_one(
     let case = build_case(&set.prepared, &input.steps, Misses::Ignore)?;
     r.cases += 1;
     for (engine, selection) in set.engines.iter_mut().zip(selections) {
-        let label = engine.label().to_string();
-        if !r.engines.contains(&label) {
-            r.engines.push(label.clone());
-        }
-        // Marks left by building the case, or by the engine before, are not this run's.
-        take();
-        let outcome = run_case(engine.as_mut(), &set.artifact, &case, &[])?;
         // An engine with its own Canonical ABI runs witness's glue only (value conversion).
-        let marked = take();
-        if selection.reference_abi() {
-            for function in marked {
-                *r.functions.entry((label.clone(), function)).or_default() += 1;
-            }
-        }
-        let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
-        *r.traps.entry((label, class)).or_default() += 1;
+        r.run(engine.as_mut(), selection.reference_abi(), &set.artifact, &case, &[])?;
     }
     Ok(())
 }
@@ -136,23 +123,9 @@ fn replay_composition(r: &mut Reach, path: &Path) -> Result<()> {
     contain("the composition target", || {
         with_composition(&data, |c, case| -> Result<()> {
             r.cases += 1;
-            let artifact = c.artifact.clone();
             let reference = std::iter::once((c.reference.as_mut(), true));
             for (engine, marks) in reference.chain(c.engines.iter_mut().map(|e| (e.as_mut(), false))) {
-                let label = engine.label().to_string();
-                if !r.engines.contains(&label) {
-                    r.engines.push(label.clone());
-                }
-                take();
-                let outcome = run_case(engine, &artifact, &case.caller, &[&case.callee])?;
-                let marked = take();
-                if marks {
-                    for function in marked {
-                        *r.functions.entry((label.clone(), function)).or_default() += 1;
-                    }
-                }
-                let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
-                *r.traps.entry((label, class)).or_default() += 1;
+                r.run(engine, marks, &c.artifact, &case.caller, &[&case.callee])?;
             }
             Ok(())
         })
@@ -162,6 +135,34 @@ fn replay_composition(r: &mut Reach, path: &Path) -> Result<()> {
 }
 
 impl Reach {
+    /// Run `case` on `engine` and count how it ended and, if `marks` (the engine lowers and
+    /// lifts with the reference), the definitions.py functions it ran.
+    fn run(
+        &mut self,
+        engine: &mut dyn Compiled,
+        marks: bool,
+        artifact: &Artifact,
+        case: &Case,
+        more: &[&Script],
+    ) -> Result<()> {
+        let label = engine.label().to_string();
+        if !self.engines.contains(&label) {
+            self.engines.push(label.clone());
+        }
+        // Marks left by building the case, or by the engine before, are not this run's.
+        take();
+        let outcome = run_case(engine, artifact, case, more)?;
+        let marked = take();
+        if marks {
+            for function in marked {
+                *self.functions.entry((label.clone(), function)).or_default() += 1;
+            }
+        }
+        let class = outcome.trap_kind().map_or("none", |k| k.name()).to_string();
+        *self.traps.entry((label, class)).or_default() += 1;
+        Ok(())
+    }
+
     /// The report: trap classes per engine, functions per engine, the functions no case ran.
     pub fn render(&self) -> String {
         let mut out = format!("{} inputs, {} made a case\n", self.inputs, self.cases);

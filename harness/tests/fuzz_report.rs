@@ -1,12 +1,14 @@
-//! `witness fuzz-report` (witness::reach) on seeded inputs of `differential_cached`: the counts
-//! must add up the way the spec says the cases run.
+//! `witness fuzz-report` (witness::reach) on seeded inputs of `differential_cached` and
+//! `composition`: the counts must add up the way the spec says the cases run.
 
-use witness::reach::reach;
+use witness::reach::{Reach, reach};
 use witness::world::arbitrary::seed_bytes;
 
-#[test]
-fn a_corpus_report_adds_up() {
-    let dir = std::env::temp_dir().join(format!("witness-fuzz-report-{}", std::process::id()));
+/// The report of `target` on 24 seeded inputs of 2048 bytes, with what holds for every target:
+/// every input replays, at least half make a case, and each case ends once on each engine
+/// (returned, `none`, or with one trap class).
+fn report_of(target: &str) -> Reach {
+    let dir = std::env::temp_dir().join(format!("witness-fuzz-report-{target}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let files: Vec<_> = (0..24)
         .map(|i| {
@@ -15,24 +17,32 @@ fn a_corpus_report_adds_up() {
             path
         })
         .collect();
-    let r = reach("differential_cached", &files, |_, _| {}).unwrap();
+    let r = reach(target, &files, |_, _| {}).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.inputs, 24);
     assert!(r.cases >= 12, "{} of 24 inputs made a case", r.cases);
-    assert_eq!(r.engines[0], "reference");
     for engine in &r.engines {
-        // Each case ends once on each engine: returned (`none`) or with one trap class.
         let ended: u64 = r.traps.iter().filter(|((e, _), _)| e == engine).map(|(_, n)| n).sum();
         assert_eq!(ended, r.cases, "{engine}");
     }
-    let count = |engine: &str, f: &'static str| r.functions.get(&(engine.to_string(), f)).copied().unwrap_or(0);
+    r
+}
+
+fn count(r: &Reach, engine: &str, f: &'static str) -> u64 {
+    r.functions.get(&(engine.to_string(), f)).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_corpus_report_adds_up() {
+    let r = report_of("differential_cached");
+    assert_eq!(r.engines[0], "reference");
     // Every case calls an export, a lifted function: canon_lift runs, lowering the arguments
     // (lower_flat_values) and lifting the results (lift_flat_values, also for no results), on
     // the reference and on each runtime whose host is the reference.
     for engine in ["reference", "core", "wasmtime-core"] {
         for f in ["canon_lift", "lower_flat_values", "lift_flat_values"] {
-            assert_eq!(count(engine, f), r.cases, "{engine} {f}");
+            assert_eq!(count(&r, engine, f), r.cases, "{engine} {f}");
         }
     }
     // Wasmtime lowers and lifts itself: no marks are counted for it.
@@ -46,27 +56,10 @@ fn a_corpus_report_adds_up() {
 /// export, the callee's) and canon_lower (the caller's import of the callee) in every case.
 #[test]
 fn a_composition_corpus_report_adds_up() {
-    let dir = std::env::temp_dir().join(format!("witness-fuzz-report-composition-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files: Vec<_> = (0..24)
-        .map(|i| {
-            let path = dir.join(format!("input-{i}"));
-            std::fs::write(&path, seed_bytes(i, 2048)).unwrap();
-            path
-        })
-        .collect();
-    let r = reach("composition", &files, |_, _| {}).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(r.failures.is_empty(), "{:?}", r.failures);
-    assert!(r.cases >= 12, "{} of 24 inputs made a case", r.cases);
+    let r = report_of("composition");
     assert_eq!(r.engines, ["reference", "wasmtime-fused"]);
-    for engine in &r.engines {
-        let ended: u64 = r.traps.iter().filter(|((e, _), _)| e == engine).map(|(_, n)| n).sum();
-        assert_eq!(ended, r.cases, "{engine}");
-    }
-    let count = |f: &'static str| r.functions.get(&("reference".to_string(), f)).copied().unwrap_or(0);
     for f in ["canon_lift", "canon_lower", "lower_flat_values", "lift_flat_values"] {
-        assert_eq!(count(f), r.cases, "{f}");
+        assert_eq!(count(&r, "reference", f), r.cases, "{f}");
     }
     assert!(r.functions.keys().all(|(e, _)| e == "reference"));
 }

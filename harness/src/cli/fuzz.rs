@@ -31,12 +31,7 @@ pub fn run(args: FuzzReplayArgs) -> Result<()> {
     let keep = found.clone();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let text = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(no message)".into());
+        let text = crate::contain::panic_message(info.payload()).unwrap_or_else(|| "(no message)".into());
         let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
         *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{text}{at}"));
     }));

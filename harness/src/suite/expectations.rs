@@ -18,47 +18,27 @@ use serde::Deserialize;
 use crate::oracle::{Area, Difference};
 use crate::runtime::{REGISTRY, fused_name};
 
-/// One engine name or several.
+/// One name or several, as an entry writes them: its engines, or the trap classes it expects
+/// (any of them).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
-pub enum Engines {
+pub enum Names {
     One(String),
     Many(Vec<String>),
 }
 
-impl Engines {
-    fn contains(&self, engine: &str) -> bool {
-        self.names().any(|e| e == engine)
+impl Names {
+    fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
         match self {
-            Engines::One(e) => std::slice::from_ref(e),
-            Engines::Many(es) => es.as_slice(),
+            Names::One(n) => std::slice::from_ref(n),
+            Names::Many(ns) => ns.as_slice(),
         }
         .iter()
         .map(String::as_str)
-    }
-}
-
-/// Trap classes an entry's `expected` names: one, or a list (any of them).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum Classes {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Classes {
-    fn names(&self) -> &[String] {
-        match self {
-            Classes::One(c) => std::slice::from_ref(c),
-            Classes::Many(cs) => cs,
-        }
-    }
-
-    fn contains(&self, class: &str) -> bool {
-        self.names().iter().any(|c| c == class)
     }
 }
 
@@ -66,12 +46,12 @@ impl Classes {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KnownDivergence {
-    pub engine: Engines,
+    pub engine: Names,
     /// The oracle's area (`trap`, `value`, `realloc`, ...).
     pub area: Area,
     /// For `trap`: the class the reference expects (or a list of classes, any of which) and
     /// the class the engine shows.
-    pub expected: Option<Classes>,
+    pub expected: Option<Names>,
     pub actual: Option<String>,
     /// For a guest-log area (`realloc`, `params`, ...): text the expected event and the
     /// engine's event must contain (their Debug form, e.g. `align: 1, new_size`), so that an
@@ -90,8 +70,8 @@ pub struct KnownDivergence {
 impl KnownDivergence {
     /// Trap classes are named as the oracle names them (a misspelt one would match nothing).
     fn check(&self) -> Result<()> {
-        let expected = self.expected.iter().flat_map(Classes::names);
-        for class in expected.chain(self.actual.as_ref()) {
+        let expected = self.expected.iter().flat_map(Names::names);
+        for class in expected.chain(self.actual.as_deref()) {
             if class != "none" && crate::reference::TrapKind::from_name(class).is_none() {
                 anyhow::bail!(
                     "`{class}` is no trap class (the classes are listed in adapters/PROTOCOL.md; `none` is no trap)"
@@ -112,7 +92,7 @@ impl KnownDivergence {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KnownFailure {
-    pub engine: Engines,
+    pub engine: Names,
     /// `area/name` (the area is the suite file's stem); `*` matches any text.
     pub case: String,
     pub rule: String,
@@ -132,7 +112,7 @@ impl KnownFailure {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Skip {
-    pub engine: Engines,
+    pub engine: Names,
     /// `area/name`; `*` matches any text.
     pub case: String,
     pub reason: String,
@@ -154,7 +134,7 @@ pub enum BugKind {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EngineBug {
-    pub engine: Engines,
+    pub engine: Names,
     pub kind: BugKind,
     pub evidence: String,
 }
@@ -238,7 +218,7 @@ impl Expectations {
             }
             let named = file.divergence.iter().map(|k| &k.engine);
             let named = named.chain(file.failure.iter().map(|k| &k.engine)).chain(file.skip.iter().map(|k| &k.engine));
-            for name in named.chain(file.bug.iter().map(|k| &k.engine)).flat_map(Engines::names) {
+            for name in named.chain(file.bug.iter().map(|k| &k.engine)).flat_map(Names::names) {
                 if let Some(runtime) = near_miss(name) {
                     all.near_misses.push((path.to_path_buf(), name.to_string(), runtime));
                 }
@@ -352,6 +332,16 @@ mod tests {
         assert!(!glob("ab*ba", "aba"));
     }
 
+    /// A trap difference as the oracle writes it ("expected ..., engine: CLASS: MESSAGE").
+    fn trap_difference(expected: &str, actual: &str, message: &str) -> Difference {
+        Difference {
+            area: crate::oracle::Area::Trap,
+            detail: format!("expected {expected}, engine: {actual}: {message}"),
+            trap_classes: Some((expected.into(), actual.into())),
+            events: None,
+        }
+    }
+
     fn realloc_difference(expected: &str, actual: &str) -> Difference {
         Difference {
             area: crate::oracle::Area::Realloc,
@@ -414,12 +404,7 @@ evidence = "x"
 "#;
         let file: File = toml::from_str(text).unwrap();
         let ex = Expectations { entries: file.divergence, ..Expectations::default() };
-        let trap = |expected: &str, actual: &str| Difference {
-            area: crate::oracle::Area::Trap,
-            detail: format!("expected {expected}, engine: {actual}: m"),
-            trap_classes: Some((expected.into(), actual.into())),
-            events: None,
-        };
+        let trap = |expected: &str, actual: &str| trap_difference(expected, actual, "m");
         assert!(ex.explain("e", &trap("misaligned-pointer", "guest-trap")).is_some());
         assert!(ex.explain("e", &trap("invalid-utf8", "guest-trap")).is_some());
         assert!(ex.explain("e", &trap("none", "guest-trap")).is_none());
@@ -443,12 +428,7 @@ evidence = "x"
 "#;
         let file: File = toml::from_str(text).unwrap();
         let ex = Expectations { entries: file.divergence, ..Expectations::default() };
-        let trap = |message: &str| Difference {
-            area: crate::oracle::Area::Trap,
-            detail: format!("expected no trap, engine: unclassified: {message}"),
-            trap_classes: Some(("none".into(), "unclassified".into())),
-            events: None,
-        };
+        let trap = |message: &str| trap_difference("none", "unclassified", message);
         assert!(ex.explain("e", &trap("TypeError: must be between 0 and 255")).is_some());
         assert!(ex.explain("e", &trap("TypeError: flags have extraneous bits set")).is_some());
         // Same classes, another check (an adapter's own bug, say): not this entry's.
