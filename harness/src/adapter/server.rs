@@ -4,7 +4,7 @@
 //! imports and host destructors call back into witness.
 
 use std::io::{BufRead, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value as Json, json};
@@ -191,7 +191,8 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
             (None, Some(core), encoding)
         }
     };
-    Ok(Artifact { component, core, encoding, imports, exports, guests: vec![], resources, dtors, model: None })
+    let import_types = OnceLock::new();
+    Ok(Artifact { component, core, encoding, imports, exports, guests: vec![], resources, dtors, model: None, import_types })
 }
 
 /// The host of a served instance: imports and host destructors are callbacks to witness.

@@ -4,7 +4,7 @@
 //! runtime sees, and the control functions of each scripted guest inside it. A runtime needs
 //! nothing else, so `witness adapter` can rebuild one from a request and serve any runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Result, anyhow};
 
@@ -141,6 +141,9 @@ pub struct Artifact {
     pub dtors: Vec<(u32, String)>,
     /// Set where the world was prepared here (not rebuilt from a protocol request).
     pub model: Option<Model>,
+    /// `import_types`, made on first use and shared by every instance (each instance used to
+    /// clone every function type). `imports` must not change after that first use.
+    pub import_types: OnceLock<Arc<[ImportType]>>,
 }
 
 impl Artifact {
@@ -190,16 +193,19 @@ impl Artifact {
     }
 
     /// The import types the reference host serves, by thunk.
-    pub fn import_types(&self) -> Vec<ImportType> {
-        self.imports
-            .iter()
-            .map(|i| match i {
-                Import::Func { func, .. } => ImportType::Func { name: func.name.clone(), ft: func.ft.clone() },
-                Import::Builtin { builtin: Builtin::New, rt, .. } => ImportType::ResourceNew(rt.clone()),
-                Import::Builtin { builtin: Builtin::Rep, rt, .. } => ImportType::ResourceRep(rt.clone()),
-                Import::Builtin { builtin: Builtin::Drop, rt, .. } => ImportType::ResourceDrop(rt.clone()),
-            })
-            .collect()
+    pub fn import_types(&self) -> Arc<[ImportType]> {
+        let make = || {
+            self.imports
+                .iter()
+                .map(|i| match i {
+                    Import::Func { func, .. } => ImportType::Func { name: func.name.clone(), ft: func.ft.clone() },
+                    Import::Builtin { builtin: Builtin::New, rt, .. } => ImportType::ResourceNew(rt.clone()),
+                    Import::Builtin { builtin: Builtin::Rep, rt, .. } => ImportType::ResourceRep(rt.clone()),
+                    Import::Builtin { builtin: Builtin::Drop, rt, .. } => ImportType::ResourceDrop(rt.clone()),
+                })
+                .collect()
+        };
+        self.import_types.get_or_init(make).clone()
     }
 
     /// The artifact of a prepared world: its component and core module, as they are.
@@ -260,6 +266,7 @@ impl Artifact {
             resources,
             dtors: prepared.dtors.clone(),
             model: Some(Model { guest: Arc::new(module.clone()), composition: None }),
+            import_types: OnceLock::new(),
         })
     }
 }

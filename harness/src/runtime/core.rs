@@ -69,7 +69,7 @@ impl<G: CoreGuest> CoreCallee for G {
 pub struct HostState {
     pub inst: ComponentInstance,
     pub encoding: StringEncoding,
-    pub imports: Vec<ImportType>,
+    pub imports: Arc<[ImportType]>,
     /// What the guest's imports reach.
     pub host: Box<dyn Host>,
     /// Guest resources the host holds, by slot (type and rep; `None` once moved or dropped).
@@ -158,8 +158,8 @@ fn host_failure(e: anyhow::Error) -> Trap {
 /// The guest called import `thunk` with `flat_args`: a resource built-in, or a function
 /// (`canon_lower`, synchronous, whose callee is the host).
 pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat>) -> Result<Vec<Flat>, Trap> {
-    let ty =
-        guest.host().imports.get(thunk as usize).cloned().ok_or_else(|| assertion(format!("no import {thunk}")))?;
+    let imports = guest.host().imports.clone();
+    let ty = imports.get(thunk as usize).ok_or_else(|| assertion(format!("no import {thunk}")))?;
     let arg = |i: usize| -> Result<u32, Trap> {
         match flat_args.get(i) {
             Some(Flat::I32(v)) => Ok(*v),
@@ -167,17 +167,17 @@ pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat
         }
     };
     match ty {
-        ImportType::ResourceNew(rt) => Ok(vec![Flat::I32(canon_resource_new(&mut guest.host().inst, &rt, arg(0)?)?)]),
-        ImportType::ResourceRep(rt) => Ok(vec![Flat::I32(canon_resource_rep(&guest.host().inst, &rt, arg(0)?)?)]),
+        ImportType::ResourceNew(rt) => Ok(vec![Flat::I32(canon_resource_new(&mut guest.host().inst, rt, arg(0)?)?)]),
+        ImportType::ResourceRep(rt) => Ok(vec![Flat::I32(canon_resource_rep(&guest.host().inst, rt, arg(0)?)?)]),
         ImportType::ResourceDrop(rt) => {
-            match canon_resource_drop(&mut guest.host().inst, &rt, arg(0)?)? {
+            match canon_resource_drop(&mut guest.host().inst, rt, arg(0)?)? {
                 // The host's own resource: the host's destructor runs.
                 DropEffect::Destructor { rep, local: false, .. } => {
-                    guest.host().host.dtor(&rt, rep).map_err(host_failure)?
+                    guest.host().host.dtor(rt, rep).map_err(host_failure)?
                 }
                 // The guest's own resource, dropped by the guest: `rt.dtor(h.rep)` in the guest.
                 DropEffect::Destructor { rep, local: true, .. } => {
-                    if let Some(dtor) = guest.host().dtor_of(&rt) {
+                    if let Some(dtor) = guest.host().dtor_of(rt) {
                         if guest.host().dtor_depth >= MAX_DTOR_DEPTH {
                             let message = "call stack exhausted (nested destructor calls)";
                             return Err(Trap::new(TrapKind::GuestTrap, message));
@@ -193,11 +193,11 @@ pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat
             Ok(vec![])
         }
         ImportType::Func { ft, .. } => {
-            if !guest.host().started && requirements(&ft, Context::Lower).0 {
+            if !guest.host().started && requirements(ft, Context::Lower).0 {
                 return Err(Trap::new(TrapKind::GuestTrap, START_IMPORT_TRAP));
             }
             let encoding = guest.host().encoding;
-            canon_lower(encoding, guest, &ft, flat_args, |guest, args| {
+            canon_lower(encoding, guest, ft, flat_args, |guest, args| {
                 guest.host().host.import(thunk, args).map_err(host_failure)
             })
         }

@@ -4,7 +4,7 @@
 //! Its artifact is the composite, run by the same runtimes as any world; the reference models
 //! both guests and chains them (`canon_lower` in the caller, then `canon_lift` of the callee).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Result, anyhow, bail};
 use wasm_encoder::ComponentExportKind;
@@ -165,6 +165,7 @@ impl FusedPrepared {
             resources: vec![],
             dtors: vec![],
             model: Some(Model { guest, composition: Some(composition) }),
+            import_types: OnceLock::new(),
         })
     }
 }
