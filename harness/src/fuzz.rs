@@ -588,7 +588,7 @@ pub fn async_reference(data: &[u8]) -> bool {
                 Pick::Raw(i) => Some(i),
             };
             let t = |e: MadeEnd| {
-                let elem = e.payload.then(|| Box::new(ValType::U8));
+                let elem = e.payload.then(|| Arc::new(ValType::U8));
                 if e.future { ValType::Future(elem) } else { ValType::Stream(elem) }
             };
             for op in ops.iter() {

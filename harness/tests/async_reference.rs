@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use witness::reference::concurrency::Obj;
 use witness::reference::concurrency::builtins::*;
@@ -95,11 +96,11 @@ struct Ctx {
 }
 
 fn stream_u8() -> ValType {
-    ValType::Stream(Some(Box::new(ValType::U8)))
+    ValType::Stream(Some(Arc::new(ValType::U8)))
 }
 
 fn future_u8() -> ValType {
-    ValType::Future(Some(Box::new(ValType::U8)))
+    ValType::Future(Some(Arc::new(ValType::U8)))
 }
 
 /// Where `wait` and `poll` store an event's payload words.
@@ -312,7 +313,7 @@ fn stream_partial_copy_within_an_instance() {
     let core = core_func(move |_| {
         let (mem, opts, log) = (mem.clone(), copy_opts.clone(), log.clone());
         async move {
-            let st = ValType::Stream(Some(Box::new(ValType::U8)));
+            let st = ValType::Stream(Some(Arc::new(ValType::U8)));
             let [Flat::I64(ends)] = canon_stream_new(&st)?[..] else { panic!("stream.new returns one i64") };
             let (ri, wi) = (ends as u32, (ends >> 32) as u32);
             write_mem(&mem, 100, &[1, 2, 3, 4]);
@@ -926,7 +927,7 @@ fn reading_a_closed_stream() {
 fn same_instance_copies_of_non_numbers_trap() {
     let chars = in_one_instance(|cx, _, _| {
         Box::pin(async move {
-            let t = ValType::Future(Some(Box::new(ValType::Char)));
+            let t = ValType::Future(Some(Arc::new(ValType::Char)));
             let (r, w) = Ctx::ends(canon_future_new(&t)?);
             assert_eq!(i32_of(&canon_future_read(&t, &cx.opts, r, 16).await?), BLOCKED);
             canon_future_write(&t, &cx.opts, w, 20).await.map(|_| ())

@@ -6,6 +6,7 @@
 mod common;
 
 use arbitrary::Unstructured;
+use std::sync::Arc;
 use wit_parser::abi::{AbiVariant, WasmType};
 use wit_parser::{SizeAlign, Type, TypeDefKind};
 use witness::reference::flatten::{Context, FlattenOpts, flatten_functype};
@@ -125,7 +126,7 @@ fn strip_resource_ids(t: &ValType, parsed_r: &ResourceType) -> ValType {
     match t {
         ValType::Own(rt) => ValType::Own(fix(rt)),
         ValType::Borrow(rt) => ValType::Borrow(fix(rt)),
-        ValType::List(e, l) => ValType::List(Box::new(strip_resource_ids(e, parsed_r)), *l),
+        ValType::List(e, l) => ValType::List(Arc::new(strip_resource_ids(e, parsed_r)), *l),
         ValType::Record(fs) => ValType::Record(
             fs.iter()
                 .map(|f| witness::reference::types::FieldType {
@@ -188,10 +189,10 @@ fn layout_matches_wit_parser_on_hand_picked_edges() {
         flags(16),
         flags(17),
         flags(32),
-        ValType::Tuple(vec![ValType::U8, ValType::option(ValType::U64), ValType::U16]),
+        ValType::Tuple(Arc::new([ValType::U8, ValType::option(ValType::U64), ValType::U16])),
         ValType::result(Some(ValType::F32), Some(ValType::String)),
         ValType::variant([("a", Some(ValType::F32)), ("b", Some(ValType::U64)), ("c", None)]),
-        ValType::list(ValType::Tuple(vec![ValType::U8, ValType::U32])),
+        ValType::list(ValType::Tuple(Arc::new([ValType::U8, ValType::U32]))),
     ];
     for (i, t) in cases.iter().enumerate() {
         check(10_000 + i as u64, t);

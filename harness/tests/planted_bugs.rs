@@ -103,9 +103,9 @@ fn fields_by_name(t: &ValType) -> ValType {
             let mut fields: Vec<FieldType> =
                 fields.iter().map(|f| FieldType { label: f.label.clone(), t: fields_by_name(&f.t) }).collect();
             fields.sort_by(|a, b| a.label.cmp(&b.label));
-            ValType::Record(fields)
+            ValType::Record(fields.into())
         }
-        ValType::List(e, n) => ValType::List(Box::new(fields_by_name(e)), *n),
+        ValType::List(e, n) => ValType::List(Arc::new(fields_by_name(e)), *n),
         other => other.clone(),
     }
 }

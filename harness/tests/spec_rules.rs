@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use witness::reference::concurrency::subtask::{Subtask, SubtaskState};
 use witness::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
@@ -185,7 +186,7 @@ fn labels(n: usize) -> Vec<String> {
 }
 
 fn flags_n(n: usize) -> ValType {
-    ValType::Flags(labels(n))
+    ValType::Flags(labels(n).into())
 }
 
 fn enum_n(n: usize) -> ValType {
@@ -194,14 +195,14 @@ fn enum_n(n: usize) -> ValType {
 
 fn cases_of(t: &ValType) -> Vec<CaseType> {
     match despecialize(t).into_owned() {
-        ValType::Variant(cases) => cases,
+        ValType::Variant(cases) => cases.to_vec(),
         other => panic!("not a variant: {other:?}"),
     }
 }
 
 fn fields_of(t: &ValType) -> Vec<FieldType> {
     match despecialize(t).into_owned() {
-        ValType::Record(fields) => fields,
+        ValType::Record(fields) => fields.to_vec(),
         other => panic!("not a record: {other:?}"),
     }
 }
@@ -297,7 +298,7 @@ fn elem_size_record_worked_values() {
     // record{u64,u8}: 8 + 1 = 9 -> align_to(9,8) = 16
     assert_eq!(size_align(&ValType::record([("a", U64), ("b", U8)])), (16, 8));
     // list<string,2> (🔧 fixed-length): 2 * 8 = 16, align(string) = 4
-    assert_eq!(size_align(&List(Box::new(String), Some(2))), (16, 4));
+    assert_eq!(size_align(&List(Arc::new(String), Some(2))), (16, 4));
     // list<T>: (ptr, len) = 8 / 4 whatever T is
     assert_eq!(size_align(&ValType::list(U64)), (8, 4));
     // own/borrow: an i32 index
@@ -413,7 +414,7 @@ fn flatten_variant_examples() {
     assert_eq!(f(&String), vec![CI32, CI32]);
     assert_eq!(flatten_type(&String, PtrType::I64), vec![CI64, CI64]);
     // flatten_list with a fixed length: the element repeated
-    assert_eq!(f(&List(Box::new(F32), Some(3))), vec![CF32, CF32, CF32]);
+    assert_eq!(f(&List(Arc::new(F32), Some(3))), vec![CF32, CF32, CF32]);
 }
 
 #[test]
@@ -1749,7 +1750,7 @@ fn resource_builtins_check_may_leave() {
 #[test]
 fn fixed_length_lists_are_inline() {
     use ValType::*;
-    let t = List(Box::new(U16), Some(3));
+    let t = List(Arc::new(U16), Some(3));
     // elem_size_list: 3 * 2 = 6; alignment_list: alignment(u16) = 2
     assert_eq!(size_align(&t), (6, 2));
     // load_list(maybe_length): load_list_from_valid_range at ptr itself, no (ptr, len) pair
@@ -1757,7 +1758,7 @@ fn fixed_length_lists_are_inline() {
     let v = with_cx(&mut h, Utf8, |cx| load(cx, 0, &t)).unwrap();
     assert_eq!(v, Value::List(vec![Value::U16(1), Value::U16(2), Value::U16(3)]));
     // lift_flat_list(maybe_length): each element lifted flat (u8 from 261 -> 5)
-    let t = List(Box::new(U8), Some(2));
+    let t = List(Arc::new(U8), Some(2));
     assert_eq!(lift(&t, i32s(&[261, 6])).unwrap(), Value::List(vec![Value::U8(5), Value::U8(6)]));
     // lower_flat_list(maybe_length): elements lowered in place, realloc never called
     let mut h = BumpHeap::new(65536, 16);
@@ -1906,7 +1907,7 @@ fn every_type_in_a_type_is_below_the_static_size_limit() {
     // Binary.md / Explainer.md (component-model #688): elem_size(t, 'i64') < 2^28 for every
     // defvaltype t, boundaries as in test/validation/max-value-size.wast.
     use witness::reference::validate::validate_type;
-    let fixed = |t: ValType, n: u32| ValType::List(Box::new(t), Some(n));
+    let fixed = |t: ValType, n: u32| ValType::List(Arc::new(t), Some(n));
     let record = |a: ValType, b: ValType| ValType::record([("a", a), ("b", b)]);
     let valid = [
         fixed(ValType::U8, (1 << 28) - 1),
@@ -1968,7 +1969,7 @@ fn the_handle_asserts_of_the_spec_are_assertion_traps() {
 // ---- map<K, V> (🗺️, component-model #554) -----------------------------------------------------
 
 fn map(k: ValType, v: ValType) -> ValType {
-    ValType::Map(Box::new(k), Box::new(v))
+    ValType::Map(Arc::new(k), Arc::new(v))
 }
 
 #[test]
@@ -1978,7 +1979,7 @@ fn a_map_despecializes_to_a_list_of_key_value_records() {
     let t = map(ValType::String, ValType::U32);
     let fields =
         vec![FieldType { label: "0".into(), t: ValType::String }, FieldType { label: "1".into(), t: ValType::U32 }];
-    assert_eq!(despecialize(&t).into_owned(), ValType::List(Box::new(ValType::Record(fields)), None));
+    assert_eq!(despecialize(&t).into_owned(), ValType::List(Arc::new(ValType::Record(fields.into())), None));
     // So a map is laid out and flattened as a list: (ptr, len), 8 bytes, 4-aligned.
     assert_eq!(size_align(&t), (8, 4));
     assert_eq!(flatten_type(&t, I32P), [CI32, CI32]);
@@ -2032,8 +2033,8 @@ fn stream_future_and_error_context_are_i32_handles() {
     // flatten_type: ['i32'].
     for t in [
         ValType::Stream(None),
-        ValType::Stream(Some(Box::new(ValType::String))),
-        ValType::Future(Some(Box::new(ValType::U64))),
+        ValType::Stream(Some(Arc::new(ValType::String))),
+        ValType::Future(Some(Arc::new(ValType::U64))),
         ValType::ErrorContext,
     ] {
         assert_eq!(size_align(&t), (4, 4), "{t:?}");
@@ -2118,8 +2119,8 @@ fn stream_and_future_payloads_are_validated() {
     // `borrow`; `(stream char)` is rejected for now.
     use witness::reference::validate::validate_type;
     let r = rt(1, 0);
-    let stream = |t: ValType| ValType::Stream(Some(Box::new(t)));
-    let future = |t: ValType| ValType::Future(Some(Box::new(t)));
+    let stream = |t: ValType| ValType::Stream(Some(Arc::new(t)));
+    let future = |t: ValType| ValType::Future(Some(Arc::new(t)));
     assert!(validate_type(&stream(ValType::Char)).is_err());
     assert_eq!(validate_type(&future(ValType::Char)), Ok(()));
     assert_eq!(validate_type(&stream(ValType::list(ValType::Char))), Ok(()));

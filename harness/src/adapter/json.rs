@@ -4,6 +4,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value as Json, json};
+use std::sync::Arc;
 
 use crate::reference::types::{CaseType, FieldType, FuncType, ResourceType, ValType, map_entries};
 use crate::reference::value::{HostString, Value};
@@ -61,10 +62,10 @@ pub fn type_to_json(t: &ValType, r: &dyn ResourceNames) -> Result<Json> {
             .iter()
             .map(|c| Ok(json!({ "name": c.label, "type": opt(c.t.as_ref())? })))
             .collect::<Result<Vec<_>>>()? }),
-        ValType::Enum(labels) => json!({ "enum": labels }),
+        ValType::Enum(labels) => json!({ "enum": &**labels }),
         ValType::Option(t) => json!({ "option": ty(t)? }),
         ValType::Result(ok, err) => json!({ "result": { "ok": opt(ok.as_deref())?, "error": opt(err.as_deref())? } }),
-        ValType::Flags(labels) => json!({ "flags": labels }),
+        ValType::Flags(labels) => json!({ "flags": &**labels }),
         ValType::Own(rt) => json!({ "own": r.name_of(rt)? }),
         ValType::Borrow(rt) => json!({ "borrow": r.name_of(rt)? }),
     })
@@ -113,7 +114,7 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
     Ok(match key.as_str() {
         "list" => {
             let length = obj.get("length").map(|n| n.as_u64().map(|n| n as u32).ok_or_else(|| anyhow!("bad length")));
-            ValType::List(Box::new(ty(inner)?), length.transpose()?)
+            ValType::List(Arc::new(ty(inner)?), length.transpose()?)
         }
         "record" => ValType::Record(
             array_of(inner)?
@@ -122,7 +123,7 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
                 .collect::<Result<_>>()?,
         ),
         "tuple" => ValType::Tuple(array_of(inner)?.iter().map(&mut ty).collect::<Result<_>>()?),
-        "map" => ValType::Map(Box::new(ty(field(inner, "key")?)?), Box::new(ty(field(inner, "value")?)?)),
+        "map" => ValType::Map(Arc::new(ty(field(inner, "key")?)?), Arc::new(ty(field(inner, "value")?)?)),
         "variant" => ValType::Variant(
             array_of(inner)?
                 .iter()
@@ -135,7 +136,7 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
                 })
                 .collect::<Result<_>>()?,
         ),
-        "enum" => ValType::Enum(names_of(inner)?),
+        "enum" => ValType::Enum(names_of(inner)?.into()),
         "option" => ValType::option(ty(inner)?),
         "result" => {
             let (ok, err) = (field(inner, "ok")?, field(inner, "error")?);
@@ -143,7 +144,7 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
             let err = (!err.is_null()).then(|| ty(err)).transpose()?;
             ValType::result(ok, err)
         }
-        "flags" => ValType::Flags(names_of(inner)?),
+        "flags" => ValType::Flags(names_of(inner)?.into()),
         "own" => ValType::Own(r.resource_of(inner)?),
         "borrow" => ValType::Borrow(r.resource_of(inner)?),
         other => bail!("unknown type kind `{other}`"),
@@ -385,7 +386,7 @@ mod tests {
             (ValType::enum_(["a", "b"]), Value::case("b", None), json!("b")),
             (ValType::flags(["a", "b", "c"]), Value::Flags(vec!["a".into(), "c".into()]), json!(["a", "c"])),
             (
-                ValType::Tuple(vec![ValType::U8, ValType::Bool]),
+                ValType::Tuple(Arc::new([ValType::U8, ValType::Bool])),
                 Value::tuple([Value::U8(1), Value::Bool(true)]),
                 json!([1, true]),
             ),

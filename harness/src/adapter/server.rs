@@ -192,7 +192,18 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
         }
     };
     let import_types = OnceLock::new();
-    Ok(Artifact { component, core, encoding, imports, exports, guests: vec![], resources, dtors, model: None, import_types })
+    Ok(Artifact {
+        component,
+        core,
+        encoding,
+        imports,
+        exports,
+        guests: vec![],
+        resources,
+        dtors,
+        model: None,
+        import_types,
+    })
 }
 
 /// The host of a served instance: imports and host destructors are callbacks to witness.

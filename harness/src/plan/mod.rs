@@ -5,6 +5,7 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbitrary::Unstructured;
+use std::sync::Arc;
 
 use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
@@ -91,8 +92,8 @@ pub fn guest_type(t: &ValType) -> ValType {
     use crate::reference::types::{CaseType, FieldType};
     match t {
         ValType::Own(_) | ValType::Borrow(_) => ValType::U32,
-        ValType::List(e, l) => ValType::List(Box::new(guest_type(e)), *l),
-        ValType::Map(k, v) => ValType::Map(Box::new(guest_type(k)), Box::new(guest_type(v))),
+        ValType::List(e, l) => ValType::List(Arc::new(guest_type(e)), *l),
+        ValType::Map(k, v) => ValType::Map(Arc::new(guest_type(k)), Arc::new(guest_type(v))),
         ValType::Record(fs) => {
             ValType::Record(fs.iter().map(|f| FieldType { label: f.label.clone(), t: guest_type(&f.t) }).collect())
         }
@@ -240,7 +241,7 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
             }
             // A spilled result goes to a return area the guest provides.
             let ret_area = if core.params.len() > flats_len(ift) {
-                let tuple = ValType::Tuple(ift.result_type());
+                let tuple = ValType::Tuple(ift.result_type().into());
                 let size = elem_size(&tuple, PtrType::I32);
                 let ptr = crate::reference::memory::Memory::realloc(
                     &mut scratch,

@@ -266,7 +266,7 @@ pub fn lift_flat_values(
     let flat_types = flatten_types(ts, pt);
     if flat_types.len() > max_flat {
         let ptr = next_ptr(cx, vi)?;
-        let tuple_type = ValType::Tuple(ts.to_vec());
+        let tuple_type = ValType::Tuple(ts.into());
         let a = alignment(&tuple_type, pt);
         trap_if(ptr != align_to(ptr, a), TrapKind::MisalignedPointer, || {
             format!("lift_flat_values: tuple pointer {ptr} is not {a}-aligned")

@@ -97,7 +97,7 @@ pub fn lower_flat_list(
 /// `lower_flat_record`.
 pub fn lower_flat_record(cx: &mut LiftLowerContext<'_>, v: &Value, fields: &[FieldType]) -> Result<Vec<Flat>> {
     reached!(lower_flat_record);
-    let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
+    let values = record_fields(v, fields)?;
     let mut flat = vec![];
     for (f, fv) in fields.iter().zip(values) {
         flat.extend(lower_flat(cx, fv, &f.t)?);
@@ -135,7 +135,7 @@ pub fn lower_flat_variant(cx: &mut LiftLowerContext<'_>, v: &Value, cases: &[Cas
             }
             payload
         }
-        _ => return Err(mismatch(v, &ValType::Variant(cases.to_vec()))),
+        _ => return Err(mismatch(v, &ValType::Variant(cases.into()))),
     };
     payload.extend(flat_types.into_iter().map(Flat::zero));
     let mut out = vec![Flat::I32(case_index as u32)];
@@ -171,7 +171,7 @@ pub fn lower_flat_values(
     let pt = cx.memory().ptr_type();
     let flat_types = flatten_types(ts, pt);
     let flat_vals = if flat_types.len() > max_flat {
-        let tuple_type = ValType::Tuple(ts.to_vec());
+        let tuple_type = ValType::Tuple(ts.into());
         let tuple_value = Value::tuple(vs.iter().cloned());
         let a = alignment(&tuple_type, pt);
         let size = elem_size(&tuple_type, pt);

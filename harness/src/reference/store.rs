@@ -159,21 +159,19 @@ pub fn store_list_into_valid_range(
 }
 
 /// The field values of a record value in the type's field order.
-pub(crate) fn record_fields<'v>(v: &'v Value, fields: &[FieldType], t: &ValType) -> Result<Vec<&'v Value>> {
+pub(crate) fn record_fields<'v>(v: &'v Value, fields: &[FieldType]) -> Result<Vec<&'v Value>> {
+    let not_record = || mismatch(v, &ValType::Record(fields.into()));
     let Value::Record(vs) = v else {
-        return Err(mismatch(v, t));
+        return Err(not_record());
     };
-    fields
-        .iter()
-        .map(|f| vs.iter().find(|(l, _)| *l == f.label).map(|(_, x)| x).ok_or_else(|| mismatch(v, t)))
-        .collect()
+    fields.iter().map(|f| vs.iter().find(|(l, _)| *l == f.label).map(|(_, x)| x).ok_or_else(not_record)).collect()
 }
 
 /// `store_record`.
 pub fn store_record(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, fields: &[FieldType]) -> Result<()> {
     reached!(store_record);
     let pt = cx.memory().ptr_type();
-    let values = record_fields(v, fields, &ValType::Record(fields.to_vec()))?;
+    let values = record_fields(v, fields)?;
     for (f, fv) in fields.iter().zip(values) {
         ptr = align_to(ptr, alignment(&f.t, pt));
         store(cx, fv, &f.t, ptr)?;
@@ -194,7 +192,7 @@ pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cas
     match (&cases[case_index].t, case_value) {
         (Some(t), Some(cv)) => store(cx, cv, t, ptr),
         (None, None) => Ok(()),
-        _ => Err(mismatch(v, &ValType::Variant(cases.to_vec()))),
+        _ => Err(mismatch(v, &ValType::Variant(cases.into()))),
     }
 }
 
@@ -202,10 +200,10 @@ pub fn store_variant(cx: &mut LiftLowerContext<'_>, v: &Value, mut ptr: u64, cas
 pub fn match_case<'v>(v: &'v Value, cases: &[CaseType]) -> Result<(usize, Option<&'v Value>)> {
     reached!(match_case);
     let Value::Variant(label, payload) = v else {
-        return Err(mismatch(v, &ValType::Variant(cases.to_vec())));
+        return Err(mismatch(v, &ValType::Variant(cases.into())));
     };
     let index =
-        cases.iter().position(|c| c.label == *label).ok_or_else(|| mismatch(v, &ValType::Variant(cases.to_vec())))?;
+        cases.iter().position(|c| c.label == *label).ok_or_else(|| mismatch(v, &ValType::Variant(cases.into())))?;
     Ok((index, payload.as_deref()))
 }
 
@@ -220,7 +218,7 @@ pub fn store_flags(cx: &mut LiftLowerContext<'_>, v: &Value, ptr: u64, labels: &
 pub fn pack_flags_into_int(v: &Value, labels: &[String]) -> Result<u64> {
     reached!(pack_flags_into_int);
     let Value::Flags(set) = v else {
-        return Err(mismatch(v, &ValType::Flags(labels.to_vec())));
+        return Err(mismatch(v, &ValType::Flags(labels.into())));
     };
     if let Some(unknown) = set.iter().find(|l| !labels.contains(l)) {
         return Err(Trap::new(TrapKind::Assertion, format!("flag `{unknown}` is not a label of the type")));

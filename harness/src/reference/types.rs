@@ -4,6 +4,7 @@
 use crate::reference::reached::reached;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// The address type of a memory (`ptr_type` in definitions.py): i32 now, i64 with memory64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -116,7 +117,9 @@ pub struct CaseType {
     pub t: Option<ValType>,
 }
 
-/// The value types of the synchronous Canonical ABI.
+/// The value types of the synchronous Canonical ABI. What a type holds is shared (`Arc`), so
+/// that cloning one, as definitions.py's `despecialize` and the runtimes do all the time, costs
+/// no allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ValType {
     Bool,
@@ -133,24 +136,24 @@ pub enum ValType {
     Char,
     String,
     /// `ListType(t, l)`: `l` is the length of a fixed-length list (🔧), `None` for `list<T>`.
-    List(Box<ValType>, Option<u32>),
-    Record(Vec<FieldType>),
-    Tuple(Vec<ValType>),
-    Variant(Vec<CaseType>),
-    Enum(Vec<String>),
-    Option(Box<ValType>),
-    Result(Option<Box<ValType>>, Option<Box<ValType>>),
-    Flags(Vec<String>),
+    List(Arc<ValType>, Option<u32>),
+    Record(Arc<[FieldType]>),
+    Tuple(Arc<[ValType]>),
+    Variant(Arc<[CaseType]>),
+    Enum(Arc<[String]>),
+    Option(Arc<ValType>),
+    Result(Option<Arc<ValType>>, Option<Arc<ValType>>),
+    Flags(Arc<[String]>),
     /// `MapType(k, v)` (🗺️, component-model #554): `k` is a `keytype` (`bool`, the integers,
     /// `char`, `string`); despecialized to a list of (key, value) tuples.
-    Map(Box<ValType>, Box<ValType>),
+    Map(Arc<ValType>, Arc<ValType>),
     Own(ResourceType),
     Borrow(ResourceType),
     /// 🔀 `StreamType(t)`: the readable end of a stream of `t` (`None`: `stream` with no
     /// payload), passed as an i32 handle.
-    Stream(Option<Box<ValType>>),
+    Stream(Option<Arc<ValType>>),
     /// 🔀 `FutureType(t)`: the readable end of a future of `t`, passed as an i32 handle.
-    Future(Option<Box<ValType>>),
+    Future(Option<Arc<ValType>>),
     /// 🔀 `ErrorContextType`, passed as an i32 handle.
     ErrorContext,
 }
@@ -177,15 +180,15 @@ impl ValType {
     }
 
     pub fn list(t: ValType) -> ValType {
-        ValType::List(Box::new(t), None)
+        ValType::List(Arc::new(t), None)
     }
 
     pub fn option(t: ValType) -> ValType {
-        ValType::Option(Box::new(t))
+        ValType::Option(Arc::new(t))
     }
 
     pub fn result(ok: Option<ValType>, err: Option<ValType>) -> ValType {
-        ValType::Result(ok.map(Box::new), err.map(Box::new))
+        ValType::Result(ok.map(Arc::new), err.map(Arc::new))
     }
 
     pub fn record<'a>(fields: impl IntoIterator<Item = (&'a str, ValType)>) -> ValType {
@@ -216,16 +219,16 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
         ValType::Enum(labels) => {
             Cow::Owned(ValType::Variant(labels.iter().map(|l| CaseType { label: l.clone(), t: None }).collect()))
         }
-        ValType::Option(t) => Cow::Owned(ValType::Variant(vec![
+        ValType::Option(t) => Cow::Owned(ValType::Variant(Arc::new([
             CaseType { label: "none".into(), t: None },
             CaseType { label: "some".into(), t: Some((**t).clone()) },
-        ])),
-        ValType::Result(ok, err) => Cow::Owned(ValType::Variant(vec![
+        ]))),
+        ValType::Result(ok, err) => Cow::Owned(ValType::Variant(Arc::new([
             CaseType { label: "ok".into(), t: ok.as_deref().cloned() },
             CaseType { label: "error".into(), t: err.as_deref().cloned() },
-        ])),
+        ]))),
         ValType::Map(k, v) => Cow::Owned(ValType::List(
-            Box::new(despecialize(&ValType::Tuple(vec![(**k).clone(), (**v).clone()])).into_owned()),
+            Arc::new(despecialize(&ValType::Tuple(Arc::new([(**k).clone(), (**v).clone()]))).into_owned()),
             None,
         )),
         _ => Cow::Borrowed(t),
@@ -275,7 +278,7 @@ pub const KEY_TYPES: &[ValType] = &[
 /// The list of (key, value) tuples a `map<k, v>` is: how values, WAVE text and the adapter
 /// protocol see a map (despecialize goes on to a list of records).
 pub fn map_entries(k: &ValType, v: &ValType) -> ValType {
-    ValType::List(Box::new(ValType::Tuple(vec![k.clone(), v.clone()])), None)
+    ValType::List(Arc::new(ValType::Tuple(Arc::new([k.clone(), v.clone()]))), None)
 }
 
 /// A component-level function type: named params, at most one result, and 🔀 whether it is

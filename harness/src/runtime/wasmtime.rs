@@ -236,7 +236,7 @@ pub fn value_to_val_with(t: &ValType, v: &Value, h: &mut dyn HandleMap) -> Resul
             _ => return Err(bad()),
         },
         (ValType::Result(ok, err), Value::Variant(label, p)) => {
-            let mut side = |t: &Option<Box<ValType>>| -> Result<Option<Box<Val>>> {
+            let mut side = |t: &Option<Arc<ValType>>| -> Result<Option<Box<Val>>> {
                 match (t, p) {
                     (Some(t), Some(p)) => Ok(Some(Box::new(recurse(t, p, h)?))),
                     (None, None) => Ok(None),
@@ -308,7 +308,7 @@ pub fn val_to_value_with(t: &ValType, v: &Val, h: &mut dyn HandleMap) -> Result<
             Some(p) => Value::case("some", Some(recurse(t, p, h)?)),
         },
         (_, ValType::Result(ok, err), Val::Result(r)) => {
-            let mut side = |t: &Option<Box<ValType>>, p: &Option<Box<Val>>| -> Result<Option<Value>> {
+            let mut side = |t: &Option<Arc<ValType>>, p: &Option<Box<Val>>| -> Result<Option<Value>> {
                 match (t, p) {
                     (Some(t), Some(p)) => Ok(Some(recurse(t, p, h)?)),
                     (None, None) => Ok(None),

@@ -3,6 +3,7 @@
 //! extremes, empty lists, every variant case, all-set and no-set flags.
 
 use arbitrary::{Result, Unstructured};
+use std::sync::Arc;
 
 use crate::reference::StringEncoding;
 use crate::reference::types::{CaseType, FieldType, KEY_TYPES, ResourceType, ValType, map_entries};
@@ -82,7 +83,7 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
         }
         5 => {
             let n = width(u)?;
-            ValType::Enum(labels(u, "e", n)?)
+            ValType::Enum(labels(u, "e", n)?.into())
         }
         6 => ValType::option(ty(u, cfg, d)?),
         7 => {
@@ -91,11 +92,11 @@ fn ty(u: &mut Unstructured<'_>, cfg: &TypeConfig, depth: u32) -> Result<ValType>
             ValType::result(ok, err)
         }
         // `keytype` (Explainer.md, 🗺️).
-        9 => ValType::Map(Box::new(u.choose(KEY_TYPES)?.clone()), Box::new(ty(u, cfg, d)?)),
+        9 => ValType::Map(Arc::new(u.choose(KEY_TYPES)?.clone()), Arc::new(ty(u, cfg, d)?)),
         _ => {
             // Flags straddle the 8/16/32 size steps.
             let n = *u.choose(&[1usize, 2, 7, 8, 9, 15, 16, 17, 31, 32])?;
-            ValType::Flags(labels(u, "g", n)?)
+            ValType::Flags(labels(u, "g", n)?.into())
         }
     })
 }
@@ -256,7 +257,7 @@ pub fn arbitrary_value(u: &mut Unstructured<'_>, t: &ValType, encoding: StringEn
         }
         ValType::Flags(labels) => Value::Flags(match u.int_in_range(0..=2)? {
             0 => vec![],
-            1 => labels.clone(),
+            1 => labels.to_vec(),
             _ => labels.iter().filter(|_| u.arbitrary().unwrap_or(false)).cloned().collect(),
         }),
         ValType::Own(_) | ValType::Borrow(_) => {

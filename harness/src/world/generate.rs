@@ -21,6 +21,7 @@
 //! pick the smallest choices, so every input yields a world.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use arbitrary::{Result, Unstructured};
 
@@ -431,7 +432,7 @@ fn spill_params(u: &mut Unstructured<'_>, params: &mut Vec<ValType>, kind: Kind)
                     let names = labels(u, "f", ts.len())?;
                     ValType::Record(names.into_iter().zip(ts).map(|(label, t)| FieldType { label, t }).collect())
                 } else {
-                    ValType::Tuple(ts)
+                    ValType::Tuple(ts.into())
                 }
             }
         };
@@ -450,13 +451,13 @@ fn spill_result(u: &mut Unstructured<'_>, t: ValType) -> Result<ValType> {
     Ok(match u.int_in_range(0..=3u8)? {
         0 => ValType::String,
         1 => ValType::list(t),
-        2 => ValType::Tuple(vec![t, other]),
+        2 => ValType::Tuple(Arc::new([t, other])),
         _ => {
             let names = labels(u, "f", 2)?;
-            ValType::Record(vec![
+            ValType::Record(Arc::new([
                 FieldType { label: names[0].clone(), t },
                 FieldType { label: names[1].clone(), t: other },
-            ])
+            ]))
         }
     })
 }

@@ -62,7 +62,7 @@ impl WitPrinter {
             ValType::Borrow(rt) => format!("borrow<{}>", escape(&rt.name)),
             ValType::Record(fields) => {
                 let mut body = String::new();
-                for f in fields {
+                for f in fields.iter() {
                     let t = self.expr(&f.t);
                     let _ = write!(body, "{}: {t}, ", escape(&f.label));
                 }
@@ -70,7 +70,7 @@ impl WitPrinter {
             }
             ValType::Variant(cases) => {
                 let mut body = String::new();
-                for c in cases {
+                for c in cases.iter() {
                     match &c.t {
                         Some(t) => {
                             let t = self.expr(t);

@@ -2,6 +2,7 @@
 //! with names (records, variants, resources, ...) looked up in a loaded WIT package.
 
 use anyhow::{Result, anyhow, bail};
+use std::sync::Arc;
 
 use super::wit::{Converter, MAX_TYPE_DEPTH, Wit, resource_root};
 use crate::reference::types::ValType;
@@ -114,16 +115,16 @@ impl Parser<'_> {
                     None
                 };
                 self.expect(">")?;
-                ValType::List(Box::new(t), len)
+                ValType::List(Arc::new(t), len)
             }
-            "tuple" => ValType::Tuple(self.type_list()?),
+            "tuple" => ValType::Tuple(self.type_list()?.into()),
             "error-context" => ValType::ErrorContext,
             "stream" | "future" => {
                 let payload = if self.peek() == Some("<") {
                     self.next()?;
                     let t = self.ty()?;
                     self.expect(">")?;
-                    Some(Box::new(t))
+                    Some(Arc::new(t))
                 } else {
                     None
                 };
@@ -135,7 +136,7 @@ impl Parser<'_> {
                 self.expect(",")?;
                 let v = self.ty()?;
                 self.expect(">")?;
-                ValType::Map(Box::new(k), Box::new(v))
+                ValType::Map(Arc::new(k), Arc::new(v))
             }
             "option" => {
                 self.expect("<")?;

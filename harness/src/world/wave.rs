@@ -5,6 +5,7 @@
 //! representation, a `u32`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use wasm_wave::value::{Type as WaveType, Value as WaveValue};
@@ -92,7 +93,7 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
         ValType::Record(fields) => {
             let got: Vec<(Cow<str>, Cow<WaveValue>)> = v.unwrap_record().collect();
             let mut out = vec![];
-            for f in fields {
+            for f in fields.iter() {
                 let (_, x) =
                     got.iter().find(|(l, _)| *l == f.label).ok_or_else(|| anyhow!("missing field `{}`", f.label))?;
                 out.push((f.label.clone(), from_wave(&f.t, x, enc)?));
@@ -123,7 +124,7 @@ fn from_wave(t: &ValType, v: &WaveValue, enc: StringEncoding) -> Result<Value> {
             Some(x) => Value::case("some", Some(from_wave(t, &x, enc)?)),
         },
         ValType::Result(ok, err) => {
-            let side = |t: &Option<Box<ValType>>, x: Option<Cow<WaveValue>>| -> Result<Option<Value>> {
+            let side = |t: &Option<Arc<ValType>>, x: Option<Cow<WaveValue>>| -> Result<Option<Value>> {
                 match (t, x) {
                     (Some(t), Some(x)) => Ok(Some(from_wave(t, &x, enc)?)),
                     _ => Ok(None),
@@ -172,7 +173,7 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
         }
         (ValType::Record(fields), Value::Record(xs)) => {
             let mut out = vec![];
-            for f in fields {
+            for f in fields.iter() {
                 let (_, x) = xs.iter().find(|(l, _)| *l == f.label).ok_or_else(bad)?;
                 out.push((f.label.as_str(), to_wave(&f.t, x)?));
             }
@@ -201,7 +202,7 @@ fn to_wave(t: &ValType, v: &Value) -> Result<WaveValue> {
             WaveValue::make_option(&wt, inner).map_err(err)?
         }
         (ValType::Result(ok, er), Value::Variant(label, p)) => {
-            let side = |t: &Option<Box<ValType>>| -> Result<Option<WaveValue>> {
+            let side = |t: &Option<Arc<ValType>>| -> Result<Option<WaveValue>> {
                 match (t, p) {
                     (Some(t), Some(p)) => Ok(Some(to_wave(t, p)?)),
                     (None, None) => Ok(None),

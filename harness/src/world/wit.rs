@@ -1,6 +1,7 @@
 //! Loading WIT and converting wit-parser types into `reference::ValType`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use wit_parser::{
@@ -229,8 +230,8 @@ impl<'a> Converter<'a> {
         }
         let def = &self.resolve.types[id];
         let inner = |t: &Type| self.val_type_in(t, depth + 1);
-        let opt = |t: &Option<Type>| -> Result<Option<Box<ValType>>> {
-            t.as_ref().map(|t| inner(t).map(Box::new)).transpose()
+        let opt = |t: &Option<Type>| -> Result<Option<Arc<ValType>>> {
+            t.as_ref().map(|t| inner(t).map(Arc::new)).transpose()
         };
         Ok(match &def.kind {
             TypeDefKind::Type(t) => self.val_type_in(t, depth)?,
@@ -249,17 +250,17 @@ impl<'a> Converter<'a> {
             ),
             TypeDefKind::Enum(e) => ValType::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
             TypeDefKind::Flags(f) => ValType::Flags(f.flags.iter().map(|f| f.name.clone()).collect()),
-            TypeDefKind::Option(t) => ValType::Option(Box::new(inner(t)?)),
+            TypeDefKind::Option(t) => ValType::Option(Arc::new(inner(t)?)),
             TypeDefKind::Result(r) => ValType::Result(opt(&r.ok)?, opt(&r.err)?),
-            TypeDefKind::List(t) => ValType::List(Box::new(inner(t)?), None),
-            TypeDefKind::FixedLengthList(t, n) => ValType::List(Box::new(inner(t)?), Some(*n)),
+            TypeDefKind::List(t) => ValType::List(Arc::new(inner(t)?), None),
+            TypeDefKind::FixedLengthList(t, n) => ValType::List(Arc::new(inner(t)?), Some(*n)),
             TypeDefKind::Handle(Handle::Own(r)) => ValType::Own(self.resource(*r)),
             TypeDefKind::Handle(Handle::Borrow(r)) => ValType::Borrow(self.resource(*r)),
             TypeDefKind::Resource => bail!(
                 "`{}` is a resource, not a value type: write own<{0}> or borrow<{0}>",
                 def.name.as_deref().unwrap_or("resource")
             ),
-            TypeDefKind::Map(k, v) => ValType::Map(Box::new(inner(k)?), Box::new(inner(v)?)),
+            TypeDefKind::Map(k, v) => ValType::Map(Arc::new(inner(k)?), Arc::new(inner(v)?)),
             TypeDefKind::Future(t) if self.asynchronous => ValType::Future(opt(t)?),
             TypeDefKind::Stream(t) if self.asynchronous => ValType::Stream(opt(t)?),
             TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
