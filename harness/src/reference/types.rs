@@ -212,27 +212,82 @@ impl ValType {
 /// results become variants. `string` and `flags` keep their own representations.
 pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
     reached!(despecialize);
+    match SpecializedKey::of(t) {
+        None => Cow::Borrowed(t),
+        Some(key) => Cow::Owned(DESPECIALIZED.with_borrow_mut(|memo| {
+            if memo.len() >= DESPECIALIZED_MAX {
+                memo.clear();
+            }
+            memo.entry(key).or_insert_with(|| (t.clone(), despecialize_anew(t))).1.clone()
+        })),
+    }
+}
+
+/// What `despecialize` builds for a specialized type.
+fn despecialize_anew(t: &ValType) -> ValType {
     match t {
-        ValType::Tuple(ts) => Cow::Owned(ValType::Record(
+        ValType::Tuple(ts) => ValType::Record(
             ts.iter().enumerate().map(|(i, t)| FieldType { label: i.to_string(), t: t.clone() }).collect(),
-        )),
+        ),
         ValType::Enum(labels) => {
-            Cow::Owned(ValType::Variant(labels.iter().map(|l| CaseType { label: l.clone(), t: None }).collect()))
+            ValType::Variant(labels.iter().map(|l| CaseType { label: l.clone(), t: None }).collect())
         }
-        ValType::Option(t) => Cow::Owned(ValType::Variant(Arc::new([
+        ValType::Option(t) => ValType::Variant(Arc::new([
             CaseType { label: "none".into(), t: None },
             CaseType { label: "some".into(), t: Some((**t).clone()) },
-        ]))),
-        ValType::Result(ok, err) => Cow::Owned(ValType::Variant(Arc::new([
+        ])),
+        ValType::Result(ok, err) => ValType::Variant(Arc::new([
             CaseType { label: "ok".into(), t: ok.as_deref().cloned() },
             CaseType { label: "error".into(), t: err.as_deref().cloned() },
-        ]))),
-        ValType::Map(k, v) => Cow::Owned(ValType::List(
-            Arc::new(despecialize(&ValType::Tuple(Arc::new([(**k).clone(), (**v).clone()]))).into_owned()),
-            None,
-        )),
-        _ => Cow::Borrowed(t),
+        ])),
+        ValType::Map(k, v) => ValType::List(Arc::new(despecialize_anew(&map_tuple(k, v))), None),
+        other => other.clone(),
     }
+}
+
+fn map_tuple(k: &ValType, v: &ValType) -> ValType {
+    ValType::Tuple(Arc::new([k.clone(), v.clone()]))
+}
+
+/// A specialized type by the identity of the parts it shares: the same parts despecialize to
+/// the same type. (Types are immutable and the memo keeps each key's type alive, so an
+/// address is not reused while its entry stands.)
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum SpecializedKey {
+    Tuple(usize),
+    Enum(usize),
+    Option(usize),
+    Result(usize, usize),
+    Map(usize, usize),
+}
+
+impl SpecializedKey {
+    fn of(t: &ValType) -> Option<SpecializedKey> {
+        fn at<T: ?Sized>(a: &Arc<T>) -> usize {
+            Arc::as_ptr(a) as *const () as usize
+        }
+        let maybe = |a: &Option<Arc<ValType>>| a.as_ref().map_or(0, at);
+        Some(match t {
+            ValType::Tuple(ts) => SpecializedKey::Tuple(at(ts)),
+            ValType::Enum(labels) => SpecializedKey::Enum(at(labels)),
+            ValType::Option(t) => SpecializedKey::Option(at(t)),
+            ValType::Result(ok, err) => SpecializedKey::Result(maybe(ok), maybe(err)),
+            ValType::Map(k, v) => SpecializedKey::Map(at(k), at(v)),
+            _ => return None,
+        })
+    }
+}
+
+/// Entries before the memo starts again (a world has far fewer specialized types; inputs that
+/// make new types each time, as the fuzz targets do, must not grow it without end).
+const DESPECIALIZED_MAX: usize = 4096;
+
+thread_local! {
+    /// `despecialize`'s results, by the specialized type's parts: the reference despecializes
+    /// a type at every step of lifting and lowering, and building the variant or record anew
+    /// each time was a fifth of a fuzz input's allocations. Each entry holds the key's type.
+    static DESPECIALIZED: std::cell::RefCell<std::collections::HashMap<SpecializedKey, (ValType, ValType)>> =
+        Default::default();
 }
 
 /// `contains(t, p)`: whether `p` holds for `t` or a type in it (through lists, stream and
@@ -278,7 +333,7 @@ pub const KEY_TYPES: &[ValType] = &[
 /// The list of (key, value) tuples a `map<k, v>` is: how values, WAVE text and the adapter
 /// protocol see a map (despecialize goes on to a list of records).
 pub fn map_entries(k: &ValType, v: &ValType) -> ValType {
-    ValType::List(Arc::new(ValType::Tuple(Arc::new([k.clone(), v.clone()]))), None)
+    ValType::List(Arc::new(map_tuple(k, v)), None)
 }
 
 /// A component-level function type: named params, at most one result, and 🔀 whether it is
