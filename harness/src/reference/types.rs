@@ -212,15 +212,19 @@ impl ValType {
 /// results become variants. `string` and `flags` keep their own representations.
 pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
     reached!(despecialize);
-    match SpecializedKey::of(t) {
-        None => Cow::Borrowed(t),
-        Some(key) => Cow::Owned(DESPECIALIZED.with_borrow_mut(|memo| {
-            if memo.len() >= DESPECIALIZED_MAX {
-                memo.clear();
-            }
-            memo.entry(key).or_insert_with(|| (t.clone(), despecialize_anew(t))).1.clone()
-        })),
+    if !matches!(t, ValType::Tuple(_) | ValType::Enum(_) | ValType::Option(_) | ValType::Result(..) | ValType::Map(..))
+    {
+        return Cow::Borrowed(t);
     }
+    Cow::Owned(DESPECIALIZED.with_borrow_mut(|memo| {
+        if let Some(d) = memo.get(t) {
+            return d.clone();
+        }
+        if memo.len() >= DESPECIALIZED_MAX {
+            memo.clear();
+        }
+        memo.entry(t.clone()).or_insert_with(|| despecialize_anew(t)).clone()
+    }))
 }
 
 /// What `despecialize` builds for a specialized type.
@@ -249,45 +253,18 @@ fn map_tuple(k: &ValType, v: &ValType) -> ValType {
     ValType::Tuple(Arc::new([k.clone(), v.clone()]))
 }
 
-/// A specialized type by the identity of the parts it shares: the same parts despecialize to
-/// the same type. (Types are immutable and the memo keeps each key's type alive, so an
-/// address is not reused while its entry stands.)
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum SpecializedKey {
-    Tuple(usize),
-    Enum(usize),
-    Option(usize),
-    Result(usize, usize),
-    Map(usize, usize),
-}
-
-impl SpecializedKey {
-    fn of(t: &ValType) -> Option<SpecializedKey> {
-        fn at<T: ?Sized>(a: &Arc<T>) -> usize {
-            Arc::as_ptr(a) as *const () as usize
-        }
-        let maybe = |a: &Option<Arc<ValType>>| a.as_ref().map_or(0, at);
-        Some(match t {
-            ValType::Tuple(ts) => SpecializedKey::Tuple(at(ts)),
-            ValType::Enum(labels) => SpecializedKey::Enum(at(labels)),
-            ValType::Option(t) => SpecializedKey::Option(at(t)),
-            ValType::Result(ok, err) => SpecializedKey::Result(maybe(ok), maybe(err)),
-            ValType::Map(k, v) => SpecializedKey::Map(at(k), at(v)),
-            _ => return None,
-        })
-    }
-}
-
 /// Entries before the memo starts again (a world has far fewer specialized types; inputs that
 /// make new types each time, as the fuzz targets do, must not grow it without end).
 const DESPECIALIZED_MAX: usize = 4096;
 
 thread_local! {
-    /// `despecialize`'s results, by the specialized type's parts: the reference despecializes
-    /// a type at every step of lifting and lowering, and building the variant or record anew
-    /// each time was a fifth of a fuzz input's allocations. Each entry holds the key's type.
-    static DESPECIALIZED: std::cell::RefCell<std::collections::HashMap<SpecializedKey, (ValType, ValType)>> =
-        Default::default();
+    /// `despecialize`'s results, by type: the reference despecializes a type at every step of
+    /// lifting and lowering, and building the variant or record anew each time was a fifth of
+    /// a fuzz input's allocations. Keyed by value, not by the address of the type's parts, so
+    /// that the temporary types the ABI builds (a spilled tuple of params) hit it too, and a
+    /// run adds entries only for types it has not seen (libFuzzer's leak check runs after
+    /// every input that allocates more than it frees).
+    static DESPECIALIZED: std::cell::RefCell<std::collections::HashMap<ValType, ValType>> = Default::default();
 }
 
 /// `contains(t, p)`: whether `p` holds for `t` or a type in it (through lists, stream and
