@@ -191,7 +191,6 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
             (None, Some(core), encoding)
         }
     };
-    let import_types = OnceLock::new();
     Ok(Artifact {
         component,
         core,
@@ -202,7 +201,7 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
         resources,
         dtors,
         model: None,
-        import_types,
+        import_types: OnceLock::new(),
     })
 }
 

@@ -223,7 +223,9 @@ pub fn despecialize(t: &ValType) -> Cow<'_, ValType> {
         if memo.len() >= DESPECIALIZED_MAX {
             memo.clear();
         }
-        memo.entry(t.clone()).or_insert_with(|| despecialize_anew(t)).clone()
+        let d = despecialize_anew(t);
+        memo.insert(t.clone(), d.clone());
+        d
     }))
 }
 
