@@ -161,6 +161,7 @@ fn describe(prepared: &Prepared, e: &Event) -> String {
                 Some(ImportType::ResourceNew(rt)) => format!("resource.new {}", rt.name),
                 Some(ImportType::ResourceRep(rt)) => format!("resource.rep {}", rt.name),
                 Some(ImportType::ResourceDrop(rt)) => format!("resource.drop {}", rt.name),
+                Some(ImportType::Async(builtin)) => builtin.describe(),
                 None => "?".into(),
             };
             format!("Import {{ thunk: {thunk} ({what}), results: {results:?} }}")

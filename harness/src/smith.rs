@@ -409,7 +409,7 @@ impl Host for SmithHost {
 fn run_on(compiled: &mut dyn Compiled, sw: &SmithWorld, seed: u64, plan: &[SmithCall]) -> Result<EngineRun> {
     let types = sw.artifact.imports.iter().map(|i| match i {
         Import::Func { func, .. } => Some(func.ft.clone()),
-        Import::Builtin { .. } => None,
+        Import::Builtin { .. } | Import::Async { .. } => None,
     });
     let host = SmithHost { seed, next_import: 0, types: types.collect(), events: vec![], unimplemented: None };
     let host = Rc::new(RefCell::new(host));

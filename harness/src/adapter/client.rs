@@ -67,6 +67,7 @@ pub fn compile_request(artifact: &Artifact, kind: Kind) -> Result<Json> {
                 "resource": names.name_of(rt)?,
                 "core": { "module": core.module, "name": core.name },
             })),
+            Import::Async { .. } => bail!("the adapter protocol has no async feature yet"),
         }
     }
     let exports = artifact
@@ -181,6 +182,9 @@ impl ProcessRuntime {
         let unsupported = |reason: &str| Unsupported { engine: label.clone(), reason: reason.into() };
         if artifact.core.is_none() {
             bail!(unsupported("adapters do not run compositions"));
+        }
+        if artifact.is_async() {
+            bail!(unsupported("the world is async (the adapter protocol has no async feature yet)"));
         }
         if artifact.has_resources() && !adapter.greeting.features.iter().any(|f| f == "resources") {
             bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)"));

@@ -18,7 +18,7 @@ use wit_parser::{Resolve, WorldId, WorldItem};
 
 use super::names::{ExportItem, ImportItem, NameScheme, world_exports, world_imports};
 use super::protocol::{self as p, answer, log, op};
-use super::signature::core_signature;
+use super::signature::{async_core_signature, core_signature};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::types::{CoreType, FuncType, ValType};
 
@@ -60,10 +60,23 @@ pub const LOAD_CHUNK: usize = 120;
 /// What a guest import stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportKind {
-    Func { interface: Option<wit_parser::InterfaceId>, func: String },
-    ResourceDrop { resource: wit_parser::TypeId, exported: bool },
-    ResourceNew { resource: wit_parser::TypeId },
-    ResourceRep { resource: wit_parser::TypeId },
+    Func {
+        interface: Option<wit_parser::InterfaceId>,
+        func: String,
+    },
+    ResourceDrop {
+        resource: wit_parser::TypeId,
+        exported: bool,
+    },
+    ResourceNew {
+        resource: wit_parser::TypeId,
+    },
+    ResourceRep {
+        resource: wit_parser::TypeId,
+    },
+    /// 🔀 A built-in of the async ABI (`task.return`, `waitable-set.new`, `stream.read`, ...),
+    /// as the world's names list it.
+    Async(ImportItem),
 }
 
 /// A core import of the guest; its index is its thunk number in scripts.
@@ -84,6 +97,8 @@ pub enum EntryKind {
     PostReturn { of: u32 },
     /// A resource destructor (entry `dtor_entry(k)`).
     Dtor { resource: wit_parser::TypeId },
+    /// 🔀 The callback of async function k (entry `callback_entry(k)`).
+    Callback { of: u32 },
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +107,14 @@ pub struct GuestExport {
     pub sig: CoreFuncType,
     pub entry: u32,
     pub kind: EntryKind,
+}
+
+impl GuestExport {
+    /// Whether the export may run without a frame of its own (a post-return or a destructor
+    /// the case says nothing about); a function or a callback without one traps.
+    pub fn frame_optional(&self) -> bool {
+        !matches!(self.kind, EntryKind::Func { .. } | EntryKind::Callback { .. })
+    }
 }
 
 /// Everything the encoder needs: the world's core imports and exports under one name scheme.
@@ -108,9 +131,15 @@ pub struct GuestModule {
 }
 
 impl GuestModule {
-    /// The guest of `world`, which must export the control interface (`add_control`).
+    /// The guest of `world`, which must export the control interface (`add_control`). 🔀 An
+    /// async world (Legacy names only) gets the async ABI's built-ins as imports and a
+    /// callback beside each async export.
     pub fn new(resolve: &Resolve, world: WorldId, scheme: NameScheme) -> Result<GuestModule> {
-        let sig = core_signature(resolve, world, scheme)?;
+        let sig = if is_async_world(resolve, world) {
+            async_core_signature(resolve, world, scheme)?
+        } else {
+            core_signature(resolve, world, scheme)?
+        };
         let control = control_interface(resolve, world)?;
         let mut imports = vec![];
         for (i, imp) in world_imports(resolve, world, scheme).into_iter().enumerate() {
@@ -119,9 +148,8 @@ impl GuestModule {
                 ImportItem::ResourceDrop { resource, exported } => ImportKind::ResourceDrop { resource, exported },
                 ImportItem::ResourceNew { resource } => ImportKind::ResourceNew { resource },
                 ImportItem::ResourceRep { resource } => ImportKind::ResourceRep { resource },
-                // core_signature above refuses async worlds; this says so if that changes.
-                ImportItem::TaskReturn { .. } | ImportItem::AsyncValue { .. } | ImportItem::Builtin { .. } => {
-                    bail!("{}: the scripted guest has no async built-ins yet", imp.name)
+                item @ (ImportItem::TaskReturn { .. } | ImportItem::AsyncValue { .. } | ImportItem::Builtin { .. }) => {
+                    ImportKind::Async(item)
                 }
             };
             imports.push(GuestImport { module: imp.module, name: imp.name, sig: sig.imports[i].ty.clone(), kind });
@@ -137,7 +165,18 @@ impl GuestModule {
                     control_names.insert(func, exp.name);
                 }
                 ExportItem::PostReturn { interface: Some(iface), .. } if iface == control => {}
-                ExportItem::Callback { .. } => bail!("{}: the scripted guest has no async exports yet", exp.name),
+                ExportItem::Callback { interface, func } => {
+                    let k = *func_entries
+                        .get(&(interface, func))
+                        .ok_or_else(|| anyhow!("{}: callback before its function", exp.name))?;
+                    let sig = ty.ok_or_else(|| anyhow!("export {} has no type", exp.name))?;
+                    exports.push(GuestExport {
+                        name: exp.name,
+                        sig,
+                        entry: p::callback_entry(k),
+                        kind: EntryKind::Callback { of: k },
+                    });
+                }
                 ExportItem::Func { interface, func } => {
                     let k = func_entries.len() as u32;
                     func_entries.insert((interface, func.clone()), k);
@@ -193,6 +232,14 @@ impl GuestModule {
     pub fn export_of(&self, entry: u32) -> Option<&GuestExport> {
         self.exports.iter().find(|e| e.entry == entry)
     }
+}
+
+/// 🔀 Whether `world` has anything async: an `async func`, a future or a stream (the async
+/// ABI's built-ins are then imported).
+pub fn is_async_world(resolve: &Resolve, world: WorldId) -> bool {
+    world_imports(resolve, world, NameScheme::Legacy).iter().any(|i| {
+        matches!(i.item, ImportItem::TaskReturn { .. } | ImportItem::AsyncValue { .. } | ImportItem::Builtin { .. })
+    })
 }
 
 fn is_control(resolve: &Resolve, iface: wit_parser::InterfaceId, package: Option<&str>) -> bool {
@@ -358,9 +405,8 @@ pub fn encode_guest(module: &GuestModule) -> Result<Vec<u8>> {
         code.function(&thunk_fn(k as u32, &imp.sig, f_log_record));
     }
     for exp in &module.exports {
-        let optional = !matches!(exp.kind, EntryKind::Func { .. });
         funcs.function(types.core(&exp.sig));
-        code.function(&export_fn(exp, optional, f_log_record, f_run_frame));
+        code.function(&export_fn(exp, exp.frame_optional(), f_log_record, f_run_frame));
     }
     funcs.function(t_load);
     code.function(&load_fn());

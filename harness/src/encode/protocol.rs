@@ -101,7 +101,7 @@ pub mod answer {
 
 /// Log record tags.
 pub mod log {
-    /// Entry `a` was called (an export, a post-return or a destructor).
+    /// Entry `a` was called (an export, a post-return, a destructor or a callback).
     pub const ENTER: u32 = 1;
     /// One flat parameter of the entry, raw bits in `b`.
     pub const PARAM: u32 = 2;
@@ -128,4 +128,9 @@ pub fn post_return_entry(k: u32) -> u32 {
 }
 pub fn dtor_entry(k: u32) -> u32 {
     0x2000 + k
+}
+/// 🔀 The callback of async export k: each call logs the event it received (code, p1, p2 as
+/// its params) and returns the callback code its frame pushed as its one result.
+pub fn callback_entry(k: u32) -> u32 {
+    0x3000 + k
 }

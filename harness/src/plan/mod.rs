@@ -19,7 +19,7 @@ use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
-use crate::runtime::prepared::ImportType;
+use crate::runtime::prepared::{AsyncImport, ImportType};
 use crate::runtime::resources::has_handles;
 use crate::runtime::{Case, ExportCall, Prepared, Step};
 use crate::world::arbitrary::arbitrary_value;
@@ -64,7 +64,18 @@ pub enum GuestOp {
     Import(ImportPlan),
     /// Call a resource built-in (`resource.new` / `.rep` / `.drop`, by thunk) with one i32.
     Builtin { thunk: u32, arg: u32 },
+    /// 🔀 Call `task.return` with the call's planned result (an async export).
+    TaskReturn,
+    /// 🔀 Call an async built-in (by thunk) with these i32 arguments.
+    AsyncBuiltin { thunk: u32, args: Vec<u32> },
+    /// 🔀 End this activation of an async export (its first call, then each callback call)
+    /// with callback code `code` (packed: `EXIT` 0, `YIELD` 1, `WAIT` 2 with the set's index
+    /// above 4 bits); the ops after it run in the next callback call.
+    Activation { code: u32 },
 }
+
+/// 🔀 `CallbackCode.EXIT`: an activation that ends the async call's callback loop.
+pub const CALLBACK_EXIT: u32 = 0;
 
 /// One export call. Handles in the guest's values (`result`, import arguments) are indices
 /// in the guest's table.
@@ -215,6 +226,10 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
         };
         let (_, ft) = prepared.exports.get(call.export as usize).ok_or_else(|| anyhow!("no export {}", call.export))?;
         case.script.realloc.extend(call.realloc.iter().copied());
+        if ft.async_ {
+            async_call(&mut case, prepared, ft, call, misses)?;
+            continue;
+        }
         case.script.frame(p::export_entry(call.export));
         // What the engine wrote while lowering the arguments.
         case.script.log_heap(p::HEAP as u32);
@@ -226,6 +241,9 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
                     case.script.arg((*arg).into());
                     case.script.call(*thunk);
                     continue;
+                }
+                GuestOp::TaskReturn | GuestOp::AsyncBuiltin { .. } | GuestOp::Activation { .. } => {
+                    bail!("an async operation in a call of synchronous export {}", call.export)
                 }
             };
             let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
@@ -288,6 +306,69 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
         case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
     }
     Ok(case)
+}
+
+/// 🔀 The frames of an async export call: its activations, each ending with its callback code.
+/// Without a `TaskReturn` or an `Activation`, the guest returns the planned result and exits.
+fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPlan, misses: Misses) -> Result<()> {
+    let task_return = prepared
+        .imports
+        .iter()
+        .position(|i| {
+            matches!(i, ImportType::Async(AsyncImport::TaskReturn { func, .. }) if *func == prepared.exports[call.export as usize].0)
+        })
+        .ok_or_else(|| anyhow!("the guest imports no task.return for export {}", call.export))? as u32;
+    let mut ops = call.ops.clone();
+    if !ops.iter().any(|op| matches!(op, GuestOp::TaskReturn | GuestOp::Activation { .. })) {
+        ops.push(GuestOp::TaskReturn);
+    }
+    if !matches!(ops.last(), Some(GuestOp::Activation { .. })) {
+        ops.push(GuestOp::Activation { code: CALLBACK_EXIT });
+    }
+    case.script.frame(p::export_entry(call.export));
+    // What the engine wrote while lowering the arguments.
+    case.script.log_heap(p::HEAP as u32);
+    let mut scratch = BumpHeap::new(p::HEAP, p::SCRATCH);
+    let mut open = true;
+    for op in &ops {
+        if !open {
+            case.script.frame(p::callback_entry(call.export));
+            open = true;
+        }
+        match op {
+            GuestOp::Import(_) => bail!("import calls from an async export are not planned yet"),
+            GuestOp::Builtin { thunk, arg } => {
+                case.script.arg((*arg).into());
+                case.script.call(*thunk);
+            }
+            GuestOp::AsyncBuiltin { thunk, args } => {
+                for a in args {
+                    case.script.arg((*a).into());
+                }
+                case.script.call(*thunk);
+            }
+            GuestOp::TaskReturn => {
+                // `task.return` takes the result as its params: MAX_FLAT_PARAMS of them.
+                let mark = scratch.writes.len();
+                let flats =
+                    lay_out(prepared.encoding, &call.result.values, &ft.result_type(), MAX_FLAT_PARAMS, &mut scratch)
+                        .context("the planned result")?;
+                let mut part = scratch.clone();
+                part.writes.drain(..mark);
+                for raw in emit(&mut case.script, &part, &call.result, flats, misses)? {
+                    case.script.arg(raw);
+                }
+                case.script.call(task_return);
+            }
+            GuestOp::Activation { code } => {
+                case.script.result((*code).into());
+                case.script.ret();
+                open = false;
+            }
+        }
+    }
+    case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
+    Ok(())
 }
 
 fn flats_len(ft: &FuncType) -> usize {

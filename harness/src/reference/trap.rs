@@ -57,7 +57,9 @@ pub enum TrapKind {
     TaskReturnMismatch,
     /// 🔀 A callback (or async-lifted core function) returned a code above `CallbackCode.MAX`.
     InvalidCallbackCode,
-    /// 🔀 A synchronous call blocked while no thread of the callee's instance was ready.
+    /// 🔀 A synchronous call blocked while no thread of the callee's instance was ready. Also
+    /// a host's async call whose event loop went idle before the call returned: the spec
+    /// leaves such a host waiting for ever; witness (like Wasmtime) ends the call there.
     WouldDeadlock,
     /// 🔀 `backpressure.inc` past 2^16 - 1 or `backpressure.dec` below 0.
     BackpressureRange,

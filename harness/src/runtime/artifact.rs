@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Result, anyhow};
 
-use super::prepared::{ImportType, Prepared};
+use super::prepared::{AsyncImport, ImportType, Prepared};
 use super::resources::resource_owner;
 use crate::encode::guest::{EntryKind, GuestModule, ImportKind, control_func_types, control_interface};
 use crate::reference::flatten::CoreFuncType;
@@ -70,11 +70,22 @@ impl Builtin {
 }
 
 /// An import of the guest, by thunk index: a host function, or (core module only) a resource
-/// built-in the host serves from its handle table.
+/// built-in the host serves from its handle table, or 🔀 a built-in of the async ABI.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Import {
     Func { func: Func, core: Option<CoreImport> },
     Builtin { builtin: Builtin, rt: ResourceType, core: CoreImport },
+    Async { builtin: AsyncImport, core: CoreImport },
+}
+
+impl Import {
+    /// The core import, where there is a core module.
+    pub fn core(&self) -> Option<&CoreImport> {
+        match self {
+            Import::Func { core, .. } => core.as_ref(),
+            Import::Builtin { core, .. } | Import::Async { core, .. } => Some(core),
+        }
+    }
 }
 
 /// A resource type at the boundary and the instance that defines it, on the side that
@@ -158,6 +169,13 @@ impl Artifact {
         !self.resources.is_empty() || self.imports.iter().any(|i| matches!(i, Import::Builtin { .. }))
     }
 
+    /// 🔀 Whether the world uses the async ABI (an async function, a future or a stream).
+    pub fn is_async(&self) -> bool {
+        self.imports.iter().any(|i| matches!(i, Import::Async { .. }))
+            || self.exports.iter().any(|e| e.func.ft.async_)
+            || self.imports.iter().any(|i| matches!(i, Import::Func { func, .. } if func.ft.async_))
+    }
+
     /// The resource at the boundary of type `rt`.
     pub fn resource(&self, rt: &ResourceType) -> Result<&Resource> {
         self.resources
@@ -202,6 +220,7 @@ impl Artifact {
                     Import::Builtin { builtin: Builtin::New, rt, .. } => ImportType::ResourceNew(rt.clone()),
                     Import::Builtin { builtin: Builtin::Rep, rt, .. } => ImportType::ResourceRep(rt.clone()),
                     Import::Builtin { builtin: Builtin::Drop, rt, .. } => ImportType::ResourceDrop(rt.clone()),
+                    Import::Async { builtin, .. } => ImportType::Async(builtin.clone()),
                 })
                 .collect()
         };
@@ -231,6 +250,10 @@ impl Artifact {
                 (_, ImportType::ResourceNew(rt)) => (Builtin::New, rt),
                 (_, ImportType::ResourceRep(rt)) => (Builtin::Rep, rt),
                 (_, ImportType::ResourceDrop(rt)) => (Builtin::Drop, rt),
+                (_, ImportType::Async(builtin)) => {
+                    imports.push(Import::Async { builtin: builtin.clone(), core });
+                    continue;
+                }
                 (_, ImportType::Func { .. }) => anyhow::bail!("import {} is a function of another kind", imp.name),
             };
             add_resource(rt)?;

@@ -192,6 +192,11 @@ pub fn serve_import<G: CoreGuest>(guest: &mut G, thunk: u32, flat_args: Vec<Flat
             }
             Ok(vec![])
         }
+        // Core runtimes refuse async worlds (`ASYNC_UNSUPPORTED`); the guest model serves these
+        // itself, on the async reference.
+        ImportType::Async(builtin) => {
+            Err(assertion(format!("{}: not served by the synchronous host", builtin.describe())))
+        }
         ImportType::Func { ft, .. } => {
             if !guest.host().started && requirements(ft, Context::Lower).0 {
                 return Err(Trap::new(TrapKind::GuestTrap, START_IMPORT_TRAP));

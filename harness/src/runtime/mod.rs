@@ -10,6 +10,7 @@ pub mod core;
 pub mod driver;
 pub mod fused;
 pub mod model;
+pub mod model_async;
 pub mod prepared;
 pub mod resources;
 pub mod wasmi;
@@ -110,6 +111,9 @@ impl std::fmt::Display for HarnessError {
 }
 
 impl std::error::Error for HarnessError {}
+
+/// 🔀 Why a runtime without the async ABI refuses an async world.
+pub const ASYNC_UNSUPPORTED: &str = "the world is async: this runtime runs the synchronous Canonical ABI only";
 
 /// An artifact runtime `engine` cannot run (its cases are skipped, not failed).
 #[derive(Debug)]

@@ -5,15 +5,17 @@
 //! the reference's `canon_lower` and `canon_lift`.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 
-use super::artifact::Artifact;
+use super::artifact::{Artifact, Import};
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, call_export, serve_import};
+use super::model_async::{AsyncState, ModelSlot, serve_async};
+use super::prepared::ImportType;
 use super::{Compiled, Host, Instance, NoHost, Runtime, Unsupported};
-use crate::encode::guest::{EntryKind, GuestModule, LOAD_CHUNK};
+use crate::encode::guest::{GuestModule, LOAD_CHUNK};
 use crate::encode::protocol::{self as p, answer, log, op};
 use crate::reference::memory::{Memory, exceeds, read_at, write_at};
 use crate::reference::types::CoreType;
@@ -31,11 +33,21 @@ pub struct GuestModel {
     pub mem: Vec<u8>,
     module: Arc<GuestModule>,
     host: HostState,
+    /// 🔀 Where the model is during an async call (the async built-ins reach it there).
+    pub(super) async_slot: Weak<RefCell<ModelSlot>>,
 }
 
 impl GuestModel {
     pub fn new(module: Arc<GuestModule>, host: HostState) -> GuestModel {
-        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], module, host }
+        GuestModel { mem: vec![0; p::MEMORY_SIZE as usize], module, host, async_slot: Weak::new() }
+    }
+
+    pub(super) fn module(&self) -> &Arc<GuestModule> {
+        &self.module
+    }
+
+    pub(super) fn encoding(&self) -> crate::reference::types::StringEncoding {
+        self.host.encoding
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
@@ -203,13 +215,20 @@ impl GuestModel {
         let imp =
             self.module.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
         let sig = imp.sig.clone();
+        let builtin = match self.host.imports.get(k as usize) {
+            Some(ImportType::Async(builtin)) => Some(builtin.clone()),
+            _ => None,
+        };
         let args = sig
             .params
             .iter()
             .enumerate()
             .map(|(i, &t)| self.load_typed(t, p::ARG_BUF + 8 * i as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = serve_import(self, k, args)?;
+        let results = match builtin {
+            Some(builtin) => serve_async(self, &builtin, args)?,
+            None => serve_import(self, k, args)?,
+        };
         self.log_record(log::IMPORT_DONE, k, 0)?;
         for r in results {
             self.log_record(log::IMPORT_RESULT, 0, r.bits())?;
@@ -217,7 +236,7 @@ impl GuestModel {
         self.set_u32(p::ARG_COUNT, 0)
     }
 
-    fn entry(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+    pub(super) fn entry(&mut self, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
         let module = self.module.clone();
         if name == module.control_load {
             let offset = match args.first() {
@@ -254,7 +273,7 @@ impl GuestModel {
         for a in args {
             self.log_record(log::PARAM, 0, a.bits())?;
         }
-        self.run_frame(exp.entry, !matches!(exp.kind, EntryKind::Func { .. }))?;
+        self.run_frame(exp.entry, exp.frame_optional())?;
         exp.sig.results.iter().enumerate().map(|(j, &t)| self.load_typed(t, p::RESULT_BUF + 8 * j as u64)).collect()
     }
 }
@@ -301,8 +320,21 @@ struct ModelRuntime;
 
 impl Runtime for ModelRuntime {
     fn compile(&self, artifact: Arc<Artifact>) -> Result<Box<dyn Compiled>> {
-        if artifact.model.is_none() {
+        let Some(model) = &artifact.model else {
             bail!(Unsupported { engine: NAME.into(), reason: "the world was not prepared here".into() });
+        };
+        if artifact.is_async() {
+            let unsupported =
+                |what: &str| Unsupported { engine: NAME.into(), reason: format!("{what}: not modelled yet") };
+            if model.composition.is_some() {
+                bail!(unsupported("an async composition"));
+            }
+            if artifact.has_resources() {
+                bail!(unsupported("an async world with resources"));
+            }
+            if artifact.imports.iter().any(|i| matches!(i, Import::Func { .. })) {
+                bail!(unsupported("an async world with function imports"));
+            }
         }
         Ok(Box::new(ModelCompiled { artifact }))
     }
@@ -361,6 +393,8 @@ struct ModelInstance {
     caller: CoreInstance<GuestModel>,
     /// The callee, and the artifact's export index where its control functions start.
     callee: Option<(Rc<RefCell<CoreInstance<GuestModel>>>, usize)>,
+    /// 🔀 Made on the first async call.
+    async_state: Option<AsyncState>,
 }
 
 impl Compiled for ModelCompiled {
@@ -374,7 +408,7 @@ impl Compiled for ModelCompiled {
         let Some(c) = &model.composition else {
             let store = model_of(artifact, host)?;
             let caller = CoreInstance { store, artifact: artifact.clone() };
-            return Ok(Ok(Box::new(ModelInstance { caller, callee: None })));
+            return Ok(Ok(Box::new(ModelInstance { caller, callee: None, async_state: None })));
         };
         let callee_store = model_of(&c.callee, Box::new(NoHost))?;
         let callee = Rc::new(RefCell::new(CoreInstance { store: callee_store, artifact: c.callee.clone() }));
@@ -383,6 +417,7 @@ impl Compiled for ModelCompiled {
         Ok(Ok(Box::new(ModelInstance {
             caller: CoreInstance { store, artifact: c.caller.clone() },
             callee: Some((callee, c.caller.exports.len())),
+            async_state: None,
         })))
     }
 }
@@ -397,7 +432,23 @@ impl Instance for ModelInstance {
                 let index = callee.artifact.guests[0].load + (export - first);
                 callee.call(index, args)
             }
-            _ => self.caller.call(export, args),
+            _ => {
+                let artifact = self.caller.artifact.clone();
+                if !artifact.exports.get(export).is_some_and(|e| e.func.ft.async_) {
+                    return self.caller.call(export, args);
+                }
+                let state = match &mut self.async_state {
+                    Some(state) => state,
+                    none => none.insert(AsyncState::new(
+                        model_of(&artifact, Box::new(NoHost))?,
+                        model_of(&artifact, Box::new(NoHost))?,
+                    )),
+                };
+                match state.call(&mut self.caller.store, &artifact, export, args) {
+                    Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion: {t}"),
+                    r => Ok(r),
+                }
+            }
         }
     }
 

@@ -7,18 +7,50 @@ use anyhow::{Context as _, Result, anyhow};
 use wit_parser::{TypeDefKind, TypeId, WorldId, WorldItem};
 
 use crate::encode::component::componentize;
-use crate::encode::guest::{CONTROL_PACKAGE, EntryKind, GuestModule, ImportKind, add_control, encode_guest};
-use crate::encode::names::NameScheme;
-use crate::reference::types::{FuncType, ResourceType, StringEncoding};
+use crate::encode::guest::{
+    CONTROL_PACKAGE, EntryKind, GuestModule, ImportKind, add_control, encode_guest, is_async_world,
+};
+use crate::encode::names::{AsyncValueOp, ImportItem, NameScheme, futures_and_streams};
+use crate::reference::types::{FuncType, ResourceType, StringEncoding, ValType};
 use crate::world::wit::{Converter, Wit};
 
 /// What a guest import is, in reference terms.
 #[derive(Clone, Debug)]
 pub enum ImportType {
-    Func { name: String, ft: FuncType },
+    Func {
+        name: String,
+        ft: FuncType,
+    },
     ResourceNew(ResourceType),
     ResourceRep(ResourceType),
     ResourceDrop(ResourceType),
+    /// 🔀 A built-in of the async ABI.
+    Async(AsyncImport),
+}
+
+/// 🔀 A built-in of the async ABI the guest imports, with the types it needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AsyncImport {
+    /// `task.return` of export `func` (named as in `Prepared::exports`), with its result type.
+    TaskReturn { func: String, result: Option<ValType> },
+    /// A built-in of no function, by its core name (`[waitable-set-new]`, ...).
+    Builtin(&'static str),
+    /// A `stream.*` or `future.*` built-in of one stream or future type.
+    Value { ty: ValType, op: AsyncValueOp },
+}
+
+impl AsyncImport {
+    /// The built-in in reports: `task.return f`, `waitable-set.new`, `stream.read`.
+    pub fn describe(&self) -> String {
+        match self {
+            AsyncImport::TaskReturn { func, .. } => format!("task.return {func}"),
+            AsyncImport::Builtin(name) => name.trim_matches(['[', ']']).to_string(),
+            AsyncImport::Value { ty, op } => {
+                let kind = if matches!(ty, ValType::Stream(_)) { "stream" } else { "future" };
+                format!("{kind}.{}", op.name())
+            }
+        }
+    }
 }
 
 pub struct Prepared {
@@ -79,12 +111,11 @@ impl Prepared {
         let core = encode_guest(&guest)?;
         let component = componentize(&wit.resolve, world, &core, encoding, scheme)?;
         let guest_owned = guest_resources(&wit, world);
-        let exp =
-            Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true, asynchronous: false };
+        let asynchronous = is_async_world(&wit.resolve, world);
+        let exp = Converter { resolve: &wit.resolve, guest_owned: &guest_owned, export_side: true, asynchronous };
         let imp = exp.side(false);
-        let find = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| -> Result<FuncType> {
-            let conv = if import { &imp } else { &exp };
-            let f = match interface {
+        let function = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| {
+            match interface {
                 Some(i) => wit.resolve.interfaces[i].functions.get(name),
                 None => {
                     let w = &wit.resolve.worlds[world];
@@ -94,8 +125,12 @@ impl Prepared {
                         _ => None,
                     })
                 }
-            };
-            conv.func_type(f.ok_or_else(|| anyhow!("function `{name}` not found"))?)
+            }
+            .ok_or_else(|| anyhow!("function `{name}` not found"))
+        };
+        let find = |interface: Option<wit_parser::InterfaceId>, name: &str, import: bool| -> Result<FuncType> {
+            let conv = if import { &imp } else { &exp };
+            conv.func_type(function(interface, name, import)?)
         };
         let mut exports = vec![];
         for e in &guest.exports {
@@ -121,6 +156,23 @@ impl Prepared {
                 ImportKind::ResourceDrop { resource, exported: false } => {
                     ImportType::ResourceDrop(imp.resource(*resource))
                 }
+                ImportKind::Async(ImportItem::TaskReturn { interface, func }) => {
+                    let ft = find(*interface, func, false).with_context(|| i.name.clone())?;
+                    ImportType::Async(AsyncImport::TaskReturn {
+                        func: func_name(&wit, *interface, func),
+                        result: ft.result,
+                    })
+                }
+                ImportKind::Async(ImportItem::Builtin { name }) => ImportType::Async(AsyncImport::Builtin(name)),
+                ImportKind::Async(ImportItem::AsyncValue { interface, func, op, index, exported, .. }) => {
+                    let f = function(*interface, func, !exported)?;
+                    let id = *futures_and_streams(&wit.resolve, f)
+                        .get(*index)
+                        .ok_or_else(|| anyhow!("{}: no future or stream {index} in `{func}`", i.name))?;
+                    let conv = if *exported { &exp } else { &imp };
+                    ImportType::Async(AsyncImport::Value { ty: conv.type_id(id)?, op: *op })
+                }
+                ImportKind::Async(other) => anyhow::bail!("{}: not an async built-in ({other:?})", i.name),
             });
         }
         let dtors = guest

@@ -11,9 +11,9 @@ use wasmi::{
     AsContext, AsContextMut, Caller, Config, Func, FuncType, Linker, Module, Store, StoreContextMut, Val, ValType,
 };
 
-use super::artifact::{Artifact, CoreModule, Import};
+use super::artifact::{Artifact, CoreModule};
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, initialize, serve_import};
-use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
+use super::{ASYNC_UNSUPPORTED, Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::flatten::CoreFuncType;
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
@@ -221,12 +221,7 @@ pub(crate) fn func_type(sig: &CoreFuncType) -> FuncType {
 
 /// The core imports of an artifact, by thunk: (module, name, signature).
 pub(crate) fn core_imports(artifact: &Artifact) -> impl Iterator<Item = (&str, &str, &CoreFuncType)> {
-    artifact.imports.iter().filter_map(|i| match i {
-        Import::Func { core: Some(c), .. } | Import::Builtin { core: c, .. } => {
-            Some((c.module.as_str(), c.name.as_str(), &c.sig))
-        }
-        Import::Func { core: None, .. } => None,
-    })
+    artifact.imports.iter().filter_map(|i| i.core().map(|c| (c.module.as_str(), c.name.as_str(), &c.sig)))
 }
 
 /// An instance's function exports by name.
@@ -280,6 +275,9 @@ impl Runtime for WasmiRuntime {
         let Some(core) = &artifact.core else {
             bail!(Unsupported { engine: NAME.into(), reason: "the world has no core module (a composition)".into() });
         };
+        if artifact.is_async() {
+            bail!(Unsupported { engine: NAME.into(), reason: ASYNC_UNSUPPORTED.into() });
+        }
         let wasm = &core.wasm;
         let mut config = Config::default();
         config.consume_fuel(true);

@@ -4,6 +4,7 @@
 //! `Func::call` (Wasmtime 48); the guest's log shows it. A composition's component is the
 //! composite, with no imports: its values cross Wasmtime's fused adapters.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
@@ -20,6 +21,23 @@ use crate::reference::{Trap, TrapKind};
 /// Wasmtime's trap messages and trap codes, by class. The first matching substring wins; a
 /// message matching none is `Unclassified`, a finding in itself.
 pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
+    // 🔀 The async ABI (wasmtime-environ's `Trap` texts).
+    ("async-lifted export failed to produce a result", TrapKind::TaskNotResolved),
+    ("deadlock detected: event loop cannot make further progress", TrapKind::WouldDeadlock),
+    ("called more than once for current task", TrapKind::TaskAlreadyResolved),
+    ("called by task which has not been cancelled", TrapKind::CancelNotDelivered),
+    ("`subtask.cancel` called after terminal status delivered", TrapKind::SubtaskState),
+    ("cannot drop a subtask which has not yet resolved", TrapKind::SubtaskState),
+    ("invalid `task.return` signature and/or options", TrapKind::TaskReturnMismatch),
+    ("cannot drop waitable set with waiters", TrapKind::WaitableSetBusy),
+    ("backpressure counter overflow", TrapKind::BackpressureRange),
+    ("unsupported callback code", TrapKind::InvalidCallbackCode),
+    ("cannot resume thread which is not suspended", TrapKind::ThreadNotSuspended),
+    ("cannot have concurrent operations active on a future/stream", TrapKind::CopyState),
+    ("stream read/write count too large", TrapKind::BufferTooLong),
+    ("cannot be used synchronously while added to a waitable set", TrapKind::InWaitableSet),
+    // "handle is not a waitable-set", "... a subtask", "... a readable end of a stream", ...
+    ("handle is not a", TrapKind::HandleTypeMismatch),
     ("realloc return: result not aligned", TrapKind::ReallocMisaligned),
     ("realloc return: beyond end of memory", TrapKind::ReallocOutOfBounds),
     ("pointer not aligned", TrapKind::MisalignedPointer),
@@ -93,11 +111,67 @@ pub fn classify(e: &wasmtime::Error) -> Trap {
     Trap::new(kind, message)
 }
 
-/// Store data: the host behind the imports, and the guest resources it holds (by slot).
+/// Store data: the guest resources the host holds (by slot). It must be `Send` for Wasmtime's
+/// async calls, so the host behind the imports (whose values may hold `Rc`s) is not in it: it
+/// is seated on the calling thread for the length of each call (`Seat`).
 pub struct Data {
-    host: Box<dyn Host>,
     slots: Vec<Option<ResourceAny>>,
     limits: wasmtime::StoreLimits,
+}
+
+thread_local! {
+    /// The host of the Wasmtime call running on this thread.
+    static SEATED_HOST: RefCell<Option<Box<dyn Host>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on the host of the call running on this thread.
+fn with_host<R>(f: impl FnOnce(&mut dyn Host) -> Result<R>) -> Result<R> {
+    SEATED_HOST.with(|seated| {
+        let mut seated = seated.try_borrow_mut().map_err(|_| anyhow!("the host was reached from inside itself"))?;
+        let host = seated.as_mut().ok_or_else(|| anyhow!("no host is seated on this thread"))?;
+        f(host.as_mut())
+    })
+}
+
+/// A host seated on this thread for one call into Wasmtime; it goes home when the seat drops.
+struct Seat<'a> {
+    home: &'a mut Option<Box<dyn Host>>,
+}
+
+impl<'a> Seat<'a> {
+    fn new(home: &'a mut Option<Box<dyn Host>>) -> Result<Seat<'a>> {
+        let host = home.take().ok_or_else(|| anyhow!("the instance's host is gone"))?;
+        SEATED_HOST.with(|seated| {
+            let mut seated = seated.try_borrow_mut().map_err(|_| anyhow!("a Wasmtime call inside a host call"))?;
+            if seated.is_some() {
+                bail!("another Wasmtime call is running on this thread");
+            }
+            *seated = Some(host);
+            Ok(())
+        })?;
+        Ok(Seat { home })
+    }
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        *self.home = SEATED_HOST.with(|seated| seated.try_borrow_mut().ok().and_then(|mut s| s.take()));
+    }
+}
+
+/// Poll Wasmtime's future of an async call until it is ready. Host functions are synchronous,
+/// so nothing outside the future wakes it: each poll runs it as far as it can go, and a future
+/// still pending after `MAX_POLLS` polls is a failure, never a hang.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    const MAX_POLLS: u32 = 1_000_000;
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..MAX_POLLS {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+    }
+    bail!("Wasmtime's async call was still pending after {MAX_POLLS} polls")
 }
 
 /// Store data that keeps the guest resources the host holds, by slot.
@@ -359,8 +433,13 @@ pub fn pulley() -> Box<dyn Runtime> {
 /// A Wasmtime engine for components with fuel, compiled by `strategy`.
 pub fn engine(strategy: Strategy) -> Result<wasmtime::Engine> {
     let mut config = Config::new();
-    // `map<K, V>` (🗺️) is behind a flag in Wasmtime 48.
-    config.wasm_component_model(true).wasm_component_model_map(true).consume_fuel(true);
+    // `map<K, V>` (🗺️) is behind a flag in Wasmtime 48, and so is error-context (📝), whose
+    // built-ins every async scripted guest imports.
+    config
+        .wasm_component_model(true)
+        .wasm_component_model_map(true)
+        .wasm_component_model_error_context(true)
+        .consume_fuel(true);
     match strategy {
         Strategy::Cranelift => {}
         Strategy::Winch => {
@@ -445,6 +524,10 @@ impl Runtime for WasmtimeRuntime {
         let Some(wasm) = &artifact.component else {
             bail!(Unsupported { engine: label, reason: "the world has no component".into() });
         };
+        if artifact.imports.iter().any(|i| matches!(i, Import::Func { func, .. } if func.ft.async_)) {
+            let reason = "the world imports an async function: not run on Wasmtime yet".into();
+            bail!(Unsupported { engine: label, reason });
+        }
         let engine = engine(self.0)?;
         let component =
             Component::new(&engine, wasm).map_err(|e| anyhow!("Wasmtime rejects the guest component: {e:#}"))?;
@@ -467,7 +550,7 @@ impl Runtime for WasmtimeRuntime {
                     .map(|((_, t), v)| val_to_value_with(t, v, &mut h))
                     .collect::<Result<Vec<_>>>()
                     .map_err(harness)?;
-                let result = store.data_mut().host.import(thunk, args).map_err(host_failure)?;
+                let result = with_host(|host| host.import(thunk, args)).map_err(host_failure)?;
                 let mut h = StoreHandles { store: &mut store };
                 match (&ft.result, result, results.first_mut()) {
                     (Some(t), Some(v), Some(slot)) => *slot = value_to_val_with(t, &v, &mut h).map_err(harness)?,
@@ -493,9 +576,9 @@ impl Runtime for WasmtimeRuntime {
             };
             for (interface, name) in same {
                 let rt = r.rt.clone();
-                let dtor = move |mut store: wasmtime::StoreContextMut<'_, Data>, rep: u32| -> wasmtime::Result<()> {
+                let dtor = move |_: wasmtime::StoreContextMut<'_, Data>, rep: u32| -> wasmtime::Result<()> {
                     let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
-                    store.data_mut().host.dtor(&rt, rep).map_err(harness)
+                    with_host(|host| host.dtor(&rt, rep)).map_err(harness)
                 };
                 let rty = wasmtime::component::ResourceType::host_dynamic(r.rt.id);
                 match &interface {
@@ -530,12 +613,16 @@ impl Compiled for WasmtimeCompiled {
     }
 
     fn instantiate(&mut self, host: Box<dyn Host>) -> Result<Result<Box<dyn Instance + '_>, Trap>> {
-        let mut store = store(&self.engine, Data { host, slots: vec![], limits: limits() }, |c| &mut c.limits)?;
-        let instance = match ending(self.pre.instantiate(&mut store))? {
+        let mut store = store(&self.engine, Data { slots: vec![], limits: limits() }, |c| &mut c.limits)?;
+        let mut host = Some(host);
+        let seat = Seat::new(&mut host)?;
+        let instance = ending(self.pre.instantiate(&mut store));
+        drop(seat);
+        let instance = match instance? {
             Ok(instance) => instance,
             Err(trap) => return Ok(Err(trap)),
         };
-        Ok(Ok(Box::new(WasmtimeInstance { compiled: self, store, instance })))
+        Ok(Ok(Box::new(WasmtimeInstance { compiled: self, store, instance, host })))
     }
 }
 
@@ -543,6 +630,8 @@ struct WasmtimeInstance<'c> {
     compiled: &'c WasmtimeCompiled,
     store: Store<Data>,
     instance: wasmtime::component::Instance,
+    /// The host behind the imports, seated for each call.
+    host: Option<Box<dyn Host>>,
 }
 
 /// A Wasmtime failure: a trap (a trap the host raised in an import comes back as it was
@@ -584,7 +673,14 @@ impl Instance for WasmtimeInstance<'_> {
             .map(|((_, t), v)| value_to_val_with(t, v, &mut h))
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); ft.result.iter().count()];
-        if let Err(trap) = ending(f.call(&mut *store, &args, &mut results))? {
+        let seat = Seat::new(&mut self.host)?;
+        // 🔀 An async-lifted export runs in Wasmtime's event loop until its task returns.
+        let ended = match ft.async_ {
+            true => block_on(f.call_async(&mut *store, &args, &mut results)),
+            false => Ok(f.call(&mut *store, &args, &mut results)),
+        };
+        drop(seat);
+        if let Err(trap) = ending(ended?)? {
             return Ok(Err(trap));
         }
         let mut ctx = store.as_context_mut();
@@ -599,6 +695,7 @@ impl Instance for WasmtimeInstance<'_> {
         let any = self.store.data_mut().slots.get_mut(slot as usize).and_then(Option::take);
         let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
         self.store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
+        let _seat = Seat::new(&mut self.host)?;
         ending(any.resource_drop(&mut self.store))
     }
 }

@@ -16,7 +16,7 @@ use wasmtime::{
 use super::artifact::Artifact;
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, initialize, serve_import};
 use super::wasmi::{ExportNames, core_imports};
-use super::{Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
+use super::{ASYNC_UNSUPPORTED, Compiled, FUEL, Host, Instance, MEMORY_LIMIT, Runtime, Unsupported};
 use crate::reference::memory::{Memory, read_at, write_at};
 use crate::reference::types::CoreType;
 use crate::reference::value::Flat;
@@ -158,6 +158,9 @@ impl Runtime for WasmtimeCoreRuntime {
         let Some(core) = &artifact.core else {
             bail!(Unsupported { engine: NAME.into(), reason: "the world has no core module (a composition)".into() });
         };
+        if artifact.is_async() {
+            bail!(Unsupported { engine: NAME.into(), reason: ASYNC_UNSUPPORTED.into() });
+        }
         let mut config = Config::new();
         config.consume_fuel(true);
         let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow!("wasmtime: {e:#}"))?;

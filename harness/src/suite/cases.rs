@@ -24,7 +24,7 @@ use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, Misses
 use crate::reference::Value;
 use crate::reference::types::{FuncType, StringEncoding};
 use crate::runtime::driver::run_case;
-use crate::runtime::prepared::ImportType;
+use crate::runtime::prepared::{AsyncImport, ImportType};
 use crate::runtime::resources::is_guest_resource;
 use crate::runtime::{Artifact, Case, CompileFailed, Compiled, Outcome, Prepared, Unsupported};
 use crate::suite::expect::check_plain;
@@ -89,6 +89,12 @@ pub struct CaseSpec {
     /// The guest's realloc answers: `bump`, `trap`, or `value:N`.
     #[serde(default)]
     pub realloc: Vec<String>,
+    /// 🔀 What an async export does, one entry per activation (its call, then each callback
+    /// call): words `return` (task.return with `returns`), a built-in (`waitable-set-new`,
+    /// `context-set-0:7`, `waitable-join:1,2`), then the callback code (`exit`, `yield`,
+    /// `wait:SET`, `code:N`). Default: `["return exit"]`.
+    #[serde(default, rename = "async")]
+    pub activations: Vec<String>,
     /// Several host steps instead of the one call above.
     #[serde(default, rename = "step")]
     pub steps: Vec<StepSpec>,
@@ -134,6 +140,8 @@ pub struct StepSpec {
     pub builtins: Vec<BuiltinSpec>,
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    #[serde(default, rename = "async")]
+    pub activations: Vec<String>,
     #[serde(default)]
     pub drop: Option<u32>,
 }
@@ -197,6 +205,8 @@ pub struct ExpectSpec {
     pub post_return: Option<Vec<Vec<u64>>>,
     /// The reps the guest's destructors ran with, in order.
     pub dtors: Option<Vec<u32>>,
+    /// 🔀 The events the guest's callbacks received, in order: `[code, p1, p2]` each.
+    pub events: Option<Vec<[u32; 3]>>,
     /// The reps the host's destructors ran with, in order.
     pub host_dtors: Option<Vec<u32>>,
     /// The return area of each import call whose results go through one (hex): what the
@@ -419,6 +429,40 @@ pub(crate) fn import_call<'p>(prepared: &'p Prepared, imp: &ImportSpec) -> Resul
     Ok((thunk, ft, GuestValues { values, corruption: corruption(&imp.corrupt)? }))
 }
 
+/// 🔀 One activation of an async export (`return`, built-ins, then its callback code), as ops.
+fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>> {
+    let number =
+        |s: &str| -> Result<u32> { s.parse().map_err(|_| anyhow!("`{s}` is not a number (in `{activation}`)")) };
+    let mut ops = vec![];
+    for word in activation.split_whitespace() {
+        let (name, arg) = word.split_once(':').map_or((word, None), |(n, a)| (n, Some(a)));
+        let op = match (name, arg) {
+            ("return", None) => GuestOp::TaskReturn,
+            ("exit", None) => GuestOp::Activation { code: 0 },
+            ("yield", None) => GuestOp::Activation { code: 1 },
+            ("wait", Some(set)) => GuestOp::Activation { code: 2 | (number(set)? << 4) },
+            ("code", Some(code)) => GuestOp::Activation { code: number(code)? },
+            (name, args) => {
+                let thunk = prepared
+                    .imports
+                    .iter()
+                    .position(|i| matches!(i, ImportType::Async(AsyncImport::Builtin(b)) if b.trim_matches(['[', ']']) == name))
+                    .ok_or_else(|| anyhow!("`{name}` is neither `return`, a callback code (exit, yield, wait:SET, code:N) nor an async built-in the guest imports"))?;
+                let args = args.map_or(Ok(vec![]), |a| a.split(',').map(number).collect::<Result<Vec<u32>>>())?;
+                GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
+            }
+        };
+        if matches!(ops.last(), Some(GuestOp::Activation { .. })) {
+            bail!("`{activation}`: the callback code ends the activation; start the next one in a new entry");
+        }
+        ops.push(op);
+    }
+    if !matches!(ops.last(), Some(GuestOp::Activation { .. })) {
+        bail!("`{activation}` does not end with a callback code (exit, yield, wait:SET or code:N)");
+    }
+    Ok(ops)
+}
+
 /// One call step.
 fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) -> Result<StepPlan> {
     let call = st.call.as_deref().ok_or_else(|| anyhow!("a call step needs `call`"))?;
@@ -457,6 +501,15 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         let result = result_values(ift, imp.returns.as_ref(), StringEncoding::Utf8, &what)?.pop();
         ops.push(GuestOp::Import(ImportPlan { thunk, args, result }));
     }
+    match (ft.async_, st.activations.is_empty()) {
+        (false, false) => bail!("`{call}` is not an async func: `async` is for async exports"),
+        (true, _) if !imports.is_empty() => bail!("`{call}`: import calls from an async export are not supported yet"),
+        _ => {}
+    }
+    for (i, activation) in st.activations.iter().enumerate() {
+        let what = format!("`{call}`: `async[{i}]`");
+        ops.extend(activation_ops(prepared, activation).with_context(|| what)?);
+    }
     Ok(StepPlan::Call(CallPlan {
         export,
         args,
@@ -480,6 +533,7 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
             corrupt: c.corrupt.clone(),
             builtins: c.builtins.clone(),
             imports: c.imports.clone(),
+            activations: c.activations.clone(),
             drop: None,
         };
         return Ok(vec![plan_call(prepared, &step, realloc)?]);
@@ -489,6 +543,7 @@ fn plan(prepared: &Prepared, c: &CaseSpec) -> Result<Vec<StepPlan>> {
         || c.returns.is_some()
         || !c.imports.is_empty()
         || !c.builtins.is_empty()
+        || !c.activations.is_empty()
     {
         bail!("a case with `step`s puts its calls in the steps");
     }
@@ -828,8 +883,8 @@ fn check_rules(c: &CaseSpec) -> Result<()> {
     if c.rules.is_empty() {
         bail!("the case names no rule (definitions.py functions)");
     }
-    if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::SYNC_RULES.contains(&r.as_str())) {
-        bail!("`{r}` is not a definitions.py function of the synchronous ABI");
+    if let Some(r) = c.rules.iter().find(|r| !crate::suite::coverage::is_rule(r)) {
+        bail!("`{r}` is not a definitions.py function witness knows");
     }
     Ok(())
 }

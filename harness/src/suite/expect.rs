@@ -5,7 +5,7 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::encode::protocol::{HEAP, dtor_entry, export_entry, post_return_entry};
+use crate::encode::protocol::{HEAP, callback_entry, dtor_entry, export_entry, post_return_entry};
 use crate::encode::script::Event;
 use crate::reference::types::StringEncoding;
 use crate::runtime::fused::FusedPrepared;
@@ -216,12 +216,21 @@ fn check_log(prepared: &Prepared, e: &ExpectSpec, log: Option<&[Event]>, whose: 
         let got: Vec<u32> = log()?
             .iter()
             .filter_map(|ev| match ev {
-                Event::Enter { entry, params } if *entry >= dtor_entry(0) => params.first().map(|p| *p as u32),
+                Event::Enter { entry, params } if (dtor_entry(0)..callback_entry(0)).contains(entry) => {
+                    params.first().map(|p| *p as u32)
+                }
                 _ => None,
             })
             .collect();
         if &got != want {
             bail!("expected {whose} destructor calls {want:?}, the reference gives {got:?}");
+        }
+    }
+    if let Some(want) = &e.events {
+        let got: Vec<Vec<u64>> = entered(callback_entry(0)..u32::MAX)?;
+        let want: Vec<Vec<u64>> = want.iter().map(|e| e.iter().map(|&w| u64::from(w)).collect()).collect();
+        if got != want {
+            bail!("expected {whose} callback events {want:?}, the reference gives {got:?}");
         }
     }
     Ok(())

@@ -1,0 +1,302 @@
+//! 🔀 The guest model under the async reference: the host calls an async export through the
+//! reference's `Store` (`invoke` of `canon_lift` with a callback), ticks the store's event loop
+//! until the call resolves, and the script's frames call the async built-ins of
+//! `reference::concurrency::builtins`.
+//!
+//! The spec's built-ins reach the guest's memory through the lift's canonical options, an
+//! object of its own; the model's interpreter holds the model while it runs a frame. So the
+//! model lives in a `ModelSlot` during an async call, and the two trade places: the
+//! interpreter takes the model out of the slot to run an entry (leaving a spare, a model with
+//! no memory), and puts it back for the length of each built-in call.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use super::artifact::{Artifact, Export};
+use super::model::GuestModel;
+use super::prepared::AsyncImport;
+use crate::encode::names::AsyncValueOp;
+use crate::encode::protocol;
+use crate::reference::concurrency::builtins::*;
+use crate::reference::concurrency::choice::Deterministic;
+use crate::reference::concurrency::embedding::Store;
+use crate::reference::concurrency::switch::LocalFuture;
+use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, core_func};
+use crate::reference::concurrency::{InstRef, Obj};
+use crate::reference::memory::Memory;
+use crate::reference::types::{PtrType, StringEncoding, ValType};
+use crate::reference::value::{Flat, Value};
+use crate::reference::{Trap, TrapKind};
+
+/// The most event-loop steps one export call may take (each runs a frame of the script, so a
+/// case runs out of script long before).
+const MAX_TICKS: usize = 10_000;
+
+fn assertion(msg: impl Into<String>) -> Trap {
+    Trap::new(TrapKind::Assertion, msg)
+}
+
+/// Where the guest model is during an async call, as the memory of the lift's options.
+pub struct ModelSlot {
+    model: GuestModel,
+    /// A model with no memory, that stands in the slot while the interpreter runs.
+    spare: Option<GuestModel>,
+}
+
+impl Memory for ModelSlot {
+    fn len(&self) -> u64 {
+        self.model.len()
+    }
+    fn read(&self, ptr: u64, out: &mut [u8]) -> Result<(), Trap> {
+        self.model.read(ptr, out)
+    }
+    fn write(&mut self, ptr: u64, bytes: &[u8]) -> Result<(), Trap> {
+        self.model.write(ptr, bytes)
+    }
+    fn realloc(&mut self, old_ptr: u64, old_size: u64, align: u64, new_size: u64) -> Result<u64, Trap> {
+        self.model.realloc(old_ptr, old_size, align, new_size)
+    }
+}
+
+type Slot = Rc<RefCell<ModelSlot>>;
+
+fn slot_mut(slot: &Slot) -> Result<std::cell::RefMut<'_, ModelSlot>, Trap> {
+    slot.try_borrow_mut().map_err(|_| assertion("the guest model was reached from inside a lift or lower"))
+}
+
+/// The async state of one model instance: the reference's store, the component instance the
+/// guest's tasks run in (its handle table holds waitables, sets, stream and future ends),
+/// and the slot.
+pub struct AsyncState {
+    store: Rc<Store>,
+    inst: InstRef,
+    slot: Slot,
+}
+
+impl AsyncState {
+    /// The state for instances of `artifact`; `spare` is a model of it (its memory is dropped).
+    pub fn new(mut spare: GuestModel, mut placeholder: GuestModel) -> AsyncState {
+        spare.mem = Vec::new();
+        placeholder.mem = Vec::new();
+        let store = Store::new(Deterministic);
+        let inst = store.new_instance();
+        let slot = Rc::new(RefCell::new(ModelSlot { model: placeholder, spare: Some(spare) }));
+        AsyncState { store, inst, slot }
+    }
+
+    /// The host calls async export `export` of `artifact` on `model` with `args`.
+    pub fn call(
+        &self,
+        model: &mut GuestModel,
+        artifact: &Artifact,
+        export: usize,
+        args: &[Value],
+    ) -> Result<Option<Value>, Trap> {
+        let e: &Export = artifact.exports.get(export).ok_or_else(|| assertion(format!("no export {export}")))?;
+        let core = e.core.as_ref().ok_or_else(|| assertion("an async export without a core function"))?;
+        let module = model.module().clone();
+        let callback = module
+            .export_of(protocol::callback_entry(export as u32))
+            .ok_or_else(|| assertion(format!("export {} has no callback", e.func.name)))?;
+        model.async_slot = Rc::downgrade(&self.slot);
+        std::mem::swap(model, &mut slot_mut(&self.slot)?.model);
+        let r = self.invoke(&core.name, &callback.name, e, artifact.encoding, args);
+        std::mem::swap(model, &mut slot_mut(&self.slot)?.model);
+        r
+    }
+
+    fn invoke(
+        &self,
+        callee: &str,
+        callback: &str,
+        export: &Export,
+        encoding: StringEncoding,
+        args: &[Value],
+    ) -> Result<Option<Value>, Trap> {
+        let opts = CanonicalOptions {
+            string_encoding: encoding,
+            memory: Some(memory_of(&self.slot)),
+            post_return: None,
+            async_: true,
+            callback: Some(entry_func(&self.slot, callback)),
+        };
+        let f = self.store.lift(entry_func(&self.slot, callee), export.func.ft.clone(), opts, self.inst.clone());
+        let resolved: Rc<RefCell<Option<Option<Vec<Value>>>>> = Rc::new(RefCell::new(None));
+        let (args, cell) = (args.to_vec(), resolved.clone());
+        self.store.invoke(
+            &f,
+            Box::new(move || Ok(args)),
+            Box::new(move |r| {
+                *cell.borrow_mut() = Some(r);
+                Ok(())
+            }),
+        )?;
+        // The host drives the event loop until its call resolves (or nothing is ready), then
+        // stops: work left (a callback after task.return) runs when the store is next ticked.
+        // When to tick is the host's choice (Store.tick); Wasmtime's `call_async` stops there too.
+        let mut ticks = 0;
+        while resolved.borrow().is_none() && self.store.tick()? {
+            ticks += 1;
+            if ticks == MAX_TICKS {
+                return Err(assertion(format!("the async call took {MAX_TICKS} steps of the event loop")));
+            }
+        }
+        let outcome = resolved.borrow_mut().take();
+        match outcome {
+            Some(Some(values)) => Ok(values.into_iter().next()),
+            Some(None) => Err(assertion("the call was cancelled, which the host never asks for")),
+            // The spec leaves an embedding waiting for ever here; witness ends the call.
+            None => Err(Trap::new(
+                TrapKind::WouldDeadlock,
+                "the async call has not returned and no thread is ready (the event loop is idle)",
+            )),
+        }
+    }
+}
+
+impl Drop for AsyncState {
+    fn drop(&mut self) {
+        self.store.teardown();
+    }
+}
+
+fn memory_of(slot: &Slot) -> Obj<dyn Memory> {
+    Obj(slot.clone() as Rc<RefCell<dyn Memory>>)
+}
+
+/// The core function of guest export `name`: the model leaves the slot for the interpreter.
+fn entry_func(slot: &Slot, name: &str) -> CoreFunc {
+    let (slot, name) = (Rc::downgrade(slot), name.to_string());
+    core_func(move |args: Vec<Flat>| {
+        let r = run_entry(&slot, &name, &args);
+        async move { r }
+    })
+}
+
+fn run_entry(slot: &Weak<RefCell<ModelSlot>>, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+    let slot = slot.upgrade().ok_or_else(|| assertion("the guest model is gone"))?;
+    let mut model = {
+        let mut s = slot_mut(&slot)?;
+        let spare = s.spare.take().ok_or_else(|| assertion("a guest entry ran inside another"))?;
+        std::mem::replace(&mut s.model, spare)
+    };
+    let r = model.entry(name, args);
+    let mut s = slot_mut(&slot)?;
+    let spare = std::mem::replace(&mut s.model, model);
+    s.spare = Some(spare);
+    r
+}
+
+/// The guest called async built-in `builtin` with `args`: the model goes back into the slot
+/// while the reference runs it.
+pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat>) -> Result<Vec<Flat>, Trap> {
+    let slot = model.async_slot.upgrade().ok_or_else(|| assertion("an async built-in outside an async call"))?;
+    let encoding = model.encoding();
+    std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    let opts = CanonicalOptions {
+        string_encoding: encoding,
+        memory: Some(memory_of(&slot)),
+        async_: true,
+        ..CanonicalOptions::default()
+    };
+    let r = call_builtin(builtin, &opts, &args);
+    std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    r
+}
+
+/// A built-in that may block, run to its first suspension: the model's interpreter cannot
+/// suspend inside a frame yet, so a built-in that blocks is a harness limit, not a trap.
+fn run_once(what: &str, mut f: LocalFuture<Result<Vec<Flat>, Trap>>) -> Result<Vec<Flat>, Trap> {
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(assertion(format!("{what} blocked: the guest model cannot block inside a frame yet"))),
+    }
+}
+
+fn call_builtin(builtin: &AsyncImport, opts: &CanonicalOptions, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
+    let mem = opts.memory.clone().ok_or_else(|| assertion("built-in options without memory"))?;
+    let word = |i: usize| -> Result<u32, Trap> {
+        match args.get(i) {
+            Some(Flat::I32(v)) => Ok(*v),
+            other => Err(assertion(format!("argument {i} of {} is {other:?}", builtin.describe()))),
+        }
+    };
+    match builtin {
+        AsyncImport::TaskReturn { result, .. } => canon_task_return(result.as_ref(), opts, args.to_vec()),
+        AsyncImport::Builtin(name) => match *name {
+            "[context-get-0]" => canon_context_get(PtrType::I32, 0),
+            "[context-set-0]" => canon_context_set(PtrType::I32, 0, word(0)?.into()),
+            "[backpressure-inc]" => canon_backpressure_inc(),
+            "[backpressure-dec]" => canon_backpressure_dec(),
+            "[task-cancel]" => canon_task_cancel(),
+            "[thread-yield]" => run_once(name, Box::pin(canon_thread_yield(false))),
+            "[waitable-set-new]" => canon_waitable_set_new(),
+            "[waitable-set-wait]" => {
+                let (si, ptr) = (word(0)?, word(1)?.into());
+                run_once(name, Box::pin(async move { canon_waitable_set_wait(false, &mem, si, ptr).await }))
+            }
+            "[waitable-set-poll]" => canon_waitable_set_poll(false, &mem, word(0)?, word(1)?.into()),
+            "[waitable-set-drop]" => canon_waitable_set_drop(word(0)?),
+            "[waitable-join]" => canon_waitable_join(word(0)?, word(1)?),
+            "[subtask-cancel]" => {
+                let i = word(0)?;
+                run_once(name, Box::pin(canon_subtask_cancel(false, i)))
+            }
+            "[subtask-drop]" => canon_subtask_drop(word(0)?),
+            other => Err(assertion(format!("{other}: not modelled yet"))),
+        },
+        AsyncImport::Value { ty, op } => value_builtin(ty, *op, opts, &word),
+    }
+}
+
+fn value_builtin(
+    ty: &ValType,
+    op: AsyncValueOp,
+    opts: &CanonicalOptions,
+    word: &dyn Fn(usize) -> Result<u32, Trap>,
+) -> Result<Vec<Flat>, Trap> {
+    let stream = matches!(ty, ValType::Stream(_));
+    let what = op.name();
+    let (ty, opts) = (ty.clone(), opts.clone());
+    match (op, stream) {
+        (AsyncValueOp::New, true) => canon_stream_new(&ty),
+        (AsyncValueOp::New, false) => canon_future_new(&ty),
+        (AsyncValueOp::Read, true) => {
+            let (i, ptr, n) = (word(0)?, word(1)?.into(), word(2)?.into());
+            run_once(what, Box::pin(async move { canon_stream_read(&ty, &opts, i, ptr, n).await }))
+        }
+        (AsyncValueOp::Write, true) => {
+            let (i, ptr, n) = (word(0)?, word(1)?.into(), word(2)?.into());
+            run_once(what, Box::pin(async move { canon_stream_write(&ty, &opts, i, ptr, n).await }))
+        }
+        (AsyncValueOp::Read, false) => {
+            let (i, ptr) = (word(0)?, word(1)?.into());
+            run_once(what, Box::pin(async move { canon_future_read(&ty, &opts, i, ptr).await }))
+        }
+        (AsyncValueOp::Write, false) => {
+            let (i, ptr) = (word(0)?, word(1)?.into());
+            run_once(what, Box::pin(async move { canon_future_write(&ty, &opts, i, ptr).await }))
+        }
+        (AsyncValueOp::CancelRead, true) => {
+            let i = word(0)?;
+            run_once(what, Box::pin(async move { canon_stream_cancel_read(&ty, false, i).await }))
+        }
+        (AsyncValueOp::CancelWrite, true) => {
+            let i = word(0)?;
+            run_once(what, Box::pin(async move { canon_stream_cancel_write(&ty, false, i).await }))
+        }
+        (AsyncValueOp::CancelRead, false) => {
+            let i = word(0)?;
+            run_once(what, Box::pin(async move { canon_future_cancel_read(&ty, false, i).await }))
+        }
+        (AsyncValueOp::CancelWrite, false) => {
+            let i = word(0)?;
+            run_once(what, Box::pin(async move { canon_future_cancel_write(&ty, false, i).await }))
+        }
+        (AsyncValueOp::DropReadable, true) => canon_stream_drop_readable(&ty, word(0)?),
+        (AsyncValueOp::DropWritable, true) => canon_stream_drop_writable(&ty, word(0)?),
+        (AsyncValueOp::DropReadable, false) => canon_future_drop_readable(&ty, word(0)?),
+        (AsyncValueOp::DropWritable, false) => canon_future_drop_writable(&ty, word(0)?),
+    }
+}
