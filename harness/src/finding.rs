@@ -445,7 +445,11 @@ fn call_fields(prepared: &Prepared, call: &CallPlan) -> Result<Vec<String>> {
             GuestOp::Builtin { thunk, arg } => {
                 builtins.push(format!("{{ builtin = {}, arg = {arg} }}", quoted(&builtin_name(prepared, *thunk)?)))
             }
-            GuestOp::TaskReturn | GuestOp::AsyncBuiltin { .. } | GuestOp::Activation { .. } => {
+            GuestOp::TaskReturn
+            | GuestOp::AsyncBuiltin { .. }
+            | GuestOp::Poke { .. }
+            | GuestOp::Peek { .. }
+            | GuestOp::Activation { .. } => {
                 bail!("a finding in an async call cannot be written as a case yet")
             }
             GuestOp::Import(import) => {

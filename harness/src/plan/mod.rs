@@ -68,6 +68,10 @@ pub enum GuestOp {
     TaskReturn,
     /// 🔀 Call an async built-in (by thunk) with these i32 arguments.
     AsyncBuiltin { thunk: u32, args: Vec<u32> },
+    /// 🔀 Write these bytes into the guest's memory (data a stream or future copy reads).
+    Poke { addr: u32, bytes: Vec<u8> },
+    /// 🔀 Log `len` bytes of the guest's memory at `addr` (what a copy wrote).
+    Peek { addr: u32, len: u32 },
     /// 🔀 End this activation of an async export (its first call, then each callback call)
     /// with callback code `code` (packed: `EXIT` 0, `YIELD` 1, `WAIT` 2 with the set's index
     /// above 4 bits); the ops after it run in the next callback call.
@@ -242,7 +246,11 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
                     case.script.call(*thunk);
                     continue;
                 }
-                GuestOp::TaskReturn | GuestOp::AsyncBuiltin { .. } | GuestOp::Activation { .. } => {
+                GuestOp::TaskReturn
+                | GuestOp::AsyncBuiltin { .. }
+                | GuestOp::Poke { .. }
+                | GuestOp::Peek { .. }
+                | GuestOp::Activation { .. } => {
                     bail!("an async operation in a call of synchronous export {}", call.export)
                 }
             };
@@ -346,6 +354,12 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
                     case.script.arg((*a).into());
                 }
                 case.script.call(*thunk);
+            }
+            GuestOp::Poke { addr, bytes } => {
+                case.script.write(*addr, bytes);
+            }
+            GuestOp::Peek { addr, len } => {
+                case.script.log_memory(*addr, *len);
             }
             GuestOp::TaskReturn => {
                 // `task.return` takes the result as its params: MAX_FLAT_PARAMS of them.

@@ -429,6 +429,17 @@ pub(crate) fn import_call<'p>(prepared: &'p Prepared, imp: &ImportSpec) -> Resul
     Ok((thunk, ft, GuestValues { values, corruption: corruption(&imp.corrupt)? }))
 }
 
+/// Hex digits as bytes (`0a1b`).
+fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        bail!("`{hex}` is not an even number of hex digits");
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| anyhow!("`{hex}` is not hex")))
+        .collect()
+}
+
 /// 🔀 One activation of an async export (`return`, built-ins, then its callback code), as ops.
 fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>> {
     let number =
@@ -442,6 +453,35 @@ fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>>
             ("yield", None) => GuestOp::Activation { code: 1 },
             ("wait", Some(set)) => GuestOp::Activation { code: 2 | (number(set)? << 4) },
             ("code", Some(code)) => GuestOp::Activation { code: number(code)? },
+            ("poke", Some(a)) => {
+                let (addr, hex) = a.split_once(',').ok_or_else(|| anyhow!("`{word}`: give `poke:ADDR,HEX`"))?;
+                GuestOp::Poke { addr: number(addr)?, bytes: hex_bytes(hex).with_context(|| format!("`{word}`"))? }
+            }
+            ("peek", Some(a)) => {
+                let (addr, len) = a.split_once(',').ok_or_else(|| anyhow!("`{word}`: give `peek:ADDR,LEN`"))?;
+                GuestOp::Peek { addr: number(addr)?, len: number(len)? }
+            }
+            (name, args) if name.starts_with("stream.") || name.starts_with("future.") => {
+                let matching: Vec<usize> = prepared
+                    .imports
+                    .iter()
+                    .enumerate()
+                    .filter(
+                        |(_, i)| matches!(i, ImportType::Async(b @ AsyncImport::Value { .. }) if b.describe() == name),
+                    )
+                    .map(|(t, _)| t)
+                    .collect();
+                let thunk = match matching[..] {
+                    [t] => t,
+                    [] => bail!(
+                        "`{name}`: the world has no such built-in (it needs a {} type in a signature)",
+                        &name[..6]
+                    ),
+                    _ => bail!("`{name}`: the world's signatures have several such types; the suite names only one"),
+                };
+                let args = args.map_or(Ok(vec![]), |a| a.split(',').map(number).collect::<Result<Vec<u32>>>())?;
+                GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
+            }
             (name, args) => {
                 let thunk = prepared
                     .imports
