@@ -431,7 +431,7 @@ pub(crate) fn import_call<'p>(prepared: &'p Prepared, imp: &ImportSpec) -> Resul
 
 /// Hex digits as bytes (`0a1b`).
 fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         bail!("`{hex}` is not an even number of hex digits");
     }
     (0..hex.len())
