@@ -11,7 +11,7 @@ use crate::encode::protocol as p;
 use crate::encode::script::{ReallocAnswer, Script};
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{
-    Context, FlattenOpts, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type,
+    Context, FlattenOpts, MAX_FLAT_ASYNC_PARAMS, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type,
 };
 use crate::reference::layout::{alignment, elem_size};
 use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
@@ -254,39 +254,7 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
                     bail!("an async operation in a call of synchronous export {}", call.export)
                 }
             };
-            let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
-                bail!("import {} is not a function", imp.thunk);
-            };
-            let core = flatten_functype(FlattenOpts::sync(PtrType::I32), ift, Context::Lower);
-            let mark = scratch.writes.len();
-            let flats = lay_out(enc, &imp.args.values, &ift.param_types(), MAX_FLAT_PARAMS, &mut scratch)?;
-            let mut part = scratch.clone();
-            part.writes.drain(..mark);
-            for raw in emit(&mut case.script, &part, &imp.args, flats, misses)? {
-                case.script.arg(raw);
-            }
-            // A spilled result goes to a return area the guest provides.
-            let ret_area = if core.params.len() > flats_len(ift) {
-                let tuple = ValType::Tuple(ift.result_type().into());
-                let size = elem_size(&tuple, PtrType::I32);
-                let ptr = crate::reference::memory::Memory::realloc(
-                    &mut scratch,
-                    0,
-                    0,
-                    alignment(&tuple, PtrType::I32),
-                    size,
-                )
-                .map_err(|t| anyhow!("return area: {t}"))?;
-                case.script.arg(ptr);
-                Some((ptr, size))
-            } else {
-                None
-            };
-            case.script.call(imp.thunk);
-            if let Some((ptr, size)) = ret_area {
-                case.script.log_memory(ptr as u32, size as u32);
-            }
-            case.import_results.push(imp.result.clone());
+            import_call(&mut case, prepared, &mut scratch, imp, misses)?;
         }
         let mark = scratch.writes.len();
         let flats = lay_out(enc, &call.result.values, &ft.result_type(), MAX_FLAT_RESULTS, &mut scratch)
@@ -314,6 +282,52 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
         case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
     }
     Ok(case)
+}
+
+/// The script of one import call: its arguments laid out (in the guest's encoding, into its
+/// scratch area), the call, and the return area logged where its results go through one. 🔀 An
+/// async-lowered import takes up to MAX_FLAT_ASYNC_PARAMS flat params and always returns its
+/// result through memory; its one flat result (the subtask's state and index) is logged.
+fn import_call(
+    case: &mut Case,
+    prepared: &Prepared,
+    scratch: &mut BumpHeap,
+    imp: &ImportPlan,
+    misses: Misses,
+) -> Result<()> {
+    let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
+        bail!("import {} is not a function", imp.thunk);
+    };
+    let (opts, max_flat) = match ift.async_ {
+        false => (FlattenOpts::sync(PtrType::I32), MAX_FLAT_PARAMS),
+        true => (FlattenOpts::async_(PtrType::I32, false), MAX_FLAT_ASYNC_PARAMS),
+    };
+    let core = flatten_functype(opts, ift, Context::Lower);
+    let mark = scratch.writes.len();
+    let flats = lay_out(prepared.encoding, &imp.args.values, &ift.param_types(), max_flat, scratch)?;
+    let n_params = flats.len();
+    let mut part = scratch.clone();
+    part.writes.drain(..mark);
+    for raw in emit(&mut case.script, &part, &imp.args, flats, misses)? {
+        case.script.arg(raw);
+    }
+    // A spilled result goes to a return area the guest provides.
+    let ret_area = if core.params.len() > n_params {
+        let tuple = ValType::Tuple(ift.result_type().into());
+        let size = elem_size(&tuple, PtrType::I32);
+        let ptr = crate::reference::memory::Memory::realloc(scratch, 0, 0, alignment(&tuple, PtrType::I32), size)
+            .map_err(|t| anyhow!("return area: {t}"))?;
+        case.script.arg(ptr);
+        Some((ptr, size))
+    } else {
+        None
+    };
+    case.script.call(imp.thunk);
+    if let Some((ptr, size)) = ret_area {
+        case.script.log_memory(ptr as u32, size as u32);
+    }
+    case.import_results.push(imp.result.clone());
+    Ok(())
 }
 
 /// 🔀 The frames of an async export call: its activations, each ending with its callback code.
@@ -344,7 +358,7 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
             open = true;
         }
         match op {
-            GuestOp::Import(_) => bail!("import calls from an async export are not planned yet"),
+            GuestOp::Import(imp) => import_call(case, prepared, &mut scratch, imp, misses)?,
             GuestOp::Builtin { thunk, arg } => {
                 case.script.arg((*arg).into());
                 case.script.call(*thunk);
@@ -383,11 +397,6 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
     }
     case.steps.push(Step::Call(ExportCall { export: call.export, args: call.args.clone() }));
     Ok(())
-}
-
-fn flats_len(ft: &FuncType) -> usize {
-    let n = crate::reference::flatten::flatten_types(&ft.param_types(), PtrType::I32).len();
-    if n > MAX_FLAT_PARAMS { 1 } else { n }
 }
 
 /// Whether plans can drive a function (resources come with resource plans).

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 
-use super::artifact::{Artifact, Import};
+use super::artifact::Artifact;
 use super::core::{CoreGuest, CoreInstance, CoreStore, HostState, call_export, serve_import};
-use super::model_async::{AsyncState, ModelSlot, serve_async};
+use super::model_async::{AsyncState, ModelSlot, serve_async, serve_async_import};
 use super::prepared::ImportType;
 use super::{Compiled, Host, Instance, NoHost, Runtime, Unsupported};
 use crate::encode::guest::{GuestModule, LOAD_CHUNK};
@@ -48,6 +48,10 @@ impl GuestModel {
 
     pub(super) fn encoding(&self) -> crate::reference::types::StringEncoding {
         self.host.encoding
+    }
+
+    pub(super) fn host_state(&mut self) -> &mut HostState {
+        &mut self.host
     }
 
     fn check(&self, addr: u64, len: u64) -> Result<(), Trap> {
@@ -215,9 +219,11 @@ impl GuestModel {
         let imp =
             self.module.imports.get(k as usize).ok_or_else(|| guest_trap(format!("call_indirect: no thunk {k}")))?;
         let sig = imp.sig.clone();
-        let builtin = match self.host.imports.get(k as usize) {
-            Some(ImportType::Async(builtin)) => Some(builtin.clone()),
-            _ => None,
+        let imports = self.host.imports.clone();
+        let (builtin, async_import) = match imports.get(k as usize) {
+            Some(ImportType::Async(builtin)) => (Some(builtin), None),
+            Some(ImportType::Func { ft, .. }) if ft.async_ => (None, Some(ft)),
+            _ => (None, None),
         };
         let args = sig
             .params
@@ -225,9 +231,10 @@ impl GuestModel {
             .enumerate()
             .map(|(i, &t)| self.load_typed(t, p::ARG_BUF + 8 * i as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = match builtin {
-            Some(builtin) => serve_async(self, &builtin, args)?,
-            None => serve_import(self, k, args)?,
+        let results = match (builtin, async_import) {
+            (Some(builtin), _) => serve_async(self, builtin, args)?,
+            (_, Some(ft)) => serve_async_import(self, k, ft, args)?,
+            _ => serve_import(self, k, args)?,
         };
         self.log_record(log::IMPORT_DONE, k, 0)?;
         for r in results {
@@ -331,9 +338,6 @@ impl Runtime for ModelRuntime {
             }
             if artifact.has_resources() {
                 bail!(unsupported("an async world with resources"));
-            }
-            if artifact.imports.iter().any(|i| matches!(i, Import::Func { .. })) {
-                bail!(unsupported("an async world with function imports"));
             }
         }
         Ok(Box::new(ModelCompiled { artifact }))

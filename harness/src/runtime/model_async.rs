@@ -19,13 +19,14 @@ use super::prepared::AsyncImport;
 use crate::encode::names::AsyncValueOp;
 use crate::encode::protocol;
 use crate::reference::concurrency::builtins::*;
+use crate::reference::concurrency::canon::canon_lower;
 use crate::reference::concurrency::choice::Deterministic;
 use crate::reference::concurrency::embedding::Store;
 use crate::reference::concurrency::switch::LocalFuture;
-use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, core_func};
+use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, core_func};
 use crate::reference::concurrency::{InstRef, Obj};
 use crate::reference::memory::Memory;
-use crate::reference::types::{PtrType, StringEncoding, ValType};
+use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::reference::{Trap, TrapKind};
 
@@ -201,6 +202,40 @@ pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat
         ..CanonicalOptions::default()
     };
     let r = call_builtin(builtin, &opts, &args);
+    std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    r
+}
+
+/// The guest called async-lowered import `thunk` (of type `ft`) with `args`: the reference's
+/// async `canon_lower`, whose callee is the host. The host answers at once, so the subtask
+/// resolves before `canon_lower` returns (RETURNED, its result in the guest's memory).
+pub fn serve_async_import(
+    model: &mut GuestModel,
+    thunk: u32,
+    ft: &FuncType,
+    args: Vec<Flat>,
+) -> Result<Vec<Flat>, Trap> {
+    let slot = model.async_slot.upgrade().ok_or_else(|| assertion("an async import outside an async call"))?;
+    let encoding = model.encoding();
+    std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    let opts = CanonicalOptions {
+        string_encoding: encoding,
+        memory: Some(memory_of(&slot)),
+        async_: true,
+        ..CanonicalOptions::default()
+    };
+    let host = Rc::downgrade(&slot);
+    let callee: FuncInst = Rc::new(move |on_start, on_resolve| {
+        let args = on_start()?;
+        let slot = host.upgrade().ok_or_else(|| assertion("the guest model is gone"))?;
+        let result = slot_mut(&slot)?.model.host_state().host.import(thunk, args);
+        let result = result.map_err(|e| e.downcast::<Trap>().unwrap_or_else(|e| assertion(format!("{e:#}"))))?;
+        on_resolve(Some(result.into_iter().collect()))?;
+        let no_cancel: OnCancel = Rc::new(|| Ok(()));
+        Ok(no_cancel)
+    });
+    let ft = ft.clone();
+    let r = run_once("an async import", Box::pin(async move { canon_lower(&callee, &ft, &opts, args).await }));
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
     r
 }

@@ -14,7 +14,7 @@ use wasmtime::{AsContextMut, Config, Store, StoreContextMut};
 use super::artifact::{Artifact, Import};
 use super::resources::is_guest_resource;
 use super::{Compiled, FUEL, HarnessError, Host, Instance, MAX_HANDLES, MEMORY_LIMIT, Runtime, Unsupported};
-use crate::reference::types::{ResourceType, ValType, despecialize};
+use crate::reference::types::{FuncType, ResourceType, ValType, despecialize};
 use crate::reference::value::{HostString, Value};
 use crate::reference::{Trap, TrapKind};
 
@@ -532,10 +532,6 @@ impl Runtime for WasmtimeRuntime {
         let Some(wasm) = &artifact.component else {
             bail!(Unsupported { engine: label, reason: "the world has no component".into() });
         };
-        if artifact.imports.iter().any(|i| matches!(i, Import::Func { func, .. } if func.ft.async_)) {
-            let reason = "the world imports an async function: not run on Wasmtime yet".into();
-            bail!(Unsupported { engine: label, reason });
-        }
         let engine = engine(self.0)?;
         let component =
             Component::new(&engine, wasm).map_err(|e| anyhow!("Wasmtime rejects the guest component: {e:#}"))?;
@@ -567,6 +563,16 @@ impl Runtime for WasmtimeRuntime {
                 }
                 Ok(())
             };
+            if func.ft.async_ {
+                // 🔀 An `async func` import needs a concurrent host function; the host answers at
+                // once, so its future is ready when made.
+                let concurrent = concurrent_import(thunk, func.ft.clone());
+                match &func.interface {
+                    Some(iface) => linker.instance(iface)?.func_new_concurrent(&func.name, concurrent)?,
+                    None => linker.root().func_new_concurrent(&func.name, concurrent)?,
+                }
+                continue;
+            }
             match &func.interface {
                 Some(iface) => linker.instance(iface)?.func_new(&func.name, host)?,
                 None => linker.root().func_new(&func.name, host)?,
@@ -602,7 +608,8 @@ impl Runtime for WasmtimeRuntime {
             .iter()
             .map(|e| export_index(&component, e.func.interface.as_deref(), &e.func.name))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Box::new(WasmtimeCompiled { label, engine, pre, exports, artifact }))
+        let asynchronous = artifact.is_async();
+        Ok(Box::new(WasmtimeCompiled { label, engine, pre, exports, artifact, asynchronous }))
     }
 }
 
@@ -613,6 +620,8 @@ struct WasmtimeCompiled {
     /// The index of each artifact export.
     exports: Vec<ComponentExportIndex>,
     artifact: Arc<Artifact>,
+    /// 🔀 The world is async: instantiation and every call go through Wasmtime's async API.
+    asynchronous: bool,
 }
 
 impl Compiled for WasmtimeCompiled {
@@ -624,7 +633,11 @@ impl Compiled for WasmtimeCompiled {
         let mut store = store(&self.engine, Data { slots: vec![], limits: limits() }, |c| &mut c.limits)?;
         let mut host = Some(host);
         let seat = Seat::new(&mut host)?;
-        let instance = ending(self.pre.instantiate(&mut store));
+        // 🔀 Concurrent host functions (async imports) need the async instantiation.
+        let instance = match self.asynchronous {
+            true => block_on(self.pre.instantiate_async(&mut store)).and_then(ending),
+            false => ending(self.pre.instantiate(&mut store)),
+        };
         drop(seat);
         let instance = match instance? {
             Ok(instance) => instance,
@@ -640,6 +653,47 @@ struct WasmtimeInstance<'c> {
     instance: wasmtime::component::Instance,
     /// The host behind the imports, seated for each call.
     host: Option<Box<dyn Host>>,
+}
+
+type ImportFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<()>> + Send + 'a>>;
+
+/// 🔀 The concurrent host function of async import `thunk`.
+fn concurrent_import(
+    thunk: u32,
+    ft: FuncType,
+) -> impl for<'a> Fn(
+    &'a wasmtime::component::Accessor<Data>,
+    wasmtime::component::types::ComponentFunc,
+    &'a [Val],
+    &'a mut [Val],
+) -> ImportFuture<'a>
++ Send
++ Sync
++ 'static {
+    move |_, _, params, results| {
+        let done = answer_async_import(thunk, &ft, params, results);
+        Box::pin(async move { done })
+    }
+}
+
+/// 🔀 The host's answer to a call of async import `thunk` (values without handles: async worlds
+/// with resources do not run yet).
+fn answer_async_import(thunk: u32, ft: &FuncType, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+    let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+    let args = ft
+        .params
+        .iter()
+        .zip(params)
+        .map(|((_, t), v)| val_to_value(t, v))
+        .collect::<Result<Vec<_>>>()
+        .map_err(harness)?;
+    let result = with_host(|host| host.import(thunk, args)).map_err(host_failure)?;
+    match (&ft.result, result, results.first_mut()) {
+        (Some(t), Some(v), Some(slot)) => *slot = value_to_val(t, &v).map_err(harness)?,
+        (None, None, None) => {}
+        _ => return Err(harness(anyhow!("planned result does not match the import's type"))),
+    }
+    Ok(())
 }
 
 /// A Wasmtime failure: a trap (a trap the host raised in an import comes back as it was
@@ -682,8 +736,10 @@ impl Instance for WasmtimeInstance<'_> {
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); ft.result.iter().count()];
         let seat = Seat::new(&mut self.host)?;
-        // 🔀 An async-lifted export runs in Wasmtime's event loop until its task returns.
-        let ended = match ft.async_ {
+        // 🔀 An async-lifted export runs in Wasmtime's event loop until its task returns; in an
+        // async world every call goes that way (a store with concurrent host functions
+        // refuses synchronous calls).
+        let ended = match self.compiled.asynchronous {
             true => block_on(f.call_async(&mut *store, &args, &mut results)),
             false => Ok(f.call(&mut *store, &args, &mut results)),
         };
@@ -704,6 +760,9 @@ impl Instance for WasmtimeInstance<'_> {
         let any = any.ok_or_else(|| anyhow!("host slot {slot} holds no resource"))?;
         self.store.set_fuel(FUEL).map_err(|e| anyhow!("{e:#}"))?;
         let _seat = Seat::new(&mut self.host)?;
-        ending(any.resource_drop(&mut self.store))
+        match self.compiled.asynchronous {
+            true => ending(block_on(any.resource_drop_async(&mut self.store))?),
+            false => ending(any.resource_drop(&mut self.store)),
+        }
     }
 }

@@ -541,10 +541,8 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         let result = result_values(ift, imp.returns.as_ref(), StringEncoding::Utf8, &what)?.pop();
         ops.push(GuestOp::Import(ImportPlan { thunk, args, result }));
     }
-    match (ft.async_, st.activations.is_empty()) {
-        (false, false) => bail!("`{call}` is not an async func: `async` is for async exports"),
-        (true, _) if !imports.is_empty() => bail!("`{call}`: import calls from an async export are not supported yet"),
-        _ => {}
+    if !ft.async_ && !st.activations.is_empty() {
+        bail!("`{call}` is not an async func: `async` is for async exports");
     }
     for (i, activation) in st.activations.iter().enumerate() {
         let what = format!("`{call}`: `async[{i}]`");
