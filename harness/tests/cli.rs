@@ -348,3 +348,13 @@ fn a_fuzz_input_replays_without_cargo_fuzz() {
     assert!(code == 2 && err.contains("cannot read"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `cargo xtask bench`'s second part: both cases run (neither traps) on every engine named.
+#[test]
+fn bench_calls_runs_the_sync_and_the_async_case() {
+    let (code, out, err) = witness(&["bench-calls", "--engine", "reference,wasmtime", "--seconds", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].starts_with("reference") && rows[1].starts_with("wasmtime"), "{out}");
+}

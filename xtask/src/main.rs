@@ -9,7 +9,9 @@
 //!   Fails if any step fails.
 //! * `cargo xtask bench` — the differential campaign's throughput on a release build
 //!   (`witness diff --seed 1 --worlds 50 --cases 200`): its summary, then each engine's time
-//!   relative to the reference's. A benchmark to read, not a test: nothing is asserted on time.
+//!   relative to the reference's; then `witness bench-calls`, each engine's cases per second
+//!   with an async call against a synchronous one. A benchmark to read, not a test: nothing is
+//!   asserted on time.
 //! * `cargo xtask fuzz-bench` — the fuzz targets' throughput under libFuzzer (fuzz_bench.rs):
 //!   `differential` and `differential_cached` built with `cargo fuzz build -O` with no sanitizer
 //!   and with ASan, each run 60 s on an empty corpus; executions a second and peak RSS side by
@@ -258,7 +260,12 @@ fn bench(seed: u64, worlds: u64, cases: u64) -> Result<bool> {
     if summary.trim().is_empty() {
         bail!("witness diff printed no summary ({})", out.status);
     }
-    Ok(out.status.success())
+    // Async calls against synchronous ones, per engine (the goal: async at least a third).
+    let engines = "reference,wasmtime,wasmtime-winch,wasmtime-pulley";
+    let calls = ["bench-calls", "--engine", engines];
+    println!();
+    let called = step(&format!("witness {}", calls.join(" ")), witness(true, &calls))?;
+    Ok(out.status.success() && called)
 }
 
 fn main() -> ExitCode {

@@ -2,6 +2,7 @@
 
 pub mod abi;
 pub mod adapter;
+pub mod bench;
 pub mod diff;
 pub mod fuzz;
 pub mod selfcheck;
@@ -49,6 +50,8 @@ enum Command {
     ToCase(to_case::ToCaseArgs),
     /// Check the reference against the spec's worked values (suites/reference/*.txt).
     Selfcheck(selfcheck::SelfcheckArgs),
+    /// Cases per second on each engine, a synchronous call against an async one.
+    BenchCalls(bench::BenchCallsArgs),
 }
 
 /// Run the CLI: errors print as `error: ...` with their causes, and exit with status 2.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::FuzzReport(args) => fuzz::report(args),
         Command::Suite(args) => suite::run(args),
         Command::ToCase(args) => to_case::run(args),
+        Command::BenchCalls(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

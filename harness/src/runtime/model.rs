@@ -357,6 +357,14 @@ fn model_of(artifact: &Artifact, host: Box<dyn Host>) -> Result<GuestModel> {
     Ok(GuestModel::new(model.guest.clone(), host))
 }
 
+/// A model of `artifact` with no memory and no host, that stands where the model was while the
+/// model is elsewhere (see `model_async`).
+fn stand_in(artifact: &Artifact) -> Result<GuestModel> {
+    let model = artifact.model.as_ref().ok_or_else(|| anyhow!("the artifact has no model"))?;
+    let host = HostState::new(artifact, Box::new(NoHost));
+    Ok(GuestModel { mem: Vec::new(), module: model.guest.clone(), host, async_slot: Weak::new() })
+}
+
 impl CoreStore for GuestModel {
     type Guest<'a> = &'a mut GuestModel;
 
@@ -443,10 +451,7 @@ impl Instance for ModelInstance {
                 }
                 let state = match &mut self.async_state {
                     Some(state) => state,
-                    none => none.insert(AsyncState::new(
-                        model_of(&artifact, Box::new(NoHost))?,
-                        model_of(&artifact, Box::new(NoHost))?,
-                    )),
+                    none => none.insert(AsyncState::new(stand_in(&artifact)?, stand_in(&artifact)?)),
                 };
                 match state.call(&mut self.caller.store, &artifact, export, args) {
                     Err(t) if t.kind == TrapKind::Assertion => bail!("harness assertion: {t}"),

@@ -76,10 +76,9 @@ pub struct AsyncState {
 }
 
 impl AsyncState {
-    /// The state for instances of `artifact`; `spare` is a model of it (its memory is dropped).
-    pub fn new(mut spare: GuestModel, mut placeholder: GuestModel) -> AsyncState {
-        spare.mem = Vec::new();
-        placeholder.mem = Vec::new();
+    /// The state of one model instance; `spare` and `placeholder` are two stand-ins (models with
+    /// no memory) for the slot.
+    pub fn new(spare: GuestModel, placeholder: GuestModel) -> AsyncState {
         let store = Store::new(Deterministic);
         let inst = store.new_instance();
         let slot = Rc::new(RefCell::new(ModelSlot { model: placeholder, spare: Some(spare) }));
