@@ -30,6 +30,8 @@ pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
     ("cannot drop a subtask which has not yet resolved", TrapKind::SubtaskState),
     ("invalid `task.return` signature and/or options", TrapKind::TaskReturnMismatch),
     ("cannot drop waitable set with waiters", TrapKind::WaitableSetBusy),
+    // Wasmtime's resource table refuses to delete a waitable set that has members (children).
+    ("resource has children", TrapKind::WaitableSetBusy),
     ("backpressure counter overflow", TrapKind::BackpressureRange),
     ("unsupported callback code", TrapKind::InvalidCallbackCode),
     ("cannot resume thread which is not suspended", TrapKind::ThreadNotSuspended),

@@ -461,6 +461,17 @@ fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>>
                 let (addr, len) = a.split_once(',').ok_or_else(|| anyhow!("`{word}`: give `peek:ADDR,LEN`"))?;
                 GuestOp::Peek { addr: number(addr)?, len: number(len)? }
             }
+            (name, args) if name.starts_with("task-return.") => {
+                // Another export's task.return, called with raw i32 words (a mismatch on purpose).
+                let func = &name["task-return.".len()..];
+                let thunk = prepared
+                    .imports
+                    .iter()
+                    .position(|i| matches!(i, ImportType::Async(AsyncImport::TaskReturn { func: f, .. }) if f == func))
+                    .ok_or_else(|| anyhow!("`{name}`: the world exports no async func `{func}`"))?;
+                let args = args.map_or(Ok(vec![]), |a| a.split(',').map(number).collect::<Result<Vec<u32>>>())?;
+                GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
+            }
             (name, args) if name.starts_with("stream.") || name.starts_with("future.") => {
                 let matching: Vec<usize> = prepared
                     .imports
