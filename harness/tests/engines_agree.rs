@@ -54,3 +54,42 @@ fn engines_agree_with_the_reference_on_generated_worlds() {
     assert!(traps > 0 && traps < cases, "{traps} of {cases} cases trapped");
     assert!(resource_steps > 5, "only {resource_steps} multi-step resource cases ran");
 }
+
+/// 🔀 Generated async worlds (`witness diff --async`): Wasmtime agrees with the reference on
+/// async exports (yields, imports sync and async, task.return of every generated type).
+#[test]
+fn engines_agree_with_the_reference_on_generated_async_worlds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let expectations = Expectations::load(&files).unwrap();
+    let mut cfg = DiffConfig { names: Some(witness::encode::names::NameScheme::Legacy), ..DiffConfig::default() };
+    cfg.world_config.async_prob = (1, 2);
+    cfg.world_config.resources = false;
+    let (mut async_calls, mut cases) = (0, 0);
+    for seed in 0..common::cases(12) {
+        let (world, scheme, enc) = world_of(seed, &cfg).unwrap();
+        let prepared = Prepared::from_wit(&world.wit, Some("w"), scheme, enc)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:?}\n{}", world.wit));
+        let artifact = Arc::new(Artifact::of(&prepared).unwrap());
+        let mut reference = compile(&Selection::reference(), &artifact).unwrap();
+        let mut wasmtime = compile(&Selection::parse("wasmtime").unwrap(), &artifact).unwrap();
+        for c in 0..24 {
+            let Some(case) = case_of(seed, c, &prepared, &cfg.plan_config).unwrap() else { continue };
+            let expected = run_case(reference.as_mut(), &artifact, &case, &[]).unwrap();
+            let actual = run_case(wasmtime.as_mut(), &artifact, &case, &[]).unwrap();
+            let unexplained: Vec<_> = compare(&prepared, &expected, &actual)
+                .into_iter()
+                .filter(|d| expectations.explain("wasmtime", d).is_none())
+                .collect();
+            assert!(unexplained.is_empty(), "seed {seed} case {c}: {unexplained:#?}\n{}\n{case:?}", world.wit);
+            let export = |s: &witness::runtime::Step| match s {
+                witness::runtime::Step::Call(call) => Some(call.export as usize),
+                _ => None,
+            };
+            async_calls += case.steps.iter().filter_map(export).filter(|&k| prepared.exports[k].1.async_).count();
+            cases += 1;
+        }
+    }
+    assert!(cases > 100, "only {cases} cases ran");
+    assert!(async_calls > 50, "only {async_calls} async export calls");
+}

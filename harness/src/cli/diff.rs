@@ -55,6 +55,10 @@ pub struct DiffArgs {
     /// Where to write reproducers of new divergences.
     #[arg(long, default_value = "witness-repro")]
     repro: PathBuf,
+    /// 🔀 Generate async worlds: about half their functions `async func` (with `legacy` names
+    /// and without resources, which async worlds cannot run with yet).
+    #[arg(long = "async")]
+    asynchronous: bool,
 }
 
 pub fn default_expectations() -> Vec<PathBuf> {
@@ -70,12 +74,22 @@ pub fn default_expectations() -> Vec<PathBuf> {
 pub fn run(args: DiffArgs) -> Result<()> {
     let paths = if args.expectations.is_empty() { default_expectations() } else { args.expectations.clone() };
     let expectations = Expectations::load(&paths)?;
+    if args.asynchronous && matches!(args.names, Some(super::abi::Names::Standard)) {
+        bail!("--async needs legacy names: cm32p2 names have no async form");
+    }
+    let mut world_config = crate::world::generate::WorldConfig::default();
+    let mut names = args.names;
+    if args.asynchronous {
+        world_config.async_prob = (1, 2);
+        world_config.resources = false;
+        names = Some(super::abi::Names::Legacy);
+    }
     let cfg = DiffConfig {
         seed: args.seed,
         worlds: args.worlds,
         cases: args.cases,
         engines: crate::engine::Selection::parse_args_with(&args.engines, args.adapter_timeout)?,
-        names: args.names.map(|n| match n {
+        names: names.map(|n| match n {
             super::abi::Names::Standard => NameScheme::Standard,
             super::abi::Names::Legacy => NameScheme::Legacy,
         }),
@@ -83,6 +97,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         repro_dir: Some(args.repro.clone()),
         user_world: args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?,
         time_budget: args.seconds.map(std::time::Duration::from_secs),
+        world_config,
         ..DiffConfig::default()
     };
     if cfg.engines.is_empty() {

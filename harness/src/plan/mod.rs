@@ -80,6 +80,8 @@ pub enum GuestOp {
 
 /// 🔀 `CallbackCode.EXIT`: an activation that ends the async call's callback loop.
 pub const CALLBACK_EXIT: u32 = 0;
+/// 🔀 `CallbackCode.YIELD`: the callback is called again once no thread is exclusive.
+pub const CALLBACK_YIELD: u32 = 1;
 
 /// One export call. Handles in the guest's values (`result`, import arguments) are indices
 /// in the guest's table.
@@ -331,7 +333,8 @@ fn import_call(
 }
 
 /// 🔀 The frames of an async export call: its activations, each ending with its callback code.
-/// Without a `TaskReturn` or an `Activation`, the guest returns the planned result and exits.
+/// Ops that do not end an activation last end with the planned result returned (unless a
+/// `TaskReturn` came already) and EXIT.
 fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPlan, misses: Misses) -> Result<()> {
     let task_return = prepared
         .imports
@@ -341,10 +344,10 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
         })
         .ok_or_else(|| anyhow!("the guest imports no task.return for export {}", call.export))? as u32;
     let mut ops = call.ops.clone();
-    if !ops.iter().any(|op| matches!(op, GuestOp::TaskReturn | GuestOp::Activation { .. })) {
-        ops.push(GuestOp::TaskReturn);
-    }
     if !matches!(ops.last(), Some(GuestOp::Activation { .. })) {
+        if !ops.contains(&GuestOp::TaskReturn) {
+            ops.push(GuestOp::TaskReturn);
+        }
         ops.push(GuestOp::Activation { code: CALLBACK_EXIT });
     }
     case.script.frame(p::export_entry(call.export));
@@ -548,8 +551,12 @@ pub fn arbitrary_call(
     let host_enc = StringEncoding::Utf8;
     let args = arbitrary_values(u, &ft.param_types(), host_enc)?;
     let mut imports = vec![];
+    // 🔀 Async imports are called from async exports only (the reference models async-lowered
+    // calls inside an async task so far).
     let thunks: Vec<u32> = (0..prepared.imports.len() as u32)
-        .filter(|&t| matches!(&prepared.imports[t as usize], ImportType::Func { ft, .. } if plannable(ft)))
+        .filter(|&t| {
+            matches!(&prepared.imports[t as usize], ImportType::Func { ft: ift, .. } if plannable(ift) && (ft.async_ || !ift.async_))
+        })
         .collect();
     for _ in 0..u.int_in_range(0..=2)? {
         let Ok(&thunk) = u.choose(&thunks) else { break };
@@ -559,7 +566,8 @@ pub fn arbitrary_call(
         let values = arbitrary_values(u, &ift.param_types(), prepared.encoding)?;
         let result =
             ift.result.as_ref().map(|t| arbitrary_value(u, t, host_enc, &[]).map(canonical_nans)).transpose()?;
-        let corruption = match high_bits(u, &values, &ift.param_types(), MAX_FLAT_PARAMS)? {
+        let max_flat = if ift.async_ { MAX_FLAT_ASYNC_PARAMS } else { MAX_FLAT_PARAMS };
+        let corruption = match high_bits(u, &values, &ift.param_types(), max_flat)? {
             Some(c) => Some(c),
             None => corruption(u, cfg)?,
         };
@@ -568,7 +576,12 @@ pub fn arbitrary_call(
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
     let result = GuestValues { values, corruption: corruption(u, cfg)? };
     let realloc = realloc_answers(u, cfg)?;
-    let ops = imports.into_iter().map(GuestOp::Import).collect();
+    // 🔀 An async export yields a few times first (its callback runs once per yield), then
+    // calls its imports, returns its result and exits (`build_case`).
+    let yields = if ft.async_ { u.int_in_range(0..=2)? } else { 0 };
+    let ops = std::iter::repeat_n(GuestOp::Activation { code: CALLBACK_YIELD }, yields)
+        .chain(imports.into_iter().map(GuestOp::Import))
+        .collect();
     Ok(Some(CallPlan { export, args, ops, result, realloc }))
 }
 

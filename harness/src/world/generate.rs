@@ -51,6 +51,9 @@ pub struct WorldConfig {
     pub spill_results_prob: (u32, u32),
     /// Resources with constructors, methods and static functions, and `own`/`borrow` params.
     pub resources: bool,
+    /// 🔀 Ratio of plain functions declared `async func` (`(0, _)`: none, and no input byte
+    /// is read for it, so the synchronous worlds of a seed stay as they were).
+    pub async_prob: (u32, u32),
     /// Ratio of worlds with a dependency package (`witness:dep`, nested in the text) whose
     /// interface `d0` the world imports, by name or only through the `use`s of others.
     pub dependency_prob: (u32, u32),
@@ -72,6 +75,7 @@ impl Default for WorldConfig {
             spill_params_prob: (1, 8),
             spill_results_prob: (1, 4),
             resources: true,
+            async_prob: (0, 1),
             dependency_prob: (1, 2),
             use_prob: (1, 2),
             type_config: TypeConfig::default(),
@@ -317,7 +321,8 @@ impl<'c> Scope<'c> {
     /// Adds `<prefix>name: func(...) -> ...;`.
     fn plain_func(&mut self, u: &mut Unstructured<'_>, name: &str, prefix: &str) -> Result<()> {
         let sig = self.signature(u, Kind::Plain)?;
-        let _ = writeln!(self.items, "  {prefix}{}: func{sig};", escape(name));
+        let kind = if ratio(u, self.cfg.async_prob)? { "async func" } else { "func" };
+        let _ = writeln!(self.items, "  {prefix}{}: {kind}{sig};", escape(name));
         self.funcs += 1;
         Ok(())
     }
