@@ -5,8 +5,9 @@
 //! so CI runs the targets on stable without instrumentation.
 
 pub use witness::fuzz::{
-    adapter_reply, async_reference, composition, differential, differential_cached, expectations_file, reference_lift,
-    resource_sequence, smith_guest, suite_file, type_expression, wave_value, wit_package, wit_text,
+    adapter_reply, async_differential, async_reference, composition, differential, differential_cached,
+    expectations_file, reference_lift, resource_sequence, smith_guest, suite_file, type_expression, wave_value,
+    wit_package, wit_text,
 };
 
 #[cfg(test)]
@@ -155,6 +156,13 @@ mod smoke {
         let ran = run(super::smith_guest);
         eprintln!("smith_guest: {ran} of {} inputs loaded on both engines", count());
         assert!(ran >= count() / 4, "only {ran} of {} inputs loaded on both engines", count());
+    }
+
+    #[test]
+    fn async_differential() {
+        let ran = run(super::async_differential);
+        eprintln!("async_differential: {ran} of {} inputs ran a case", count());
+        assert!(ran >= count() / 4, "only {ran} of {} inputs ran a case", count());
     }
 
     #[test]

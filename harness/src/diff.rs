@@ -49,6 +49,18 @@ impl UserWorld {
     }
 }
 
+impl DiffConfig {
+    /// 🔀 The async campaign (`witness diff --async`): about half the functions `async func`,
+    /// legacy names (cm32p2 names have no async form), no resources (async worlds with
+    /// resources do not run yet).
+    pub fn asynchronous() -> DiffConfig {
+        let mut cfg = DiffConfig { names: Some(NameScheme::Legacy), ..DiffConfig::default() };
+        cfg.world_config.async_prob = (1, 2);
+        cfg.world_config.resources = false;
+        cfg
+    }
+}
+
 /// Knobs of a campaign.
 #[derive(Clone, Debug)]
 pub struct DiffConfig {

@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     }),
     ("differential", differential),
     ("differential_cached", differential_cached),
+    ("async_differential", async_differential),
     ("resource_sequence", resource_sequence),
     ("composition", composition),
     ("async_reference", async_reference),
@@ -134,6 +135,34 @@ thread_local! {
 /// instantiations and calls only. Returns whether a case ran.
 pub fn differential_cached(data: &[u8]) -> bool {
     with_pool_world(data, Plans::Any)
+}
+
+/// How many worlds of the async campaign `async_differential` picks among.
+pub const ASYNC_POOL_WORLDS: u64 = 32;
+
+thread_local! {
+    /// The async campaign's worlds of `async_differential`, each compiled on its first use.
+    static ASYNC_POOL: std::cell::RefCell<Vec<Option<CompiledWorld>>> =
+        std::cell::RefCell::new((0..ASYNC_POOL_WORLDS).map(|_| None).collect());
+}
+
+/// 🔀 Input → one of the first `ASYNC_POOL_WORLDS` worlds of the async campaign (`witness diff
+/// --async --seed N`) and one plan from the rest → the check of `differential_cached`: async
+/// exports that yield, call imports and return through task.return, on the reference and every
+/// default runtime that runs async worlds. Returns whether a case ran.
+pub fn async_differential(data: &[u8]) -> bool {
+    let mut u = Unstructured::new(data);
+    let Ok(index) = u.int_in_range(0..=ASYNC_POOL_WORLDS - 1) else { return false };
+    ASYNC_POOL.with_borrow_mut(|pool| {
+        let compiled = pool[index as usize].get_or_insert_with(|| {
+            let seed = index + 1;
+            let (world, scheme, encoding) =
+                world_of(seed, &DiffConfig::asynchronous()).unwrap_or_else(|e| panic!("harness failure: {e:#}"));
+            let origin = format!("async campaign world {seed} (witness diff --async --seed {seed})");
+            CompiledWorld::new(world.wit, scheme, encoding, &origin)
+        });
+        compiled.check(&mut u, Plans::Any)
+    })
 }
 
 /// Input → one of the campaign's first worlds, as `differential_cached` picks it, and resource
@@ -429,10 +458,16 @@ impl CompiledWorld {
         let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding).unwrap_or_else(|e| setup("prepare", e));
         let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| setup("artifact", e)));
         let reference = compile(&Selection::reference(), &artifact).unwrap_or_else(|e| setup("compile reference", e));
+        // A runtime that cannot run the world at all (the core ones and an async world) is left
+        // out; any other failure to compile is the harness's.
         let engines = Selection::defaults()
             .into_iter()
             .filter(|s| !s.fused())
-            .map(|s| compile(&s, &artifact).unwrap_or_else(|e| setup(&format!("compile {s}"), e)))
+            .filter_map(|s| match compile(&s, &artifact) {
+                Ok(c) => Some(c),
+                Err(e) if e.downcast_ref::<crate::runtime::Unsupported>().is_some() => None,
+                Err(e) => setup(&format!("compile {s}"), e),
+            })
             .collect();
         CompiledWorld { wit, scheme, encoding, origin: origin.into(), prepared, artifact, reference, engines }
     }

@@ -62,9 +62,7 @@ fn engines_agree_with_the_reference_on_generated_async_worlds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../expectations");
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     let expectations = Expectations::load(&files).unwrap();
-    let mut cfg = DiffConfig { names: Some(witness::encode::names::NameScheme::Legacy), ..DiffConfig::default() };
-    cfg.world_config.async_prob = (1, 2);
-    cfg.world_config.resources = false;
+    let cfg = DiffConfig::asynchronous();
     let (mut async_calls, mut cases) = (0, 0);
     for seed in 0..common::cases(12) {
         let (world, scheme, enc) = world_of(seed, &cfg).unwrap();

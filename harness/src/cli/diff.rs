@@ -77,28 +77,24 @@ pub fn run(args: DiffArgs) -> Result<()> {
     if args.asynchronous && matches!(args.names, Some(super::abi::Names::Standard)) {
         bail!("--async needs legacy names: cm32p2 names have no async form");
     }
-    let mut world_config = crate::world::generate::WorldConfig::default();
-    let mut names = args.names;
-    if args.asynchronous {
-        world_config.async_prob = (1, 2);
-        world_config.resources = false;
-        names = Some(super::abi::Names::Legacy);
-    }
+    let base = if args.asynchronous { DiffConfig::asynchronous() } else { DiffConfig::default() };
     let cfg = DiffConfig {
         seed: args.seed,
         worlds: args.worlds,
         cases: args.cases,
         engines: crate::engine::Selection::parse_args_with(&args.engines, args.adapter_timeout)?,
-        names: names.map(|n| match n {
-            super::abi::Names::Standard => NameScheme::Standard,
-            super::abi::Names::Legacy => NameScheme::Legacy,
-        }),
+        names: args
+            .names
+            .map(|n| match n {
+                super::abi::Names::Standard => NameScheme::Standard,
+                super::abi::Names::Legacy => NameScheme::Legacy,
+            })
+            .or(base.names),
         only_case: args.case,
         repro_dir: Some(args.repro.clone()),
         user_world: args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?,
         time_budget: args.seconds.map(std::time::Duration::from_secs),
-        world_config,
-        ..DiffConfig::default()
+        ..base
     };
     if cfg.engines.is_empty() {
         bail!("no engine to run: --engine names none");
