@@ -127,8 +127,7 @@ fn run_mutant<G: CoreGuest>(
     case: &Case,
     mutant: fn(&Arc<Artifact>, &Rc<RefCell<PlannedHost>>) -> Mutant<G>,
 ) -> Outcome {
-    let host =
-        Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
+    let host = Rc::new(RefCell::new(PlannedHost::new(case)));
     let mut m = mutant(artifact, &host);
     load_script(&mut m, 0, &artifact.guests[0], &case.script).unwrap();
     let mut outcome = Outcome::default();

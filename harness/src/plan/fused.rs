@@ -40,7 +40,7 @@ pub fn arbitrary_fused_case(
         let values = arbitrary_values(u, &ft.param_types(), fp.caller.encoding).map_err(ar)?;
         let args = GuestValues { values, corruption: corruption(u, cfg).map_err(ar)? };
         args_corrupt |= args.corruption.is_some();
-        ops.push(GuestOp::Import(ImportPlan { thunk, args, result: None }));
+        ops.push(GuestOp::Import(ImportPlan { thunk, args, result: None, later: false }));
         let values = arbitrary_values(u, &ft.result_type(), fp.callee.encoding).map_err(ar)?;
         let result = GuestValues { values, corruption: corruption(u, cfg).map_err(ar)? };
         results_corrupt |= result.corruption.is_some();

@@ -21,7 +21,7 @@ use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::runtime::prepared::{AsyncImport, ImportType};
 use crate::runtime::resources::has_handles;
-use crate::runtime::{Case, ExportCall, Prepared, Step};
+use crate::runtime::{Case, ExportCall, ImportAnswer, Prepared, Step};
 use crate::world::arbitrary::arbitrary_value;
 use crate::world::wit::GUEST_INSTANCE;
 
@@ -55,6 +55,9 @@ pub struct ImportPlan {
     pub args: GuestValues,
     /// What the host's implementation returns.
     pub result: Option<Value>,
+    /// 🔀 The host answers an async-lowered call later, once the caller's event loop has
+    /// nothing else to run (so the caller sees its subtask STARTED); otherwise at once.
+    pub later: bool,
 }
 
 /// Something the guest does during an export call.
@@ -328,7 +331,7 @@ fn import_call(
     if let Some((ptr, size)) = ret_area {
         case.script.log_memory(ptr as u32, size as u32);
     }
-    case.import_results.push(imp.result.clone());
+    case.import_answers.push(ImportAnswer { result: imp.result.clone(), later: imp.later });
     Ok(())
 }
 
@@ -571,7 +574,7 @@ pub fn arbitrary_call(
             Some(c) => Some(c),
             None => corruption(u, cfg)?,
         };
-        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption }, result });
+        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption }, result, later: false });
     }
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
     let result = GuestValues { values, corruption: corruption(u, cfg)? };

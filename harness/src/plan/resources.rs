@@ -193,7 +193,12 @@ fn import_round(
             }
             None => None,
         };
-        ops.push(GuestOp::Import(ImportPlan { thunk, args: GuestValues { values, corruption: None }, result }));
+        ops.push(GuestOp::Import(ImportPlan {
+            thunk,
+            args: GuestValues { values, corruption: None },
+            result,
+            later: false,
+        }));
     }
     // The guest drops some of what it holds: the host's destructor runs.
     for (i, rt) in m.held_host_handles() {

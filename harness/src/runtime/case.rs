@@ -22,13 +22,22 @@ pub enum Step {
     Drop { slot: u32 },
 }
 
-/// What a case does: the guest's script, the host's steps, and what the host's imports return
-/// (one entry per import call, in order; `None` for functions without a result).
+/// The host's answer to one import call.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImportAnswer {
+    /// What the import returns (`None` for a function without a result).
+    pub result: Option<Value>,
+    /// 🔀 Answered later (see `ImportPlan::later`).
+    pub later: bool,
+}
+
+/// What a case does: the guest's script, the host's steps, and how the host answers its
+/// imports (one entry per import call, in order).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Case {
     pub script: Script,
     pub steps: Vec<Step>,
-    pub import_results: Vec<Option<Value>>,
+    pub import_answers: Vec<ImportAnswer>,
 }
 
 impl Case {
@@ -39,7 +48,7 @@ impl Case {
 
     /// The number of import calls the guest's script makes.
     pub fn script_calls(&self) -> usize {
-        self.import_results.len()
+        self.import_answers.len()
     }
 }
 

@@ -10,24 +10,40 @@ use std::rc::Rc;
 use anyhow::{Result, anyhow, bail};
 
 use super::artifact::{Artifact, Control};
-use super::{Case, Compiled, Host, HostEvent, Instance, Outcome, Step};
+use super::{Case, Compiled, Host, HostEvent, ImportAnswer, Instance, Outcome, Step};
 use crate::encode::guest::LOAD_CHUNK;
 use crate::encode::protocol;
 use crate::encode::script::{Event, Script, parse_log};
 use crate::reference::types::ResourceType;
 use crate::reference::value::Value;
 
-/// The host of a case: planned import results, in call order, and the events so far.
+/// The host of a case: planned import answers, in call order, and the events so far.
 #[derive(Debug, Default)]
 pub struct PlannedHost {
-    pub results: VecDeque<Option<Value>>,
+    pub answers: VecDeque<ImportAnswer>,
     pub events: Vec<HostEvent>,
+    /// Whether the last answer given is delivered later.
+    later: bool,
+}
+
+impl PlannedHost {
+    /// The host of `case`, before any call.
+    pub fn new(case: &Case) -> PlannedHost {
+        PlannedHost { answers: case.import_answers.iter().cloned().collect(), events: vec![], later: false }
+    }
 }
 
 impl Host for PlannedHost {
     fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>> {
         self.events.push(HostEvent::Import { thunk, args });
-        self.results.pop_front().ok_or_else(|| anyhow!("the case gives no result for this import call"))
+        let answer =
+            self.answers.pop_front().ok_or_else(|| anyhow!("the case gives no result for this import call"))?;
+        self.later = answer.later;
+        Ok(answer.result)
+    }
+
+    fn answered_later(&self) -> bool {
+        self.later
     }
 
     fn dtor(&mut self, _: &ResourceType, rep: u32) -> Result<()> {
@@ -43,8 +59,7 @@ pub fn run_case(compiled: &mut dyn Compiled, artifact: &Artifact, case: &Case, m
     if scripts.len() != artifact.guests.len() {
         bail!("{} scripts for {} guests", scripts.len(), artifact.guests.len());
     }
-    let host =
-        Rc::new(RefCell::new(PlannedHost { results: case.import_results.iter().cloned().collect(), events: vec![] }));
+    let host = Rc::new(RefCell::new(PlannedHost::new(case)));
     let mut instance =
         compiled.instantiate(Box::new(host.clone()))?.map_err(|trap| anyhow!("the instantiation trapped: {trap}"))?;
     for (guest, (control, script)) in artifact.guests.iter().zip(&scripts).enumerate() {

@@ -26,7 +26,7 @@ use crate::reference::types::ResourceType;
 use crate::reference::value::Value;
 
 pub use artifact::Artifact;
-pub use case::{Case, ExportCall, HostEvent, Outcome, Step};
+pub use case::{Case, ExportCall, HostEvent, ImportAnswer, Outcome, Step};
 pub use prepared::Prepared;
 
 /// A runtime: compiles artifacts.
@@ -75,6 +75,12 @@ pub trait Host {
     fn import(&mut self, thunk: u32, args: Vec<Value>) -> Result<Option<Value>>;
     /// The last own handle of host resource `rt` with this rep was dropped.
     fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()>;
+    /// 🔀 Whether the answer of the import call just made is delivered later, when the
+    /// caller's event loop has nothing else to run (an async-lowered call then sees its subtask
+    /// STARTED). Synchronous calls are always answered at once.
+    fn answered_later(&self) -> bool {
+        false
+    }
 }
 
 /// A host the caller keeps a handle on (to read its events after the run).
@@ -84,6 +90,9 @@ impl<H: Host + ?Sized> Host for std::rc::Rc<std::cell::RefCell<H>> {
     }
     fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()> {
         self.borrow_mut().dtor(rt, rep)
+    }
+    fn answered_later(&self) -> bool {
+        self.borrow().answered_later()
     }
 }
 

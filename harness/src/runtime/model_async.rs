@@ -10,6 +10,7 @@
 //! no memory), and puts it back for the length of each built-in call.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -23,7 +24,7 @@ use crate::reference::concurrency::canon::canon_lower;
 use crate::reference::concurrency::choice::Deterministic;
 use crate::reference::concurrency::embedding::Store;
 use crate::reference::concurrency::switch::LocalFuture;
-use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, core_func};
+use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, OnResolve, core_func};
 use crate::reference::concurrency::{InstRef, Obj};
 use crate::reference::memory::Memory;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
@@ -43,7 +44,13 @@ pub struct ModelSlot {
     model: GuestModel,
     /// A model with no memory, that stands in the slot while the interpreter runs.
     spare: Option<GuestModel>,
+    /// Answers of async imports the host gives later, oldest first.
+    later: VecDeque<LaterAnswer>,
 }
+
+/// An import answer the host holds back: the subtask's `on_resolve` and the result, taken
+/// out when the host answers (or when the caller cancels first).
+type LaterAnswer = Rc<RefCell<Option<(OnResolve, Option<Value>)>>>;
 
 impl Memory for ModelSlot {
     fn len(&self) -> u64 {
@@ -81,7 +88,7 @@ impl AsyncState {
     pub fn new(spare: GuestModel, placeholder: GuestModel) -> AsyncState {
         let store = Store::new(Deterministic);
         let inst = store.new_instance();
-        let slot = Rc::new(RefCell::new(ModelSlot { model: placeholder, spare: Some(spare) }));
+        let slot = Rc::new(RefCell::new(ModelSlot { model: placeholder, spare: Some(spare), later: VecDeque::new() }));
         AsyncState { store, inst, slot }
     }
 
@@ -132,11 +139,16 @@ impl AsyncState {
                 Ok(())
             }),
         )?;
-        // The host drives the event loop until its call resolves (or nothing is ready), then
-        // stops: work left (a callback after task.return) runs when the store is next ticked.
-        // When to tick is the host's choice (Store.tick); Wasmtime's `call_async` stops there too.
+        // The host drives the event loop until its call resolves, then stops: work left (a
+        // callback after task.return) runs when the store is next ticked. When nothing is ready
+        // it gives its oldest held-back import answer; with none left the loop is idle. When to
+        // tick and when to answer are the host's choices (Store.tick); Wasmtime's `call_async`
+        // also stops at the resolution.
         let mut ticks = 0;
-        while resolved.borrow().is_none() && self.store.tick()? {
+        while resolved.borrow().is_none() {
+            if !self.store.tick()? && !self.answer_later_import()? {
+                break;
+            }
             ticks += 1;
             if ticks == MAX_TICKS {
                 return Err(assertion(format!("the async call took {MAX_TICKS} steps of the event loop")));
@@ -151,6 +163,20 @@ impl AsyncState {
                 TrapKind::WouldDeadlock,
                 "the async call has not returned and no thread is ready (the event loop is idle)",
             )),
+        }
+    }
+}
+
+impl AsyncState {
+    /// Give the oldest import answer held back (its subtask resolves: RETURNED, the result
+    /// lowered into the guest); whether there was one.
+    fn answer_later_import(&self) -> Result<bool, Trap> {
+        loop {
+            let Some(answer) = slot_mut(&self.slot)?.later.pop_front() else { return Ok(false) };
+            // A cancelled call's answer was taken already.
+            let Some((on_resolve, result)) = answer.borrow_mut().take() else { continue };
+            on_resolve(Some(result.into_iter().collect()))?;
+            return Ok(true);
         }
     }
 }
@@ -207,7 +233,9 @@ pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat
 
 /// The guest called async-lowered import `thunk` (of type `ft`) with `args`: the reference's
 /// async `canon_lower`, whose callee is the host. The host answers at once, so the subtask
-/// resolves before `canon_lower` returns (RETURNED, its result in the guest's memory).
+/// resolves before `canon_lower` returns (RETURNED, its result in the guest's memory), or,
+/// where the case says so, later: the subtask is STARTED, and a cancellation before the
+/// answer resolves it at once as cancelled (the host gives up its answer).
 pub fn serve_async_import(
     model: &mut GuestModel,
     thunk: u32,
@@ -227,11 +255,24 @@ pub fn serve_async_import(
     let callee: FuncInst = Rc::new(move |on_start, on_resolve| {
         let args = on_start()?;
         let slot = host.upgrade().ok_or_else(|| assertion("the guest model is gone"))?;
-        let result = slot_mut(&slot)?.model.host_state().host.import(thunk, args);
+        let (result, later) = {
+            let mut s = slot_mut(&slot)?;
+            let host = &mut s.model.host_state().host;
+            (host.import(thunk, args), host.answered_later())
+        };
         let result = result.map_err(|e| e.downcast::<Trap>().unwrap_or_else(|e| assertion(format!("{e:#}"))))?;
-        on_resolve(Some(result.into_iter().collect()))?;
-        let no_cancel: OnCancel = Rc::new(|| Ok(()));
-        Ok(no_cancel)
+        if !later {
+            on_resolve(Some(result.into_iter().collect()))?;
+            let no_cancel: OnCancel = Rc::new(|| Ok(()));
+            return Ok(no_cancel);
+        }
+        let answer: LaterAnswer = Rc::new(RefCell::new(Some((on_resolve, result))));
+        slot_mut(&slot)?.later.push_back(answer.clone());
+        let on_cancel: OnCancel = Rc::new(move || {
+            let held = answer.borrow_mut().take();
+            held.map_or(Ok(()), |(on_resolve, _)| on_resolve(None))
+        });
+        Ok(on_cancel)
     });
     let ft = ft.clone();
     let r = run_once("an async import", Box::pin(async move { canon_lower(&callee, &ft, &opts, args).await }));

@@ -38,6 +38,8 @@ pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
     ("cannot have concurrent operations active on a future/stream", TrapKind::CopyState),
     ("stream read/write count too large", TrapKind::BufferTooLong),
     ("cannot be used synchronously while added to a waitable set", TrapKind::InWaitableSet),
+    // "cannot lift stream while it's in a waitable set" (lift_async_value).
+    ("while it's in a waitable set", TrapKind::InWaitableSet),
     ("after being notified that the readable end dropped", TrapKind::CopyState),
     ("after being notified that the writable end dropped", TrapKind::CopyState),
     ("after previous write succeeded or readable end dropped", TrapKind::CopyState),
@@ -45,6 +47,11 @@ pub const TRAP_TABLE: &[(&str, TrapKind)] = &[
     ("cancelled when no write is pending", TrapKind::CopyState),
     ("cancelled when no read is pending", TrapKind::CopyState),
     ("cannot drop busy", TrapKind::CopyState),
+    // Dropping a readable end mid-copy ("cannot remove busy future").
+    ("cannot remove busy", TrapKind::CopyState),
+    // The other end of the right stream or future: "passed read end to `future.drop-writable`".
+    ("passed read end to", TrapKind::HandleTypeMismatch),
+    ("passed write end to", TrapKind::HandleTypeMismatch),
     ("without first writing a value", TrapKind::FutureNotWritten),
     // "handle is not a waitable-set", "... a subtask", "... a readable end of a stream", ...
     ("handle is not a", TrapKind::HandleTypeMismatch),
@@ -674,7 +681,30 @@ fn concurrent_import(
 + 'static {
     move |_, _, params, results| {
         let done = answer_async_import(thunk, &ft, params, results);
-        Box::pin(async move { done })
+        // An answer given later: the future is pending when Wasmtime first polls it, so the
+        // guest's call gives a STARTED subtask, and it is ready the next time.
+        let later = with_host(|host| Ok(host.answered_later())).unwrap_or(false);
+        Box::pin(async move {
+            if later {
+                PendingOnce(false).await;
+            }
+            done
+        })
+    }
+}
+
+/// A future that is pending once (waking its task at once) and then ready.
+struct PendingOnce(bool);
+
+impl std::future::Future for PendingOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

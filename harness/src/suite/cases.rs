@@ -22,7 +22,7 @@ use crate::engine::Selection;
 use crate::oracle::{Difference, compare, compile_difference};
 use crate::plan::{CallPlan, Corruption, GuestOp, GuestValues, ImportPlan, Misses, StepPlan, build_case};
 use crate::reference::Value;
-use crate::reference::types::{FuncType, StringEncoding};
+use crate::reference::types::{FuncType, StringEncoding, ValType};
 use crate::runtime::driver::run_case;
 use crate::runtime::prepared::{AsyncImport, ImportType};
 use crate::runtime::resources::is_guest_resource;
@@ -176,6 +176,10 @@ pub struct ImportSpec {
     /// In a fused case, corrupts what the callee returns (`returns`, laid out by the callee).
     #[serde(default)]
     pub returns_corrupt: Option<CorruptSpec>,
+    /// 🔀 For an async import: the host answers once the guest's event loop has nothing else
+    /// to run, so the call gives a STARTED subtask.
+    #[serde(default)]
+    pub later: bool,
 }
 
 /// What the spec says must happen (every field optional).
@@ -473,22 +477,27 @@ fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>>
                 GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
             }
             (name, args) if name.starts_with("stream.") || name.starts_with("future.") => {
-                let matching: Vec<usize> = prepared
+                let matching: Vec<(usize, &ValType)> = prepared
                     .imports
                     .iter()
                     .enumerate()
-                    .filter(
-                        |(_, i)| matches!(i, ImportType::Async(b @ AsyncImport::Value { .. }) if b.describe() == name),
-                    )
-                    .map(|(t, _)| t)
+                    .filter_map(|(t, i)| match i {
+                        ImportType::Async(b @ AsyncImport::Value { ty, .. }) if b.describe() == name => Some((t, ty)),
+                        _ => None,
+                    })
                     .collect();
+                // Each use of `stream<u8>` in a signature has built-ins of its own; the spec
+                // compares payload types (`e.shared.t != stream_t.t`), so any of equal ones will do.
                 let thunk = match matching[..] {
-                    [t] => t,
                     [] => bail!(
                         "`{name}`: the world has no such built-in (it needs a {} type in a signature)",
                         &name[..6]
                     ),
-                    _ => bail!("`{name}`: the world's signatures have several such types; the suite names only one"),
+                    [(t, ty), ..] if matching.iter().all(|(_, other)| *other == ty) => t,
+                    _ => bail!(
+                        "`{name}`: the world's signatures have several such types of different payloads; the suite \
+                         names only one"
+                    ),
                 };
                 let args = args.map_or(Ok(vec![]), |a| a.split(',').map(number).collect::<Result<Vec<u32>>>())?;
                 GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
@@ -538,7 +547,14 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
                 .with_context(|| format!("`{call}`: `args[{i}]` (parameter `{name}`)"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let values = result_values(ft, returns, prepared.encoding, &format!("`{call}`"))?;
+    // An async export whose script never says `return` (it traps first, or calls task.return with
+    // raw words) needs no `returns`: a result it cannot write, such as a stream, can be left out.
+    let says_return = st.activations.iter().any(|a| a.split_whitespace().any(|w| w == "return"));
+    let values = if ft.async_ && !st.activations.is_empty() && !says_return && returns.is_none() {
+        vec![]
+    } else {
+        result_values(ft, returns, prepared.encoding, &format!("`{call}`"))?
+    };
     let mut ops = vec![];
     for b in builtins {
         ops.push(GuestOp::Builtin { thunk: builtin_thunk(prepared, &b.builtin)?, arg: b.arg });
@@ -550,7 +566,10 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         let (thunk, ift, args) = import_call(prepared, imp)?;
         let what = format!("import `{}`", imp.call);
         let result = result_values(ift, imp.returns.as_ref(), StringEncoding::Utf8, &what)?.pop();
-        ops.push(GuestOp::Import(ImportPlan { thunk, args, result }));
+        if imp.later && !ift.async_ {
+            bail!("{what}: `later` is for async imports (a synchronous call waits for its answer)");
+        }
+        ops.push(GuestOp::Import(ImportPlan { thunk, args, result, later: imp.later }));
     }
     if !ft.async_ && !st.activations.is_empty() {
         bail!("`{call}` is not an async func: `async` is for async exports");

@@ -39,6 +39,18 @@ pub const ASYNC_RULES: &[&str] = &[
     "canon_future_drop_readable",
     "canon_future_drop_writable",
     "canon_thread_yield",
+    "stream_copy",
+    "future_copy",
+    "cancel_copy",
+    "lift_async_value",
+    "lower_async_value",
+    "SharedStreamImpl.read",
+    "SharedStreamImpl.write",
+    "SharedStreamImpl.drop",
+    "SharedFutureImpl.read",
+    "SharedFutureImpl.write",
+    "SharedFutureImpl.drop",
+    "Subtask.drop",
 ];
 
 /// Whether cases may name `rule`.

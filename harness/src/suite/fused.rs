@@ -74,7 +74,7 @@ fn plan_fused(fp: &FusedPrepared, c: &CaseSpec, callee: &CalleeSpec) -> Result<F
         let (thunk, ft, args) = import_call(&fp.caller, imp)?;
         let export = fp.thunk_to_export[thunk as usize]
             .ok_or_else(|| anyhow!("import `{}` does not reach the callee", imp.call))?;
-        ops.push(GuestOp::Import(ImportPlan { thunk, args, result: None }));
+        ops.push(GuestOp::Import(ImportPlan { thunk, args, result: None, later: false }));
         let what = format!("the callee's `{}`", imp.call);
         let values = result_values(ft, imp.returns.as_ref(), fp.callee.encoding, &what)?;
         callee_steps.push(StepPlan::Call(CallPlan {
