@@ -32,6 +32,9 @@ pub struct UserWorld {
     /// The package as WIT text (dependencies nested), so it travels into repros.
     pub text: String,
     pub world: String,
+    /// 🔀 The world has async functions (or stream, future or error-context types), so its
+    /// guests take legacy names: cm32p2 names have no async form.
+    pub asynchronous: bool,
 }
 
 impl UserWorld {
@@ -40,23 +43,30 @@ impl UserWorld {
         let mut wit = crate::world::wit::Wit::load(path)?;
         let id = wit.world(world).with_context(|| format!("{}: no world to run", path.display()))?;
         wit.add_driver(id);
-        let user =
-            UserWorld { path: path.to_path_buf(), text: wit.to_text()?, world: wit.resolve.worlds[id].name.clone() };
+        let user = UserWorld {
+            path: path.to_path_buf(),
+            text: wit.to_text()?,
+            world: wit.resolve.worlds[id].name.clone(),
+            asynchronous: crate::encode::guest::is_async_world(&wit.resolve, id),
+        };
         // A world witness cannot run fails here, once, with the reason.
-        Prepared::from_wit(&user.text, Some(&user.world), NameScheme::Standard, StringEncoding::Utf8)
+        Prepared::from_wit(&user.text, Some(&user.world), user.scheme(NameScheme::Standard), StringEncoding::Utf8)
             .with_context(|| format!("{}: world `{}` cannot run", path.display(), user.world))?;
         Ok(user)
+    }
+
+    /// The name scheme of a campaign world that would take `scheme`.
+    pub fn scheme(&self, scheme: NameScheme) -> NameScheme {
+        if self.asynchronous { NameScheme::Legacy } else { scheme }
     }
 }
 
 impl DiffConfig {
     /// 🔀 The async campaign (`witness diff --async`): about half the functions `async func`,
-    /// legacy names (cm32p2 names have no async form), no resources (async worlds with
-    /// resources do not run yet).
+    /// legacy names (cm32p2 names have no async form).
     pub fn asynchronous() -> DiffConfig {
         let mut cfg = DiffConfig { names: Some(NameScheme::Legacy), ..DiffConfig::default() };
         cfg.world_config.async_prob = (1, 2);
-        cfg.world_config.resources = false;
         cfg
     }
 }
@@ -326,12 +336,12 @@ pub fn run_campaign(
         }
         let world_seed = cfg.seed.wrapping_add(w);
         let prepared = world_of(world_seed, cfg).and_then(|(mut world, scheme, enc)| {
-            let name = match &cfg.user_world {
+            let (name, scheme) = match &cfg.user_world {
                 Some(user) => {
                     world.wit = user.text.clone();
-                    user.world.clone()
+                    (user.world.clone(), user.scheme(scheme))
                 }
-                None => "w".to_string(),
+                None => ("w".to_string(), scheme),
             };
             let p = Prepared::from_wit(&world.wit, Some(&name), scheme, enc)?;
             Ok((world, name, p))

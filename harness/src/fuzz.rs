@@ -805,7 +805,8 @@ fn user_world(name: &str, data: &[u8]) -> bool {
     let failure = |what: &str, e: anyhow::Error| -> ! {
         panic!("harness failure: an accepted world fails to {what}: {e:#}\nworld:\n{}", user.text)
     };
-    let prepared = Prepared::from_wit(&user.text, Some(&user.world), NameScheme::Standard, StringEncoding::Utf8)
+    let scheme = user.scheme(NameScheme::Standard);
+    let prepared = Prepared::from_wit(&user.text, Some(&user.world), scheme, StringEncoding::Utf8)
         .unwrap_or_else(|e| failure("prepare again", e));
     let artifact = Arc::new(Artifact::of(&prepared).unwrap_or_else(|e| failure("build its artifact", e)));
     compile(&Selection::reference(), &artifact).unwrap_or_else(|e| failure("compile on the reference", e));

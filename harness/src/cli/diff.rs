@@ -55,8 +55,7 @@ pub struct DiffArgs {
     /// Where to write reproducers of new divergences.
     #[arg(long, default_value = "witness-repro")]
     repro: PathBuf,
-    /// 🔀 Generate async worlds: about half their functions `async func` (with `legacy` names
-    /// and without resources, which async worlds cannot run with yet).
+    /// 🔀 Generate async worlds: about half their functions `async func` (with `legacy` names).
     #[arg(long = "async")]
     asynchronous: bool,
 }
@@ -78,6 +77,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
         bail!("--async needs legacy names: cm32p2 names have no async form");
     }
     let base = if args.asynchronous { DiffConfig::asynchronous() } else { DiffConfig::default() };
+    let user_world = args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?;
+    if user_world.as_ref().is_some_and(|u| u.asynchronous) && matches!(args.names, Some(super::abi::Names::Standard)) {
+        bail!("the world is async: its guests need legacy names (cm32p2 names have no async form)");
+    }
     let cfg = DiffConfig {
         seed: args.seed,
         worlds: args.worlds,
@@ -92,7 +95,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
             .or(base.names),
         only_case: args.case,
         repro_dir: Some(args.repro.clone()),
-        user_world: args.wit.as_deref().map(|p| crate::diff::UserWorld::load(p, args.world.as_deref())).transpose()?,
+        user_world,
         time_budget: args.seconds.map(std::time::Duration::from_secs),
         ..base
     };

@@ -52,6 +52,16 @@ impl ComponentInstance {
         }
     }
 
+    /// Swap the state both ABIs use (the handle table, the borrow scopes, `may_leave`) with
+    /// `other`: an embedding that keeps one instance as two objects (the sync ABI's, borrowed
+    /// mutably, and the async runtime's, shared) keeps its one state where the running code is.
+    pub fn trade_shared_state(&mut self, other: &mut ComponentInstance) {
+        std::mem::swap(&mut self.handles, &mut other.handles);
+        std::mem::swap(&mut self.tasks, &mut other.tasks);
+        std::mem::swap(&mut self.next_task, &mut other.next_task);
+        std::mem::swap(&mut self.may_leave, &mut other.may_leave);
+    }
+
     /// Start a `Task` for a call into this instance (the borrow scope of `lower_borrow`).
     pub fn start_task(&mut self) -> TaskId {
         let id = TaskId(self.next_task);

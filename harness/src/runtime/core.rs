@@ -119,7 +119,7 @@ impl HostState {
 
     /// Host-side handle values → the reps the reference lowers: a guest resource's slot
     /// becomes its rep (emptying the slot when the handle is an own, which moves).
-    fn slots_to_reps(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
+    pub(super) fn slots_to_reps(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
         map_handles(t, v, &mut |rt, own, x| {
             if !is_guest_resource(rt) {
                 return Ok(x);
@@ -134,7 +134,7 @@ impl HostState {
     }
 
     /// Lifted reps → host-side handle values: a guest resource the host receives gets a slot.
-    fn reps_to_slots(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
+    pub(super) fn reps_to_slots(&mut self, t: &ValType, v: &Value) -> Result<Value, Trap> {
         map_handles(t, v, &mut |rt, _, rep| {
             if !is_guest_resource(rt) {
                 return Ok(rep);

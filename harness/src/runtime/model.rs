@@ -336,9 +336,6 @@ impl Runtime for ModelRuntime {
             if model.composition.is_some() {
                 bail!(unsupported("an async composition"));
             }
-            if artifact.has_resources() {
-                bail!(unsupported("an async world with resources"));
-            }
         }
         Ok(Box::new(ModelCompiled { artifact }))
     }

@@ -26,6 +26,7 @@ use crate::reference::concurrency::embedding::Store;
 use crate::reference::concurrency::switch::LocalFuture;
 use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, OnResolve, core_func};
 use crate::reference::concurrency::{InstRef, Obj};
+use crate::reference::context::ComponentInstance;
 use crate::reference::memory::Memory;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
@@ -46,6 +47,18 @@ pub struct ModelSlot {
     spare: Option<GuestModel>,
     /// Answers of async imports the host gives later, oldest first.
     later: VecDeque<LaterAnswer>,
+    /// The async runtime's object of the component instance. The model's `HostState` holds
+    /// the sync ABI's; the state both use (handles, borrow scopes) moves to whichever code
+    /// runs: the interpreter's (a frame, a sync built-in) or the async reference's.
+    inst: Weak<RefCell<ComponentInstance>>,
+}
+
+/// Move the state both ABIs share between `model`'s instance object and the async one.
+fn trade_state(model: &mut GuestModel, inst: &Weak<RefCell<ComponentInstance>>) -> Result<(), Trap> {
+    let inst = inst.upgrade().ok_or_else(|| assertion("the component instance is gone"))?;
+    let mut inst = inst.try_borrow_mut().map_err(|_| assertion("the instance was in use across a guest frame"))?;
+    model.host_state().inst.trade_shared_state(&mut inst);
+    Ok(())
 }
 
 /// An import answer the host holds back: the subtask's `on_resolve` and the result, taken
@@ -88,7 +101,12 @@ impl AsyncState {
     pub fn new(spare: GuestModel, placeholder: GuestModel) -> AsyncState {
         let store = Store::new(Deterministic);
         let inst = store.new_instance();
-        let slot = Rc::new(RefCell::new(ModelSlot { model: placeholder, spare: Some(spare), later: VecDeque::new() }));
+        let slot = Rc::new(RefCell::new(ModelSlot {
+            model: placeholder,
+            spare: Some(spare),
+            later: VecDeque::new(),
+            inst: Rc::downgrade(&inst.0),
+        }));
         AsyncState { store, inst, slot }
     }
 
@@ -106,11 +124,25 @@ impl AsyncState {
         let callback = module
             .export_of(protocol::callback_entry(export as u32))
             .ok_or_else(|| assertion(format!("export {} has no callback", e.func.name)))?;
+        // Host-side handles become reps, as for a synchronous call (`core::call_export`).
+        let ft = &e.func.ft;
+        let args = ft
+            .params
+            .iter()
+            .zip(args)
+            .map(|((_, t), v)| model.host_state().slots_to_reps(t, v))
+            .collect::<Result<Vec<_>, _>>()?;
         model.async_slot = Rc::downgrade(&self.slot);
+        let inst = Rc::downgrade(&self.inst.0);
+        trade_state(model, &inst)?;
         std::mem::swap(model, &mut slot_mut(&self.slot)?.model);
-        let r = self.invoke(&core.name, &callback.name, e, artifact.encoding, args);
+        let r = self.invoke(&core.name, &callback.name, e, artifact.encoding, &args);
         std::mem::swap(model, &mut slot_mut(&self.slot)?.model);
-        r
+        trade_state(model, &inst)?;
+        match (&ft.result, r?) {
+            (Some(t), Some(v)) => Ok(Some(model.host_state().reps_to_slots(t, &v)?)),
+            (_, v) => Ok(v),
+        }
     }
 
     fn invoke(
@@ -202,12 +234,14 @@ fn entry_func(slot: &Slot, name: &str) -> CoreFunc {
 
 fn run_entry(slot: &Weak<RefCell<ModelSlot>>, name: &str, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
     let slot = slot.upgrade().ok_or_else(|| assertion("the guest model is gone"))?;
-    let mut model = {
+    let (mut model, inst) = {
         let mut s = slot_mut(&slot)?;
         let spare = s.spare.take().ok_or_else(|| assertion("a guest entry ran inside another"))?;
-        std::mem::replace(&mut s.model, spare)
+        (std::mem::replace(&mut s.model, spare), s.inst.clone())
     };
+    trade_state(&mut model, &inst)?;
     let r = model.entry(name, args);
+    trade_state(&mut model, &inst)?;
     let mut s = slot_mut(&slot)?;
     let spare = std::mem::replace(&mut s.model, model);
     s.spare = Some(spare);
@@ -219,6 +253,8 @@ fn run_entry(slot: &Weak<RefCell<ModelSlot>>, name: &str, args: &[Flat]) -> Resu
 pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat>) -> Result<Vec<Flat>, Trap> {
     let slot = model.async_slot.upgrade().ok_or_else(|| assertion("an async built-in outside an async call"))?;
     let encoding = model.encoding();
+    let inst = slot_mut(&slot)?.inst.clone();
+    trade_state(model, &inst)?;
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
     let opts = CanonicalOptions {
         string_encoding: encoding,
@@ -228,6 +264,7 @@ pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat
     };
     let r = call_builtin(builtin, &opts, &args);
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    trade_state(model, &inst)?;
     r
 }
 
@@ -244,6 +281,8 @@ pub fn serve_async_import(
 ) -> Result<Vec<Flat>, Trap> {
     let slot = model.async_slot.upgrade().ok_or_else(|| assertion("an async import outside an async call"))?;
     let encoding = model.encoding();
+    let inst = slot_mut(&slot)?.inst.clone();
+    trade_state(model, &inst)?;
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
     let opts = CanonicalOptions {
         string_encoding: encoding,
@@ -277,6 +316,7 @@ pub fn serve_async_import(
     let ft = ft.clone();
     let r = run_once("an async import", Box::pin(async move { canon_lower(&callee, &ft, &opts, args).await }));
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
+    trade_state(model, &inst)?;
     r
 }
 

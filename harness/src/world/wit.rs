@@ -96,17 +96,28 @@ impl Wit {
 
     /// Give world `id` an export `DRIVER_EXPORT: func()` if it imports functions: a case calls
     /// it to make the guest call imports, which a world's own exports may not allow (a world
-    /// with no exports, or whose exports take resources).
+    /// with no exports, or whose exports take resources). 🔀 Where some imports are `async
+    /// func`s it is an `async func` too, so that it may call them async-lowered.
     pub fn add_driver(&mut self, id: WorldId) {
         let world = &self.resolve.worlds[id];
-        let imports_functions = world.imports.values().any(|item| match item {
-            WorldItem::Function(_) => true,
-            WorldItem::Interface { id, .. } => !self.resolve.interfaces[*id].functions.is_empty(),
-            WorldItem::Type { .. } => false,
-        });
+        let imported: Vec<&Function> = world
+            .imports
+            .values()
+            .flat_map(|item| -> Vec<&Function> {
+                match item {
+                    WorldItem::Function(f) => vec![f],
+                    WorldItem::Interface { id, .. } => self.resolve.interfaces[*id].functions.values().collect(),
+                    WorldItem::Type { .. } => vec![],
+                }
+            })
+            .collect();
         let key = WorldKey::Name(DRIVER_EXPORT.into());
-        if imports_functions && !world.exports.contains_key(&key) {
-            self.resolve.worlds[id].exports.insert(key, WorldItem::Function(nullary_function(DRIVER_EXPORT)));
+        if !imported.is_empty() && !world.exports.contains_key(&key) {
+            let mut driver = nullary_function(DRIVER_EXPORT);
+            if imported.iter().any(|f| f.kind.is_async()) {
+                driver.kind = FunctionKind::AsyncFreestanding;
+            }
+            self.resolve.worlds[id].exports.insert(key, WorldItem::Function(driver));
         }
     }
 
