@@ -122,3 +122,34 @@ fn an_async_world_with_resources_runs_on_the_engines_that_run_async() {
     let user = UserWorld::load(&fixture("tasks"), Some("watcher")).unwrap();
     assert!(user.asynchronous && user.text.contains("export witness-drive: async func();"), "{}", user.text);
 }
+
+#[test]
+fn async_guests_call_async_imports_with_the_host_handles_they_hold() {
+    use witness::plan::resources::arbitrary_resource_steps;
+    use witness::plan::{GuestOp, PlanConfig, StepPlan};
+    use witness::runtime::Prepared;
+    use witness::runtime::prepared::ImportType;
+    use witness::runtime::resources::has_handles;
+    let user = UserWorld::load(&fixture("tasks"), Some("watcher")).unwrap();
+    let scheme = witness::encode::names::NameScheme::Legacy;
+    let prepared = Prepared::from_wit(&user.text, Some(&user.world), scheme, Default::default()).unwrap();
+    let (mut passed, mut received) = (0, 0);
+    for seed in 0..300u64 {
+        let data = witness::world::arbitrary::seed_bytes(seed, 4096);
+        let mut u = arbitrary::Unstructured::new(&data);
+        let Ok(Some(steps)) = arbitrary_resource_steps(&mut u, &prepared, &PlanConfig::default()) else { continue };
+        for step in &steps {
+            let StepPlan::Call(call) = step else { continue };
+            for op in &call.ops {
+                let GuestOp::Import(imp) = op else { continue };
+                let ImportType::Func { ft, .. } = &prepared.imports[imp.thunk as usize] else { panic!() };
+                if ft.async_ {
+                    passed += usize::from(ft.params.iter().any(|(_, t)| has_handles(t)));
+                    received += usize::from(ft.result.as_ref().is_some_and(has_handles));
+                }
+            }
+        }
+    }
+    // `[method]buffer.fill` and `read-all` take a buffer; `open` returns one.
+    assert!(passed > 20 && received > 10, "{passed} async calls passed handles, {received} returned some");
+}

@@ -145,10 +145,16 @@ fn import_round(
 ) -> arbitrary::Result<Option<CallPlan>> {
     let export = *u.choose(drivers)?;
     let ft = &prepared.exports[export as usize].1;
+    // 🔀 Async imports are called from async exports only (async-lowered calls run in a task).
+    let imports: Vec<u32> = imports
+        .iter()
+        .copied()
+        .filter(|&t| ft.async_ || !matches!(&prepared.imports[t as usize], ImportType::Func { ft, .. } if ft.async_))
+        .collect();
     let args = arbitrary_values(u, &ft.param_types(), StringEncoding::Utf8)?;
     let mut ops = vec![];
     for _ in 0..u.int_in_range(1..=4)? {
-        let thunk = *u.choose(imports)?;
+        let Ok(&thunk) = u.choose(&imports) else { break };
         let ImportType::Func { ft: ift, .. } = &prepared.imports[thunk as usize] else { continue };
         let mut free = m.held_host_handles();
         let mut moved = vec![];
@@ -253,8 +259,7 @@ pub fn arbitrary_resource_steps(
     let drivers: Vec<u32> =
         (0..prepared.exports.len() as u32).filter(|&k| plannable(&prepared.exports[k as usize].1)).collect();
     // Functions with handles (the plain ones are `arbitrary_call`'s), all of host resources,
-    // whose params do not spill. 🔀 Not async ones yet: an import round's driver may be a
-    // synchronous export, and the model lowers async calls inside async tasks only.
+    // whose params do not spill.
     let imports: Vec<u32> = (0..prepared.imports.len() as u32)
         .filter(|&t| match &prepared.imports[t as usize] {
             ImportType::Func { ft, .. } => {
@@ -262,7 +267,6 @@ pub fn arbitrary_resource_steps(
                 types.iter().any(|t| has_handles(t))
                     && !types.iter().any(|t| has_handle_of(t, &is_guest_resource))
                     && !types.iter().any(|t| contains_async_value(t))
-                    && !ft.async_
                     && flatten_types(&ft.param_types(), PtrType::I32).len() <= MAX_FLAT_PARAMS
             }
             _ => false,

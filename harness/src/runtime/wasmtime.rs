@@ -554,27 +554,10 @@ impl Runtime for WasmtimeRuntime {
                              params: &[Val],
                              results: &mut [Val]|
                   -> wasmtime::Result<()> {
-                let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
-                let mut h = StoreHandles { store: &mut store };
-                let args = ft
-                    .params
-                    .iter()
-                    .zip(params)
-                    .map(|((_, t), v)| val_to_value_with(t, v, &mut h))
-                    .collect::<Result<Vec<_>>>()
-                    .map_err(harness)?;
-                let result = with_host(|host| host.import(thunk, args)).map_err(host_failure)?;
-                let mut h = StoreHandles { store: &mut store };
-                match (&ft.result, result, results.first_mut()) {
-                    (Some(t), Some(v), Some(slot)) => *slot = value_to_val_with(t, &v, &mut h).map_err(harness)?,
-                    (None, None, None) => {}
-                    _ => return Err(harness(anyhow!("planned result does not match the import's type"))),
-                }
-                Ok(())
+                answer_import(thunk, &ft, params, results, &mut store)
             };
             if func.ft.async_ {
-                // 🔀 An `async func` import needs a concurrent host function; the host answers at
-                // once, so its future is ready when made.
+                // 🔀 An `async func` import needs a concurrent host function.
                 let concurrent = concurrent_import(thunk, func.ft.clone());
                 match &func.interface {
                     Some(iface) => linker.instance(iface)?.func_new_concurrent(&func.name, concurrent)?,
@@ -679,8 +662,8 @@ fn concurrent_import(
 + Send
 + Sync
 + 'static {
-    move |_, _, params, results| {
-        let done = answer_async_import(thunk, &ft, params, results);
+    move |accessor, _, params, results| {
+        let done = accessor.with(|mut access| answer_import(thunk, &ft, params, results, &mut access.as_context_mut()));
         // An answer given later: the future is pending when Wasmtime first polls it, so the
         // guest's call gives a STARTED subtask, and it is ready the next time.
         let later = with_host(|host| Ok(host.answered_later())).unwrap_or(false);
@@ -708,20 +691,26 @@ impl std::future::Future for PendingOnce {
     }
 }
 
-/// 🔀 The host's answer to a call of async import `thunk` (values without handles: async worlds
-/// with resources do not run yet).
-fn answer_async_import(thunk: u32, ft: &FuncType, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+/// The host's answer to a call of import `thunk` (of type `ft`), handles through `store`.
+fn answer_import(
+    thunk: u32,
+    ft: &FuncType,
+    params: &[Val],
+    results: &mut [Val],
+    store: &mut wasmtime::StoreContextMut<'_, Data>,
+) -> wasmtime::Result<()> {
     let harness = |e: anyhow::Error| wasmtime::Error::new(HarnessError(format!("{e:#}")));
+    let mut h = StoreHandles { store };
     let args = ft
         .params
         .iter()
         .zip(params)
-        .map(|((_, t), v)| val_to_value(t, v))
+        .map(|((_, t), v)| val_to_value_with(t, v, &mut h))
         .collect::<Result<Vec<_>>>()
         .map_err(harness)?;
     let result = with_host(|host| host.import(thunk, args)).map_err(host_failure)?;
     match (&ft.result, result, results.first_mut()) {
-        (Some(t), Some(v), Some(slot)) => *slot = value_to_val(t, &v).map_err(harness)?,
+        (Some(t), Some(v), Some(slot)) => *slot = value_to_val_with(t, &v, &mut h).map_err(harness)?,
         (None, None, None) => {}
         _ => return Err(harness(anyhow!("planned result does not match the import's type"))),
     }
