@@ -85,6 +85,8 @@ pub enum GuestOp {
 pub const CALLBACK_EXIT: u32 = 0;
 /// 🔀 `CallbackCode.YIELD`: the callback is called again once no thread is exclusive.
 pub const CALLBACK_YIELD: u32 = 1;
+/// 🔀 `CallbackCode.WAIT` (the set's index goes above the code's 4 bits).
+pub const CALLBACK_WAIT: u32 = 2;
 
 /// One export call. Handles in the guest's values (`result`, import arguments) are indices
 /// in the guest's table.
@@ -293,13 +295,14 @@ pub fn build_case(prepared: &Prepared, steps: &[StepPlan], misses: Misses) -> Re
 /// scratch area), the call, and the return area logged where its results go through one. 🔀 An
 /// async-lowered import takes up to MAX_FLAT_ASYNC_PARAMS flat params and always returns its
 /// result through memory; its one flat result (the subtask's state and index) is logged.
+/// Returns the return area (pointer, size), if any.
 fn import_call(
     case: &mut Case,
     prepared: &Prepared,
     scratch: &mut BumpHeap,
     imp: &ImportPlan,
     misses: Misses,
-) -> Result<()> {
+) -> Result<Option<(u32, u32)>> {
     let Some(ImportType::Func { ft: ift, .. }) = prepared.imports.get(imp.thunk as usize) else {
         bail!("import {} is not a function", imp.thunk);
     };
@@ -328,11 +331,12 @@ fn import_call(
         None
     };
     case.script.call(imp.thunk);
+    let ret_area = ret_area.map(|(ptr, size)| (ptr as u32, size as u32));
     if let Some((ptr, size)) = ret_area {
-        case.script.log_memory(ptr as u32, size as u32);
+        case.script.log_memory(ptr, size);
     }
     case.import_answers.push(ImportAnswer { result: imp.result.clone(), later: imp.later });
-    Ok(())
+    Ok(ret_area)
 }
 
 /// 🔀 The frames of an async export call: its activations, each ending with its callback code.
@@ -358,13 +362,27 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
     case.script.log_heap(p::HEAP as u32);
     let mut scratch = BumpHeap::new(p::HEAP, p::SCRATCH);
     let mut open = true;
+    // Return areas of calls answered later, logged when the next callback call begins (the
+    // answer may have come in between), with what the engine wrote into the heap.
+    let mut unread: Vec<(u32, u32)> = vec![];
     for op in &ops {
         if !open {
             case.script.frame(p::callback_entry(call.export));
+            if !unread.is_empty() {
+                case.script.log_heap(p::HEAP as u32);
+            }
+            for (ptr, size) in unread.drain(..) {
+                case.script.log_memory(ptr, size);
+            }
             open = true;
         }
         match op {
-            GuestOp::Import(imp) => import_call(case, prepared, &mut scratch, imp, misses)?,
+            GuestOp::Import(imp) => {
+                let ret_area = import_call(case, prepared, &mut scratch, imp, misses)?;
+                if imp.later {
+                    unread.extend(ret_area);
+                }
+            }
             GuestOp::Builtin { thunk, arg } => {
                 case.script.arg((*arg).into());
                 case.script.call(*thunk);
@@ -556,6 +574,9 @@ pub fn arbitrary_call(
     let host_enc = StringEncoding::Utf8;
     let args = arbitrary_values(u, &ft.param_types(), host_enc)?;
     let mut imports = vec![];
+    // 🔀 An async export whose guest can wait for a subtask (a table that starts empty: the
+    // call's params hold no handles).
+    let waits = if ft.async_ { WaitBuiltins::of(prepared) } else { None };
     // 🔀 Async imports are called from async exports only (the reference models async-lowered
     // calls inside an async task so far).
     let thunks: Vec<u32> = (0..prepared.imports.len() as u32)
@@ -576,18 +597,81 @@ pub fn arbitrary_call(
             Some(c) => Some(c),
             None => corruption(u, cfg)?,
         };
-        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption }, result, later: false });
+        // 🔀 One async call in three is answered later (when the guest waits for it).
+        let later = ift.async_ && waits.is_some() && u.ratio(1, 3)?;
+        imports.push(ImportPlan { thunk, args: GuestValues { values, corruption }, result, later });
     }
     let values = arbitrary_values(u, &ft.result_type(), prepared.encoding)?;
     let result = GuestValues { values, corruption: corruption(u, cfg)? };
     let realloc = realloc_answers(u, cfg)?;
     // 🔀 An async export yields a few times first (its callback runs once per yield), then
-    // calls its imports, returns its result and exits (`build_case`).
+    // calls its imports, returns its result and exits (`build_case`). A call answered later
+    // gets a set of its own, which the guest WAITs on; the callback drops both.
     let yields = if ft.async_ { u.int_in_range(0..=2)? } else { 0 };
-    let ops = std::iter::repeat_n(GuestOp::Activation { code: CALLBACK_YIELD }, yields)
-        .chain(imports.into_iter().map(GuestOp::Import))
-        .collect();
+    let mut ops: Vec<GuestOp> = std::iter::repeat_n(GuestOp::Activation { code: CALLBACK_YIELD }, yields).collect();
+    let mut table = HandleIndices::default();
+    for imp in imports {
+        let later = imp.later;
+        ops.push(GuestOp::Import(imp));
+        if let (true, Some(w)) = (later, &waits) {
+            let (subtask, set) = (table.add(), table.add());
+            let builtin = |thunk: u32, args: Vec<u32>| GuestOp::AsyncBuiltin { thunk, args };
+            ops.push(builtin(w.set_new, vec![]));
+            ops.push(builtin(w.join, vec![subtask, set]));
+            ops.push(GuestOp::Activation { code: CALLBACK_WAIT | (set << 4) });
+            ops.push(builtin(w.subtask_drop, vec![subtask]));
+            ops.push(builtin(w.set_drop, vec![set]));
+            table.remove(subtask);
+            table.remove(set);
+        }
+    }
     Ok(Some(CallPlan { export, args, ops, result, realloc }))
+}
+
+/// 🔀 The thunks of the built-ins with which a guest waits for one subtask.
+struct WaitBuiltins {
+    set_new: u32,
+    join: u32,
+    subtask_drop: u32,
+    set_drop: u32,
+}
+
+impl WaitBuiltins {
+    fn of(prepared: &Prepared) -> Option<WaitBuiltins> {
+        let thunk = |name: &str| {
+            prepared
+                .imports
+                .iter()
+                .position(|i| matches!(i, ImportType::Async(AsyncImport::Builtin(b)) if *b == name))
+                .map(|t| t as u32)
+        };
+        Some(WaitBuiltins {
+            set_new: thunk("[waitable-set-new]")?,
+            join: thunk("[waitable-join]")?,
+            subtask_drop: thunk("[subtask-drop]")?,
+            set_drop: thunk("[waitable-set-drop]")?,
+        })
+    }
+}
+
+/// 🔀 The indices the guest's handle table gives, as `Table.add` and `Table.remove` do: the
+/// lowest unused index at first, then the last freed one.
+#[derive(Default)]
+struct HandleIndices {
+    len: u32,
+    free: Vec<u32>,
+}
+
+impl HandleIndices {
+    fn add(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.len += 1;
+            self.len
+        })
+    }
+    fn remove(&mut self, i: u32) {
+        self.free.push(i);
+    }
 }
 
 #[cfg(test)]
