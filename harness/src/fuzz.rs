@@ -155,11 +155,9 @@ pub fn async_differential(data: &[u8]) -> bool {
     let Ok(index) = u.int_in_range(0..=ASYNC_POOL_WORLDS - 1) else { return false };
     ASYNC_POOL.with_borrow_mut(|pool| {
         let compiled = pool[index as usize].get_or_insert_with(|| {
-            let seed = index + 1;
-            let (world, scheme, encoding) =
-                world_of(seed, &DiffConfig::asynchronous()).unwrap_or_else(|e| panic!("harness failure: {e:#}"));
-            let origin = format!("async campaign world {seed} (witness diff --async --seed {seed})");
-            CompiledWorld::new(world.wit, scheme, encoding, &origin)
+            let (wit, scheme, encoding, origin) =
+                async_campaign_world(index).unwrap_or_else(|e| panic!("harness failure: {e:#}"));
+            CompiledWorld::new(wit, scheme, encoding, &origin)
         });
         compiled.check(&mut u, Plans::Any)
     })
@@ -171,6 +169,13 @@ pub fn async_differential(data: &[u8]) -> bool {
 /// ran.
 pub fn resource_sequence(data: &[u8]) -> bool {
     with_pool_world(data, Plans::Resources)
+}
+
+/// 🔀 The async campaign world of seed `index + 1`: its WIT, scheme, encoding and origin.
+fn async_campaign_world(index: u64) -> anyhow::Result<(String, NameScheme, StringEncoding, String)> {
+    let seed = index + 1;
+    let (world, scheme, encoding) = world_of(seed, &DiffConfig::asynchronous())?;
+    Ok((world.wit, scheme, encoding, format!("async campaign world {seed} (witness diff --async --seed {seed})")))
 }
 
 /// The campaign world of seed `index + 1`: its WIT, scheme, encoding and origin.
@@ -399,7 +404,8 @@ pub struct DifferentialInput {
 }
 
 /// The targets whose inputs `differential_input` decodes.
-pub const DIFFERENTIAL_TARGETS: &[&str] = &["differential", "differential_cached", "resource_sequence"];
+pub const DIFFERENTIAL_TARGETS: &[&str] =
+    &["differential", "differential_cached", "resource_sequence", "async_differential"];
 
 /// Decode an input of `target` (one of `DIFFERENTIAL_TARGETS`) as the target does. `Err`:
 /// the input runs no case (the target skips it), or its world cannot be prepared.
@@ -428,6 +434,12 @@ pub fn differential_input(target: &str, data: &[u8]) -> anyhow::Result<Different
                 }
             }
             picked.ok_or_else(|| anyhow::anyhow!("no pool world has resources"))?
+        }
+        "async_differential" => {
+            let index = u.int_in_range(0..=ASYNC_POOL_WORLDS - 1).map_err(|_| short())?;
+            let (wit, scheme, encoding, origin) = async_campaign_world(index)?;
+            let prepared = Prepared::from_wit(&wit, Some("w"), scheme, encoding)?;
+            (wit, scheme, encoding, origin, prepared)
         }
         other => anyhow::bail!("`{other}` is not a differential target ({})", DIFFERENTIAL_TARGETS.join(", ")),
     };

@@ -19,7 +19,7 @@ use crate::encode::script::Script;
 use crate::engine::{Selection, compile};
 use crate::fuzz::{differential_input, with_composition};
 use crate::plan::{Misses, build_case};
-use crate::reference::reached::{SYNC_RULES, take};
+use crate::reference::reached::{ASYNC_RULES, SYNC_RULES, take};
 use crate::runtime::driver::run_case;
 use crate::runtime::{Artifact, Case, Compiled, Prepared};
 
@@ -43,7 +43,8 @@ pub struct Reach {
 struct WorldEngines {
     prepared: Prepared,
     artifact: Arc<Artifact>,
-    engines: Vec<Box<dyn Compiled>>,
+    /// The engines that run the world, with their selection.
+    engines: Vec<(Box<dyn Compiled>, Selection)>,
 }
 
 /// The input files: each path, or the files of each folder (sorted).
@@ -100,13 +101,22 @@ fn replay_one(
     if !worlds.contains_key(&key) {
         let prepared = Prepared::from_wit(&input.wit, Some("w"), input.scheme, input.encoding)?;
         let artifact = Arc::new(Artifact::of(&prepared)?);
-        let engines = selections.iter().map(|s| compile(s, &artifact)).collect::<Result<Vec<_>>>()?;
+        // A runtime that cannot run the world (an async one on the core runtimes) is left out,
+        // as the targets leave it out.
+        let mut engines = vec![];
+        for s in selections {
+            match compile(s, &artifact) {
+                Ok(c) => engines.push((c, s.clone())),
+                Err(e) if e.downcast_ref::<crate::runtime::Unsupported>().is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
         worlds.insert(key.clone(), WorldEngines { prepared, artifact, engines });
     }
     let set = worlds.get_mut(&key).expect("inserted above");
     let case = build_case(&set.prepared, &input.steps, Misses::Ignore)?;
     r.cases += 1;
-    for (engine, selection) in set.engines.iter_mut().zip(selections) {
+    for (engine, selection) in set.engines.iter_mut().map(|(c, s)| (c, &*s)) {
         // An engine with its own Canonical ABI runs witness's glue only (value conversion).
         r.run(engine.as_mut(), selection.reference_abi(), &set.artifact, &case, &[])?;
     }
@@ -184,7 +194,13 @@ impl Reach {
         }
         out.push_str(&header("definitions.py function (cases)"));
         let mut never = vec![];
-        for f in SYNC_RULES {
+        // 🔀 The async ABI's functions, where the inputs reached any of them.
+        let reached = |f: &&str| self.engines.iter().any(|e| self.functions.contains_key(&(e.clone(), *f)));
+        let rules: Vec<&str> = match ASYNC_RULES.iter().any(reached) {
+            true => SYNC_RULES.iter().chain(ASYNC_RULES).copied().collect(),
+            false => SYNC_RULES.to_vec(),
+        };
+        for f in &rules {
             let counts: Vec<u64> =
                 self.engines.iter().map(|e| self.functions.get(&(e.clone(), *f)).copied().unwrap_or(0)).collect();
             if counts.iter().all(|&c| c == 0) {
@@ -200,7 +216,7 @@ impl Reach {
         out.push_str(&format!(
             "\nnever reached ({} of {} functions): {}\n",
             never.len(),
-            SYNC_RULES.len(),
+            rules.len(),
             if never.is_empty() { "none".to_string() } else { never.join(", ") }
         ));
         out.push_str(

@@ -65,7 +65,8 @@ pub fn run(args: FuzzReplayArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct FuzzReportArgs {
-    /// The target: `differential`, `differential_cached`, `resource_sequence` or `composition`.
+    /// The target: `differential`, `differential_cached`, `resource_sequence`,
+    /// `async_differential` or `composition`.
     #[arg(long)]
     target: String,
     /// Input files, or folders of them (a corpus).

@@ -15,8 +15,8 @@ pub struct ToCaseArgs {
     /// A reproducer folder of `witness diff` (witness-repro/w<seed>-c<case>-<engine>), or a
     /// crash input of a fuzz target (give --target).
     input: PathBuf,
-    /// The fuzz target the input is for: `differential`, `differential_cached` or
-    /// `resource_sequence`.
+    /// The fuzz target the input is for: `differential`, `differential_cached`,
+    /// `resource_sequence` or `async_differential`.
     #[arg(long)]
     target: Option<String>,
     /// Expectations files: a divergence they explain is no finding (default:

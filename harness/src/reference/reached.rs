@@ -1,5 +1,5 @@
-//! Which functions of definitions.py ran: each function of the synchronous ABI that the
-//! reference mirrors marks itself (`reached!`, one relaxed atomic OR), so a fuzzing run can
+//! Which functions of definitions.py ran: each function of the synchronous ABI, and 🔀 of the async
+//! one, that the reference mirrors marks itself (`reached!`, one bit in a thread-local), so a fuzzing run can
 //! report what its cases exercised (`witness fuzz-report`). `take` reads and clears the marks.
 
 use std::cell::Cell;
@@ -95,19 +95,77 @@ pub const SYNC_RULES: &[&str] = &[
     "canon_resource_rep",
 ];
 
+/// 🔀 The functions and methods of definitions.py's async ABI that cases may name.
+pub const ASYNC_RULES: &[&str] = &[
+    "unpack_callback_result",
+    "Task.enter_implicit_thread",
+    "Task.exit_implicit_thread",
+    "Task.return_",
+    "Task.cancel",
+    "Task.request_cancellation",
+    "canon_context_get",
+    "canon_context_set",
+    "canon_backpressure_inc",
+    "canon_backpressure_dec",
+    "canon_task_return",
+    "canon_task_cancel",
+    "canon_waitable_set_new",
+    "canon_waitable_set_wait",
+    "canon_waitable_set_poll",
+    "canon_waitable_set_drop",
+    "canon_waitable_join",
+    "canon_subtask_cancel",
+    "canon_subtask_drop",
+    "canon_stream_new",
+    "canon_stream_read",
+    "canon_stream_write",
+    "canon_stream_cancel_read",
+    "canon_stream_cancel_write",
+    "canon_stream_drop_readable",
+    "canon_stream_drop_writable",
+    "canon_future_new",
+    "canon_future_read",
+    "canon_future_write",
+    "canon_future_cancel_read",
+    "canon_future_cancel_write",
+    "canon_future_drop_readable",
+    "canon_future_drop_writable",
+    "canon_thread_yield",
+    "stream_copy",
+    "future_copy",
+    "cancel_copy",
+    "lift_async_value",
+    "lower_async_value",
+    "SharedStreamImpl.read",
+    "SharedStreamImpl.write",
+    "SharedStreamImpl.drop",
+    "SharedFutureImpl.read",
+    "SharedFutureImpl.write",
+    "SharedFutureImpl.drop",
+    "Subtask.drop",
+];
+
 thread_local! {
     /// The marks of this thread: the reference runs on the thread that runs the case (every
     /// runtime calls its host on the caller's thread), so cases on other threads (parallel
     /// tests, suite workers) do not mix their marks in.
-    static REACHED: [Cell<u64>; SYNC_RULES.len().div_ceil(64)] =
-        const { [const { Cell::new(0) }; SYNC_RULES.len().div_ceil(64)] };
+    static REACHED: [Cell<u64>; RULES.div_ceil(64)] = const { [const { Cell::new(0) }; RULES.div_ceil(64)] };
 }
 
-/// The index of `name` in `SYNC_RULES`, at compile time (a name not there fails the build).
+/// How many functions are marked: `SYNC_RULES`, then `ASYNC_RULES`.
+const RULES: usize = SYNC_RULES.len() + ASYNC_RULES.len();
+
+/// The rule of mark `i`.
+const fn rule(i: usize) -> &'static str {
+    if i < SYNC_RULES.len() { SYNC_RULES[i] } else { ASYNC_RULES[i - SYNC_RULES.len()] }
+}
+
+/// The index of `name` in `SYNC_RULES` then `ASYNC_RULES`, at compile time (a name in neither
+/// fails the build).
 pub const fn rule_index(name: &str) -> usize {
     let mut i = 0;
-    while i < SYNC_RULES.len() {
-        let (a, b) = (SYNC_RULES[i].as_bytes(), name.as_bytes());
+    while i < RULES {
+        let (a, b) = (rule(i).as_bytes(), name.as_bytes());
         if a.len() == b.len() {
             let mut k = 0;
             while k < a.len() && a[k] == b[k] {
@@ -119,7 +177,7 @@ pub const fn rule_index(name: &str) -> usize {
         }
         i += 1;
     }
-    panic!("not a function of SYNC_RULES")
+    panic!("not a function of SYNC_RULES or ASYNC_RULES")
 }
 
 pub fn mark(index: usize) {
@@ -129,16 +187,22 @@ pub fn mark(index: usize) {
     });
 }
 
-/// The functions marked since the last `take`, in `SYNC_RULES` order; the marks are cleared.
+/// The functions marked since the last `take`, in `SYNC_RULES` then `ASYNC_RULES` order; the
+/// marks are cleared.
 pub fn take() -> Vec<&'static str> {
     let words: Vec<u64> = REACHED.with(|words| words.iter().map(|w| w.take()).collect());
-    SYNC_RULES.iter().enumerate().filter(|(i, _)| words[i / 64] & (1 << (i % 64)) != 0).map(|(_, r)| *r).collect()
+    (0..RULES).filter(|i| words[i / 64] & (1 << (i % 64)) != 0).map(rule).collect()
 }
 
 /// Mark the enclosing function (named as in definitions.py) as reached.
 macro_rules! reached {
     ($name:ident) => {{
         const INDEX: usize = $crate::reference::reached::rule_index(stringify!($name));
+        $crate::reference::reached::mark(INDEX);
+    }};
+    // A method, as `Task.return_`.
+    ($name:literal) => {{
+        const INDEX: usize = $crate::reference::reached::rule_index($name);
         $crate::reference::reached::mark(INDEX);
     }};
 }

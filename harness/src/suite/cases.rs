@@ -445,7 +445,8 @@ fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
 }
 
 /// 🔀 One activation of an async export (`return`, built-ins, then its callback code), as ops.
-fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>> {
+/// `import:K` takes the call of `imports[K]` out of `imports`.
+fn activation_ops(prepared: &Prepared, activation: &str, imports: &mut [Option<ImportPlan>]) -> Result<Vec<GuestOp>> {
     let number =
         |s: &str| -> Result<u32> { s.parse().map_err(|_| anyhow!("`{s}` is not a number (in `{activation}`)")) };
     let mut ops = vec![];
@@ -457,6 +458,12 @@ fn activation_ops(prepared: &Prepared, activation: &str) -> Result<Vec<GuestOp>>
             ("yield", None) => GuestOp::Activation { code: 1 },
             ("wait", Some(set)) => GuestOp::Activation { code: 2 | (number(set)? << 4) },
             ("code", Some(code)) => GuestOp::Activation { code: number(code)? },
+            ("import", Some(k)) => {
+                let k = number(k)? as usize;
+                let len = imports.len();
+                let slot = imports.get_mut(k).ok_or_else(|| anyhow!("`{word}`: the case has {len} import(s)"))?;
+                GuestOp::Import(slot.take().ok_or_else(|| anyhow!("`{word}`: that import is called already"))?)
+            }
             ("poke", Some(a)) => {
                 let (addr, hex) = a.split_once(',').ok_or_else(|| anyhow!("`{word}`: give `poke:ADDR,HEX`"))?;
                 GuestOp::Poke { addr: number(addr)?, bytes: hex_bytes(hex).with_context(|| format!("`{word}`"))? }
@@ -559,6 +566,7 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
     for b in builtins {
         ops.push(GuestOp::Builtin { thunk: builtin_thunk(prepared, &b.builtin)?, arg: b.arg });
     }
+    let mut import_plans = vec![];
     for imp in imports {
         if imp.returns_corrupt.is_some() {
             bail!("import `{}`: `returns-corrupt` is for a fused case's callee", imp.call);
@@ -569,15 +577,19 @@ fn plan_call(prepared: &Prepared, st: &StepSpec, realloc: Vec<ReallocAnswer>) ->
         if imp.later && !ift.async_ {
             bail!("{what}: `later` is for async imports (a synchronous call waits for its answer)");
         }
-        ops.push(GuestOp::Import(ImportPlan { thunk, args, result, later: imp.later }));
+        import_plans.push(Some(ImportPlan { thunk, args, result, later: imp.later }));
     }
     if !ft.async_ && !st.activations.is_empty() {
         bail!("`{call}` is not an async func: `async` is for async exports");
     }
+    let mut activations = vec![];
     for (i, activation) in st.activations.iter().enumerate() {
         let what = format!("`{call}`: `async[{i}]`");
-        ops.extend(activation_ops(prepared, activation).with_context(|| what)?);
+        activations.extend(activation_ops(prepared, activation, &mut import_plans).with_context(|| what)?);
     }
+    // Imports that no `import:K` word places come first.
+    ops.extend(import_plans.into_iter().flatten().map(GuestOp::Import));
+    ops.extend(activations);
     Ok(StepPlan::Call(CallPlan {
         export,
         args,

@@ -22,6 +22,7 @@ use crate::reference::handles::{Element, Table};
 use crate::reference::layout::align_to;
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::memory::{Memory, exceeds};
+use crate::reference::reached::reached;
 use crate::reference::store::store;
 use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{PtrType, ValType};
@@ -52,6 +53,7 @@ fn payload(t: &ValType, what: &str) -> Result<Option<ValType>> {
 
 /// 🔀 `canon_context_get(t, i)`.
 pub fn canon_context_get(t: PtrType, i: usize) -> Result<Vec<Flat>> {
+    reached!(canon_context_get);
     let thread = current_thread()?;
     assert_that(i < 2, "context.get: slot 0 or 1")?;
     let result = thread.storage.get()[i];
@@ -64,6 +66,7 @@ pub fn canon_context_get(t: PtrType, i: usize) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_context_set(t, i, v)`.
 pub fn canon_context_set(t: PtrType, i: usize, v: u64) -> Result<Vec<Flat>> {
+    reached!(canon_context_set);
     let thread = current_thread()?;
     assert_that(i < 2, "context.set: slot 0 or 1")?;
     assert_that(u128::from(v) < 1u128 << (t.ptr_size() * 8), "context.set: the value fits the type")?;
@@ -75,6 +78,7 @@ pub fn canon_context_set(t: PtrType, i: usize, v: u64) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_backpressure_inc()`.
 pub fn canon_backpressure_inc() -> Result<Vec<Flat>> {
+    reached!(canon_backpressure_inc);
     let inst = current_instance()?;
     let mut i = inst.borrow_mut();
     assert_that((0..1 << 16).contains(&i.backpressure), "backpressure in range")?;
@@ -85,6 +89,7 @@ pub fn canon_backpressure_inc() -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_backpressure_dec()`.
 pub fn canon_backpressure_dec() -> Result<Vec<Flat>> {
+    reached!(canon_backpressure_dec);
     let inst = current_instance()?;
     let mut i = inst.borrow_mut();
     assert_that((0..1 << 16).contains(&i.backpressure), "backpressure in range")?;
@@ -99,6 +104,7 @@ pub fn canon_task_return(
     opts: &CanonicalOptions,
     flat_args: Vec<Flat>,
 ) -> Result<Vec<Flat>> {
+    reached!(canon_task_return);
     let task = current_thread()?.task.clone();
     check_may_leave(&task.inst, "task.return")?;
     trap_if(!task.opts.async_, TrapKind::NotAsyncTask, || "task.return in a synchronously lifted task".into())?;
@@ -118,6 +124,7 @@ pub fn canon_task_return(
 
 /// 🔀 `canon_task_cancel()`.
 pub fn canon_task_cancel() -> Result<Vec<Flat>> {
+    reached!(canon_task_cancel);
     let task = current_thread()?.task.clone();
     check_may_leave(&task.inst, "task.cancel")?;
     trap_if(!task.opts.async_, TrapKind::NotAsyncTask, || "task.cancel in a synchronously lifted task".into())?;
@@ -127,6 +134,7 @@ pub fn canon_task_cancel() -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_waitable_set_new()`.
 pub fn canon_waitable_set_new() -> Result<Vec<Flat>> {
+    reached!(canon_waitable_set_new);
     let inst = current_instance()?;
     check_may_leave(&inst, "waitable-set.new")?;
     let i = inst.borrow_mut().handles.add(Element::WaitableSet(Obj::new(WaitableSet::default())))?;
@@ -135,6 +143,7 @@ pub fn canon_waitable_set_new() -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_waitable_set_wait(cancellable, mem, si, ptr)`.
 pub async fn canon_waitable_set_wait(cancellable: bool, mem: &Obj<dyn Memory>, si: u32, ptr: u64) -> Result<Vec<Flat>> {
+    reached!(canon_waitable_set_wait);
     let inst = current_instance()?;
     check_may_leave(&inst, "waitable-set.wait")?;
     let wset = inst.borrow().handles.get(si)?.waitable_set("waitable-set.wait")?;
@@ -165,6 +174,7 @@ pub fn unpack_event(mem: &Obj<dyn Memory>, inst: &InstRef, ptr: u64, e: Event) -
 
 /// 🔀 `canon_waitable_set_poll(cancellable, mem, si, ptr)`.
 pub fn canon_waitable_set_poll(cancellable: bool, mem: &Obj<dyn Memory>, si: u32, ptr: u64) -> Result<Vec<Flat>> {
+    reached!(canon_waitable_set_poll);
     let inst = current_instance()?;
     check_may_leave(&inst, "waitable-set.poll")?;
     let wset = inst.borrow().handles.get(si)?.waitable_set("waitable-set.poll")?;
@@ -174,6 +184,7 @@ pub fn canon_waitable_set_poll(cancellable: bool, mem: &Obj<dyn Memory>, si: u32
 
 /// 🔀 `canon_waitable_set_drop(i)`.
 pub fn canon_waitable_set_drop(i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_waitable_set_drop);
     let inst = current_instance()?;
     check_may_leave(&inst, "waitable-set.drop")?;
     let wset = inst.borrow_mut().handles.remove(i)?.waitable_set("waitable-set.drop")?;
@@ -183,6 +194,7 @@ pub fn canon_waitable_set_drop(i: u32) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_waitable_join(wi, si)`: `si` 0 leaves the current set.
 pub fn canon_waitable_join(wi: u32, si: u32) -> Result<Vec<Flat>> {
+    reached!(canon_waitable_join);
     let inst = current_instance()?;
     check_may_leave(&inst, "waitable.join")?;
     let w = inst.borrow().handles.get(wi)?.waitable("waitable.join")?;
@@ -200,6 +212,7 @@ pub fn canon_waitable_join(wi: u32, si: u32) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_subtask_cancel(async_, i)`.
 pub async fn canon_subtask_cancel(async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_subtask_cancel);
     let inst = current_instance()?;
     check_may_leave(&inst, "subtask.cancel")?;
     let subtask = inst.borrow().handles.get(i)?.subtask("subtask.cancel")?;
@@ -238,9 +251,11 @@ pub async fn canon_subtask_cancel(async_: bool, i: u32) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_subtask_drop(i)` (with `Subtask.drop`).
 pub fn canon_subtask_drop(i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_subtask_drop);
     let inst = current_instance()?;
     check_may_leave(&inst, "subtask.drop")?;
     let subtask = inst.borrow_mut().handles.remove(i)?.subtask("subtask.drop")?;
+    reached!("Subtask.drop");
     trap_if(!subtask.borrow().resolve_delivered(), TrapKind::SubtaskState, || {
         "subtask.drop before the subtask's resolution was delivered".into()
     })?;
@@ -250,6 +265,7 @@ pub fn canon_subtask_drop(i: u32) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_stream_new(stream_t)`: readable index in the low 32 bits, writable above.
 pub fn canon_stream_new(stream_t: &ValType) -> Result<Vec<Flat>> {
+    reached!(canon_stream_new);
     let inst = current_instance()?;
     check_may_leave(&inst, "stream.new")?;
     let shared = SharedEnd::Stream(SharedStreamImpl::new(payload(stream_t, "stream.new")?));
@@ -258,6 +274,7 @@ pub fn canon_stream_new(stream_t: &ValType) -> Result<Vec<Flat>> {
 
 /// 🔀 `canon_future_new(future_t)`.
 pub fn canon_future_new(future_t: &ValType) -> Result<Vec<Flat>> {
+    reached!(canon_future_new);
     let inst = current_instance()?;
     check_may_leave(&inst, "future.new")?;
     let shared = SharedEnd::Future(SharedFutureImpl::new(payload(future_t, "future.new")?));
@@ -291,6 +308,7 @@ pub async fn canon_stream_read(
     ptr: u64,
     n: u64,
 ) -> Result<Vec<Flat>> {
+    reached!(canon_stream_read);
     stream_copy(EndKind::ReadableStream, EventCode::StreamRead, stream_t, opts, i, ptr, n).await
 }
 
@@ -302,6 +320,7 @@ pub async fn canon_stream_write(
     ptr: u64,
     n: u64,
 ) -> Result<Vec<Flat>> {
+    reached!(canon_stream_write);
     stream_copy(EndKind::WritableStream, EventCode::StreamWrite, stream_t, opts, i, ptr, n).await
 }
 
@@ -323,6 +342,7 @@ async fn stream_copy(
     ptr: u64,
     n: u64,
 ) -> Result<Vec<Flat>> {
+    reached!(stream_copy);
     let what = if kind == EndKind::ReadableStream { "stream.read" } else { "stream.write" };
     let inst = current_instance()?;
     let e = copy_end(&inst, i, kind, stream_t, what)?;
@@ -399,11 +419,13 @@ fn to_buffer(b: BufferGuestImpl) -> BufferRef {
 
 /// 🔀 `canon_future_read(future_t, opts, i, ptr)`.
 pub async fn canon_future_read(future_t: &ValType, opts: &CanonicalOptions, i: u32, ptr: u64) -> Result<Vec<Flat>> {
+    reached!(canon_future_read);
     future_copy(EndKind::ReadableFuture, EventCode::FutureRead, future_t, opts, i, ptr).await
 }
 
 /// 🔀 `canon_future_write(future_t, opts, i, ptr)`.
 pub async fn canon_future_write(future_t: &ValType, opts: &CanonicalOptions, i: u32, ptr: u64) -> Result<Vec<Flat>> {
+    reached!(canon_future_write);
     future_copy(EndKind::WritableFuture, EventCode::FutureWrite, future_t, opts, i, ptr).await
 }
 
@@ -416,6 +438,7 @@ async fn future_copy(
     i: u32,
     ptr: u64,
 ) -> Result<Vec<Flat>> {
+    reached!(future_copy);
     let what = if kind == EndKind::ReadableFuture { "future.read" } else { "future.write" };
     let inst = current_instance()?;
     let e = copy_end(&inst, i, kind, future_t, what)?;
@@ -462,26 +485,31 @@ async fn future_copy(
 
 /// 🔀 `canon_stream_cancel_read(stream_t, async_, i)`.
 pub async fn canon_stream_cancel_read(stream_t: &ValType, async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_stream_cancel_read);
     cancel_copy(EndKind::ReadableStream, EventCode::StreamRead, stream_t, async_, i).await
 }
 
 /// 🔀 `canon_stream_cancel_write(stream_t, async_, i)`.
 pub async fn canon_stream_cancel_write(stream_t: &ValType, async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_stream_cancel_write);
     cancel_copy(EndKind::WritableStream, EventCode::StreamWrite, stream_t, async_, i).await
 }
 
 /// 🔀 `canon_future_cancel_read(future_t, async_, i)`.
 pub async fn canon_future_cancel_read(future_t: &ValType, async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_future_cancel_read);
     cancel_copy(EndKind::ReadableFuture, EventCode::FutureRead, future_t, async_, i).await
 }
 
 /// 🔀 `canon_future_cancel_write(future_t, async_, i)`.
 pub async fn canon_future_cancel_write(future_t: &ValType, async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_future_cancel_write);
     cancel_copy(EndKind::WritableFuture, EventCode::FutureWrite, future_t, async_, i).await
 }
 
 /// `cancel_copy(EndT, event_code, stream_or_future_t, async_, i)`.
 async fn cancel_copy(kind: EndKind, event_code: EventCode, t: &ValType, async_: bool, i: u32) -> Result<Vec<Flat>> {
+    reached!(cancel_copy);
     let what = match kind {
         EndKind::ReadableStream => "stream.cancel-read",
         EndKind::WritableStream => "stream.cancel-write",
@@ -518,21 +546,25 @@ async fn cancel_copy(kind: EndKind, event_code: EventCode, t: &ValType, async_: 
 
 /// 🔀 `canon_stream_drop_readable(stream_t, i)`.
 pub fn canon_stream_drop_readable(stream_t: &ValType, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_stream_drop_readable);
     drop_end(EndKind::ReadableStream, stream_t, i)
 }
 
 /// 🔀 `canon_stream_drop_writable(stream_t, hi)`.
 pub fn canon_stream_drop_writable(stream_t: &ValType, hi: u32) -> Result<Vec<Flat>> {
+    reached!(canon_stream_drop_writable);
     drop_end(EndKind::WritableStream, stream_t, hi)
 }
 
 /// 🔀 `canon_future_drop_readable(future_t, i)`.
 pub fn canon_future_drop_readable(future_t: &ValType, i: u32) -> Result<Vec<Flat>> {
+    reached!(canon_future_drop_readable);
     drop_end(EndKind::ReadableFuture, future_t, i)
 }
 
 /// 🔀 `canon_future_drop_writable(future_t, hi)`.
 pub fn canon_future_drop_writable(future_t: &ValType, hi: u32) -> Result<Vec<Flat>> {
+    reached!(canon_future_drop_writable);
     drop_end(EndKind::WritableFuture, future_t, hi)
 }
 
@@ -627,6 +659,7 @@ pub async fn canon_thread_suspend(cancellable: bool) -> Result<Vec<Flat>> {
 
 /// 🧵 `canon_thread_yield(cancellable)`.
 pub async fn canon_thread_yield(cancellable: bool) -> Result<Vec<Flat>> {
+    reached!(canon_thread_yield);
     let thread = current_thread()?;
     check_may_leave(&thread.task.inst, "thread.yield")?;
     let cancelled = thread.yield_(cancellable).await?;

@@ -19,6 +19,7 @@ use crate::reference::flatten::{
 use crate::reference::handles::{Element, Table};
 use crate::reference::lift_flat::{CoreValueIter, lift_flat_values};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
+use crate::reference::reached::reached;
 use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::FuncType;
 use crate::reference::value::{Flat, types_match_values};
@@ -45,6 +46,7 @@ pub fn canon_lift(
     on_start: OnStart,
     on_resolve: OnResolve,
 ) -> Result<OnCancel> {
+    reached!(canon_lift);
     let task = Task::new(ft.clone(), opts.clone(), inst.clone(), on_start, on_resolve)?;
     let thread = {
         let task = task.clone();
@@ -156,6 +158,7 @@ impl CallbackCode {
 
 /// `unpack_callback_result(packed)`: the code in the low 4 bits, a waitable set index above.
 pub fn unpack_callback_result(results: &[Flat]) -> Result<(CallbackCode, u32)> {
+    reached!(unpack_callback_result);
     let [Flat::I32(packed)] = results else {
         return Err(assertion_failed("a callback returns one i32"));
     };
@@ -179,6 +182,7 @@ pub async fn canon_lower(
     opts: &CanonicalOptions,
     flat_args: Vec<Flat>,
 ) -> Result<Vec<Flat>> {
+    reached!(canon_lower);
     let thread = current_thread()?;
     let inst = thread.task.inst.clone();
     trap_if(!inst.borrow().may_leave, TrapKind::MayNotLeave, || "canon_lower: the instance may not leave".into())?;

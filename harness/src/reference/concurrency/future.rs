@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::stream::{BufferRef, CopyResult, OnCopyDone, check_same_instance};
 use super::{InstRef, Obj};
+use crate::reference::reached::reached;
 use crate::reference::trap::{Result, assert_that};
 use crate::reference::types::ValType;
 
@@ -70,6 +71,7 @@ impl SharedFutureImpl {
     /// `drop()`: only a reader's drop can find a copy pending (the writer's end cannot be
     /// dropped before its copy is done), and that copy is the writer's.
     pub fn drop_end(this: &Obj<SharedFutureImpl>) -> Result<()> {
+        reached!("SharedFutureImpl.drop");
         let pending = {
             let mut s = this.borrow_mut();
             if s.dropped {
@@ -87,6 +89,7 @@ impl SharedFutureImpl {
 
     /// `read(inst, dst_buffer, on_copy_done)`.
     pub fn read(this: &Obj<SharedFutureImpl>, inst: &InstRef, dst: BufferRef, on_copy_done: OnCopyDone) -> Result<()> {
+        reached!("SharedFutureImpl.read");
         let (dropped, pending, t) = {
             let s = this.borrow();
             (s.dropped, s.pending_buffer.clone().map(|b| (b, s.pending_inst.clone())), s.t.clone())
@@ -106,6 +109,7 @@ impl SharedFutureImpl {
 
     /// `write(inst, src_buffer, on_copy_done)`.
     pub fn write(this: &Obj<SharedFutureImpl>, inst: &InstRef, src: BufferRef, on_copy_done: OnCopyDone) -> Result<()> {
+        reached!("SharedFutureImpl.write");
         let (dropped, pending, t) = {
             let s = this.borrow();
             (s.dropped, s.pending_buffer.clone().map(|b| (b, s.pending_inst.clone())), s.t.clone())

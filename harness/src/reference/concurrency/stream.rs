@@ -12,6 +12,7 @@ use super::waitable::{HasWaitable, Waitable, WaitableRef};
 use super::{InstRef, Obj};
 use crate::reference::context::LiftLowerContext;
 use crate::reference::handles::Element;
+use crate::reference::reached::reached;
 use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{ValType, contains_borrow};
 use crate::reference::value::Value;
@@ -109,6 +110,7 @@ impl SharedStreamImpl {
 
     /// `drop()`: the other end's pending copy, if any, ends as DROPPED.
     pub fn drop_end(this: &Obj<SharedStreamImpl>) {
+        reached!("SharedStreamImpl.drop");
         let pending = {
             let mut s = this.borrow_mut();
             if s.dropped {
@@ -135,6 +137,7 @@ impl SharedStreamImpl {
         on_copy: OnCopy,
         on_copy_done: OnCopyDone,
     ) -> Result<()> {
+        reached!("SharedStreamImpl.read");
         let (dropped, pending) = {
             let s = this.borrow();
             (s.dropped, s.pending_buffer.clone().map(|b| (b, s.pending_inst.clone(), s.pending_on_copy.clone())))
@@ -181,6 +184,7 @@ impl SharedStreamImpl {
         on_copy: OnCopy,
         on_copy_done: OnCopyDone,
     ) -> Result<()> {
+        reached!("SharedStreamImpl.write");
         let (dropped, pending) = {
             let s = this.borrow();
             (s.dropped, s.pending_buffer.clone().map(|b| (b, s.pending_inst.clone(), s.pending_on_copy.clone())))
@@ -344,6 +348,7 @@ impl CopyEnd {
 /// leaves the sender's table (it must be idle and in no waitable set) and its shared state is
 /// the value.
 pub fn lift_async_value(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> Result<Value> {
+    reached!(lift_async_value);
     let (kind, elem) = match t {
         ValType::Stream(elem) => (EndKind::ReadableStream, elem),
         ValType::Future(elem) => (EndKind::ReadableFuture, elem),
@@ -372,6 +377,7 @@ pub fn lift_async_value(cx: &mut LiftLowerContext<'_>, i: u32, t: &ValType) -> R
 /// `lower_stream(cx, v, t)` / `lower_future(cx, v, t)`: a new readable end in the receiver's
 /// table.
 pub fn lower_async_value(cx: &mut LiftLowerContext<'_>, v: &Value, t: &ValType) -> Result<u32> {
+    reached!(lower_async_value);
     assert_that(!contains_borrow(t), "lower_async_value: no borrow inside")?;
     let end = match (t, v) {
         (ValType::Stream(_), Value::Stream(s)) => CopyEnd::new(EndKind::ReadableStream, SharedEnd::Stream(s.clone())),

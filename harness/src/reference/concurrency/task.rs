@@ -12,6 +12,7 @@ use super::thread::Thread;
 use super::{InstRef, Obj};
 use crate::reference::context::{BorrowScope, LiftLowerContext, TaskId};
 use crate::reference::memory::{BumpHeap, Memory};
+use crate::reference::reached::reached;
 use crate::reference::trap::{Result, TrapKind, assert_that, assertion_failed, trap_if};
 use crate::reference::types::{FuncType, StringEncoding};
 use crate::reference::value::{Flat, Value};
@@ -193,6 +194,7 @@ impl Task {
     /// backpressure, or an exclusive thread runs, or others wait before it; `false` when
     /// cancelled while waiting.
     pub async fn enter_implicit_thread(self: &Rc<Self>) -> Result<bool> {
+        reached!("Task.enter_implicit_thread");
         assert_that(self.state.get() == TaskState::Initial, "enter_implicit_thread: INITIAL")?;
         let thread = current_thread()?;
         *self.implicit_thread.borrow_mut() = Some(Rc::downgrade(&thread));
@@ -236,6 +238,7 @@ impl Task {
 
     /// `exit_implicit_thread`.
     pub fn exit_implicit_thread(self: &Rc<Self>) -> Result<()> {
+        reached!("Task.exit_implicit_thread");
         let Some(thread) = self.implicit_thread() else {
             return Err(assertion_failed("exit_implicit_thread: the implicit thread entered"));
         };
@@ -273,6 +276,7 @@ impl Task {
     /// resume one of its cancellable threads with `Cancelled.TRUE` (the `CancelCandidate`
     /// choice), or leave the cancellation pending until one blocks cancellably.
     pub fn request_cancellation(self: &Rc<Self>) -> Result<()> {
+        reached!("Task.request_cancellation");
         if self.state.get() == TaskState::Initial {
             self.state.set(TaskState::CancelDelivered);
             let Some(thread) = self.implicit_thread() else {
@@ -333,6 +337,7 @@ impl Task {
 
     /// `return_(result)`.
     pub fn return_(&self, result: Vec<Value>) -> Result<()> {
+        reached!("Task.return_");
         trap_if(self.state.get() == TaskState::Resolved, TrapKind::TaskAlreadyResolved, || {
             "task.return: the task already returned or was cancelled".into()
         })?;
@@ -347,6 +352,7 @@ impl Task {
 
     /// `cancel()`: only after a cancellation was delivered.
     pub fn cancel(&self) -> Result<()> {
+        reached!("Task.cancel");
         trap_if(self.state.get() != TaskState::CancelDelivered, TrapKind::CancelNotDelivered, || {
             format!("task.cancel: no cancellation was delivered (the task is {:?})", self.state.get())
         })?;
