@@ -67,7 +67,9 @@ pub fn compile_request(artifact: &Artifact, kind: Kind) -> Result<Json> {
                 "resource": names.name_of(rt)?,
                 "core": { "module": core.module, "name": core.name },
             })),
-            Import::Async { .. } => bail!("the adapter protocol has no async feature yet"),
+            // 🔀 The component's own async built-ins: no host function serves them.
+            Import::Async { .. } if !module => {}
+            Import::Async { .. } => bail!("a core module's async ABI is no adapter's yet"),
         }
     }
     let exports = artifact
@@ -183,8 +185,11 @@ impl ProcessRuntime {
         if artifact.core.is_none() {
             bail!(unsupported("adapters do not run compositions"));
         }
-        if artifact.is_async() {
-            bail!(unsupported("the world is async (the adapter protocol has no async feature yet)"));
+        if artifact.is_async() && self.kind == Kind::Module {
+            bail!(unsupported("the world is async (the protocol sends async worlds to component adapters only)"));
+        }
+        if artifact.is_async() && !adapter.greeting.features.iter().any(|f| f == "async") {
+            bail!(unsupported("the world is async (the adapter lacks the `async` feature)"));
         }
         if artifact.has_resources() && !adapter.greeting.features.iter().any(|f| f == "resources") {
             bail!(unsupported("the world has resources (the adapter lacks the `resources` feature)"));
@@ -306,7 +311,7 @@ fn exchange(
                 .map_err(|e| {
                     reject(adapter, format!("import callback with bad args ({e:#}): {}", brief(&reply.to_string())))
                 })?;
-            let answer = match host.import(thunk, args) {
+            let mut answer = match host.import(thunk, args) {
                 Ok(result) => match (result, &func.ft.result) {
                     (Some(v), Some(t)) => json!({ "ok": value_to_json(t, &v)? }),
                     (None, None) => json!({ "ok": null }),
@@ -314,6 +319,10 @@ fn exchange(
                 },
                 Err(e) => json!({ "error": format!("{e:#}") }),
             };
+            // 🔀 An async import's answer the host gives later.
+            if func.ft.async_ && host.answered_later() && answer.get("ok").is_some() {
+                answer["later"] = json!(true);
+            }
             adapter.send(&answer)?;
             if let Some(e) = answer.get("error") {
                 bail!("import call {} failed: {e}", brief(&reply.to_string()));

@@ -34,9 +34,10 @@ pub fn type_to_json(t: &ValType, r: &dyn ResourceNames) -> Result<Json> {
     let ty = |t: &ValType| type_to_json(t, r);
     let opt = |t: Option<&ValType>| t.map(ty).transpose();
     Ok(match t {
-        ValType::Stream(_) | ValType::Future(_) | ValType::ErrorContext => {
-            bail!("{t:?}: the protocol has no async types yet")
-        }
+        // 🔀 Feature `async`: the types only (no value of them crosses the protocol yet).
+        ValType::Stream(e) => json!({ "stream": opt(e.as_deref())? }),
+        ValType::Future(e) => json!({ "future": opt(e.as_deref())? }),
+        ValType::ErrorContext => name("error-context"),
         ValType::Bool => name("bool"),
         ValType::S8 => name("s8"),
         ValType::U8 => name("u8"),
@@ -78,12 +79,17 @@ pub fn func_to_json(interface: Option<&str>, name: &str, ft: &FuncType, r: &dyn 
         .iter()
         .map(|(n, t)| Ok(json!({ "name": n, "type": type_to_json(t, r)? })))
         .collect::<Result<Vec<_>>>()?;
-    Ok(json!({
+    let mut decl = json!({
         "interface": interface,
         "name": name,
         "params": params,
         "result": ft.result.as_ref().map(|t| type_to_json(t, r)).transpose()?,
-    }))
+    });
+    // 🔀 Feature `async`: only an `async func` says so.
+    if ft.async_ {
+        decl["async"] = json!(true);
+    }
+    Ok(decl)
 }
 
 fn field<'a>(j: &'a Json, key: &str) -> Result<&'a Json> {
@@ -105,6 +111,9 @@ fn names_of(j: &Json) -> Result<Vec<String>> {
 /// Parse a JSON type.
 pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
     if let Some(name) = j.as_str() {
+        if name == "error-context" {
+            return Ok(ValType::ErrorContext);
+        }
         return ValType::primitive(name).ok_or_else(|| anyhow!("unknown type `{name}`"));
     }
     let obj = j.as_object().ok_or_else(|| anyhow!("a type is a string or an object, got {j}"))?;
@@ -124,6 +133,8 @@ pub fn type_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<ValType> {
         ),
         "tuple" => ValType::Tuple(array_of(inner)?.iter().map(&mut ty).collect::<Result<_>>()?),
         "map" => ValType::Map(Arc::new(ty(field(inner, "key")?)?), Arc::new(ty(field(inner, "value")?)?)),
+        "stream" => ValType::Stream((!inner.is_null()).then(|| ty(inner).map(Arc::new)).transpose()?),
+        "future" => ValType::Future((!inner.is_null()).then(|| ty(inner).map(Arc::new)).transpose()?),
         "variant" => ValType::Variant(
             array_of(inner)?
                 .iter()
@@ -163,7 +174,11 @@ pub fn func_from_json(j: &Json, r: &mut dyn ResourceNames) -> Result<(Option<Str
         None | Some(Json::Null) => None,
         Some(t) => Some(type_from_json(t, r)?),
     };
-    Ok((interface, name, FuncType { params, result, async_: false }))
+    let async_ = match j.get("async") {
+        None | Some(Json::Null) => false,
+        Some(b) => b.as_bool().ok_or_else(|| anyhow!("`async` is not a boolean in {j}"))?,
+    };
+    Ok((interface, name, FuncType { params, result, async_ }))
 }
 
 fn float_to_json(x: f64) -> Json {

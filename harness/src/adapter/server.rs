@@ -58,9 +58,18 @@ impl Io {
         reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))
     }
 
-    /// Forward an import call to witness; its result.
-    fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<Json> {
-        self.callback(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))
+    /// Forward an import call to witness; its result, and 🔀 whether to give it later.
+    fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<(Json, bool)> {
+        self.send(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))?;
+        let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in a callback"))?;
+        if let Some(e) = reply.get("error") {
+            bail!("witness failed the import callback: {e}");
+        }
+        let later = match reply.get("later") {
+            None | Some(Json::Null) => false,
+            Some(b) => b.as_bool().ok_or_else(|| anyhow!("`later` is not a boolean in {reply}"))?,
+        };
+        Ok((reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))?, later))
     }
 }
 
@@ -209,6 +218,8 @@ pub fn artifact_of(request: &Json) -> Result<Artifact> {
 struct ProtocolHost {
     io: Shared,
     artifact: Arc<Artifact>,
+    /// Whether witness said to give the last import's answer later.
+    later: bool,
 }
 
 impl ProtocolHost {
@@ -225,8 +236,13 @@ impl Host for ProtocolHost {
             bail!("import {thunk} is no function");
         };
         let args = func.ft.params.iter().zip(&args).map(|((_, t), v)| value_to_json(t, v)).collect::<Result<_>>()?;
-        let v = lock(&self.io).import_call(func.interface.as_deref(), &func.name, args)?;
+        let (v, later) = lock(&self.io).import_call(func.interface.as_deref(), &func.name, args)?;
+        self.later = later && func.ft.async_;
         func.ft.result.as_ref().map(|t| value_from_json(t, &v)).transpose()
+    }
+
+    fn answered_later(&self) -> bool {
+        self.later
     }
 
     fn dtor(&mut self, rt: &ResourceType, rep: u32) -> Result<()> {
@@ -240,6 +256,8 @@ impl Host for ProtocolHost {
 pub struct Served {
     pub component: Box<dyn Runtime>,
     pub module: Box<dyn Runtime>,
+    /// 🔀 The component runtime runs async worlds: the greeting offers feature `async`.
+    pub asynchronous: bool,
 }
 
 /// The reply to a `call` request on `instance`.
@@ -289,7 +307,7 @@ fn serve_instance(
     artifact: &Arc<Artifact>,
     request: &Json,
 ) -> Result<Option<Json>> {
-    let host = ProtocolHost { io: io.clone(), artifact: artifact.clone() };
+    let host = ProtocolHost { io: io.clone(), artifact: artifact.clone(), later: false };
     // No instance: say why, and hand the next request back.
     let refuse = |reply: Json| -> Result<Option<Json>> {
         lock(io).reply(request, reply)?;
@@ -320,7 +338,7 @@ pub fn serve(served: Served, input: impl BufRead + Send + 'static, output: impl 
         "adapter": "witness-adapter",
         "version": version,
         "protocol": PROTOCOL_VERSION,
-        "features": ["resources"],
+        "features": if served.asynchronous { json!(["resources", "async"]) } else { json!(["resources"]) },
     });
     lock(&io).send(&greeting)?;
     let mut compiled: Option<(Box<dyn Compiled>, Arc<Artifact>)> = None;

@@ -23,12 +23,9 @@ pub fn run(args: AdapterArgs) -> Result<()> {
             _ => bail!("`{name}`: witness adapter serves an embedded runtime"),
         }
     };
-    let served = match &args.engine {
-        Some(name) => Served { component: runtime(name)?, module: runtime(name)? },
-        None => Served {
-            component: runtime(crate::runtime::wasmtime::NAME)?,
-            module: runtime(crate::runtime::wasmi::NAME)?,
-        },
-    };
+    let component = args.engine.as_deref().unwrap_or(crate::runtime::wasmtime::NAME);
+    let module = args.engine.as_deref().unwrap_or(crate::runtime::wasmi::NAME);
+    let asynchronous = crate::runtime::REGISTRY.iter().any(|r| r.name == component && r.asynchronous);
+    let served = Served { component: runtime(component)?, module: runtime(module)?, asynchronous };
     serve(served, std::io::BufReader::new(std::io::stdin()), std::io::stdout())
 }

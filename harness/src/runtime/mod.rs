@@ -197,6 +197,8 @@ pub struct Registered {
     /// Its Canonical ABI is the reference's (the reference host lowers and lifts): where it
     /// and another engine end differently, the other one diverges from the spec.
     pub reference_abi: bool,
+    /// 🔀 Runs async worlds (the others report them as not supported, `ASYNC_UNSUPPORTED`).
+    pub asynchronous: bool,
     pub make: fn() -> Box<dyn Runtime>,
 }
 
@@ -208,6 +210,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Reference,
         compositions: false,
         reference_abi: true,
+        asynchronous: true,
         make: model::runtime,
     },
     Registered {
@@ -216,6 +219,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Default,
         compositions: true,
         reference_abi: false,
+        asynchronous: true,
         make: wasmtime::cranelift,
     },
     Registered {
@@ -224,6 +228,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Default,
         compositions: false,
         reference_abi: true,
+        asynchronous: false,
         make: wasmi::runtime,
     },
     Registered {
@@ -232,6 +237,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Default,
         compositions: false,
         reference_abi: true,
+        asynchronous: false,
         make: wasmtime_core::runtime,
     },
     Registered {
@@ -240,6 +246,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Optional,
         compositions: true,
         reference_abi: false,
+        asynchronous: true,
         make: wasmtime::winch,
     },
     Registered {
@@ -248,6 +255,7 @@ pub const REGISTRY: &[Registered] = &[
         role: Role::Optional,
         compositions: true,
         reference_abi: false,
+        asynchronous: true,
         make: wasmtime::pulley,
     },
 ];
