@@ -436,6 +436,24 @@ function isResult(t) {
 //   char` (validateGuestChar), `cannot leave component instance`, `cannot enter component
 //   instance`, `borrow handles still remain at the end of the call`.
 const TRAP_TABLE = [
+  // 🔀 jco's async runtime (feature `async`), each the message of one of its checks
+  [/waitable set still contains waitables/, 'waitable-set-busy'],
+  [/task \[\d+\] exited without resolution/, 'task-not-resolved'],
+  [/task \[\d+\]\s+is already resolved/, 'task-already-resolved'],
+  [/invalid async return value \[\d+\], outside callback code range/, 'invalid-callback-code'],
+  [/cannot drop future write end without first writing a value/, 'future-not-written'],
+  [/cannot write to stream after being notified that the readable end dropped/, 'copy-state'],
+  [/stream end is not copying, cannot cancel/, 'copy-state'],
+  [/cannot drop busy stream/, 'copy-state'],
+  [/deadlock detected: event loop cannot make further progress/, 'would-deadlock'],
+  [/missing waitable set \[\d+\]/, 'unknown-handle'],
+  [/missing waitable obj \(rep \[\d+\]\)/, 'unknown-handle'],
+  [/missing stream end \(tableIdx/, 'unknown-handle'],
+  [/invalid task state \[\w+\] for cancellation/, 'cancel-not-delivered'],
+  [/cannot have concurrent operations active on a future\/stream/, 'copy-state'],
+  [/cannot read from (stream|future) after (being notified|previous read succeeded)/, 'copy-state'],
+  [/streams must be in idle state/, 'copy-state'],
+  [/cannot lift stream while it's in a waitable set/, 'in-waitable-set'],
   // jco's own checks
   [/is not aligned to \d+/, 'misaligned-pointer'],
   [/invalid alignment: type with 32bit alignment/, 'misaligned-pointer'],
@@ -512,6 +530,11 @@ let inCall = false;
 
 /** A callback line to witness during a call (an import, a destructor); witness's `ok` value. */
 function callback(message, what) {
+  return callbackReply(message, what).ok;
+}
+
+/** `callback`, the whole reply (an import's `later` too). */
+function callbackReply(message, what) {
   if (!inCall) throw new AdapterError(`${what} called outside a call`);
   writeLine(message);
   const reply = readRequest();
@@ -521,7 +544,7 @@ function callback(message, what) {
   }
   if ('error' in reply) throw new ImportFailed(`witness failed the ${what}: ${reply.error}`);
   if (!('ok' in reply)) throw new AdapterError(`bad reply to the ${what}: ${JSON.stringify(reply)}`);
-  return reply.ok;
+  return reply;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,11 +705,15 @@ function makeImport(decl) {
     } catch (e) {
       throw e instanceof AdapterError || e instanceof BadHandle ? e : new AdapterError(`import ${decl.name} args: ${describe(e)}`);
     }
-    const ok = callback({ op: 'import', interface: decl.interface ?? null, name: decl.name, args }, `import ${decl.name}`);
-    if (decl.result === null || decl.result === undefined) return undefined;
+    const message = { op: 'import', interface: decl.interface ?? null, name: decl.name, args };
+    const reply = callbackReply(message, `import ${decl.name}`);
     // A top-level result is handed back as {tag:'ok'|'err', val}: jco's import wrapper takes
     // an object with such a tag as the result itself (and would treat anything else as ok).
-    return toJs(decl.result, ok);
+    const result = decl.result === null || decl.result === undefined ? undefined : toJs(decl.result, reply.ok);
+    // Feature `async`: an answer given later is a promise settled once the event loop has run
+    // what was ready (a macrotask), so the guest's call gets a STARTED subtask.
+    if (decl.async && reply.later === true) return new Promise((resolve) => setImmediate(() => resolve(result)));
+    return result;
   };
 }
 
@@ -830,7 +857,7 @@ function conversionReply(e) {
   return { error: `adapter: ${describe(e)}` };
 }
 
-function call(req) {
+async function call(req) {
   if (!instance) return { error: 'call before instantiate' };
   const iface = req.interface ?? null;
   const decl = compiled.exports.find((d) => (d.interface ?? null) === iface && d.name === req.name);
@@ -842,7 +869,19 @@ function call(req) {
   } catch (e) {
     return { error: `adapter: ${describe(e)}` };
   }
-  const { threw, value } = running(() => fn(...jsArgs));
+  let { threw, value } = running(() => fn(...jsArgs));
+  // Feature `async`: jco's async export returns a promise, settled when the task resolves.
+  if (!threw && decl.async && value && typeof value.then === 'function') {
+    inCall = true;
+    try {
+      value = await value;
+    } catch (e) {
+      threw = true;
+      value = e;
+    } finally {
+      inCall = false;
+    }
+  }
   const topResult = decl.result !== null && decl.result !== undefined && isResult(decl.result);
   if (threw) {
     const e = value;
@@ -879,7 +918,10 @@ function drop(req) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 2, features: ['resources'] });
+  // Feature `async` needs JSPI, which jco's async code uses (`WebAssembly.Suspending`): Node.js
+  // 24 with --experimental-wasm-jspi has it, Node.js 20 has not.
+  const features = typeof WebAssembly.Suspending === 'function' ? ['resources', 'async'] : ['resources'];
+  writeLine({ adapter: 'jco', version: jcoVersion(), protocol: 2, features });
   for (;;) {
     let req;
     try {
@@ -901,7 +943,7 @@ async function main() {
           reply = { ok: null };
           break;
         case 'call':
-          reply = call(req);
+          reply = await call(req);
           break;
         case 'drop':
           reply = drop(req);
