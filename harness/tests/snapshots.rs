@@ -1,6 +1,7 @@
 //! insta snapshots (under snapshots/) of reference behaviour worth reviewing as a whole:
 //! tricky layouts, the realloc trace of every string-encoding pair on tricky strings, a
-//! handle-table sequence, and the trap class of every trapping suite case. A change in any of them is a change in what witness says the spec
+//! handle-table sequence, the trap class of every trapping suite case, and 🔀 the guest's log
+//! in tricky async scenarios. A change in any of them is a change in what witness says the spec
 //! requires, so it must be reviewed (`cargo insta review`, see README).
 
 use std::fmt::Write as _;
@@ -220,4 +221,41 @@ fn suite_trap_classes() {
     }
     assert!(lines.len() >= 30, "only {} trapping cases", lines.len());
     snapshot!("suite_trap_classes", lines.join("\n"));
+}
+
+/// 🔀 What the guest logs on the reference in tricky async scenarios (the cases' own
+/// expectations check the key values; the trace shows the whole order for review). Entry k
+/// is export k's first call, 0x3000 + k (12288 + k) its callback (params: event code, p1,
+/// p2); `Import` is a built-in's or an import's flat results (by thunk); `Memory` what the
+/// guest logged of its memory (its heap at each entry, what it peeked, return areas).
+#[test]
+fn async_event_traces() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/conformance");
+    let scenarios = [
+        ("streams", "stream: two partial reads before the writer hears: its one event counts both"),
+        (
+            "streams",
+            "stream: the reader drops its end after a partial copy: the writer's event says DROPPED with the progress",
+        ),
+        ("streams", "stream: a read meeting a pending zero-length write completes the writer and waits itself"),
+        ("streams", "stream: cancelling a write that already copied: the event it had wins"),
+        ("streams", "future: a cancelled write may be written again, and the value arrives"),
+        ("async", "an async import answered later: STARTED, then a SUBTASK event with RETURNED and the result"),
+        ("async", "two calls waiting for the host, the second cancelled: WAIT gets the first's answer only"),
+        ("async", "a set's pending event goes to the callback of a WAIT"),
+    ];
+    let none = witness::suite::expectations::Expectations::default();
+    let mut out = String::new();
+    for (area, name) in scenarios {
+        let file = dir.join(format!("{area}.toml"));
+        let keep = |_: &str, n: &str, _: &[String]| n == name;
+        let rows = witness::suite::cases::run_file(&file, &[], &none, &keep).unwrap();
+        let row = rows.iter().find(|r| r.engine == "reference").unwrap_or_else(|| panic!("no case {area}/{name}"));
+        assert!(matches!(row.status, witness::suite::cases::Status::Passed), "{area}/{name}: {:?}", row.status);
+        writeln!(out, "{area}/{name}").unwrap();
+        for event in &row.trace {
+            writeln!(out, "  {event}").unwrap();
+        }
+    }
+    snapshot!("async_event_traces", out);
 }

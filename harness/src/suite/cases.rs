@@ -245,6 +245,9 @@ pub struct CaseResult {
     pub status: Status,
     /// The class of the trap that ended the case on this engine, if it ran and trapped.
     pub trap: Option<String>,
+    /// The reference's row: what its guest logged, an event a line (for snapshots).
+    #[serde(skip)]
+    pub trace: Vec<String>,
 }
 
 impl CaseResult {
@@ -264,12 +267,17 @@ pub(crate) struct Ran {
     pub engine: String,
     pub status: Status,
     pub trap: Option<String>,
+    pub trace: Vec<String>,
 }
 
 impl Ran {
     pub(crate) fn new(engine: &str, status: Status, outcome: Option<&Outcome>) -> Ran {
         let trap = outcome.and_then(Outcome::trap_kind).map(|k| k.name().to_string());
-        Ran { engine: engine.to_string(), status, trap }
+        let trace = match (engine == REFERENCE, outcome.and_then(|o| o.log.as_ref())) {
+            (true, Some(log)) => log.iter().map(|e| format!("{e:?}")).collect(),
+            _ => vec![],
+        };
+        Ran { engine: engine.to_string(), status, trap, trace }
     }
 }
 
@@ -896,7 +904,17 @@ pub fn run_file_reporting(
             if keep(area, &name, &[]) {
                 let (file, name, engine) = (file.to_path_buf(), name.clone(), REFERENCE.to_string());
                 let status = Status::Failed(why);
-                let row = CaseResult { file, line, name, rules: vec![], bugs: vec![], engine, status, trap: None };
+                let row = CaseResult {
+                    file,
+                    line,
+                    name,
+                    rules: vec![],
+                    bugs: vec![],
+                    engine,
+                    status,
+                    trap: None,
+                    trace: vec![],
+                };
                 report(&row);
                 out.push(row);
             }
@@ -925,6 +943,7 @@ pub fn run_file_reporting(
             engine: ran.engine,
             status: ran.status,
             trap: ran.trap,
+            trace: ran.trace,
         };
         let id = CaseId { area, name: &c.name };
         let rows = check_rules(c).and_then(|()| match &c.callee {
