@@ -197,9 +197,7 @@ impl AsyncState {
             )),
         }
     }
-}
 
-impl AsyncState {
     /// Give the oldest import answer held back (its subtask resolves: RETURNED, the result
     /// lowered into the guest); whether there was one.
     fn answer_later_import(&self) -> Result<bool, Trap> {
