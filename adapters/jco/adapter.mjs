@@ -449,6 +449,7 @@ const TRAP_TABLE = [
   [/missing waitable set \[\d+\]/, 'unknown-handle'],
   [/missing waitable obj \(rep \[\d+\]\)/, 'unknown-handle'],
   [/missing stream end \(tableIdx/, 'unknown-handle'],
+  [/missing error context \(handle \[\d+\]\)/, 'unknown-handle'],
   [/invalid task state \[\w+\] for cancellation/, 'cancel-not-delivered'],
   [/cannot have concurrent operations active on a future\/stream/, 'copy-state'],
   [/cannot read from (stream|future) after (being notified|previous read succeeded)/, 'copy-state'],

@@ -9,6 +9,7 @@ use super::strings::store_string;
 use super::trap::{Result, TrapKind, trap_if};
 use super::types::StringEncoding;
 use super::value::HostString;
+use crate::reference::reached::reached;
 
 /// `lift_error_context(cx, i)`: `Table.get`, so the element stays where it is (an error context
 /// is shared by every table it is lowered into, not moved).
@@ -25,6 +26,7 @@ pub fn lower_error_context(cx: &mut LiftLowerContext<'_>, v: &ErrorContext) -> R
 /// is `String(('', 'utf8', 0))`, so memory is not read (and a bad pointer is no trap here; a
 /// runtime that loads the message may trap on it, which the spec allows).
 pub fn canon_error_context_new(inst: &mut ComponentInstance, _ptr: u64, _tagged_code_units: u64) -> Result<u32> {
+    reached!(canon_error_context_new);
     trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "error-context.new while may_leave is false".into())?;
     inst.handles.add(ErrorContext { debug_message: HostString::new("", StringEncoding::Utf8) })
 }
@@ -32,6 +34,7 @@ pub fn canon_error_context_new(inst: &mut ComponentInstance, _ptr: u64, _tagged_
 /// `canon_error_context_debug_message(opts, i, ptr)`: the message is stored as a string
 /// (through realloc) at `ptr`.
 pub fn canon_error_context_debug_message(cx: &mut LiftLowerContext<'_>, i: u32, ptr: u64) -> Result<()> {
+    reached!(canon_error_context_debug_message);
     let may_leave = cx.inst().may_leave;
     trap_if(!may_leave, TrapKind::MayNotLeave, || "error-context.debug-message while may_leave is false".into())?;
     let message = cx.inst().handles.get(i)?.error_context("error-context.debug-message")?.debug_message.clone();
@@ -40,6 +43,7 @@ pub fn canon_error_context_debug_message(cx: &mut LiftLowerContext<'_>, i: u32, 
 
 /// `canon_error_context_drop(i)`: the element is removed, then checked.
 pub fn canon_error_context_drop(inst: &mut ComponentInstance, i: u32) -> Result<()> {
+    reached!(canon_error_context_drop);
     trap_if(!inst.may_leave, TrapKind::MayNotLeave, || "error-context.drop while may_leave is false".into())?;
     inst.handles.remove(i)?.error_context("error-context.drop")?;
     Ok(())

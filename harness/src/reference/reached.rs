@@ -143,6 +143,9 @@ pub const ASYNC_RULES: &[&str] = &[
     "SharedFutureImpl.write",
     "SharedFutureImpl.drop",
     "Subtask.drop",
+    "canon_error_context_new",
+    "canon_error_context_debug_message",
+    "canon_error_context_drop",
 ];
 
 thread_local! {

@@ -27,6 +27,7 @@ use crate::reference::concurrency::switch::LocalFuture;
 use crate::reference::concurrency::task::{CanonicalOptions, CoreFunc, FuncInst, OnCancel, OnResolve, core_func};
 use crate::reference::concurrency::{InstRef, Obj};
 use crate::reference::context::ComponentInstance;
+use crate::reference::error_context::{canon_error_context_drop, canon_error_context_new};
 use crate::reference::memory::Memory;
 use crate::reference::types::{FuncType, PtrType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
@@ -260,10 +261,36 @@ pub fn serve_async(model: &mut GuestModel, builtin: &AsyncImport, args: Vec<Flat
         async_: true,
         ..CanonicalOptions::default()
     };
-    let r = call_builtin(builtin, &opts, &args);
+    let r = match builtin {
+        AsyncImport::Builtin(name @ ("[error-context-new-utf8]" | "[error-context-drop]")) => {
+            error_context_builtin(name, &inst, &args)
+        }
+        _ => call_builtin(builtin, &opts, &args),
+    };
     std::mem::swap(model, &mut slot_mut(&slot)?.model);
     trade_state(model, &inst)?;
     r
+}
+
+/// 📝 `error-context.new` (in the deterministic profile: an empty message, memory unread) and
+/// `error-context.drop`, on the instance's table.
+fn error_context_builtin(
+    name: &str,
+    inst: &Weak<RefCell<ComponentInstance>>,
+    args: &[Flat],
+) -> Result<Vec<Flat>, Trap> {
+    let inst = inst.upgrade().ok_or_else(|| assertion("the component instance is gone"))?;
+    let mut inst = inst.try_borrow_mut().map_err(|_| assertion("the instance is in use"))?;
+    let word = |i: usize| match args.get(i) {
+        Some(Flat::I32(v)) => Ok(*v),
+        other => Err(assertion(format!("argument {i} of {name} is {other:?}"))),
+    };
+    match name {
+        "[error-context-new-utf8]" => {
+            Ok(vec![Flat::I32(canon_error_context_new(&mut inst, word(0)?.into(), word(1)?.into())?)])
+        }
+        _ => canon_error_context_drop(&mut inst, word(0)?).map(|()| vec![]),
+    }
 }
 
 /// The guest called async-lowered import `thunk` (of type `ft`) with `args`: the reference's
