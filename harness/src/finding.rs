@@ -430,6 +430,7 @@ fn realloc_field(prepared: &Prepared, answers: &[ReallocAnswer]) -> Result<Vec<S
 /// The `key = value` lines of one call (a case's own, or a step's).
 fn call_fields(prepared: &Prepared, call: &CallPlan) -> Result<Vec<String>> {
     let (name, ft) = prepared.exports.get(call.export as usize).ok_or_else(|| anyhow!("no export {}", call.export))?;
+    let is_async_call = ft.async_;
     let params: Vec<&ValType> = ft.params.iter().map(|(_, t)| t).collect();
     let mut lines = vec![format!("call = {}", quoted(name))];
     lines.push(format!("args = {}", quoted_list(&wave_list(&params, &call.args, false)?)));
@@ -479,14 +480,14 @@ fn call_fields(prepared: &Prepared, call: &CallPlan) -> Result<Vec<String>> {
                 if import.later {
                     fields.push("later = true".into());
                 }
-                if ft_async(prepared, call) {
+                if is_async_call {
                     words.push(format!("import:{}", imports.len()));
                 }
                 imports.push(format!("{{ {} }}", fields.join(", ")));
             }
         }
     }
-    if ft_async(prepared, call) {
+    if is_async_call {
         // As `build_case` ends a script that does not end an activation.
         if !words.is_empty() || activations.is_empty() {
             if !call.ops.contains(&GuestOp::TaskReturn) {
@@ -520,10 +521,6 @@ fn call_fields(prepared: &Prepared, call: &CallPlan) -> Result<Vec<String>> {
         lines.push(format!("imports = [{}]", imports.join(", ")));
     }
     Ok(lines)
-}
-
-fn ft_async(prepared: &Prepared, call: &CallPlan) -> bool {
-    prepared.exports.get(call.export as usize).is_some_and(|(_, ft)| ft.async_)
 }
 
 /// 🔀 A callback code in the suite's words.

@@ -78,18 +78,19 @@ fn a_world_that_only_imports_is_driven_through_witness_drive() {
     assert!(user.text.contains("export witness-drive: func();"), "{}", user.text);
 }
 
-#[test]
-fn guests_call_imports_with_the_host_handles_they_hold() {
+/// Over `seeds` resource plans of `world` in fixture `name`: how many import calls (only async
+/// ones if `only_async`) pass the guest's handles, and how many return handles to it.
+fn import_calls_with_handles(name: &str, world: &str, seeds: u64, only_async: bool) -> (usize, usize) {
     use witness::plan::resources::arbitrary_resource_steps;
     use witness::plan::{GuestOp, PlanConfig, StepPlan};
     use witness::runtime::Prepared;
     use witness::runtime::prepared::ImportType;
     use witness::runtime::resources::has_handles;
-    let user = UserWorld::load(&fixture("sensors"), Some("sensors")).unwrap();
-    let scheme = witness::encode::names::NameScheme::Standard;
+    let user = UserWorld::load(&fixture(name), Some(world)).unwrap();
+    let scheme = user.scheme(witness::encode::names::NameScheme::Standard);
     let prepared = Prepared::from_wit(&user.text, Some(&user.world), scheme, Default::default()).unwrap();
     let (mut passed, mut received) = (0, 0);
-    for seed in 0..200u64 {
+    for seed in 0..seeds {
         let data = witness::world::arbitrary::seed_bytes(seed, 4096);
         let mut u = arbitrary::Unstructured::new(&data);
         let Ok(Some(steps)) = arbitrary_resource_steps(&mut u, &prepared, &PlanConfig::default()) else { continue };
@@ -98,11 +99,20 @@ fn guests_call_imports_with_the_host_handles_they_hold() {
             for op in &call.ops {
                 let GuestOp::Import(imp) = op else { continue };
                 let ImportType::Func { ft, .. } = &prepared.imports[imp.thunk as usize] else { panic!() };
+                if only_async && !ft.async_ {
+                    continue;
+                }
                 passed += usize::from(ft.params.iter().any(|(_, t)| has_handles(t)));
                 received += usize::from(ft.result.as_ref().is_some_and(has_handles));
             }
         }
     }
+    (passed, received)
+}
+
+#[test]
+fn guests_call_imports_with_the_host_handles_they_hold() {
+    let (passed, received) = import_calls_with_handles("sensors", "sensors", 200, false);
     // `subscribe` and `devices` hand the guest handles; `is-ready`, `kind` and `wait` take them.
     assert!(passed > 20 && received > 20, "{passed} calls passed handles, {received} returned some");
 }
@@ -125,31 +135,7 @@ fn an_async_world_with_resources_runs_on_the_engines_that_run_async() {
 
 #[test]
 fn async_guests_call_async_imports_with_the_host_handles_they_hold() {
-    use witness::plan::resources::arbitrary_resource_steps;
-    use witness::plan::{GuestOp, PlanConfig, StepPlan};
-    use witness::runtime::Prepared;
-    use witness::runtime::prepared::ImportType;
-    use witness::runtime::resources::has_handles;
-    let user = UserWorld::load(&fixture("tasks"), Some("watcher")).unwrap();
-    let scheme = witness::encode::names::NameScheme::Legacy;
-    let prepared = Prepared::from_wit(&user.text, Some(&user.world), scheme, Default::default()).unwrap();
-    let (mut passed, mut received) = (0, 0);
-    for seed in 0..300u64 {
-        let data = witness::world::arbitrary::seed_bytes(seed, 4096);
-        let mut u = arbitrary::Unstructured::new(&data);
-        let Ok(Some(steps)) = arbitrary_resource_steps(&mut u, &prepared, &PlanConfig::default()) else { continue };
-        for step in &steps {
-            let StepPlan::Call(call) = step else { continue };
-            for op in &call.ops {
-                let GuestOp::Import(imp) = op else { continue };
-                let ImportType::Func { ft, .. } = &prepared.imports[imp.thunk as usize] else { panic!() };
-                if ft.async_ {
-                    passed += usize::from(ft.params.iter().any(|(_, t)| has_handles(t)));
-                    received += usize::from(ft.result.as_ref().is_some_and(has_handles));
-                }
-            }
-        }
-    }
+    let (passed, received) = import_calls_with_handles("tasks", "watcher", 300, true);
     // `[method]buffer.fill` and `read-all` take a buffer; `open` returns one.
     assert!(passed > 20 && received > 10, "{passed} async calls passed handles, {received} returned some");
 }

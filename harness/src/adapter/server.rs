@@ -48,28 +48,27 @@ impl Io {
         self.send(&reply)
     }
 
-    /// Send a callback to witness (an import call, a destructor); its answer (`ok`'s value).
-    fn callback(&mut self, message: &Json) -> Result<Json> {
+    /// Send a callback to witness (an import call, a destructor); its answer: `ok`'s value,
+    /// and the whole reply.
+    fn callback(&mut self, message: &Json) -> Result<(Json, Json)> {
         self.send(message)?;
         let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in a callback"))?;
         if let Some(e) = reply.get("error") {
             bail!("witness failed the callback {}: {e}", message["op"]);
         }
-        reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))
+        let ok = reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))?;
+        Ok((ok, reply))
     }
 
     /// Forward an import call to witness; its result, and 🔀 whether to give it later.
     fn import_call(&mut self, interface: Option<&str>, name: &str, args: Vec<Json>) -> Result<(Json, bool)> {
-        self.send(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))?;
-        let reply = self.receive()?.ok_or_else(|| anyhow!("input ended in a callback"))?;
-        if let Some(e) = reply.get("error") {
-            bail!("witness failed the import callback: {e}");
-        }
+        let (ok, reply) =
+            self.callback(&json!({ "op": "import", "interface": interface, "name": name, "args": args }))?;
         let later = match reply.get("later") {
             None | Some(Json::Null) => false,
             Some(b) => b.as_bool().ok_or_else(|| anyhow!("`later` is not a boolean in {reply}"))?,
         };
-        Ok((reply.get("ok").cloned().ok_or_else(|| anyhow!("bad reply to a callback: {reply}"))?, later))
+        Ok((ok, later))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext
 use crate::reference::flatten::{
     Context, FlattenOpts, MAX_FLAT_ASYNC_PARAMS, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_functype, flatten_type,
 };
+use crate::reference::handles::Table;
 use crate::reference::layout::{alignment, elem_size};
 use crate::reference::load::{CANONICAL_FLOAT32_NAN, CANONICAL_FLOAT64_NAN};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
@@ -426,8 +427,14 @@ fn async_call(case: &mut Case, prepared: &Prepared, ft: &FuncType, call: &CallPl
 /// Whether plans can drive a function (resources come with resource plans; 🔀 no plan makes
 /// stream or future values yet).
 pub fn plannable(ft: &FuncType) -> bool {
-    let types = || ft.params.iter().map(|(_, t)| t).chain(&ft.result);
-    !types().any(has_handles) && !types().any(contains_async_value)
+    !ft.params.iter().any(|(_, t)| has_handles(t))
+        && !ft.result.as_ref().is_some_and(has_handles)
+        && !moves_async_values(ft)
+}
+
+/// 🔀 Whether a function takes or returns streams or futures, which no plan makes yet.
+pub fn moves_async_values(ft: &FuncType) -> bool {
+    ft.params.iter().map(|(_, t)| t).chain(&ft.result).any(contains_async_value)
 }
 
 /// NaNs the host passes are canonical: engines may keep a NaN's payload where the reference
@@ -609,20 +616,22 @@ pub fn arbitrary_call(
     // gets a set of its own, which the guest WAITs on; the callback drops both.
     let yields = if ft.async_ { u.int_in_range(0..=2)? } else { 0 };
     let mut ops: Vec<GuestOp> = std::iter::repeat_n(GuestOp::Activation { code: CALLBACK_YIELD }, yields).collect();
-    let mut table = HandleIndices::default();
+    // The guest's table as the spec's `Table` numbers it (it starts empty: see `waits`).
+    let mut table: Table<()> = Table::default();
+    let full = |_: crate::reference::Trap| arbitrary::Error::IncorrectFormat;
     for imp in imports {
         let later = imp.later;
         ops.push(GuestOp::Import(imp));
         if let (true, Some(w)) = (later, &waits) {
-            let (subtask, set) = (table.add(), table.add());
+            let (subtask, set) = (table.add(()).map_err(full)?, table.add(()).map_err(full)?);
             let builtin = |thunk: u32, args: Vec<u32>| GuestOp::AsyncBuiltin { thunk, args };
             ops.push(builtin(w.set_new, vec![]));
             ops.push(builtin(w.join, vec![subtask, set]));
             ops.push(GuestOp::Activation { code: CALLBACK_WAIT | (set << 4) });
             ops.push(builtin(w.subtask_drop, vec![subtask]));
             ops.push(builtin(w.set_drop, vec![set]));
-            table.remove(subtask);
-            table.remove(set);
+            table.remove(subtask).map_err(full)?;
+            table.remove(set).map_err(full)?;
         }
     }
     Ok(Some(CallPlan { export, args, ops, result, realloc }))
@@ -638,39 +647,12 @@ struct WaitBuiltins {
 
 impl WaitBuiltins {
     fn of(prepared: &Prepared) -> Option<WaitBuiltins> {
-        let thunk = |name: &str| {
-            prepared
-                .imports
-                .iter()
-                .position(|i| matches!(i, ImportType::Async(AsyncImport::Builtin(b)) if *b == name))
-                .map(|t| t as u32)
-        };
         Some(WaitBuiltins {
-            set_new: thunk("[waitable-set-new]")?,
-            join: thunk("[waitable-join]")?,
-            subtask_drop: thunk("[subtask-drop]")?,
-            set_drop: thunk("[waitable-set-drop]")?,
+            set_new: prepared.builtin_thunk("[waitable-set-new]")?,
+            join: prepared.builtin_thunk("[waitable-join]")?,
+            subtask_drop: prepared.builtin_thunk("[subtask-drop]")?,
+            set_drop: prepared.builtin_thunk("[waitable-set-drop]")?,
         })
-    }
-}
-
-/// 🔀 The indices the guest's handle table gives, as `Table.add` and `Table.remove` do: the
-/// lowest unused index at first, then the last freed one.
-#[derive(Default)]
-struct HandleIndices {
-    len: u32,
-    free: Vec<u32>,
-}
-
-impl HandleIndices {
-    fn add(&mut self) -> u32 {
-        self.free.pop().unwrap_or_else(|| {
-            self.len += 1;
-            self.len
-        })
-    }
-    fn remove(&mut self, i: u32) {
-        self.free.push(i);
     }
 }
 

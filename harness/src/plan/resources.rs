@@ -5,14 +5,16 @@
 
 use arbitrary::Unstructured;
 
-use super::{CallPlan, GuestOp, GuestValues, ImportPlan, PlanConfig, StepPlan, arbitrary_values, plannable};
+use super::{
+    CallPlan, GuestOp, GuestValues, ImportPlan, PlanConfig, StepPlan, arbitrary_values, moves_async_values, plannable,
+};
 use crate::encode::protocol as p;
 use crate::reference::context::{BorrowScope, ComponentInstance, LiftLowerContext};
 use crate::reference::flatten::{MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, flatten_type, flatten_types};
 use crate::reference::handles::{canon_resource_drop, canon_resource_new};
 use crate::reference::lower_flat::{SpillTo, lower_flat_values};
 use crate::reference::memory::BumpHeap;
-use crate::reference::types::{FuncType, PtrType, ResourceType, StringEncoding, ValType, contains_async_value};
+use crate::reference::types::{FuncType, PtrType, ResourceType, StringEncoding, ValType};
 use crate::reference::value::{Flat, Value};
 use crate::runtime::Prepared;
 use crate::runtime::prepared::ImportType;
@@ -30,9 +32,7 @@ enum Param {
 /// A function whose handles are all top-level parameters (so the model knows where they land)
 /// and whose parameters do not spill.
 fn shape(ft: &FuncType) -> Option<Vec<Param>> {
-    // 🔀 No plan makes stream or future values yet.
-    let types = || ft.params.iter().map(|(_, t)| t).chain(&ft.result);
-    if flatten_types(&ft.param_types(), PtrType::I32).len() > MAX_FLAT_PARAMS || types().any(contains_async_value) {
+    if flatten_types(&ft.param_types(), PtrType::I32).len() > MAX_FLAT_PARAMS || moves_async_values(ft) {
         return None;
     }
     ft.params
@@ -266,7 +266,7 @@ pub fn arbitrary_resource_steps(
                 let types: Vec<&ValType> = ft.params.iter().map(|(_, t)| t).chain(&ft.result).collect();
                 types.iter().any(|t| has_handles(t))
                     && !types.iter().any(|t| has_handle_of(t, &is_guest_resource))
-                    && !types.iter().any(|t| contains_async_value(t))
+                    && !moves_async_values(ft)
                     && flatten_types(&ft.param_types(), PtrType::I32).len() <= MAX_FLAT_PARAMS
             }
             _ => false,

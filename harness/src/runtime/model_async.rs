@@ -281,10 +281,7 @@ fn error_context_builtin(
 ) -> Result<Vec<Flat>, Trap> {
     let inst = inst.upgrade().ok_or_else(|| assertion("the component instance is gone"))?;
     let mut inst = inst.try_borrow_mut().map_err(|_| assertion("the instance is in use"))?;
-    let word = |i: usize| match args.get(i) {
-        Some(Flat::I32(v)) => Ok(*v),
-        other => Err(assertion(format!("argument {i} of {name} is {other:?}"))),
-    };
+    let word = |i: usize| arg_word(args, i, name);
     match name {
         "[error-context-new-utf8]" => {
             Ok(vec![Flat::I32(canon_error_context_new(&mut inst, word(0)?.into(), word(1)?.into())?)])
@@ -354,14 +351,17 @@ fn run_once(what: &str, mut f: LocalFuture<Result<Vec<Flat>, Trap>>) -> Result<V
     }
 }
 
+/// Argument `i` of a built-in call, an i32.
+fn arg_word(args: &[Flat], i: usize, what: &str) -> Result<u32, Trap> {
+    match args.get(i) {
+        Some(Flat::I32(v)) => Ok(*v),
+        other => Err(assertion(format!("argument {i} of {what} is {other:?}"))),
+    }
+}
+
 fn call_builtin(builtin: &AsyncImport, opts: &CanonicalOptions, args: &[Flat]) -> Result<Vec<Flat>, Trap> {
     let mem = opts.memory.clone().ok_or_else(|| assertion("built-in options without memory"))?;
-    let word = |i: usize| -> Result<u32, Trap> {
-        match args.get(i) {
-            Some(Flat::I32(v)) => Ok(*v),
-            other => Err(assertion(format!("argument {i} of {} is {other:?}", builtin.describe()))),
-        }
-    };
+    let word = |i: usize| arg_word(args, i, &builtin.describe());
     match builtin {
         AsyncImport::TaskReturn { result, .. } => canon_task_return(result.as_ref(), opts, args.to_vec()),
         AsyncImport::Builtin(name) => match *name {

@@ -69,6 +69,16 @@ pub struct Prepared {
     pub dtors: Vec<(u32, String)>,
 }
 
+impl Prepared {
+    /// 🔀 The thunk of async built-in `core_name` (`[waitable-set-new]`), if the guest imports it.
+    pub fn builtin_thunk(&self, core_name: &str) -> Option<u32> {
+        self.imports
+            .iter()
+            .position(|i| matches!(i, ImportType::Async(AsyncImport::Builtin(b)) if *b == core_name))
+            .map(|t| t as u32)
+    }
+}
+
 /// Resources defined by interfaces the world exports: the guest implements them.
 fn guest_resources(wit: &Wit, world: WorldId) -> HashSet<TypeId> {
     let resolve = &wit.resolve;

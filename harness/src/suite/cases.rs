@@ -519,9 +519,7 @@ fn activation_ops(prepared: &Prepared, activation: &str, imports: &mut [Option<I
             }
             (name, args) => {
                 let thunk = prepared
-                    .imports
-                    .iter()
-                    .position(|i| matches!(i, ImportType::Async(AsyncImport::Builtin(b)) if b.trim_matches(['[', ']']) == name))
+                    .builtin_thunk(&format!("[{name}]"))
                     .ok_or_else(|| anyhow!("`{name}` is neither `return`, a callback code (exit, yield, wait:SET, code:N) nor an async built-in the guest imports"))?;
                 let args = args.map_or(Ok(vec![]), |a| a.split(',').map(number).collect::<Result<Vec<u32>>>())?;
                 GuestOp::AsyncBuiltin { thunk: thunk as u32, args }
